@@ -1,0 +1,40 @@
+# campaignd: `make run` starts the daemon, `make test` runs the tests. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test lint soak bench demo clean test-deps
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/campaignd --config daemon.toml serve
+
+demo: $(STAMP)
+	$(BIN)/campaignd --config daemon.toml demo
+
+# Everything the tests need beyond Python packages (browser, node clients) is installed here.
+test-deps: $(STAMP)
+	@if [ -x scripts/test-deps.sh ]; then scripts/test-deps.sh; fi
+
+test: test-deps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow"
+
+soak: test-deps
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,148 @@
+"""One actor per active campaign: the only owner of that campaign's counters.
+
+It is reached only through the ingest actor (so its inbox order is the journal's
+order), applies events to its `Ledger`, publishes what changed, and answers questions
+through `Reply` futures. Coming back from passivation it asks the loop to load its rows
+and keeps every message that arrives meanwhile, in order, until they are there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pykka
+import structlog
+
+from actors.bus import EventBus, StatsBoard
+from actors.ledger import Ledger
+from actors.messages import (
+    CampaignChanged,
+    CampaignEvents,
+    CampaignInfo,
+    CollectDirty,
+    GetStatistics,
+    GetTimeline,
+    Loaded,
+    RegisterMessages,
+)
+from actors.timefmt import iso_time
+from daemon.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+Loader = Callable[[int, "pykka.ActorRef[Any]"], None]
+
+
+class CampaignActor(pykka.ThreadingActor):
+    def __init__(
+        self,
+        info: CampaignInfo,
+        bus: EventBus,
+        board: StatsBoard,
+        metrics: Metrics,
+        loader: Loader | None,
+    ) -> None:
+        super().__init__()
+        self.info = info
+        self.bus = bus
+        self.board = board
+        self.metrics = metrics
+        self.ledger = Ledger()
+        self._loader = loader
+        self._stash: list[Any] | None = [] if loader is not None else None
+        self.log = log.bind(campaign_uuid=info.uuid)
+
+    def on_start(self) -> None:
+        if self._loader is not None:
+            self._loader(self.info.no, self.actor_ref)
+
+    def on_receive(self, message: Any) -> Any:
+        try:
+            if self._stash is not None and not isinstance(message, Loaded):
+                self._stash.append(message)
+                return None
+            return self._handle(message)
+        except Exception:  # one bad message must not kill the campaign (SPEC 1.1)
+            self.log.exception("campaign.message_failed", message=type(message).__name__)
+            return None
+
+    def _handle(self, message: Any) -> Any:
+        if isinstance(message, CampaignEvents):
+            self._apply(message)
+        elif isinstance(message, RegisterMessages):
+            self._register(message)
+        elif isinstance(message, GetStatistics):
+            message.reply.set(self.statistics())
+        elif isinstance(message, GetTimeline):
+            message.reply.set(self.ledger.timeline_points(message.points))
+        elif isinstance(message, CollectDirty):
+            rows = [
+                (*self.ledger.row_state(row), self.info.no, row)
+                for row in self.ledger.take_dirty()
+            ]
+            message.sink.add(self.info.no, rows, orjson.dumps(self.statistics()).decode())
+        elif isinstance(message, Loaded):
+            self._loaded(message)
+        return None
+
+    def statistics(self) -> dict[str, Any]:
+        stats = self.ledger.statistics()
+        stats["updated_at"] = iso_time(self.ledger.updated_at or time.time())
+        return stats
+
+    def _apply(self, message: CampaignEvents) -> None:
+        changed: list[int] = []
+        applied = duplicate = 0
+        ledger = self.ledger
+        for row, event in message.items:
+            if row >= len(ledger):
+                self.log.warning("campaign.unknown_row", row=row)
+                continue
+            if ledger.apply(row, event.level, event.failed, event.at, event.reason):
+                changed.append(row)
+                applied += 1
+            else:
+                duplicate += 1
+        if applied:
+            self.metrics.events.labels(message.source, "applied").inc(applied)
+        if duplicate:
+            self.metrics.events.labels(message.source, "duplicate").inc(duplicate)
+        if changed:
+            self._publish(changed)
+
+    def _register(self, message: RegisterMessages) -> None:
+        ledger = self.ledger
+        rows: list[int] = []
+        for m in message.messages:
+            before = len(ledger)
+            at = m.registered_at
+            stamps = [at, *(at if m.level >= s else 0.0 for s in range(1, 6)),
+                      at if m.failed else 0.0]
+            ledger.add(m.row, m.registered_at, m.level, m.failed, m.reason, stamps)
+            if len(ledger) > before:
+                rows.append(m.row)
+        if rows:
+            self._publish(rows)
+        if message.reply is not None:
+            message.reply.set(len(rows))
+
+    def _publish(self, rows: list[int]) -> None:
+        stats = self.statistics()
+        self.board.publish(self.info.no, stats)
+        ledger = self.ledger
+        states = tuple((row, *ledger.row_state(row)) for row in rows[-500:])
+        self.bus.publish(CampaignChanged(self.info, stats, states))
+
+    def _loaded(self, message: Loaded) -> None:
+        self.ledger.load_rows(message.rows)
+        if not message.done:
+            return
+        self.ledger.dirty.clear()
+        self.board.publish(self.info.no, self.statistics())
+        stash, self._stash = self._stash or [], None
+        self.log.debug("campaign.loaded", rows=len(self.ledger), stashed=len(stash))
+        for queued in stash:
+            self.on_receive(queued)

@@ -1,0 +1,113 @@
+"""Message id -> (campaign, row): the routing table of the ingest actor.
+
+A dict of a million id strings costs ~140 bytes per message before any state is kept,
+so ids are reduced to a stable 64-bit hash (stored with each message row, so a restart
+loads integers, not strings) in an open-addressing table of two flat arrays. Two
+registered ids with the same hash are detected at registration, when the store tells us
+the id is new; the later one lives in a small overflow dict keyed by the full id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+
+EMPTY = 0
+
+
+def id_hash(message_id: str) -> int:
+    """Stable signed 64-bit hash of a bare message id (never 0, which marks empty)."""
+    digest = hashlib.blake2b(message_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    value = int.from_bytes(digest, "little", signed=True)
+    return value or 1
+
+
+def pack(campaign_no: int, row: int) -> int:
+    return (campaign_no << 32) | row
+
+
+def unpack(value: int) -> tuple[int, int]:
+    return value >> 32, value & 0xFFFFFFFF
+
+
+class MessageIndex:
+    """Open addressing with linear probing; grows at 70 % load."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        size = 1
+        while size < capacity:
+            size <<= 1
+        self._keys = array("q", bytes(8 * size))
+        self._values = array("Q", bytes(8 * size))
+        self._mask = size - 1
+        self._size = 0
+        self.overflow: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return self._size + len(self.overflow)
+
+    def _slot(self, h: int) -> int:
+        keys = self._keys
+        mask = self._mask
+        i = (h ^ (h >> 29)) & mask
+        while True:
+            k = keys[i]
+            if k in (EMPTY, h):
+                return i
+            i = (i + 1) & mask
+
+    def get(self, message_id: str, h: int | None = None) -> tuple[int, int] | None:
+        if self.overflow:
+            hit = self.overflow.get(message_id)
+            if hit is not None:
+                return unpack(hit)
+        if h is None:
+            h = id_hash(message_id)
+        i = self._slot(h)
+        if self._keys[i] == EMPTY:
+            return None
+        return unpack(self._values[i])
+
+    def add(self, message_id: str, campaign_no: int, row: int, h: int | None = None) -> None:
+        """Add an id the store has just confirmed to be new."""
+        if h is None:
+            h = id_hash(message_id)
+        value = pack(campaign_no, row)
+        i = self._slot(h)
+        if self._keys[i] == h:
+            if self._values[i] != value:
+                self.overflow[message_id] = value  # a true hash collision
+            return
+        self._keys[i] = h
+        self._values[i] = value
+        self._size += 1
+        if self._size * 10 > len(self._keys) * 7:
+            self._grow()
+
+    def load(self, h: int, campaign_no: int, row: int) -> bool:
+        """Add a stored entry at start-up; False when its hash is taken (needs the id)."""
+        value = pack(campaign_no, row)
+        i = self._slot(h)
+        if self._keys[i] == h:
+            return self._values[i] == value
+        self._keys[i] = h
+        self._values[i] = value
+        self._size += 1
+        if self._size * 10 > len(self._keys) * 7:
+            self._grow()
+        return True
+
+    def _grow(self) -> None:
+        old_keys, old_values = self._keys, self._values
+        size = len(old_keys) * 2
+        self._keys = array("q", bytes(8 * size))
+        self._values = array("Q", bytes(8 * size))
+        self._mask = size - 1
+        for k, v in zip(old_keys, old_values, strict=True):
+            if k != EMPTY:
+                i = self._slot(k)
+                self._keys[i] = k
+                self._values[i] = v
+
+    def memory_bytes(self) -> int:
+        return self._keys.itemsize * len(self._keys) * 2

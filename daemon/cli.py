@@ -1,0 +1,123 @@
+"""The `campaignd` command: serve, check-config (and more commands as they land)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from daemon.config import Config, ConfigError, default_config_path, load_config
+from daemon.logging import configure_logging
+
+log = structlog.get_logger(__name__)
+
+# Extra subcommands register here: name -> (help, add_arguments, run(args) -> exit code).
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
+                          Callable[[argparse.Namespace], int]]] = {}
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = Path(args.config) if args.config else default_config_path()
+    return load_config(path)
+
+
+def page_url(config: Config, port: int) -> str:
+    host = config["server.host"]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return config["server.public_url"] or f"http://{shown}:{port}/"
+
+
+async def serve(config: Config, on_listening: Callable[[str], None] | None = None) -> int:
+    from web.app import make_app
+
+    app = make_app(config)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=3, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config["server.host"], config["server.port"],
+                       reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("serve.listen_failed", host=config["server.host"],
+                  port=config["server.port"], error=str(exc))
+        await runner.cleanup()
+        return 1
+    server = site._server
+    port = server.sockets[0].getsockname()[1] if server and server.sockets else 0
+    url = page_url(config, port)
+    print(f"campaignd listening on {url}", flush=True)
+    log.info("serve.listening", url=url)
+    if on_listening is not None:
+        on_listening(url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("serve.stopping")
+    await runner.cleanup()
+    log.info("serve.stopped")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    configure_logging(config["log.level"], config["log.format"])
+    return asyncio.run(serve(config))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _config(args)
+    print(json.dumps(config.masked(), indent=2, sort_keys=True))
+    print(f"configuration OK ({config.path or 'built-in defaults'})", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="campaignd",
+        description="Send WhatsApp broadcast campaigns and track their ACKs live.",
+    )
+    parser.add_argument("--config", metavar="PATH",
+                        help="daemon.toml to read (default: $CAMPAIGND_CONFIG, else "
+                        "./daemon.toml if present, else built-in defaults)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("serve", help="run the daemon in the foreground")
+    p.set_defaults(run=cmd_serve)
+    p = sub.add_parser("check-config",
+                       help="check the configuration and print it with secrets masked")
+    p.set_defaults(run=cmd_check_config)
+    for name, (help_text, add_args, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        add_args(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        args = parser.parse_args([*(argv or sys.argv[1:]), "serve"])
+    try:
+        return int(args.run(args))
+    except ConfigError as exc:
+        print("campaignd: the configuration has problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

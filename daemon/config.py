@@ -1,0 +1,287 @@
+"""Configuration: daemon.toml, overridden by environment variables, checked all at once.
+
+Every key is declared once in `KEYS` with its type, default, allowed values and help.
+Loading collects every problem (unknown key with a "did you mean", wrong type, out of
+range, missing secret) and raises one `ConfigError` listing them all, each naming the
+key, the bad value and what is allowed, as Mopidy does.
+
+Environment: `CAMPAIGND_` + the dotted key in upper case with `__` for each dot, e.g.
+`CAMPAIGND_SERVER__PORT=9000` or `CAMPAIGND_WEBHOOKS__CLOUD__APP_SECRET=...`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CAMPAIGND_"
+SOURCES = ("webjs", "waha", "evolution", "cloud", "twilio")
+# The key that authenticates each webhook source (SPEC 3.1).
+SOURCE_SECRET = {
+    "webjs": "webhooks.webjs.secret",
+    "waha": "webhooks.waha.hmac_key",
+    "evolution": "webhooks.evolution.apikey",
+    "cloud": "webhooks.cloud.app_secret",
+    "twilio": "webhooks.twilio.auth_token",
+}
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type | tuple[type, ...]
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    secret: bool = False
+    check: Callable[[Any], str | None] | None = None
+
+
+def _tokens_check(value: Any) -> str | None:
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping) or not isinstance(item.get("token"), str):
+            return f"item {i} must be a table with a string 'token'"
+        if len(item["token"]) < 16:
+            return f"item {i}: a token must be at least 16 characters"
+        ws = item.get("workspace", "*")
+        if ws != "*" and not (isinstance(ws, int) and not isinstance(ws, bool)):
+            return f"item {i}: 'workspace' must be a workspace id (integer) or \"*\""
+    return None
+
+
+KEYS: dict[str, Key] = {
+    "server.host": Key(str, "127.0.0.1", "Address to listen on."),
+    "server.port": Key(int, 8080, "TCP port (Reverb's default, so Echo needs no change).",
+                       minimum=0, maximum=65535),
+    "server.max_body_bytes": Key(int, 4 * 1024 * 1024, "Largest accepted request body.",
+                                 minimum=1024, maximum=64 * 1024 * 1024),
+    "server.public_url": Key(str, "", "URL the daemon is reached at (for links and Twilio)."),
+    "store.path": Key(str, "campaignd.sqlite3",
+                      "SQLite file; relative paths are relative to the config file's folder."),
+    "store.synchronous": Key(str, "NORMAL", "SQLite synchronous mode. NORMAL survives a crash "
+                             "of the process (kill -9); FULL also a power loss.",
+                             choices=("NORMAL", "FULL")),
+    "store.busy_timeout_ms": Key(int, 2000, "How long a write waits for a lock before 503.",
+                                 minimum=0, maximum=60000),
+    "store.checkpoint_interval": Key((int, float), 2.0,
+                                     "Seconds between checkpoints (rows written, journal "
+                                     "compacted).", minimum=0.05, maximum=3600),
+    "ingest.ack_numbering": Key(str, "webjs", "Numbering of integer ACKs on /webhooks/webjs and "
+                                "/webhooks/waha: whatsapp-web.js or raw Baileys statuses.",
+                                choices=("webjs", "baileys")),
+    "ingest.orphan_ttl": Key((int, float), 3600.0, "Seconds an ACK for an unregistered message "
+                             "id is kept before it is dropped and counted.",
+                             minimum=1, maximum=30 * 86400),
+    "ingest.passivate_after": Key((int, float), 300.0, "Idle seconds before a campaign actor "
+                                  "is stopped (it comes back on demand).",
+                                  minimum=0.1, maximum=86400),
+    "webhooks.webjs.enabled": Key(bool, True, "Accept /webhooks/webjs."),
+    "webhooks.webjs.secret": Key(str, "", "HMAC-SHA256 key for X-Signature (or Bearer token).",
+                                 secret=True),
+    "webhooks.waha.enabled": Key(bool, True, "Accept /webhooks/waha."),
+    "webhooks.waha.hmac_key": Key(str, "", "HMAC-SHA512 key for X-Webhook-Hmac.", secret=True),
+    "webhooks.evolution.enabled": Key(bool, True, "Accept /webhooks/evolution."),
+    "webhooks.evolution.apikey": Key(str, "", "Token expected as 'apikey' (body or header).",
+                                     secret=True),
+    "webhooks.cloud.enabled": Key(bool, True, "Accept /webhooks/cloud."),
+    "webhooks.cloud.app_secret": Key(str, "", "Meta app secret for X-Hub-Signature-256.",
+                                     secret=True),
+    "webhooks.cloud.verify_token": Key(str, "", "Token for the GET subscription handshake.",
+                                       secret=True),
+    "webhooks.twilio.enabled": Key(bool, True, "Accept /webhooks/twilio."),
+    "webhooks.twilio.auth_token": Key(str, "", "Twilio auth token for X-Twilio-Signature.",
+                                      secret=True),
+    "webhooks.twilio.public_url": Key(str, "", "The exact callback URL configured at Twilio "
+                                      "(signatures cover it); default: the request's URL."),
+    "api.tokens": Key(list, [], "Bearer tokens: [{token = \"...\", workspace = 1 | \"*\"}]. "
+                      "Empty: the API is open (only allowed on loopback).", secret=True,
+                      check=_tokens_check),
+    "pusher.app_id": Key(str, "campaignd", "Pusher app id (informational)."),
+    "pusher.app_key": Key(str, "campaignd-key", "Pusher app key: clients connect to /app/{key}."),
+    "pusher.app_secret": Key(str, "campaignd-secret", "Signs private-channel auth.", secret=True),
+    "pusher.activity_timeout": Key(int, 30, "Seconds of silence before a client pings.",
+                                   minimum=5, maximum=600),
+    "pusher.coalesce_ms": Key(int, 100, "At most one statistics push per campaign per interval.",
+                              minimum=0, maximum=10000),
+    "pusher.allow_public_channels": Key(bool, True, "Allow channels without the private- prefix."),
+    "log.level": Key(str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
+    "log.format": Key(str, "auto", "auto: readable on a terminal, JSON lines otherwise.",
+                      choices=("auto", "json", "console")),
+}
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Config:
+    """The effective configuration: every key of `KEYS`, validated."""
+
+    def __init__(self, values: dict[str, Any], base_dir: Path, path: Path | None) -> None:
+        self.values = values
+        self.base_dir = base_dir
+        self.path = path
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        values = dict(self.values)
+        for key, value in overrides.items():
+            values[key.replace("__", ".")] = value
+        return Config(values, self.base_dir, self.path)
+
+    @property
+    def db_path(self) -> Path:
+        path = Path(self["store.path"])
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def on_loopback(self) -> bool:
+        return is_loopback(self["server.host"])
+
+    def masked(self) -> dict[str, Any]:
+        return {k: ("***" if KEYS[k].secret and v else v) for k, v in sorted(self.values.items())}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and not any(k == dotted for k in KEYS):
+            out.update(_flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX) and name != "CAMPAIGND_CONFIG":
+            out[name[len(ENV_PREFIX):].lower().replace("__", ".")] = value
+    return out
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper().replace(".", "__")
+
+
+def _coerce_env(key: Key, raw: str) -> Any:
+    """Environment values are strings: read them as the key's type wants."""
+    types = key.type if isinstance(key.type, tuple) else (key.type,)
+    if bool in types:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        return raw
+    if list in types:
+        try:
+            return tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            return raw
+    for t in types:
+        if t in (int, float):
+            try:
+                return t(raw)
+            except ValueError:
+                continue
+    return raw
+
+
+def _check(name: str, key: Key, value: Any) -> str | None:
+    types = key.type if isinstance(key.type, tuple) else (key.type,)
+    type_ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if not type_ok:
+        wanted = " or ".join(t.__name__ for t in types)
+        return f"{name} = {value!r}: must be {wanted}"
+    if key.choices is not None and value not in key.choices:
+        return f"{name} = {value!r}: must be one of {', '.join(map(repr, key.choices))}"
+    if key.minimum is not None and value < key.minimum:
+        return f"{name} = {value!r}: must be at least {key.minimum}"
+    if key.maximum is not None and value > key.maximum:
+        return f"{name} = {value!r}: must be at most {key.maximum}"
+    if key.check is not None:
+        problem = key.check(value)
+        if problem:
+            return f"{name}: {problem}"
+    return None
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, merge and check the configuration; raise ConfigError listing every problem."""
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = _flatten(tomllib.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            problems.append(f"config file {path}: not found")
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(f"config file {path}: not valid TOML: {exc}")
+    for name in raw:
+        if name not in KEYS:
+            hint = difflib.get_close_matches(name, KEYS, n=1)
+            suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
+            problems.append(f"{name}: unknown key{suffix}")
+    values = {name: key.default for name, key in KEYS.items()}
+    values.update({k: v for k, v in raw.items() if k in KEYS})
+    for name, value in _from_env(environ).items():
+        if name not in KEYS:
+            hint = difflib.get_close_matches(name, KEYS, n=1)
+            suffix = f" (did you mean {env_name(hint[0])}?)" if hint else ""
+            problems.append(f"{env_name(name)}: unknown setting{suffix}")
+            continue
+        values[name] = _coerce_env(KEYS[name], value)
+    for name, key in KEYS.items():
+        problem = _check(name, key, values[name])
+        if problem:
+            problems.append(problem)
+        elif float in (key.type if isinstance(key.type, tuple) else (key.type,)):
+            values[name] = float(values[name])
+    if not problems and not is_loopback(values["server.host"]):
+        for source in SOURCES:
+            secret = SOURCE_SECRET[source]
+            if values[f"webhooks.{source}.enabled"] and not values[secret]:
+                problems.append(
+                    f"{secret}: required when server.host = {values['server.host']!r} is not a"
+                    f" loopback address (or set webhooks.{source}.enabled = false)"
+                )
+        if not values["api.tokens"]:
+            problems.append(
+                f"api.tokens: required when server.host = {values['server.host']!r} is not a"
+                " loopback address"
+            )
+    if problems:
+        raise ConfigError(problems)
+    base = path.parent.resolve() if path is not None else Path.cwd()
+    return Config(values, base, path)
+
+
+def default_config_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    environ = os.environ if environ is None else environ
+    if environ.get("CAMPAIGND_CONFIG"):
+        return Path(environ["CAMPAIGND_CONFIG"])
+    local = Path("daemon.toml")
+    return local if local.exists() else None

@@ -1,0 +1,65 @@
+"""Prometheus metrics, one registry per daemon instance (tests run several at once)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events = Counter(
+            "campaignd_events_ingested",
+            "Status events by source and outcome (applied, duplicate, orphaned, rejected).",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.orphans_pending = Gauge(
+            "campaignd_orphans_pending", "Events waiting for their message id.", registry=r
+        )
+        self.orphans_expired = Counter(
+            "campaignd_orphans_expired",
+            "Orphan events dropped because their id was never registered.",
+            registry=r,
+        )
+        self.webhook_latency = Histogram(
+            "campaignd_webhook_seconds",
+            "Time from a webhook's arrival to its answer.",
+            ["source"],
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.journal_commit = Histogram(
+            "campaignd_journal_commit_seconds",
+            "Duration of one group commit of the journal.",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5),
+            registry=r,
+        )
+        self.journal_batch = Histogram(
+            "campaignd_journal_batch_requests",
+            "Requests sharing one journal commit.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=r,
+        )
+        self.snapshot_seconds = Histogram(
+            "campaignd_snapshot_seconds",
+            "Duration of a checkpoint (collect dirty rows, write, compact the journal).",
+            registry=r,
+        )
+        self.active_campaigns = Gauge(
+            "campaignd_active_campaign_actors", "Campaign actors in memory.", registry=r
+        )
+        self.ws_connections = Gauge(
+            "campaignd_websocket_connections", "Open WebSocket connections.", registry=r
+        )
+        self.ws_frames = Counter(
+            "campaignd_websocket_frames",
+            "WebSocket frames sent, and updates dropped by coalescing.",
+            ["outcome"],
+            registry=r,
+        )
+        self.sends = Counter(
+            "campaignd_sends", "Send attempts by gateway and outcome.", ["gateway", "outcome"],
+            registry=r,
+        )

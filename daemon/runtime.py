@@ -1,0 +1,223 @@
+"""Everything the daemon runs, started in order and stopped in reverse, in one place.
+
+Start: store -> state from SQLite (campaigns, id index, orphans) -> ingest actor ->
+journal replay -> journal writer -> checkpointer. Stop: checkpointer -> journal (commits
+what waits) -> final checkpoint -> actors -> store. The aiohttp app runs this from its
+cleanup_ctx, after aiohttp itself has stopped accepting and closed the WebSockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pykka
+import structlog
+
+from actors.bus import EventBus, StatsBoard
+from actors.campaign import CampaignActor
+from actors.index import MessageIndex
+from actors.ingest import IngestActor
+from actors.messages import (
+    ApplyEvents,
+    CampaignCreated,
+    CampaignInfo,
+    Loaded,
+    RegisterMessages,
+    Reply,
+    StatusEvent,
+)
+from actors.orphans import OrphanShelf
+from daemon.config import Config
+from daemon.metrics import Metrics
+from store.campaigns import CampaignStore
+from store.checkpoint import Checkpointer
+from store.db import Store
+from store.journal import BatchStats, Journal, journal_tail
+
+log = structlog.get_logger(__name__)
+
+
+class Runtime:
+    def __init__(self, config: Config) -> None:
+        from web.auth import TokenBook, webhook_auth
+
+        self.config = config
+        self.metrics = Metrics()
+        self.store = Store(config.db_path, config["store.busy_timeout_ms"],
+                           config["store.synchronous"])
+        self.campaigns = CampaignStore(self.store)
+        self.bus = EventBus()
+        self.board = StatsBoard()
+        self.webhook_auth = webhook_auth(config)
+        self.tokens = TokenBook(config["api.tokens"])
+        self.journal = Journal(self.store, self._dispatch)
+        self.ingest: pykka.ActorRef[Any] | None = None
+        self.checkpointer: Checkpointer | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.ready = False
+        self.started_at = time.time()
+        self.replayed_events = 0
+        # Other parts (broadcaster, sender) add (start, stop) hooks here.
+        self.extensions: list[Any] = []
+
+    # --- start / stop -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        await self.store.open()
+        await self.campaigns.load_next_rows()
+        infos = await self.campaigns.all_infos()
+        index = await self._load_index()
+        orphans = await self._load_orphans()
+        checkpoint_seq = int(await self.store.get_meta("checkpoint_seq") or 0)
+        self.ingest = IngestActor.start(
+            index, infos, orphans, self._start_campaign_actor, self.metrics,
+            self.config["ingest.passivate_after"], checkpoint_seq,
+        )
+        self.replayed_events = await self._replay(checkpoint_seq)
+        await self.journal.start()
+        self.checkpointer = Checkpointer(self.store, self.ingest, self.metrics,
+                                         self.config["store.checkpoint_interval"])
+        self.checkpointer.start()
+        for ext in self.extensions:
+            await ext.start(self)
+        self.ready = True
+        log.info("runtime.started", campaigns=len(infos), messages=len(index),
+                 orphans=len(orphans), replayed_events=self.replayed_events,
+                 seconds=round(time.perf_counter() - started, 3))
+
+    async def stop(self) -> None:
+        self.ready = False
+        for ext in reversed(self.extensions):
+            try:
+                await ext.stop(self)
+            except Exception:
+                log.exception("runtime.extension_stop_failed", extension=type(ext).__name__)
+        if self.checkpointer is not None:
+            await self.checkpointer.stop()
+        await self.journal.close()
+        if self.checkpointer is not None and self.ingest is not None:
+            try:
+                seq = await self.checkpointer.run()
+                log.info("runtime.final_checkpoint", seq=seq)
+            except Exception as exc:  # the journal still has everything: replayed at start
+                log.error("runtime.final_checkpoint_failed", error=str(exc))
+        if self.ingest is not None:
+            ingest, self.ingest = self.ingest, None
+            await asyncio.get_running_loop().run_in_executor(None, _stop_actor, ingest)
+        await self.store.close()
+        log.info("runtime.stopped")
+
+    # --- loading state ----------------------------------------------------------------
+
+    async def _load_index(self) -> MessageIndex:
+        count = await self.store.fetchone("SELECT COUNT(*) FROM messages WHERE h IS NOT NULL")
+        index = MessageIndex(capacity=max(1024, int(count[0] * 1.5)))
+        collided: list[tuple[int, int]] = []
+        after = (-1, -1)
+        while True:
+            rows = await self.store.fetchall(
+                "SELECT campaign_no, row, h FROM messages WHERE h IS NOT NULL AND"
+                " (campaign_no, row) > (?, ?) ORDER BY campaign_no, row LIMIT 50000",
+                after,
+            )
+            if not rows:
+                break
+            for no, row, h in rows:
+                if not index.load(h, no, row):
+                    collided.append((no, row))
+            after = (rows[-1][0], rows[-1][1])
+        for no, row in collided:
+            hit = await self.store.fetchone(
+                "SELECT message_id FROM messages WHERE campaign_no = ? AND row = ?", (no, row))
+            index.add(hit[0], no, row)
+        return index
+
+    async def _load_orphans(self) -> OrphanShelf:
+        import orjson
+
+        shelf = OrphanShelf(self.config["ingest.orphan_ttl"])
+        rows = await self.store.fetchall(
+            "SELECT source, event, received_at FROM orphans ORDER BY id")
+        for source, blob, received_at in rows:
+            shelf.keep(source, StatusEvent.from_row(orjson.loads(blob)), received_at,
+                       durable=True)
+        self.metrics.orphans_pending.set(len(shelf))
+        return shelf
+
+    async def _replay(self, after_seq: int) -> int:
+        assert self.ingest is not None
+        total = 0
+        async for seq, source, events in journal_tail(self.store, after_seq):
+            self.ingest.tell(ApplyEvents(((source, events),), seq))
+            total += len(events)
+        if total:
+            log.info("runtime.journal_replayed", events=total)
+        return total
+
+    # --- called from actors and the journal -------------------------------------------
+
+    def _dispatch(self, groups: list[tuple[str, tuple[StatusEvent, ...]]], seq: int,
+                  stats: BatchStats) -> None:
+        """After a journal commit (on the loop): hand the events to the ingest actor."""
+        assert self.ingest is not None
+        self.ingest.tell(ApplyEvents(tuple(groups), seq))
+        self.metrics.journal_commit.observe(stats.seconds)
+        self.metrics.journal_batch.observe(stats.requests)
+
+    def _start_campaign_actor(self, info: CampaignInfo, load: bool) -> pykka.ActorRef[Any]:
+        """Called in the ingest actor's thread."""
+        loader = self._request_load if load else None
+        return CampaignActor.start(info, self.bus, self.board, self.metrics, loader)
+
+    def _request_load(self, campaign_no: int, ref: pykka.ActorRef[Any]) -> None:
+        """Called in a campaign actor's thread: load its rows on the loop, tell them back."""
+        assert self.loop is not None
+        try:
+            self.loop.call_soon_threadsafe(
+                lambda: asyncio.ensure_future(self._load_campaign(campaign_no, ref)))
+        except RuntimeError:
+            pass  # the loop is closed: we are shutting down
+
+    async def _load_campaign(self, campaign_no: int, ref: pykka.ActorRef[Any]) -> None:
+        for attempt in range(1, 1000):
+            try:
+                infos = await self.campaigns.all_infos()
+                info = infos[campaign_no]
+                async for chunk in self.campaigns.state_rows(campaign_no):
+                    ref.tell(Loaded(info, chunk, done=False))
+                ref.tell(Loaded(info, [], done=True))
+                return
+            except pykka.ActorDeadError:
+                return
+            except Exception as exc:
+                log.warning("runtime.campaign_load_failed", campaign_no=campaign_no,
+                            attempt=attempt, error=str(exc))
+                await asyncio.sleep(min(5.0, 0.2 * attempt))
+
+    # --- used by the web layer --------------------------------------------------------
+
+    def campaign_created(self, info: CampaignInfo) -> None:
+        assert self.ingest is not None
+        self.ingest.tell(CampaignCreated(info))
+
+    def register(self, message: RegisterMessages) -> None:
+        assert self.ingest is not None
+        self.ingest.tell(message)
+
+    async def ask(self, message_factory: Any, timeout: float = 10.0) -> Any:
+        """Send a message carrying a Reply through the ingest actor; await the answer."""
+        assert self.ingest is not None
+        reply = Reply.new()
+        self.ingest.tell(message_factory(reply))
+        return await asyncio.wait_for(reply.future, timeout)
+
+
+def _stop_actor(ref: pykka.ActorRef[Any]) -> None:
+    try:
+        ref.stop(block=True, timeout=10)
+    except (pykka.ActorDeadError, pykka.Timeout):
+        pass

@@ -1,0 +1,269 @@
+"""Campaigns and message rows: creation, registration and the reads the API serves."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+import uuid as uuidlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from actors.index import id_hash
+from actors.messages import CampaignInfo, RegisteredMessage
+from actors.status import STATUS_FILTERS, message_class
+from store.db import Store
+
+CAMPAIGN_COLUMNS = (
+    "no, uuid, workspace_id, name, status, message, gateway, rate, created_at, updated_at,"
+    " statistics"
+)
+ROW_COLUMNS = (
+    "row, message_id, raw_id, recipient, contact_id, level, failed, cls, reason, ts_queued,"
+    " ts_pending, ts_sent, ts_delivered, ts_read, ts_played, ts_failed"
+)
+
+
+class CampaignExists(Exception):
+    pass
+
+
+class MessageConflict(Exception):
+    """A message id is registered to another campaign (index into the request)."""
+
+    def __init__(self, index: int, message_id: str) -> None:
+        super().__init__(f"messages[{index}].message_id {message_id!r} belongs to another campaign")
+        self.index = index
+        self.message_id = message_id
+
+
+@dataclass(slots=True)
+class NewMessage:
+    """A validated registration item (see web/api.py for the checks)."""
+
+    recipient: str
+    message_id: str | None
+    raw_id: str | None
+    contact_id: str | None
+    level: int
+    failed: bool
+    reason: str | None
+
+
+class CampaignStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._next_row: dict[int, int] = {}
+        # Row numbers and campaign numbers are handed out here: one registration at a time.
+        self._lock = asyncio.Lock()
+
+    async def load_next_rows(self) -> None:
+        rows = await self.store.fetchall(
+            "SELECT campaign_no, MAX(row) + 1 FROM messages GROUP BY campaign_no"
+        )
+        self._next_row = {no: n for no, n in rows}
+
+    async def create(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        async with self._lock:
+            return await self._create(*args, **kwargs)
+
+    async def _create(
+        self,
+        workspace_id: int,
+        name: str,
+        uuid: str | None = None,
+        message: str | None = None,
+        gateway: str | None = None,
+        rate: float | None = None,
+    ) -> dict[str, Any]:
+        uuid = uuid or str(uuidlib.uuid4())
+        if await self.get(uuid) is not None:
+            raise CampaignExists(uuid)
+        now = time.time()
+        row = await self.store.fetchone("SELECT COALESCE(MAX(no), 0) + 1 FROM campaigns")
+        no = row[0]
+        try:
+            await self.store.transaction(
+                [
+                    (
+                        "INSERT INTO campaigns (no, uuid, workspace_id, name, status, message,"
+                        " gateway, rate, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (no, uuid, workspace_id, name, "pending", message, gateway, rate, now, now),
+                        False,
+                    )
+                ]
+            )
+        except sqlite3.IntegrityError as exc:
+            raise CampaignExists(uuid) from exc
+        created = await self.get(uuid)
+        assert created is not None
+        return created
+
+    async def get(self, uuid: str) -> dict[str, Any] | None:
+        row = await self.store.fetchone(
+            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE uuid = ?", (uuid,)
+        )
+        return _campaign(row) if row else None
+
+    async def list(
+        self,
+        workspace_id: int | None,
+        status: str | None,
+        after_no: int | None,
+        limit: int,
+        workspaces: Sequence[int] | None = None,
+    ) -> list[dict[str, Any]]:
+        where, params = [], []
+        if workspace_id is not None:
+            where.append("workspace_id = ?")
+            params.append(workspace_id)
+        if workspaces is not None:
+            where.append(f"workspace_id IN ({','.join('?' * len(workspaces)) or 'NULL'})")
+            params.extend(workspaces)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if after_no is not None:
+            where.append("no < ?")
+            params.append(after_no)
+        sql = f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY no DESC LIMIT ?"
+        params.append(limit)
+        return [_campaign(r) for r in await self.store.fetchall(sql, params)]
+
+    async def all_infos(self) -> dict[int, CampaignInfo]:
+        rows = await self.store.fetchall("SELECT no, uuid, workspace_id, name FROM campaigns")
+        return {r[0]: CampaignInfo(r[0], r[1], r[2], r[3]) for r in rows}
+
+    async def set_status(self, no: int, status: str) -> None:
+        await self.store.transaction(
+            [("UPDATE campaigns SET status = ?, updated_at = ? WHERE no = ?",
+              (status, time.time(), no), False)]
+        )
+
+    async def register(
+        self, campaign_no: int, items: Sequence[NewMessage]
+    ) -> tuple[list[RegisteredMessage], int]:
+        """Insert the new messages (all or none); return them and the duplicate count."""
+        async with self._lock:
+            return await self._register(campaign_no, items)
+
+    async def _register(
+        self, campaign_no: int, items: Sequence[NewMessage]
+    ) -> tuple[list[RegisteredMessage], int]:
+        ids = [m.message_id for m in items if m.message_id]
+        existing: dict[str, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = await self.store.fetchall(
+                f"SELECT message_id, campaign_no FROM messages WHERE message_id IN"
+                f" ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            existing.update({mid: no for mid, no in rows})
+        seen: set[str] = set()
+        fresh: list[NewMessage] = []
+        for i, m in enumerate(items):
+            if m.message_id:
+                owner = existing.get(m.message_id)
+                if owner is not None and owner != campaign_no:
+                    raise MessageConflict(i, m.message_id)
+                if owner is not None or m.message_id in seen:
+                    continue
+                seen.add(m.message_id)
+            fresh.append(m)
+        if not fresh:
+            return [], len(items)
+        now = time.time()
+        first = self._next_row.get(campaign_no, 0)
+        registered: list[RegisteredMessage] = []
+        params = []
+        for offset, m in enumerate(fresh):
+            row = first + offset
+            sent_at = now if m.level >= 1 else None
+            params.append(
+                (
+                    campaign_no, row, m.message_id, m.raw_id,
+                    id_hash(m.message_id) if m.message_id else None,
+                    m.recipient, m.contact_id, m.level, int(m.failed),
+                    message_class(m.level, m.failed), m.reason, now, sent_at,
+                    now if m.level >= 2 else None, now if m.level >= 3 else None,
+                    now if m.level >= 4 else None, now if m.level >= 5 else None,
+                    now if m.failed else None,
+                )
+            )
+            registered.append(
+                RegisteredMessage(row, m.message_id, m.level, m.failed, m.reason, now)
+            )
+        await self.store.transaction(
+            [
+                (
+                    "INSERT INTO messages (campaign_no, row, message_id, raw_id, h, recipient,"
+                    " contact_id, level, failed, cls, reason, ts_queued, ts_pending, ts_sent,"
+                    " ts_delivered, ts_read, ts_played, ts_failed)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    params,
+                    True,
+                ),
+                ("UPDATE campaigns SET updated_at = ? WHERE no = ?", (now, campaign_no), False),
+            ]
+        )
+        self._next_row[campaign_no] = first + len(fresh)
+        return registered, len(items) - len(fresh)
+
+    async def rows(
+        self,
+        campaign_no: int,
+        status: str | None,
+        search: str | None,
+        after_row: int | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        where = ["campaign_no = ?"]
+        params: list[Any] = [campaign_no]
+        if status is not None:
+            low, high = STATUS_FILTERS[status]
+            where.append("cls BETWEEN ? AND ?")
+            params += [low, high]
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append("(recipient LIKE ? ESCAPE '\\' OR message_id LIKE ? ESCAPE '\\')")
+            params += [f"%{escaped}%", f"%{escaped}%"]
+        if after_row is not None:
+            where.append("row > ?")
+            params.append(after_row)
+        params.append(limit)
+        rows = await self.store.fetchall(
+            f"SELECT {ROW_COLUMNS} FROM messages WHERE {' AND '.join(where)}"
+            " ORDER BY row LIMIT ?",
+            params,
+        )
+        return [_row(r) for r in rows]
+
+    async def state_rows(self, campaign_no: int) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """Stored state of every row, in chunks, for an actor that is being loaded."""
+        after = -1
+        while True:
+            rows = await self.store.fetchall(
+                "SELECT row, level, failed, reason, ts_queued, ts_pending, ts_sent, ts_delivered,"
+                " ts_read, ts_played, ts_failed FROM messages WHERE campaign_no = ? AND row > ?"
+                " ORDER BY row LIMIT 20000",
+                (campaign_no, after),
+            )
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield [tuple(r) for r in rows]
+
+
+def _campaign(row: Sequence[Any]) -> dict[str, Any]:
+    keys = [c.strip() for c in CAMPAIGN_COLUMNS.split(",")]
+    return dict(zip(keys, row, strict=True))
+
+
+def _row(row: Sequence[Any]) -> dict[str, Any]:
+    keys = [c.strip() for c in ROW_COLUMNS.split(",")]
+    return dict(zip(keys, row, strict=True))

@@ -1,0 +1,134 @@
+"""The SQLite connections: one writer, one reader, both through aiosqlite (WAL).
+
+All writes go through `Store.transaction`, which holds one asyncio lock so that
+transactions from different coroutines never interleave on the writer connection
+(Datasette's one-writer rule). A failing write raises `StoreUnavailable`; the caller
+answers 503 and the next transaction simply tries again, so the daemon recovers by
+itself when the disk has room again or the lock is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import structlog
+
+from store.schema import PRAGMAS, SCHEMA, SCHEMA_VERSION
+
+log = structlog.get_logger(__name__)
+
+Statement = tuple[str, Sequence[Any] | Iterable[Sequence[Any]], bool]  # sql, params, many
+
+
+class StoreUnavailable(Exception):
+    """Storage cannot take writes right now (read-only, disk full, locked, ...)."""
+
+
+class Store:
+    def __init__(self, path: Path, busy_timeout_ms: int = 2000, synchronous: str = "FULL"):
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self.synchronous = synchronous
+        self.writer: aiosqlite.Connection | None = None
+        self.reader: aiosqlite.Connection | None = None
+        self.write_lock = asyncio.Lock()
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.writer is not None and self.last_error is None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = await self._connect()
+        await self.writer.executescript(SCHEMA)
+        await self.writer.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+        self.reader = await self._connect()
+        log.info("store.opened", path=str(self.path), synchronous=self.synchronous)
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        for pragma in PRAGMAS:
+            await conn.execute(pragma)
+        await conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        await conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        return conn
+
+    async def close(self) -> None:
+        for conn in (self.reader, self.writer):
+            if conn is not None:
+                try:
+                    await conn.close()
+                except Exception as exc:  # closing must not stop the shutdown sequence
+                    log.warning("store.close_failed", error=str(exc))
+        self.reader = self.writer = None
+
+    async def transaction(self, statements: Iterable[Statement]) -> None:
+        """Run statements as one transaction; StoreUnavailable when storage fails."""
+        if self.writer is None:
+            raise StoreUnavailable("the database is closed")
+        async with self.write_lock:
+            conn = self.writer
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                for sql, params, many in statements:
+                    if many:
+                        await conn.executemany(sql, params)  # type: ignore[arg-type]
+                    else:
+                        await conn.execute(sql, params)  # type: ignore[arg-type]
+                await conn.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                await self._rollback()
+                raise
+            except (sqlite3.OperationalError, sqlite3.DatabaseError, ValueError) as exc:
+                await self._rollback()
+                self._failed(exc)
+                raise StoreUnavailable(str(exc)) from exc
+            self._recovered()
+
+    async def _rollback(self) -> None:
+        try:
+            assert self.writer is not None
+            if self.writer.in_transaction:
+                await self.writer.execute("ROLLBACK")
+        except Exception as exc:  # the rollback of a failed write may fail too
+            log.warning("store.rollback_failed", error=str(exc))
+
+    def _failed(self, exc: Exception) -> None:
+        if self.last_error is None:
+            log.error("store.write_failed", error=str(exc))
+        self.last_error = str(exc)
+        self.last_error_at = time.time()
+
+    def _recovered(self) -> None:
+        if self.last_error is not None:
+            log.info("store.recovered", after_error=self.last_error)
+            self.last_error = None
+            self.last_error_at = None
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        if self.reader is None:
+            raise StoreUnavailable("the database is closed")
+        try:
+            async with self.reader.execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def get_meta(self, key: str) -> str | None:
+        row = await self.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
+        return row[0] if row else None

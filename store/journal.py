@@ -1,0 +1,143 @@
+"""Group commit: a webhook's events are on disk before it answers 2xx.
+
+Handlers call `Journal.append` and await it. One writer task takes everything that is
+waiting, writes it as one transaction (one journal row per request), and only then
+resolves the waiting handlers and hands the events to the ingest actor, in commit
+order. Many concurrent requests thus share one commit, and no event reaches a counter
+before it is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+import structlog
+
+from actors.messages import StatusEvent
+from store.db import Store, StoreUnavailable
+
+log = structlog.get_logger(__name__)
+
+Committed = Callable[[list[tuple[str, tuple[StatusEvent, ...]]], int, "BatchStats"], None]
+
+
+@dataclass(slots=True)
+class BatchStats:
+    requests: int
+    events: int
+    seconds: float
+
+
+@dataclass(slots=True)
+class _Waiting:
+    source: str
+    events: tuple[StatusEvent, ...]
+    future: asyncio.Future[int]
+
+
+class Journal:
+    def __init__(self, store: Store, on_committed: Committed, max_batch: int = 512) -> None:
+        self.store = store
+        self.on_committed = on_committed
+        self.max_batch = max_batch
+        self.next_seq = 1
+        self._waiting: list[_Waiting] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        row = await self.store.fetchone("SELECT MAX(seq) FROM journal")
+        checkpoint = await self.store.get_meta("checkpoint_seq")
+        self.next_seq = max(row[0] or 0, int(checkpoint or 0)) + 1
+        self._task = asyncio.create_task(self._run(), name="journal-writer")
+
+    async def append(self, source: str, events: Sequence[StatusEvent]) -> int:
+        """Return the journal seq once the events are committed; raise StoreUnavailable."""
+        if self._closing:
+            raise StoreUnavailable("the daemon is shutting down")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(source, tuple(events), future))
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._waiting:
+                batch = self._waiting[: self.max_batch]
+                del self._waiting[: self.max_batch]
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[_Waiting]) -> None:
+        started = time.perf_counter()
+        now = time.time()
+        first = self.next_seq
+        rows = [
+            (first + i, w.source, now, orjson.dumps([e.to_row() for e in w.events]))
+            for i, w in enumerate(batch)
+        ]
+        try:
+            await self.store.transaction(
+                [
+                    (
+                        "INSERT INTO journal (seq, source, received_at, events) VALUES (?,?,?,?)",
+                        rows,
+                        True,
+                    )
+                ]
+            )
+        except Exception as exc:
+            error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("journal.commit_failed")
+            for w in batch:
+                if not w.future.done():
+                    w.future.set_exception(error)
+            return
+        last = first + len(batch) - 1
+        self.next_seq = last + 1
+        stats = BatchStats(len(batch), sum(len(w.events) for w in batch),
+                           time.perf_counter() - started)
+        try:
+            self.on_committed([(w.source, w.events) for w in batch], last, stats)
+        except Exception:  # durable already; the events are replayed at the next start
+            log.exception("journal.dispatch_failed", seq=last)
+        for i, w in enumerate(batch):
+            if not w.future.done():
+                w.future.set_result(first + i)
+
+    async def close(self) -> None:
+        """Refuse new appends, commit what is waiting, stop the writer."""
+        self._closing = True
+        if self._waiting:
+            await self._commit(self._waiting[:])
+            self._waiting.clear()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+
+async def journal_tail(
+    store: Store, after_seq: int, chunk: int = 5000
+) -> AsyncIterator[tuple[int, str, tuple[StatusEvent, ...]]]:
+    """Journal rows after `after_seq`, oldest first, for replay at start-up."""
+    seq = after_seq
+    while True:
+        rows = await store.fetchall(
+            "SELECT seq, source, events FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, chunk),
+        )
+        if not rows:
+            return
+        for seq, source, blob in rows:
+            yield seq, source, tuple(StatusEvent.from_row(r) for r in orjson.loads(blob))

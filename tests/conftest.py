@@ -1,0 +1,126 @@
+"""Shared fixtures: a real daemon (aiohttp server on a loopback port, real SQLite file,
+real actors) per test, and helpers that speak to it over HTTP as a user would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from daemon.config import Config, load_config
+from web.app import make_app
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+if not FIXTURES.exists():  # CI clones the repo with shared/ beside it
+    FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def fixture_json(name: str) -> Any:
+    return json.loads(fixture_bytes(name))
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> Config:
+    config = load_config(None, environ={})
+    values = {"store.path": str(tmp_path / "campaignd.sqlite3"),
+              "store.checkpoint_interval": 0.2, **overrides}
+    return config.with_overrides(**values)
+
+
+class Daemon:
+    """A running daemon and an HTTP client for it."""
+
+    def __init__(self, server: TestServer, session: ClientSession) -> None:
+        self.server = server
+        self.session = session
+        self.runtime = server.app[__import__("web.keys").keys.RUNTIME]
+
+    def url(self, path: str) -> str:
+        return str(self.server.make_url(path))
+
+    async def request(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        async with self.session.request(method, self.url(path), **kw) as resp:
+            text = await resp.text()
+            try:
+                body = json.loads(text) if text else None
+            except ValueError:
+                body = text
+            return resp.status, body
+
+    async def post_json(self, path: str, doc: Any, **kw: Any) -> tuple[int, Any]:
+        return await self.request("POST", path, json=doc, **kw)
+
+    async def create_campaign(self, workspace_id: int = 1, name: str = "Promo",
+                              uuid: str | None = None) -> dict[str, Any]:
+        doc: dict[str, Any] = {"workspace_id": workspace_id, "name": name}
+        if uuid:
+            doc["uuid"] = uuid
+        status, body = await self.post_json("/api/campaigns", doc)
+        assert status == 201, body
+        return body["campaign"]
+
+    async def register(self, uuid: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        status, body = await self.post_json(f"/api/campaigns/{uuid}/messages",
+                                            {"messages": messages})
+        assert status in (200, 201), body
+        return body
+
+    async def stats(self, uuid: str) -> dict[str, Any]:
+        status, body = await self.request("GET", f"/api/campaigns/{uuid}")
+        assert status == 200, body
+        return body["campaign"]["statistics"]
+
+
+async def start_daemon(config: Config) -> tuple[TestServer, ClientSession]:
+    server = TestServer(make_app(config), host="127.0.0.1", port=0)
+    await server.start_server()
+    return server, ClientSession()
+
+
+@pytest.fixture
+async def daemon_factory(tmp_path: Path) -> AsyncIterator[Any]:
+    started: list[tuple[TestServer, ClientSession]] = []
+
+    async def factory(**overrides: Any) -> Daemon:
+        config = make_config(tmp_path, **overrides)
+        server, session = await start_daemon(config)
+        started.append((server, session))
+        return Daemon(server, session)
+
+    yield factory
+    for server, session in reversed(started):
+        await session.close()
+        await server.close()
+
+
+@pytest.fixture
+async def daemon(daemon_factory: Any) -> Daemon:
+    return await daemon_factory()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_actors() -> Any:
+    yield
+    pykka.ActorRegistry.stop_all(block=True, timeout=5)
+
+
+async def eventually(check: Any, timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Poll an async check until it returns a truthy value (the system is asynchronous)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last: {result!r}")
+        await asyncio.sleep(interval)

@@ -1,0 +1,338 @@
+"""The JSON API of SPEC 3.2: campaigns, message registration, rows, timeline.
+
+Handlers validate everything before anything is stored (4xx naming the field), then
+talk to the store on the loop and to actors only with `tell` or a `Reply` future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from actors.messages import (
+    CampaignInfo,
+    GetStatistics,
+    GetTimeline,
+    RegisterMessages,
+)
+from actors.status import LEVEL_NAMES, STATUS_FILTERS, Level, class_name, parse_status_name
+from actors.timefmt import iso_time
+from daemon.runtime import Runtime
+from store.campaigns import CampaignExists, MessageConflict, NewMessage
+from web.auth import EVERYONE, Principal
+from web.errors import ApiError, json_response
+from web.keys import RUNTIME
+from web.sources import type_name
+
+MAX_MESSAGES_PER_REQUEST = 10_000
+UUID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+CAMPAIGN_STATUSES = ("pending", "processing", "paused", "completed", "cancelled", "failed")
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    if request.content_type not in ("application/json", "application/octet-stream") and \
+            request.headers.get("Content-Type"):
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    body = await request.read()
+    try:
+        doc = orjson.loads(body) if body.strip() else None
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ApiError(400, "invalid_json", f"the body must be a JSON object, got {type_name(doc)}")
+    return doc
+
+
+def _int(value: Any, field: str, minimum: int = 0) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(422, "invalid_field", f"{field} must be an integer", field)
+    if value < minimum or value > 2**53:
+        raise ApiError(422, "invalid_field", f"{field} must be between {minimum} and 2^53", field)
+    return value
+
+
+def _str(value: Any, field: str, max_len: int = 200, required: bool = True) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(422, "invalid_field", f"{field} must be a non-empty string", field)
+    if len(value) > max_len:
+        raise ApiError(422, "invalid_field", f"{field} must be at most {max_len} characters",
+                       field)
+    return value.strip()
+
+
+def _query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(400, "invalid_query", f"{name} must be an integer from {low} to {high}",
+                       name)
+    return int(raw)
+
+
+def _principal(request: web.Request) -> Principal:
+    return request.get(PRINCIPAL, EVERYONE)
+
+
+async def _visible_campaign(request: web.Request) -> dict[str, Any]:
+    rt: Runtime = request.app[RUNTIME]
+    uuid = request.match_info["uuid"]
+    campaign = await rt.campaigns.get(uuid) if UUID_RE.match(uuid) else None
+    if campaign is None or not _principal(request).sees(campaign["workspace_id"]):
+        raise ApiError(404, "campaign_not_found", f"no campaign {uuid!r}")
+    return campaign
+
+
+async def _statistics(rt: Runtime, campaign_no: int) -> dict[str, Any]:
+    try:
+        return await rt.ask(lambda reply: GetStatistics(campaign_no, reply))
+    except TimeoutError:
+        raise ApiError(503, "busy", "the campaign did not answer in time; retry",
+                       headers={"Retry-After": "1"}) from None
+
+
+def present_campaign(campaign: dict[str, Any], statistics: dict[str, Any] | None
+                     ) -> dict[str, Any]:
+    stats = statistics
+    if stats is None and campaign.get("statistics"):
+        stats = orjson.loads(campaign["statistics"])
+    return {
+        "uuid": campaign["uuid"],
+        "id": campaign["no"],
+        "workspace_id": campaign["workspace_id"],
+        "name": campaign["name"],
+        "status": campaign["status"],
+        "message": campaign.get("message"),
+        "gateway": campaign.get("gateway"),
+        "rate": campaign.get("rate"),
+        "created_at": iso_time(campaign["created_at"]),
+        "updated_at": iso_time(campaign["updated_at"]),
+        "statistics": stats or _empty_statistics(),
+    }
+
+
+def _empty_statistics() -> dict[str, Any]:
+    from actors.ledger import Ledger
+
+    stats = Ledger().statistics()
+    stats["updated_at"] = None
+    return stats
+
+
+def present_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "row": row["row"],
+        "message_id": row["message_id"],
+        "recipient": row["recipient"],
+        "contact_id": row["contact_id"],
+        "status": class_name(row["level"], bool(row["failed"])),
+        "level": LEVEL_NAMES[row["level"]],
+        "failed": bool(row["failed"]),
+        "failure_reason": row["reason"],
+        "timestamps": {
+            "queued": iso_time(row["ts_queued"]),
+            "pending": iso_time(row["ts_pending"]),
+            "sent": iso_time(row["ts_sent"]),
+            "delivered": iso_time(row["ts_delivered"]),
+            "read": iso_time(row["ts_read"]),
+            "played": iso_time(row["ts_played"]),
+            "failed": iso_time(row["ts_failed"]),
+        },
+    }
+
+
+# --- routes ----------------------------------------------------------------------------
+
+
+async def create_campaign(request: web.Request) -> web.Response:
+    rt: Runtime = request.app[RUNTIME]
+    doc = await read_json_object(request)
+    workspace_id = _int(doc.get("workspace_id"), "workspace_id", minimum=1)
+    name = _str(doc.get("name"), "name")
+    uuid = doc.get("uuid")
+    if uuid is not None and (not isinstance(uuid, str) or not UUID_RE.match(uuid)):
+        raise ApiError(422, "invalid_field",
+                       "uuid must be 1-64 characters of letters, digits, '-' or '_'", "uuid")
+    if not _principal(request).sees(workspace_id):
+        raise ApiError(403, "forbidden", "this token may not create campaigns in workspace "
+                       f"{workspace_id}", "workspace_id")
+    hook = getattr(rt, "create_hook", None)
+    if hook is not None and ("recipients" in doc or "message" in doc):
+        return await hook(request, doc, workspace_id, name, uuid)
+    if "recipients" in doc or "message" in doc:
+        raise ApiError(422, "sending_unavailable",
+                       "this daemon has no sender: create without recipients and register "
+                       "messages with POST /api/campaigns/{uuid}/messages", "recipients")
+    try:
+        campaign = await rt.campaigns.create(workspace_id, name, uuid)
+    except CampaignExists:
+        raise ApiError(409, "campaign_exists", f"a campaign with uuid {uuid!r} exists",
+                       "uuid") from None
+    rt.campaign_created(
+        CampaignInfo(campaign["no"], campaign["uuid"], workspace_id, campaign["name"]))
+    return json_response({"campaign": present_campaign(campaign, None)}, status=201)
+
+
+async def list_campaigns(request: web.Request) -> web.Response:
+    rt: Runtime = request.app[RUNTIME]
+    principal = _principal(request)
+    workspace_id = None
+    if "workspace_id" in request.query:
+        raw = request.query["workspace_id"]
+        if not raw.isdigit():
+            raise ApiError(400, "invalid_query", "workspace_id must be an integer",
+                           "workspace_id")
+        workspace_id = int(raw)
+    if principal.workspace is not None:
+        if workspace_id is not None and workspace_id != principal.workspace:
+            return json_response({"campaigns": [], "next_cursor": None})
+        workspace_id = principal.workspace
+    status = request.query.get("status")
+    if status is not None and status not in CAMPAIGN_STATUSES:
+        raise ApiError(400, "invalid_query",
+                       f"status must be one of {', '.join(CAMPAIGN_STATUSES)}", "status")
+    limit = _query_int(request, "limit", 50, 1, 500)
+    cursor = request.query.get("cursor")
+    after = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise ApiError(400, "invalid_query", "cursor is not valid", "cursor")
+        after = int(cursor)
+    rows = await rt.campaigns.list(workspace_id, status, after, limit)
+    items = [present_campaign(r, rt.board.get(r["no"])) for r in rows]
+    next_cursor = str(rows[-1]["no"]) if len(rows) == limit else None
+    return json_response({"campaigns": items, "next_cursor": next_cursor})
+
+
+async def get_campaign(request: web.Request) -> web.Response:
+    rt: Runtime = request.app[RUNTIME]
+    campaign = await _visible_campaign(request)
+    stats = await _statistics(rt, campaign["no"])
+    return json_response({"campaign": present_campaign(campaign, stats)})
+
+
+def parse_registrations(doc: dict[str, Any]) -> list[NewMessage]:
+    from actors.status import bare_message_id
+
+    messages = doc.get("messages")
+    if not isinstance(messages, list):
+        raise ApiError(422, "invalid_field", "messages must be an array", "messages")
+    if not messages:
+        raise ApiError(422, "invalid_field", "messages is empty", "messages")
+    if len(messages) > MAX_MESSAGES_PER_REQUEST:
+        raise ApiError(413, "too_many_messages",
+                       f"at most {MAX_MESSAGES_PER_REQUEST} messages per request", "messages")
+    out = []
+    for i, item in enumerate(messages):
+        at = f"messages[{i}]"
+        if not isinstance(item, dict):
+            raise ApiError(422, "invalid_field", f"{at} must be an object", at)
+        recipient = _str(item.get("recipient"), f"{at}.recipient", 64)
+        raw_id = _str(item.get("message_id"), f"{at}.message_id", 256)
+        contact = item.get("contact_id")
+        if contact is not None:
+            if isinstance(contact, bool) or not isinstance(contact, (str, int)):
+                raise ApiError(422, "invalid_field", f"{at}.contact_id must be a string or an"
+                               " integer", f"{at}.contact_id")
+            contact = str(contact)[:64]
+        level, failed = Level.PENDING, False  # registered with a gateway id
+        if item.get("status") is not None:
+            status = item["status"]
+            parsed = parse_status_name(status) if isinstance(status, str) else None
+            if parsed is None:
+                raise ApiError(422, "invalid_field", f"{at}.status must be one of "
+                               + ", ".join(STATUS_FILTERS), f"{at}.status")
+            # It has a gateway id, so the gateway accepted it: at least pending.
+            level, failed = max(parsed[0], Level.PENDING), parsed[1]
+        error = item.get("error")
+        if error is not None and not isinstance(error, (str, dict)):
+            raise ApiError(422, "invalid_field", f"{at}.error must be a string or an object",
+                           f"{at}.error")
+        reason = None
+        if error:
+            failed = True
+            reason = error if isinstance(error, str) else str(
+                error.get("message") or error.get("title") or error)
+            reason = reason[:500]
+        assert raw_id is not None and recipient is not None
+        out.append(NewMessage(recipient, bare_message_id(raw_id), raw_id, contact, level,
+                              failed, reason))
+    return out
+
+
+async def register_messages(request: web.Request) -> web.Response:
+    rt: Runtime = request.app[RUNTIME]
+    campaign = await _visible_campaign(request)
+    items = parse_registrations(await read_json_object(request))
+    try:
+        registered, duplicates = await rt.campaigns.register(campaign["no"], items)
+    except MessageConflict as exc:
+        raise ApiError(409, "message_conflict", str(exc), f"messages[{exc.index}].message_id"
+                       ) from None
+    if registered:
+        rt.register(RegisterMessages(campaign["no"], tuple(registered)))
+    return json_response({"registered": len(registered), "duplicates": duplicates},
+                         status=201 if registered else 200)
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    rt: Runtime = request.app[RUNTIME]
+    campaign = await _visible_campaign(request)
+    status = request.query.get("status")
+    if status is not None and status not in STATUS_FILTERS:
+        raise ApiError(400, "invalid_query",
+                       f"status must be one of {', '.join(STATUS_FILTERS)}", "status")
+    search = request.query.get("search") or None
+    if search is not None and len(search) > 100:
+        raise ApiError(400, "invalid_query", "search is longer than 100 characters", "search")
+    limit = _query_int(request, "limit", 50, 1, 1000)
+    cursor = request.query.get("cursor")
+    after = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise ApiError(400, "invalid_query", "cursor is not valid", "cursor")
+        after = int(cursor)
+    assert rt.checkpointer is not None
+    try:  # rows are read from SQLite: store what the actors hold first
+        await asyncio.wait_for(rt.checkpointer.run(), 10)
+    except TimeoutError:
+        pass
+    rows = await rt.campaigns.rows(campaign["no"], status, search, after, limit)
+    next_cursor = str(rows[-1]["row"]) if len(rows) == limit else None
+    return json_response({"messages": [present_row(r) for r in rows],
+                          "next_cursor": next_cursor})
+
+
+async def timeline(request: web.Request) -> web.Response:
+    rt: Runtime = request.app[RUNTIME]
+    campaign = await _visible_campaign(request)
+    points = _query_int(request, "points", 120, 2, 1000)
+    try:
+        data = await rt.ask(lambda reply: GetTimeline(campaign["no"], points, reply))
+    except TimeoutError:
+        raise ApiError(503, "busy", "the campaign did not answer in time",
+                       headers={"Retry-After": "1"}) from None
+    data["points"] = [{**p, "t": iso_time(p["t"])} for p in data["points"]]
+    return json_response({"timeline": data})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/api/campaigns", create_campaign)
+    r.add_get("/api/campaigns", list_campaigns)
+    r.add_get("/api/campaigns/{uuid}", get_campaign)
+    r.add_post("/api/campaigns/{uuid}/messages", register_messages)
+    r.add_get("/api/campaigns/{uuid}/messages", list_messages)
+    r.add_get("/api/campaigns/{uuid}/timeline", timeline)

@@ -1,0 +1,90 @@
+"""The aiohttp application: routes, middlewares, and the runtime's lifecycle.
+
+Shutdown order (SPEC 3.6) falls out of aiohttp's own: the sites stop accepting, then
+`on_shutdown` closes WebSockets, then the cleanup context stops the runtime (final
+checkpoint, actors, database).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from daemon.config import Config
+from daemon.runtime import Runtime
+from web import api, webhooks
+from web.errors import ApiError, error_middleware, json_response
+from web.keys import RUNTIME
+
+PUBLIC_PREFIXES = ("/webhooks/", "/healthz", "/readyz", "/metrics")
+
+
+@web.middleware
+async def auth_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Bearer tokens for /api (SPEC 3.2); webhooks carry their own signatures."""
+    if request.path.startswith("/api/") and request.path != "/api/openapi.json":
+        rt = request.app[RUNTIME]
+        principal = rt.tokens.principal(request.headers.get("Authorization"))
+        if principal is None:
+            raise ApiError(401, "unauthorized", "a valid bearer token is required",
+                           headers={"WWW-Authenticate": "Bearer"})
+        request[api.PRINCIPAL] = principal
+    return await handler(request)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    problems = []
+    if not rt.ready:
+        problems.append("starting or stopping")
+    if rt.store.writer is None:
+        problems.append("the database is not open")
+    elif rt.store.last_error:
+        problems.append(f"storage is failing: {rt.store.last_error}")
+    if rt.ingest is None or not rt.ingest.is_alive():
+        problems.append("the ingest actor is not running")
+    if problems:
+        return json_response({"status": "not ready", "problems": problems}, status=503)
+    return json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    body = generate_latest(rt.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
+    rt = runtime or Runtime(config)
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=config["server.max_body_bytes"],
+    )
+    app[RUNTIME] = rt
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await rt.start()
+        yield
+        await rt.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    webhooks.add_routes(app)
+    api.add_routes(app)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    for extend in EXTENSIONS:
+        extend(app, rt)
+    return app
+
+
+# Other web parts (WebSocket, page, sender routes) register themselves here.
+EXTENSIONS: list[Callable[[web.Application, Runtime], None]] = []

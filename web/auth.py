@@ -1,0 +1,141 @@
+"""Who may talk to us: webhook signatures per source (SPEC 3.1) and API bearer tokens.
+
+Every comparison is constant-time. A source with no secret configured is accepted
+only while the daemon listens on loopback; config.py refuses to start otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from daemon.config import SOURCE_SECRET, Config
+from web.sources.twilio import parse_form
+
+
+def _hex_hmac(key: str, body: bytes, algo: str) -> str:
+    return hmac.new(key.encode(), body, algo).hexdigest()
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _webjs(secret: str, request: web.Request, body: bytes) -> bool:
+    signature = request.headers.get("X-Signature", "")
+    if signature.startswith("sha256="):
+        return _same(signature[7:].lower(), _hex_hmac(secret, body, "sha256"))
+    auth = request.headers.get("Authorization", "")
+    return auth.startswith("Bearer ") and _same(auth[7:], secret)
+
+
+def _waha(secret: str, request: web.Request, body: bytes) -> bool:
+    signature = request.headers.get("X-Webhook-Hmac", "")
+    return bool(signature) and _same(signature.lower(), _hex_hmac(secret, body, "sha512"))
+
+
+def _cloud(secret: str, request: web.Request, body: bytes) -> bool:
+    signature = request.headers.get("X-Hub-Signature-256", "")
+    return signature.startswith("sha256=") and _same(
+        signature[7:].lower(), _hex_hmac(secret, body, "sha256")
+    )
+
+
+def _evolution(secret: str, request: web.Request, body: bytes) -> bool:
+    header = request.headers.get("apikey")
+    if header is not None:
+        return _same(header, secret)
+    try:
+        import orjson
+
+        doc = orjson.loads(body)
+    except Exception:
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("apikey"), str) and _same(
+        doc["apikey"], secret
+    )
+
+
+def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
+    payload = url + "".join(f"{k}{params[k]}" for k in sorted(params))
+    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _twilio_factory(config: Config) -> Any:
+    def check(secret: str, request: web.Request, body: bytes) -> bool:
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not signature:
+            return False
+        url = config["webhooks.twilio.public_url"] or str(request.url)
+        try:
+            params = parse_form(body)
+        except Exception:
+            return False
+        return _same(signature, twilio_signature(secret, url, params))
+
+    return check
+
+
+@dataclass(frozen=True)
+class WebhookAuth:
+    """Checks the request of one source; `open_` when no secret is set (loopback only)."""
+
+    source: str
+    secret: str
+    checker: Any
+
+    @property
+    def open_(self) -> bool:
+        return not self.secret
+
+    def verify(self, request: web.Request, body: bytes) -> bool:
+        return self.open_ or bool(self.checker(self.secret, request, body))
+
+
+def webhook_auth(config: Config) -> dict[str, WebhookAuth]:
+    checkers = {"webjs": _webjs, "waha": _waha, "cloud": _cloud, "evolution": _evolution,
+                "twilio": _twilio_factory(config)}
+    return {source: WebhookAuth(source, config[key], checkers[source])
+            for source, key in SOURCE_SECRET.items()}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling the API: all workspaces, or one."""
+
+    workspace: int | None  # None = every workspace
+
+    def sees(self, workspace_id: int) -> bool:
+        return self.workspace is None or self.workspace == workspace_id
+
+
+EVERYONE = Principal(None)
+
+
+class TokenBook:
+    def __init__(self, tokens: list[Mapping[str, Any]]) -> None:
+        self._tokens = [(t["token"], t.get("workspace", "*")) for t in tokens]
+
+    @property
+    def open_(self) -> bool:
+        return not self._tokens
+
+    def principal(self, authorization: str | None) -> Principal | None:
+        """The caller's principal, or None when the token is missing or wrong."""
+        if self.open_:
+            return EVERYONE
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        given = authorization[7:].strip()
+        found: Principal | None = None
+        for token, workspace in self._tokens:
+            if hmac.compare_digest(token.encode(), given.encode()):
+                found = EVERYONE if workspace == "*" else Principal(int(workspace))
+        return found

@@ -1,0 +1,84 @@
+"""Webhook sources: each turns one provider's payload into `StatusEvent`s.
+
+A parser is a pure function `parse(body, ctx) -> list[StatusEvent]`: no I/O, no state,
+so it is tested with the fixtures alone. Its vocabulary is mapped through the tables of
+actors/status.py, never with numbers of its own. Structural problems raise `BadPayload`
+naming the field (JSON path) at fault; the whole request is then refused (SPEC 3.1:
+never a partial apply). Values that are valid but are not delivery statuses (incoming
+messages, DELETED, an unknown future status) are skipped, not refused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+class BadPayload(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ParseContext:
+    now: float
+    ack_numbering: str = "webjs"
+
+
+MAX_DEPTH = 32
+
+
+def load_json(body: bytes) -> Any:
+    if not body.strip():
+        raise BadPayload("", "the body is empty; a JSON document was expected")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadPayload("", f"the body is not valid JSON ({exc})") from exc
+
+
+def obj(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BadPayload(field, f"must be an object, got {type_name(value)}")
+    return value
+
+
+def text(value: Any, field: str, required: bool = True, max_len: int = 512) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise BadPayload(field, f"must be a non-empty string, got {type_name(value)}")
+    if len(value) > max_len:
+        raise BadPayload(field, f"is longer than {max_len} characters")
+    return value.strip()
+
+
+def integer(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadPayload(field, f"must be an integer, got {type_name(value)}")
+    return value
+
+
+def epoch_seconds(value: Any, field: str, default: float) -> float:
+    """A provider timestamp (seconds, as number or digit string); `default` when absent."""
+    if value is None:
+        return default
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadPayload(field, f"must be seconds since the epoch, got {type_name(value)}")
+    if not math.isfinite(value) or not 0 <= value < 1e11:
+        raise BadPayload(field, f"{value!r} is not a plausible time in seconds")
+    return float(value)
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)

@@ -1,0 +1,75 @@
+"""Meta WhatsApp Cloud API status webhooks: entry[].changes[].value.statuses[].
+
+Up to 1000 statuses per request. Partial batches: a status that is malformed (missing
+id, wrong type) refuses the whole request with the path of the bad status, so nothing
+is half-applied; a well-formed status whose value is not a delivery status we know is
+skipped, like incoming `messages[]`, which are not ours to count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.messages import StatusEvent
+from actors.status import CLOUD_STATUS
+from web.sources import BadPayload, ParseContext, epoch_seconds, load_json, obj, text
+
+MAX_STATUSES = 5000
+
+
+def parse(body: bytes, ctx: ParseContext) -> list[StatusEvent]:
+    doc = obj(load_json(body), "body")
+    entries = doc.get("entry")
+    if not isinstance(entries, list):
+        raise BadPayload("entry", "must be an array")
+    events: list[StatusEvent] = []
+    for e, entry in enumerate(entries):
+        entry = obj(entry, f"entry[{e}]")
+        changes = entry.get("changes", [])
+        if not isinstance(changes, list):
+            raise BadPayload(f"entry[{e}].changes", "must be an array")
+        for c, change in enumerate(changes):
+            change = obj(change, f"entry[{e}].changes[{c}]")
+            value = obj(change.get("value"), f"entry[{e}].changes[{c}].value")
+            statuses = value.get("statuses", [])
+            if not isinstance(statuses, list):
+                raise BadPayload(f"entry[{e}].changes[{c}].value.statuses", "must be an array")
+            for s, status in enumerate(statuses):
+                path = f"entry[{e}].changes[{c}].value.statuses[{s}]"
+                event = _status(status, path, ctx)
+                if event is not None:
+                    events.append(event)
+                if len(events) > MAX_STATUSES:
+                    raise BadPayload("entry", f"more than {MAX_STATUSES} statuses in one request")
+    return events
+
+
+def _status(status: Any, path: str, ctx: ParseContext) -> StatusEvent | None:
+    status = obj(status, path)
+    message_id = text(status.get("id"), f"{path}.id")
+    name = text(status.get("status"), f"{path}.status")
+    at = epoch_seconds(status.get("timestamp"), f"{path}.timestamp", ctx.now)
+    recipient = text(status.get("recipient_id"), f"{path}.recipient_id", required=False)
+    errors = status.get("errors")
+    if errors is not None and not isinstance(errors, list):
+        raise BadPayload(f"{path}.errors", "must be an array")
+    assert message_id is not None and name is not None
+    mapped = CLOUD_STATUS.get(name.lower())
+    if mapped is None:
+        return None
+    level, failed = mapped
+    reason = _reason(errors) if failed else None
+    return StatusEvent(message_id, level, failed, at, reason, recipient)
+
+
+def _reason(errors: list[Any] | None) -> str:
+    if not errors or not isinstance(errors[0], dict):
+        return "failed (no error given)"
+    err = errors[0]
+    details = err.get("error_data", {}).get("details") if isinstance(
+        err.get("error_data"), dict) else None
+    title = err.get("title") or err.get("message") or "failed"
+    text_ = f"{err.get('code')}: {title}" if err.get("code") is not None else str(title)
+    if details and details != title:
+        text_ += f" ({details})"
+    return text_[:500]

@@ -1,0 +1,95 @@
+"""Where an ACK enters: one route per source, answered only once it is durable.
+
+body -> signature check (401) -> content type (415) -> parser (4xx naming the field)
+-> journal group commit (503 when storage fails) -> 200. The journal hands the events
+to the ingest actor after the commit; nothing here waits on an actor.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from actors.messages import StatusEvent
+from daemon.runtime import Runtime
+from web.errors import ApiError, error_response, json_response
+from web.keys import RUNTIME
+from web.sources import BadPayload, ParseContext, cloud, evolution, twilio, waha, webjs
+
+Parser = Callable[[bytes, ParseContext], list[StatusEvent]]
+
+PARSERS: dict[str, Parser] = {
+    "webjs": webjs.parse,
+    "waha": waha.parse,
+    "evolution": evolution.parse,
+    "cloud": cloud.parse,
+    "twilio": twilio.parse,
+}
+FORM_SOURCES = ("twilio",)
+
+
+def _content_type_ok(source: str, request: web.Request) -> bool:
+    if not request.headers.get("Content-Type"):
+        return True  # many gateways send none; the parser decides
+    ctype = request.content_type
+    if source in FORM_SOURCES:
+        return ctype == "application/x-www-form-urlencoded"
+    return ctype in ("application/json", "text/plain") or ctype.endswith("+json")
+
+
+def make_handler(source: str) -> Callable[[web.Request], object]:
+    parser = PARSERS[source]
+
+    async def receive(request: web.Request) -> web.Response:
+        rt: Runtime = request.app[RUNTIME]
+        started = time.perf_counter()
+        if not rt.config[f"webhooks.{source}.enabled"]:
+            raise ApiError(404, "source_disabled", f"the {source} webhook is disabled")
+        body = await request.read()
+        if not rt.webhook_auth[source].verify(request, body):
+            rt.metrics.events.labels(source, "rejected").inc()
+            raise ApiError(401, "bad_signature",
+                           f"missing or invalid signature for the {source} webhook")
+        if not _content_type_ok(source, request):
+            rt.metrics.events.labels(source, "rejected").inc()
+            raise ApiError(415, "unsupported_media_type",
+                           f"Content-Type {request.content_type!r} is not accepted here")
+        try:
+            events = parser(body, ParseContext(time.time(), rt.config["ingest.ack_numbering"]))
+        except BadPayload as exc:
+            rt.metrics.events.labels(source, "rejected").inc()
+            return error_response(422 if exc.field else 400, "invalid_payload", str(exc),
+                                  exc.field or None)
+        except RecursionError:
+            rt.metrics.events.labels(source, "rejected").inc()
+            return error_response(400, "invalid_payload", "the body is nested too deeply")
+        if events:
+            await rt.journal.append(source, events)
+        rt.metrics.webhook_latency.labels(source).observe(time.perf_counter() - started)
+        return json_response({"ok": True, "events": len(events)})
+
+    receive.__name__ = f"webhook_{source}"
+    return receive
+
+
+async def cloud_verify(request: web.Request) -> web.Response:
+    """Meta's subscription handshake: echo hub.challenge when the token matches."""
+    rt: Runtime = request.app[RUNTIME]
+    mode = request.query.get("hub.mode")
+    token = request.query.get("hub.verify_token", "")
+    challenge = request.query.get("hub.challenge")
+    expected = rt.config["webhooks.cloud.verify_token"]
+    if mode != "subscribe" or challenge is None:
+        raise ApiError(400, "bad_handshake", "expected hub.mode=subscribe and hub.challenge")
+    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise ApiError(403, "bad_verify_token", "hub.verify_token does not match")
+    return web.Response(text=challenge, content_type="text/plain")
+
+
+def add_routes(app: web.Application) -> None:
+    for source in PARSERS:
+        app.router.add_post(f"/webhooks/{source}", make_handler(source))
+    app.router.add_get("/webhooks/cloud", cloud_verify)
