@@ -193,3 +193,13 @@ class CampaignChanged:
     info: CampaignInfo
     statistics: dict[str, Any]
     rows: tuple[tuple[Any, ...], ...]
+
+
+@dataclass(slots=True, frozen=True)
+class CampaignStatusChanged:
+    """A campaign's lifecycle status moved (pending, processing, paused, completed, ...)."""
+
+    info: CampaignInfo
+    status: str
+    previous: str | None
+    statistics: dict[str, Any]

@@ -59,7 +59,9 @@ class Runtime:
         self.ready = False
         self.started_at = time.time()
         self.replayed_events = 0
-        # Other parts (broadcaster, sender) add (start, stop) hooks here.
+        # Further parts (broadcaster, sender, ...): objects with `async start(rt)` and
+        # `async stop(rt)`, started after the core in list order, stopped before it in
+        # reverse. Append them in `Runtime.__init__`, one line each, below this one.
         self.extensions: list[Any] = []
 
     # --- start / stop -----------------------------------------------------------------

@@ -81,10 +81,5 @@ def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    for extend in EXTENSIONS:
-        extend(app, rt)
+    # Each further web part adds its routes / hooks here, one line each:
     return app
-
-
-# Other web parts (WebSocket, page, sender routes) register themselves here.
-EXTENSIONS: list[Callable[[web.Application, Runtime], None]] = []
