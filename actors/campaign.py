@@ -117,13 +117,18 @@ class CampaignActor(pykka.ThreadingActor):
         ledger = self.ledger
         rows: list[int] = []
         for m in message.messages:
-            before = len(ledger)
             at = m.registered_at
+            if m.row < len(ledger):
+                # An existing (queued) row got its gateway id or its send outcome: the
+                # store has written that state already, so it is applied, not dirtied.
+                if ledger.apply(m.row, m.level, m.failed, at, m.reason):
+                    ledger.dirty.discard(m.row)
+                    rows.append(m.row)
+                continue
             stamps = [at, *(at if m.level >= s else 0.0 for s in range(1, 6)),
                       at if m.failed else 0.0]
-            ledger.add(m.row, m.registered_at, m.level, m.failed, m.reason, stamps)
-            if len(ledger) > before:
-                rows.append(m.row)
+            ledger.add(m.row, at, m.level, m.failed, m.reason, stamps)
+            rows.append(m.row)
         if rows:
             self._publish(rows)
         if message.reply is not None:
