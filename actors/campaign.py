@@ -119,10 +119,8 @@ class CampaignActor(pykka.ThreadingActor):
         for m in message.messages:
             at = m.registered_at
             if m.row < len(ledger):
-                # An existing (queued) row got its gateway id or its send outcome: the
-                # store has written that state already, so it is applied, not dirtied.
+                # An existing (queued) row got its gateway id or its send outcome.
                 if ledger.apply(m.row, m.level, m.failed, at, m.reason):
-                    ledger.dirty.discard(m.row)
                     rows.append(m.row)
                 continue
             stamps = [at, *(at if m.level >= s else 0.0 for s in range(1, 6)),
