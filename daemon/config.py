@@ -150,7 +150,18 @@ class Config:
         return is_loopback(self["server.host"])
 
     def masked(self) -> dict[str, Any]:
-        return {k: ("***" if KEYS[k].secret and v else v) for k, v in sorted(self.values.items())}
+        """The values with every secret replaced by "***" (token workspaces stay visible)."""
+        return {k: mask(k, v) for k, v in sorted(self.values.items())}
+
+
+def mask(name: str, value: Any) -> Any:
+    key = KEYS.get(name)
+    if key is None or not key.secret or not value:
+        return value
+    if isinstance(value, list):
+        return [{**item, "token": "***"} if isinstance(item, Mapping) else "***"
+                for item in value]
+    return "***"
 
 
 def is_loopback(host: str) -> bool:
@@ -209,18 +220,41 @@ def _coerce_env(key: Key, raw: str) -> Any:
     return raw
 
 
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               list: "an array"}
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _allowed(key: Key) -> str:
+    """What a key accepts beyond its type, in words."""
+    parts = []
+    if key.choices:
+        parts.append("one of " + ", ".join(map(repr, key.choices)))
+    if key.minimum is not None and key.maximum is not None:
+        parts.append(f"from {_num(key.minimum)} to {_num(key.maximum)}")
+    elif key.minimum is not None:
+        parts.append(f"at least {_num(key.minimum)}")
+    elif key.maximum is not None:
+        parts.append(f"at most {_num(key.maximum)}")
+    return "; ".join(parts)
+
+
 def _check(name: str, key: Key, value: Any) -> str | None:
     types = key.type if isinstance(key.type, tuple) else (key.type,)
     type_ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
     if not type_ok:
-        wanted = " or ".join(t.__name__ for t in types)
-        return f"{name} = {value!r}: must be {wanted}"
+        wanted = ("a number" if set(types) == {int, float}
+                  else " or ".join(_TYPE_WORDS.get(t, t.__name__) for t in types))
+        extra = _allowed(key)
+        return f"{name} = {value!r}: must be {wanted}" + (f" ({extra})" if extra else "")
     if key.choices is not None and value not in key.choices:
         return f"{name} = {value!r}: must be one of {', '.join(map(repr, key.choices))}"
-    if key.minimum is not None and value < key.minimum:
-        return f"{name} = {value!r}: must be at least {key.minimum}"
-    if key.maximum is not None and value > key.maximum:
-        return f"{name} = {value!r}: must be at most {key.maximum}"
+    if (key.minimum is not None and value < key.minimum) or (
+            key.maximum is not None and value > key.maximum):
+        return f"{name} = {value!r}: out of range, must be {_allowed(key)}"
     if key.check is not None:
         problem = key.check(value)
         if problem:
@@ -247,6 +281,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
             problems.append(f"{name}: unknown key{suffix}")
     values = {name: key.default for name, key in KEYS.items()}
     values.update({k: v for k, v in raw.items() if k in KEYS})
+    from_env: set[str] = set()
     for name, value in _from_env(environ).items():
         if name not in KEYS:
             hint = difflib.get_close_matches(name, KEYS, n=1)
@@ -254,21 +289,31 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
             problems.append(f"{env_name(name)}: unknown setting{suffix}")
             continue
         values[name] = _coerce_env(KEYS[name], value)
+        from_env.add(name)
     for name, key in KEYS.items():
         problem = _check(name, key, values[name])
         if problem:
+            if name in from_env:  # say where the bad value came from
+                problem = f"{name} (from {env_name(name)}){problem[len(name):]}"
             problems.append(problem)
         elif float in (key.type if isinstance(key.type, tuple) else (key.type,)):
             values[name] = float(values[name])
-    if not problems and not is_loopback(values["server.host"]):
+    # Checked even when other keys are wrong, so one run names every problem.
+    host_ok = isinstance(values["server.host"], str)
+    if host_ok and not is_loopback(values["server.host"]):
         for source in SOURCES:
             secret = SOURCE_SECRET[source]
-            if values[f"webhooks.{source}.enabled"] and not values[secret]:
+            if values[f"webhooks.{source}.enabled"] is not False and not values[secret]:
                 problems.append(
                     f"{secret}: required when server.host = {values['server.host']!r} is not a"
                     f" loopback address (or set webhooks.{source}.enabled = false)"
                 )
-        if not values["api.tokens"]:
+        if values["pusher.app_secret"] == KEYS["pusher.app_secret"].default:
+            problems.append(
+                f"pusher.app_secret: the built-in default is public; set your own when"
+                f" server.host = {values['server.host']!r} is not a loopback address"
+            )
+        if not values["api.tokens"] or not isinstance(values["api.tokens"], list):
             problems.append(
                 f"api.tokens: required when server.host = {values['server.host']!r} is not a"
                 " loopback address"
@@ -285,3 +330,19 @@ def default_config_path(environ: Mapping[str, str] | None = None) -> Path | None
         return Path(environ["CAMPAIGND_CONFIG"])
     local = Path("daemon.toml")
     return local if local.exists() else None
+
+
+def reference_markdown() -> str:
+    """docs/configuration.md's key table, generated from KEYS so the two never disagree."""
+    lines = ["| key | environment variable | type | default | allowed | meaning |",
+             "|---|---|---|---|---|---|"]
+    for name, key in KEYS.items():
+        types = key.type if isinstance(key.type, tuple) else (key.type,)
+        allowed = [_allowed(key)] if _allowed(key) else []
+        if key.secret:
+            allowed.append("secret (masked)")
+        default = "`[]`" if key.default == [] else f"`{key.default!r}`".replace("'", '"')
+        cells = [f"`{name}`", f"`{env_name(name)}`", " or ".join(t.__name__ for t in types),
+                 default, "; ".join(allowed), key.help.replace("|", "\\|")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
