@@ -82,4 +82,5 @@ def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     # Each further web part adds its routes / hooks here, one line each:
+    __import__("web.page").page.setup(app)
     return app

@@ -1,0 +1,63 @@
+"""The embedded campaign page (SPEC 3.5): `GET /`, its static files, and its config.
+
+The page is plain files under web/static/ (no build step, no CDN), so it works offline
+and is served as it is in the repository. `GET /page-config.json` tells it how to reach
+the live push (the Pusher app key) and whether the API wants a bearer token; it never
+reveals anything a token would protect.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from daemon.runtime import Runtime
+from web.errors import json_response
+from web.keys import RUNTIME
+
+STATIC = Path(__file__).resolve().parent / "static"
+# The page is small and changes with the daemon: let the browser revalidate every time.
+NO_CACHE = {"Cache-Control": "no-cache"}
+GATEWAYS = ("simulator", "http", "waha", "cloud")
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html", headers=NO_CACHE)
+
+
+async def page_config(request: web.Request) -> web.Response:
+    rt: Runtime = request.app[RUNTIME]
+    config = rt.config
+    auth_required = not rt.tokens.open_
+    workspaces: list[int] = []
+    if not auth_required:  # with tokens, which workspaces exist is the API's to tell
+        rows = await rt.store.fetchall(
+            "SELECT DISTINCT workspace_id FROM campaigns ORDER BY 1 LIMIT 100")
+        workspaces = [row[0] for row in rows]
+    doc: dict[str, Any] = {
+        "app_key": config["pusher.app_key"],
+        "ws_path": f"/app/{config['pusher.app_key']}",
+        "auth_required": auth_required,
+        "auth_endpoint": "/broadcasting/auth",
+        "private_channels": not config["pusher.allow_public_channels"],
+        "activity_timeout": config["pusher.activity_timeout"],
+        "workspaces": workspaces,
+        "default_workspace": workspaces[0] if workspaces else 1,
+        "gateways": list(GATEWAYS),
+    }
+    return json_response(doc, headers=NO_CACHE)
+
+
+async def _revalidate_static(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-cache")
+
+
+def setup(app: web.Application) -> None:
+    """Add the page's routes (one line in web.app.make_app)."""
+    app.on_response_prepare.append(_revalidate_static)
+    app.router.add_get("/", index)
+    app.router.add_get("/page-config.json", page_config)
+    app.router.add_static("/static/", STATIC, append_version=False)
