@@ -8,7 +8,6 @@ and keeps every message that arrives meanwhile, in order, until they are there.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -90,7 +89,7 @@ class CampaignActor(pykka.ThreadingActor):
 
     def statistics(self) -> dict[str, Any]:
         stats = self.ledger.statistics()
-        stats["updated_at"] = iso_time(self.ledger.updated_at or time.time())
+        stats["updated_at"] = iso_time(self.ledger.updated_at)
         return stats
 
     def _apply(self, message: CampaignEvents) -> None:

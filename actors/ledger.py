@@ -101,6 +101,7 @@ class Ledger:
         if row < len(self.level):
             return  # registered already: registration is idempotent
         self._append_empty(registered_at)
+        self.updated_at = max(self.updated_at, registered_at)
         # A fresh queued row has no share in the timeline yet, so stamps can be set first.
         if timestamps is not None:
             for slot, value in enumerate(timestamps):

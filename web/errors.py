@@ -67,7 +67,7 @@ async def error_middleware(
         )
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(413, "body_too_large",
-                              f"the body is larger than the limit of {exc.max_size} bytes")
+                              f"the body is larger than the limit ({exc.text})")
     except web.HTTPException as exc:
         if exc.status < 400 or exc.status == 101:
             raise
