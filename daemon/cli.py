@@ -9,12 +9,17 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
 
-from daemon.config import Config, ConfigError, default_config_path, load_config
+from daemon.config import KEYS, Config, ConfigError, default_config_path, load_config
 from daemon.logging import configure_logging
+from daemon.systemd import Notifier
+
+if TYPE_CHECKING:
+    from daemon.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -36,12 +41,28 @@ def page_url(config: Config, port: int) -> str:
     return config["server.public_url"] or f"http://{shown}:{port}/"
 
 
-async def serve(config: Config, on_listening: Callable[[str], None] | None = None) -> int:
-    from web.app import make_app
+async def serve(config: Config, on_listening: Callable[[str], None] | None = None,
+                notifier: Notifier | None = None) -> int:
+    """Run until SIGTERM/SIGINT; shut down in the SPEC 3.6 order; 0 on a clean stop.
 
+    runner.cleanup() is aiohttp's own order: the site stops accepting, `on_shutdown`
+    closes the WebSockets (4200), in-flight requests finish, then the cleanup context
+    stops the runtime (final checkpoint, actors, database).
+    """
+    from web.app import make_app
+    from web.keys import RUNTIME
+
+    notifier = notifier or Notifier()
     app = make_app(config)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=3, access_log=None)
-    await runner.setup()
+    notifier.status("starting: loading campaigns")
+    try:
+        await runner.setup()  # starts the runtime: store, state, actors, journal replay
+    except Exception as exc:
+        log.error("serve.start_failed", error=str(exc), db=str(config.db_path))
+        print(f"campaignd: could not start: {exc}", file=sys.stderr)
+        await runner.cleanup()
+        return 1
     site = web.TCPSite(runner, config["server.host"], config["server.port"],
                        reuse_address=True)
     try:
@@ -49,6 +70,8 @@ async def serve(config: Config, on_listening: Callable[[str], None] | None = Non
     except OSError as exc:
         log.error("serve.listen_failed", host=config["server.host"],
                   port=config["server.port"], error=str(exc))
+        print(f"campaignd: cannot listen on {config['server.host']}:{config['server.port']}:"
+              f" {exc}", file=sys.stderr)
         await runner.cleanup()
         return 1
     server = site._server
@@ -56,17 +79,58 @@ async def serve(config: Config, on_listening: Callable[[str], None] | None = Non
     url = page_url(config, port)
     print(f"campaignd listening on {url}", flush=True)
     log.info("serve.listening", url=url)
+    notifier.ready(f"listening on {url}")  # only now: the port accepts connections
+    notifier.start_watchdog()
     if on_listening is not None:
         on_listening(url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    rt = app[RUNTIME]
+    loop.add_signal_handler(signal.SIGHUP, lambda: reload(rt, notifier, url))
     await stop.wait()
+    notifier.stopping()
     log.info("serve.stopping")
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.remove_signal_handler(sig)
     await runner.cleanup()
+    await notifier.stop_watchdog()
     log.info("serve.stopped")
     return 0
+
+
+# What SIGHUP applies at once; every other key is read at start and needs a restart.
+RELOADABLE = ("log.", "api.tokens", "webhooks.")
+
+
+def reload(rt: Runtime, notifier: Notifier, url: str) -> list[str]:
+    """Re-read the configuration file; apply what can change live, name the rest."""
+    from web.auth import TokenBook, webhook_auth
+
+    notifier.reloading()
+    try:
+        try:
+            new = load_config(rt.config.path)
+        except ConfigError as exc:
+            log.error("config.reload_refused", problems=exc.problems,
+                      note="the running configuration is kept")
+            return []
+        changed = [k for k in KEYS if new[k] != rt.config[k]]
+        live = [k for k in changed if k.startswith(RELOADABLE)]
+        restart = [k for k in changed if k not in live]
+        config = rt.config.with_overrides(**{k: new[k] for k in live})
+        rt.config = config
+        rt.tokens = TokenBook(config["api.tokens"])
+        rt.webhook_auth = webhook_auth(config)
+        configure_logging(config["log.level"], config["log.format"])
+        log.info("config.reloaded", applied=live, path=str(config.path))
+        if restart:
+            log.warning("config.restart_needed", keys=restart,
+                        note="these changes take effect after a restart")
+        return live
+    finally:
+        notifier.ready(f"listening on {url}")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
