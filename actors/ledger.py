@@ -107,6 +107,7 @@ class Ledger:
             for slot, value in enumerate(timestamps):
                 if value:
                     self.ts[slot][row] = value
+                    self.updated_at = max(self.updated_at, value)
         self._set_state(row, level, failed, reason)
 
     def _append_empty(self, registered_at: float) -> None:
