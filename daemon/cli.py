@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -146,20 +147,107 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _offline(run: Callable[[argparse.Namespace, Path], int]
+             ) -> Callable[[argparse.Namespace], int]:
+    """Run an offline command with the database path of the configuration."""
+    from daemon.offline import CommandError
+
+    def command(args: argparse.Namespace) -> int:
+        try:
+            db = _config(args).db_path if not getattr(args, "url", None) else Path()
+            return run(args, db)
+        except CommandError as exc:
+            print(f"campaignd {args.command}: {exc}", file=sys.stderr)
+            return 1
+
+    return command
+
+
+def _add_remote(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=os.environ.get("CAMPAIGND_URL"), metavar="URL",
+                   help="ask a running daemon's API (e.g. http://127.0.0.1:8080) instead of "
+                   "reading the SQLite file ($CAMPAIGND_URL)")
+    p.add_argument("--token", default=os.environ.get("CAMPAIGND_TOKEN"), metavar="TOKEN",
+                   help="bearer token for --url when api.tokens is set ($CAMPAIGND_TOKEN)")
+
+
+EPILOGS = {
+    "serve": """examples:
+  campaignd serve                              # ./daemon.toml or built-in defaults
+  campaignd --config /etc/campaignd/daemon.toml serve
+  CAMPAIGND_SERVER__PORT=9000 campaignd serve  # any key from the environment
+
+signals: SIGTERM/SIGINT stop gracefully (exit 0); SIGHUP reloads log level, API
+tokens and webhook secrets from the file and logs which other changes need a restart.""",
+    "check-config": """examples:
+  campaignd --config /etc/campaignd/daemon.toml check-config
+  CAMPAIGND_CONFIG=/etc/campaignd/daemon.toml campaignd check-config
+
+Prints the effective configuration (file + environment) as JSON with secrets shown as
+"***". Every problem is listed at once; the exit status is 2 when there is any.""",
+    "stats": """examples:
+  campaignd stats 9b2f0c1e-...                 # read the SQLite file (read-only)
+  campaignd stats 9b2f0c1e-... --json          # the same as JSON
+  campaignd stats 9b2f0c1e-... --url http://127.0.0.1:8080 --token $TOKEN   # live
+
+Without --url the numbers are those of the last checkpoint (at most
+store.checkpoint_interval seconds old while the daemon runs); with --url they are live.""",
+    "export": """examples:
+  campaignd export 9b2f0c1e-... > campaign.csv
+  campaignd export 9b2f0c1e-... --output /tmp/campaign.csv
+  campaignd export 9b2f0c1e-... --url http://127.0.0.1:8080 --output c.csv
+
+Columns: row, recipient, contact_id, message_id, status, level, failed,
+failure_reason, queued_at, pending_at, sent_at, delivered_at, read_at, played_at,
+failed_at (ISO 8601, UTC). Rows are streamed, so any campaign size works.""",
+    "backup": """examples:
+  campaignd backup /var/backups/campaignd-$(date +%F).sqlite3
+  sudo campaignd --config /etc/campaignd/daemon.toml backup /root/campaignd.sqlite3
+
+Uses SQLite's online backup API: safe while the daemon runs (never copy the live
+file with cp: its WAL would be missing). The copy is checked with PRAGMA quick_check.
+Restore: stop the service, put the copy in place of store.path, delete the old
+-wal and -shm files, start the service (see docs/deploy.md).""",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from daemon import offline
+
     parser = argparse.ArgumentParser(
         prog="campaignd",
         description="Send WhatsApp broadcast campaigns and track their ACKs live.",
+        epilog="Run `campaignd COMMAND --help` for a command's options and examples. "
+        "Configuration keys and their environment variables: docs/configuration.md.",
     )
     parser.add_argument("--config", metavar="PATH",
                         help="daemon.toml to read (default: $CAMPAIGND_CONFIG, else "
                         "./daemon.toml if present, else built-in defaults)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("serve", help="run the daemon in the foreground")
-    p.set_defaults(run=cmd_serve)
-    p = sub.add_parser("check-config",
-                       help="check the configuration and print it with secrets masked")
-    p.set_defaults(run=cmd_check_config)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text[0].upper()
+                              + help_text[1:] + ".", epilog=EPILOGS.get(name),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    add("serve", "run the daemon in the foreground").set_defaults(run=cmd_serve)
+    add("check-config", "check the configuration and print it with secrets masked"
+        ).set_defaults(run=cmd_check_config)
+    p = add("stats", "print a campaign's counters, rates and progress as a table")
+    p.add_argument("uuid", metavar="UUID", help="the campaign's uuid")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_remote(p)
+    p.set_defaults(run=_offline(offline.cmd_stats))
+    p = add("export", "write every recipient of a campaign as CSV")
+    p.add_argument("uuid", metavar="UUID", help="the campaign's uuid")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write to FILE (replaced only once complete) instead of stdout")
+    _add_remote(p)
+    p.set_defaults(run=_offline(offline.cmd_export))
+    p = add("backup", "copy the SQLite database to DEST safely, even while it runs")
+    p.add_argument("dest", metavar="DEST", help="file to create")
+    p.add_argument("--force", action="store_true", help="replace DEST if it exists")
+    p.set_defaults(run=_offline(offline.cmd_backup))
     for name, (help_text, add_args, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
         add_args(p)

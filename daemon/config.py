@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "CAMPAIGND_"
+# Environment variables of the command line that are not configuration keys.
+NOT_KEYS = ("CAMPAIGND_CONFIG", "CAMPAIGND_TOKEN", "CAMPAIGND_URL")
 SOURCES = ("webjs", "waha", "evolution", "cloud", "twilio")
 # The key that authenticates each webhook source (SPEC 3.1).
 SOURCE_SECRET = {
@@ -119,6 +121,73 @@ KEYS: dict[str, Key] = {
                                   minimum=1024, maximum=1024 * 1024),
     "pusher.max_rows_per_event": Key(int, 250, "Rows in one campaign.messages.updated event; "
                                      "beyond, the event says resync.", minimum=1, maximum=5000),
+    # --- sending (docs/sending.md) ---
+    "sender.default_gateway": Key(str, "simulator", "Gateway of campaigns created without one.",
+                                  choices=("simulator", "http", "waha", "cloud")),
+    "sender.default_rate": Key((int, float), 10.0, "Messages per second of a campaign created "
+                               "without a rate.", minimum=0.01, maximum=1000),
+    "sender.max_rate": Key((int, float), 200.0, "Highest rate a campaign may ask for.",
+                           minimum=0.01, maximum=10000),
+    "sender.max_in_flight": Key(int, 8, "Gateway calls of one campaign running at once.",
+                                minimum=1, maximum=256),
+    "sender.max_attempts": Key(int, 5, "Attempts per message for transient errors before it "
+                               "is marked failed.", minimum=1, maximum=50),
+    "sender.backoff_base": Key((int, float), 0.5, "First retry delay in seconds (doubled per "
+                               "attempt, with jitter).", minimum=0.01, maximum=600),
+    "sender.backoff_max": Key((int, float), 60.0, "Longest retry delay in seconds.",
+                              minimum=0.01, maximum=3600),
+    "sender.request_timeout": Key((int, float), 15.0, "Seconds before a gateway call counts as "
+                                  "timed out (retried).", minimum=0.1, maximum=600),
+    "sender.failure_threshold": Key((int, float), 0.5, "Pause a campaign when this share of its "
+                                    "send outcomes failed (0..1).", minimum=0, maximum=1),
+    "sender.failure_min_sample": Key(int, 20, "Outcomes needed before the failure share is "
+                                     "judged.", minimum=1, maximum=100000),
+    "sender.max_recipients": Key(int, 100000, "Most recipients in one created campaign.",
+                                 minimum=1, maximum=10000000),
+    "sender.webhook_url": Key(str, "", "POST the final statistics here when a campaign "
+                              "completes, pauses or fails (\"\" = off)."),
+    "sender.webhook_secret": Key(str, "", "HMAC-SHA256 key for the outbound webhook's "
+                                 "X-Campaignd-Signature.", secret=True),
+    "gateways.simulator.rate": Key((int, float), 0.0, "Messages/s over all campaigns (0 = no "
+                                   "gateway limit).", minimum=0, maximum=100000),
+    "gateways.simulator.seed": Key(int, 1, "Seed: the same seed gives the same ACK stream."),
+    "gateways.simulator.send_latency": Key((int, float), 0.005, "Mean seconds per send call.",
+                                           minimum=0, maximum=60),
+    "gateways.simulator.sent_after": Key((int, float), 0.2, "Mean seconds to the server ACK.",
+                                         minimum=0, maximum=3600),
+    "gateways.simulator.delivered_after": Key((int, float), 0.8, "Mean further seconds to "
+                                              "delivered.", minimum=0, maximum=3600),
+    "gateways.simulator.read_after": Key((int, float), 2.0, "Mean further seconds to read.",
+                                         minimum=0, maximum=86400),
+    "gateways.simulator.reject_ratio": Key((int, float), 0.02, "Share refused at send time.",
+                                           minimum=0, maximum=1),
+    "gateways.simulator.failure_ratio": Key((int, float), 0.03, "Share failing after being "
+                                            "accepted.", minimum=0, maximum=1),
+    "gateways.simulator.delivery_ratio": Key((int, float), 0.95, "Share of the rest delivered.",
+                                             minimum=0, maximum=1),
+    "gateways.simulator.read_ratio": Key((int, float), 0.6, "Share of the delivered read.",
+                                         minimum=0, maximum=1),
+    "gateways.simulator.receipts_off_ratio": Key((int, float), 0.1, "Share of recipients with "
+                                                 "read receipts off.", minimum=0, maximum=1),
+    "gateways.http.url": Key(str, "", "whatsapp-web.js service send endpoint, e.g. "
+                             "http://127.0.0.1:3000/api/messages/send."),
+    "gateways.http.token": Key(str, "", "Bearer token for the service.", secret=True),
+    "gateways.http.id_field": Key(str, "message_id", "Dotted path of the message id in the "
+                                  "reply, e.g. data.id._serialized."),
+    "gateways.http.session_id": Key(str, "default", "Session id sent with each message."),
+    "gateways.http.rate": Key((int, float), 0.0, "Messages/s over all campaigns (0 = none).",
+                              minimum=0, maximum=100000),
+    "gateways.waha.base_url": Key(str, "", "WAHA base URL, e.g. http://127.0.0.1:3000."),
+    "gateways.waha.api_key": Key(str, "", "WAHA X-Api-Key.", secret=True),
+    "gateways.waha.session": Key(str, "default", "WAHA session name."),
+    "gateways.waha.rate": Key((int, float), 0.0, "Messages/s over all campaigns (0 = none).",
+                              minimum=0, maximum=100000),
+    "gateways.cloud.base_url": Key(str, "https://graph.facebook.com", "Graph API base URL."),
+    "gateways.cloud.version": Key(str, "v21.0", "Graph API version."),
+    "gateways.cloud.phone_number_id": Key(str, "", "The sending phone number's id."),
+    "gateways.cloud.access_token": Key(str, "", "Bearer token (system user).", secret=True),
+    "gateways.cloud.rate": Key((int, float), 80.0, "Messages/s over all campaigns (Cloud API "
+                               "default throughput is 80/s).", minimum=0, maximum=100000),
     "log.level": Key(str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
     "log.format": Key(str, "auto", "auto: readable on a terminal, JSON lines otherwise.",
                       choices=("auto", "json", "console")),
@@ -195,7 +264,7 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def _from_env(environ: Mapping[str, str]) -> dict[str, str]:
     out = {}
     for name, value in environ.items():
-        if name.startswith(ENV_PREFIX) and name != "CAMPAIGND_CONFIG":
+        if name.startswith(ENV_PREFIX) and name not in NOT_KEYS:
             out[name[len(ENV_PREFIX):].lower().replace("__", ".")] = value
     return out
 

@@ -1,0 +1,387 @@
+"""The OpenAPI 3.1 document served at GET /api/openapi.json (SPEC 3.2).
+
+Written by hand next to the handlers it describes; tests/test_service_openapi.py checks
+that every route of the app is in it and every path in it is a route, so the two cannot
+drift apart silently. Only the WebSocket endpoint and the static files are left out
+(`UNDOCUMENTED`): neither is an HTTP API a client generator could use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from actors.status import LEVEL_NAMES, STATUS_FILTERS
+from web.errors import json_response
+
+# Routes deliberately not described: the Pusher WebSocket and the page's static files.
+UNDOCUMENTED = (("GET", "/app/{key}"), ("GET", "/static/{filename}"))
+
+CAMPAIGN_STATUSES = ("pending", "processing", "paused", "completed", "cancelled", "failed")
+SOURCES = ("webjs", "waha", "evolution", "cloud", "twilio")
+ACTIONS = ("start", "pause", "resume", "cancel", "retry-failed")
+
+J = "application/json"
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def body(schema: dict[str, Any], media: str = J) -> dict[str, Any]:
+    return {"content": {media: {"schema": schema}}}
+
+
+def ok(description: str, schema: dict[str, Any] | None = None, media: str = J
+       ) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description}
+    if schema is not None:
+        out.update(body(schema, media))
+    return out
+
+
+def err(description: str) -> dict[str, Any]:
+    return {"description": description, **body(ref("Error"))}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+TIME = nullable({"type": "string", "format": "date-time"})
+COUNT = {"type": "integer", "minimum": 0}
+RATE = {"type": "number", "minimum": 0, "maximum": 100}
+AUTH_ERRORS = {"401": err("Missing or wrong bearer token.")}
+NOT_FOUND = {"404": err("No such campaign, or it belongs to another workspace.")}
+UUID_PARAM = {"name": "uuid", "in": "path", "required": True,
+              "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"}}
+
+
+def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
+
+
+LATENCY = {"type": "object", "required": ["median", "p90"], "properties": {
+    "median": nullable({"type": "number"}), "p90": nullable({"type": "number"})}}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "examples": ["invalid_field"]},
+                "message": {"type": "string"},
+                "field": {"type": "string", "description": "The offending field or query "
+                          "parameter, e.g. messages[3].message_id."},
+            }}},
+    },
+    "Statistics": {
+        "type": "object",
+        "description": "Seed-compatible counters (SPEC 2.2). A read message counts as sent and "
+                       "delivered too.",
+        "required": ["total_message_count", "total_queued_count", "total_sent_count",
+                     "total_delivered_count", "total_read_count", "total_played_count",
+                     "total_failed_count", "delivery_rate", "read_rate", "progress"],
+        "properties": {
+            "total_message_count": COUNT, "total_queued_count": COUNT,
+            "total_sent_count": COUNT, "total_delivered_count": COUNT,
+            "total_read_count": COUNT, "total_played_count": COUNT,
+            "total_failed_count": COUNT,
+            "delivery_rate": RATE, "read_rate": RATE, "progress": RATE,
+            "time_to_deliver": LATENCY, "time_to_read": LATENCY,
+            "updated_at": TIME,
+        },
+    },
+    "Campaign": {
+        "type": "object",
+        "required": ["uuid", "id", "workspace_id", "name", "status", "created_at",
+                     "updated_at", "statistics"],
+        "properties": {
+            "uuid": {"type": "string"}, "id": {"type": "integer"},
+            "workspace_id": {"type": "integer"}, "name": {"type": "string"},
+            "status": {"type": "string", "enum": list(CAMPAIGN_STATUSES)},
+            "message": nullable({"type": "string"}), "gateway": nullable({"type": "string"}),
+            "rate": nullable({"type": "number"}),
+            "created_at": TIME, "updated_at": TIME, "statistics": ref("Statistics"),
+        },
+        "additionalProperties": True,
+    },
+    "CampaignEnvelope": {"type": "object", "required": ["campaign"],
+                         "properties": {"campaign": ref("Campaign")}},
+    "CampaignList": {
+        "type": "object", "required": ["campaigns", "next_cursor"],
+        "properties": {"campaigns": {"type": "array", "items": ref("Campaign")},
+                       "next_cursor": nullable({"type": "string"})},
+    },
+    "CreateCampaign": {
+        "type": "object", "required": ["workspace_id", "name"],
+        "properties": {
+            "workspace_id": {"type": "integer", "minimum": 1},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "uuid": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"},
+            "recipients": {"type": "array", "description": "Numbers campaignd sends to "
+                           "(SPEC 3.4); omit to register messages sent elsewhere.",
+                           "items": {"anyOf": [{"type": "string"}, {"type": "object"}]}},
+            "message": {"type": "string", "description": "Text to send (with recipients)."},
+            "gateway": {"type": "string"},
+            "rate": {"type": "number", "exclusiveMinimum": 0},
+        },
+    },
+    "Registration": {
+        "type": "object", "required": ["messages"],
+        "properties": {"messages": {
+            "type": "array", "minItems": 1, "maxItems": 10000,
+            "items": {
+                "type": "object", "required": ["recipient", "message_id"],
+                "properties": {
+                    "recipient": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "message_id": {"type": "string", "minLength": 1, "maxLength": 256},
+                    "contact_id": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                    "status": {"type": "string", "enum": list(STATUS_FILTERS)},
+                    "error": {"anyOf": [{"type": "string"}, {"type": "object"}]},
+                }}}},
+    },
+    "RegistrationResult": {
+        "type": "object", "required": ["registered", "duplicates"],
+        "properties": {"registered": COUNT, "duplicates": COUNT},
+    },
+    "MessageRow": {
+        "type": "object",
+        "required": ["row", "message_id", "recipient", "contact_id", "status", "level",
+                     "failed", "failure_reason", "timestamps"],
+        "properties": {
+            "row": {"type": "integer"}, "message_id": nullable({"type": "string"}),
+            "recipient": {"type": "string"}, "contact_id": nullable({"type": "string"}),
+            "status": {"type": "string", "enum": [*LEVEL_NAMES, "failed"]},
+            "level": {"type": "string", "enum": list(LEVEL_NAMES)},
+            "failed": {"type": "boolean"}, "failure_reason": nullable({"type": "string"}),
+            "timestamps": {"type": "object", "properties": {
+                name: TIME for name in (*LEVEL_NAMES, "failed")}},
+        },
+    },
+    "MessageList": {
+        "type": "object", "required": ["messages", "next_cursor"],
+        "properties": {"messages": {"type": "array", "items": ref("MessageRow")},
+                       "next_cursor": nullable({"type": "string"})},
+    },
+    "Timeline": {
+        "type": "object", "required": ["timeline"],
+        "properties": {"timeline": {
+            "type": "object", "required": ["resolution", "points"],
+            "properties": {
+                "resolution": {"type": "integer", "description": "Seconds per point."},
+                "points": {"type": "array", "items": {
+                    "type": "object", "required": ["t", "sent", "delivered", "read", "failed"],
+                    "properties": {"t": TIME, "sent": COUNT, "delivered": COUNT, "read": COUNT,
+                                   "failed": COUNT}}},
+            }}},
+    },
+    "WebhookResult": {
+        "type": "object", "required": ["ok", "events"],
+        "properties": {"ok": {"type": "boolean", "const": True},
+                       "events": {"type": "integer", "description": "Status events stored."}},
+    },
+}
+
+
+def _webhook(source: str) -> dict[str, Any]:
+    media = "application/x-www-form-urlencoded" if source == "twilio" else J
+    return {"post": {
+        "tags": ["webhooks"], "operationId": f"webhook_{source}", "security": [],
+        "summary": f"Receive {source} delivery receipts (SPEC 3.1).",
+        "description": "2xx means every status in the request is durably stored.",
+        "requestBody": {"required": True, **body({"type": "object"}, media)},
+        "responses": {
+            "200": ok("Stored.", ref("WebhookResult")),
+            "400": err("Not valid JSON or form data."),
+            "401": err("Missing or invalid signature; nothing changed."),
+            "404": err("This source is disabled."),
+            "413": err("Body larger than server.max_body_bytes."),
+            "415": err("Wrong Content-Type."),
+            "422": err("A field is missing or has the wrong type (named in `field`)."),
+            "503": err("Storage unavailable; retry after Retry-After seconds."),
+        }}}
+
+
+def _campaign_paths() -> dict[str, Any]:
+    return {
+        "/api/campaigns": {
+            "post": {"tags": ["campaigns"], "operationId": "create_campaign",
+                     "summary": "Create a campaign (to send, or to track sends made elsewhere).",
+                     "requestBody": {"required": True, **body(ref("CreateCampaign"))},
+                     "responses": {"201": ok("Created.", ref("CampaignEnvelope")),
+                                   "400": err("Not a JSON object."), **AUTH_ERRORS,
+                                   "403": err("The token may not use this workspace."),
+                                   "409": err("A campaign with this uuid exists."),
+                                   "415": err("Not application/json."),
+                                   "422": err("A field is invalid (named in `field`).")}},
+            "get": {"tags": ["campaigns"], "operationId": "list_campaigns",
+                    "summary": "List campaigns, newest first, visible to the token.",
+                    "parameters": [
+                        query("workspace_id", {"type": "integer"}, "Only this workspace."),
+                        query("status", {"type": "string", "enum": list(CAMPAIGN_STATUSES)},
+                              "Only campaigns in this status."),
+                        query("limit", {"type": "integer", "minimum": 1, "maximum": 500,
+                                        "default": 50}, "Page size."),
+                        query("cursor", {"type": "string"}, "next_cursor of the last page.")],
+                    "responses": {"200": ok("A page of campaigns.", ref("CampaignList")),
+                                  "400": err("A query parameter is invalid."), **AUTH_ERRORS}},
+        },
+        "/api/campaigns/{uuid}": {"get": {
+            "tags": ["campaigns"], "operationId": "get_campaign", "parameters": [UUID_PARAM],
+            "summary": "A campaign with its live statistics.",
+            "responses": {"200": ok("The campaign.", ref("CampaignEnvelope")), **AUTH_ERRORS,
+                          **NOT_FOUND, "503": err("The campaign did not answer in time.")}}},
+        "/api/campaigns/{uuid}/messages": {
+            "post": {"tags": ["campaigns"], "operationId": "register_messages",
+                     "parameters": [UUID_PARAM],
+                     "summary": "Register messages sent elsewhere (idempotent).",
+                     "requestBody": {"required": True, **body(ref("Registration"))},
+                     "responses": {
+                         "200": ok("Every message was known already.",
+                                   ref("RegistrationResult")),
+                         "201": ok("New messages registered.", ref("RegistrationResult")),
+                         "400": err("Not a JSON object."), **AUTH_ERRORS, **NOT_FOUND,
+                         "409": err("A message id belongs to another campaign."),
+                         "413": err("More than 10,000 messages."),
+                         "422": err("An item is invalid (named in `field`).")}},
+            "get": {"tags": ["campaigns"], "operationId": "list_messages",
+                    "summary": "Per-recipient rows, cursor paging.",
+                    "parameters": [
+                        UUID_PARAM,
+                        query("status", {"type": "string", "enum": list(STATUS_FILTERS)},
+                              "Filter as the cards count (read includes played, ...)."),
+                        query("search", {"type": "string", "maxLength": 100},
+                              "Substring of the recipient or message id."),
+                        query("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
+                                        "default": 50}, "Page size."),
+                        query("cursor", {"type": "string"}, "next_cursor of the last page.")],
+                    "responses": {"200": ok("A page of rows.", ref("MessageList")),
+                                  "400": err("A query parameter is invalid."), **AUTH_ERRORS,
+                                  **NOT_FOUND}},
+        },
+        "/api/campaigns/{uuid}/timeline": {"get": {
+            "tags": ["campaigns"], "operationId": "timeline",
+            "summary": "Cumulative counts over time, for the chart.",
+            "parameters": [UUID_PARAM, query("points", {"type": "integer", "minimum": 2,
+                                                        "maximum": 1000, "default": 120},
+                                             "Most points returned.")],
+            "responses": {"200": ok("The timeline.", ref("Timeline")),
+                          "400": err("points is invalid."), **AUTH_ERRORS, **NOT_FOUND,
+                          "503": err("The campaign did not answer in time.")}}},
+        "/api/campaigns/{uuid}/export.csv": {"get": {
+            "tags": ["campaigns"], "operationId": "export_csv", "parameters": [UUID_PARAM],
+            "summary": "Every recipient with status, failure reason and a timestamp per level.",
+            "description": "Streamed (chunked). Columns: row, recipient, contact_id, "
+                           "message_id, status, level, failed, failure_reason, queued_at, "
+                           "pending_at, sent_at, delivered_at, read_at, played_at, failed_at.",
+            "responses": {"200": ok("CSV with a header line.", {"type": "string"}, "text/csv"),
+                          **AUTH_ERRORS, **NOT_FOUND}}},
+    }
+
+
+def _action(action: str) -> dict[str, Any]:
+    return {"post": {
+        "tags": ["sending"], "operationId": f"campaign_{action.replace('-', '_')}",
+        "parameters": [UUID_PARAM],
+        "summary": f"{action.replace('-', ' ').capitalize()} the campaign's sending "
+                   "(SPEC 3.4).",
+        "responses": {"200": ok("The campaign after the change.", ref("CampaignEnvelope")),
+                      **AUTH_ERRORS, **NOT_FOUND,
+                      "409": err("Not possible in the campaign's current status."),
+                      "422": err("The campaign is not sent by campaignd.")}}}
+
+
+def _service_paths() -> dict[str, Any]:
+    text = {"type": "string"}
+    return {
+        "/healthz": {"get": {"tags": ["service"], "operationId": "healthz", "security": [],
+                             "summary": "The process is alive.",
+                             "responses": {"200": ok("Alive.", {"type": "object"})}}},
+        "/readyz": {"get": {
+            "tags": ["service"], "operationId": "readyz", "security": [],
+            "summary": "Store open, actors up, storage writable.",
+            "responses": {
+                "200": ok("Ready.", {"type": "object", "properties": {
+                    "status": {"const": "ready"}}}),
+                "503": ok("Not ready; `problems` says why.", {
+                    "type": "object", "required": ["status", "problems"],
+                    "properties": {"status": {"const": "not ready"},
+                                   "problems": {"type": "array", "items": text}}})}}},
+        "/metrics": {"get": {"tags": ["service"], "operationId": "metrics", "security": [],
+                             "summary": "Prometheus metrics (text exposition format).",
+                             "responses": {"200": ok("Metrics.", text, "text/plain")}}},
+        "/api/openapi.json": {"get": {"tags": ["service"], "operationId": "openapi",
+                                      "security": [], "summary": "This document.",
+                                      "responses": {"200": ok("OpenAPI 3.1.", {
+                                          "type": "object"})}}},
+        "/": {"get": {"tags": ["page"], "operationId": "page", "security": [],
+                      "summary": "The campaign page (HTML).",
+                      "responses": {"200": ok("The page.", text, "text/html")}}},
+        "/page-config.json": {"get": {
+            "tags": ["page"], "operationId": "page_config", "security": [],
+            "summary": "How the page reaches the live push; never anything a token protects.",
+            "responses": {"200": ok("Page settings.", {"type": "object", "properties": {
+                "app_key": text, "ws_path": text, "auth_required": {"type": "boolean"},
+                "auth_endpoint": text, "private_channels": {"type": "boolean"},
+                "activity_timeout": {"type": "integer"},
+                "workspaces": {"type": "array", "items": {"type": "integer"}},
+                "default_workspace": {"type": "integer"},
+                "gateways": {"type": "array", "items": text}}})}}},
+        "/broadcasting/auth": {"post": {
+            "tags": ["live"], "operationId": "broadcasting_auth",
+            "summary": "Sign a private channel subscription (Pusher protocol, Laravel Echo).",
+            "requestBody": {"required": True, **body({
+                "type": "object", "required": ["socket_id", "channel_name"],
+                "properties": {"socket_id": text, "channel_name": text}},
+                "application/x-www-form-urlencoded")},
+            "responses": {"200": ok("The signature.", {
+                "type": "object", "required": ["auth"], "properties": {"auth": text}}),
+                "400": err("socket_id or channel_name is missing or malformed."),
+                **AUTH_ERRORS,
+                "403": err("The token may not see this channel's workspace.")}}},
+    }
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for source in SOURCES:
+        paths[f"/webhooks/{source}"] = _webhook(source)
+    paths["/webhooks/cloud"]["get"] = {
+        "tags": ["webhooks"], "operationId": "cloud_verify", "security": [],
+        "summary": "Meta's subscription handshake: echoes hub.challenge.",
+        "parameters": [query("hub.mode", {"const": "subscribe"}, "Must be subscribe."),
+                       query("hub.verify_token", {"type": "string"},
+                             "webhooks.cloud.verify_token."),
+                       query("hub.challenge", {"type": "string"}, "Echoed back.")],
+        "responses": {"200": ok("The challenge.", {"type": "string"}, "text/plain"),
+                      "400": err("Not a subscribe handshake."),
+                      "403": err("verify_token does not match.")}}
+    paths.update(_campaign_paths())
+    for action in ACTIONS:
+        paths[f"/api/campaigns/{{uuid}}/{action}"] = _action(action)
+    paths.update(_service_paths())
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "campaignd", "version": "0.1.0",
+                 "description": "Send WhatsApp broadcast campaigns and track their ACKs "
+                                "live. Errors are always {\"error\": {code, message, field?}}."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}, {}],
+        "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "api.tokens: each for one workspace or all. Not needed when "
+                           "api.tokens is empty (loopback only)."}}},
+        "paths": paths,
+    }
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return json_response(document())
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/openapi.json", openapi_json)
