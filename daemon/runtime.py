@@ -63,6 +63,7 @@ class Runtime:
         # `async stop(rt)`, started after the core in list order, stopped before it in
         # reverse. Append them in `Runtime.__init__`, one line each, below this one.
         self.extensions: list[Any] = []
+        self.extensions.append(__import__("actors.sender_service").sender_service.SendingService())
 
     # --- start / stop -----------------------------------------------------------------
 

@@ -259,6 +259,116 @@ class CampaignStore:
             yield [tuple(r) for r in rows]
 
 
+    # --- sending (actors/sender_service.py) ------------------------------------------
+
+    async def ensure_sending_schema(self) -> None:
+        """Add the sending columns to a database created before they existed."""
+        from store.schema import SENDING_COLUMNS
+
+        statements: list[Any] = []
+        for table, columns in SENDING_COLUMNS.items():
+            have = {r[1] for r in await self.store.fetchall(f"PRAGMA table_info({table})")}
+            statements += [(f"ALTER TABLE {table} ADD COLUMN {name} {decl}", (), False)
+                           for name, decl in columns if name not in have]
+        if statements:
+            await self.store.transaction(statements)
+
+    async def set_send_options(self, no: int, options: str | None,
+                               rows: Sequence[tuple[int, str | None]]) -> None:
+        """Mark a campaign's new rows as ours to send (with their template variables)."""
+        await self.store.transaction([
+            ("UPDATE campaigns SET send_options = ? WHERE no = ?", (options, no), False),
+            ("UPDATE messages SET send_state = 'queued', variables = ? WHERE campaign_no = ?"
+             " AND row = ?", [(v, no, row) for row, v in rows], True),
+        ])
+
+    async def set_status_reason(self, no: int, status: str, reason: str | None) -> None:
+        await self.store.transaction(
+            [("UPDATE campaigns SET status = ?, status_reason = ?, updated_at = ? WHERE no = ?",
+              (status, reason, time.time(), no), False)]
+        )
+
+    async def send_options(self, no: int) -> tuple[str | None, str | None]:
+        row = await self.store.fetchone(
+            "SELECT send_options, status_reason FROM campaigns WHERE no = ?", (no,))
+        return (row[0], row[1]) if row else (None, None)
+
+    async def sendable_rows(self, no: int) -> list[tuple[Any, ...]]:
+        """(row, recipient, contact_id, variables) still to send, in row order."""
+        return [tuple(r) for r in await self.store.fetchall(
+            "SELECT row, recipient, contact_id, variables FROM messages WHERE campaign_no = ?"
+            " AND (send_state = 'queued' OR (send_state IS NULL AND message_id IS NULL"
+            " AND failed = 0)) ORDER BY row", (no,))]
+
+    async def send_state_counts(self, no: int) -> dict[str, int]:
+        rows = await self.store.fetchall(
+            "SELECT COALESCE(send_state, 'none'), COUNT(*) FROM messages WHERE campaign_no = ?"
+            " GROUP BY 1", (no,))
+        return {state: n for state, n in rows}
+
+    async def rows_in_state(self, no: int, state: str, limit: int) -> list[dict[str, Any]]:
+        rows = await self.store.fetchall(
+            "SELECT row, recipient, contact_id, attempts FROM messages WHERE campaign_no = ?"
+            " AND send_state = ? ORDER BY row LIMIT ?", (no, state, limit))
+        return [{"row": r[0], "recipient": r[1], "contact_id": r[2], "attempts": r[3]}
+                for r in rows]
+
+    async def record_attempt(self, no: int, row: int) -> None:
+        """Durable BEFORE the gateway call: after a crash this row is 'unknown'."""
+        await self.store.transaction([(
+            "UPDATE messages SET send_state = 'attempting', attempts = attempts + 1"
+            " WHERE campaign_no = ? AND row = ?", (no, row), False)])
+
+    async def record_accepted(self, no: int, row: int, message_id: str, raw_id: str,
+                              at: float) -> None:
+        """The gateway id and level pending, in one transaction."""
+        await self.store.transaction([(
+            "UPDATE messages SET send_state = 'accepted', message_id = ?, raw_id = ?, h = ?,"
+            " level = MAX(level, 1), cls = CASE WHEN failed = 1 AND MAX(level, 1) < 3 THEN 6"
+            " ELSE MAX(level, 1) END, ts_pending = COALESCE(ts_pending, ?)"
+            " WHERE campaign_no = ? AND row = ?",
+            (message_id, raw_id, id_hash(message_id), at, no, row), False)])
+
+    async def record_failed(self, no: int, row: int, reason: str, at: float) -> None:
+        await self.store.transaction([(
+            "UPDATE messages SET send_state = 'failed', failed = 1, reason = ?,"
+            " cls = CASE WHEN level < 3 THEN 6 ELSE level END, ts_failed = COALESCE(ts_failed, ?)"
+            " WHERE campaign_no = ? AND row = ?", (reason, at, no, row), False)])
+
+    async def record_requeued(self, no: int, row: int) -> None:
+        """The gateway refused before taking the message (e.g. bad credentials)."""
+        await self.store.transaction([(
+            "UPDATE messages SET send_state = 'queued' WHERE campaign_no = ? AND row = ?",
+            (no, row), False)])
+
+    async def mark_unknown(self) -> list[tuple[int, int]]:
+        """At start-up: attempts without an outcome. Returns (campaign_no, count) pairs."""
+        rows = await self.store.fetchall(
+            "SELECT campaign_no, COUNT(*) FROM messages WHERE send_state = 'attempting'"
+            " GROUP BY campaign_no")
+        if rows:
+            await self.store.transaction([(
+                "UPDATE messages SET send_state = 'unknown' WHERE send_state = 'attempting'",
+                (), False)])
+        return [(r[0], r[1]) for r in rows]
+
+    async def requeue(self, no: int, state: str) -> int:
+        """retry-failed / retry-unknown: put those rows back in the queue.
+
+        'failed' covers refusals at send time and failure ACKs after acceptance (as of
+        the last checkpoint: callers run one first).
+        """
+        cond = ("(send_state = 'failed' OR (send_state = 'accepted' AND failed = 1 AND"
+                " level < 3))") if state == "failed" else "send_state = 'unknown'"
+        row = await self.store.fetchone(
+            f"SELECT COUNT(*) FROM messages WHERE campaign_no = ? AND {cond}", (no,))
+        if row[0]:
+            await self.store.transaction([(
+                f"UPDATE messages SET send_state = 'queued' WHERE campaign_no = ? AND {cond}",
+                (no,), False)])
+        return int(row[0])
+
+
 def _campaign(row: Sequence[Any]) -> dict[str, Any]:
     keys = [c.strip() for c in CAMPAIGN_COLUMNS.split(",")]
     return dict(zip(keys, row, strict=True))

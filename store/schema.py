@@ -88,3 +88,12 @@ STATE_COLUMNS = (
     "ts_played",
     "ts_failed",
 )
+
+# Columns added for sending (docs/sending.md), by ALTER TABLE when missing so that an
+# existing database upgrades in place (see CampaignStore.ensure_sending_schema).
+SENDING_COLUMNS = {
+    "campaigns": (("send_options", "TEXT"), ("status_reason", "TEXT")),
+    # send_state: queued | attempting | accepted | failed | unknown (NULL: not sent by us)
+    "messages": (("send_state", "TEXT"), ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+                 ("variables", "TEXT")),
+}

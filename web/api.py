@@ -168,9 +168,9 @@ async def create_campaign(request: web.Request) -> web.Response:
     if not _principal(request).sees(workspace_id):
         raise ApiError(403, "forbidden", "this token may not create campaigns in workspace "
                        f"{workspace_id}", "workspace_id")
-    hook = getattr(rt, "create_hook", None)
-    if hook is not None and ("recipients" in doc or "message" in doc):
-        return await hook(request, doc, workspace_id, name, uuid)
+    if "recipients" in doc or "message" in doc:  # campaignd sends it (web/sending.py)
+        return await __import__("web.sending").sending.create_sending_campaign(
+            request, doc, workspace_id, name, uuid)
     if "recipients" in doc or "message" in doc:
         raise ApiError(422, "sending_unavailable",
                        "this daemon has no sender: create without recipients and register "

@@ -1,0 +1,441 @@
+"""The sending runtime extension: lifecycle, gateway calls and durable outcomes.
+
+Runs on the event loop. It owns the aiohttp ClientSession, the gateway clients, one
+`SenderActor` per running campaign and every status change. Exactly-once intent: a row
+is marked `attempting` (committed) before its gateway call; the gateway id, or the
+failure, is committed before the campaign actor hears of it. At start-up a row still
+`attempting` has an unknown outcome: it is marked `unknown` and only re-sent on request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import orjson
+import pykka
+import structlog
+
+from actors.messages import (
+    CampaignInfo,
+    CampaignStatusChanged,
+    GetStatistics,
+    RegisteredMessage,
+    RegisterMessages,
+)
+from actors.sender import (
+    Job,
+    SenderActor,
+    SenderPolicy,
+    SendResult,
+    SendWork,
+    SetPaused,
+    TokenBucket,
+)
+from actors.status import Level, bare_message_id
+from actors.timefmt import iso_time
+from gateways.base import Gateway, Outbound, Outcome
+from gateways.cloud import CloudGateway
+from gateways.http import HttpGateway
+from gateways.simulator import SimSettings, Simulator
+from gateways.waha import WahaGateway
+from store.db import StoreUnavailable
+
+if TYPE_CHECKING:
+    from daemon.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+GATEWAYS = ("simulator", "http", "waha", "cloud")
+# action -> (statuses it is allowed from, status after it)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "start": (("pending",), "processing"),
+    "pause": (("processing",), "paused"),
+    "resume": (("paused",), "processing"),
+    "cancel": (("pending", "processing", "paused"), "cancelled"),
+    "retry-failed": (("processing", "paused", "completed", "failed"), "processing"),
+    "retry-unknown": (("processing", "paused", "completed", "failed"), "processing"),
+}
+NOTIFY_STATUSES = ("completed", "paused", "failed")
+VAR_RE = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
+
+
+class TransitionError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def render(text: str, variables: str | None) -> str:
+    """`{{name}}` placeholders from the recipient's variables (unknown ones stay)."""
+    if not variables or "{{" not in text:
+        return text
+    values = orjson.loads(variables)
+    return VAR_RE.sub(lambda m: str(values.get(m[1], m[0])), text)
+
+
+class Run:
+    """One running campaign: its actor and what its sends need."""
+
+    def __init__(self, campaign: dict[str, Any], options: dict[str, Any],
+                 ref: pykka.ActorRef[Any]) -> None:
+        self.no: int = campaign["no"]
+        self.uuid: str = campaign["uuid"]
+        self.text: str = campaign["message"] or ""
+        self.gateway: str = campaign["gateway"]
+        self.options = options
+        self.ref = ref
+
+
+class SendingService:
+    def __init__(self) -> None:
+        self.rt: Runtime | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.gateways: dict[str, Gateway] = {}
+        self.unconfigured: dict[str, str] = {}  # gateway -> missing key
+        self.buckets: dict[str, TokenBucket] = {}
+        self.runs: dict[int, Run] = {}
+        self.progress: dict[int, dict[str, Any]] = {}
+        self.unknown: dict[int, int] = {}
+        self.lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- extension lifecycle ----------------------------------------------------------
+
+    async def start(self, rt: Runtime) -> None:
+        self.rt = rt
+        rt.sending = self  # type: ignore[attr-defined]
+        self.loop = asyncio.get_running_loop()
+        self.session = aiohttp.ClientSession()
+        c = rt.config
+        timeout = c["sender.request_timeout"]
+        self.gateways["simulator"] = Simulator(SimSettings.from_config(c), rt.journal.append)
+        if c["gateways.http.url"]:
+            self.gateways["http"] = HttpGateway(c["gateways.http.url"], c["gateways.http.token"],
+                                                c["gateways.http.id_field"],
+                                                c["gateways.http.session_id"], timeout)
+        else:
+            self.unconfigured["http"] = "gateways.http.url"
+        if c["gateways.waha.base_url"]:
+            self.gateways["waha"] = WahaGateway(c["gateways.waha.base_url"],
+                                                c["gateways.waha.api_key"],
+                                                c["gateways.waha.session"], timeout)
+        else:
+            self.unconfigured["waha"] = "gateways.waha.base_url"
+        if c["gateways.cloud.phone_number_id"] and c["gateways.cloud.access_token"]:
+            self.gateways["cloud"] = CloudGateway(
+                c["gateways.cloud.base_url"], c["gateways.cloud.version"],
+                c["gateways.cloud.phone_number_id"], c["gateways.cloud.access_token"], timeout)
+        else:
+            self.unconfigured["cloud"] = ("gateways.cloud.phone_number_id and "
+                                          "gateways.cloud.access_token")
+        self.buckets = {name: TokenBucket(c[f"gateways.{name}.rate"]) for name in GATEWAYS}
+        await rt.campaigns.ensure_sending_schema()
+        for no, count in await rt.campaigns.mark_unknown():
+            log.warning("sender.unknown_outcomes", campaign_no=no, messages=count)
+        for campaign in await rt.campaigns.list(None, "processing", None, 1_000_000):
+            await self._launch(campaign)
+
+    async def stop(self, rt: Runtime) -> None:
+        runs, self.runs = list(self.runs.values()), {}
+        await asyncio.get_running_loop().run_in_executor(None, _stop_all, runs)
+        if self._tasks:  # in-flight sends: let them store their outcome
+            await asyncio.wait(list(self._tasks), timeout=3)
+        for task in list(self._tasks):
+            task.cancel()
+        sim = self.gateways.get("simulator")
+        if isinstance(sim, Simulator):
+            await sim.close()
+        if self.session is not None:
+            await self.session.close()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def check_gateway(self, name: str) -> str | None:
+        if name not in GATEWAYS:
+            return f"gateway must be one of {', '.join(GATEWAYS)}"
+        if name in self.unconfigured:
+            return f"gateway {name!r} is not configured: set {self.unconfigured[name]}"
+        return None
+
+    async def transition(self, uuid: str, action: str) -> tuple[dict[str, Any], int]:
+        """Apply a lifecycle action; (campaign, rows affected). TransitionError if invalid."""
+        assert self.rt is not None
+        allowed, target = TRANSITIONS[action]
+        async with self.lock:
+            campaign = await self.rt.campaigns.get(uuid)
+            assert campaign is not None
+            status = campaign["status"]
+            if campaign["message"] is None and campaign.get("gateway") is None:
+                raise TransitionError("not_sendable", "this campaign was created without "
+                                      "recipients and a message: it is sent elsewhere")
+            if status not in allowed:
+                raise TransitionError("invalid_transition", f"cannot {action} a campaign that "
+                                      f"is {status} (allowed from: {', '.join(allowed)})")
+            affected = 0
+            no = campaign["no"]
+            if action in ("retry-failed", "retry-unknown"):
+                if action == "retry-failed" and self.rt.checkpointer is not None:
+                    await self.rt.checkpointer.run()  # failure ACKs are in the rows
+                affected = await self.rt.campaigns.requeue(
+                    no, "failed" if action == "retry-failed" else "unknown")
+                if not affected:
+                    what = "failed" if action == "retry-failed" else "unknown-outcome"
+                    raise TransitionError("nothing_to_retry", f"no {what} messages to re-send")
+                if action == "retry-unknown":
+                    self.unknown[no] = 0
+            await self._set_status(campaign, target, None)
+            if target == "processing":
+                run = self.runs.get(no)
+                if run is None:
+                    await self._launch({**campaign, "status": target})
+                else:
+                    jobs = await self._jobs(no)
+                    run.ref.tell(SendWork(jobs))
+                    run.ref.tell(SetPaused(False))
+            elif target == "paused":
+                run = self.runs.get(no)
+                if run is not None:
+                    run.ref.tell(SetPaused(True))
+            elif target == "cancelled":
+                await self._drop(no)
+            campaign = await self.rt.campaigns.get(uuid)
+            assert campaign is not None
+            return campaign, affected
+
+    async def _jobs(self, no: int) -> tuple[Job, ...]:
+        assert self.rt is not None
+        rows = await self.rt.campaigns.sendable_rows(no)
+        return tuple(Job(r[0], r[1], r[2], r[3]) for r in rows)
+
+    async def _launch(self, campaign: dict[str, Any]) -> None:
+        assert self.rt is not None and self.loop is not None
+        c = self.rt.config
+        no = campaign["no"]
+        gateway = campaign["gateway"] or c["sender.default_gateway"]
+        raw_options, _ = await self.rt.campaigns.send_options(no)
+        options = orjson.loads(raw_options) if raw_options else {}
+        problem = self.check_gateway(gateway)
+        if problem:
+            await self._set_status(campaign, "failed", problem)
+            return
+        policy = SenderPolicy(
+            rate=campaign["rate"] or c["sender.default_rate"],
+            max_in_flight=c["sender.max_in_flight"], max_attempts=c["sender.max_attempts"],
+            backoff_base=c["sender.backoff_base"], backoff_max=c["sender.backoff_max"],
+            failure_threshold=c["sender.failure_threshold"],
+            failure_min_sample=c["sender.failure_min_sample"],
+        )
+        counts = await self.rt.campaigns.send_state_counts(no)
+        self.unknown[no] = counts.get("unknown", 0)
+        ref = SenderActor.start(
+            no, policy, self.buckets[gateway],
+            lambda job: self._dispatch(no, job),
+            lambda delay, msg: self._schedule(no, delay, msg),
+            lambda kind, reason: self._notify(no, kind, reason),
+            self.progress,
+        )
+        run = Run({**campaign, "gateway": gateway}, options, ref)
+        self.runs[no] = run
+        ref.tell(SendWork(await self._jobs(no)))
+        log.info("sender.launched", campaign_uuid=run.uuid, gateway=gateway, rate=policy.rate)
+
+    async def _drop(self, no: int) -> None:
+        run = self.runs.pop(no, None)
+        if run is not None:
+            await asyncio.get_running_loop().run_in_executor(None, _stop_all, [run])
+        progress = self.progress.get(no)
+        if progress:
+            self.progress[no] = {**progress, "in_flight_count": 0, "send_rate": 0.0,
+                                 "eta_seconds": None}
+
+    async def _set_status(self, campaign: dict[str, Any], status: str,
+                          reason: str | None) -> None:
+        assert self.rt is not None
+        previous = campaign["status"]
+        await self.rt.campaigns.set_status_reason(campaign["no"], status, reason)
+        info = CampaignInfo(campaign["no"], campaign["uuid"], campaign["workspace_id"],
+                            campaign["name"])
+        stats = await self.statistics(campaign["no"])
+        self.rt.bus.publish(CampaignStatusChanged(info, status, previous, stats))
+        log.info("campaign.status_changed", campaign_uuid=campaign["uuid"], status=status,
+                 previous=previous, reason=reason,
+                 sent=stats.get("total_sent_count"), failed=stats.get("total_failed_count"),
+                 unknown=stats.get("total_unknown_count"))
+        if status in NOTIFY_STATUSES and self.rt.config["sender.webhook_url"]:
+            self._spawn(self._outbound_webhook(info, status, previous, reason, stats))
+
+    # --- statistics -------------------------------------------------------------------
+
+    def progress_of(self, no: int) -> dict[str, Any]:
+        out = {"total_remaining_count": 0, "in_flight_count": 0, "retrying_count": 0,
+               "send_rate": 0.0, "eta_seconds": None, **self.progress.get(no, {})}
+        out["total_unknown_count"] = self.unknown.get(no, 0)
+        return out
+
+    async def statistics(self, no: int) -> dict[str, Any]:
+        """The campaign actor's statistics plus the send progress."""
+        assert self.rt is not None
+        try:
+            stats = dict(await self.rt.ask(lambda reply: GetStatistics(no, reply), timeout=5))
+        except Exception:  # a slow actor must not block a status change
+            stats = dict(self.rt.board.get(no) or {})
+        stats.update(self.progress_of(no))
+        return stats
+
+    # --- called from the sender actor's thread ----------------------------------------
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        assert self.loop is not None
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass  # the loop is closed: shutting down
+
+    def _dispatch(self, no: int, job: Job) -> None:
+        self._call(lambda: self._spawn(self._send(no, job)))
+
+    def _schedule(self, no: int, delay: float, message: Any) -> None:
+        def later() -> None:
+            assert self.loop is not None
+            self.loop.call_later(delay, _tell, self.runs.get(no), message)
+        self._call(later)
+
+    def _notify(self, no: int, kind: str, reason: str | None) -> None:
+        self._call(lambda: self._spawn(self._on_notify(no, kind, reason)))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- on the loop ------------------------------------------------------------------
+
+    async def _send(self, no: int, job: Job) -> None:
+        assert self.rt is not None and self.session is not None
+        run = self.runs.get(no)
+        if run is None:
+            return
+        result = SendResult(job.row, "transient", "not attempted")
+        try:
+            try:
+                await self.rt.campaigns.record_attempt(no, job.row)
+            except StoreUnavailable as exc:  # not recorded, so not sent: retry later
+                result = SendResult(job.row, "transient", f"storage unavailable: {exc}")
+                return
+            outbound = Outbound(run.uuid, job.row, job.recipient, render(run.text, job.variables),
+                                job.contact_id, run.options)
+            outcome = await self.gateways[run.gateway].send(self.session, outbound)
+            if outcome.kind == "transient" and job.attempt >= self.rt.config["sender.max_attempts"]:
+                outcome = Outcome("permanent", reason=f"gave up after {job.attempt} attempts: "
+                                  f"{outcome.reason}")
+            self.rt.metrics.sends.labels(run.gateway, outcome.kind).inc()
+            await self._store_outcome(no, job, outcome)
+            result = SendResult(job.row, outcome.kind, outcome.reason, outcome.retry_after)
+        except Exception:
+            log.exception("sender.send_failed", campaign_no=no, row=job.row)
+        finally:
+            _tell(self.runs.get(no), result)
+
+    async def _store_outcome(self, no: int, job: Job, outcome: Outcome) -> None:
+        assert self.rt is not None
+        now = time.time()
+        campaigns = self.rt.campaigns
+        for attempt in range(30):  # the message may be out: its outcome must be stored
+            try:
+                if outcome.kind == "accepted":
+                    assert outcome.message_id is not None
+                    bare = bare_message_id(outcome.message_id)
+                    await campaigns.record_accepted(no, job.row, bare, outcome.message_id, now)
+                    self.rt.register(RegisterMessages(no, (RegisteredMessage(
+                        job.row, bare, Level.PENDING, False, None, now),)))
+                elif outcome.kind == "permanent":
+                    reason = (outcome.reason or "refused by the gateway")[:500]
+                    await campaigns.record_failed(no, job.row, reason, now)
+                    self.rt.register(RegisterMessages(no, (RegisteredMessage(
+                        job.row, None, Level.QUEUED, True, reason, now),)))
+                elif outcome.kind == "halt" or outcome.retry_after is not None:
+                    # Refused before taking the message (credentials, 429): not sent.
+                    await campaigns.record_requeued(no, job.row)
+                return
+            except StoreUnavailable as exc:
+                log.warning("sender.outcome_store_failed", campaign_no=no, row=job.row,
+                            attempt=attempt, error=str(exc))
+                await asyncio.sleep(min(2.0, 0.1 * (attempt + 1)))
+        log.error("sender.outcome_lost", campaign_no=no, row=job.row)
+
+    async def _on_notify(self, no: int, kind: str, reason: str | None) -> None:
+        assert self.rt is not None
+        async with self.lock:
+            run = self.runs.get(no)
+            if run is None:
+                return
+            campaign = await self.rt.campaigns.get(run.uuid)
+            if campaign is None or campaign["status"] != "processing":
+                return
+            if kind in ("auto_pause", "halt"):
+                await self._set_status(campaign, "paused", reason)
+                return
+            counts = await self.rt.campaigns.send_state_counts(no)
+            if counts.get("queued", 0):
+                run.ref.tell(SendWork(await self._jobs(no)))
+                return
+            if counts.get("attempting", 0):
+                return  # an outcome is still on its way; the actor tells us again
+            await self._drop(no)
+            ok = counts.get("accepted", 0)
+            status = "failed" if not ok and counts.get("failed", 0) else "completed"
+            why = "every message was refused by the gateway" if status == "failed" else None
+            await self._set_status(campaign, status, why)
+
+    async def _outbound_webhook(self, info: CampaignInfo, status: str, previous: str | None,
+                                reason: str | None, stats: dict[str, Any]) -> None:
+        assert self.rt is not None and self.session is not None
+        c = self.rt.config
+        body = orjson.dumps({
+            "event": "campaign.status.changed",
+            "campaign": {"uuid": info.uuid, "id": info.no, "workspace_id": info.workspace_id,
+                         "name": info.name, "status": status, "previous_status": previous,
+                         "reason": reason},
+            "statistics": stats,
+            "timestamp": iso_time(time.time()),
+        })
+        headers = {"Content-Type": "application/json", "User-Agent": "campaignd"}
+        if c["sender.webhook_secret"]:
+            digest = hmac.new(c["sender.webhook_secret"].encode(), body, hashlib.sha256)
+            headers["X-Campaignd-Signature"] = "sha256=" + digest.hexdigest()
+        for attempt in range(5):
+            try:
+                async with self.session.post(c["sender.webhook_url"], data=body, headers=headers,
+                                             timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                    if resp.status < 300:
+                        return
+                    problem = f"HTTP {resp.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                problem = str(exc) or type(exc).__name__
+            log.warning("sender.webhook_failed", campaign_uuid=info.uuid, attempt=attempt + 1,
+                        error=problem)
+            await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+
+
+def _tell(run: Run | None, message: Any) -> None:
+    if run is None:
+        return
+    try:
+        run.ref.tell(message)
+    except pykka.ActorDeadError:
+        pass
+
+
+def _stop_all(runs: list[Run]) -> None:
+    for run in runs:
+        try:
+            run.ref.stop(block=True, timeout=5)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            pass

@@ -1,0 +1,1 @@
+"""Gateways campaignd sends through: an embedded simulator and real WhatsApp services."""

@@ -1,0 +1,95 @@
+"""Sending through the embedded simulator, against a real daemon."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import eventually
+
+FAST_SIM = {
+    "gateways.simulator.send_latency": 0.001,
+    "gateways.simulator.sent_after": 0.05,
+    "gateways.simulator.delivered_after": 0.1,
+    "gateways.simulator.read_after": 0.2,
+    "gateways.simulator.reject_ratio": 0.04,
+    "gateways.simulator.failure_ratio": 0.05,
+    "sender.max_in_flight": 32,
+}
+
+
+def numbers(n: int, base: int = 6281200000000) -> list[str]:
+    return [f"+{base + i}" for i in range(n)]
+
+
+async def create(d: Any, recipients: list[Any], **extra: Any) -> tuple[int, Any]:
+    doc = {"workspace_id": 1, "name": "Promo", "message": "Hello {{name}}",
+           "recipients": recipients, **extra}
+    return await d.post_json("/api/campaigns", doc)
+
+
+async def test_500_recipients_complete_with_the_simulators_counters(daemon_factory: Any) -> None:
+    d = await daemon_factory(**FAST_SIM)
+    status, body = await create(d, numbers(500), rate=200, start=True)
+    assert status == 201, body
+    uuid = body["campaign"]["uuid"]
+    assert body["campaign"]["status"] == "processing"
+    assert body["recipients"]["accepted"] == 500
+    sim = d.runtime.sending.gateways["simulator"]
+
+    async def completed() -> Any:
+        _, got = await d.request("GET", f"/api/campaigns/{uuid}")
+        return got["campaign"]["status"] == "completed" and got["campaign"]
+
+    await eventually(completed, timeout=30)
+
+    async def settled() -> Any:  # every ACK the simulator planned has been journaled
+        stats = await d.stats(uuid)
+        expected = sim.expected_counts()
+        got = {k: stats[k] for k in expected}
+        return not sim.busy and got == expected and stats
+
+    stats = await eventually(settled, timeout=30)
+    assert stats["total_message_count"] == 500
+    assert len(sim.record) == 500  # every recipient sent exactly once
+    assert stats["total_sent_count"] + stats["total_failed_count"] == 500
+    assert 0 < stats["total_failed_count"] < 100
+    assert 0 < stats["total_read_count"] < stats["total_delivered_count"]
+    rejected = [r for r in sim.record.values() if r.rejected]
+    _, rows = await d.request("GET", f"/api/campaigns/{uuid}/messages?status=failed&limit=1000")
+    reasons = {r["recipient"]: r["failure_reason"] for r in rows["messages"]}
+    assert all("not on WhatsApp" in reasons[r.recipient] for r in rejected)
+
+
+async def test_invalid_and_duplicate_recipients_are_reported_by_index(daemon: Any) -> None:
+    status, body = await create(daemon, ["+62 812-3456-7890", "0812345678", "abc",
+                                         "6281234567890", {"recipient": "+44 20 7946 0958"}])
+    assert status == 422
+    report = body["error"]["recipients"]
+    assert [i["index"] for i in report["invalid"]] == [1, 2]
+    assert "country code" in report["invalid"][0]["reason"]
+    assert report["duplicates"] == [{"index": 3, "recipient": "6281234567890",
+                                     "first_index": 0}]
+    assert body["error"]["field"] == "recipients[1]"
+    status, body = await create(daemon, ["+62 812-3456-7890", "0812345678", "6281234567890"],
+                                skip_invalid=True)
+    assert status == 201, body
+    assert body["campaign"]["status"] == "pending"
+    assert body["recipients"]["accepted"] == 1
+    assert body["campaign"]["statistics"]["total_queued_count"] == 1
+
+
+async def test_lifecycle_conflicts_are_409(daemon: Any) -> None:
+    status, body = await create(daemon, numbers(3))
+    uuid = body["campaign"]["uuid"]
+    status, body = await daemon.post_json(f"/api/campaigns/{uuid}/resume", {})
+    assert status == 409
+    assert "pending" in body["error"]["message"]
+    status, body = await daemon.post_json(f"/api/campaigns/{uuid}/cancel", {})
+    assert status == 200 and body["campaign"]["status"] == "cancelled"
+    status, body = await daemon.post_json(f"/api/campaigns/{uuid}/start", {})
+    assert status == 409
+    status, body = await daemon.post_json(f"/api/campaigns/{uuid}/explode", {})
+    assert status == 404
+    plain = await daemon.create_campaign()
+    status, body = await daemon.post_json(f"/api/campaigns/{plain['uuid']}/start", {})
+    assert status == 409 and body["error"]["code"] == "not_sendable"

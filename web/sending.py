@@ -1,0 +1,172 @@
+"""Routes for sending (SPEC 3.4): create with recipients, lifecycle actions, progress.
+
+`create_sending_campaign` is called by web/api.py's create handler when the body has
+`recipients` or `message`; the lifecycle routes are
+POST /api/campaigns/{uuid}/{start|pause|resume|cancel|retry-failed|retry-unknown}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from actors.messages import CampaignInfo, RegisterMessages
+from actors.sender_service import TRANSITIONS, SendingService, TransitionError
+from actors.status import Level
+from gateways.recipients import parse_recipients
+from store.campaigns import CampaignExists, NewMessage
+from web.errors import ApiError, json_response
+from web.keys import RUNTIME
+
+MAX_MESSAGE_CHARS = 4096
+
+
+def _service(request: web.Request) -> SendingService:
+    service = getattr(request.app[RUNTIME], "sending", None)
+    if service is None:
+        raise ApiError(503, "sending_unavailable", "the sender is not running",
+                       headers={"Retry-After": "1"})
+    return service
+
+
+def _options(doc: dict[str, Any], gateway: str) -> dict[str, Any]:
+    template = doc.get("template")
+    if template is None:
+        return {}
+    if gateway != "cloud":
+        raise ApiError(422, "invalid_field", "template is only for the cloud gateway",
+                       "template")
+    if not isinstance(template, dict) or not isinstance(template.get("name"), str):
+        raise ApiError(422, "invalid_field", "template must be an object with a string 'name'"
+                       " (and 'language': {'code': ...}, optional 'components')", "template")
+    template = dict(template)
+    template.setdefault("language", {"code": "en_US"})
+    return {"template": template}
+
+
+def _refused(message: str, field: str, recipients: dict[str, Any]) -> web.Response:
+    """The usual error shape, plus the per-index report the form shows."""
+    return json_response({"error": {"code": "invalid_recipients", "message": message,
+                                    "field": field, "recipients": recipients}}, status=422)
+
+
+async def create_sending_campaign(request: web.Request, doc: dict[str, Any], workspace_id: int,
+                                  name: str, uuid: str | None) -> web.Response:
+    from web.api import present_campaign
+
+    rt = request.app[RUNTIME]
+    service = _service(request)
+    c = rt.config
+    gateway = doc.get("gateway", c["sender.default_gateway"])
+    if not isinstance(gateway, str) or service.check_gateway(gateway):
+        problem = service.check_gateway(gateway) if isinstance(gateway, str) else None
+        raise ApiError(422, "invalid_field", problem or "gateway must be a string", "gateway")
+    options = _options(doc, gateway)
+    message = doc.get("message")
+    if message is None and not options:
+        raise ApiError(422, "invalid_field", "message is required (the text to send)",
+                       "message")
+    if message is not None and (not isinstance(message, str) or not message.strip()):
+        raise ApiError(422, "invalid_field", "message must be a non-empty string", "message")
+    if message is not None and len(message) > MAX_MESSAGE_CHARS:
+        raise ApiError(422, "invalid_field",
+                       f"message must be at most {MAX_MESSAGE_CHARS} characters", "message")
+    rate = doc.get("rate", c["sender.default_rate"])
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (
+            0 < rate <= c["sender.max_rate"]):
+        raise ApiError(422, "invalid_field", f"rate must be a number of messages per second "
+                       f"above 0 and at most {c['sender.max_rate']:g}", "rate")
+    start = doc.get("start", False)
+    skip_invalid = doc.get("skip_invalid", False)
+    for field, value in (("start", start), ("skip_invalid", skip_invalid)):
+        if not isinstance(value, bool):
+            raise ApiError(422, "invalid_field", f"{field} must be true or false", field)
+    items = doc.get("recipients")
+    if not isinstance(items, list) or not items:
+        raise ApiError(422, "invalid_field", "recipients must be a non-empty array of phone "
+                       "numbers (or {recipient, contact_id?, variables?} objects)", "recipients")
+    if len(items) > c["sender.max_recipients"]:
+        raise ApiError(413, "too_many_recipients",
+                       f"at most {c['sender.max_recipients']} recipients per campaign",
+                       "recipients")
+    report = parse_recipients(items)
+    if report.invalid and not skip_invalid:
+        first = report.invalid[0]
+        return _refused(f"{len(report.invalid)} recipient(s) are not valid phone numbers; the "
+                        f"first is recipients[{first['index']}] ({first['value']!r}): "
+                        f"{first['reason']}. Fix them or send skip_invalid: true",
+                        f"recipients[{first['index']}]", report.as_dict())
+    if not report.valid:
+        return _refused("no valid recipient", "recipients", report.as_dict())
+    try:
+        campaign = await rt.campaigns.create(workspace_id, name, uuid, message or "",
+                                             gateway, float(rate))
+    except CampaignExists:
+        raise ApiError(409, "campaign_exists", f"a campaign with uuid {uuid!r} exists",
+                       "uuid") from None
+    no = campaign["no"]
+    rt.campaign_created(CampaignInfo(no, campaign["uuid"], workspace_id, campaign["name"]))
+    new = [NewMessage(r.number, None, None, r.contact_id, Level.QUEUED, False, None)
+           for r in report.valid]
+    registered, _ = await rt.campaigns.register(no, new)
+    variables = [(m.row, orjson.dumps(r.variables).decode() if r.variables else None)
+                 for m, r in zip(registered, report.valid, strict=True)]
+    await rt.campaigns.set_send_options(no, orjson.dumps(options).decode() if options else None,
+                                        variables)
+    rt.register(RegisterMessages(no, tuple(registered)))
+    if start:
+        campaign, _ = await service.transition(campaign["uuid"], "start")
+    stats = await service.statistics(no)
+    return json_response({"campaign": present_campaign(campaign, stats),
+                          "recipients": report.as_dict()}, status=201)
+
+
+async def _campaign(request: web.Request) -> dict[str, Any]:
+    from web.api import _visible_campaign
+
+    return await _visible_campaign(request)
+
+
+async def lifecycle(request: web.Request) -> web.Response:
+    from web.api import present_campaign
+
+    action = request.match_info["action"]
+    if action not in TRANSITIONS:
+        raise ApiError(404, "not_found", f"unknown action {action!r}; one of "
+                       + ", ".join(TRANSITIONS))
+    campaign = await _campaign(request)
+    service = _service(request)
+    try:
+        campaign, affected = await service.transition(campaign["uuid"], action)
+    except TransitionError as exc:
+        raise ApiError(409, exc.code, str(exc), "status") from None
+    stats = await service.statistics(campaign["no"])
+    body: dict[str, Any] = {"campaign": present_campaign(campaign, stats)}
+    if action.startswith("retry-"):
+        body["requeued"] = affected
+    return json_response(body)
+
+
+async def sending(request: web.Request) -> web.Response:
+    """Send progress and the recipients whose outcome is unknown (after a crash)."""
+    rt = request.app[RUNTIME]
+    campaign = await _campaign(request)
+    service = _service(request)
+    no = campaign["no"]
+    counts = await rt.campaigns.send_state_counts(no)
+    _, reason = await rt.campaigns.send_options(no)
+    unknown = await rt.campaigns.rows_in_state(no, "unknown", 1000)
+    return json_response({"sending": {
+        "status": campaign["status"], "status_reason": reason,
+        "gateway": campaign["gateway"], "rate": campaign["rate"],
+        "send_states": {k: v for k, v in counts.items() if k != "none"},
+        "progress": service.progress_of(no),
+        "unknown": unknown,
+    }})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/campaigns/{uuid}/sending", sending)
+    app.router.add_post(r"/api/campaigns/{uuid}/{action:[a-z-]+}", lifecycle)
