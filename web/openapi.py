@@ -20,7 +20,9 @@ UNDOCUMENTED = (("GET", "/app/{key}"), ("GET", "/static/{filename}"))
 
 CAMPAIGN_STATUSES = ("pending", "processing", "paused", "completed", "cancelled", "failed")
 SOURCES = ("webjs", "waha", "evolution", "cloud", "twilio")
-ACTIONS = ("start", "pause", "resume", "cancel", "retry-failed")
+# web/sending.py's lifecycle actions (actors/sender_service.py TRANSITIONS).
+ACTIONS = ("start", "pause", "resume", "cancel", "retry-failed", "retry-unknown")
+GATEWAYS = ("simulator", "http", "waha", "cloud")
 
 J = "application/json"
 
@@ -122,13 +124,62 @@ SCHEMAS: dict[str, Any] = {
             "workspace_id": {"type": "integer", "minimum": 1},
             "name": {"type": "string", "minLength": 1, "maxLength": 200},
             "uuid": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"},
-            "recipients": {"type": "array", "description": "Numbers campaignd sends to "
-                           "(SPEC 3.4); omit to register messages sent elsewhere.",
-                           "items": {"anyOf": [{"type": "string"}, {"type": "object"}]}},
-            "message": {"type": "string", "description": "Text to send (with recipients)."},
-            "gateway": {"type": "string"},
-            "rate": {"type": "number", "exclusiveMinimum": 0},
+            "recipients": {"type": "array", "minItems": 1, "description": "Numbers campaignd "
+                           "sends to (SPEC 3.4; at most sender.max_recipients); omit, with "
+                           "message, to register messages sent elsewhere.",
+                           "items": {"anyOf": [{"type": "string"}, {
+                               "type": "object", "required": ["recipient"], "properties": {
+                                   "recipient": {"type": "string"},
+                                   "contact_id": {"anyOf": [{"type": "string"},
+                                                            {"type": "integer"}]},
+                                   "variables": {"type": "object"}}}]}},
+            "message": {"type": "string", "minLength": 1, "maxLength": 4096,
+                        "description": "Text to send (with recipients)."},
+            "gateway": {"type": "string", "enum": list(GATEWAYS),
+                        "description": "Default: sender.default_gateway."},
+            "rate": {"type": "number", "exclusiveMinimum": 0,
+                     "description": "Messages per second, at most sender.max_rate."},
+            "start": {"type": "boolean", "default": False, "description": "Start at once."},
+            "skip_invalid": {"type": "boolean", "default": False,
+                             "description": "Drop invalid numbers instead of refusing."},
+            "template": {"type": "object", "required": ["name"],
+                         "description": "Cloud API template (gateway cloud only).",
+                         "properties": {"name": {"type": "string"},
+                                        "language": {"type": "object"},
+                                        "components": {"type": "array"}}},
         },
+    },
+    "RecipientReport": {
+        "type": "object", "required": ["accepted", "invalid", "duplicates"],
+        "properties": {"accepted": COUNT, "duplicates": COUNT,
+                       "invalid": {"type": "array", "items": {
+                           "type": "object", "properties": {
+                               "index": {"type": "integer"}, "value": {},
+                               "reason": {"type": "string"}}}}},
+    },
+    "CreatedCampaign": {
+        "type": "object", "required": ["campaign"],
+        "properties": {"campaign": ref("Campaign"),
+                       "recipients": {**ref("RecipientReport"),
+                                      "description": "Only when recipients were sent."}},
+    },
+    "InvalidRecipients": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message", "field", "recipients"],
+            "properties": {"code": {"const": "invalid_recipients"},
+                           "message": {"type": "string"}, "field": {"type": "string"},
+                           "recipients": ref("RecipientReport")}}},
+    },
+    "Sending": {
+        "type": "object", "required": ["sending"],
+        "properties": {"sending": {"type": "object", "properties": {
+            "status": {"type": "string", "enum": list(CAMPAIGN_STATUSES)},
+            "status_reason": nullable({"type": "string"}),
+            "gateway": nullable({"type": "string"}), "rate": nullable({"type": "number"}),
+            "send_states": {"type": "object", "additionalProperties": COUNT},
+            "progress": {}, "unknown": {"type": "array", "description": "Recipients whose "
+                                        "send outcome is unknown (after a crash)."}}}},
     },
     "Registration": {
         "type": "object", "required": ["messages"],
@@ -212,12 +263,18 @@ def _campaign_paths() -> dict[str, Any]:
             "post": {"tags": ["campaigns"], "operationId": "create_campaign",
                      "summary": "Create a campaign (to send, or to track sends made elsewhere).",
                      "requestBody": {"required": True, **body(ref("CreateCampaign"))},
-                     "responses": {"201": ok("Created.", ref("CampaignEnvelope")),
+                     "responses": {"201": ok("Created.", ref("CreatedCampaign")),
                                    "400": err("Not a JSON object."), **AUTH_ERRORS,
                                    "403": err("The token may not use this workspace."),
                                    "409": err("A campaign with this uuid exists."),
+                                   "413": err("More recipients than sender.max_recipients."),
                                    "415": err("Not application/json."),
-                                   "422": err("A field is invalid (named in `field`).")}},
+                                   "422": {"description": "A field is invalid (named in "
+                                           "`field`); invalid recipients are reported by "
+                                           "index.", **body({"anyOf": [
+                                               ref("Error"), ref("InvalidRecipients")]})},
+                                   "503": err("Sending requested but the sender is not "
+                                              "running.")}},
             "get": {"tags": ["campaigns"], "operationId": "list_campaigns",
                     "summary": "List campaigns, newest first, visible to the token.",
                     "parameters": [
@@ -283,16 +340,30 @@ def _campaign_paths() -> dict[str, Any]:
     }
 
 
-def _action(action: str) -> dict[str, Any]:
-    return {"post": {
-        "tags": ["sending"], "operationId": f"campaign_{action.replace('-', '_')}",
-        "parameters": [UUID_PARAM],
-        "summary": f"{action.replace('-', ' ').capitalize()} the campaign's sending "
-                   "(SPEC 3.4).",
-        "responses": {"200": ok("The campaign after the change.", ref("CampaignEnvelope")),
-                      **AUTH_ERRORS, **NOT_FOUND,
-                      "409": err("Not possible in the campaign's current status."),
-                      "422": err("The campaign is not sent by campaignd.")}}}
+def _sending_paths() -> dict[str, Any]:
+    action = {"name": "action", "in": "path", "required": True,
+              "schema": {"type": "string", "enum": list(ACTIONS)}}
+    return {
+        "/api/campaigns/{uuid}/{action}": {"post": {
+            "tags": ["sending"], "operationId": "campaign_action",
+            "parameters": [UUID_PARAM, action],
+            "summary": "Start, pause, resume or cancel sending, or requeue the failed / "
+                       "unknown recipients (SPEC 3.4).",
+            "responses": {
+                "200": ok("The campaign after the change.", {
+                    "type": "object", "required": ["campaign"],
+                    "properties": {"campaign": ref("Campaign"),
+                                   "requeued": {**COUNT, "description": "retry-* only."}}}),
+                **AUTH_ERRORS,
+                "404": err("No such campaign (or another workspace's), or no such action."),
+                "409": err("Not possible in the campaign's status, or it is sent elsewhere."),
+                "503": err("The sender is not running.")}}},
+        "/api/campaigns/{uuid}/sending": {"get": {
+            "tags": ["sending"], "operationId": "sending", "parameters": [UUID_PARAM],
+            "summary": "Send progress, and recipients whose send outcome is unknown.",
+            "responses": {"200": ok("Send state.", ref("Sending")), **AUTH_ERRORS,
+                          **NOT_FOUND, "503": err("The sender is not running.")}}},
+    }
 
 
 def _service_paths() -> dict[str, Any]:
@@ -361,8 +432,7 @@ def document() -> dict[str, Any]:
                       "400": err("Not a subscribe handshake."),
                       "403": err("verify_token does not match.")}}
     paths.update(_campaign_paths())
-    for action in ACTIONS:
-        paths[f"/api/campaigns/{{uuid}}/{action}"] = _action(action)
+    paths.update(_sending_paths())
     paths.update(_service_paths())
     return {
         "openapi": "3.1.0",
