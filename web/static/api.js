@@ -1,0 +1,178 @@
+// The JSON API and the live connection, shared by every view.
+//
+// Tokens: when the daemon has api.tokens configured, the page asks once for a token,
+// keeps it in localStorage ("campaignd.token") and sends it as a bearer token; a 401
+// asks again. With no tokens (the loopback default) nothing is asked.
+
+import { PusherLite, pusherUrl } from "./pusher-lite.js";
+import { h, toast } from "./util.js";
+
+const TOKEN_KEY = "campaignd.token";
+
+export class ApiError extends Error {
+  constructor(status, code, message, field) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = field;
+  }
+}
+
+let config = null;
+let tokenPrompt = null;
+
+export async function pageConfig() {
+  if (!config) {
+    const resp = await fetch("/page-config.json", { cache: "no-store" });
+    config = await resp.json();
+  }
+  return config;
+}
+
+export function token() {
+  return localStorage.getItem(TOKEN_KEY) || "";
+}
+
+export function forgetToken() {
+  localStorage.removeItem(TOKEN_KEY);
+}
+
+/** Ask for a token in a small dialog (once at a time); resolves when one is stored. */
+export function askForToken(reason) {
+  if (tokenPrompt) return tokenPrompt;
+  tokenPrompt = new Promise((resolve) => {
+    const input = h("input", {
+      type: "password",
+      class: "input",
+      placeholder: "API token",
+      autocomplete: "current-password",
+      required: true,
+      id: "token-input",
+    });
+    const form = h(
+      "form",
+      { method: "dialog", class: "dialog", id: "token-dialog" },
+      h("h3", {}, "API token needed"),
+      h(
+        "p",
+        {},
+        reason ||
+          "This campaignd asks for a bearer token (api.tokens in daemon.toml). " +
+            "It is kept in this browser only.",
+      ),
+      input,
+      h("div", { class: "dialog-actions" }, h("button", { class: "btn btn-primary", type: "submit" }, "Save token")),
+    );
+    const dialog = h("dialog", { class: "dialog-shell" }, form);
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const value = input.value.trim();
+      if (!value) return;
+      localStorage.setItem(TOKEN_KEY, value);
+      dialog.close();
+      dialog.remove();
+      tokenPrompt = null;
+      resolve(value);
+    });
+    dialog.addEventListener("cancel", (ev) => ev.preventDefault());
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+  return tokenPrompt;
+}
+
+function headers(extra = {}) {
+  const out = { Accept: "application/json", ...extra };
+  const t = token();
+  if (t) out.Authorization = `Bearer ${t}`;
+  return out;
+}
+
+/** fetch + JSON + the API's error shape; a 401 asks for a token and retries once. */
+export async function api(method, path, body, retried = false) {
+  const init = { method, headers: headers(body !== undefined ? { "Content-Type": "application/json" } : {}) };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  let resp;
+  try {
+    resp = await fetch(path, init);
+  } catch (err) {
+    throw new ApiError(0, "network", "campaignd is not reachable (network error)");
+  }
+  const text = await resp.text();
+  let doc = null;
+  try {
+    doc = text ? JSON.parse(text) : null;
+  } catch {
+    doc = null;
+  }
+  if (resp.status === 401 && !retried) {
+    const refused = Boolean(token());
+    forgetToken();
+    await askForToken(refused ? "That token was refused. Enter a valid API token." : undefined);
+    return api(method, path, body, true);
+  }
+  if (!resp.ok) {
+    const err = (doc && doc.error) || {};
+    throw new ApiError(resp.status, err.code || `http_${resp.status}`, err.message || resp.statusText || "request failed", err.field);
+  }
+  return doc;
+}
+
+/** The channel prefix: private- (auth through /broadcasting/auth) when public ones are off. */
+export function channelName(base) {
+  return config && config.private_channels ? `private-${base}` : base;
+}
+
+async function authorize(socketId, channel) {
+  const resp = await fetch(config.auth_endpoint, {
+    method: "POST",
+    headers: headers({ "Content-Type": "application/x-www-form-urlencoded" }),
+    body: new URLSearchParams({ socket_id: socketId, channel_name: channel }).toString(),
+  });
+  if (resp.status === 401 || resp.status === 403) {
+    if (resp.status === 401) await askForToken();
+    throw new Error(`not allowed to listen to ${channel}`);
+  }
+  if (!resp.ok) throw new Error(`auth failed (${resp.status})`);
+  return (await resp.json()).auth;
+}
+
+// --- the one live connection of the page -----------------------------------------
+
+const stateListeners = new Set();
+const reconnectListeners = new Set();
+let live = null;
+export let liveState = { state: "connecting" };
+
+export async function connectLive() {
+  if (live) return live;
+  const cfg = await pageConfig();
+  live = new PusherLite(pusherUrl(cfg.ws_path), {
+    authorize,
+    onState(state, detail) {
+      if (state === "error") {
+        toast(`Live updates: ${(detail && detail.message) || "refused"}`, "error");
+        return;
+      }
+      liveState = { state, ...(detail || {}) };
+      for (const fn of stateListeners) fn(liveState);
+    },
+    onReconnect() {
+      for (const fn of reconnectListeners) fn();
+    },
+  });
+  window.campaigndLive = live; // for the curious, and for tests
+  live.connect();
+  return live;
+}
+
+export function onLiveState(fn) {
+  stateListeners.add(fn);
+  fn(liveState);
+  return () => stateListeners.delete(fn);
+}
+
+export function onReconnect(fn) {
+  reconnectListeners.add(fn);
+  return () => reconnectListeners.delete(fn);
+}

@@ -1,0 +1,379 @@
+// One campaign, live: status and actions, progress, five cards, chart, latencies, and
+// the recipient table. Numbers come from the API first and then from `campaign.{uuid}`;
+// after every reconnect everything is fetched again, so nothing stale stays on screen.
+
+import { api, channelName, connectLive, onReconnect, pageConfig, token } from "./api.js";
+import { renderChart, SERIES } from "./chart.js";
+import { RecipientTable } from "./table.js";
+import {
+  confirmDialog,
+  fmtDuration,
+  fmtInt,
+  fmtPct,
+  fmtDateTime,
+  h,
+  pct,
+  STATUS_LABELS,
+  throttle,
+  toast,
+} from "./util.js";
+
+const CARDS = [
+  ["total", "Messages", (s) => s.total_message_count],
+  ["sent", "Sent", (s) => s.total_sent_count],
+  ["delivered", "Delivered", (s) => s.total_delivered_count],
+  ["read", "Read", (s) => s.total_read_count],
+  ["failed", "Failed", (s) => s.total_failed_count],
+];
+
+function cardNote(key, s) {
+  const total = s.total_message_count;
+  switch (key) {
+    case "total":
+      return s.total_queued_count ? `${fmtInt(s.total_queued_count)} queued` : total ? "all handed to the gateway" : "no recipients yet";
+    case "sent":
+      return `${fmtPct(pct(s.total_sent_count, total))} of messages`;
+    case "delivered":
+      return `${fmtPct(s.delivery_rate)} of sent`;
+    case "read":
+      return `${fmtPct(s.read_rate)} of delivered` + (s.total_played_count ? ` · ${fmtInt(s.total_played_count)} played` : "");
+    default:
+      return `${fmtPct(pct(s.total_failed_count, total))} of messages`;
+  }
+}
+
+export function mountCampaign(root, uuid) {
+  const path = `/api/campaigns/${encodeURIComponent(uuid)}`;
+  let campaign = null;
+  let stats = null;
+  let epoch = 0; // bumps on reconnect: the first numbers of a new epoch always win
+  let statsEpoch = -1;
+  let samples = []; // [ms, sent + failed] while sending, for rate and ETA
+  let timeline = null;
+  let alive = true;
+  const cleanups = [];
+
+  const titleEl = h("h1", { class: "title" }, "…");
+  const statusEl = h("span", { class: "pill" });
+  const metaEl = h("div", { class: "meta" });
+  const actionsEl = h("div", { class: "actions" });
+  const sendingEl = h("section", { class: "sending", id: "sending", hidden: true });
+  const barEl = h("section", { class: "panel spread", id: "delivery-bar" });
+  const cardsEl = h("section", { class: "cards", id: "cards" });
+  const chartEl = h("div", { class: "chart" });
+  const latencyEl = h("div", { class: "latency" });
+  const errorEl = h("div", { class: "banner banner-error", hidden: true });
+  const table = new RecipientTable(uuid);
+
+  const cardEls = {};
+  for (const [key, label] of CARDS) {
+    const value = h("div", { class: "card-value" }, "–");
+    const note = h("div", { class: "card-note" }, "");
+    const el = h("div", { class: `card card-${key}`, id: `card-${key}` }, h("div", { class: "card-label" }, label), value, note);
+    cardEls[key] = { el, value, note };
+    cardsEl.append(el);
+  }
+
+  root.append(
+    h("a", { href: "#/", class: "back" }, "← All campaigns"),
+    h("div", { class: "head" }, h("div", {}, h("div", { class: "title-row" }, titleEl, statusEl), metaEl), actionsEl),
+    errorEl,
+    sendingEl,
+    cardsEl,
+    barEl,
+    h(
+      "div",
+      { class: "grid-2" },
+      h(
+        "section",
+        { class: "panel" },
+        h("div", { class: "panel-head" }, h("h2", {}, "Over time"), h("div", { class: "legend" }, ...SERIES.map(([, label, color]) => h("span", {}, h("i", { style: `background:${color}` }), label)))),
+        chartEl,
+      ),
+      h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, "Speed")), latencyEl),
+    ),
+    table.el,
+  );
+
+  // --- rendering ------------------------------------------------------------------
+
+  function renderHead() {
+    document.title = `${campaign.name} · campaignd`;
+    titleEl.textContent = campaign.name;
+    statusEl.className = `pill pill-${campaign.status}`;
+    statusEl.textContent = STATUS_LABELS[campaign.status] || campaign.status;
+    statusEl.id = "campaign-status";
+    metaEl.replaceChildren(
+      h("span", {}, `Workspace ${campaign.workspace_id}`),
+      campaign.gateway ? h("span", {}, `via ${campaign.gateway}`) : h("span", {}, "tracked (sent elsewhere)"),
+      h("span", { title: campaign.created_at }, `created ${fmtDateTime(campaign.created_at)}`),
+      h("span", { class: "mono muted" }, campaign.uuid),
+    );
+    renderActions();
+  }
+
+  function renderActions() {
+    const s = campaign.status;
+    const failed = stats ? stats.total_failed_count : 0;
+    const buttons = [];
+    if (s === "pending" && campaign.message) buttons.push(["start", "▶ Start", "btn-primary", false]);
+    if (s === "paused") buttons.push(["resume", "▶ Resume", "btn-primary", false]);
+    else buttons.push(["pause", "❚❚ Pause", "", s !== "processing"]);
+    buttons.push(["cancel", "✕ Cancel", "btn-danger-ghost", !["pending", "processing", "paused"].includes(s)]);
+    buttons.push(["retry-failed", `↻ Retry failed${failed ? ` (${fmtInt(failed)})` : ""}`, "", !failed || s === "processing" || s === "cancelled"]);
+    actionsEl.replaceChildren(
+      ...buttons.map(([action, label, cls, disabled]) =>
+        h("button", { class: `btn ${cls}`, disabled, dataset: { action }, onclick: () => act(action) }, label),
+      ),
+      h("button", { class: "btn", onclick: exportCsv, dataset: { action: "export" } }, "⤓ Export CSV"),
+    );
+  }
+
+  function renderSending() {
+    const s = campaign.status;
+    if (!stats || !["processing", "paused"].includes(s)) {
+      sendingEl.hidden = true;
+      return;
+    }
+    const done = stats.total_sent_count + stats.total_failed_count;
+    const total = stats.total_message_count;
+    const progress = stats.progress ?? pct(done, total);
+    const label = s === "paused" ? "Paused" : "Sending…";
+    const { rate, eta } = speed(total - done);
+    sendingEl.hidden = false;
+    sendingEl.className = `sending sending-${s}`;
+    sendingEl.replaceChildren(
+      h(
+        "div",
+        { class: "sending-row" },
+        h("strong", { class: "sending-label" }, `${label} ${fmtPct(progress)} (${fmtInt(stats.total_sent_count)} + ${fmtInt(stats.total_failed_count)} / ${fmtInt(total)})`),
+        h(
+          "span",
+          { class: "sending-speed" },
+          rate ? h("span", { id: "send-rate" }, `${rate.toFixed(rate < 10 ? 1 : 0)} msg/s`) : "",
+          eta ? h("span", { id: "send-eta" }, `about ${fmtDuration(eta)} left`) : "",
+        ),
+      ),
+      h("div", { class: "progress" }, h("div", { class: "progress-fill", style: `width:${Math.min(100, progress)}%` })),
+    );
+  }
+
+  /** Rate from the server if it sends one, else measured from the last ~30 s. */
+  function speed(remaining) {
+    let rate = stats.send_rate ?? stats.rate ?? null;
+    if (rate === null && samples.length >= 2) {
+      const [t0, d0] = samples[0];
+      const [t1, d1] = samples[samples.length - 1];
+      if (t1 - t0 >= 2000 && d1 > d0) rate = ((d1 - d0) * 1000) / (t1 - t0);
+    }
+    let eta = stats.eta_seconds ?? null;
+    if (eta === null && rate) eta = remaining / rate;
+    return { rate, eta: remaining > 0 ? eta : null };
+  }
+
+  function renderBar() {
+    const s = stats;
+    const total = s.total_message_count;
+    const parts = [
+      ["read", s.total_read_count, "Read"],
+      ["delivered", s.total_delivered_count - s.total_read_count, "Delivered, not read"],
+      ["sent", s.total_sent_count - s.total_delivered_count, "Sent, not delivered yet"],
+      ["failed", s.total_failed_count, "Failed"],
+      ["queued", s.total_queued_count, "Queued"],
+    ];
+    const bar = h(
+      "div",
+      { class: "spread-bar", role: "img", "aria-label": "Where the messages are" },
+      ...parts.map(([key, n, label]) =>
+        h("div", { class: `seg seg-${key}`, style: `width:${total ? (n * 100) / total : 0}%`, title: `${label}: ${fmtInt(n)}`, dataset: { seg: key, count: n } }),
+      ),
+    );
+    barEl.replaceChildren(
+      h(
+        "div",
+        { class: "spread-head" },
+        h("h2", {}, "Where the messages are"),
+        h("span", { class: "spread-summary", id: "spread-summary" }, total ? `${fmtPct(pct(s.total_delivered_count, total))} delivered · ${fmtPct(pct(s.total_read_count, total))} read` : "no messages yet"),
+      ),
+      bar,
+      h("div", { class: "spread-legend" }, ...parts.map(([key, n, label]) => h("span", {}, h("i", { class: `seg-${key}` }), `${label} `, h("b", {}, fmtInt(n))))),
+    );
+  }
+
+  function renderCards(previous) {
+    for (const [key, , get] of CARDS) {
+      const card = cardEls[key];
+      const value = get(stats);
+      card.value.textContent = fmtInt(value);
+      card.el.dataset.value = value;
+      card.note.textContent = cardNote(key, stats);
+      if (previous && get(previous) !== value) {
+        const delta = value - get(previous);
+        card.el.classList.remove("bump");
+        void card.el.offsetWidth; // restart the highlight animation
+        card.el.classList.add("bump");
+        const badge = h("span", { class: "card-delta" }, `${delta > 0 ? "+" : ""}${fmtInt(delta)}`);
+        card.el.append(badge);
+        setTimeout(() => badge.remove(), 1600);
+      }
+    }
+  }
+
+  function renderLatency() {
+    const block = (title, q, hint) =>
+      h(
+        "div",
+        { class: "lat" },
+        h("div", { class: "lat-title" }, title),
+        h("div", { class: "lat-values" }, h("div", {}, h("span", { class: "lat-num" }, fmtDuration(q && q.median)), h("span", { class: "lat-cap" }, "median")), h("div", {}, h("span", { class: "lat-num" }, fmtDuration(q && q.p90)), h("span", { class: "lat-cap" }, "90% within"))),
+        h("div", { class: "lat-hint" }, hint),
+      );
+    latencyEl.replaceChildren(
+      block("Time to deliver", stats.time_to_deliver, "from sent to the recipient's phone"),
+      block("Time to read", stats.time_to_read, "from delivered to opened"),
+      h("div", { class: "lat-updated muted", id: "stats-updated" }, stats.updated_at ? `updated ${new Date(stats.updated_at).toLocaleTimeString()}` : ""),
+    );
+  }
+
+  // --- state ----------------------------------------------------------------------
+
+  const loadTimeline = throttle(async () => {
+    try {
+      const doc = await api("GET", `${path}/timeline?points=120`);
+      timeline = doc.timeline;
+      if (alive) renderChart(chartEl, timeline);
+    } catch (err) {
+      chartEl.replaceChildren(h("div", { class: "chart-empty" }, `Chart unavailable: ${err.message}`));
+    }
+  }, 3000);
+
+  function applyStats(next, source) {
+    if (!next || !alive) return;
+    const fresh = statsEpoch !== epoch;
+    if (!fresh && stats && stats.updated_at && next.updated_at && next.updated_at < stats.updated_at) return;
+    const previous = stats;
+    stats = next;
+    statsEpoch = epoch;
+    if (campaign && campaign.status === "processing") {
+      samples.push([Date.now(), stats.total_sent_count + stats.total_failed_count]);
+      samples = samples.filter(([t]) => Date.now() - t < 30000);
+    }
+    renderCards(previous);
+    renderBar();
+    renderLatency();
+    if (campaign) {
+      renderSending();
+      renderActions();
+    }
+    table.renderTabs(stats);
+    const moved = previous && CARDS.some(([, , get]) => get(previous) !== get(stats));
+    if (moved && source === "live") {
+      loadTimeline();
+      table.statsChanged();
+    }
+  }
+
+  async function loadAll() {
+    try {
+      const doc = await api("GET", path);
+      if (!alive) return;
+      campaign = doc.campaign;
+      errorEl.hidden = true;
+      renderHead();
+      applyStats(campaign.statistics, "api");
+    } catch (err) {
+      errorEl.hidden = false;
+      errorEl.textContent = err.status === 404 ? `No campaign “${uuid}” (or not visible with this token).` : `Could not load the campaign: ${err.message}`;
+      return;
+    }
+    table.load();
+    loadTimeline();
+  }
+
+  async function act(action) {
+    if (action === "cancel" && !(await confirmDialog("Cancel this campaign?", "Messages not sent yet will not be sent. Messages already sent keep being tracked.", "Cancel campaign", true))) return;
+    try {
+      const doc = await api("POST", `${path}/${action}`, {});
+      if (doc && doc.campaign) {
+        campaign = { ...campaign, ...doc.campaign };
+        renderHead();
+        if (doc.campaign.statistics) applyStats(doc.campaign.statistics, "api");
+        else renderSending();
+      }
+      toast(`${action.replace("-", " ")}: done`, "ok");
+    } catch (err) {
+      toast(`${action.replace("-", " ")} failed: ${err.message}${err.code ? ` (${err.code})` : ""}`, "error");
+    }
+  }
+
+  async function exportCsv() {
+    const url = `${path}/export.csv`;
+    const cfg = await pageConfig();
+    try {
+      // Without tokens a HEAD checks the route and the browser then streams the file.
+      const method = cfg.auth_required ? "GET" : "HEAD";
+      const resp = await fetch(url, { method, headers: token() ? { Authorization: `Bearer ${token()}` } : {} });
+      if (!resp.ok) {
+        let message = resp.status === 404 ? "this daemon has no CSV export yet (404)" : resp.statusText;
+        try {
+          if (method === "GET") message = (await resp.json()).error.message;
+        } catch {
+          /* not JSON */
+        }
+        throw new Error(message);
+      }
+      if (!cfg.auth_required) {
+        location.href = url; // stream it: the browser downloads without holding it in memory
+        return;
+      }
+      const blob = await resp.blob();
+      const a = h("a", { href: URL.createObjectURL(blob), download: `${uuid}.csv` });
+      document.body.append(a);
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+      a.remove();
+    } catch (err) {
+      toast(`Export failed: ${err.message}`, "error");
+    }
+  }
+
+  // --- live -----------------------------------------------------------------------
+
+  const mine = (data) => data && (!data.campaign_uuid || data.campaign_uuid === uuid);
+  let channel = null;
+  connectLive().then((live) => {
+    if (!alive) return;
+    channel = live.subscribe(channelName(`campaign.${uuid}`));
+    channel
+      .bind("campaign.statistics.updated", (data) => mine(data) && applyStats(data.statistics, "live"))
+      .bind("campaign.status.changed", (data) => {
+        if (!mine(data) || !campaign) return;
+        const before = campaign.status;
+        campaign = { ...campaign, status: data.status };
+        renderHead();
+        if (data.statistics) applyStats(data.statistics, "live");
+        else renderSending();
+        if (before !== data.status) toast(`Campaign ${STATUS_LABELS[data.status] || data.status}`.toLowerCase().replace(/^c/, "C"), "info");
+      })
+      .bind("campaign.messages.updated", (data) => mine(data) && table.patch(data.rows || [], Boolean(data.resync)))
+      .bind("pusher:subscription_error", (data) => toast(`Live updates refused: ${data.message || "not allowed"}`, "error"));
+  });
+  cleanups.push(
+    onReconnect(() => {
+      epoch += 1;
+      loadAll();
+    }),
+  );
+  const onResize = throttle(() => timeline && renderChart(chartEl, timeline), 200);
+  window.addEventListener("resize", onResize);
+  cleanups.push(() => window.removeEventListener("resize", onResize));
+
+  table.renderTabs({});
+  loadAll();
+
+  return () => {
+    alive = false;
+    for (const fn of cleanups) fn();
+    if (channel) connectLive().then((live) => live.unsubscribe(channel.name));
+  };
+}

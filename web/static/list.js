@@ -1,0 +1,159 @@
+// The campaign list: every campaign the token may see, with live counters and progress
+// (from `workspace.{id}`), a status filter, and "load more" paging.
+
+import { api, channelName, connectLive, onReconnect, pageConfig } from "./api.js";
+import { fmtAgo, fmtInt, fmtPct, h, pct, STATUS_LABELS, throttle } from "./util.js";
+
+const FILTERS = [["", "All"], ["processing", "Sending"], ["paused", "Paused"], ["pending", "Pending"], ["completed", "Completed"], ["cancelled", "Cancelled"], ["failed", "Failed"]];
+
+function miniBar(s) {
+  const total = s.total_message_count || 0;
+  const seg = (key, n) => h("div", { class: `seg seg-${key}`, style: `width:${total ? (n * 100) / total : 0}%` });
+  return h(
+    "div",
+    { class: "spread-bar spread-bar-mini" },
+    seg("read", s.total_read_count),
+    seg("delivered", s.total_delivered_count - s.total_read_count),
+    seg("sent", s.total_sent_count - s.total_delivered_count),
+    seg("failed", s.total_failed_count),
+    seg("queued", s.total_queued_count),
+  );
+}
+
+function rowFor(c) {
+  const s = c.statistics;
+  const total = s.total_message_count;
+  const num = (value, cls, title) => h("div", { class: `num ${cls}`, title }, h("b", {}, fmtInt(value)), h("small", {}, title));
+  return h(
+    "a",
+    { class: "camp", href: `#/campaigns/${encodeURIComponent(c.uuid)}`, dataset: { uuid: c.uuid } },
+    h(
+      "div",
+      { class: "camp-main" },
+      h("div", { class: "camp-title" }, h("span", { class: "camp-name" }, c.name), h("span", { class: `pill pill-${c.status}` }, STATUS_LABELS[c.status] || c.status)),
+      h("div", { class: "camp-meta" }, `Workspace ${c.workspace_id} · ${c.gateway ? `via ${c.gateway}` : "tracked"} · created ${fmtAgo(c.created_at)}`),
+      miniBar(s),
+    ),
+    h(
+      "div",
+      { class: "camp-nums" },
+      num(total, "", "messages"),
+      num(s.total_sent_count, "n-sent", "sent"),
+      num(s.total_delivered_count, "n-delivered", "delivered"),
+      num(s.total_read_count, "n-read", "read"),
+      num(s.total_failed_count, "n-failed", "failed"),
+    ),
+    h(
+      "div",
+      { class: "camp-rate" },
+      h("b", {}, fmtPct(total ? pct(s.total_delivered_count, total) : 0)),
+      h("small", {}, c.status === "processing" ? `sending · ${fmtPct(s.progress)}` : "delivered"),
+    ),
+  );
+}
+
+export function mountList(root) {
+  document.title = "Campaigns · campaignd";
+  let alive = true;
+  let status = "";
+  let cursor = null;
+  const campaigns = new Map();
+  const channels = new Set();
+  const listEl = h("div", { class: "camp-list", id: "campaign-list" });
+  const moreEl = h("button", { class: "btn", hidden: true, onclick: () => load(false) }, "Load more");
+  const filterEl = h(
+    "div",
+    { class: "tabs" },
+    ...FILTERS.map(([key, label]) =>
+      h("button", { class: key ? "tab" : "tab active", dataset: { filter: key }, onclick: (ev) => setFilter(key, ev.currentTarget) }, label),
+    ),
+  );
+  root.append(
+    h("div", { class: "head" }, h("div", {}, h("h1", { class: "title" }, "Campaigns"), h("div", { class: "meta" }, "Live counters for every broadcast; open one for its recipients."))),
+    filterEl,
+    listEl,
+    h("div", { class: "center" }, moreEl),
+  );
+
+  function setFilter(key, button) {
+    status = key;
+    filterEl.querySelectorAll(".tab").forEach((b) => b.classList.toggle("active", b === button));
+    load(true);
+  }
+
+  async function load(reset) {
+    if (reset) cursor = null;
+    const query = new URLSearchParams({ limit: "50" });
+    if (status) query.set("status", status);
+    if (cursor) query.set("cursor", cursor);
+    let doc;
+    try {
+      doc = await api("GET", `/api/campaigns?${query}`);
+    } catch (err) {
+      listEl.replaceChildren(h("div", { class: "banner banner-error" }, `Could not load campaigns: ${err.message}`));
+      return;
+    }
+    if (!alive) return;
+    if (reset) {
+      campaigns.clear();
+      listEl.replaceChildren();
+    }
+    for (const c of doc.campaigns) {
+      campaigns.set(c.uuid, c);
+      listEl.append(rowFor(c));
+    }
+    cursor = doc.next_cursor;
+    moreEl.hidden = !cursor;
+    if (!campaigns.size) {
+      listEl.replaceChildren(
+        h(
+          "div",
+          { class: "empty" },
+          h("h2", {}, status ? "No campaigns with this status" : "No campaigns yet"),
+          h("p", {}, "Start one with ", h("a", { href: "#/new" }, "New campaign"), ", or create one with POST /api/campaigns and register the messages you send elsewhere."),
+        ),
+      );
+    }
+    listen(doc.campaigns.map((c) => c.workspace_id));
+  }
+
+  const reloadSoon = throttle(() => load(true), 2000);
+
+  function update(data) {
+    const c = campaigns.get(data.campaign_uuid);
+    if (!c) {
+      reloadSoon(); // a campaign we do not list yet
+      return;
+    }
+    if (data.statistics) c.statistics = data.statistics;
+    if (data.status) c.status = data.status;
+    const old = listEl.querySelector(`[data-uuid="${CSS.escape(c.uuid)}"]`);
+    if (!old) return;
+    if (status && c.status !== status) {
+      old.remove();
+      return;
+    }
+    const fresh = rowFor(c);
+    fresh.classList.add("camp-flash");
+    old.replaceWith(fresh);
+  }
+
+  async function listen(workspaces) {
+    const cfg = await pageConfig();
+    const live = await connectLive();
+    for (const ws of new Set([...workspaces, ...(cfg.workspaces || [])])) {
+      const name = channelName(`workspace.${ws}`);
+      if (channels.has(name) || !alive) continue;
+      channels.add(name);
+      live.subscribe(name).bind("campaign.statistics.updated", update).bind("campaign.status.changed", update);
+    }
+  }
+
+  const off = onReconnect(() => load(true));
+  load(true);
+  return () => {
+    alive = false;
+    off();
+    connectLive().then((live) => channels.forEach((name) => live.unsubscribe(name)));
+  };
+}

@@ -1,0 +1,86 @@
+// Reading recipients from pasted text or a CSV file, and saying clearly what is wrong
+// before anything is sent: invalid numbers (with their line) and duplicates.
+
+const PHONE_HEADERS = ["phone", "phone_number", "number", "recipient", "whatsapp", "wa", "msisdn", "mobile", "nomor", "no_hp", "hp", "telepon"];
+
+/** Split one CSV line, honouring double quotes. */
+function splitCsv(line, sep) {
+  const out = [];
+  let cur = "";
+  let quoted = false;
+  for (let i = 0; i < line.length; i += 1) {
+    const ch = line[i];
+    if (quoted) {
+      if (ch === '"' && line[i + 1] === '"') {
+        cur += '"';
+        i += 1;
+      } else if (ch === '"') quoted = false;
+      else cur += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === sep) {
+      out.push(cur);
+      cur = "";
+    } else cur += ch;
+  }
+  out.push(cur);
+  return out.map((c) => c.trim());
+}
+
+/** Digits only, "+", spaces, dashes, dots and brackets removed; "@c.us" dropped. */
+export function normalize(raw, countryCode) {
+  let s = String(raw).trim().replace(/@(c\.us|s\.whatsapp\.net)$/i, "");
+  if (!s) return { error: "empty" };
+  const plus = s.startsWith("+");
+  s = s.replace(/[\s\-().+]/g, "");
+  if (s.startsWith("00")) s = s.slice(2);
+  else if (!plus && s.startsWith("0")) {
+    if (!countryCode) return { error: "a local number (starts with 0): set the country code" };
+    s = countryCode + s.replace(/^0+/, "");
+  }
+  if (!/^\d+$/.test(s)) return { error: "not a phone number" };
+  if (s.length < 8) return { error: "too short for a WhatsApp number" };
+  if (s.length > 15) return { error: "too long (at most 15 digits)" };
+  return { number: s };
+}
+
+/**
+ * Parse pasted text or CSV into {valid, invalid:[{line, value, error}], duplicates:[{line, number}]}.
+ * A CSV with a header uses its phone column; otherwise every cell that looks like a number.
+ */
+export function parseRecipients(text, countryCode = "") {
+  const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/);
+  const sep = [",", ";", "\t"].find((c) => lines.some((l) => l.includes(c))) || ",";
+  let column = -1;
+  let start = 0;
+  const firstCells = splitCsv(lines[0] || "", sep).map((c) => c.toLowerCase().replace(/[\s-]+/g, "_"));
+  const headerAt = firstCells.findIndex((c) => PHONE_HEADERS.includes(c));
+  if (headerAt >= 0) {
+    column = headerAt;
+    start = 1;
+  }
+  const seen = new Set();
+  const result = { valid: [], invalid: [], duplicates: [], column: headerAt >= 0 ? firstCells[headerAt] : null };
+  for (let i = start; i < lines.length; i += 1) {
+    const line = lines[i];
+    if (!line.trim()) continue;
+    let cells = splitCsv(line, sep);
+    if (column >= 0) cells = [cells[column] ?? ""];
+    else if (cells.length > 1) {
+      // No header: take the first cell that looks like a number (names may come first).
+      const phone = cells.find((c) => /^[+\d(][\d\s\-().+]{6,}$/.test(c));
+      cells = [phone ?? cells[0]];
+    }
+    for (const cell of cells) {
+      const { number, error } = normalize(cell, countryCode);
+      if (error) {
+        result.invalid.push({ line: i + 1, value: cell, error });
+      } else if (seen.has(number)) {
+        result.duplicates.push({ line: i + 1, number });
+      } else {
+        seen.add(number);
+        result.valid.push(number);
+      }
+    }
+  }
+  return result;
+}

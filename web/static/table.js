@@ -1,0 +1,212 @@
+// The per-recipient table of a campaign: status tabs, search, cursor paging, and live
+// patches from `campaign.messages.updated` (rows that change while you look at them).
+
+import { api } from "./api.js";
+import { debounce, fmtDateTime, fmtInt, fmtTime, h, throttle } from "./util.js";
+
+const PAGE_SIZE = 50;
+const CLASSES = ["queued", "pending", "sent", "delivered", "read", "played", "failed"];
+// Which classes each tab shows: the API's STATUS_FILTERS, so tabs match the cards.
+const TABS = [
+  ["all", "All", null, (s) => s.total_message_count],
+  ["sent", "Sent", [1, 5], (s) => s.total_sent_count],
+  ["delivered", "Delivered", [3, 5], (s) => s.total_delivered_count],
+  ["read", "Read", [4, 5], (s) => s.total_read_count],
+  ["failed", "Failed", [6, 6], (s) => s.total_failed_count],
+  ["queued", "Queued", [0, 0], (s) => s.total_queued_count],
+];
+
+function inTab(tab, status) {
+  const range = TABS.find((t) => t[0] === tab)[2];
+  if (!range) return true;
+  const c = CLASSES.indexOf(status);
+  return c >= range[0] && c <= range[1];
+}
+
+/** The ticks of a row, as WhatsApp shows them. */
+export function ticks(row) {
+  const reason = row.failure_reason || "";
+  switch (row.status) {
+    case "failed":
+      return h("span", { class: "tick tick-failed", title: reason || "failed" }, "✗", h("span", { class: "tick-label" }, "Failed"));
+    case "played":
+      return h("span", { class: "tick tick-read", title: "played" }, "✓✓", h("span", { class: "tick-label" }, "Played ▶"));
+    case "read":
+      return h("span", { class: "tick tick-read", title: "read" }, "✓✓", h("span", { class: "tick-label" }, "Read"));
+    case "delivered":
+      return h("span", { class: "tick tick-grey", title: "delivered" }, "✓✓", h("span", { class: "tick-label" }, "Delivered"));
+    case "sent":
+      return h("span", { class: "tick tick-grey", title: "sent" }, "✓", h("span", { class: "tick-label" }, "Sent"));
+    case "pending":
+      return h("span", { class: "tick tick-pending", title: "accepted by the gateway, no server ACK yet" }, "◷", h("span", { class: "tick-label" }, "Pending"));
+    default:
+      return h("span", { class: "tick tick-queued", title: "not handed to a gateway yet" }, "•", h("span", { class: "tick-label" }, "Queued"));
+  }
+}
+
+function stamp(iso) {
+  return iso ? h("time", { datetime: iso, title: fmtDateTime(iso) }, fmtTime(iso)) : h("span", { class: "muted" }, "—");
+}
+
+function rowElement(row) {
+  const ts = row.timestamps || {};
+  const note = row.failure_reason
+    ? h("span", { class: row.status === "failed" ? "reason" : "reason reason-old", title: row.failure_reason }, row.failure_reason)
+    : "";
+  return h(
+    "tr",
+    { dataset: { row: row.row, status: row.status } },
+    h("td", { class: "recipient" }, h("span", { class: "mono" }, row.recipient || "—"), row.contact_id ? h("small", {}, ` ${row.contact_id}`) : ""),
+    h("td", {}, ticks(row)),
+    h("td", {}, stamp(ts.sent || ts.pending)),
+    h("td", {}, stamp(ts.delivered)),
+    h("td", {}, stamp(ts.read)),
+    h("td", { class: "note" }, note, row.status === "failed" && ts.failed ? h("small", { class: "muted" }, ` ${fmtTime(ts.failed)}`) : ""),
+  );
+}
+
+export class RecipientTable {
+  constructor(uuid) {
+    this.uuid = uuid;
+    this.tab = "all";
+    this.search = "";
+    this.cursors = [null]; // the cursor that starts each page seen so far
+    this.rows = new Map();
+    this.nextCursor = null;
+    this.loading = false;
+    this.lastPatchAt = 0;
+    this.refresh = throttle(() => this.load(), 1500);
+    this.el = this.build();
+  }
+
+  build() {
+    this.tabsEl = h("div", { class: "tabs", role: "tablist" });
+    this.searchEl = h("input", {
+      class: "input search",
+      type: "search",
+      placeholder: "Search recipient…",
+      "aria-label": "Search recipient",
+      oninput: debounce(() => {
+        this.search = this.searchEl.value.trim();
+        this.cursors = [null];
+        this.load();
+      }, 300),
+    });
+    this.bodyEl = h("tbody");
+    this.infoEl = h("span", { class: "muted pager-info" });
+    this.prevEl = h("button", { class: "btn btn-small", onclick: () => this.page(-1) }, "← Previous");
+    this.nextEl = h("button", { class: "btn btn-small", onclick: () => this.page(1) }, "Next →");
+    this.errorEl = h("div", { class: "table-error", hidden: true });
+    return h(
+      "section",
+      { class: "panel", id: "recipients" },
+      h("div", { class: "panel-head" }, h("h2", {}, "Recipients"), this.searchEl),
+      this.tabsEl,
+      this.errorEl,
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "table" },
+          h("thead", {}, h("tr", {}, ...["Recipient", "Status", "Sent", "Delivered", "Read", "Note"].map((t) => h("th", {}, t)))),
+          this.bodyEl,
+        ),
+      ),
+      h("div", { class: "pager" }, this.infoEl, h("div", { class: "pager-buttons" }, this.prevEl, this.nextEl)),
+    );
+  }
+
+  renderTabs(stats) {
+    this.stats = stats || this.stats || {};
+    this.tabsEl.replaceChildren(
+      ...TABS.map(([key, label, , count]) =>
+        h(
+          "button",
+          {
+            class: key === this.tab ? "tab active" : "tab",
+            role: "tab",
+            "aria-selected": key === this.tab ? "true" : "false",
+            dataset: { tab: key },
+            onclick: () => {
+              this.tab = key;
+              this.cursors = [null];
+              this.renderTabs();
+              this.load();
+            },
+          },
+          label,
+          h("span", { class: "tab-count" }, fmtInt(count(this.stats) || 0)),
+        ),
+      ),
+    );
+  }
+
+  page(step) {
+    if (step > 0 && this.nextCursor) this.cursors.push(this.nextCursor);
+    else if (step < 0 && this.cursors.length > 1) this.cursors.pop();
+    else return;
+    this.load();
+  }
+
+  async load() {
+    const cursor = this.cursors[this.cursors.length - 1];
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (this.tab !== "all") query.set("status", this.tab);
+    if (this.search) query.set("search", this.search);
+    if (cursor) query.set("cursor", cursor);
+    const asked = `${this.tab}|${this.search}|${cursor}`;
+    this.asked = asked;
+    let doc;
+    try {
+      doc = await api("GET", `/api/campaigns/${encodeURIComponent(this.uuid)}/messages?${query}`);
+    } catch (err) {
+      this.errorEl.hidden = false;
+      this.errorEl.textContent = `Could not load recipients: ${err.message}`;
+      return;
+    }
+    if (this.asked !== asked) return; // a newer request superseded this one
+    this.errorEl.hidden = true;
+    this.nextCursor = doc.next_cursor;
+    this.rows = new Map(doc.messages.map((r) => [r.row, r]));
+    this.bodyEl.replaceChildren(...doc.messages.map(rowElement));
+    if (!doc.messages.length) {
+      const what = this.search ? `No recipient matches “${this.search}”` : this.tab === "all" ? "No recipients yet" : `No ${this.tab} messages`;
+      this.bodyEl.append(h("tr", { class: "empty-row" }, h("td", { colspan: 6 }, what)));
+    }
+    const first = (this.cursors.length - 1) * PAGE_SIZE;
+    this.infoEl.textContent = doc.messages.length ? `Rows ${fmtInt(first + 1)}–${fmtInt(first + doc.messages.length)}` : "";
+    this.prevEl.disabled = this.cursors.length <= 1;
+    this.nextEl.disabled = !this.nextCursor;
+  }
+
+  /** Rows pushed live: patch those on screen, refetch when the page's set changes. */
+  patch(rows, resync = false) {
+    this.lastPatchAt = Date.now();
+    let reload = resync; // more rows changed than one event carries: reload what we show
+    for (const update of rows) {
+      const old = this.rows.get(update.row);
+      if (!old) {
+        if (this.tab !== "all" ? inTab(this.tab, update.status) : !this.nextCursor) reload = true;
+        continue;
+      }
+      const merged = { ...old, ...update, timestamps: { ...old.timestamps, ...(update.timestamps || {}) } };
+      this.rows.set(update.row, merged);
+      const tr = this.bodyEl.querySelector(`tr[data-row="${update.row}"]`);
+      if (!tr) continue;
+      const fresh = rowElement(merged);
+      if (!inTab(this.tab, merged.status)) fresh.classList.add("row-leaving");
+      else if (old.status !== merged.status) fresh.classList.add("row-flash");
+      tr.replaceWith(fresh);
+    }
+    if (reload) this.refresh();
+  }
+
+  /** Statistics moved but no row patch came (older server): refetch the page. */
+  statsChanged() {
+    const asOf = Date.now();
+    setTimeout(() => {
+      if (this.lastPatchAt < asOf) this.refresh();
+    }, 1200);
+  }
+}
