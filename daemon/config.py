@@ -367,6 +367,11 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
             continue
         values[name] = _coerce_env(KEYS[name], value)
         from_env.add(name)
+    if "pusher.allow_public_channels" not in raw and "pusher.allow_public_channels" not in \
+            from_env and values["api.tokens"]:
+        # With tokens, a public channel would show every workspace to anyone: private
+        # channels only, unless the operator says otherwise explicitly.
+        values["pusher.allow_public_channels"] = False
     for name, key in KEYS.items():
         problem = _check(name, key, values[name])
         if problem:

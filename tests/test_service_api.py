@@ -236,3 +236,56 @@ async def test_openapi_document_matches_the_app_routes(daemon: Daemon) -> None:
 
     for name in re.findall(r"#/components/schemas/(\w+)", str(doc)):
         assert name in doc["components"]["schemas"], name
+
+
+async def test_a_workspace_token_never_gets_another_workspaces_channel(
+        daemon_factory: Any, tmp_path: Any) -> None:
+    import json
+
+    from daemon.config import load_config
+
+    # With tokens configured, public channels are off unless asked for explicitly.
+    toml = tmp_path / "tokens.toml"
+    toml.write_text(f'[api]\ntokens = [{{ token = "{ONE}", workspace = 1 }}]\n')
+    assert load_config(toml, environ={})["pusher.allow_public_channels"] is False
+    daemon: Daemon = await daemon_factory(**{"api.tokens": TOKENS,
+                                             "pusher.allow_public_channels": False})
+    status, _ = await daemon.post_json("/api/campaigns", {"workspace_id": 2, "name": "two",
+                                                          "uuid": "camp-2"},
+                                       headers=bearer(ADMIN))
+    assert status == 201
+    key = daemon.runtime.config["pusher.app_key"]
+    async with daemon.session.ws_connect(daemon.url(f"/app/{key}?protocol=7")) as ws:
+        hello = json.loads((await ws.receive_json(timeout=5))["data"])
+        socket_id = hello["socket_id"]
+
+        async def auth(channel: str, token: str | None) -> tuple[int, Any]:
+            headers = bearer(token) if token else {}
+            return await daemon.post_json("/broadcasting/auth", {
+                "socket_id": socket_id, "channel_name": channel}, headers=headers)
+
+        assert (await auth("private-workspace.1", None))[0] == 401
+        for channel in ("private-workspace.2", "private-campaign.camp-2"):
+            status, body = await auth(channel, ONE)
+            assert status == 403, (channel, body)
+        status, own = await auth("private-workspace.1", ONE)
+        assert status == 200
+
+        async def subscribe(channel: str, signature: str | None) -> dict[str, Any]:
+            data: dict[str, Any] = {"channel": channel}
+            if signature:
+                data["auth"] = signature
+            await ws.send_json({"event": "pusher:subscribe", "data": data})
+            while True:
+                msg = await ws.receive_json(timeout=5)
+                if msg["event"] in ("pusher:error",
+                                    "pusher_internal:subscription_succeeded"):
+                    return msg
+
+        refused = await subscribe("workspace.2", None)
+        assert refused["event"] == "pusher:error"
+        refused = await subscribe("private-workspace.2", own["auth"])
+        assert refused["event"] == "pusher:error"
+        granted = await subscribe("private-workspace.1", own["auth"])
+        assert granted["event"] == "pusher_internal:subscription_succeeded"
+        assert granted["channel"] == "private-workspace.1"

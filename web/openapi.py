@@ -405,15 +405,21 @@ def _service_paths() -> dict[str, Any]:
         "/broadcasting/auth": {"post": {
             "tags": ["live"], "operationId": "broadcasting_auth",
             "summary": "Sign a private channel subscription (Pusher protocol, Laravel Echo).",
-            "requestBody": {"required": True, **body({
-                "type": "object", "required": ["socket_id", "channel_name"],
-                "properties": {"socket_id": text, "channel_name": text}},
-                "application/x-www-form-urlencoded")},
-            "responses": {"200": ok("The signature.", {
-                "type": "object", "required": ["auth"], "properties": {"auth": text}}),
-                "400": err("socket_id or channel_name is missing or malformed."),
+            "requestBody": {"required": True, "content": {
+                media: {"schema": {
+                    "type": "object", "required": ["socket_id", "channel_name"],
+                    "properties": {"socket_id": {"type": "string", "pattern": r"^\d+\.\d+$"},
+                                   "channel_name": {"type": "string", "examples": [
+                                       "private-campaign.{uuid}", "private-workspace.{id}"]}}}}
+                for media in ("application/x-www-form-urlencoded", J)}},
+            "responses": {"200": ok("The signature pusher-js expects.", {
+                "type": "object", "required": ["auth"], "properties": {
+                    "auth": {"type": "string", "description": "app_key:hex HMAC-SHA256"}}}),
+                "400": err("The body is not valid JSON."),
                 **AUTH_ERRORS,
-                "403": err("The token may not see this channel's workspace.")}}},
+                "403": err("Not a private campaign/workspace channel, or the token may not "
+                           "see its workspace (same answer for a missing campaign)."),
+                "422": err("socket_id or channel_name is missing or malformed.")}}},
     }
 
 
