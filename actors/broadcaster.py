@@ -1,0 +1,310 @@
+"""The broadcaster: turns campaign changes into live-push events, coalesced per campaign.
+
+A Pykka actor subscribed to the `EventBus`. Campaign actors tell it every change; it
+decides WHEN to push (SPEC 3.3: a campaign's first change at once, then at most one
+push per `pusher.coalesce_ms` with the latest statistics and the latest state of every
+row changed meanwhile; the final state always goes out) and WHAT (the seed-compatible
+payloads). It never touches a socket: it hands finished `Push` objects to the event loop
+with `loop.call_soon_threadsafe`, where web/pusher.py writes them to subscribers. The
+coalescing timer is a `call_later` on the loop that tells the actor `Flush`, so no
+thread sleeps and nothing polls.
+
+The state sent on subscribe travels through this actor too (`Snapshot`), so it is
+ordered with the live pushes: a client never receives an older state after a newer one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+import structlog
+
+from actors.messages import CampaignChanged, CampaignInfo, CampaignStatusChanged, Reply
+from actors.status import CLASS_NAMES, LEVEL_NAMES
+from actors.timefmt import iso_time
+from daemon.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+STATS_EVENT = "campaign.statistics.updated"
+STATUS_EVENT = "campaign.status.changed"
+ROWS_EVENT = "campaign.messages.updated"
+TS_NAMES = ("pending", "sent", "delivered", "read", "played", "failed")
+
+
+def campaign_channels(info: CampaignInfo) -> tuple[str, ...]:
+    return (f"campaign.{info.uuid}", f"private-campaign.{info.uuid}")
+
+
+def all_channels(info: CampaignInfo) -> tuple[str, ...]:
+    ws = info.workspace_id
+    return (*campaign_channels(info), f"workspace.{ws}", f"private-workspace.{ws}")
+
+
+@dataclass(slots=True)
+class Push:
+    """One event for some channels, built once and shared by every subscriber.
+
+    `subject` (the campaign uuid) completes the outbox key (channel, event, subject), so
+    a workspace channel keeps the latest state of each of its campaigns. `rows` is set
+    for row batches, which an outbox merges instead of replacing. `target` (a socket
+    id) restricts the push to one connection: the state sent on subscribe.
+    """
+
+    channels: tuple[str, ...]
+    event: str
+    subject: str
+    payload: dict[str, Any]
+    rows: dict[int, dict[str, Any]] | None = None
+    target: str | None = None
+
+
+Deliver = Callable[[list[Push]], None]
+
+
+# --- the actor's inbox (besides CampaignChanged / CampaignStatusChanged) ---------------
+
+
+@dataclass(slots=True, frozen=True)
+class Flush:
+    """The coalescing window of a campaign ended (sent by a loop timer)."""
+
+    campaign_no: int
+
+
+@dataclass(slots=True, frozen=True)
+class Snapshot:
+    """Send this state to one freshly subscribed connection, in order with live pushes."""
+
+    target: str
+    channel: str
+    items: tuple[tuple[CampaignInfo, dict[str, Any]], ...]
+
+
+@dataclass(slots=True)
+class SnapshotReply(Reply):
+    """A `GetStatistics` reply that also forwards the answer to the broadcaster.
+
+    The campaign actor publishes its changes and answers in one thread, so forwarding
+    from there keeps the snapshot behind every change it already published.
+    """
+
+    forward: Callable[[Any], None] | None = None
+
+    def set(self, value: Any) -> None:
+        if self.forward is not None:
+            try:
+                self.forward(value)
+            except pykka.ActorDeadError:
+                pass
+        Reply.set(self, value)
+
+
+# --- payloads ------------------------------------------------------------------------
+
+
+def statistics_payload(info: CampaignInfo, stats: dict[str, Any]) -> dict[str, Any]:
+    """The seed system's CampaignStatisticsUpdated::broadcastWith(), field for field."""
+    return {"campaign_id": info.no, "campaign_uuid": info.uuid, "statistics": stats,
+            "timestamp": iso_time(time.time())}
+
+
+def row_payload(state: tuple[Any, ...]) -> dict[str, Any]:
+    """A CampaignChanged row (row, level, failed, class, reason, ts pending..failed)."""
+    row, level, failed, cls, reason, *stamps = state
+    return {
+        "row": row,
+        "status": CLASS_NAMES[cls],
+        "level": LEVEL_NAMES[level],
+        "failed": bool(failed),
+        "failure_reason": reason,
+        "timestamps": dict(zip(TS_NAMES, map(iso_time, stamps), strict=True)),
+    }
+
+
+def rows_payload(info: CampaignInfo, rows: dict[int, dict[str, Any]], resync: bool
+                 ) -> dict[str, Any]:
+    return {"campaign_id": info.no, "campaign_uuid": info.uuid,
+            "rows": [rows[r] for r in sorted(rows)], "resync": resync,
+            "timestamp": iso_time(time.time())}
+
+
+@dataclass(slots=True)
+class _Window:
+    """A campaign inside its coalescing window: what waits to be pushed."""
+
+    info: CampaignInfo
+    stats: dict[str, Any] | None = None
+    rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+    resync: bool = False
+
+
+class BroadcasterActor(pykka.ThreadingActor):
+    def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Deliver, metrics: Metrics,
+                 coalesce_ms: int, max_rows: int) -> None:
+        super().__init__()
+        self.loop = loop
+        self.deliver = deliver
+        self.metrics = metrics
+        self.interval = coalesce_ms / 1000.0
+        self.max_rows = max_rows
+        # A campaign is in `windows` from a push until an interval passes without change.
+        self.windows: dict[int, _Window] = {}
+
+    def on_receive(self, message: Any) -> Any:
+        try:
+            if isinstance(message, CampaignChanged):
+                self._changed(message)
+            elif isinstance(message, Flush):
+                self._window_ended(message.campaign_no)
+            elif isinstance(message, CampaignStatusChanged):
+                self._status_changed(message)
+            elif isinstance(message, Snapshot):
+                self._snapshot(message)
+        except Exception:  # an exception in a tell would kill the actor (SPEC 1.1)
+            log.exception("broadcaster.message_failed", message=type(message).__name__)
+        return None
+
+    # --- coalescing ---------------------------------------------------------------------
+
+    def _changed(self, message: CampaignChanged) -> None:
+        info = message.info
+        window = self.windows.get(info.no)
+        if window is None or self.interval <= 0:
+            # First change (or no coalescing): push at once and open a window.
+            pending = _Window(info, message.statistics)
+            self._add_rows(pending, message.rows)
+            self._send([pending])
+            if self.interval > 0:
+                self.windows[info.no] = _Window(info)
+                self._arm(info.no)
+            return
+        if window.stats is not None:
+            self.metrics.ws_frames.labels("coalesced").inc()
+        window.info = info
+        window.stats = message.statistics
+        self._add_rows(window, message.rows)
+
+    def _add_rows(self, window: _Window, rows: tuple[tuple[Any, ...], ...]) -> None:
+        if window.resync:
+            return
+        for state in rows:
+            window.rows[state[0]] = row_payload(state)
+        if len(window.rows) > self.max_rows:
+            window.rows.clear()
+            window.resync = True
+
+    def _window_ended(self, campaign_no: int) -> None:
+        window = self.windows.get(campaign_no)
+        if window is None:
+            return
+        if window.stats is None and not window.rows and not window.resync:
+            del self.windows[campaign_no]  # a quiet interval: the next change goes at once
+            return
+        self._send([window])
+        self.windows[campaign_no] = _Window(window.info)
+        self._arm(campaign_no)
+
+    def _status_changed(self, message: CampaignStatusChanged) -> None:
+        info = message.info
+        window = self.windows.get(info.no)
+        pushes = []
+        if window is not None and (window.stats is not None or window.rows or window.resync):
+            pushes = self._pushes([window])  # what waited goes first: order is kept
+            self.windows[info.no] = _Window(info)
+        payload = {"campaign_id": info.no, "campaign_uuid": info.uuid,
+                   "status": message.status, "previous": message.previous,
+                   "statistics": message.statistics, "timestamp": iso_time(time.time())}
+        pushes.append(Push(all_channels(info), STATUS_EVENT, info.uuid, payload))
+        self._hand_over(pushes)
+
+    def _snapshot(self, message: Snapshot) -> None:
+        pushes = [Push((message.channel,), STATS_EVENT, info.uuid,
+                       statistics_payload(info, stats), target=message.target)
+                  for info, stats in message.items]
+        if pushes:
+            self._hand_over(pushes)
+
+    # --- handing over to the loop -----------------------------------------------------
+
+    def _pushes(self, windows: list[_Window]) -> list[Push]:
+        out = []
+        for w in windows:
+            if w.stats is not None:
+                out.append(Push(all_channels(w.info), STATS_EVENT, w.info.uuid,
+                                statistics_payload(w.info, w.stats)))
+            if w.rows or w.resync:
+                out.append(Push(campaign_channels(w.info), ROWS_EVENT, w.info.uuid,
+                                rows_payload(w.info, w.rows, w.resync), rows=w.rows))
+        return out
+
+    def _send(self, windows: list[_Window]) -> None:
+        pushes = self._pushes(windows)
+        if pushes:
+            self._hand_over(pushes)
+
+    def _hand_over(self, pushes: list[Push]) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.deliver, pushes)
+        except RuntimeError:  # the loop is closed: the daemon is stopping
+            pass
+
+    def _arm(self, campaign_no: int) -> None:
+        """End this campaign's window after one interval, by a timer on the loop."""
+        ref = self.actor_ref
+
+        def fire() -> None:
+            try:
+                ref.tell(Flush(campaign_no))
+            except pykka.ActorDeadError:
+                pass
+
+        try:
+            self.loop.call_soon_threadsafe(self.loop.call_later, self.interval, fire)
+        except RuntimeError:
+            pass
+
+
+class Broadcaster:
+    """The runtime extension that starts the actor, subscribes it to the bus, stops it."""
+
+    def __init__(self, deliver: Deliver) -> None:
+        self.deliver = deliver
+        self.ref: pykka.ActorRef[Any] | None = None
+
+    async def start(self, rt: Any) -> None:
+        config = rt.config
+        self.ref = BroadcasterActor.start(
+            asyncio.get_running_loop(), self.deliver, rt.metrics,
+            config["pusher.coalesce_ms"], config["pusher.max_rows_per_event"])
+        rt.bus.subscribe(self.ref)
+
+    async def stop(self, rt: Any) -> None:
+        ref, self.ref = self.ref, None
+        if ref is None:
+            return
+        rt.bus.unsubscribe(ref)
+        await asyncio.get_running_loop().run_in_executor(None, _stop, ref)
+
+    def tell(self, message: Any) -> bool:
+        """Tell the actor (from any thread); False when it is not running."""
+        ref = self.ref
+        if ref is None:
+            return False
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError:
+            return False
+        return True
+
+
+def _stop(ref: pykka.ActorRef[Any]) -> None:
+    try:
+        ref.stop(block=True, timeout=5)
+    except (pykka.ActorDeadError, pykka.Timeout):
+        pass
