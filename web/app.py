@@ -83,7 +83,6 @@ def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
     app.router.add_get("/metrics", metrics)
     # Each further web part adds its routes / hooks here, one line each:
     __import__("web.pusher").pusher.setup(app, rt)
-    __import__("web.pusher").pusher.setup(app, rt)
     __import__("web.page").page.setup(app)
     __import__("web.export").export.add_routes(app)
     __import__("web.openapi").openapi.add_routes(app)
