@@ -154,9 +154,9 @@ class Runtime:
     async def _replay(self, after_seq: int) -> int:
         assert self.ingest is not None
         total = 0
-        async for seq, source, events in journal_tail(self.store, after_seq):
-            self.ingest.tell(ApplyEvents(((source, events),), seq))
-            total += len(events)
+        async for seq, groups in journal_tail(self.store, after_seq):
+            self.ingest.tell(ApplyEvents(groups, seq))
+            total += sum(len(events) for _, events in groups)
         if total:
             log.info("runtime.journal_replayed", events=total)
         return total

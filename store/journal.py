@@ -1,10 +1,11 @@
 """Group commit: a webhook's events are on disk before it answers 2xx.
 
 Handlers call `Journal.append` and await it. One writer task takes everything that is
-waiting, writes it as one transaction (one journal row per request), and only then
-resolves the waiting handlers and hands the events to the ingest actor, in commit
-order. Many concurrent requests thus share one commit, and no event reaches a counter
-before it is durable.
+waiting and writes it as ONE journal row (a single autocommit INSERT: atomic, one hop
+to the writer thread), and only then resolves the waiting handlers and hands the events
+to the ingest actor, in commit order. Many concurrent requests thus share one commit,
+and no event reaches a counter before it is durable. A row holds
+`[[source, [event, ...]], ...]`, one entry per request.
 """
 
 from __future__ import annotations
@@ -76,21 +77,13 @@ class Journal:
 
     async def _commit(self, batch: list[_Waiting]) -> None:
         started = time.perf_counter()
-        now = time.time()
-        first = self.next_seq
-        rows = [
-            (first + i, w.source, now, orjson.dumps([e.to_row() for e in w.events]))
-            for i, w in enumerate(batch)
-        ]
+        seq = self.next_seq
+        blob = orjson.dumps([[w.source, [e.to_row() for e in w.events]] for w in batch])
+        sources = ",".join(sorted({w.source for w in batch}))
         try:
-            await self.store.transaction(
-                [
-                    (
-                        "INSERT INTO journal (seq, source, received_at, events) VALUES (?,?,?,?)",
-                        rows,
-                        True,
-                    )
-                ]
+            await self.store.execute_atomic(
+                "INSERT INTO journal (seq, source, received_at, events) VALUES (?,?,?,?)",
+                (seq, sources, time.time(), blob),
             )
         except Exception as exc:
             error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
@@ -100,17 +93,16 @@ class Journal:
                 if not w.future.done():
                     w.future.set_exception(error)
             return
-        last = first + len(batch) - 1
-        self.next_seq = last + 1
+        self.next_seq = seq + 1
         stats = BatchStats(len(batch), sum(len(w.events) for w in batch),
                            time.perf_counter() - started)
         try:
-            self.on_committed([(w.source, w.events) for w in batch], last, stats)
+            self.on_committed([(w.source, w.events) for w in batch], seq, stats)
         except Exception:  # durable already; the events are replayed at the next start
-            log.exception("journal.dispatch_failed", seq=last)
-        for i, w in enumerate(batch):
+            log.exception("journal.dispatch_failed", seq=seq)
+        for w in batch:
             if not w.future.done():
-                w.future.set_result(first + i)
+                w.future.set_result(seq)
 
     async def close(self) -> None:
         """Refuse new appends, commit what is waiting, stop the writer."""
@@ -127,17 +119,24 @@ class Journal:
             self._task = None
 
 
-async def journal_tail(
-    store: Store, after_seq: int, chunk: int = 5000
-) -> AsyncIterator[tuple[int, str, tuple[StatusEvent, ...]]]:
-    """Journal rows after `after_seq`, oldest first, for replay at start-up."""
+Groups = tuple[tuple[str, tuple[StatusEvent, ...]], ...]
+
+
+def decode_batch(blob: bytes) -> Groups:
+    return tuple((source, tuple(StatusEvent.from_row(r) for r in rows))
+                 for source, rows in orjson.loads(blob))
+
+
+async def journal_tail(store: Store, after_seq: int, chunk: int = 500
+                       ) -> AsyncIterator[tuple[int, Groups]]:
+    """Journal batches after `after_seq`, oldest first, for replay at start-up."""
     seq = after_seq
     while True:
         rows = await store.fetchall(
-            "SELECT seq, source, events FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, events FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
             (seq, chunk),
         )
         if not rows:
             return
-        for seq, source, blob in rows:
-            yield seq, source, tuple(StatusEvent.from_row(r) for r in orjson.loads(blob))
+        for seq, blob in rows:
+            yield seq, decode_batch(blob)

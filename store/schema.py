@@ -7,7 +7,7 @@ number. Recovery is: rows as stored + the remaining journal, replayed. Replaying
 event that a row already reflects is harmless (status.py's rules are idempotent).
 """
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a journal row is a whole group-commit batch
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -93,7 +93,7 @@ STATE_COLUMNS = (
 # existing database upgrades in place (see CampaignStore.ensure_sending_schema).
 SENDING_COLUMNS = {
     "campaigns": (("send_options", "TEXT"), ("status_reason", "TEXT")),
-    # send_state: queued | attempting | accepted | failed | unknown (NULL: not sent by us)
+    # send_state: queued | attempting | accepted | resent | failed | unknown (NULL: not ours)
     "messages": (("send_state", "TEXT"), ("attempts", "INTEGER NOT NULL DEFAULT 0"),
                  ("variables", "TEXT")),
 }
