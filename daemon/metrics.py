@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from daemon.config import SOURCES
+
+OUTCOMES = ("applied", "duplicate", "orphaned", "rejected")
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -63,3 +67,11 @@ class Metrics:
             "campaignd_sends", "Send attempts by gateway and outcome.", ["gateway", "outcome"],
             registry=r,
         )
+        # Known label sets start at 0, so dashboards and rate() see them before the first
+        # event (a series that appears only later hides its first increment).
+        for source in SOURCES:
+            self.webhook_latency.labels(source)
+            for outcome in OUTCOMES:
+                self.events.labels(source, outcome)
+        for outcome in ("sent", "coalesced"):
+            self.ws_frames.labels(outcome)

@@ -163,9 +163,13 @@ def sample(samples: dict[Any, float], name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-async def test_metrics_parse_and_move_when_webhooks_arrive(daemon: Daemon) -> None:
+async def test_metrics_parse_and_move_when_webhooks_arrive(daemon_factory: Any) -> None:
+    daemon: Daemon = await daemon_factory(**{"server.max_body_bytes": 4096})
     before = await scrape(daemon)
     assert ("campaignd_orphans_pending", ()) in before
+    for source in ("webjs", "waha", "evolution", "cloud", "twilio"):  # present from the start
+        assert ("campaignd_events_ingested_total",
+                (("outcome", "rejected"), ("source", source))) in before
     campaign = await daemon.create_campaign()
     await daemon.register(campaign["uuid"], [{"recipient": "621", "message_id": "M-1"}])
 
@@ -174,11 +178,15 @@ async def test_metrics_parse_and_move_when_webhooks_arrive(daemon: Daemon) -> No
     assert (await daemon.post_json("/webhooks/webjs", webjs_ack("NOBODY", 2)))[0] == 200
     status, _ = await daemon.post_json("/webhooks/webjs", {"event": "message_read"})
     assert 400 <= status < 500
+    limit = daemon.runtime.config["server.max_body_bytes"]
+    status, _ = await daemon.request("POST", "/webhooks/webjs", data=b"[" + b" " * limit + b"]",
+                                     headers={"Content-Type": "application/json"})
+    assert status == 413
 
     async def moved() -> Any:
         now = await scrape(daemon)
         wanted = {
-            ("applied", 1.0), ("duplicate", 1.0), ("orphaned", 1.0), ("rejected", 1.0)}
+            ("applied", 1.0), ("duplicate", 1.0), ("orphaned", 1.0), ("rejected", 2.0)}
         got = {(o, sample(now, "campaignd_events_ingested_total", source="webjs", outcome=o)
                 - sample(before, "campaignd_events_ingested_total", source="webjs",
                          outcome=o)) for o, _ in wanted}

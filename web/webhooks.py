@@ -48,7 +48,11 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
         started = time.perf_counter()
         if not rt.config[f"webhooks.{source}.enabled"]:
             raise ApiError(404, "source_disabled", f"the {source} webhook is disabled")
-        body = await request.read()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # answered 413 by the error middleware
+            rt.metrics.events.labels(source, "rejected").inc()
+            raise
         if not rt.webhook_auth[source].verify(request, body):
             rt.metrics.events.labels(source, "rejected").inc()
             raise ApiError(401, "bad_signature",
