@@ -27,6 +27,14 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers=NO_CACHE)
 
 
+def _gateways(rt: Runtime) -> list[str]:
+    """The gateways the form offers: those the sender has configured, when it runs."""
+    sending = getattr(rt, "sending", None)
+    if sending is None or not hasattr(sending, "check_gateway"):
+        return list(GATEWAYS)
+    return [name for name in GATEWAYS if sending.check_gateway(name) is None]
+
+
 async def page_config(request: web.Request) -> web.Response:
     rt: Runtime = request.app[RUNTIME]
     config = rt.config
@@ -45,7 +53,10 @@ async def page_config(request: web.Request) -> web.Response:
         "activity_timeout": config["pusher.activity_timeout"],
         "workspaces": workspaces,
         "default_workspace": workspaces[0] if workspaces else 1,
-        "gateways": list(GATEWAYS),
+        "gateways": _gateways(rt),
+        "default_gateway": config.values.get("sender.default_gateway", "simulator"),
+        "default_rate": config.values.get("sender.default_rate", 10.0),
+        "max_rate": config.values.get("sender.max_rate"),
     }
     return json_response(doc, headers=NO_CACHE)
 

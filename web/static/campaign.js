@@ -100,8 +100,9 @@ export function mountCampaign(root, uuid) {
   function renderHead() {
     document.title = `${campaign.name} · campaignd`;
     titleEl.textContent = campaign.name;
-    statusEl.className = `pill pill-${campaign.status}`;
-    statusEl.textContent = STATUS_LABELS[campaign.status] || campaign.status;
+    const tracked = isTracked();
+    statusEl.className = `pill pill-${tracked && campaign.status === "pending" ? "tracking" : campaign.status}`;
+    statusEl.textContent = tracked && campaign.status === "pending" ? "Tracking" : STATUS_LABELS[campaign.status] || campaign.status;
     statusEl.id = "campaign-status";
     metaEl.replaceChildren(
       h("span", {}, `Workspace ${campaign.workspace_id}`),
@@ -112,10 +113,20 @@ export function mountCampaign(root, uuid) {
     renderActions();
   }
 
+  /** Sent elsewhere, only tracked here: nothing to pause, resume or retry. */
+  function isTracked() {
+    return !campaign.message && !campaign.gateway;
+  }
+
   function renderActions() {
     const s = campaign.status;
     const failed = stats ? stats.total_failed_count : 0;
     const buttons = [];
+    const exportButton = h("button", { class: "btn", onclick: exportCsv, dataset: { action: "export" } }, "⤓ Export CSV");
+    if (isTracked()) {
+      actionsEl.replaceChildren(exportButton);
+      return;
+    }
     if (s === "pending" && campaign.message) buttons.push(["start", "▶ Start", "btn-primary", false]);
     if (s === "paused") buttons.push(["resume", "▶ Resume", "btn-primary", false]);
     else buttons.push(["pause", "❚❚ Pause", "", s !== "processing"]);
@@ -125,7 +136,7 @@ export function mountCampaign(root, uuid) {
       ...buttons.map(([action, label, cls, disabled]) =>
         h("button", { class: `btn ${cls}`, disabled, dataset: { action }, onclick: () => act(action) }, label),
       ),
-      h("button", { class: "btn", onclick: exportCsv, dataset: { action: "export" } }, "⤓ Export CSV"),
+      exportButton,
     );
   }
 

@@ -20,6 +20,11 @@ function miniBar(s) {
   );
 }
 
+function statusPill(c) {
+  const tracked = !c.message && !c.gateway && c.status === "pending";
+  return h("span", { class: `pill pill-${tracked ? "tracking" : c.status}` }, tracked ? "Tracking" : STATUS_LABELS[c.status] || c.status);
+}
+
 function rowFor(c) {
   const s = c.statistics;
   const total = s.total_message_count;
@@ -30,7 +35,7 @@ function rowFor(c) {
     h(
       "div",
       { class: "camp-main" },
-      h("div", { class: "camp-title" }, h("span", { class: "camp-name" }, c.name), h("span", { class: `pill pill-${c.status}` }, STATUS_LABELS[c.status] || c.status)),
+      h("div", { class: "camp-title" }, h("span", { class: "camp-name" }, c.name), statusPill(c)),
       h("div", { class: "camp-meta" }, `Workspace ${c.workspace_id} · ${c.gateway ? `via ${c.gateway}` : "tracked"} · created ${fmtAgo(c.created_at)}`),
       miniBar(s),
     ),

@@ -27,13 +27,15 @@ export function mountNew(root) {
   const country = h("input", { class: "input input-short", id: "f-country", placeholder: "e.g. 62", inputmode: "numeric", maxlength: 4, value: localStorage.getItem(CC_KEY) || "" });
   const report = h("div", { class: "report", id: "recipient-report" });
   const gateway = h("select", { class: "input", id: "f-gateway", name: "gateway" });
-  const rate = h("input", { class: "input input-short", id: "f-rate", name: "rate", type: "number", min: "0.1", step: "0.1", value: "2" });
+  const rate = h("input", { class: "input input-short", id: "f-rate", name: "rate", type: "number", min: "0.1", step: "0.1", value: "10" });
   const submit = h("button", { class: "btn btn-primary", type: "submit", disabled: true }, "Start sending");
   const errorBox = h("div", { class: "banner banner-error", hidden: true, id: "form-error" });
 
   pageConfig().then((cfg) => {
-    for (const g of cfg.gateways || ["simulator"]) gateway.append(h("option", { value: g }, g));
+    for (const g of cfg.gateways || ["simulator"]) gateway.append(h("option", { value: g, selected: g === cfg.default_gateway }, g));
     if (!localStorage.getItem(WS_KEY) && cfg.default_workspace) workspace.value = cfg.default_workspace;
+    if (cfg.default_rate) rate.value = cfg.default_rate;
+    if (cfg.max_rate) rate.max = cfg.max_rate;
   });
 
   function check() {

@@ -58,7 +58,7 @@ function rowElement(row) {
     { dataset: { row: row.row, status: row.status } },
     h("td", { class: "recipient" }, h("span", { class: "mono" }, row.recipient || "—"), row.contact_id ? h("small", {}, ` ${row.contact_id}`) : ""),
     h("td", {}, ticks(row)),
-    h("td", {}, stamp(ts.sent || ts.pending)),
+    h("td", {}, ts.sent ? stamp(ts.sent) : ts.pending ? h("span", { class: "muted", title: "handed to the gateway; no server ACK yet" }, stamp(ts.pending)) : stamp(null)),
     h("td", {}, stamp(ts.delivered)),
     h("td", {}, stamp(ts.read)),
     h("td", { class: "note" }, note, row.status === "failed" && ts.failed ? h("small", { class: "muted" }, ` ${fmtTime(ts.failed)}`) : ""),

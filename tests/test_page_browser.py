@@ -1,0 +1,274 @@
+"""The embedded page in real headless Chromium, against a real daemon.
+
+What a person watching the page would check: the cards, the "where the messages are"
+bar and the recipient ticks move as ACK webhooks arrive, without a reload; when the
+daemon is restarted (same port, same SQLite file) the page says "Reconnecting…", comes
+back "Live" on its own and shows the right numbers. Screenshots go to test-output/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from daemon.config import Config
+from tests.conftest import eventually, fixture_bytes, fixture_json, make_config
+from web.app import make_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+OUTPUT = Path(__file__).resolve().parents[1] / "test-output" / "page"
+JSON = {"Content-Type": "application/json"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+UUID = "page-live"
+
+# Registered messages: the ids the fixtures carry, so the fixtures apply as they are.
+WEBJS_ID = "true_6281234567890@c.us_3EB0C767D8B4D5E3F0A1"
+NAMED = [
+    ("6281234567890", WEBJS_ID),
+    ("16505551234", "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA="),
+    ("16505551299", "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0QUQ2MjA4NEYyRkExNjMyREUA"),
+    ("11111111111", "true_11111111111@c.us_4CC5EDD64BC22EBA6D639F2AF571346C"),
+    ("200000000000", "A5561E44C2A63682E4295B52F484C14E"),
+    ("39333444555", "SMxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+]
+FILLER = 54  # 60 recipients: more than one page of the table
+
+
+class Server:
+    """A daemon that can be stopped and started again on the same port and database."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.port = 0
+        self.server: TestServer | None = None
+        self.http = ClientSession()
+
+    async def start(self) -> None:
+        self.server = TestServer(make_app(self.config), host="127.0.0.1", port=self.port)
+        await self.server.start_server()
+        self.port = self.server.port
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            server, self.server = self.server, None
+            await server.close()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def post(self, path: str, body: bytes | Any, headers: dict[str, str] = JSON
+                   ) -> tuple[int, Any]:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        async with self.http.post(self.url(path), data=data, headers=headers) as resp:
+            return resp.status, await resp.json()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    srv = Server(make_config(tmp_path))
+    await srv.start()
+    yield srv
+    await srv.stop()
+    await srv.http.close()
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/test-deps.sh (Debian package chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        context = await pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900},
+        )
+        errors: list[str] = []
+        pg = context.pages[0] if context.pages else await context.new_page()
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.errors = errors  # type: ignore[attr-defined]
+        try:
+            yield pg
+        finally:
+            await context.close()
+
+
+async def shot(page: Any, name: str) -> None:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    await page.evaluate("() => window.scrollTo(0, 0)")
+    await page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+
+
+async def dom(page: Any, script: str) -> Any:
+    return await page.evaluate(script)
+
+
+async def cards(page: Any) -> dict[str, int]:
+    return await dom(page, """() => Object.fromEntries(
+        [...document.querySelectorAll('.card')].map(c => [c.id.slice(5), +c.dataset.value]))""")
+
+
+async def row_status(page: Any, recipient: str) -> str | None:
+    return await dom(page, f"""() => {{
+        const tr = [...document.querySelectorAll('#recipients tbody tr')]
+            .find(r => r.querySelector('.recipient')?.textContent.includes('{recipient}'));
+        return tr ? tr.dataset.status : null; }}""")
+
+
+async def expect(page: Any, check: Any, timeout: float = 15.0) -> Any:
+    """Poll the page until `check(page)` is truthy; on failure say what it shows."""
+    try:
+        return await eventually(lambda: check(page), timeout=timeout, interval=0.1)
+    except AssertionError as exc:
+        await shot(page, "failure")
+        raise AssertionError(f"{exc}; the page shows cards={await cards(page)}, "
+                             f"live={await live_state(page)}") from None
+
+
+async def live_state(page: Any) -> str:
+    return await dom(page, "() => document.getElementById('live').dataset.state")
+
+
+def webjs(ack: int, message_id: str = WEBJS_ID) -> dict[str, Any]:
+    """The seed's webhook (fixture shape) with another ACK level."""
+    doc = fixture_json("webjs_message_status_updated.json")
+    doc["data"].update(message_id=message_id, ack_level=ack)
+    return doc
+
+
+async def test_campaign_page_updates_live_and_survives_a_restart(server: Server, page: Any
+                                                                 ) -> None:
+    if OUTPUT.exists():
+        shutil.rmtree(OUTPUT)
+    status, body = await server.post("/api/campaigns", {"workspace_id": 1, "uuid": UUID,
+                                                        "name": "November promo"})
+    assert status == 201, body
+    messages = [{"recipient": r, "message_id": m} for r, m in NAMED]
+    messages += [{"recipient": f"62899{i:07d}", "message_id": f"FILLER{i:04d}"}
+                 for i in range(FILLER)]
+    status, body = await server.post(f"/api/campaigns/{UUID}/messages",
+                                     {"messages": messages})
+    assert status == 201, body
+
+    await page.goto(server.url(f"/#/campaigns/{UUID}"))
+    await expect(page, lambda p: _is(p, "connected"))
+    await expect(page, lambda p: _cards_are(p, total=60, sent=60, delivered=0, read=0, failed=0))
+    assert await dom(page, "() => document.querySelector('.title').textContent") == \
+        "November promo"
+    assert await row_status(page, "6281234567890") == "pending"
+    # A mark that a reload would wipe: every later check proves "without a reload".
+    await dom(page, "() => { window.__noReload = 'still here'; }")
+    await shot(page, "1-registered")
+
+    # ACKs arrive: delivered (whatsapp-web.js), sent and failed (Cloud API).
+    for route, payload in [
+        ("/webhooks/webjs", fixture_bytes("webjs_message_status_updated.json")),
+        ("/webhooks/cloud", fixture_bytes("cloud_status_sent.json")),
+        ("/webhooks/cloud", fixture_bytes("cloud_status_failed.json")),
+    ]:
+        status, body = await server.post(route, payload)
+        assert status == 200, body
+    await expect(page, lambda p: _cards_are(p, total=60, sent=59, delivered=1, read=0,
+                                            failed=1))
+    await expect(page, lambda p: _row_is(p, "6281234567890", "delivered"))
+    await expect(page, lambda p: _row_is(p, "16505551299", "failed"))
+    reason = await dom(page, """() => [...document.querySelectorAll('#recipients tbody tr')]
+        .find(r => r.dataset.status === 'failed').querySelector('.reason').textContent""")
+    assert "healthy ecosystem" in reason
+    spread = await dom(page, "() => document.getElementById('spread-summary').textContent")
+    assert spread.startswith("1.7% delivered"), spread
+    assert await dom(page, "() => window.__noReload") == "still here"
+    await shot(page, "2-acks-arrived")
+
+    # Tabs, search and paging go through the API with the page's filters.
+    await page.click("[data-tab=failed]")
+    await expect(page, lambda p: _visible_rows(p, ["16505551299"]))
+    await page.click("[data-tab=all]")
+    await page.fill("input.search", "1650555")
+    await expect(page, lambda p: _visible_rows(p, ["16505551234", "16505551299"]))
+    await page.fill("input.search", "")
+    await expect(page, lambda p: _row_count(p, 50))
+    await page.click("text=Next →")
+    await expect(page, lambda p: _row_count(p, 10))
+    assert await dom(page, "() => document.querySelector('.pager-info').textContent") == \
+        "Rows 51\u201360"
+    await page.click("text=← Previous")
+    await expect(page, lambda p: _row_count(p, 50))
+
+    # The daemon goes away: the page says so and keeps trying.
+    await server.stop()
+    await expect(page, lambda p: _is(p, "reconnecting"))
+    assert await dom(page, "() => document.querySelector('#live .live-text').textContent") == \
+        "Reconnecting…"
+    await shot(page, "3-daemon-down")
+
+    # A new daemon on the same port and database; more ACKs from other gateways.
+    await server.start()
+    await expect(page, lambda p: _is(p, "connected"), timeout=30)
+    for route, payload, headers in [
+        ("/webhooks/webjs", fixture_bytes("webjs_message_read.json"), JSON),
+        ("/webhooks/waha", fixture_bytes("waha_message_ack.json"), JSON),
+        ("/webhooks/evolution", fixture_bytes("evolution_messages_update.json"), JSON),
+        ("/webhooks/twilio", fixture_bytes("twilio_status_read.form"), FORM),
+        ("/webhooks/webjs", json.dumps(webjs(1, "FILLER0000")).encode(), JSON),
+    ]:
+        status, body = await server.post(route, payload, headers)
+        assert status == 200, (route, body)
+    await expect(page, lambda p: _cards_are(p, total=60, sent=59, delivered=4, read=3,
+                                            failed=1))
+    await expect(page, lambda p: _row_is(p, "6281234567890", "read"))
+    await expect(page, lambda p: _row_is(p, "200000000000", "delivered"))
+    tick = await dom(page, """() => [...document.querySelectorAll('#recipients tbody tr')]
+        .find(r => r.textContent.includes('6281234567890')).querySelector('.tick').className""")
+    assert "tick-read" in tick  # the blue double tick
+    assert await dom(page, "() => window.__noReload") == "still here"
+    await shot(page, "4-after-restart")
+
+    # The list shows the campaign's counters and follows them live (workspace channel).
+    await page.click("text=← All campaigns")
+    await expect(page, lambda p: _list_count(p, "n-delivered", "4"))
+    status, body = await server.post("/webhooks/webjs", webjs(2, "FILLER0001"))
+    assert status == 200, body
+    await expect(page, lambda p: _list_count(p, "n-delivered", "5"))
+    assert await dom(page, "() => window.__noReload") == "still here"
+    assert page.errors == []
+    await shot(page, "5-list")
+
+
+async def _is(page: Any, state: str) -> bool:
+    return await live_state(page) == state
+
+
+async def _cards_are(page: Any, **expected: int) -> bool:
+    return await cards(page) == expected
+
+
+async def _row_is(page: Any, recipient: str, status: str) -> bool:
+    return await row_status(page, recipient) == status
+
+
+async def _visible_rows(page: Any, recipients: list[str]) -> bool:
+    shown = await dom(page, """() => [...document.querySelectorAll('#recipients tbody tr')]
+        .map(r => r.querySelector('.recipient')?.textContent.trim()).filter(Boolean)""")
+    return sorted(shown) == sorted(recipients)
+
+
+async def _row_count(page: Any, n: int) -> bool:
+    return await dom(page, "() => document.querySelectorAll('#recipients tbody tr[data-row]')"
+                     ".length") == n
+
+
+async def _list_count(page: Any, cls: str, value: str) -> bool:
+    return await dom(page, f"""() => document.querySelector(
+        '.camp[data-uuid="{UUID}"] .{cls} b')?.textContent""") == value
