@@ -389,7 +389,7 @@ class SendingService:
             if counts.get("attempting", 0):
                 return  # an outcome is still on its way; the actor tells us again
             await self._drop(no)
-            ok = counts.get("accepted", 0)
+            ok = counts.get("accepted", 0) + counts.get("resent", 0)
             status = "failed" if not ok and counts.get("failed", 0) else "completed"
             why = "every message was refused by the gateway" if status == "failed" else None
             await self._set_status(campaign, status, why)

@@ -321,9 +321,15 @@ class CampaignStore:
 
     async def record_accepted(self, no: int, row: int, message_id: str, raw_id: str,
                               at: float) -> None:
-        """The gateway id and level pending, in one transaction."""
+        """The gateway id and level pending, in one transaction.
+
+        A row that had failed and was re-sent by retry-failed becomes 'resent': its old
+        failure stays in the ledger (evidence is never removed), so it is not picked up
+        again by the next retry-failed; delivery evidence will still count it delivered.
+        """
         await self.store.transaction([(
-            "UPDATE messages SET send_state = 'accepted', message_id = ?, raw_id = ?, h = ?,"
+            "UPDATE messages SET send_state = CASE WHEN failed = 1 THEN 'resent' ELSE"
+            " 'accepted' END, message_id = ?, raw_id = ?, h = ?,"
             " level = MAX(level, 1), cls = CASE WHEN failed = 1 AND MAX(level, 1) < 3 THEN 6"
             " ELSE MAX(level, 1) END, ts_pending = COALESCE(ts_pending, ?)"
             " WHERE campaign_no = ? AND row = ?",

@@ -1,0 +1,1 @@
+"""Local stand-ins for what lives outside the machine (WhatsApp gateways)."""
