@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from actors.status import Level
@@ -66,6 +68,18 @@ def webjs_ack(message_id: str, ack: int) -> dict[str, Any]:
                      "session_id": "s1", "timestamp": 1763600000}}
 
 
+async def close_code_on_sigterm(url: str, proc: subprocess.Popen[str]) -> int | None:
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        hello = await ws.receive(timeout=10)
+        assert "pusher:connection_established" in hello.data
+        proc.send_signal(signal.SIGTERM)
+        while not ws.closed:
+            msg = await ws.receive(timeout=10)
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                break
+        return ws.close_code
+
+
 def test_notify_ready_watchdog_stopping_and_final_checkpoint(
         tmp_path: Path, notify_socket: tuple[socket.socket, str]) -> None:
     sock, address = notify_socket
@@ -104,7 +118,9 @@ def test_notify_ready_watchdog_stopping_and_final_checkpoint(
         assert call(base, "POST", "/webhooks/webjs", webjs_ack("ID-A", 3))["ok"]
         assert call(base, "POST", "/webhooks/webjs", webjs_ack("ID-B", 2))["ok"]
 
-        proc.send_signal(signal.SIGTERM)
+        # SIGTERM with a live-push client connected: it is told to reconnect (4200).
+        ws_url = base.replace("http://", "ws://").rstrip("/") + "/app/campaignd-key?protocol=7"
+        assert asyncio.run(close_code_on_sigterm(ws_url, proc)) == 4200
         receive_until(sock, "STOPPING=1", timeout=10)
         assert proc.wait(timeout=15) == 0
     finally:
