@@ -1,0 +1,55 @@
+#!/bin/sh
+# Everything the tests need beyond Python packages; run by `make test` before pytest.
+#  - node + npm (Debian packages) and the JS clients in tests/js (pusher-js, laravel-echo),
+#    installed with `npm ci` when node_modules is missing or older than package-lock.json;
+#  - chromium (Debian package) for the page tests.
+# Idempotent and quick when everything is there. As root it installs Debian packages
+# (apt-get update first); as another user it says what is missing and goes on.
+set -eu
+cd "$(dirname "$0")/.."
+
+APT_UPDATED=
+apt_install() {
+    # $1: the command that must exist; the rest: Debian packages that provide it.
+    cmd=$1; shift
+    if command -v "$cmd" >/dev/null 2>&1; then
+        return 0
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        echo "test-deps: '$cmd' is missing and I am not root, so I cannot apt-get install $*;" \
+             "install it (sudo apt-get install $*) or tests that need it will fail or skip." >&2
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "test-deps: '$cmd' is missing and this is not a Debian-like system (no apt-get)." >&2
+        return 0
+    fi
+    if [ -z "$APT_UPDATED" ]; then
+        echo "test-deps: apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        APT_UPDATED=1
+    fi
+    echo "test-deps: apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+apt_install node nodejs npm
+# npm is packaged separately; a node from elsewhere may come without it.
+command -v node >/dev/null 2>&1 && apt_install npm npm
+apt_install chromium chromium
+
+# The JS clients: `npm ci` only when node_modules is missing or stale.
+JS=tests/js
+STAMP=$JS/node_modules/.campaignd-lock
+if command -v npm >/dev/null 2>&1; then
+    want=$(cksum "$JS/package-lock.json" "$JS/package.json" | cksum)
+    have=$(cat "$STAMP" 2>/dev/null || true)
+    if [ "$want" != "$have" ] || [ ! -d "$JS/node_modules/pusher-js" ] \
+            || [ ! -d "$JS/node_modules/laravel-echo" ]; then
+        echo "test-deps: npm ci in $JS"
+        (cd "$JS" && npm ci --no-audit --no-fund --loglevel=error)
+        echo "$want" > "$STAMP"
+    fi
+else
+    echo "test-deps: npm is missing: the pusher-js / Laravel Echo tests cannot run." >&2
+fi
