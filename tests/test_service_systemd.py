@@ -171,3 +171,27 @@ def test_watchdog_for_another_pid_is_ignored() -> None:
                      "WATCHDOG_PID": other}).watchdog_usec == 0
     assert Notifier({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "1000000",
                      "WATCHDOG_PID": str(os.getpid())}).watchdog_usec == 1000000
+
+
+def test_the_unit_file_is_valid_and_hardened(tmp_path: Path) -> None:
+    unit = (ROOT / "deploy" / "campaignd.service").read_text()
+    settings = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in unit.splitlines()
+                if "=" in line and not line.startswith("#")}
+    assert settings["Type"] == "notify"
+    assert settings["WatchdogSec"] and settings["ExecReload"].endswith("-HUP $MAINPID")
+    for key, value in {"DynamicUser": "yes", "StateDirectory": "campaignd",
+                       "ProtectSystem": "strict", "NoNewPrivileges": "yes",
+                       "ProtectHome": "yes", "PrivateTmp": "yes", "PrivateDevices": "yes",
+                       "MemoryDenyWriteExecute": "yes",
+                       "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX"}.items():
+        assert settings.get(key) == value, key
+    assert "CAMPAIGND_CONFIG=" in unit and "CAMPAIGND_STORE__PATH=%S/campaignd/" in unit
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    copy = tmp_path / "campaignd.service"  # verify wants an existing ExecStart binary
+    copy.write_text(unit.replace("/opt/campaignd/.venv/bin/campaignd", "/bin/true"))
+    done = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "campaignd.service" not in done.stderr, done.stderr  # no warnings about it
