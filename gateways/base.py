@@ -83,7 +83,7 @@ def error_text(body: bytes, status: int) -> str:
     except orjson.JSONDecodeError:
         text = body.decode("utf-8", "replace").strip()
         return f"HTTP {status}: {text[:300]}" if text else f"HTTP {status}"
-    for path in ("error.error_data.details", "error.message", "error", "message", "detail"):
+    for path in ("error.error_data.details", "error.message", "message", "error", "detail"):
         value = dig(doc, path)
         if isinstance(value, str) and value:
             code = dig(doc, "error.code")
