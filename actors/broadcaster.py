@@ -35,6 +35,9 @@ STATS_EVENT = "campaign.statistics.updated"
 STATUS_EVENT = "campaign.status.changed"
 ROWS_EVENT = "campaign.messages.updated"
 TS_NAMES = ("pending", "sent", "delivered", "read", "played", "failed")
+# actors/campaign.py publishes at most the last 500 changed rows of one batch: a batch
+# that long may be cut, so the table is told to resync.
+PUBLISHED_ROWS_CUT = 500
 
 
 def campaign_channels(info: CampaignInfo) -> tuple[str, ...]:
@@ -192,6 +195,10 @@ class BroadcasterActor(pykka.ThreadingActor):
 
     def _add_rows(self, window: _Window, rows: tuple[tuple[Any, ...], ...]) -> None:
         if window.resync:
+            return
+        if len(rows) >= PUBLISHED_ROWS_CUT:
+            window.rows.clear()
+            window.resync = True
             return
         for state in rows:
             window.rows[state[0]] = row_payload(state)

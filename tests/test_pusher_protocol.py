@@ -15,7 +15,18 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import Daemon, fixture_json
+from actors.broadcaster import (
+    ROWS_EVENT,
+    STATS_EVENT,
+    STATUS_EVENT,
+    BroadcasterActor,
+    Flush,
+    Push,
+    Snapshot,
+)
+from actors.messages import CampaignChanged, CampaignInfo, CampaignStatusChanged
+from daemon.metrics import Metrics
+from tests.conftest import Daemon, eventually, fixture_json
 
 TOKEN_1 = "token-for-workspace-1-abcdef"
 TOKEN_ALL = "token-for-every-workspace-xyz"
@@ -429,3 +440,61 @@ async def test_slow_consumer_does_not_delay_a_fast_one(daemon_factory: Any) -> N
         assert frames[-1]["data"]["statistics"]["total_delivered_count"] == total
     finally:
         slow.close()
+
+
+# --- the broadcaster's coalescing, driven message by message ----------------------------
+
+
+async def test_broadcaster_pushes_first_change_at_once_then_the_latest_per_window() -> None:
+    """A window so long it never ends by itself: `Flush` ends it, as the loop timer would."""
+    got: list[Push] = []
+    ref = BroadcasterActor.start(asyncio.get_running_loop(), got.extend, Metrics(),
+                                 coalesce_ms=600_000, max_rows=250)
+    info = CampaignInfo(1, "c-1", 7, "Promo")
+
+    def changed(delivered: int, row: int) -> CampaignChanged:
+        state = (row, 3, 0, 3, None, 1.0, 1.0, 2.0, None, None, None)
+        return CampaignChanged(info, {"total_delivered_count": delivered}, (state,))
+
+    async def settled() -> list[Push]:
+        """Everything told before is handled once this marker comes back."""
+        got.clear()
+        ref.tell(Snapshot("1.1", "marker", ((info, {}),)))
+
+        async def marker_back() -> bool:
+            return any(p.channels == ("marker",) for p in got)
+
+        await eventually(marker_back)
+        return [p for p in got if p.channels != ("marker",)]
+
+    try:
+        for n in range(3):
+            ref.tell(changed(n, n))
+        first = await settled()
+        assert [(p.event, p.channels) for p in first] == [
+            (STATS_EVENT, ("campaign.c-1", "private-campaign.c-1", "workspace.7",
+                           "private-workspace.7")),
+            (ROWS_EVENT, ("campaign.c-1", "private-campaign.c-1"))]
+        assert first[0].payload["statistics"] == {"total_delivered_count": 0}
+        assert first[0].payload["campaign_id"] == 1
+
+        ref.tell(Flush(1))  # the window ends: the latest state, rows merged
+        latest = await settled()
+        assert latest[0].payload["statistics"] == {"total_delivered_count": 2}
+        assert [r["row"] for r in latest[1].payload["rows"]] == [1, 2]
+        assert latest[1].payload["rows"][0]["timestamps"]["delivered"].endswith(".000Z")
+
+        ref.tell(Flush(1))  # a quiet window closes: the next change goes out at once
+        assert await settled() == []
+        ref.tell(changed(5, 0))
+        assert (await settled())[0].payload["statistics"] == {"total_delivered_count": 5}
+
+        ref.tell(changed(6, 1))  # waits in the window ...
+        ref.tell(CampaignStatusChanged(info, "completed", "processing", {"x": 1}))
+        pushes = await settled()  # ... and goes out before the status change
+        assert [p.event for p in pushes] == [STATS_EVENT, ROWS_EVENT, STATUS_EVENT]
+        assert pushes[0].payload["statistics"] == {"total_delivered_count": 6}
+        assert pushes[2].payload["status"] == "completed"
+        assert pushes[2].payload["previous"] == "processing"
+    finally:
+        ref.stop()
