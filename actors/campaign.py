@@ -142,7 +142,7 @@ class CampaignActor(pykka.ThreadingActor):
         self.ledger.load_rows(message.rows)
         if not message.done:
             return
-        self.ledger.dirty.clear()
+        self.ledger.clear_dirty()
         self.board.publish(self.info.no, self.statistics())
         stash, self._stash = self._stash or [], None
         self.log.debug("campaign.loaded", rows=len(self.ledger), stashed=len(stash))

@@ -1,18 +1,21 @@
 """A campaign's per-message state, kept compact, with counters updated in O(1).
 
 One `Ledger` lives inside each campaign actor and is touched only from that actor's
-thread. Per message it keeps a level byte, a failed byte and one float per timestamp
-(flat arrays rather than objects: a million messages must fit in ~100 bytes each).
-Applying an event follows status.py exactly; the class counts, the latency histograms
-and the timeline are adjusted by the difference the event made, so a statistics read
-never scans the messages.
+thread. Per message it keeps a level byte, a failed byte, a dirty byte and seven int32
+timestamps (flat arrays, not objects: a million messages must fit in well under 150
+bytes each, the id index included). Timestamps are tenths of a second relative to the
+campaign's first registration (`base`), which covers ±6.8 years exactly and survives a
+round trip through SQLite unchanged. Applying an event follows status.py; the class
+counts, the latency histograms and the timeline move by the difference the event made,
+so a statistics read never scans the messages.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from itertools import compress
 from typing import Any
 
 from actors.status import (
@@ -26,6 +29,8 @@ from actors.status import (
 # Timestamp slots: 0 queued (registration), 1..5 pending..played, 6 failed.
 TS_SLOTS = 7
 TS_FAILED = 6
+NONE = 2**31 - 1  # "not reached": larger than any time, so min() needs no special case
+LOWEST = -(2**31) + 1
 # Timeline series: sent, delivered, read, failed (what the chart draws).
 SERIES = ("sent", "delivered", "read", "failed")
 
@@ -70,19 +75,42 @@ class Ledger:
     """All messages of one campaign, addressed by row number (0..n-1)."""
 
     def __init__(self) -> None:
+        self.base: int | None = None  # tenths of a second since the epoch, set by row 0
         self.level = bytearray()
         self.failed = bytearray()
-        self.ts = [array("d") for _ in range(TS_SLOTS)]  # 0.0 = not reached
+        self.dirty = bytearray()  # 1 = changed since the last checkpoint
+        self.dirty_count = 0
+        self.ts = [array("i") for _ in range(TS_SLOTS)]
         self.reasons: dict[int, str] = {}
         self.counts = ClassCounts.empty()
-        self.dirty: set[int] = set()
         self.deliver_latency = LatencyHistogram()
         self.read_latency = LatencyHistogram()
         self.timeline: dict[int, list[int]] = {}  # second -> per-series increments
-        self.updated_at = 0.0
+        self.updated = LOWEST  # latest time seen, in ticks
 
     def __len__(self) -> int:
         return len(self.level)
+
+    # --- time ------------------------------------------------------------------------
+
+    def tick(self, seconds: float) -> int:
+        """Seconds since the epoch -> int32 tenths relative to base (clamped)."""
+        if self.base is None:
+            self.base = round(seconds * 10)
+        value = round(seconds * 10) - self.base
+        return LOWEST if value < LOWEST else (NONE - 1 if value >= NONE else value)
+
+    def seconds(self, tick: int) -> float | None:
+        if tick == NONE or self.base is None:
+            return None
+        return (tick + self.base) / 10
+
+    def timestamp(self, slot: int, row: int) -> float | None:
+        return self.seconds(self.ts[slot][row])
+
+    @property
+    def updated_at(self) -> float | None:
+        return None if self.updated == LOWEST else self.seconds(self.updated)
 
     # --- building ---------------------------------------------------------------------
 
@@ -93,30 +121,32 @@ class Ledger:
         level: int = Level.QUEUED,
         failed: bool = False,
         reason: str | None = None,
-        timestamps: Iterable[float] | None = None,
+        timestamps: Sequence[float | None] | None = None,
     ) -> None:
         """Append row `row` (rows arrive in order; a gap is filled with queued rows)."""
-        while len(self.level) < row:
-            self._append_empty(registered_at)
         if row < len(self.level):
             return  # registered already: registration is idempotent
-        self._append_empty(registered_at)
-        self.updated_at = max(self.updated_at, registered_at)
+        queued = self.tick(registered_at)
+        self._grow(row + 1 - len(self.level), queued)
         # A fresh queued row has no share in the timeline yet, so stamps can be set first.
         if timestamps is not None:
             for slot, value in enumerate(timestamps):
                 if value:
-                    self.ts[slot][row] = value
-                    self.updated_at = max(self.updated_at, value)
+                    self.ts[slot][row] = self.tick(value)
+        for slot in range(TS_SLOTS):
+            if self.ts[slot][row] != NONE and self.ts[slot][row] > self.updated:
+                self.updated = self.ts[slot][row]
         self._set_state(row, level, failed, reason)
 
-    def _append_empty(self, registered_at: float) -> None:
-        self.counts.move(None, Level.QUEUED)
-        self.level.append(Level.QUEUED)
-        self.failed.append(0)
-        self.ts[0].append(registered_at)
+    def _grow(self, count: int, queued: int) -> None:
+        self.counts.counts[Level.QUEUED] += count
+        self.level.extend(bytes(count))
+        self.failed.extend(bytes(count))
+        self.dirty.extend(bytes(count))
+        self.ts[0].extend(array("i", [queued]) * count)
+        empty = array("i", [NONE]) * count
         for slot in range(1, TS_SLOTS):
-            self.ts[slot].append(0.0)
+            self.ts[slot].extend(empty)
 
     def _set_state(self, row: int, level: int, failed: bool, reason: str | None) -> None:
         """Load a stored state without touching timestamps beyond what is given."""
@@ -133,20 +163,18 @@ class Ledger:
 
     def apply(self, row: int, level: int, failed: bool, at: float, reason: str | None) -> bool:
         """Merge one event into the row; True when anything visible changed."""
+        t = self.tick(at)
+        ts = self.ts
         old_level = self.level[row]
         old_failed = self.failed[row]
-        ts = self.ts
         changes = level > old_level or (failed and not old_failed)
         if not changes:
             # A duplicate or older event can still carry an earlier timestamp.
             for slot in range(Level.PENDING, level + 1):
-                current = ts[slot][row]
-                if current == 0.0 or at < current:
+                if t < ts[slot][row]:
                     changes = True
                     break
-            if failed and (ts[TS_FAILED][row] == 0.0 or at < ts[TS_FAILED][row]):
-                changes = True
-            if reason and failed and row not in self.reasons:
+            if failed and (t < ts[TS_FAILED][row] or (reason and row not in self.reasons)):
                 changes = True
             if not changes:
                 return False
@@ -155,21 +183,21 @@ class Ledger:
         if level > old_level:
             self.level[row] = level
         for slot in range(Level.PENDING, level + 1):
-            current = ts[slot][row]
-            if current == 0.0 or at < current:
-                ts[slot][row] = at
+            if t < ts[slot][row]:
+                ts[slot][row] = t
         if failed:
             self.failed[row] = 1
-            current = ts[TS_FAILED][row]
-            if current == 0.0 or at < current:
-                ts[TS_FAILED][row] = at
+            if t < ts[TS_FAILED][row]:
+                ts[TS_FAILED][row] = t
             if reason:
                 self.reasons.setdefault(row, reason)
         self._account(row, +1)
         self.counts.move(old_class, message_class(self.level[row], bool(self.failed[row])))
-        self.dirty.add(row)
-        if at > self.updated_at:
-            self.updated_at = at
+        if not self.dirty[row]:
+            self.dirty[row] = 1
+            self.dirty_count += 1
+        if t > self.updated:
+            self.updated = t
         return True
 
     # --- derived figures ----------------------------------------------------------------
@@ -177,31 +205,40 @@ class Ledger:
     def message_class(self, row: int) -> int:
         return message_class(self.level[row], bool(self.failed[row]))
 
-    def _contribution(self, row: int) -> tuple[float, float, float, float]:
-        """When this message entered each chart series (0.0 = not in it)."""
+    def _contribution(self, row: int) -> tuple[int, int, int, int]:
+        """When this message entered each chart series, in ticks (NONE = not in it)."""
         cls = message_class(self.level[row], bool(self.failed[row]))
         ts = self.ts
         if cls == FAILED_CLASS:
-            return (0.0, 0.0, 0.0, ts[TS_FAILED][row] or ts[0][row])
-        sent = ts[Level.PENDING][row] if cls >= Level.PENDING else 0.0
-        delivered = ts[Level.DELIVERED][row] if cls >= Level.DELIVERED else 0.0
-        read = ts[Level.READ][row] if cls >= Level.READ else 0.0
-        return (sent, delivered, read, 0.0)
+            failed_at = ts[TS_FAILED][row]
+            return (NONE, NONE, NONE, failed_at if failed_at != NONE else ts[0][row])
+        sent = ts[Level.PENDING][row] if cls >= Level.PENDING else NONE
+        delivered = ts[Level.DELIVERED][row] if cls >= Level.DELIVERED else NONE
+        read = ts[Level.READ][row] if cls >= Level.READ else NONE
+        return (sent, delivered, read, NONE)
 
     def _account(self, row: int, sign: int) -> None:
         """Add (+1) or remove (-1) this row's share of the timeline and latencies."""
-        sent, delivered, read, failed = self._contribution(row)
-        for series, when in enumerate((sent, delivered, read, failed)):
-            if when:
-                bucket = self.timeline.setdefault(int(when), [0, 0, 0, 0])
+        contribution = self._contribution(row)
+        if contribution == (NONE, NONE, NONE, NONE):
+            return
+        base = self.base or 0
+        timeline = self.timeline
+        for series, when in enumerate(contribution):
+            if when != NONE:
+                second = (when + base) // 10
+                bucket = timeline.get(second)
+                if bucket is None:
+                    bucket = timeline[second] = [0, 0, 0, 0]
                 bucket[series] += sign
                 if not any(bucket):
-                    del self.timeline[int(when)]
-        start = sent or self.ts[0][row]
-        if delivered and start:
-            self.deliver_latency.add(max(0.0, delivered - start), sign)
-        if read and start:
-            self.read_latency.add(max(0.0, read - start), sign)
+                    del timeline[second]
+        sent, delivered, read, _ = contribution
+        start = sent if sent != NONE else self.ts[0][row]
+        if delivered != NONE:
+            self.deliver_latency.add(max(0, delivered - start) / 10, sign)
+        if read != NONE:
+            self.read_latency.add(max(0, read - start) / 10, sign)
 
     def statistics(self) -> dict[str, Any]:
         stats: dict[str, Any] = statistics_from_counts(self.counts.counts)
@@ -243,13 +280,20 @@ class Ledger:
             self.failed[row],
             self.message_class(row),
             self.reasons.get(row),
-            *(self.ts[slot][row] or None for slot in range(1, TS_SLOTS)),
+            *(self.seconds(self.ts[slot][row]) for slot in range(1, TS_SLOTS)),
         )
 
     def take_dirty(self) -> list[int]:
-        rows = sorted(self.dirty)
-        self.dirty.clear()
+        """Rows changed since the last call (a C-speed scan of one byte per message)."""
+        if not self.dirty_count:
+            return []
+        rows = list(compress(range(len(self.dirty)), self.dirty))
+        self.clear_dirty()
         return rows
+
+    def clear_dirty(self) -> None:
+        self.dirty = bytearray(len(self.level))
+        self.dirty_count = 0
 
     def load_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Rows as stored: (row, level, failed, reason, ts_queued, ts_pending..ts_failed)."""

@@ -64,7 +64,7 @@ def test_state_follows_the_rules(events):
         assert (ledger.message_class(row) == FAILED_CLASS) == (failed and level < Level.DELIVERED)
         for slot in range(Level.SENT, Level.PLAYED + 1):
             times = [e[3] for e in mine if e[1] >= slot]
-            assert ledger.ts[slot][row] == (min(times) if times else 0.0)
+            assert ledger.timestamp(slot, row) == (min(times) if times else None)
     counts = [0] * 7
     for row in range(MESSAGES):
         counts[message_class(ledger.level[row], bool(ledger.failed[row]))] += 1
@@ -77,7 +77,7 @@ def test_read_without_delivered_counts_as_delivered():
     ledger = build([(0, Level.READ, False, 1010.0, None)])
     stats = ledger.statistics()
     assert stats["total_delivered_count"] == 1 and stats["total_read_count"] == 1
-    assert ledger.ts[Level.DELIVERED][0] == 1010.0  # a read gives a delivered time
+    assert ledger.timestamp(Level.DELIVERED, 0) == 1010.0  # a read gives a delivered time
 
 
 def test_delivered_after_failed_unfails_and_keeps_reason():
