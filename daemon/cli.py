@@ -27,6 +27,7 @@ log = structlog.get_logger(__name__)
 # Extra subcommands register here: name -> (help, add_arguments, run(args) -> exit code).
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {}
+COMMANDS["demo"] = __import__("daemon.demo").demo.COMMAND
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -56,13 +57,15 @@ async def serve(config: Config, on_listening: Callable[[str], None] | None = Non
     notifier = notifier or Notifier()
     app = make_app(config)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=3, access_log=None)
-    notifier.status("starting: loading campaigns")
+    notifier.status("starting: loading campaigns and replaying the journal")
+    notifier.start_watchdog()  # fed from the loop, so a long start is not mistaken for a hang
     try:
         await runner.setup()  # starts the runtime: store, state, actors, journal replay
     except Exception as exc:
         log.error("serve.start_failed", error=str(exc), db=str(config.db_path))
         print(f"campaignd: could not start: {exc}", file=sys.stderr)
         await runner.cleanup()
+        await notifier.stop_watchdog()
         return 1
     site = web.TCPSite(runner, config["server.host"], config["server.port"],
                        reuse_address=True)
@@ -74,6 +77,7 @@ async def serve(config: Config, on_listening: Callable[[str], None] | None = Non
         print(f"campaignd: cannot listen on {config['server.host']}:{config['server.port']}:"
               f" {exc}", file=sys.stderr)
         await runner.cleanup()
+        await notifier.stop_watchdog()
         return 1
     server = site._server
     port = server.sockets[0].getsockname()[1] if server and server.sockets else 0
@@ -81,7 +85,6 @@ async def serve(config: Config, on_listening: Callable[[str], None] | None = Non
     print(f"campaignd listening on {url}", flush=True)
     log.info("serve.listening", url=url)
     notifier.ready(f"listening on {url}")  # only now: the port accepts connections
-    notifier.start_watchdog()
     if on_listening is not None:
         on_listening(url)
     stop = asyncio.Event()

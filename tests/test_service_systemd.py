@@ -195,3 +195,30 @@ def test_the_unit_file_is_valid_and_hardened(tmp_path: Path) -> None:
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert "campaignd.service" not in done.stderr, done.stderr  # no warnings about it
+
+
+def test_a_port_in_use_gives_a_clear_error_and_never_ready(
+        tmp_path: Path, notify_socket: tuple[socket.socket, str]) -> None:
+    sock, address = notify_socket
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    config = tmp_path / "daemon.toml"
+    config.write_text(f"[server]\nport = {port}\n")
+    try:
+        env = {**os.environ, "NOTIFY_SOCKET": address}
+        done = subprocess.run([sys.executable, "-m", "daemon", "--config", str(config), "serve"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        taken.close()
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    sock.setblocking(False)
+    sent = []
+    while True:
+        try:
+            sent.append(sock.recv(4096).decode())
+        except BlockingIOError:
+            break
+    assert not any("READY=1" in m.split("\n") for m in sent), sent
