@@ -312,7 +312,8 @@ async def test_public_channels_can_be_forbidden(daemon_factory: Any) -> None:
 
 async def test_bad_frames_and_limits_are_refused_without_disconnecting(
         daemon_factory: Any) -> None:
-    daemon = await daemon_factory(**{"pusher.max_subscriptions": 2})
+    daemon = await daemon_factory(**{"pusher.max_subscriptions": 2,
+                                     "pusher.max_frame_bytes": 1024})
     client = await Client.connect(daemon)
     await client.ws.send_str("not json")
     assert (await client.next())["data"]["code"] == 4300
@@ -323,6 +324,9 @@ async def test_bad_frames_and_limits_are_refused_without_disconnecting(
     assert refused["event"] == "pusher:error" and "limit 2" in refused["data"]["message"]
     await client.send("client-typing", {"channel": "workspace.1"})
     assert (await client.next())["event"] == "pusher:error"
+    await client.send("pusher:ping", {"padding": "x" * 2000})  # over max_frame_bytes
+    msg = await client.ws.receive(5)
+    assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1009
 
 
 async def test_silent_client_is_pinged_then_closed_with_4201(daemon_factory: Any) -> None:

@@ -323,7 +323,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         async for msg in ws:
             conn.seen(_now())
             if msg.type is WSMsgType.TEXT:
-                hub.handle(conn, msg.data)
+                try:
+                    hub.handle(conn, msg.data)
+                except Exception:  # a bug must not drop the client's other channels
+                    log.exception("pusher.frame_failed", socket_id=conn.socket_id)
+                    conn.send_control("pusher:error", {"code": ERR_REFUSED,
+                                                       "message": "the frame could not be "
+                                                       "handled; it is logged"})
             elif msg.type is WSMsgType.BINARY:
                 conn.send_control("pusher:error", {"code": ERR_REFUSED,
                                                    "message": "frames must be text (JSON)"})
