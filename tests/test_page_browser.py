@@ -272,3 +272,81 @@ async def _row_count(page: Any, n: int) -> bool:
 async def _list_count(page: Any, cls: str, value: str) -> bool:
     return await dom(page, f"""() => document.querySelector(
         '.camp[data-uuid="{UUID}"] .{cls} b')?.textContent""") == value
+
+
+SIMULATOR = {  # deterministic and quick: every message is delivered and read
+    "gateways.simulator.send_latency": 0.001,
+    "gateways.simulator.sent_after": 0.05,
+    "gateways.simulator.delivered_after": 0.1,
+    "gateways.simulator.read_after": 0.2,
+    "gateways.simulator.reject_ratio": 0.0,
+    "gateways.simulator.failure_ratio": 0.0,
+    "gateways.simulator.delivery_ratio": 1.0,
+    "gateways.simulator.read_ratio": 1.0,
+    "gateways.simulator.receipts_off_ratio": 0.0,
+}
+PASTED = "\n".join([
+    "phone,name",
+    *(f"+62 812-5555-{i:04d},Customer {i}" for i in range(8)),
+    "0812345678,Local number",
+    "not a number,Bad",
+    "6281255550003,Duplicate of line 5",
+])
+
+
+async def test_new_campaign_form_reports_bad_numbers_and_lands_on_the_live_view(
+        tmp_path: Path, page: Any) -> None:
+    srv = Server(make_config(tmp_path, **SIMULATOR))
+    await srv.start()
+    try:
+        await page.goto(srv.url("/#/new"))
+        await page.fill("#f-name", "Black Friday")
+        await page.fill("#f-message", "Hello! Black Friday starts now.")
+        await page.fill("#f-recipients", PASTED)
+        report = await page.inner_text("#recipient-report")
+        assert "8 recipients" in report
+        assert "1 duplicates left out" in report and "6281255550003" in report
+        assert "2 invalid numbers" in report
+        assert "line 10: \u201c0812345678\u201d" in report and "country code" in report
+        assert "line 11: \u201cnot a number\u201d" in report
+        # The API's refusal is shown as it is, next to the field it names.
+        await page.fill("#f-rate", "100000")
+        await page.click("button[type=submit]")
+        await expect(page, lambda p: _shown(p, "#form-error"))
+        error = await page.inner_text("#form-error")
+        assert "rate must be" in error, error
+        assert "rate must be" in await page.inner_text('.field-error[data-for="f-rate"]')
+        await shot(page, "6-form-refused")
+
+        await page.fill("#f-rate", "2")
+        await page.click("button[type=submit]")
+        await expect(page, lambda p: _url_has(p, "#/campaigns/"))
+        label = await expect(page, lambda p: _sending_label(p))
+        assert label.startswith("Sending\u2026") and label.endswith("/ 8)"), label
+        await shot(page, "7-sending")
+        await expect(page, lambda p: _text_is(p, "#campaign-status", "Completed"), timeout=30)
+        await expect(page, lambda p: _cards_are(p, total=8, sent=8, delivered=8, read=8,
+                                                failed=0))
+        assert await dom(page, "() => document.getElementById('sending').hidden") is True
+        assert page.errors == []
+        await shot(page, "8-completed")
+    finally:
+        await srv.stop()
+        await srv.http.close()
+
+
+async def _shown(page: Any, selector: str) -> bool:
+    return await dom(page, f"() => !document.querySelector('{selector}').hidden")
+
+
+async def _url_has(page: Any, part: str) -> bool:
+    return part in page.url
+
+
+async def _sending_label(page: Any) -> str | None:
+    return await dom(page, """() => { const el = document.querySelector('.sending-label');
+        return el && !document.getElementById('sending').hidden ? el.textContent : null; }""")
+
+
+async def _text_is(page: Any, selector: str, text: str) -> bool:
+    return await dom(page, f"() => document.querySelector('{selector}')?.textContent") == text

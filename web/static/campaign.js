@@ -223,9 +223,13 @@ export function mountCampaign(root, uuid) {
         card.el.classList.remove("bump");
         void card.el.offsetWidth; // restart the highlight animation
         card.el.classList.add("bump");
-        const badge = h("span", { class: "card-delta" }, `${delta > 0 ? "+" : ""}${fmtInt(delta)}`);
-        card.el.append(badge);
-        setTimeout(() => badge.remove(), 1600);
+        // One badge per card: changes that come quickly add up instead of piling up.
+        card.delta = (card.badge && card.badge.isConnected ? card.delta : 0) + delta;
+        if (card.badge) card.badge.remove();
+        clearTimeout(card.badgeTimer);
+        card.badge = h("span", { class: "card-delta" }, `${card.delta > 0 ? "+" : ""}${fmtInt(card.delta)}`);
+        card.el.append(card.badge);
+        card.badgeTimer = setTimeout(() => card.badge.remove(), 1600);
       }
     }
   }

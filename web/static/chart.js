@@ -48,7 +48,7 @@ export function renderChart(el, timeline) {
     return;
   }
   const width = Math.max(320, el.clientWidth || 640);
-  const height = 240;
+  const height = 270;
   const pad = { l: 44, r: 14, t: 12, b: 26 };
   const xs = points.map((p) => new Date(p.t).getTime());
   // One point is a flat start: draw from a moment before it.
