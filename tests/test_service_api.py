@@ -332,3 +332,16 @@ async def test_real_responses_match_the_documented_schemas(daemon: Daemon) -> No
     status, body = await daemon.post_json("/api/campaigns", {"workspace_id": "x"})
     assert status == 422
     check("Error", body)
+
+
+async def test_websocket_connections_gauge_follows_clients(daemon: Daemon) -> None:
+    key = daemon.runtime.config["pusher.app_key"]
+
+    async def connections(expected: float) -> Any:
+        value = sample(await scrape(daemon), "campaignd_websocket_connections")
+        return value == expected or None
+
+    async with daemon.session.ws_connect(daemon.url(f"/app/{key}?protocol=7")) as ws:
+        await ws.receive_json(timeout=5)  # connection_established
+        await eventually(lambda: connections(1.0))
+    await eventually(lambda: connections(0.0))
