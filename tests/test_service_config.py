@@ -135,7 +135,9 @@ def test_every_key_can_come_from_the_environment_and_is_documented() -> None:
     docs = (ROOT / "docs" / "configuration.md").read_text()
     samples = {str: "x", bool: "false", int: "7", float: "7.5", list: "[]"}
     for name, key in KEYS.items():
-        assert env_name(name) in docs, f"{env_name(name)} is not in docs/configuration.md"
+        assert env_name(name) in docs, (
+            f"{env_name(name)} is not in docs/configuration.md: regenerate its table with "
+            "daemon.config.reference_markdown()")
         types = key.type if isinstance(key.type, tuple) else (key.type,)
         raw = samples[types[-1]]
         try:
