@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import Mapping
 
 import structlog
@@ -56,7 +57,9 @@ class Notifier:
         self.notify(f"STATUS={status}")
 
     def reloading(self) -> None:
-        self.notify("RELOADING=1", "STATUS=reloading the configuration")
+        # MONOTONIC_USEC lets Type=notify-reload units match this to their reload request.
+        self.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}",
+                    "STATUS=reloading the configuration")
 
     def start_watchdog(self) -> None:
         """Feed the watchdog at half of WATCHDOG_USEC, from the event loop."""
