@@ -111,6 +111,7 @@ def test_check_config_prints_the_effective_configuration_with_secrets_masked(
     assert done.returncode == 0, done.stderr
     effective = json.loads(done.stdout)
     assert effective["server.port"] == 9123  # from the environment, as a number
+    assert effective["server.host"] == "127.0.0.1"  # private by default
     assert effective["webhooks.waha.enabled"] is False
     assert effective["webhooks.cloud.app_secret"] == "***"
     assert effective["webhooks.webjs.secret"] == "***"
