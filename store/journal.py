@@ -41,7 +41,8 @@ class _Waiting:
 
 
 class Journal:
-    def __init__(self, store: Store, on_committed: Committed, max_batch: int = 512) -> None:
+    def __init__(self, store: Store, on_committed: Committed, max_batch: int = 512,
+                 max_in_flight: int = 3) -> None:
         self.store = store
         self.on_committed = on_committed
         self.max_batch = max_batch
@@ -50,6 +51,10 @@ class Journal:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        # Commits in flight on the writer thread, oldest first; each batch is announced
+        # (handlers answered, events handed on) only after every older one.
+        self.max_in_flight = max_in_flight
+        self._in_flight: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         row = await self.store.fetchone("SELECT MAX(seq) FROM journal")
@@ -71,13 +76,21 @@ class Journal:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._waiting:
+                self._in_flight = [t for t in self._in_flight if not t.done()]
+                if len(self._in_flight) >= self.max_in_flight:
+                    await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 batch = self._waiting[: self.max_batch]
                 del self._waiting[: self.max_batch]
-                await self._commit(batch)
+                seq = self.next_seq
+                self.next_seq += 1
+                previous = self._in_flight[-1] if self._in_flight else None
+                self._in_flight.append(asyncio.create_task(self._commit(batch, seq, previous)))
+                await asyncio.sleep(0)  # let the commit reach the writer thread's queue
 
-    async def _commit(self, batch: list[_Waiting]) -> None:
+    async def _commit(self, batch: list[_Waiting], seq: int,
+                      previous: asyncio.Task[None] | None = None) -> None:
         started = time.perf_counter()
-        seq = self.next_seq
         blob = orjson.dumps([[w.source, [e.to_row() for e in w.events]] for w in batch])
         sources = ",".join(sorted({w.source for w in batch}))
         try:
@@ -93,7 +106,8 @@ class Journal:
                 if not w.future.done():
                     w.future.set_exception(error)
             return
-        self.next_seq = seq + 1
+        if previous is not None:
+            await asyncio.wait([previous])  # announce in commit order
         stats = BatchStats(len(batch), sum(len(w.events) for w in batch),
                            time.perf_counter() - started)
         try:
@@ -107,8 +121,11 @@ class Journal:
     async def close(self) -> None:
         """Refuse new appends, commit what is waiting, stop the writer."""
         self._closing = True
+        if self._in_flight:
+            await asyncio.wait(self._in_flight)
         if self._waiting:
-            await self._commit(self._waiting[:])
+            seq, self.next_seq = self.next_seq, self.next_seq + 1
+            await self._commit(self._waiting[:], seq)
             self._waiting.clear()
         if self._task is not None:
             self._task.cancel()
