@@ -279,6 +279,16 @@ class SendingService:
         out["total_unknown_count"] = self.unknown.get(no, 0)
         return out
 
+    def extras(self, no: int) -> dict[str, Any]:
+        """Progress fields for a campaign's statistics; {} if campaignd never sent it.
+
+        Safe from any thread (it only reads dicts the sender actors replace whole), so a
+        campaign actor may merge it into every statistics dict it builds.
+        """
+        if no not in self.progress and not self.unknown.get(no):
+            return {}
+        return self.progress_of(no)
+
     async def statistics(self, no: int) -> dict[str, Any]:
         """The campaign actor's statistics plus the send progress."""
         assert self.rt is not None

@@ -21,7 +21,7 @@ CAMPAIGN_COLUMNS = (
 )
 ROW_COLUMNS = (
     "row, message_id, raw_id, recipient, contact_id, level, failed, cls, reason, ts_queued,"
-    " ts_pending, ts_sent, ts_delivered, ts_read, ts_played, ts_failed"
+    " ts_pending, ts_sent, ts_delivered, ts_read, ts_played, ts_failed, send_state"
 )
 
 

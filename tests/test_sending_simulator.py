@@ -93,3 +93,27 @@ async def test_lifecycle_conflicts_are_409(daemon: Any) -> None:
     plain = await daemon.create_campaign()
     status, body = await daemon.post_json(f"/api/campaigns/{plain['uuid']}/start", {})
     assert status == 409 and body["error"]["code"] == "not_sendable"
+
+
+async def test_simulator_is_deterministic_with_a_seed(daemon_factory: Any, tmp_path: Any
+                                                      ) -> None:
+    fates = []
+    for i in range(2):
+        d = await daemon_factory(**{**FAST_SIM, "gateways.simulator.seed": 7,
+                                    "gateways.simulator.reject_ratio": 0.3,
+                                    "gateways.simulator.failure_ratio": 0.3,
+                                    "store.path": str(tmp_path / f"run{i}.sqlite3")})
+        status, body = await create(d, numbers(30), rate=200, start=True, uuid="same-campaign")
+        assert status == 201, body
+        sim = d.runtime.sending.gateways["simulator"]
+
+        async def done(sim: Any = sim, d: Any = d) -> bool:
+            stats = await d.stats("same-campaign")
+            return (not sim.busy and len(sim.record) == 30
+                    and stats["total_sent_count"] + stats["total_failed_count"] == 30)
+        await eventually(done, timeout=20)
+        fates.append(sorted((r.recipient, r.rejected, tuple(r.acked))
+                            for r in sim.record.values()))
+    assert fates[0] == fates[1]
+    assert any(rejected for _, rejected, _ in fates[0])
+    assert any("failed" in acked for _, _, acked in fates[0])
