@@ -318,12 +318,19 @@ async def test_new_campaign_form_reports_bad_numbers_and_lands_on_the_live_view(
         assert "rate must be" in await page.inner_text('.field-error[data-for="f-rate"]')
         await shot(page, "6-form-refused")
 
-        await page.fill("#f-rate", "2")
+        await page.fill("#f-rate", "1")
         await page.click("button[type=submit]")
         await expect(page, lambda p: _url_has(p, "#/campaigns/"))
         label = await expect(page, lambda p: _sending_label(p))
         assert label.startswith("Sending\u2026") and label.endswith("/ 8)"), label
         await shot(page, "7-sending")
+        # Pause and resume with the buttons; the progress line says which it is.
+        await page.click("[data-action=pause]")
+        await expect(page, lambda p: _text_is(p, "#campaign-status", "Paused"))
+        label = await expect(page, lambda p: _sending_label(p))
+        assert label.startswith("Paused "), label
+        await page.click("[data-action=resume]")
+        await expect(page, lambda p: _text_is(p, "#campaign-status", "Sending"))
         await expect(page, lambda p: _text_is(p, "#campaign-status", "Completed"), timeout=30)
         await expect(page, lambda p: _cards_are(p, total=8, sent=8, delivered=8, read=8,
                                                 failed=0))
