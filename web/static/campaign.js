@@ -50,6 +50,7 @@ export function mountCampaign(root, uuid) {
   let statsEpoch = -1;
   let samples = []; // [ms, sent + failed] while sending, for rate and ETA
   let timeline = null;
+  let sendInfo = null; // GET …/sending: server-side rate, ETA, pause reason, unknown outcomes
   let alive = true;
   const cleanups = [];
 
@@ -63,6 +64,7 @@ export function mountCampaign(root, uuid) {
   const chartEl = h("div", { class: "chart" });
   const latencyEl = h("div", { class: "latency" });
   const errorEl = h("div", { class: "banner banner-error", hidden: true });
+  const unknownEl = h("div", { class: "banner banner-warn", id: "unknown-banner", hidden: true });
   const table = new RecipientTable(uuid);
 
   const cardEls = {};
@@ -78,6 +80,7 @@ export function mountCampaign(root, uuid) {
     h("a", { href: "#/", class: "back" }, "← All campaigns"),
     h("div", { class: "head" }, h("div", {}, h("div", { class: "title-row" }, titleEl, statusEl), metaEl), actionsEl),
     errorEl,
+    unknownEl,
     sendingEl,
     cardsEl,
     barEl,
@@ -150,6 +153,7 @@ export function mountCampaign(root, uuid) {
     const total = stats.total_message_count;
     const progress = stats.progress ?? pct(done, total);
     const label = s === "paused" ? "Paused" : "Sending…";
+    const reason = s === "paused" && sendInfo && sendInfo.status === "paused" ? sendInfo.status_reason : null;
     const { rate, eta } = speed(total - done);
     sendingEl.hidden = false;
     sendingEl.className = `sending sending-${s}`;
@@ -166,18 +170,43 @@ export function mountCampaign(root, uuid) {
         ),
       ),
       h("div", { class: "progress" }, h("div", { class: "progress-fill", style: `width:${Math.min(100, progress)}%` })),
+      reason ? h("div", { class: "sending-reason" }, `Paused because: ${reason}`) : "",
     );
   }
 
+  function renderUnknown() {
+    const unknown = sendInfo && sendInfo.progress ? sendInfo.progress.total_unknown_count : 0;
+    unknownEl.hidden = !unknown;
+    if (!unknown) return;
+    unknownEl.replaceChildren(
+      h("span", {}, `${fmtInt(unknown)} message${unknown === 1 ? "" : "s"} may or may not have been sent: the daemon stopped during the gateway call. They are not re-sent unless you ask.`),
+      h("button", { class: "btn btn-small", dataset: { action: "retry-unknown" }, onclick: () => act("retry-unknown") }, "Send them again"),
+    );
+  }
+
+  /** Sending details (server rate and ETA, pause reason, unknown outcomes) of sent campaigns. */
+  const loadSending = throttle(async () => {
+    if (!campaign || isTracked()) return;
+    try {
+      sendInfo = (await api("GET", `${path}/sending`)).sending;
+    } catch {
+      sendInfo = null; // an older daemon without the route: measure the rate ourselves
+    }
+    if (!alive) return;
+    renderSending();
+    renderUnknown();
+  }, 3000);
+
   /** Rate from the server if it sends one, else measured from the last ~30 s. */
   function speed(remaining) {
-    let rate = stats.send_rate ?? stats.rate ?? null;
+    const server = sendInfo && sendInfo.status === "processing" && sendInfo.progress ? sendInfo.progress : {};
+    let rate = stats.send_rate || server.send_rate || null;
     if (rate === null && samples.length >= 2) {
       const [t0, d0] = samples[0];
       const [t1, d1] = samples[samples.length - 1];
       if (t1 - t0 >= 2000 && d1 > d0) rate = ((d1 - d0) * 1000) / (t1 - t0);
     }
-    let eta = stats.eta_seconds ?? null;
+    let eta = stats.eta_seconds ?? server.eta_seconds ?? null;
     if (eta === null && rate) eta = remaining / rate;
     return { rate, eta: remaining > 0 ? eta : null };
   }
@@ -285,6 +314,7 @@ export function mountCampaign(root, uuid) {
     if (moved && source === "live") {
       loadTimeline();
       table.statsChanged();
+      if (campaign && campaign.status === "processing") loadSending();
     }
   }
 
@@ -303,6 +333,7 @@ export function mountCampaign(root, uuid) {
     }
     table.load();
     loadTimeline();
+    loadSending();
   }
 
   async function act(action) {
@@ -315,7 +346,9 @@ export function mountCampaign(root, uuid) {
         if (doc.campaign.statistics) applyStats(doc.campaign.statistics, "api");
         else renderSending();
       }
-      toast(`${action.replace("-", " ")}: done`, "ok");
+      loadSending();
+      const requeued = doc && typeof doc.requeued === "number" ? ` (${fmtInt(doc.requeued)} queued again)` : "";
+      toast(`${action.replace("-", " ")}: done${requeued}`, "ok");
     } catch (err) {
       toast(`${action.replace("-", " ")} failed: ${err.message}${err.code ? ` (${err.code})` : ""}`, "error");
     }
@@ -368,6 +401,7 @@ export function mountCampaign(root, uuid) {
         renderHead();
         if (data.statistics) applyStats(data.statistics, "live");
         else renderSending();
+        loadSending();
         if (before !== data.status) toast(`Campaign ${STATUS_LABELS[data.status] || data.status}`.toLowerCase().replace(/^c/, "C"), "info");
       })
       .bind("campaign.messages.updated", (data) => mine(data) && table.patch(data.rows || [], Boolean(data.resync)))
