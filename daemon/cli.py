@@ -1,4 +1,5 @@
-"""The `campaignd` command: serve, check-config (and more commands as they land)."""
+"""The `campaignd` command: serve (with sd_notify and SIGHUP reload), check-config,
+stats / export / backup (daemon/offline.py), and the commands registered in COMMANDS."""
 
 from __future__ import annotations
 
