@@ -357,3 +357,46 @@ async def _sending_label(page: Any) -> str | None:
 
 async def _text_is(page: Any, selector: str, text: str) -> bool:
     return await dom(page, f"() => document.querySelector('{selector}')?.textContent") == text
+
+
+TOKEN = "page-test-token-0123456789"
+
+
+async def test_with_tokens_the_page_asks_once_and_listens_on_private_channels(
+        tmp_path: Path, page: Any) -> None:
+    srv = Server(make_config(tmp_path, **{"api.tokens": [{"token": TOKEN, "workspace": 1}],
+                                          "pusher.allow_public_channels": False}))
+    await srv.start()
+    auth = {**JSON, "Authorization": f"Bearer {TOKEN}"}
+    try:
+        status, body = await srv.post("/api/campaigns", {"workspace_id": 1, "uuid": UUID,
+                                                         "name": "Private promo"}, auth)
+        assert status == 201, body
+        status, body = await srv.post(f"/api/campaigns/{UUID}/messages", {"messages": [
+            {"recipient": r, "message_id": m} for r, m in NAMED]}, auth)
+        assert status == 201, body
+
+        await page.goto(srv.url(f"/#/campaigns/{UUID}"))
+        await page.wait_for_selector("#token-dialog")
+        await shot(page, "9-token-prompt")
+        await page.fill("#token-input", TOKEN)
+        await page.click("#token-dialog button[type=submit]")
+        await expect(page, lambda p: _cards_are(p, total=6, sent=6, delivered=0, read=0,
+                                                failed=0))
+        status, body = await srv.post("/webhooks/webjs",
+                                      fixture_bytes("webjs_message_read.json"))
+        assert status == 200, body
+        # Live over private-campaign.{uuid}, signed through /broadcasting/auth.
+        await expect(page, lambda p: _cards_are(p, total=6, sent=6, delivered=1, read=1,
+                                                failed=0))
+        channels = await dom(page, "() => [...window.campaigndLive.channels.keys()]")
+        assert channels == [f"private-campaign.{UUID}"]
+        # Kept in this browser: a reload does not ask again.
+        await page.reload()
+        await expect(page, lambda p: _cards_are(p, total=6, sent=6, delivered=1, read=1,
+                                                failed=0))
+        assert await page.query_selector("#token-dialog") is None
+        assert page.errors == []
+    finally:
+        await srv.stop()
+        await srv.http.close()

@@ -123,15 +123,21 @@ export function channelName(base) {
   return config && config.private_channels ? `private-${base}` : base;
 }
 
-async function authorize(socketId, channel) {
+async function authorize(socketId, channel, retried = false) {
   const resp = await fetch(config.auth_endpoint, {
     method: "POST",
     headers: headers({ "Content-Type": "application/x-www-form-urlencoded" }),
     body: new URLSearchParams({ socket_id: socketId, channel_name: channel }).toString(),
   });
+  if (resp.status === 401 && !retried) {
+    // No token yet (or a refused one): wait for the prompt, then sign again.
+    const refused = Boolean(token());
+    forgetToken();
+    await askForToken(refused ? "That token was refused. Enter a valid API token." : undefined);
+    return authorize(socketId, channel, true);
+  }
   if (resp.status === 401 || resp.status === 403) {
-    if (resp.status === 401) await askForToken();
-    throw new Error(`not allowed to listen to ${channel}`);
+    throw new Error(`this token may not listen to ${channel}`);
   }
   if (!resp.ok) throw new Error(`auth failed (${resp.status})`);
   return (await resp.json()).auth;
@@ -144,10 +150,14 @@ const reconnectListeners = new Set();
 let live = null;
 export let liveState = { state: "connecting" };
 
-export async function connectLive() {
-  if (live) return live;
-  const cfg = await pageConfig();
-  live = new PusherLite(pusherUrl(cfg.ws_path), {
+/** The page's one connection (every caller gets the same one, even when racing). */
+export function connectLive() {
+  if (!live) live = pageConfig().then(openLive);
+  return live;
+}
+
+function openLive(cfg) {
+  const client = new PusherLite(pusherUrl(cfg.ws_path), {
     authorize,
     onState(state, detail) {
       if (state === "error") {
@@ -161,9 +171,9 @@ export async function connectLive() {
       for (const fn of reconnectListeners) fn();
     },
   });
-  window.campaigndLive = live; // for the curious, and for tests
-  live.connect();
-  return live;
+  window.campaigndLive = client; // for the curious, and for tests
+  client.connect();
+  return client;
 }
 
 export function onLiveState(fn) {

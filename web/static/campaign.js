@@ -134,7 +134,7 @@ export function mountCampaign(root, uuid) {
     if (s === "paused") buttons.push(["resume", "▶ Resume", "btn-primary", false]);
     else buttons.push(["pause", "❚❚ Pause", "", s !== "processing"]);
     buttons.push(["cancel", "✕ Cancel", "btn-danger-ghost", !["pending", "processing", "paused"].includes(s)]);
-    buttons.push(["retry-failed", `↻ Retry failed${failed ? ` (${fmtInt(failed)})` : ""}`, "", !failed || s === "processing" || s === "cancelled"]);
+    buttons.push(["retry-failed", `↻ Retry failed${failed ? ` (${fmtInt(failed)})` : ""}`, "", !failed || !["processing", "paused", "completed", "failed"].includes(s)]);
     actionsEl.replaceChildren(
       ...buttons.map(([action, label, cls, disabled]) =>
         h("button", { class: `btn ${cls}`, disabled, dataset: { action }, onclick: () => act(action) }, label),
