@@ -60,8 +60,9 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     campaign = await _visible_campaign(request)
     assert rt.checkpointer is not None
-    try:  # rows are read from SQLite: store what the actors hold first
-        await asyncio.wait_for(rt.checkpointer.run(), 10)
+    try:  # rows are read from SQLite: store what the actors hold first. Shielded: a
+        # timeout must not cancel a checkpoint in the middle of its transaction.
+        await asyncio.wait_for(asyncio.shield(rt.checkpointer.run()), 10)
     except TimeoutError:
         pass
     response = web.StreamResponse(headers={
