@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,16 @@ class Store:
         self.reader = self.writer = None
 
     async def transaction(self, statements: Iterable[Statement]) -> None:
-        """Run statements as one transaction; StoreUnavailable when storage fails."""
+        """Run statements as one transaction; StoreUnavailable when storage fails.
+
+        Shielded: a caller that is cancelled (a timeout, shutdown) does not cut the
+        transaction in half. Without that, BEGIN could stay open on the writer
+        connection and swallow the next journal commit into a transaction that is
+        never committed.
+        """
+        await _shielded(self._transaction(list(statements)))
+
+    async def _transaction(self, statements: list[Statement]) -> None:
         if self.writer is None:
             raise StoreUnavailable("the database is closed")
         async with self._exclusive_gate():
@@ -94,7 +103,7 @@ class Store:
                     else:
                         await conn.execute(sql, params)  # type: ignore[arg-type]
                 await conn.execute("COMMIT")
-            except sqlite3.IntegrityError:
+            except (sqlite3.IntegrityError, asyncio.CancelledError):
                 await self._rollback()
                 raise
             except (sqlite3.OperationalError, sqlite3.DatabaseError, ValueError) as exc:
@@ -109,6 +118,9 @@ class Store:
         The journal's group commit uses this: a whole batch is one row, so the hot path
         pays one hop to the writer thread instead of three (BEGIN, INSERT, COMMIT).
         """
+        await _shielded(self._execute_atomic(sql, params))
+
+    async def _execute_atomic(self, sql: str, params: Sequence[Any]) -> None:
         if self.writer is None:
             raise StoreUnavailable("the database is closed")
         async with self._shared_gate():
@@ -150,10 +162,14 @@ class Store:
                     self._gate.notify_all()
 
     async def _rollback(self) -> None:
+        """Roll back unconditionally: the writer thread runs statements in order, so this
+        comes after a BEGIN that may still be queued; "no transaction" is fine."""
         try:
             assert self.writer is not None
-            if self.writer.in_transaction:
-                await self.writer.execute("ROLLBACK")
+            await self.writer.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if "no transaction is active" not in str(exc):
+                log.warning("store.rollback_failed", error=str(exc))
         except Exception as exc:  # the rollback of a failed write may fail too
             log.warning("store.rollback_failed", error=str(exc))
 
@@ -185,3 +201,18 @@ class Store:
     async def get_meta(self, key: str) -> str | None:
         row = await self.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
         return row[0] if row else None
+
+
+async def _shielded(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` to its end even if the awaiting caller is cancelled."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_consume)
+        raise
+
+
+def _consume(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("store.write_failed_after_cancel", error=str(task.exception()))

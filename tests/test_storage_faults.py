@@ -56,3 +56,27 @@ async def test_read_only_database_then_writable_again(daemon: Daemon):
     await writer.execute("PRAGMA query_only = 0")
     assert (await ack(daemon, "RO", 2))[0] == 200
     assert (await daemon.stats(campaign["uuid"]))["total_delivered_count"] == 1
+
+
+async def test_a_cancelled_transaction_never_swallows_a_journal_commit(tmp_path):
+    """A caller cancelled mid-transaction (timeout, shutdown) must not leave BEGIN open:
+    the next autocommit write (a journal commit behind a 2xx) would land in it and be lost
+    (found by the service work; store/db.py shields both kinds of write)."""
+    import asyncio
+
+    from store.db import Store
+
+    store = Store(tmp_path / "t.sqlite3")
+    await store.open()
+    await store.writer.execute("CREATE TABLE t (x TEXT)")
+    for i in range(30):
+        task = asyncio.ensure_future(store.transaction(
+            [("INSERT INTO t VALUES (?)", (f"tx{i}",), False)] * 3))
+        await asyncio.sleep(0)
+        task.cancel()
+        await store.execute_atomic("INSERT INTO t VALUES (?)", (f"atomic{i}",))
+    await asyncio.sleep(0.1)
+    await store.close()
+    rows = [r[0] for r in sqlite3.connect(tmp_path / "t.sqlite3").execute("SELECT x FROM t")]
+    assert sum(r.startswith("atomic") for r in rows) == 30
+    assert sum(r.startswith("tx") for r in rows) % 3 == 0  # whole transactions or none
