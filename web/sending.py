@@ -158,11 +158,14 @@ async def sending(request: web.Request) -> web.Response:
     counts = await rt.campaigns.send_state_counts(no)
     _, reason = await rt.campaigns.send_options(no)
     unknown = await rt.campaigns.rows_in_state(no, "unknown", 1000)
+    progress = service.progress_of(no)
+    if no not in service.runs:  # not sending now (pending, paused after a restart, ...)
+        progress["total_remaining_count"] = counts.get("queued", 0)
     return json_response({"sending": {
         "status": campaign["status"], "status_reason": reason,
         "gateway": campaign["gateway"], "rate": campaign["rate"],
         "send_states": {k: v for k, v in counts.items() if k != "none"},
-        "progress": service.progress_of(no),
+        "progress": progress,
         "unknown": unknown,
     }})
 
