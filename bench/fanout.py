@@ -1,0 +1,58 @@
+"""Row 4: 2,000 WebSocket subscribers of one campaign under 2,000 ACKs/s.
+
+Subscribers are plain aiohttp WebSocket clients in a separate process (bench.subscribers)
+that keep only the last statistics frame each received and when. A load process posts
+2,000 ACKs/s for a while; after its last 2xx we wait until every subscriber holds the
+exact final counters and report how long that took for the slowest one. Memory per
+connection is the daemon's RSS growth from opening the connections, divided by them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from bench.common import REPO, Row, api, create_campaign, daemon, rss_bytes
+
+SUBSCRIBERS = 2000
+RATE = 2000
+SECONDS = 10
+MESSAGES = RATE * SECONDS  # every ACK is for a new message: the final counters are known
+
+
+def run() -> list[Row]:
+    with daemon() as d:
+        uuid = create_campaign(d.url, MESSAGES, prefix="wamid.F")
+        time.sleep(2)
+        before = rss_bytes(d.proc.pid)
+        subs = subprocess.Popen(
+            [sys.executable, "-m", "bench.subscribers", d.url, uuid, str(SUBSCRIBERS)],
+            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert subs.stdout is not None and subs.stdin is not None
+        ready = json.loads(subs.stdout.readline())  # all connected and subscribed
+        time.sleep(2)
+        after_connect = rss_bytes(d.proc.pid)
+        load = subprocess.run(
+            [sys.executable, "-m", "bench.load", d.url, "wamid.F", str(MESSAGES), str(RATE),
+             str(SECONDS), "delivered"], cwd=REPO, capture_output=True, text=True, check=True)
+        acked, last_ack = load.stdout.split()
+        final = api(f"{d.url}/api/campaigns/{uuid}")["campaign"]["statistics"]
+        subs.stdin.write(json.dumps({"delivered": final["total_delivered_count"],
+                                     "last_ack": float(last_ack)}) + "\n")
+        subs.stdin.flush()
+        result = json.loads(subs.stdout.readline())
+        subs.wait(60)
+    per_connection = (after_connect - before) / SUBSCRIBERS
+    holds = result["all_exact"] and result["slowest_s"] <= 1.0
+    return [
+        Row(f"fan-out: {SUBSCRIBERS:,} subscribers, {RATE:,} ACKs/s, final counters at all",
+            f"{result['slowest_s']:.2f} s after the last ACK "
+            f"({result['exact']}/{SUBSCRIBERS} exact, {ready['connected']} connected)",
+            "<= 1 s, all exact", holds,
+            {**result, "acked": int(acked), "final_delivered": final["total_delivered_count"]}),
+        Row("  ... memory per WebSocket connection", f"{per_connection / 1024:.1f} KB",
+            "<= 64 KB", per_connection <= 64 * 1024,
+            {"rss_before": before, "rss_connected": after_connect}),
+    ]
