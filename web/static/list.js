@@ -82,6 +82,7 @@ export function mountList(root) {
 
   function setFilter(key, button) {
     status = key;
+    elsewhere.clear();
     filterEl.querySelectorAll(".tab").forEach((b) => b.classList.toggle("active", b === button));
     load(true);
   }
@@ -124,10 +125,17 @@ export function mountList(root) {
 
   const reloadSoon = throttle(() => load(true), 2000);
 
+  const elsewhere = new Set(); // campaigns on later pages or in other tabs: no reloads for them
+
   function update(data) {
     const c = campaigns.get(data.campaign_uuid);
     if (!c) {
-      reloadSoon(); // a campaign we do not list yet
+      // A campaign we do not list: a new one (reload once to show it on top), or one
+      // that is not on the loaded pages or not in this tab (then ignore its updates).
+      if (elsewhere.has(data.campaign_uuid)) return;
+      if (status && data.status !== status) return;
+      elsewhere.add(data.campaign_uuid);
+      reloadSoon();
       return;
     }
     if (data.statistics) c.statistics = data.statistics;
