@@ -19,6 +19,9 @@ async def test_status_changes_are_pushed_to_the_campaign_channel(daemon_factory:
         hello = await ws.receive_json(timeout=5)
         assert hello["event"] == "pusher:connection_established"
         await ws.send_json({"event": "pusher:subscribe", "data": {"channel": f"campaign.{uuid}"}})
+        while (await ws.receive_json(timeout=5))["event"] != \
+                "pusher_internal:subscription_succeeded":
+            pass
         status, _ = await d.post_json(f"/api/campaigns/{uuid}/start", {})
         assert status == 200
         seen: list[tuple[str, str]] = []
