@@ -43,6 +43,7 @@ class CampaignActor(pykka.ThreadingActor):
         board: StatsBoard,
         metrics: Metrics,
         loader: Loader | None,
+        extras: Callable[[int], dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.info = info
@@ -51,6 +52,8 @@ class CampaignActor(pykka.ThreadingActor):
         self.metrics = metrics
         self.ledger = Ledger()
         self._loader = loader
+        # Fields other parts add to the statistics (the sender's progress); thread-safe.
+        self._extras = extras
         self._stash: list[Any] | None = [] if loader is not None else None
         self.log = log.bind(campaign_uuid=info.uuid)
 
@@ -90,6 +93,8 @@ class CampaignActor(pykka.ThreadingActor):
     def statistics(self) -> dict[str, Any]:
         stats = self.ledger.statistics()
         stats["updated_at"] = iso_time(self.ledger.updated_at)
+        if self._extras is not None:
+            stats.update(self._extras(self.info.no))
         return stats
 
     def _apply(self, message: CampaignEvents) -> None:

@@ -29,6 +29,7 @@ from actors.messages import (
     StatusEvent,
 )
 from actors.orphans import OrphanShelf
+from actors.sender_service import SendingService
 from daemon.config import Config
 from daemon.metrics import Metrics
 from store.campaigns import CampaignStore
@@ -63,7 +64,8 @@ class Runtime:
         # `async stop(rt)`, started after the core in list order, stopped before it in
         # reverse. Append them in `Runtime.__init__`, one line each, below this one.
         self.extensions: list[Any] = []
-        self.extensions.append(__import__("actors.sender_service").sender_service.SendingService())
+        self.sending = SendingService()
+        self.extensions.append(self.sending)
 
     # --- start / stop -----------------------------------------------------------------
 
@@ -174,7 +176,8 @@ class Runtime:
     def _start_campaign_actor(self, info: CampaignInfo, load: bool) -> pykka.ActorRef[Any]:
         """Called in the ingest actor's thread."""
         loader = self._request_load if load else None
-        return CampaignActor.start(info, self.bus, self.board, self.metrics, loader)
+        return CampaignActor.start(info, self.bus, self.board, self.metrics, loader,
+                                   self.sending.extras)
 
     def _request_load(self, campaign_no: int, ref: pykka.ActorRef[Any]) -> None:
         """Called in a campaign actor's thread: load its rows on the loop, tell them back."""

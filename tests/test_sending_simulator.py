@@ -117,3 +117,23 @@ async def test_simulator_is_deterministic_with_a_seed(daemon_factory: Any, tmp_p
     assert fates[0] == fates[1]
     assert any(rejected for _, rejected, _ in fates[0])
     assert any("failed" in acked for _, _, acked in fates[0])
+
+
+async def test_campaign_read_and_rows_carry_the_send_progress(daemon_factory: Any) -> None:
+    """The page and Echo clients read progress from the ordinary statistics."""
+    d = await daemon_factory(**FAST_SIM)
+    status, body = await create(d, numbers(60), rate=20, start=True)
+    assert status == 201, body
+    uuid = body["campaign"]["uuid"]
+
+    async def sending() -> Any:
+        stats = await d.stats(uuid)
+        return 0 < stats.get("total_remaining_count", 0) < 60 and stats
+
+    stats = await eventually(sending, timeout=20)
+    assert stats["send_rate"] > 0 and stats["eta_seconds"] is not None
+    assert stats["total_unknown_count"] == 0
+    _, rows = await d.request("GET", f"/api/campaigns/{uuid}/messages?limit=100")
+    states = {r["send_state"] for r in rows["messages"]}
+    assert "queued" in states or "attempting" in states
+    assert states & {"accepted", "failed"}

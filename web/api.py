@@ -141,6 +141,7 @@ def present_row(row: dict[str, Any]) -> dict[str, Any]:
         "level": LEVEL_NAMES[row["level"]],
         "failed": bool(row["failed"]),
         "failure_reason": row["reason"],
+        "send_state": row.get("send_state"),
         "timestamps": {
             "queued": iso_time(row["ts_queued"]),
             "pending": iso_time(row["ts_pending"]),
