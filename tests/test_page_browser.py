@@ -166,7 +166,7 @@ async def test_campaign_page_updates_live_and_survives_a_restart(server: Server,
     await expect(page, lambda p: _cards_are(p, total=60, sent=60, delivered=0, read=0, failed=0))
     assert await dom(page, "() => document.querySelector('.title').textContent") == \
         "November promo"
-    assert await row_status(page, "6281234567890") == "pending"
+    await expect(page, lambda p: _row_is(p, "6281234567890", "pending"))
     # A mark that a reload would wipe: every later check proves "without a reload".
     await dom(page, "() => { window.__noReload = 'still here'; }")
     await shot(page, "1-registered")

@@ -405,6 +405,12 @@ export function mountCampaign(root, uuid) {
         if (before !== data.status) toast(`Campaign ${STATUS_LABELS[data.status] || data.status}`.toLowerCase().replace(/^c/, "C"), "info");
       })
       .bind("campaign.messages.updated", (data) => mine(data) && table.patch(data.rows || [], Boolean(data.resync)))
+      // Row pushes start with the subscription: whatever changed before it (e.g. while
+      // disconnected) comes from the API. Statistics come with the subscription itself.
+      .bind("pusher:subscription_succeeded", () => {
+        table.load();
+        loadTimeline();
+      })
       .bind("pusher:subscription_error", (data) => toast(`Live updates refused: ${data.message || "not allowed"}`, "error"));
   });
   cleanups.push(

@@ -75,6 +75,8 @@ export class RecipientTable {
     this.nextCursor = null;
     this.loading = false;
     this.lastPatchAt = 0;
+    this.inflight = 0;
+    this.replay = []; // rows pushed while a load was on its way: applied on top of it
     this.refresh = throttle(() => this.load(), 1500);
     this.el = this.build();
   }
@@ -155,8 +157,9 @@ export class RecipientTable {
     if (this.tab !== "all") query.set("status", this.tab);
     if (this.search) query.set("search", this.search);
     if (cursor) query.set("cursor", cursor);
-    const asked = `${this.tab}|${this.search}|${cursor}`;
+    const asked = `${this.tab}|${this.search}|${cursor}|${Date.now()}|${Math.random()}`;
     this.asked = asked;
+    this.inflight += 1;
     let doc;
     try {
       doc = await api("GET", `/api/campaigns/${encodeURIComponent(this.uuid)}/messages?${query}`);
@@ -164,6 +167,8 @@ export class RecipientTable {
       this.errorEl.hidden = false;
       this.errorEl.textContent = `Could not load recipients: ${err.message}`;
       return;
+    } finally {
+      this.inflight -= 1;
     }
     if (this.asked !== asked) return; // a newer request superseded this one
     this.errorEl.hidden = true;
@@ -178,11 +183,16 @@ export class RecipientTable {
     this.infoEl.textContent = doc.messages.length ? `Rows ${fmtInt(first + 1)}–${fmtInt(first + doc.messages.length)}` : "";
     this.prevEl.disabled = this.cursors.length <= 1;
     this.nextEl.disabled = !this.nextCursor;
+    // The response may predate rows pushed meanwhile: put those back on top, in order.
+    const replay = this.replay;
+    this.replay = [];
+    if (replay.length) this.patch(replay, false, true);
   }
 
   /** Rows pushed live: patch those on screen, refetch when the page's set changes. */
-  patch(rows, resync = false) {
+  patch(rows, resync = false, replaying = false) {
     this.lastPatchAt = Date.now();
+    if (this.inflight && !replaying) this.replay.push(...rows);
     let reload = resync; // more rows changed than one event carries: reload what we show
     for (const update of rows) {
       const old = this.rows.get(update.row);
@@ -199,7 +209,7 @@ export class RecipientTable {
       else if (old.status !== merged.status) fresh.classList.add("row-flash");
       tr.replaceWith(fresh);
     }
-    if (reload) this.refresh();
+    if (reload && !replaying) this.refresh();
   }
 
   /** Statistics moved but no row patch came (older server): refetch the page. */
