@@ -205,6 +205,7 @@ async def test_campaign_page_updates_live_and_survives_a_restart(server: Server,
         "Rows 51\u201360"
     await page.click("text=← Previous")
     await expect(page, lambda p: _row_count(p, 50))
+    await expect_export(page, "16505551299")
 
     # The daemon goes away: the page says so and keeps trying.
     await server.stop()
@@ -244,6 +245,15 @@ async def test_campaign_page_updates_live_and_survives_a_restart(server: Server,
     assert await dom(page, "() => window.__noReload") == "still here"
     assert page.errors == []
     await shot(page, "5-list")
+
+
+async def expect_export(page: Any, recipient: str) -> None:
+    """"Export CSV" downloads every recipient (with a token too: fetched with it)."""
+    async with page.expect_download() as info:
+        await page.click("[data-action=export]")
+    download = await info.value
+    text = Path(await download.path()).read_text(encoding="utf-8")
+    assert recipient in text, text[:500]
 
 
 async def _is(page: Any, state: str) -> bool:
@@ -396,6 +406,7 @@ async def test_with_tokens_the_page_asks_once_and_listens_on_private_channels(
         await expect(page, lambda p: _cards_are(p, total=6, sent=6, delivered=1, read=1,
                                                 failed=0))
         assert await page.query_selector("#token-dialog") is None
+        await expect_export(page, "6281234567890")
         assert page.errors == []
     finally:
         await srv.stop()
