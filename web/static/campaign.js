@@ -42,6 +42,17 @@ function cardNote(key, s) {
   }
 }
 
+const DONE = {
+  start: "Sending started",
+  pause: "Paused",
+  resume: "Sending resumed",
+  cancel: "Campaign cancelled",
+  "retry-failed": "Retrying the failed messages",
+  "retry-unknown": "Sending the unknown ones again",
+};
+
+const TARGET = { start: "processing", pause: "paused", resume: "processing", cancel: "cancelled", "retry-failed": "processing", "retry-unknown": "processing" };
+
 export function mountCampaign(root, uuid) {
   const path = `/api/campaigns/${encodeURIComponent(uuid)}`;
   let campaign = null;
@@ -50,6 +61,7 @@ export function mountCampaign(root, uuid) {
   let statsEpoch = -1;
   let samples = []; // [ms, sent + failed] while sending, for rate and ETA
   let timeline = null;
+  let announced = null; // the status our own button just set: its push needs no second toast
   let sendInfo = null; // GET …/sending: server-side rate, ETA, pause reason, unknown outcomes
   let alive = true;
   const cleanups = [];
@@ -338,6 +350,8 @@ export function mountCampaign(root, uuid) {
 
   async function act(action) {
     if (action === "cancel" && !(await confirmDialog("Cancel this campaign?", "Messages not sent yet will not be sent. Messages already sent keep being tracked.", "Cancel campaign", true))) return;
+    announced = TARGET[action] || null;
+    setTimeout(() => (announced = null), 5000);
     try {
       const doc = await api("POST", `${path}/${action}`, {});
       if (doc && doc.campaign) {
@@ -347,10 +361,10 @@ export function mountCampaign(root, uuid) {
         else renderSending();
       }
       loadSending();
-      const requeued = doc && typeof doc.requeued === "number" ? ` (${fmtInt(doc.requeued)} queued again)` : "";
-      toast(`${action.replace("-", " ")}: done${requeued}`, "ok");
+      const requeued = doc && typeof doc.requeued === "number" ? `: ${fmtInt(doc.requeued)} queued again` : "";
+      toast(`${DONE[action] || action}${requeued}`, "ok");
     } catch (err) {
-      toast(`${action.replace("-", " ")} failed: ${err.message}${err.code ? ` (${err.code})` : ""}`, "error");
+      toast(`Could not ${action.replace("-", " ")}: ${err.message}${err.code ? ` (${err.code})` : ""}`, "error");
     }
   }
 
@@ -402,7 +416,7 @@ export function mountCampaign(root, uuid) {
         if (data.statistics) applyStats(data.statistics, "live");
         else renderSending();
         loadSending();
-        if (before !== data.status) toast(`Campaign ${STATUS_LABELS[data.status] || data.status}`.toLowerCase().replace(/^c/, "C"), "info");
+        if (before !== data.status && data.status !== announced) toast(`Campaign ${STATUS_LABELS[data.status] || data.status}`.toLowerCase().replace(/^c/, "C"), "info");
       })
       .bind("campaign.messages.updated", (data) => mine(data) && table.patch(data.rows || [], Boolean(data.resync)))
       // Row pushes start with the subscription: whatever changed before it (e.g. while
