@@ -43,7 +43,7 @@ export function mountNew(root) {
     parsed = parseRecipients(recipients.value, country.value.trim().replace(/^\+/, ""));
     const parts = [];
     if (parsed.valid.length || parsed.invalid.length || parsed.duplicates.length) {
-      parts.push(h("div", { class: "report-line ok" }, `✓ ${fmtInt(parsed.valid.length)} recipients`));
+      parts.push(h("div", { class: "report-line ok" }, `✓ ${fmtInt(parsed.valid.length)} recipients` + (parsed.column ? ` (CSV column “${parsed.column}”)` : "")));
     }
     if (parsed.duplicates.length) {
       parts.push(h("div", { class: "report-line warn" }, `${fmtInt(parsed.duplicates.length)} duplicates left out (first kept): ` + parsed.duplicates.slice(0, 5).map((d) => `line ${d.line} ${d.number}`).join(", ") + (parsed.duplicates.length > 5 ? ", …" : "")));

@@ -1,7 +1,8 @@
 // Reading recipients from pasted text or a CSV file, and saying clearly what is wrong
 // before anything is sent: invalid numbers (with their line) and duplicates.
 
-const PHONE_HEADERS = ["phone", "phone_number", "number", "recipient", "whatsapp", "wa", "msisdn", "mobile", "nomor", "no_hp", "hp", "telepon"];
+const PHONE_HEADERS = ["phone", "phone_number", "number", "recipient", "whatsapp", "wa", "msisdn", "mobile", "nomor", "no_hp", "nomor_hp", "hp", "handphone", "telepon", "telp", "no_telp", "no_wa", "nomor_wa"];
+const LOOKS_LIKE_PHONE = /^[+\d(][\d\s\-().+]{6,}$/;
 
 /** Split one CSV line, honouring double quotes. */
 function splitCsv(line, sep) {
@@ -49,14 +50,20 @@ export function normalize(raw, countryCode) {
  */
 export function parseRecipients(text, countryCode = "") {
   const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/);
-  const sep = [",", ";", "\t"].find((c) => lines.some((l) => l.includes(c))) || ",";
+  // The separator: the one the first line uses most (a comma inside quotes is no vote).
+  const first = (lines.find((l) => l.trim()) || "").replace(/"[^"]*"/g, "");
+  const votes = [",", ";", "\t"].map((c) => [c, first.split(c).length - 1]).sort((a, b) => b[1] - a[1]);
+  const sep = votes[0][1] > 0 ? votes[0][0] : ",";
   let column = -1;
   let start = 0;
-  const firstCells = splitCsv(lines[0] || "", sep).map((c) => c.toLowerCase().replace(/[\s-]+/g, "_"));
+  const rawFirst = splitCsv(lines[0] || "", sep);
+  const firstCells = rawFirst.map((c) => c.toLowerCase().replace(/[\s-]+/g, "_"));
   const headerAt = firstCells.findIndex((c) => PHONE_HEADERS.includes(c));
   if (headerAt >= 0) {
     column = headerAt;
     start = 1;
+  } else if (rawFirst.length > 1 && !rawFirst.some((c) => LOOKS_LIKE_PHONE.test(c))) {
+    start = 1; // a header without a column name we know: numbers are found per line
   }
   const seen = new Set();
   const result = { valid: [], invalid: [], duplicates: [], column: headerAt >= 0 ? firstCells[headerAt] : null };
@@ -67,7 +74,7 @@ export function parseRecipients(text, countryCode = "") {
     if (column >= 0) cells = [cells[column] ?? ""];
     else if (cells.length > 1) {
       // No header: take the first cell that looks like a number (names may come first).
-      const phone = cells.find((c) => /^[+\d(][\d\s\-().+]{6,}$/.test(c));
+      const phone = cells.find((c) => LOOKS_LIKE_PHONE.test(c));
       cells = [phone ?? cells[0]];
     }
     for (const cell of cells) {
