@@ -98,6 +98,10 @@ async def page(tmp_path: Path) -> AsyncIterator[Any]:
         pg = context.pages[0] if context.pages else await context.new_page()
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
         pg.errors = errors  # type: ignore[attr-defined]
+        requested: list[str] = []  # no CDN, nothing from outside: the page works offline
+        pg.on("request", lambda request: requested.append(request.url))
+        pg.on("websocket", lambda ws: requested.append(ws.url))
+        pg.requested = requested  # type: ignore[attr-defined]
         try:
             yield pg
         finally:
@@ -244,6 +248,11 @@ async def test_campaign_page_updates_live_and_survives_a_restart(server: Server,
     await expect(page, lambda p: _list_count(p, "n-delivered", "5"))
     assert await dom(page, "() => window.__noReload") == "still here"
     assert page.errors == []
+    outside = [u for u in page.requested
+               if not u.startswith((f"http://127.0.0.1:{server.port}/",
+                                    f"ws://127.0.0.1:{server.port}/app/", "data:", "blob:"))]
+    assert outside == []
+    assert any("/app/campaignd-key?protocol=7" in u for u in page.requested)
     await shot(page, "5-list")
 
 
