@@ -133,9 +133,16 @@ export function mountCampaign(root, uuid) {
     return !campaign.message && !campaign.gateway;
   }
 
+  let actionsKey = "";
+
   function renderActions() {
     const s = campaign.status;
     const failed = stats ? stats.total_failed_count : 0;
+    // Rebuild only when something they show changed: a button replaced under the
+    // pointer loses its click, and statistics arrive up to ten times a second.
+    const key = `${s}|${failed}|${isTracked()}|${Boolean(campaign.message)}`;
+    if (key === actionsKey) return;
+    actionsKey = key;
     const buttons = [];
     const exportButton = h("button", { class: "btn", onclick: exportCsv, dataset: { action: "export" } }, "⤓ Export CSV");
     if (isTracked()) {

@@ -2,7 +2,7 @@
 // (from `workspace.{id}`), a status filter, and "load more" paging.
 
 import { api, channelName, connectLive, onReconnect, pageConfig } from "./api.js";
-import { fmtAgo, fmtInt, fmtPct, h, pct, STATUS_LABELS, throttle } from "./util.js";
+import { fmtAgo, fmtInt, fmtPct, h, morph, pct, STATUS_LABELS, throttle } from "./util.js";
 
 const FILTERS = [["", "All"], ["processing", "Sending"], ["paused", "Paused"], ["pending", "Pending"], ["completed", "Completed"], ["cancelled", "Cancelled"], ["failed", "Failed"]];
 
@@ -146,9 +146,16 @@ export function mountList(root) {
       old.remove();
       return;
     }
-    const fresh = rowFor(c);
-    fresh.classList.add("camp-flash");
-    old.replaceWith(fresh);
+    const flashedAt = Number(old.dataset.flashedAt || 0);
+    morph(old, rowFor(c));
+    if (Date.now() - flashedAt > 2500) {
+      // A gentle highlight, at most every few seconds even while a campaign is sending.
+      void old.offsetWidth;
+      old.classList.add("camp-flash");
+      old.dataset.flashedAt = String(Date.now());
+    } else {
+      old.dataset.flashedAt = String(flashedAt);
+    }
   }
 
   async function listen(workspaces) {

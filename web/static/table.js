@@ -121,6 +121,16 @@ export class RecipientTable {
 
   renderTabs(stats) {
     this.stats = stats || this.stats || {};
+    const buttons = this.tabsEl.querySelectorAll(".tab");
+    if (buttons.length === TABS.length) {
+      // Update in place: a tab rebuilt under the pointer would lose its click.
+      TABS.forEach(([key, , , count], i) => {
+        buttons[i].classList.toggle("active", key === this.tab);
+        buttons[i].setAttribute("aria-selected", key === this.tab ? "true" : "false");
+        buttons[i].querySelector(".tab-count").textContent = fmtInt(count(this.stats) || 0);
+      });
+      return;
+    }
     this.tabsEl.replaceChildren(
       ...TABS.map(([key, label, , count]) =>
         h(

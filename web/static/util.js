@@ -149,3 +149,27 @@ export const STATUS_LABELS = {
   cancelled: "Cancelled",
   failed: "Failed",
 };
+
+/**
+ * Make `el` look like `fresh` while keeping its nodes where they match, so a live update
+ * never swaps an element out from under the pointer (which would lose a click).
+ */
+export function morph(el, fresh) {
+  if (el.nodeType !== fresh.nodeType || el.nodeName !== fresh.nodeName) {
+    el.replaceWith(fresh);
+    return;
+  }
+  if (el.nodeType === Node.TEXT_NODE) {
+    if (el.nodeValue !== fresh.nodeValue) el.nodeValue = fresh.nodeValue;
+    return;
+  }
+  for (const { name } of [...el.attributes]) if (!fresh.hasAttribute(name)) el.removeAttribute(name);
+  for (const { name, value } of [...fresh.attributes]) if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+  const a = [...el.childNodes];
+  const b = [...fresh.childNodes];
+  if (a.length !== b.length) {
+    el.replaceChildren(...b);
+    return;
+  }
+  a.forEach((child, i) => morph(child, b[i]));
+}
