@@ -51,6 +51,13 @@ const DONE = {
   "retry-unknown": "Sending the unknown ones again",
 };
 
+const NOW_STATUS = {
+  processing: "The campaign is sending",
+  paused: "The campaign paused",
+  completed: "The campaign completed",
+  cancelled: "The campaign was cancelled",
+  failed: "The campaign failed",
+};
 const TARGET = { start: "processing", pause: "paused", resume: "processing", cancel: "cancelled", "retry-failed": "processing", "retry-unknown": "processing" };
 
 export function mountCampaign(root, uuid) {
@@ -423,7 +430,7 @@ export function mountCampaign(root, uuid) {
         if (data.statistics) applyStats(data.statistics, "live");
         else renderSending();
         loadSending();
-        if (before !== data.status && data.status !== announced) toast(`Campaign ${STATUS_LABELS[data.status] || data.status}`.toLowerCase().replace(/^c/, "C"), "info");
+        if (before !== data.status && data.status !== announced) toast(NOW_STATUS[data.status] || `Campaign is now ${data.status}`, "info");
       })
       .bind("campaign.messages.updated", (data) => mine(data) && table.patch(data.rows || [], Boolean(data.resync)))
       // Row pushes start with the subscription: whatever changed before it (e.g. while
