@@ -24,6 +24,7 @@ let tokenPrompt = null;
 export async function pageConfig() {
   if (!config) {
     const resp = await fetch("/page-config.json", { cache: "no-store" });
+    if (!resp.ok) throw new ApiError(resp.status, "page_config", "page-config.json is not available");
     config = await resp.json();
   }
   return config;
@@ -152,7 +153,18 @@ export let liveState = { state: "connecting" };
 
 /** The page's one connection (every caller gets the same one, even when racing). */
 export function connectLive() {
-  if (!live) live = pageConfig().then(openLive);
+  if (!live) {
+    live = (async () => {
+      for (;;) {
+        try {
+          return openLive(await pageConfig());
+        } catch {
+          // The daemon went away between the page and its config: try again shortly.
+          await new Promise((resolve) => setTimeout(resolve, 2000));
+        }
+      }
+    })();
+  }
   return live;
 }
 
