@@ -161,11 +161,12 @@ async def test_pusher_js_receives_statistics(daemon: Daemon) -> None:
         await client.stop()
 
 
-@pytest.mark.parametrize("broadcaster", ["reverb", "pusher"])
-async def test_laravel_echo_listens_like_the_seed_front_end(daemon: Daemon,
+@pytest.mark.parametrize(("echo", "broadcaster"), [("1", "reverb"), ("2", "reverb"),
+                                                    ("2", "pusher")])
+async def test_laravel_echo_listens_like_the_seed_front_end(daemon: Daemon, echo: str,
                                                              broadcaster: str) -> None:
     campaign = await setup_campaign(daemon, 5)
-    client = await NodeClient.start(daemon, lib="echo", broadcaster=broadcaster,
+    client = await NodeClient.start(daemon, lib="echo", echo=echo, broadcaster=broadcaster,
                                     channels=["workspace.1"])
     try:
         await client.subscribed("workspace.1")

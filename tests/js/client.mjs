@@ -1,6 +1,6 @@
 // A real pusher-js or Laravel Echo client for tests/test_js_clients.py.
 //
-//   node client.mjs '{"lib": "echo"|"pusher", "broadcaster": "pusher"|"reverb",
+//   node client.mjs '{"lib": "echo"|"pusher", "echo": "1"|"2", "broadcaster": "pusher"|"reverb",
 //                     "port": 8080, "key": "campaignd-key", "channels": ["workspace.1"],
 //                     "event": "campaign.statistics.updated", "token": "..."}'
 //
@@ -8,7 +8,6 @@
 // POST /broadcasting/auth with the bearer token). Prints one JSON line per happening:
 // {"type": "connected"|"subscribed"|"subscription_error"|"event", ...}. Exits when
 // stdin closes (the test is done) or after 60 s.
-import Echo from 'laravel-echo';
 import Pusher from 'pusher-js';
 
 const opts = JSON.parse(process.argv[2]);
@@ -40,6 +39,9 @@ if (opts.lib === 'pusher') {
     channel.bind(opts.event, (data) => print({ type: 'event', channel: name, event: opts.event, data }));
   }
 } else {
+  // Laravel Echo 1.x (Laravel 10/11 era front ends, like the seed's) or 2.x (current).
+  const mod = await import(opts.echo === '1' ? 'laravel-echo-1' : 'laravel-echo');
+  const Echo = mod.default?.default ?? mod.default; // 1.x is CommonJS with exports.default
   const echo = new Echo({
     ...common,
     broadcaster: opts.broadcaster || 'reverb',
