@@ -114,6 +114,16 @@ async def test_handshake_gives_socket_id_and_activity_timeout(daemon: Daemon) ->
     assert client.hello["data"]["activity_timeout"] == 30
     await client.send("pusher:ping", {})
     assert (await client.next())["event"] == "pusher:pong"
+    _, metrics = await daemon.request("GET", "/metrics")
+    assert "campaignd_websocket_connections 1.0" in metrics
+    assert re.search(r'campaignd_websocket_frames_total\{outcome="sent"\} [2-9]', metrics)
+    await client.ws.close()
+
+    async def no_connections() -> bool:
+        _, metrics = await daemon.request("GET", "/metrics")
+        return "campaignd_websocket_connections 0.0" in metrics
+
+    await eventually(no_connections)
 
 
 async def test_unknown_key_is_closed_with_4001(daemon: Daemon) -> None:
