@@ -17,6 +17,8 @@ from collections.abc import Mapping
 
 import structlog
 
+from daemon.aio import cancel_and_wait
+
 log = structlog.get_logger(__name__)
 
 
@@ -76,13 +78,8 @@ class Notifier:
             await asyncio.sleep(interval)
 
     async def stop_watchdog(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
 
 def _watchdog_usec(env: Mapping[str, str]) -> int:

@@ -17,6 +17,7 @@ import pykka
 import structlog
 
 from actors.messages import Checkpoint, CheckpointData, CheckpointDone, Reply
+from daemon.aio import cancel_and_wait
 from daemon.metrics import Metrics
 from store.db import Statement, Store, StoreUnavailable
 
@@ -53,13 +54,8 @@ class Checkpointer:
         self._task = asyncio.create_task(self._periodic(), name="checkpointer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _periodic(self) -> None:
         while True:

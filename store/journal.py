@@ -19,6 +19,7 @@ import orjson
 import structlog
 
 from actors.messages import StatusEvent
+from daemon.aio import cancel_and_wait
 from store.db import Store, StoreUnavailable
 
 log = structlog.get_logger(__name__)
@@ -127,13 +128,8 @@ class Journal:
             seq, self.next_seq = self.next_seq, self.next_seq + 1
             await self._commit(self._waiting[:], seq)
             self._waiting.clear()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
 
 Groups = tuple[tuple[str, tuple[StatusEvent, ...]], ...]

@@ -82,6 +82,16 @@ def _query_int(request: web.Request, name: str, default: int, low: int, high: in
     return int(raw)
 
 
+def _query_cursor(request: web.Request) -> int | None:
+    """The opaque `cursor` of a paged list (the last id of the previous page)."""
+    cursor = request.query.get("cursor")
+    if cursor is None:
+        return None
+    if not cursor.isdigit():
+        raise ApiError(400, "invalid_query", "cursor is not valid", "cursor")
+    return int(cursor)
+
+
 def _principal(request: web.Request) -> Principal:
     return request.get(PRINCIPAL, EVERYONE)
 
@@ -205,12 +215,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_query",
                        f"status must be one of {', '.join(CAMPAIGN_STATUSES)}", "status")
     limit = _query_int(request, "limit", 50, 1, 500)
-    cursor = request.query.get("cursor")
-    after = None
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise ApiError(400, "invalid_query", "cursor is not valid", "cursor")
-        after = int(cursor)
+    after = _query_cursor(request)
     rows = await rt.campaigns.list(workspace_id, status, after, limit)
     items = [present_campaign(r, rt.board.get(r["no"])) for r in rows]
     next_cursor = str(rows[-1]["no"]) if len(rows) == limit else None
@@ -299,12 +304,7 @@ async def list_messages(request: web.Request) -> web.Response:
     if search is not None and len(search) > 100:
         raise ApiError(400, "invalid_query", "search is longer than 100 characters", "search")
     limit = _query_int(request, "limit", 50, 1, 1000)
-    cursor = request.query.get("cursor")
-    after = None
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise ApiError(400, "invalid_query", "cursor is not valid", "cursor")
-        after = int(cursor)
+    after = _query_cursor(request)
     assert rt.checkpointer is not None
     try:  # rows are read from SQLite: store what the actors hold first
         await asyncio.wait_for(rt.checkpointer.run(), 10)
