@@ -8,6 +8,7 @@ back "Live" on its own and shows the right numbers. Screenshots go to test-outpu
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from aiohttp.test_utils import TestServer
 
 from daemon.config import Config
 from tests.conftest import eventually, fixture_bytes, fixture_json, make_config
+from tests.proc import DaemonProcess, write_config
 from web.app import make_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -420,3 +422,42 @@ async def test_with_tokens_the_page_asks_once_and_listens_on_private_channels(
     finally:
         await srv.stop()
         await srv.http.close()
+
+
+async def test_page_comes_back_after_the_daemon_is_killed(tmp_path: Path, page: Any) -> None:
+    """kill -9 (no goodbye frame, no final checkpoint), then a new process on the same port."""
+    settings = {"store.checkpoint_interval": 0.2}
+    proc = await asyncio.to_thread(DaemonProcess, write_config(tmp_path, **settings))
+    port = int(proc.url.rsplit(":", 1)[1])
+    http = ClientSession()
+
+    async def post(path: str, body: bytes | Any) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        async with http.post(f"{proc.url}{path}", data=data, headers=JSON) as resp:
+            assert resp.status in (200, 201), await resp.text()
+
+    try:
+        await post("/api/campaigns", {"workspace_id": 1, "uuid": UUID, "name": "Crash test"})
+        await post(f"/api/campaigns/{UUID}/messages", {"messages": [
+            {"recipient": r, "message_id": m} for r, m in NAMED[:3]]})
+        await page.goto(f"{proc.url}/#/campaigns/{UUID}")
+        await expect(page, lambda p: _is(p, "connected"))
+        await post("/webhooks/webjs", fixture_bytes("webjs_message_status_updated.json"))
+        await expect(page, lambda p: _cards_are(p, total=3, sent=3, delivered=1, read=0,
+                                                failed=0))
+
+        await asyncio.to_thread(proc.kill)
+        await expect(page, lambda p: _is(p, "reconnecting"))
+        proc = await asyncio.to_thread(
+            DaemonProcess, write_config(tmp_path, **settings, **{"server.port": port}))
+        await expect(page, lambda p: _is(p, "connected"), timeout=30)
+        await post("/webhooks/cloud", fixture_bytes("cloud_status_failed.json"))
+        # The delivered ACK survived the kill; the failure arrived after it.
+        await expect(page, lambda p: _cards_are(p, total=3, sent=2, delivered=1, read=0,
+                                                failed=1))
+        await expect(page, lambda p: _row_is(p, "16505551299", "failed"))
+        assert page.errors == []
+        await shot(page, "10-after-kill")
+    finally:
+        await http.close()
+        await asyncio.to_thread(proc.terminate)

@@ -385,32 +385,31 @@ export function mountCampaign(root, uuid) {
   async function exportCsv() {
     const url = `${path}/export.csv`;
     const cfg = await pageConfig();
-    try {
-      // Without tokens a HEAD checks the route and the browser then streams the file.
-      const method = cfg.auth_required ? "GET" : "HEAD";
-      const resp = await fetch(url, { method, headers: token() ? { Authorization: `Bearer ${token()}` } : {} });
-      if (!resp.ok) {
-        let message = resp.status === 404 ? "this daemon has no CSV export yet (404)" : resp.statusText;
-        try {
-          if (method === "GET") message = (await resp.json()).error.message;
-        } catch {
-          /* not JSON */
+    let href = url; // without a token the browser fetches (and streams) the file itself
+    if (cfg.auth_required) {
+      // With a token: fetch it with the Authorization header and hand over the result.
+      try {
+        const resp = await fetch(url, { headers: { Authorization: `Bearer ${token()}` } });
+        if (!resp.ok) {
+          let message = resp.status === 404 ? "this daemon has no CSV export (404)" : resp.statusText;
+          try {
+            message = (await resp.json()).error.message;
+          } catch {
+            /* not JSON */
+          }
+          throw new Error(message);
         }
-        throw new Error(message);
-      }
-      if (!cfg.auth_required) {
-        location.href = url; // stream it: the browser downloads without holding it in memory
+        href = URL.createObjectURL(await resp.blob());
+        setTimeout(() => URL.revokeObjectURL(href), 10000);
+      } catch (err) {
+        toast(`Export failed: ${err.message}`, "error");
         return;
       }
-      const blob = await resp.blob();
-      const a = h("a", { href: URL.createObjectURL(blob), download: `${uuid}.csv` });
-      document.body.append(a);
-      a.click();
-      setTimeout(() => URL.revokeObjectURL(a.href), 10000);
-      a.remove();
-    } catch (err) {
-      toast(`Export failed: ${err.message}`, "error");
     }
+    const a = h("a", { href, download: `${uuid}.csv`, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
   }
 
   // --- live -----------------------------------------------------------------------
