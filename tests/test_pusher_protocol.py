@@ -373,6 +373,9 @@ class SlowClient:
     async def connect(cls, daemon: Daemon, channel: str) -> SlowClient:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        # Small segments, like a poor mobile link: the server's kernel then keeps a small
+        # send buffer for us too, so what we do not read piles up in the daemon.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
         await loop.sock_connect(sock, (daemon.server.host, daemon.server.port))

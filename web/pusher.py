@@ -33,7 +33,7 @@ from daemon.runtime import Runtime
 from web.api import UUID_RE, present_campaign, read_json_object
 from web.errors import ApiError, json_response
 from web.keys import RUNTIME
-from web.pusher_conn import Connection, error_frame, frame
+from web.pusher_conn import Connection, RowsEntry, error_frame, frame, ws_frame
 
 log = structlog.get_logger(__name__)
 
@@ -73,40 +73,47 @@ class Hub:
     # --- fan-out (on the loop, called by the broadcaster) -----------------------------
 
     def deliver(self, pushes: list[Push]) -> None:
+        touched: set[Connection] = set()
         for push in pushes:
             if push.target is not None:
                 conn = self.connections.get(push.target)
                 if conn is not None and push.channels[0] in conn.channels:
                     self._put(conn, push, push.channels[0])
+                    touched.add(conn)
                 continue
             for channel in push.channels:
                 subs = self.subscribers.get(channel)
                 if not subs:
                     continue
-                text = frame(push.event, push.payload, channel)  # encoded once per channel
+                # Built once per channel, shared by every subscriber's outbox.
+                data = ws_frame(frame(push.event, push.payload, channel))
                 key = (channel, push.event, push.subject)
                 if push.rows is None:
                     for conn in subs:
-                        conn.put(key, text)
+                        conn.put(key, data)
                 else:
+                    entry = RowsEntry(push, channel, data)
                     for conn in subs:
-                        conn.put_rows(key, push, channel, text)
+                        conn.put_rows(key, entry)
+                touched.update(subs)
+        for conn in touched:  # one write per connection for all of these pushes
+            conn.flush()
 
     def _put(self, conn: Connection, push: Push, channel: str) -> None:
-        text = frame(push.event, push.payload, channel)
+        data = ws_frame(frame(push.event, push.payload, channel))
         key = (channel, push.event, push.subject)
         if push.rows is None:
-            conn.put(key, text)
+            conn.put(key, data)
         else:
-            conn.put_rows(key, push, channel, text)
+            conn.put_rows(key, RowsEntry(push, channel, data))
 
     # --- connections ------------------------------------------------------------------
 
-    def add(self, ws: web.WebSocketResponse, transport: Any) -> Connection:
+    def add(self, ws: web.WebSocketResponse, request: web.Request) -> Connection:
         socket_id = f"{secrets.randbelow(10**9)}.{secrets.randbelow(10**9)}"
         while socket_id in self.connections:
             socket_id = f"{secrets.randbelow(10**9)}.{secrets.randbelow(10**9)}"
-        conn = Connection(ws, socket_id, transport, self.metrics,
+        conn = Connection(ws, request, socket_id, self.metrics,
                           self.config["pusher.max_rows_per_event"], _now())
         self.connections[socket_id] = conn
         self.metrics.ws_connections.inc()
@@ -316,7 +323,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if hub.closing:
         await ws.close(code=CLOSE_RECONNECT, message=b"Server shutting down")
         return ws
-    conn = hub.add(ws, request.transport)
+    conn = hub.add(ws, request)
     conn.send_control("pusher:connection_established", {
         "socket_id": conn.socket_id, "activity_timeout": config["pusher.activity_timeout"]})
     try:

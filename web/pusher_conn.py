@@ -3,8 +3,15 @@
 The fan-out never awaits a client: it puts frames into each subscriber's outbox and
 returns. The outbox keeps only the LATEST frame per (channel, event, campaign) key, and
 merges row batches by row, so a slow reader gets the latest state when it drains and
-its memory stays bounded by what it subscribed to. One writer task per connection
-drains the outbox; only it writes to the socket.
+its memory stays bounded by what it subscribed to.
+
+Frames are built once per channel as finished RFC 6455 text frames (server frames are
+unmasked, and we never negotiate compression) and shared by every subscriber. `flush`
+puts all of a connection's waiting frames on its transport in one write (one system
+call per connection per push, and a write never blocks). When a client's transport
+buffer goes over its high-water mark, asyncio pauses it: the connection stops writing
+and its drain task waits for the buffer to empty, while new states coalesce in the
+outbox. A slow client thus holds at most one transport buffer plus its outbox.
 """
 
 from __future__ import annotations
@@ -40,17 +47,30 @@ def error_frame(code: int | None, message: str) -> str:
     return frame("pusher:error", {"code": code, "message": message})
 
 
+def ws_frame(text: str) -> bytes:
+    """A complete, unmasked WebSocket text frame (RFC 6455 5.2) carrying `text`."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65536:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload
+
+
 class RowsEntry:
     """A row batch waiting in an outbox; later batches merge into it row by row."""
 
-    __slots__ = ("channel", "push", "resync", "rows", "text")
+    __slots__ = ("channel", "data", "push", "resync", "rows")
 
-    def __init__(self, push: Push, channel: str, text: str | None) -> None:
+    def __init__(self, push: Push, channel: str, data: bytes | None) -> None:
         self.push = push
         self.channel = channel
         self.rows: dict[int, dict[str, Any]] = push.rows or {}
         self.resync = bool(push.payload.get("resync"))
-        self.text = text  # the shared encoding while nothing was merged in
+        self.data = data  # the shared frame while nothing was merged in
 
     def merge(self, push: Push, max_rows: int) -> RowsEntry:
         merged = RowsEntry(push, self.channel, None)
@@ -63,74 +83,99 @@ class RowsEntry:
             merged.rows = {}
         return merged
 
-    def encode(self) -> str:
-        if self.text is None:
+    def encode(self) -> bytes:
+        if self.data is None:
             payload = {**self.push.payload,
                        "rows": [self.rows[r] for r in sorted(self.rows)],
                        "resync": self.resync}
-            self.text = frame(self.push.event, payload, self.channel)
-        return self.text
+            self.data = ws_frame(frame(self.push.event, payload, self.channel))
+        return self.data
 
 
 class Connection:
-    def __init__(self, ws: web.WebSocketResponse, socket_id: str, transport: Any,
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request, socket_id: str,
                  metrics: Metrics, max_rows: int, now: float) -> None:
         self.ws = ws
         self.socket_id = socket_id
-        self.transport = transport
+        self.transport = request.transport
+        self.stream = request.writer
         self.metrics = metrics
         self.max_rows = max_rows
         self.channels: set[str] = set()
-        self.outbox: OrderedDict[Key, str | RowsEntry] = OrderedDict()
+        self.outbox: OrderedDict[Key, bytes | RowsEntry] = OrderedDict()
         self.wake = asyncio.Event()
         self.last_seen = now
         self.ping_sent: float | None = None
         self.closing = False
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.writer = asyncio.get_running_loop().create_task(self._write_loop())
+        self.draining = False  # the transport is paused: wait before writing more
+        self.writer = asyncio.get_running_loop().create_task(self._drain_loop())
 
     # --- the outbox -------------------------------------------------------------------
 
-    def put(self, key: Key, text: str) -> None:
-        """Queue a frame; a frame waiting under the same key is replaced."""
+    def put(self, key: Key, data: bytes) -> None:
+        """Queue a frame (see `ws_frame`); a frame waiting under the same key is replaced.
+
+        Nothing is written until `flush`, so a fan-out can fill every outbox first.
+        """
         if self.closing:
             return
         if self.outbox.pop(key, None) is not None:
             self.metrics.ws_frames.labels("coalesced").inc()
-        self.outbox[key] = text
-        self.wake.set()
+        self.outbox[key] = data
 
-    def put_rows(self, key: Key, push: Push, channel: str, text: str) -> None:
+    def put_rows(self, key: Key, entry: RowsEntry) -> None:
+        """Queue a row batch; one waiting under the same key absorbs it, row by row."""
         if self.closing:
             return
         waiting = self.outbox.pop(key, None)
         if isinstance(waiting, RowsEntry):
             self.metrics.ws_frames.labels("coalesced").inc()
-            self.outbox[key] = waiting.merge(push, self.max_rows)
-        else:
-            self.outbox[key] = RowsEntry(push, channel, text)
-        self.wake.set()
+            entry = waiting.merge(entry.push, self.max_rows)
+        self.outbox[key] = entry
 
     def send_control(self, event: str, data: Any, channel: str | None = None) -> None:
         """Protocol frames (pong, errors, subscription replies): latest per kind too."""
-        self.put((channel or "", event, ""), frame(event, data, channel))
+        self.put((channel or "", event, ""), ws_frame(frame(event, data, channel)))
+        self.flush()
 
-    async def _write_loop(self) -> None:
-        ws, outbox, sent = self.ws, self.outbox, self.metrics.ws_frames.labels("sent")
+    def flush(self) -> None:
+        """Write everything waiting in one go, unless this client's buffer is full."""
+        outbox = self.outbox
+        if self.draining or not outbox or self.closing:
+            return
+        transport = self.transport
+        if self.ws.closed or transport is None or transport.is_closing():
+            outbox.clear()
+            return
+        chunks = [e if isinstance(e, bytes) else e.encode() for e in outbox.values()]
+        outbox.clear()
         try:
-            while True:
-                await self.wake.wait()
-                self.wake.clear()
-                while outbox:
-                    _, entry = outbox.popitem(last=False)
-                    text = entry if isinstance(entry, str) else entry.encode()
-                    await ws.send_str(text)  # waits only when THIS client is slow
-                    sent.inc()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the client went away mid-write
+            transport.write(b"".join(chunks))
+        except Exception as exc:  # the client went away
             log.debug("pusher.write_failed", socket_id=self.socket_id, error=str(exc))
             self.abort()
+            return
+        self.metrics.ws_frames.labels("sent").inc(len(chunks))
+        if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+            self.draining = True  # asyncio paused the transport: wait for it
+            self.wake.set()
+
+    async def _drain_loop(self) -> None:
+        """Wait for a paused transport to drain, then write what waited meanwhile."""
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            try:
+                await self.stream.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("pusher.drain_failed", socket_id=self.socket_id, error=str(exc))
+                self.abort()
+                return
+            self.draining = False
+            self.flush()
 
     # --- liveness and closing ---------------------------------------------------------
 
