@@ -9,6 +9,7 @@ cleanup_ctx, after aiohttp itself has stopped accepting and closed the WebSocket
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -205,6 +206,16 @@ class Runtime:
                 await asyncio.sleep(min(5.0, 0.2 * attempt))
 
     # --- used by the web layer --------------------------------------------------------
+
+    async def flush_rows(self, timeout: float = 10.0) -> None:
+        """Store what the actors hold before rows are read from SQLite (rows API, export).
+
+        A checkpoint that takes longer than `timeout` goes on in the background; the
+        reader then sees rows as of the previous checkpoint rather than waiting."""
+        if self.checkpointer is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.checkpointer.run()), timeout)
 
     def campaign_created(self, info: CampaignInfo) -> None:
         assert self.ingest is not None

@@ -345,3 +345,20 @@ async def test_websocket_connections_gauge_follows_clients(daemon: Daemon) -> No
         await ws.receive_json(timeout=5)  # connection_established
         await eventually(lambda: connections(1.0))
     await eventually(lambda: connections(0.0))
+
+
+async def test_export_head_sends_headers_only(daemon) -> None:
+    """A HEAD must not carry the CSV: a body there corrupts a kept-alive connection."""
+    import asyncio
+
+    campaign = await daemon.create_campaign()
+    await daemon.register(campaign["uuid"], [{"recipient": "1", "message_id": "H1"}])
+    host, port = daemon.server.host, daemon.server.port
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(f"HEAD /api/campaigns/{campaign['uuid']}/export.csv HTTP/1.1\r\n"
+                 f"Host: {host}\r\nConnection: close\r\n\r\n".encode())
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"text/csv" in head
+    assert body == b""

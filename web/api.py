@@ -6,7 +6,6 @@ talk to the store on the loop and to actors only with `tell` or a `Reply` future
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -305,11 +304,7 @@ async def list_messages(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_query", "search is longer than 100 characters", "search")
     limit = _query_int(request, "limit", 50, 1, 1000)
     after = _query_cursor(request)
-    assert rt.checkpointer is not None
-    try:  # rows are read from SQLite: store what the actors hold first
-        await asyncio.wait_for(rt.checkpointer.run(), 10)
-    except TimeoutError:
-        pass
+    await rt.flush_rows()
     rows = await rt.campaigns.rows(campaign["no"], status, search, after, limit)
     next_cursor = str(rows[-1]["row"]) if len(rows) == limit else None
     return json_response({"messages": [present_row(r) for r in rows],

@@ -8,7 +8,6 @@ uses the same columns and formatting (`EXPORT_SQL`, `csv_text`).
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from collections.abc import Iterable, Sequence
@@ -59,17 +58,16 @@ def csv_text(rows: Iterable[Sequence[Any]], header: bool = False) -> str:
 async def export_csv(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     campaign = await _visible_campaign(request)
-    assert rt.checkpointer is not None
-    try:  # rows are read from SQLite: store what the actors hold first. Shielded: a
-        # timeout must not cancel a checkpoint in the middle of its transaction.
-        await asyncio.wait_for(asyncio.shield(rt.checkpointer.run()), 10)
-    except TimeoutError:
-        pass
+    await rt.flush_rows()
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": f'attachment; filename="campaign-{campaign["uuid"]}.csv"',
         "Cache-Control": "no-store",
     })
+    if request.method == "HEAD":  # headers only: a body here corrupts kept-alive connections
+        await response.prepare(request)
+        await response.write_eof()
+        return response
     response.enable_chunked_encoding()
     rows = await rt.store.fetchall(EXPORT_SQL, (campaign["no"], -1, CHUNK_ROWS))
     await response.prepare(request)  # errors above still become JSON; from here we stream
