@@ -38,6 +38,14 @@ apt_install node nodejs npm
 command -v node >/dev/null 2>&1 && apt_install npm npm
 apt_install chromium chromium
 
+if command -v node >/dev/null 2>&1; then
+    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    if [ "$major" -lt 20 ]; then
+        echo "test-deps: node $(node --version) is older than 20: laravel-echo 2 asks for" \
+             "node >= 20.19 (Debian 13, or NodeSource on Debian 12); its tests may fail." >&2
+    fi
+fi
+
 # The JS clients: `npm ci` only when node_modules is missing or stale.
 JS=tests/js
 STAMP=$JS/node_modules/.campaignd-lock

@@ -356,11 +356,16 @@ async def test_shutdown_closes_sockets_with_4200(daemon_factory: Any) -> None:
     daemon = await daemon_factory()
     client = await Client.connect(daemon)
     await client.subscribe("workspace.1")
-    closing = asyncio.ensure_future(daemon.server.close())
-    msg = await client.ws.receive(10)
-    assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 4200
-    await client.ws.close()
-    await closing
+    # A client that never reads (nor answers the close) must not hold the shutdown.
+    stuck = await SlowClient.connect(daemon, "workspace.1")
+    try:
+        closing = asyncio.ensure_future(daemon.server.close())
+        msg = await client.ws.receive(10)
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 4200
+        await client.ws.close()
+        await closing
+    finally:
+        stuck.close()
 
 
 class SlowClient:
