@@ -199,3 +199,21 @@ async def test_laravel_echo_private_channel_through_broadcasting_auth(
     finally:
         await client.stop()
         await intruder.stop()
+
+
+async def test_laravel_echo_error_callback_when_public_channels_are_off(
+        daemon_factory: Any) -> None:
+    daemon = await daemon_factory(**{"pusher.allow_public_channels": False})
+    await setup_campaign(daemon, 5)
+    client = await NodeClient.start(daemon, lib="echo", channels=["workspace.1",
+                                                                  "private-workspace.1"])
+    try:
+        refused = await client.until(lambda line: line["type"] == "subscription_error")
+        assert refused == {"type": "subscription_error", "channel": "workspace.1",
+                           "status": 403}
+        await post_acks(daemon)
+        await client.reach(["private-workspace.1"], **FINAL)
+        assert not [line for line in client.lines
+                    if line["type"] == "event" and line["channel"] == "workspace.1"]
+    finally:
+        await client.stop()

@@ -79,6 +79,17 @@ class Client:
         await self.send("pusher:subscribe", data)
         return await self.next()
 
+    async def refused(self, channel: str, auth: str | None = None) -> dict[str, Any]:
+        """Subscribe expecting a refusal: `pusher:error`, then the channel's
+        `pusher:subscription_error` (what Echo's `.error()` receives)."""
+        error = await self.subscribe(channel, auth)
+        assert error["event"] == "pusher:error", error
+        failed = await self.next()
+        assert failed["event"] == "pusher:subscription_error", failed
+        assert failed["channel"] == channel
+        assert failed["data"]["error"] == error["data"]["message"]
+        return error["data"] | {"status": failed["data"]["status"]}
+
     async def next(self, timeout: float = 5.0) -> dict[str, Any]:
         return await receive(self.ws, timeout)
 
@@ -285,10 +296,10 @@ async def test_private_channels_need_a_token_of_that_workspace(daemon_factory: A
     # A forged or borrowed signature is refused on the socket.
     other = await Client.connect(daemon)
     _, body = await auth("private-workspace.2", TOKEN_ALL)  # signed for client, not other
-    refused = await other.subscribe("private-workspace.2", body["auth"])
-    assert refused["event"] == "pusher:error" and refused["data"]["code"] == 4009
-    refused = await other.subscribe("private-workspace.2")
-    assert refused["event"] == "pusher:error" and refused["data"]["code"] == 4009
+    refused = await other.refused("private-workspace.2", body["auth"])
+    assert refused["code"] == 4009 and refused["status"] == 403
+    refused = await other.refused("private-workspace.2")
+    assert refused["code"] == 4009 and refused["status"] == 403
     await other.send("pusher:ping", {})
     assert (await other.next())["event"] == "pusher:pong"  # still connected
 
@@ -312,8 +323,8 @@ async def campaign_with_messages_as(daemon: Daemon, count: int, workspace_id: in
 async def test_public_channels_can_be_forbidden(daemon_factory: Any) -> None:
     daemon = await daemon_factory(**{"pusher.allow_public_channels": False})
     client = await Client.connect(daemon)
-    refused = await client.subscribe("workspace.1")
-    assert refused["event"] == "pusher:error" and refused["data"]["code"] == 4009
+    refused = await client.refused("workspace.1")
+    assert refused["code"] == 4009 and refused["status"] == 403
     _, body = await daemon.post_json("/broadcasting/auth", {
         "socket_id": client.socket_id, "channel_name": "private-workspace.1"})
     ok = await client.subscribe("private-workspace.1", body["auth"])
@@ -327,11 +338,11 @@ async def test_bad_frames_and_limits_are_refused_without_disconnecting(
     client = await Client.connect(daemon)
     await client.ws.send_str("not json")
     assert (await client.next())["data"]["code"] == 4300
-    assert (await client.subscribe("presence-room.1"))["event"] == "pusher:error"
+    assert (await client.refused("presence-room.1"))["status"] == 400
     await client.subscribe("workspace.1")
     await client.subscribe("workspace.2")
-    refused = await client.subscribe("workspace.3")
-    assert refused["event"] == "pusher:error" and "limit 2" in refused["data"]["message"]
+    refused = await client.refused("workspace.3")
+    assert "limit 2" in refused["message"]
     await client.send("client-typing", {"channel": "workspace.1"})
     assert (await client.next())["event"] == "pusher:error"
     await client.send("pusher:ping", {"padding": "x" * 2000})  # over max_frame_bytes

@@ -205,8 +205,17 @@ class Hub:
             conn.send_control("pusher:error", {"code": ERR_REFUSED,
                                                "message": f"unknown event {event[:50]!r}"})
 
-    def _refuse(self, conn: Connection, code: int, message: str) -> None:
+    def _refuse(self, conn: Connection, code: int, message: str, channel: str | None = None
+                ) -> None:
+        """`pusher:error` as Reverb sends it; for a channel also `pusher:subscription_error`
+        on it, which pusher-js hands to the channel's error callbacks (Echo's `.error()`)."""
         conn.send_control("pusher:error", {"code": code, "message": message})
+        if channel is not None:
+            status = 403 if code == ERR_UNAUTHORIZED else 400
+            conn.send_control("pusher:subscription_error",
+                              {"type": "AuthError" if status == 403 else "SubscriptionError",
+                               "error": message, "status": status}, channel,
+                              per_channel=False)
 
     def _subscribe(self, conn: Connection, data: dict[str, Any]) -> None:
         channel = data.get("channel")
@@ -216,12 +225,13 @@ class Hub:
         match = CHANNEL_RE.match(channel)
         if match is None:
             self._refuse(conn, ERR_REFUSED, f"unknown channel {channel[:100]!r}: use "
-                         "campaign.{uuid} or workspace.{id}, optionally private-")
+                         "campaign.{uuid} or workspace.{id}, optionally private-",
+                         channel[:200])
             return
         private = channel.startswith("private-")
         if not private and not self.config["pusher.allow_public_channels"]:
             self._refuse(conn, ERR_UNAUTHORIZED, f"public channels are disabled: subscribe "
-                         f"to private-{channel} with an auth signature")
+                         f"to private-{channel} with an auth signature", channel)
             return
         if private:
             auth = data.get("auth")
@@ -229,12 +239,12 @@ class Hub:
             if not isinstance(auth, str) or not hmac.compare_digest(
                     auth.encode(), expected.encode()):
                 self._refuse(conn, ERR_UNAUTHORIZED,
-                             f"Connection is unauthorized: invalid auth for {channel}")
+                             f"Connection is unauthorized: invalid auth for {channel}", channel)
                 return
         if channel not in conn.channels:
             if len(conn.channels) >= self.config["pusher.max_subscriptions"]:
                 self._refuse(conn, ERR_REFUSED, "too many subscriptions on one connection "
-                             f"(limit {self.config['pusher.max_subscriptions']})")
+                             f"(limit {self.config['pusher.max_subscriptions']})", channel)
                 return
             conn.channels.add(channel)
             self.subscribers.setdefault(channel, set()).add(conn)

@@ -134,9 +134,15 @@ class Connection:
             entry = waiting.merge(entry.push, self.max_rows)
         self.outbox[key] = entry
 
-    def send_control(self, event: str, data: Any, channel: str | None = None) -> None:
-        """Protocol frames (pong, errors, subscription replies): latest per kind too."""
-        self.put((channel or "", event, ""), ws_frame(frame(event, data, channel)))
+    def send_control(self, event: str, data: Any, channel: str | None = None,
+                     per_channel: bool = True) -> None:
+        """Protocol frames (pong, errors, subscription replies): latest per kind too.
+
+        `per_channel=False` keeps one frame of this kind whatever the channel, for
+        replies to channels the client does not hold (bounded even if it never reads).
+        """
+        key = ((channel or "") if per_channel else "", event, "")
+        self.put(key, ws_frame(frame(event, data, channel)))
         self.flush()
 
     def flush(self) -> None:
