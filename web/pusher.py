@@ -393,6 +393,11 @@ def setup(app: web.Application, rt: Runtime) -> None:
     """Routes, the broadcaster extension, and closing every socket with 4200 on shutdown."""
     hub = Hub(rt)
     app[HUB] = hub
+    if rt.config["pusher.allow_public_channels"] and not rt.config.on_loopback:
+        log.warning("pusher.public_channels_open", host=rt.config["server.host"],
+                    hint="anyone who reaches this port can watch workspace.{id} and "
+                         "campaign.{uuid}; set pusher.allow_public_channels = false to "
+                         "require private- channels")
     rt.extensions.append(hub.broadcaster)
     app.router.add_get("/app/{key}", websocket)
     app.router.add_post("/broadcasting/auth", broadcasting_auth)
