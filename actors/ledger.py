@@ -179,7 +179,7 @@ class Ledger:
             if not changes:
                 return False
         old_class = message_class(old_level, bool(old_failed))
-        self._account(row, -1)
+        before = self._shares(row)
         if level > old_level:
             self.level[row] = level
         for slot in range(Level.PENDING, level + 1):
@@ -191,7 +191,9 @@ class Ledger:
                 ts[TS_FAILED][row] = t
             if reason:
                 self.reasons.setdefault(row, reason)
-        self._account(row, +1)
+        after = self._shares(row)
+        if after != before:
+            self._reshare(before, after)
         self.counts.move(old_class, message_class(self.level[row], bool(self.failed[row])))
         if not self.dirty[row]:
             self.dirty[row] = 1
@@ -216,6 +218,39 @@ class Ledger:
         delivered = ts[Level.DELIVERED][row] if cls >= Level.DELIVERED else NONE
         read = ts[Level.READ][row] if cls >= Level.READ else NONE
         return (sent, delivered, read, NONE)
+
+    def _shares(self, row: int) -> tuple[tuple[int, int, int, int], int]:
+        """The row's chart entry times and the start its latencies are measured from."""
+        contribution = self._contribution(row)
+        sent = contribution[0]
+        return contribution, (sent if sent != NONE else self.ts[0][row])
+
+    def _reshare(self, before: tuple[tuple[int, int, int, int], int],
+                 after: tuple[tuple[int, int, int, int], int]) -> None:
+        """Move only the timeline buckets and latencies that an event changed."""
+        (old, old_start), (new, new_start) = before, after
+        base = self.base or 0
+        timeline = self.timeline
+        for series in range(4):
+            if old[series] == new[series]:
+                continue
+            for when, sign in ((old[series], -1), (new[series], 1)):
+                if when == NONE:
+                    continue
+                second = (when + base) // 10
+                bucket = timeline.get(second)
+                if bucket is None:
+                    bucket = timeline[second] = [0, 0, 0, 0]
+                bucket[series] += sign
+                if not any(bucket):
+                    del timeline[second]
+        for index, histogram in ((1, self.deliver_latency), (2, self.read_latency)):
+            if old[index] == new[index] and old_start == new_start:
+                continue
+            if old[index] != NONE:
+                histogram.add(max(0, old[index] - old_start) / 10, -1)
+            if new[index] != NONE:
+                histogram.add(max(0, new[index] - new_start) / 10, 1)
 
     def _account(self, row: int, sign: int) -> None:
         """Add (+1) or remove (-1) this row's share of the timeline and latencies."""

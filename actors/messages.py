@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(slots=True, frozen=True)
-class StatusEvent:
+class StatusEvent(NamedTuple):
     """One delivery status of one message, whatever gateway reported it.
 
     `at` is the event's time in epoch seconds: the provider's ACK time where it gives
     one, otherwise the time campaignd received it (fixed when journaled, so a replay
-    reproduces it exactly).
+    reproduces it exactly). A NamedTuple, not a dataclass: every status of every
+    webhook becomes one, and a tuple is made (and journaled) at half the cost.
     """
 
     message_id: str  # bare id (see status.bare_message_id)
@@ -28,8 +28,8 @@ class StatusEvent:
     reason: str | None = None
     recipient: str | None = None
 
-    def to_row(self) -> list[Any]:
-        return [self.message_id, self.level, self.failed, self.at, self.reason, self.recipient]
+    def to_row(self) -> tuple[Any, ...]:
+        return tuple(self)
 
     @classmethod
     def from_row(cls, row: list[Any]) -> StatusEvent:

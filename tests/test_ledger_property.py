@@ -99,3 +99,19 @@ def test_failed_below_delivered_is_not_sent():
     assert stats["total_sent_count"] == MESSAGES - 1
     assert stats["progress"] == 100.0  # (sent + failed) / total
     assert stats["delivery_rate"] == 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=events_strategy)
+def test_incremental_chart_and_latencies_equal_a_rebuild(events):
+    """What apply() keeps up to date equals what a restart rebuilds from the stored rows."""
+    ledger = build(events)
+    rebuilt = Ledger()
+    rebuilt.load_rows(
+        (row, *ledger.row_state(row)[:2], ledger.row_state(row)[3],
+         ledger.timestamp(0, row), *ledger.row_state(row)[4:])
+        for row in range(MESSAGES))
+    assert rebuilt.timeline == ledger.timeline
+    assert rebuilt.deliver_latency.buckets == ledger.deliver_latency.buckets
+    assert rebuilt.read_latency.buckets == ledger.read_latency.buckets
+    assert rebuilt.statistics() == ledger.statistics()
