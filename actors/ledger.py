@@ -29,6 +29,9 @@ from actors.status import (
 # Timestamp slots: 0 queued (registration), 1..5 pending..played, 6 failed.
 TS_SLOTS = 7
 TS_FAILED = 6
+# Plain ints for the hot path (an IntEnum attribute lookup costs more than the compare).
+PENDING, DELIVERED, READ = int(Level.PENDING), int(Level.DELIVERED), int(Level.READ)
+LEVEL_SLOTS = tuple(tuple(range(PENDING, top + 1)) for top in range(int(Level.PLAYED) + 1))
 NONE = 2**31 - 1  # "not reached": larger than any time, so min() needs no special case
 LOWEST = -(2**31) + 1
 # Timeline series: sent, delivered, read, failed (what the chart draws).
@@ -165,12 +168,13 @@ class Ledger:
         """Merge one event into the row; True when anything visible changed."""
         t = self.tick(at)
         ts = self.ts
+        slots = LEVEL_SLOTS[level]
         old_level = self.level[row]
         old_failed = self.failed[row]
         changes = level > old_level or (failed and not old_failed)
         if not changes:
             # A duplicate or older event can still carry an earlier timestamp.
-            for slot in range(Level.PENDING, level + 1):
+            for slot in slots:
                 if t < ts[slot][row]:
                     changes = True
                     break
@@ -182,7 +186,7 @@ class Ledger:
         before = self._shares(row)
         if level > old_level:
             self.level[row] = level
-        for slot in range(Level.PENDING, level + 1):
+        for slot in slots:
             if t < ts[slot][row]:
                 ts[slot][row] = t
         if failed:
@@ -194,7 +198,9 @@ class Ledger:
         after = self._shares(row)
         if after != before:
             self._reshare(before, after)
-        self.counts.move(old_class, message_class(self.level[row], bool(self.failed[row])))
+        counts = self.counts.counts
+        counts[old_class] -= 1
+        counts[message_class(self.level[row], self.failed[row])] += 1
         if not self.dirty[row]:
             self.dirty[row] = 1
             self.dirty_count += 1
@@ -209,15 +215,15 @@ class Ledger:
 
     def _contribution(self, row: int) -> tuple[int, int, int, int]:
         """When this message entered each chart series, in ticks (NONE = not in it)."""
-        cls = message_class(self.level[row], bool(self.failed[row]))
+        level = self.level[row]
         ts = self.ts
-        if cls == FAILED_CLASS:
+        if message_class(level, self.failed[row]) == FAILED_CLASS:
             failed_at = ts[TS_FAILED][row]
             return (NONE, NONE, NONE, failed_at if failed_at != NONE else ts[0][row])
-        sent = ts[Level.PENDING][row] if cls >= Level.PENDING else NONE
-        delivered = ts[Level.DELIVERED][row] if cls >= Level.DELIVERED else NONE
-        read = ts[Level.READ][row] if cls >= Level.READ else NONE
-        return (sent, delivered, read, NONE)
+        if level < PENDING:
+            return (NONE, NONE, NONE, NONE)
+        return (ts[PENDING][row], ts[DELIVERED][row] if level >= DELIVERED else NONE,
+                ts[READ][row] if level >= READ else NONE, NONE)
 
     def _shares(self, row: int) -> tuple[tuple[int, int, int, int], int]:
         """The row's chart entry times and the start its latencies are measured from."""
