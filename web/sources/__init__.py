@@ -11,6 +11,7 @@ messages, DELETED, an unknown future status) are skipped, not refused.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,9 @@ class ParseContext:
 
 
 MAX_DEPTH = 32
+# No gateway puts control characters in an id or a status name; a NUL or newline there is
+# hostile or corrupt input, refused before it reaches the journal, logs or CSV exports.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def load_json(body: bytes) -> Any:
@@ -55,7 +59,10 @@ def text(value: Any, field: str, required: bool = True, max_len: int = 512) -> s
         raise BadPayload(field, f"must be a non-empty string, got {type_name(value)}")
     if len(value) > max_len:
         raise BadPayload(field, f"is longer than {max_len} characters")
-    return value.strip()
+    value = value.strip()
+    if CONTROL.search(value):
+        raise BadPayload(field, "must not contain control characters (NUL, newline, ...)")
+    return value
 
 
 def integer(value: Any, field: str) -> int:

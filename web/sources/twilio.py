@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl
 
 from actors.messages import StatusEvent
 from actors.status import TWILIO_STATUS, Level
-from web.sources import BadPayload, ParseContext
+from web.sources import BadPayload, ParseContext, text
 
 IGNORED = ("receiving", "received")  # incoming messages
 
@@ -28,9 +28,11 @@ def parse(body: bytes, ctx: ParseContext) -> list[StatusEvent]:
     sid = form.get("MessageSid") or form.get("SmsSid")
     if not sid:
         raise BadPayload("MessageSid", "is required")
+    sid = text(sid, "MessageSid")  # bounded length, no control characters
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
     if not status:
         raise BadPayload("MessageStatus", "is required")
+    status = text(status, "MessageStatus", max_len=64)
     if status in IGNORED:
         return []
     if status == "canceled":
