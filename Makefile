@@ -33,8 +33,10 @@ soak: test-deps
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Every row of SPEC section 4 (about 10 minutes); `make bench ROW=webhook` for one row.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	scripts/test-deps.sh bench
+	$(BIN)/python -m bench $(ROW)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -61,3 +61,8 @@ if command -v npm >/dev/null 2>&1; then
 else
     echo "test-deps: npm is missing: the pusher-js / Laravel Echo tests cannot run." >&2
 fi
+
+# `make bench` also needs wrk, the load generator of the webhook benchmarks.
+if [ "${1:-}" = bench ]; then
+    apt_install wrk wrk
+fi
