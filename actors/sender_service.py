@@ -139,6 +139,7 @@ class SendingService:
         await rt.campaigns.ensure_sending_schema()
         for no, count in await rt.campaigns.mark_unknown():
             log.warning("sender.unknown_outcomes", campaign_no=no, messages=count)
+        self.unknown.update(await rt.campaigns.unknown_counts())
         for campaign in await rt.campaigns.list(None, "processing", None, 1_000_000):
             await self._launch(campaign)
 

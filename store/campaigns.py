@@ -358,6 +358,14 @@ class CampaignStore:
                 (), False)])
         return [(r[0], r[1]) for r in rows]
 
+    async def unknown_counts(self) -> dict[int, int]:
+        """Unknown outcomes per campaign, at start-up: reported until retry-unknown, also
+        for campaigns that completed before the restart (no sender is launched for them)."""
+        rows = await self.store.fetchall(
+            "SELECT campaign_no, COUNT(*) FROM messages WHERE send_state = 'unknown'"
+            " GROUP BY campaign_no")
+        return {r[0]: r[1] for r in rows}
+
     async def requeue(self, no: int, state: str) -> int:
         """retry-failed / retry-unknown: put those rows back in the queue.
 
