@@ -23,8 +23,14 @@ def _hex_hmac(key: str, body: bytes, algo: str) -> str:
     return hmac.new(key.encode(), body, algo).hexdigest()
 
 
+def _raw(value: str) -> bytes:
+    """A header value's bytes: aiohttp keeps invalid UTF-8 as surrogates, which a plain
+    encode() refuses (a hostile header must be a 401, not a 500)."""
+    return value.encode("utf-8", "surrogateescape")
+
+
 def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+    return hmac.compare_digest(_raw(a), _raw(b))
 
 
 def _webjs(secret: str, request: web.Request, body: bytes) -> bool:
@@ -136,6 +142,6 @@ class TokenBook:
         given = authorization[7:].strip()
         found: Principal | None = None
         for token, workspace in self._tokens:
-            if hmac.compare_digest(token.encode(), given.encode()):
+            if hmac.compare_digest(_raw(token), _raw(given)):
                 found = EVERYONE if workspace == "*" else Principal(int(workspace))
         return found
