@@ -158,6 +158,9 @@ class BroadcasterActor(pykka.ThreadingActor):
         self.max_rows = max_rows
         # A campaign is in `windows` from a push until an interval passes without change.
         self.windows: dict[int, _Window] = {}
+        # The newest statistics seen per campaign (the campaign actors' own dicts, shared
+        # with the StatsBoard: no copies).
+        self.latest: dict[int, dict[str, Any]] = {}
 
     def on_receive(self, message: Any) -> Any:
         try:
@@ -177,6 +180,7 @@ class BroadcasterActor(pykka.ThreadingActor):
 
     def _changed(self, message: CampaignChanged) -> None:
         info = message.info
+        self.latest[info.no] = message.statistics
         window = self.windows.get(info.no)
         if window is None or self.interval <= 0:
             # First change (or no coalescing): push at once and open a window.
@@ -224,9 +228,13 @@ class BroadcasterActor(pykka.ThreadingActor):
         if window is not None and (window.stats is not None or window.rows or window.resync):
             pushes = self._pushes([window])  # what waited goes first: order is kept
             self.windows[info.no] = _Window(info)
+        # The sender read its statistics on its own path: counters we pushed already may
+        # be newer, and a status change must not take the numbers back. Ours win (any
+        # change still queued behind this message is newer still and follows it).
+        stats = {**message.statistics, **self.latest.get(info.no, {})}
         payload = {"campaign_id": info.no, "campaign_uuid": info.uuid,
                    "status": message.status, "previous": message.previous,
-                   "statistics": message.statistics, "timestamp": iso_time(time.time())}
+                   "statistics": stats, "timestamp": iso_time(time.time())}
         pushes.append(Push(all_channels(info), STATUS_EVENT, info.uuid, payload))
         self._hand_over(pushes)
 

@@ -528,6 +528,8 @@ async def test_broadcaster_pushes_first_change_at_once_then_the_latest_per_windo
         assert [p.event for p in pushes] == [STATS_EVENT, ROWS_EVENT, STATUS_EVENT]
         assert pushes[0].payload["statistics"] == {"total_delivered_count": 6}
         assert pushes[2].payload["status"] == "completed"
+        # Never older numbers than already pushed; the sender's own fields are kept.
+        assert pushes[2].payload["statistics"] == {"x": 1, "total_delivered_count": 6}
         assert pushes[2].payload["previous"] == "processing"
     finally:
         ref.stop()
