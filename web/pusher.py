@@ -69,6 +69,10 @@ class Hub:
         self.closing = False
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # (socket id, channel) whose current state is being fetched -> fetch again when
+        # done: a client re-subscribing in a loop gets one state request at a time (not a
+        # task and a database read per frame), and still the state after its last one.
+        self._state_pending: dict[tuple[str, str], bool] = {}
 
     # --- fan-out (on the loop, called by the broadcaster) -----------------------------
 
@@ -249,10 +253,27 @@ class Hub:
             conn.channels.add(channel)
             self.subscribers.setdefault(channel, set()).add(conn)
         conn.send_control("pusher_internal:subscription_succeeded", {}, channel)
-        if match.group("uuid"):
-            conn.spawn(self._campaign_state(conn, channel, match.group("uuid")))
-        else:
-            conn.spawn(self._workspace_state(conn, channel, int(match.group("ws"))))
+        pending = (conn.socket_id, channel)
+        if pending in self._state_pending:
+            self._state_pending[pending] = True
+            return
+        self._state_pending[pending] = False
+        conn.spawn(self._state(conn, channel, match))
+
+    async def _state(self, conn: Connection, channel: str, match: re.Match[str]) -> None:
+        """The channel's current state; fetched again if the client re-subscribed meanwhile."""
+        pending = (conn.socket_id, channel)
+        try:
+            while True:
+                self._state_pending[pending] = False
+                if match.group("uuid"):
+                    await self._campaign_state(conn, channel, match.group("uuid"))
+                else:
+                    await self._workspace_state(conn, channel, int(match.group("ws")))
+                if not self._state_pending.get(pending):
+                    return
+        finally:
+            self._state_pending.pop(pending, None)
 
     def _unsubscribe(self, conn: Connection, channel: str) -> None:
         subs = self.subscribers.get(channel)
