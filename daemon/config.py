@@ -119,6 +119,9 @@ KEYS: dict[str, Key] = {
                                     minimum=1, maximum=10000),
     "pusher.max_frame_bytes": Key(int, 16384, "Largest WebSocket frame a client may send.",
                                   minimum=1024, maximum=1024 * 1024),
+    "pusher.max_connections": Key(int, 10000, "Open WebSocket connections at most; more are "
+                                  "closed with 4100 (over capacity: clients retry later).",
+                                  minimum=1, maximum=1_000_000),
     "pusher.max_rows_per_event": Key(int, 250, "Rows in one campaign.messages.updated event; "
                                      "beyond, the event says resync.", minimum=1, maximum=5000),
     # --- sending (docs/sending.md) ---

@@ -319,3 +319,27 @@ async def test_frames_over_the_limit_close_with_1009(daemon_factory: Any) -> Non
     await post_acks(daemon, 3, 2)
     await reader.until(stats_frame(channel, total_delivered_count=3))
     assert len(hub_of(daemon).connections) == 1
+
+
+async def test_connections_over_max_connections_are_closed_with_4100(
+        daemon_factory: Any) -> None:
+    daemon = await daemon_factory(**{"pusher.max_connections": 20})
+    hub = hub_of(daemon)
+    socks = [await raw_connect(daemon) for _ in range(19)]
+    observer = await Client.connect(daemon)  # the 20th
+    await eventually(lambda: _exactly(hub, 20))
+    try:
+        extra = [await raw_connect(daemon) for _ in range(5)]
+        for sock in extra:
+            assert await read_close_code(sock) == 4100
+            sock.close()
+        # the open ones are untouched; when one leaves, there is room again
+        assert (await observer.subscribe("workspace.1"))["event"] == \
+            "pusher_internal:subscription_succeeded"
+        socks.pop().close()
+        await eventually(lambda: _exactly(hub, 19))
+        again = await Client.connect(daemon)
+        assert again.socket_id in hub.connections
+    finally:
+        for sock in socks:
+            sock.close()

@@ -47,6 +47,7 @@ ERR_UNAUTHORIZED = 4009
 ERR_REFUSED = 4300
 CLOSE_UNKNOWN_KEY = 4001
 CLOSE_PROTOCOL = 4007
+CLOSE_OVER_CAPACITY = 4100
 CLOSE_RECONNECT = 4200
 CLOSE_PONG = 4201
 
@@ -353,6 +354,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return ws
     if hub.closing:
         await ws.close(code=CLOSE_RECONNECT, message=b"Server shutting down")
+        return ws
+    if len(hub.connections) >= config["pusher.max_connections"]:
+        await ws.send_str(error_frame(CLOSE_OVER_CAPACITY, "Over capacity"))
+        await ws.close(code=CLOSE_OVER_CAPACITY, message=b"Over capacity")
         return ws
     conn = hub.add(ws, request)
     conn.send_control("pusher:connection_established", {
