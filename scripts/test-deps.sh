@@ -30,7 +30,7 @@ apt_install() {
         APT_UPDATED=1
     fi
     echo "test-deps: apt-get install $*"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
 }
 
 apt_install node nodejs npm
