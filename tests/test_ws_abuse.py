@@ -343,3 +343,100 @@ async def test_connections_over_max_connections_are_closed_with_4100(
     finally:
         for sock in socks:
             sock.close()
+
+
+# --- the daemon as a process: its RSS while clients never read -----------------------------
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+async def rss_with_stuck_clients(tmp_path: Any, messages: int, stuck_count: int) -> dict[str, Any]:
+    """Run a daemon process, park `stuck_count` never-reading clients on the busiest
+    channels, post three ACKs per message and return the RSS figures."""
+    from tests.proc import DaemonProcess, write_config
+
+    proc = DaemonProcess(write_config(tmp_path, **{"pusher.coalesce_ms": 0}))
+    stuck: list[socket.socket] = []
+    loop = asyncio.get_running_loop()
+    try:
+        async with aiohttp.ClientSession(proc.url) as http:
+            async def post(path: str, doc: Any) -> None:
+                async with http.post(path, json=doc) as resp:
+                    assert resp.status in (200, 201), await resp.text()
+
+            async with http.post("/api/campaigns", json={"workspace_id": 1,
+                                                         "name": "rss"}) as resp:
+                uuid = (await resp.json())["campaign"]["uuid"]
+            for start in range(0, messages, 1000):
+                await post(f"/api/campaigns/{uuid}/messages", {"messages": [
+                    {"recipient": f"62812{n:07d}", "message_id": serialized(n)}
+                    for n in range(start, min(messages, start + 1000))]})
+            host, port = proc.url.removeprefix("http://").rsplit(":", 1)
+            for _ in range(stuck_count):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.setblocking(False)
+                await loop.sock_connect(sock, (host, int(port)))
+                await loop.sock_sendall(sock, HANDSHAKE + pusher(
+                    "pusher:subscribe", {"channel": f"campaign.{uuid}"}) + pusher(
+                    "pusher:subscribe", {"channel": "workspace.1"}))
+                stuck.append(sock)
+            reader = await http.ws_connect("/app/campaignd-key?protocol=7")
+            await reader.send_json({"event": "pusher:subscribe",
+                                    "data": {"channel": f"campaign.{uuid}"}})
+
+            async def acks(ack: int, numbers: range) -> None:
+                for start in range(numbers.start, numbers.stop, 50):
+                    await asyncio.gather(*(
+                        post("/webhooks/webjs", webjs_ack(serialized(n), ack))
+                        for n in range(start, min(numbers.stop, start + 50))))
+
+            warm = max(1, messages // 10)
+            await acks(1, range(0, warm))  # warm-up: buffers, caches and stuck sockets fill
+            before = rss_bytes(proc.proc.pid)
+            await acks(1, range(warm, messages))
+            await acks(2, range(0, messages))
+            await acks(3, range(0, messages))
+            async with asyncio.timeout(60):  # the reader gets the final state
+                async for msg in reader:
+                    frame = json.loads(msg.data)
+                    if frame["event"] == "campaign.statistics.updated" and json.loads(
+                            frame["data"])["statistics"]["total_read_count"] == messages:
+                        break
+            after = rss_bytes(proc.proc.pid)
+            async with http.get("/metrics") as resp:
+                metrics = await resp.text()
+            await reader.close()
+        return {"before": before, "after": after, "metrics": metrics,
+                "frames_if_queued": 3 * messages * 3 * stuck_count}
+    finally:
+        for sock in stuck:
+            sock.close()
+        assert proc.terminate() == 0
+
+
+async def check_rss(tmp_path: Any, messages: int, stuck_count: int) -> None:
+    figures = await rss_with_stuck_clients(tmp_path, messages, stuck_count)
+    growth = figures["after"] - figures["before"]
+    print(f"RSS with {stuck_count} never-reading clients, {3 * messages} ACKs: "
+          f"{figures['before'] / 2**20:.1f} MB -> {figures['after'] / 2**20:.1f} MB")
+    # Had every frame been queued for them, the stuck clients alone would hold
+    # frames_if_queued frames of ~300+ bytes each: 200 MB in the short run.
+    assert growth < 48 * 2**20, figures
+    assert f"campaignd_websocket_connections {stuck_count + 1}.0" in figures["metrics"]
+
+
+@pytest.mark.timeout(180)
+async def test_daemon_rss_stays_flat_while_clients_never_read(tmp_path: Any) -> None:
+    await check_rss(tmp_path, messages=3000, stuck_count=25)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+async def test_daemon_rss_stays_flat_while_clients_never_read_long(tmp_path: Any) -> None:
+    await check_rss(tmp_path, messages=50_000, stuck_count=200)
