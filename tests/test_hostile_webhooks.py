@@ -313,3 +313,22 @@ async def test_hostile_query_strings_and_paths(daemon: Daemon):
         status, answer = await daemon.request("POST", path, data=body, headers=JSON)
         assert 400 <= status < 500 and "error" in answer, (path, status, answer)
         assert daemon.runtime.journal.next_seq == seq
+
+
+async def test_duplicate_keys_take_the_last_value_like_the_gateways_json_parse(
+        daemon: Daemon) -> None:
+    """JSON allows repeated keys; campaignd reads them as JavaScript's JSON.parse does
+    (the gateways are Node services): the last one counts, deterministically. A
+    signature covers the raw bytes, so the repeat cannot slip past it either."""
+    uuid = await prepared(daemon, "webjs")
+    body = (b'{"event": "message_status_updated", "event": "message_read", "data": '
+            b'{"message_id": "3EB0C767D8B4D5E3F0A1", "ack_level": 9, "ack_level": 2}}')
+    status, answer = await daemon.request("POST", "/webhooks/webjs", data=body, headers=JSON)
+    assert (status, answer["events"]) == (200, 1)
+    stats = await daemon.stats(uuid)
+    assert (stats["total_delivered_count"], stats["total_read_count"]) == (1, 0)
+    # the other order: the bad value last is refused, naming the field
+    error = await refused(daemon, "webjs", body.replace(b'"ack_level": 9, "ack_level": 2',
+                                                        b'"ack_level": 2, "ack_level": 9'),
+                          uuid=uuid)
+    assert (error["status"], error["field"]) == (422, "data.ack_level")
