@@ -35,7 +35,7 @@ from daemon.config import Config
 from daemon.metrics import Metrics
 from store.campaigns import CampaignStore
 from store.checkpoint import Checkpointer
-from store.db import Store
+from store.db import Store, StoreUnavailable
 from store.journal import BatchStats, Journal, journal_tail
 
 log = structlog.get_logger(__name__)
@@ -211,10 +211,12 @@ class Runtime:
         """Store what the actors hold before rows are read from SQLite (rows API, export).
 
         A checkpoint that takes longer than `timeout` goes on in the background; the
-        reader then sees rows as of the previous checkpoint rather than waiting."""
-        if self.checkpointer is None:
+        reader then sees rows as of the previous checkpoint rather than waiting. So it
+        does while storage fails, without waiting for a checkpoint bound to fail too:
+        reads still work then, and the statistics come from memory anyway."""
+        if self.checkpointer is None or self.store.last_error is not None:
             return
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError, StoreUnavailable):
             await asyncio.wait_for(asyncio.shield(self.checkpointer.run()), timeout)
 
     def campaign_created(self, info: CampaignInfo) -> None:

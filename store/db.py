@@ -5,7 +5,11 @@ All writes go through the writer connection (Datasette's one-writer rule).
 exclusively, so nothing interleaves with it; `Store.execute_atomic` runs one statement
 in autocommit mode and holds the gate shared, so several journal commits can be queued
 on the writer thread back to back (pipelined) without a round trip through the loop
-between them. A failing write raises `StoreUnavailable`; the caller
+between them. The gate is first come, first served (neither kind starves the other),
+except while storage is failing: then a journal commit does not queue behind
+transactions that will each wait out the busy timeout only to fail too; it tries at
+once, so a webhook gets its 503 within about two busy timeouts, however long a lock
+lasts. A failing write raises `StoreUnavailable`; the caller
 answers 503 and the next transaction simply tries again, so the daemon recovers by
 itself when the disk has room again or the lock is released.
 """
@@ -14,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import math
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
@@ -43,8 +49,9 @@ class Store:
         self.reader: aiosqlite.Connection | None = None
         self._gate = asyncio.Condition()
         self._exclusive = False  # a transaction is open
-        self._exclusive_waiting = 0  # transactions waiting (they go before new atomics)
         self._shared = 0  # single statements in flight
+        self._tickets = itertools.count()
+        self._waiting: dict[int, bool] = {}  # ticket -> exclusive?, in arrival order
         self.last_error: str | None = None
         self.last_error_at: float | None = None
 
@@ -131,14 +138,20 @@ class Store:
                 raise StoreUnavailable(str(exc)) from exc
             self._recovered()
 
+    def _first_exclusive_waiting(self) -> float:
+        return next((t for t, exclusive in self._waiting.items() if exclusive), math.inf)
+
     @contextlib.asynccontextmanager
     async def _exclusive_gate(self) -> AsyncIterator[None]:
         async with self._gate:
-            self._exclusive_waiting += 1
+            ticket = next(self._tickets)
+            self._waiting[ticket] = True
             try:
-                await self._gate.wait_for(lambda: not self._exclusive and not self._shared)
+                await self._gate.wait_for(lambda: not self._exclusive and not self._shared
+                                          and next(iter(self._waiting)) == ticket)
             finally:
-                self._exclusive_waiting -= 1
+                del self._waiting[ticket]
+                self._gate.notify_all()
             self._exclusive = True
         try:
             yield
@@ -150,8 +163,14 @@ class Store:
     @contextlib.asynccontextmanager
     async def _shared_gate(self) -> AsyncIterator[None]:
         async with self._gate:
-            await self._gate.wait_for(
-                lambda: not self._exclusive and not self._exclusive_waiting)
+            ticket = next(self._tickets)
+            self._waiting[ticket] = False
+            try:
+                await self._gate.wait_for(lambda: not self._exclusive and (
+                    ticket < self._first_exclusive_waiting() or self.last_error is not None))
+            finally:
+                del self._waiting[ticket]
+                self._gate.notify_all()
             self._shared += 1
         try:
             yield

@@ -21,7 +21,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 import pytest
@@ -29,50 +28,18 @@ import pytest
 from tests.conftest import eventually
 from tests.fakes.gateways import FakeGateway
 from tests.proc import write_config
-from tests.reliability_helpers import all_rows, call, kill, start, statistics, terminate
+from tests.reliability_helpers import (
+    Unit,
+    all_rows,
+    call,
+    kill,
+    make_units,
+    start,
+    statistics,
+    terminate,
+)
 
 SENDERS = 8
-WEBJS_LEVEL = {"delivered": 2, "read": 3}  # whatsapp-web.js ack numbering
-
-
-@dataclass
-class Unit:
-    """One webhook request; its messages are touched by no other request."""
-
-    key: str
-    kind: str  # webjs | webjs_array | cloud | twilio
-    targets: tuple[tuple[str, str], ...]  # (message id, "delivered" | "read")
-
-    def post_args(self) -> tuple[str, dict[str, Any]]:
-        if self.kind == "webjs":
-            mid, target = self.targets[0]
-            return "webjs", {"json": {"event": "message_status_updated", "data": {
-                "message_id": mid, "ack_level": WEBJS_LEVEL[target]}}}
-        if self.kind == "webjs_array":
-            return "webjs", {"json": [{"event": "message_status_updated", "data": {
-                "message_id": mid, "ack_level": WEBJS_LEVEL[t]}} for mid, t in self.targets]}
-        if self.kind == "cloud":
-            statuses = [{"id": mid, "status": t, "timestamp": str(int(time.time())),
-                         "recipient_id": "6281200000000"} for mid, t in self.targets]
-            return "cloud", {"json": {"object": "whatsapp_business_account", "entry": [
-                {"id": "1", "changes": [{"field": "messages", "value": {
-                    "messaging_product": "whatsapp", "statuses": statuses}}]}]}}
-        mid, target = self.targets[0]
-        return "twilio", {"data": urlencode({"MessageSid": mid, "MessageStatus": target,
-                                             "ChannelToAddress": "+6281200000000"}),
-                          "headers": {"Content-Type": "application/x-www-form-urlencoded"}}
-
-
-def make_units(rng: random.Random, round_no: int, count: int) -> list[Unit]:
-    units = []
-    for u in range(count):
-        kind = rng.choice(("webjs", "webjs_array", "cloud", "twilio"))
-        size = {"webjs": 1, "twilio": 1, "webjs_array": 3, "cloud": 4}[kind]
-        prefix = {"webjs": "W", "webjs_array": "A", "cloud": "wamid.C", "twilio": "SM"}[kind]
-        targets = tuple((f"{prefix}{round_no:03d}x{u:05d}x{k}", rng.choice(("delivered", "read")))
-                        for k in range(size))
-        units.append(Unit(f"{round_no}/{u}", kind, targets))
-    return units
 
 
 @dataclass
