@@ -4,7 +4,8 @@ The ingest actor notes the highest journal seq S it has routed and asks every ac
 campaign actor for its dirty rows (their inboxes are FIFO, so each answer reflects
 every event up to S). One transaction writes the rows, the statistics, the orphan
 changes, and deletes the journal up to S. If that write fails, what was collected is
-kept and written first by the next checkpoint, so no change is ever forgotten.
+kept and written first by the next checkpoint, so no change is ever forgotten; so is
+an answer the checkpoint stopped waiting for (the actors forget what they hand over).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class Checkpointer:
         self.interval = interval
         self.collect_timeout = collect_timeout
         self._carry: list[CheckpointData] = []  # collected but not yet written
+        # A collection the last run stopped waiting for: the actors still hand over
+        # their changed rows (and forget them), so the next run must write that answer.
+        self._collecting: asyncio.Future[CheckpointData] | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.last_seq = 0
@@ -71,9 +75,15 @@ class Checkpointer:
         """Take one checkpoint now; return the journal seq it covers."""
         async with self._lock:
             started = time.perf_counter()
-            reply = Reply.new()
-            self.ingest.tell(Checkpoint(reply))
-            data: CheckpointData = await asyncio.wait_for(reply.future, self.collect_timeout)
+            pending = self._collecting
+            if pending is None or (pending.done() and (
+                    pending.cancelled() or pending.exception() is not None)):
+                reply = Reply.new()
+                self.ingest.tell(Checkpoint(reply))
+                self._collecting = pending = reply.future
+            data: CheckpointData = await asyncio.wait_for(asyncio.shield(pending),
+                                                          self.collect_timeout)
+            self._collecting = None
             self._carry.append(data)
             await self.store.transaction(self._statements(self._carry, data.seq))
             self._carry.clear()

@@ -373,3 +373,35 @@ async def test_database_full_inside_sqlite(daemon: Daemon) -> None:
 async def _ready(daemon: Daemon) -> bool:
     return (await daemon.request("GET", "/readyz"))[0] == 200
 
+
+
+async def test_checkpoint_that_gives_up_collecting_loses_nothing(daemon_factory: Any) -> None:
+    """The actors hand over their changed rows (and forget they were changed) even when
+    the checkpointer has stopped waiting for them (`collect_timeout`, e.g. a campaign
+    actor busy loading a huge campaign): a later checkpoint must still write them
+    before it drops the journal behind them. Fault injected through the checkpointer's
+    own `collect_timeout` (0: it gives up at once)."""
+    first = await daemon_factory(**{"store.checkpoint_interval": 3600})
+    campaign = await first.create_campaign()
+    await first.register(campaign["uuid"], [{"recipient": "1", "message_id": f"T{i}"}
+                                            for i in range(10)])
+    for i in range(10):
+        assert (await first.post_json("/webhooks/webjs", {
+            "event": "message_status_updated",
+            "data": {"message_id": f"T{i}", "ack_level": 3}}))[0] == 200
+    checkpointer = first.runtime.checkpointer
+    assert checkpointer is not None
+    checkpointer.collect_timeout = 0
+    with pytest.raises(TimeoutError):
+        await checkpointer.run()
+    checkpointer.collect_timeout = 30
+    await checkpointer.run()  # succeeds: the journal is trimmed
+    await checkpointer.run()
+    await first.session.close()
+    await first.server.close()  # a clean stop: its final checkpoint too
+
+    second = await daemon_factory()
+    stats = await second.stats(campaign["uuid"])
+    assert (stats["total_delivered_count"], stats["total_read_count"]) == (10, 10)
+    status, body = await second.request("GET", f"/api/campaigns/{campaign['uuid']}/messages")
+    assert {r["status"] for r in body["messages"]} == {"read"}
