@@ -166,6 +166,10 @@ def present_row(row: dict[str, Any]) -> dict[str, Any]:
 # --- routes ----------------------------------------------------------------------------
 
 
+SENDING_FIELDS = ("recipients", "message", "gateway", "rate", "start", "skip_invalid",
+                  "template")
+
+
 async def create_campaign(request: web.Request) -> web.Response:
     rt: Runtime = request.app[RUNTIME]
     doc = await read_json_object(request)
@@ -178,7 +182,9 @@ async def create_campaign(request: web.Request) -> web.Response:
     if not _principal(request).sees(workspace_id):
         raise ApiError(403, "forbidden", "this token may not create campaigns in workspace "
                        f"{workspace_id}", "workspace_id")
-    if "recipients" in doc or "message" in doc:  # campaignd sends it (web/sending.py)
+    # campaignd sends it (web/sending.py). Any sending option counts: a `gateway` or a
+    # `rate` without recipients is a mistake to report, not something to drop silently.
+    if any(field in doc for field in SENDING_FIELDS):
         return await __import__("web.sending").sending.create_sending_campaign(
             request, doc, workspace_id, name, uuid)
     if "recipients" in doc or "message" in doc:

@@ -190,9 +190,12 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "recipient": {"type": "string", "minLength": 1, "maxLength": 64},
                     "message_id": {"type": "string", "minLength": 1, "maxLength": 256},
-                    "contact_id": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
-                    "status": {"type": "string", "enum": list(STATUS_FILTERS)},
-                    "error": {"anyOf": [{"type": "string"}, {"type": "object"}]},
+                    # null is accepted as "not given" for the optional fields
+                    "contact_id": {"anyOf": [{"type": "string"}, {"type": "integer"},
+                                             {"type": "null"}]},
+                    "status": nullable({"type": "string", "enum": list(STATUS_FILTERS)}),
+                    "error": {"anyOf": [{"type": "string"}, {"type": "object"},
+                                        {"type": "null"}]},
                 }}}},
     },
     "RegistrationResult": {
