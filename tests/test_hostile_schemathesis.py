@@ -179,3 +179,21 @@ async def test_schemathesis_every_route(daemon_factory: Any) -> None:
 async def test_schemathesis_every_route_long(daemon_factory: Any) -> None:
     daemon = await daemon_factory(**CONFIG)
     await run_fuzz(daemon, int(os.environ.get("CAMPAIGND_FUZZ_EXAMPLES_SOAK", "200")))
+
+
+async def test_what_the_fuzzer_found_stays_fixed(daemon: Daemon) -> None:
+    """Regressions from long schemathesis runs, pinned as plain requests."""
+    # A sending option without recipients was dropped silently and a tracking-only
+    # campaign created; now it is refused and nothing is created.
+    for doc, field in (({"gateway": "\u00159"}, "gateway"), ({"rate": -1}, "message"),
+                       ({"start": "yes"}, "message"), ({"gateway": "simulator"}, "message")):
+        status, body = await daemon.post_json("/api/campaigns",
+                                              {"workspace_id": 1, "name": "x", **doc})
+        assert status == 422 and body["error"]["field"] == field, (doc, body)
+    assert (await daemon.request("GET", "/api/campaigns"))[1]["campaigns"] == []
+    # null in registration's optional fields means "not given", as documented.
+    campaign = await daemon.create_campaign()
+    status, body = await daemon.post_json(f"/api/campaigns/{campaign['uuid']}/messages", {
+        "messages": [{"recipient": "1", "message_id": "M1", "error": None,
+                      "status": None, "contact_id": None}]})
+    assert (status, body) == (201, {"registered": 1, "duplicates": 0})
