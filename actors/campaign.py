@@ -81,11 +81,8 @@ class CampaignActor(pykka.ThreadingActor):
         elif isinstance(message, GetTimeline):
             message.reply.set(self.ledger.timeline_points(message.points))
         elif isinstance(message, CollectDirty):
-            rows = [
-                (*self.ledger.row_state(row), self.info.no, row)
-                for row in self.ledger.take_dirty()
-            ]
-            message.sink.add(self.info.no, rows, orjson.dumps(self.statistics()).decode())
+            message.sink.add(self.info.no, self.ledger.take_dirty_rows(self.info.no),
+                             orjson.dumps(self.statistics()).decode())
         elif isinstance(message, Loaded):
             self._loaded(message)
         return None
@@ -120,16 +117,20 @@ class CampaignActor(pykka.ThreadingActor):
     def _register(self, message: RegisterMessages) -> None:
         ledger = self.ledger
         rows: list[int] = []
+        known = len(ledger)
+        fresh = [m.row for m in message.messages if m.row >= known]
+        if fresh:  # room for the whole batch at once
+            ledger.reserve(max(fresh) + 1, message.messages[0].registered_at)
         for m in message.messages:
             at = m.registered_at
-            if m.row < len(ledger):
+            if m.row < known:
                 # An existing (queued) row got its gateway id or its send outcome.
                 if ledger.apply(m.row, m.level, m.failed, at, m.reason):
                     rows.append(m.row)
                 continue
             stamps = [at, *(at if m.level >= s else 0.0 for s in range(1, 6)),
                       at if m.failed else 0.0]
-            ledger.add(m.row, at, m.level, m.failed, m.reason, stamps)
+            ledger.fill(m.row, at, m.level, m.failed, m.reason, stamps)
             rows.append(m.row)
         if rows:
             self._publish(rows)

@@ -19,6 +19,7 @@ import pykka
 import structlog
 
 from actors.index import MessageIndex
+from actors.ledger import DirtyRows
 from actors.messages import (
     ApplyEvents,
     CampaignCreated,
@@ -58,9 +59,10 @@ class CheckpointCollector:
         if expected == 0:
             reply.set(data)
 
-    def add(self, campaign_no: int, rows: list[tuple[Any, ...]], stats_json: str) -> None:
+    def add(self, campaign_no: int, rows: DirtyRows | None, stats_json: str) -> None:
         with self._lock:
-            self.data.rows.extend(rows)
+            if rows is not None:
+                self.data.rows.append(rows)
             self.data.campaigns.append((campaign_no, stats_json))
             self._expected -= 1
             done = self._expected == 0

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
@@ -36,6 +38,31 @@ NONE = 2**31 - 1  # "not reached": larger than any time, so min() needs no speci
 LOWEST = -(2**31) + 1
 # Timeline series: sent, delivered, read, failed (what the chart draws).
 SERIES = ("sent", "delivered", "read", "failed")
+
+
+@dataclass(slots=True)
+class DirtyRows:
+    """Changed rows of one campaign, compact: a checkpoint may carry a million of them,
+    and a tuple of floats per row would cost ~300 bytes where this costs ~35."""
+
+    campaign_no: int
+    base: int
+    rows: array[int]
+    levels: bytes
+    faileds: bytes
+    classes: bytes
+    reasons: dict[int, str]
+    ticks: tuple[array[int], ...]  # pending, sent, delivered, read, played, failed
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def params(self) -> Iterator[tuple[Any, ...]]:
+        """One UPDATE's parameters per row, made as they are consumed (re-iterable)."""
+        base, no, reasons, ticks = self.base, self.campaign_no, self.reasons, self.ticks
+        for i, row in enumerate(self.rows):
+            yield (self.levels[i], self.faileds[i], self.classes[i], reasons.get(row),
+                   *[None if t[i] == NONE else (t[i] + base) / 10 for t in ticks], no, row)
 
 
 class LatencyHistogram:
@@ -129,8 +156,20 @@ class Ledger:
         """Append row `row` (rows arrive in order; a gap is filled with queued rows)."""
         if row < len(self.level):
             return  # registered already: registration is idempotent
-        queued = self.tick(registered_at)
-        self._grow(row + 1 - len(self.level), queued)
+        self._grow(row + 1 - len(self.level), self.tick(registered_at))
+        self.fill(row, registered_at, level, failed, reason, timestamps)
+
+    def fill(
+        self,
+        row: int,
+        registered_at: float,
+        level: int = Level.QUEUED,
+        failed: bool = False,
+        reason: str | None = None,
+        timestamps: Sequence[float | None] | None = None,
+    ) -> None:
+        """Set a fresh row that `add` or `reserve` has just made room for."""
+        self.ts[0][row] = self.tick(registered_at)
         # A fresh queued row has no share in the timeline yet, so stamps can be set first.
         if timestamps is not None:
             for slot, value in enumerate(timestamps):
@@ -140,6 +179,12 @@ class Ledger:
             if self.ts[slot][row] != NONE and self.ts[slot][row] > self.updated:
                 self.updated = self.ts[slot][row]
         self._set_state(row, level, failed, reason)
+
+    def reserve(self, rows: int, registered_at: float) -> None:
+        """Grow every array once for a batch of new rows (one realloc, not thousands:
+        growing eight arrays element by element fragments the heap)."""
+        if rows > len(self.level):
+            self._grow(rows - len(self.level), self.tick(registered_at))
 
     def _grow(self, count: int, queued: int) -> None:
         self.counts.counts[Level.QUEUED] += count
@@ -324,6 +369,21 @@ class Ledger:
             *(self.seconds(self.ts[slot][row]) for slot in range(1, TS_SLOTS)),
         )
 
+    def take_dirty_rows(self, campaign_no: int) -> DirtyRows | None:
+        """The changed rows in compact form, for a checkpoint; None when nothing changed."""
+        if not self.dirty_count:
+            return None
+        rows = array("I", compress(range(len(self.dirty)), self.dirty))
+        self.clear_dirty()
+        level, failed, ts = self.level, self.failed, self.ts
+        return DirtyRows(
+            campaign_no, self.base or 0, rows,
+            bytes(level[r] for r in rows), bytes(failed[r] for r in rows),
+            bytes(message_class(level[r], failed[r]) for r in rows),
+            {r: self.reasons[r] for r in rows if r in self.reasons} if self.reasons else {},
+            tuple(array("i", (ts[slot][r] for r in rows)) for slot in range(1, TS_SLOTS)),
+        )
+
     def take_dirty(self) -> list[int]:
         """Rows changed since the last call (a C-speed scan of one byte per message)."""
         if not self.dirty_count:
@@ -337,6 +397,73 @@ class Ledger:
         self.dirty_count = 0
 
     def load_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Rows as stored: (row, level, failed, reason, ts_queued, ts_pending..ts_failed)."""
-        for row, level, failed, reason, *stamps in rows:
-            self.add(row, stamps[0] or 0.0, level, bool(failed), reason, stamps)
+        """Rows as stored: (row, level, failed, reason, ts_queued, ts_pending..ts_failed).
+
+        A campaign coming back from SQLite arrives in contiguous chunks; those are loaded
+        a column at a time (a million rows in about a second instead of eight). Anything
+        else goes row by row."""
+        rows = rows if isinstance(rows, list) else list(rows)
+        if not rows:
+            return
+        start = len(self.level)
+        if rows[0][0] != start or rows[-1][0] != start + len(rows) - 1:
+            for row, level, failed, reason, *stamps in rows:
+                self.add(row, stamps[0] or 0.0, level, bool(failed), reason, stamps)
+            return
+        try:
+            self._load_columns(list(zip(*rows, strict=True)))
+        except (OverflowError, TypeError, ValueError):  # a time out of range: go row by row
+            for row, level, failed, reason, *stamps in rows[len(self.level) - start:]:
+                self.add(row, stamps[0] or 0.0, level, bool(failed), reason, stamps)
+
+    def _load_columns(self, cols: list[tuple[Any, ...]]) -> None:
+        row_numbers, levels, faileds, reasons = cols[0], cols[1], cols[2], cols[3]
+        stamps = cols[4:]
+        if self.base is None:
+            self.tick(stamps[0][0] or 0.0)
+        base = self.base or 0
+        ticks = [array("i", [NONE if not v else round(v * 10) - base for v in column])
+                 for column in stamps]
+        latest = max((max(filter(None, column), default=0.0) for column in stamps), default=0.0)
+        # Everything converted: from here nothing can fail half-way.
+        self.level.extend(levels)
+        self.failed.extend(faileds)
+        self.dirty.extend(bytes(len(levels)))
+        for slot in range(TS_SLOTS):
+            self.ts[slot].extend(ticks[slot])
+        for row, reason in zip(row_numbers, reasons, strict=True):
+            if reason:
+                self.reasons[row] = reason
+        for (level, failed), count in Counter(zip(levels, faileds, strict=True)).items():
+            self.counts.counts[message_class(level, failed)] += count
+        if latest and self.tick(latest) > self.updated:
+            self.updated = self.tick(latest)
+        self._account_columns(levels, faileds, ticks)
+
+    def _account_columns(self, levels: Sequence[int], faileds: Sequence[int],
+                         ticks: list[array[int]]) -> None:
+        """The chart and latency shares of freshly loaded rows, a series at a time."""
+        classes = [message_class(level, failed)
+                   for level, failed in zip(levels, faileds, strict=True)]
+        base = self.base or 0
+        queued, pending, delivered, read, failed_at = (ticks[0], ticks[PENDING], ticks[DELIVERED],
+                                                       ticks[READ], ticks[TS_FAILED])
+        series = (
+            [pending[i] for i, c in enumerate(classes) if PENDING <= c < FAILED_CLASS],
+            [delivered[i] for i, c in enumerate(classes) if DELIVERED <= c < FAILED_CLASS],
+            [read[i] for i, c in enumerate(classes) if READ <= c < FAILED_CLASS],
+            [failed_at[i] if failed_at[i] != NONE else queued[i]
+             for i, c in enumerate(classes) if c == FAILED_CLASS],
+        )
+        timeline = self.timeline
+        for index, whens in enumerate(series):
+            for second, count in Counter((w + base) // 10 for w in whens).items():
+                bucket = timeline.setdefault(second, [0, 0, 0, 0])
+                bucket[index] += count
+        for histogram, level_min, ends in ((self.deliver_latency, DELIVERED, delivered),
+                                           (self.read_latency, READ, read)):
+            durations = Counter(
+                max(0, ends[i] - (pending[i] if pending[i] != NONE else queued[i]))
+                for i, c in enumerate(classes) if level_min <= c < FAILED_CLASS)
+            for duration, count in durations.items():
+                histogram.add(duration / 10, count)

@@ -140,7 +140,7 @@ class Checkpoint:
 @dataclass(slots=True)
 class CheckpointData:
     seq: int
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    rows: list[Any] = field(default_factory=list)  # ledger.DirtyRows, one per campaign
     campaigns: list[tuple[int, str]] = field(default_factory=list)  # (no, stats json)
     orphan_ops: list[tuple[str, Any]] = field(default_factory=list)
     orphans_expired: int = 0

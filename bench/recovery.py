@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+import urllib.error
 from pathlib import Path
 
 from bench.acks import ack_all
@@ -40,7 +41,15 @@ def one(checkpoint_interval: float) -> dict[str, float]:
         t0 = time.perf_counter()
         second = DaemonProcess(config)
         listening = time.perf_counter() - t0
-        stats = api(f"{second.url}/api/campaigns/{uuid}", timeout=600)["campaign"]["statistics"]
+        while True:  # 503 + Retry-After while the campaign is still being loaded
+            try:
+                stats = api(f"{second.url}/api/campaigns/{uuid}", timeout=600)["campaign"][
+                    "statistics"]
+                break
+            except urllib.error.HTTPError as exc:
+                if exc.code != 503 or time.perf_counter() - t0 > 600:
+                    raise
+                time.sleep(0.2)
         exact_after = time.perf_counter() - t0
         exact = (stats["total_read_count"] == MESSAGES and
                  stats["total_delivered_count"] == MESSAGES and

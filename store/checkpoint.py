@@ -11,6 +11,7 @@ an answer the checkpoint stopped waiting for (the actors forget what they hand o
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import time
 from typing import Any
 
@@ -31,6 +32,21 @@ UPDATE_ROW = (
 )
 
 
+TRIM_EVERY = 30.0  # seconds
+
+
+def release_free_memory() -> None:
+    """Give memory freed after a burst (registrations, big checkpoints) back to the OS.
+
+    glibc keeps freed blocks in per-thread arenas; with one thread per actor that
+    retained memory can exceed what the campaigns use. malloc_trim costs a few ms.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 class Checkpointer:
     def __init__(
         self,
@@ -49,10 +65,14 @@ class Checkpointer:
         # A collection the last run stopped waiting for: the actors still hand over
         # their changed rows (and forget them), so the next run must write that answer.
         self._collecting: asyncio.Future[CheckpointData] | None = None
+        # A collection the last run stopped waiting for: the actors still hand over
+        # their changed rows (and forget them), so the next run must write that answer.
+        self._collecting: asyncio.Future[CheckpointData] | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.last_seq = 0
         self.last_at: float | None = None
+        self._trimmed_at = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._periodic(), name="checkpointer")
@@ -91,14 +111,17 @@ class Checkpointer:
             self.last_at = time.time()
             self.ingest.tell(CheckpointDone(data.seq))
             self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
+            if time.monotonic() - self._trimmed_at > TRIM_EVERY:
+                self._trimmed_at = time.monotonic()
+                release_free_memory()
             return data.seq
 
     def _statements(self, pending: list[CheckpointData], seq: int) -> list[Statement]:
         now = time.time()
         out: list[Statement] = []
         for data in pending:  # oldest first: a newer state of a row overwrites an older one
-            if data.rows:
-                out.append((UPDATE_ROW, data.rows, True))
+            for block in data.rows:  # parameters made row by row as SQLite consumes them
+                out.append((UPDATE_ROW, block.params(), True))
             if data.campaigns:
                 out.append(
                     (

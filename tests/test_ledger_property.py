@@ -115,3 +115,22 @@ def test_incremental_chart_and_latencies_equal_a_rebuild(events):
     assert rebuilt.deliver_latency.buckets == ledger.deliver_latency.buckets
     assert rebuilt.read_latency.buckets == ledger.read_latency.buckets
     assert rebuilt.statistics() == ledger.statistics()
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=events_strategy)
+def test_bulk_load_equals_row_by_row_load(events):
+    """Restarts load a campaign column-wise; it must equal loading it row by row."""
+    ledger = build(events)
+    stored = [(row, *ledger.row_state(row)[:2], ledger.row_state(row)[3],
+               ledger.timestamp(0, row), *ledger.row_state(row)[4:]) for row in range(MESSAGES)]
+    bulk, by_row = Ledger(), Ledger()
+    bulk.load_rows(stored)  # contiguous from row 0: the column-wise path
+    for row in stored:
+        by_row.load_rows([row]) if row[0] == 0 else by_row.add(
+            row[0], row[4] or 0.0, row[1], bool(row[2]), row[3], row[4:])
+    for attr in ("level", "failed", "ts", "reasons", "timeline", "updated"):
+        assert getattr(bulk, attr) == getattr(by_row, attr), attr
+    assert bulk.counts.counts == by_row.counts.counts
+    assert bulk.deliver_latency.buckets == by_row.deliver_latency.buckets
+    assert bulk.read_latency.buckets == by_row.read_latency.buckets
