@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -358,7 +359,10 @@ class SendingService:
         assert self.rt is not None
         now = time.time()
         campaigns = self.rt.campaigns
-        for attempt in range(30):  # the message may be out: its outcome must be stored
+        # The message may be out: its outcome must be stored, however long storage fails
+        # (giving up would leave the row `attempting` and the campaign never finished).
+        # A shutdown cancels this; the row is then an unknown outcome at the next start.
+        for attempt in itertools.count():
             try:
                 if outcome.kind == "accepted":
                     assert outcome.message_id is not None
@@ -376,10 +380,10 @@ class SendingService:
                     await campaigns.record_requeued(no, job.row)
                 return
             except StoreUnavailable as exc:
-                log.warning("sender.outcome_store_failed", campaign_no=no, row=job.row,
-                            attempt=attempt, error=str(exc))
+                if attempt % 10 == 0:
+                    log.warning("sender.outcome_store_failed", campaign_no=no, row=job.row,
+                                attempt=attempt, error=str(exc))
                 await asyncio.sleep(min(2.0, 0.1 * (attempt + 1)))
-        log.error("sender.outcome_lost", campaign_no=no, row=job.row)
 
     async def _on_notify(self, no: int, kind: str, reason: str | None) -> None:
         assert self.rt is not None

@@ -177,9 +177,10 @@ async def snapshots(s: aiohttp.ClientSession, url: str) -> float:
     return float(match[1]) if match else 0.0
 
 
-async def storage_fault_scenario(tmp_path: Path, folder: Path, fault: Any) -> dict[str, Any]:
+async def storage_fault_scenario(tmp_path: Path, folder: Path, fault: Any, hold: float = 0.0
+                                 ) -> dict[str, Any]:
     rng = random.Random(fault.name)
-    fake = await FakeGateway(default_delay=0.01).start()
+    fake = await FakeGateway(default_delay=0.2).start()  # sends are in flight at the fault
     config = write_config(tmp_path, **{
         "store.path": str(folder / "campaignd.sqlite3"), "store.checkpoint_interval": 0.5,
         "store.busy_timeout_ms": 300, "sender.backoff_base": 0.2, "sender.backoff_max": 1.0,
@@ -206,6 +207,9 @@ async def storage_fault_scenario(tmp_path: Path, folder: Path, fault: Any) -> di
             assert status == 201, body
             sending_uuid = body["campaign"]["uuid"]
 
+            async def sending() -> bool:  # and more calls are in flight
+                return len(fake.requests) >= 3
+            await eventually(sending, timeout=10)
             fault.inject()
             deferred_before = (proc.log_path.read_text().count("checkpoint.deferred"))
             acked, refused, unsent, slowest = await post_during_fault(s, url, during, fault)
@@ -236,10 +240,11 @@ async def storage_fault_scenario(tmp_path: Path, folder: Path, fault: Any) -> di
                 return proc.log_path.read_text().count("checkpoint.deferred") > deferred_before
             await eventually(deferred, timeout=10, interval=0.1)
             if fault.all_writes_fail:
-                await asyncio.sleep(0.3)  # the sender's attempts fail too meanwhile
+                await asyncio.sleep(0.5)  # calls made before the fault are answered
                 calls = len(fake.requests)
                 await asyncio.sleep(0.7)
                 assert len(fake.requests) == calls  # nobody is sent an unrecorded attempt
+            await asyncio.sleep(hold)  # a long fault: outcomes of sends keep waiting
 
             fault.repair()
             # The provider retries what was refused (and sends the rest); all get in.
@@ -337,6 +342,18 @@ async def test_database_locked_for_seconds_by_another_process(tmp_path: Path) ->
     folder.mkdir()
     figures = await storage_fault_scenario(tmp_path, folder, Locked(folder / "campaignd.sqlite3"))
     print(f"\n[reliability] locked: {figures}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+async def test_database_locked_for_two_minutes(tmp_path: Path) -> None:
+    """Longer than any retry budget: sends answered just before the lock keep their
+    outcome until it can be stored; nothing is given up."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    figures = await storage_fault_scenario(tmp_path, folder, Locked(folder / "campaignd.sqlite3"),
+                                           hold=120.0)
+    print(f"\n[reliability] locked for two minutes: {figures}")
 
 
 async def test_database_full_inside_sqlite(daemon: Daemon) -> None:
