@@ -27,7 +27,7 @@ def normalise(raw: str) -> tuple[str | None, str | None]:
         value = value[2:]
     elif value.startswith("0"):
         return None, "starts with 0: write it with its country code, e.g. +62 812..."
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # isdigit() alone takes '²' and '٣'
         return None, "must contain only digits, spaces, dashes, dots, parentheses and a leading +"
     if not 8 <= len(value) <= 15:
         return None, f"has {len(value)} digits; a number with country code has 8 to 15"

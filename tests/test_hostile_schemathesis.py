@@ -197,3 +197,26 @@ async def test_what_the_fuzzer_found_stays_fixed(daemon: Daemon) -> None:
         "messages": [{"recipient": "1", "message_id": "M1", "error": None,
                       "status": None, "contact_id": None}]})
     assert (status, body) == (201, {"registered": 1, "duplicates": 0})
+
+
+async def test_digits_are_ascii_digits(daemon: Daemon) -> None:
+    """str.isdigit() takes '²' (int() then raised: a 500) and other scripts' digits."""
+    for query in ("cursor=%C2%B2", "cursor=" + "9" * 40, "limit=%C2%B2",
+                  "workspace_id=%D9%A1", "workspace_id=" + "9" * 40):
+        status, body = await daemon.request("GET", f"/api/campaigns?{query}")
+        assert status == 400 and body["error"]["code"] == "invalid_query", (query, body)
+    campaign = await daemon.create_campaign()
+    for query in ("cursor=%C2%B2", "limit=%C2%B2", "points=%C2%B2"):
+        for route in ("messages", "timeline"):
+            status, _ = await daemon.request(
+                "GET", f"/api/campaigns/{campaign['uuid']}/{route}?{query}")
+            assert status in (200, 400), (route, query, status)
+    for value in ("\u00b2", "--5", "9" * 5000):
+        status, body = await daemon.post_json("/api/campaigns",
+                                              {"workspace_id": value, "name": "x"})
+        assert status == 422 and body["error"]["field"] == "workspace_id", (value, body)
+    status, body = await daemon.post_json("/api/campaigns", {
+        "workspace_id": 1, "name": "x", "message": "hi",
+        "recipients": ["+\u00b2\u00b2\u00b2\u00b2\u00b2\u00b2\u00b2\u00b2\u00b2\u00b2",
+                       "+\u0666\u0662\u0668\u0661\u0662\u0663\u0664\u0665\u0666\u0667"]})
+    assert status == 422 and body["error"]["code"] == "invalid_recipients", body

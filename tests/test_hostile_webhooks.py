@@ -39,7 +39,7 @@ NESTED = json.loads("[" * 30 + "]" * 30)  # within orjson's limit: reaches the p
 WRONG_TYPES: list[Any] = [None, True, False, 0, -1, 2**63 - 1, 1.5, 1e308, [], {}, [1, 2],
                           {"a": 1}, NESTED]
 HOSTILE_STRINGS = ["", "   ", "\u0000", "id\u0000tail", "line\nbreak", "x" * 100_000,
-                   "\ud7ff\U0001f600" * 1000]
+                   "\ud7ff\U0001f600" * 1000, "\u00b2", "\u0661\u0662", "9" * 5000, "-1"]
 
 
 async def prepared(daemon: Daemon, route: str) -> str:

@@ -25,7 +25,7 @@ from store.campaigns import CampaignExists, MessageConflict, NewMessage
 from web.auth import EVERYONE, Principal
 from web.errors import ApiError, json_response
 from web.keys import RUNTIME
-from web.sources import type_name
+from web.sources import digits, type_name
 
 MAX_MESSAGES_PER_REQUEST = 10_000
 UUID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -51,7 +51,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 
 
 def _int(value: Any, field: str, minimum: int = 0) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and digits(value.strip().removeprefix("-")):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(422, "invalid_field", f"{field} must be an integer", field)
@@ -75,7 +75,7 @@ def _query_int(request: web.Request, name: str, default: int, low: int, high: in
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not digits(raw) or not low <= int(raw) <= high:
         raise ApiError(400, "invalid_query", f"{name} must be an integer from {low} to {high}",
                        name)
     return int(raw)
@@ -86,7 +86,7 @@ def _query_cursor(request: web.Request) -> int | None:
     cursor = request.query.get("cursor")
     if cursor is None:
         return None
-    if not cursor.isdigit():
+    if not digits(cursor):
         raise ApiError(400, "invalid_query", "cursor is not valid", "cursor")
     return int(cursor)
 
@@ -207,7 +207,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
     workspace_id = None
     if "workspace_id" in request.query:
         raw = request.query["workspace_id"]
-        if not raw.isdigit():
+        if not digits(raw):
             raise ApiError(400, "invalid_query", "workspace_id must be an integer",
                            "workspace_id")
         workspace_id = int(raw)

@@ -65,6 +65,12 @@ def text(value: Any, field: str, required: bool = True, max_len: int = 512) -> s
     return value
 
 
+def digits(text: str, max_len: int = 18) -> bool:
+    """Only ASCII digits, at most `max_len`: str.isdigit() also takes '²' (which int()
+    refuses: a 500) and other scripts' digits, and 18 digits stay inside SQLite's int64."""
+    return 0 < len(text) <= max_len and text.isascii() and text.isdigit()
+
+
 def integer(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadPayload(field, f"must be an integer, got {type_name(value)}")
@@ -75,7 +81,7 @@ def epoch_seconds(value: Any, field: str, default: float) -> float:
     """A provider timestamp (seconds, as number or digit string); `default` when absent."""
     if value is None:
         return default
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and digits(value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadPayload(field, f"must be seconds since the epoch, got {type_name(value)}")
