@@ -344,6 +344,69 @@ async def test_database_locked_for_seconds_by_another_process(tmp_path: Path) ->
     print(f"\n[reliability] locked: {figures}")
 
 
+async def test_restart_on_a_full_disk(tmp_path: Path, small_tmpfs: Path) -> None:
+    """Killed while the disk is full, started again (as systemd would) before anyone
+    made room: it starts, serves what it has, refuses writes with 503 and says why, and
+    recovers when room is made, with every acknowledged event counted once."""
+    config = write_config(tmp_path, **{"store.path": str(small_tmpfs / "campaignd.sqlite3"),
+                                       "store.checkpoint_interval": 0.3})
+    units = make_units(random.Random(3), 0, 60)
+    fault = DiskFull(small_tmpfs)
+    proc = None
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as s:
+            proc = await start(config)
+            _, body = await call(s, "POST", proc.url + "/api/campaigns", json={
+                "workspace_id": 1, "name": "Full disk"})
+            uuid = body["campaign"]["uuid"]
+            status, body = await call(s, "POST", f"{proc.url}/api/campaigns/{uuid}/messages",
+                                      json={"messages": [
+                                          {"recipient": "6281200000000", "message_id": mid}
+                                          for u in units for mid, _ in u.targets]})
+            assert status == 201, body
+            for unit in units[:30]:
+                assert (await post(s, proc.url, unit))[0] == 200
+            fault.inject()
+            await kill(proc)
+            proc = await start(config)  # on the full disk
+            url = proc.url
+            stats = await statistics(s, url, uuid)
+            assert (stats["total_delivered_count"], stats["total_read_count"]) == expected(
+                units[:30])
+            refused = []
+            for unit in units[30:]:
+                status, body, retry_after = await post(s, url, unit)
+                assert status == 503 and retry_after, body
+                refused.append(unit)
+
+            async def says_full() -> Any:
+                status, ready = await call(s, "GET", url + "/readyz")
+                return status == 503 and "full" in " ".join(ready["problems"])
+            await eventually(says_full, timeout=5)
+            fault.repair()
+            for unit in refused:
+                async def accepted(unit: Unit = unit) -> bool:
+                    return (await post(s, url, unit))[0] == 200
+                await eventually(accepted, timeout=10, interval=0.2)
+
+            async def ready_again() -> bool:
+                return (await call(s, "GET", url + "/readyz"))[0] == 200
+            await eventually(ready_again, timeout=10)
+            await kill(proc)
+            proc = await start(config)
+            rows = await all_rows(s, proc.url, uuid)
+            for unit in units:
+                assert [rows[mid]["status"] for mid, _ in unit.targets] == [
+                    t for _, t in unit.targets], unit
+            stats = await statistics(s, proc.url, uuid)
+            assert (stats["total_delivered_count"], stats["total_read_count"]) == expected(
+                units)
+        assert await terminate(proc) == 0
+    finally:
+        fault.repair()
+        await kill(proc)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 async def test_database_locked_for_two_minutes(tmp_path: Path) -> None:
