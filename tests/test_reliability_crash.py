@@ -323,7 +323,7 @@ def report(name: str, figures: dict[str, Any]) -> None:
 
 
 async def test_webhooks_survive_repeated_sigkill(tmp_path: Path) -> None:
-    figures = await webhook_kill_run(tmp_path, kills=10, per_round=600, seed=20261122)
+    figures = await webhook_kill_run(tmp_path, kills=10, per_round=300, seed=20261122)
     report("webhooks, short", figures)
     assert figures["kills_in_flight"] >= 9  # kills land while requests are in flight
 

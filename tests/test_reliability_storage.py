@@ -185,7 +185,7 @@ async def storage_fault_scenario(tmp_path: Path, folder: Path, fault: Any, hold:
         "store.path": str(folder / "campaignd.sqlite3"), "store.checkpoint_interval": 0.5,
         "store.busy_timeout_ms": 300, "sender.backoff_base": 0.2, "sender.backoff_max": 1.0,
         "gateways.http.url": fake.url + "/api/messages/send"})
-    before, during = make_units(rng, 0, 40), make_units(rng, 1, 600)
+    before, during = make_units(rng, 0, 40), make_units(rng, 1, 100)
     recipients = [str(6281700000000 + i) for i in range(30)]
     proc = None
     try:
@@ -298,7 +298,7 @@ async def post_during_fault(s: aiohttp.ClientSession, url: str, units: list[Unit
     acked: list[Unit] = []
     refused: list[Unit] = []
     queue = list(reversed(units))
-    wanted = 16
+    wanted = 8
     slowest = 0.0
 
     async def sender() -> None:
