@@ -145,7 +145,8 @@ class CampaignActor(pykka.ThreadingActor):
         self.bus.publish(CampaignChanged(self.info, stats, states))
 
     def _loaded(self, message: Loaded) -> None:
-        self.ledger.load_rows(message.rows)
+        if message.rows:
+            self.ledger.load_ticks(message.base, message.rows)
         if not message.done:
             return
         self.ledger.clear_dirty()

@@ -17,7 +17,8 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import compress
+from itertools import compress, repeat
+from operator import add, floordiv, mul, sub
 from typing import Any
 
 from actors.status import (
@@ -63,6 +64,23 @@ class DirtyRows:
         for i, row in enumerate(self.rows):
             yield (self.levels[i], self.faileds[i], self.classes[i], reasons.get(row),
                    *[None if t[i] == NONE else (t[i] + base) / 10 for t in ticks], no, row)
+
+
+def to_tenths(seconds: float) -> int:
+    """Epoch seconds -> tenths of a second, rounded half up (as SQLite does it)."""
+    return int(seconds * 10 + 0.5)
+
+
+# message_class for every (level, failed) as one byte table: code = level + 8 * failed.
+CLASS_TABLE = bytes(message_class(code % 8, code >= 8) if code % 8 <= Level.PLAYED else 0
+                    for code in range(256))
+
+
+def _mask(classes: bytes, wanted: Iterable[int]) -> bytes:
+    """1 where the row's class is one of `wanted`, else 0 (bytes.translate: C speed)."""
+    wanted = set(wanted)
+    table = bytes(1 if c in wanted else 0 for c in range(256))
+    return classes.translate(table)
 
 
 class LatencyHistogram:
@@ -124,10 +142,13 @@ class Ledger:
     # --- time ------------------------------------------------------------------------
 
     def tick(self, seconds: float) -> int:
-        """Seconds since the epoch -> int32 tenths relative to base (clamped)."""
+        """Seconds since the epoch -> int32 tenths relative to base (clamped).
+
+        `int(x * 10 + 0.5)` on purpose: SQLite computes the same ticks when a campaign
+        is loaded (`CAST(ts * 10 + 0.5 AS INTEGER)`, store/campaigns.py)."""
         if self.base is None:
-            self.base = round(seconds * 10)
-        value = round(seconds * 10) - self.base
+            self.base = to_tenths(seconds)
+        value = to_tenths(seconds) - self.base
         return LOWEST if value < LOWEST else (NONE - 1 if value >= NONE else value)
 
     def seconds(self, tick: int) -> float | None:
@@ -417,15 +438,22 @@ class Ledger:
                 self.add(row, stamps[0] or 0.0, level, bool(failed), reason, stamps)
 
     def _load_columns(self, cols: list[tuple[Any, ...]]) -> None:
-        row_numbers, levels, faileds, reasons = cols[0], cols[1], cols[2], cols[3]
         stamps = cols[4:]
         if self.base is None:
             self.tick(stamps[0][0] or 0.0)
         base = self.base or 0
-        ticks = [array("i", [NONE if not v else round(v * 10) - base for v in column])
-                 for column in stamps]
-        latest = max((max(filter(None, column), default=0.0) for column in stamps), default=0.0)
-        # Everything converted: from here nothing can fail half-way.
+        ticks = [[NONE if not v else to_tenths(v) - base for v in column] for column in stamps]
+        self.load_ticks(base, [*cols[:4], *ticks])
+
+    def load_ticks(self, base: int, cols: Sequence[Sequence[Any]]) -> None:
+        """Load contiguous rows given as columns, times already in ticks of `base`:
+        (rows, levels, faileds, reasons, 7 tick columns with NONE for "not reached")."""
+        if self.base is None:
+            self.base = base
+        if base != self.base:
+            raise ValueError("rows loaded against another base")
+        row_numbers, levels, faileds, reasons = cols[0], cols[1], cols[2], cols[3]
+        ticks = [array("i", column) for column in cols[4:]]  # raises before any change
         self.level.extend(levels)
         self.failed.extend(faileds)
         self.dirty.extend(bytes(len(levels)))
@@ -434,36 +462,43 @@ class Ledger:
         for row, reason in zip(row_numbers, reasons, strict=True):
             if reason:
                 self.reasons[row] = reason
-        for (level, failed), count in Counter(zip(levels, faileds, strict=True)).items():
-            self.counts.counts[message_class(level, failed)] += count
-        if latest and self.tick(latest) > self.updated:
-            self.updated = self.tick(latest)
-        self._account_columns(levels, faileds, ticks)
+        classes = bytes(map(add, levels, map(mul, faileds, repeat(8)))).translate(CLASS_TABLE)
+        for cls in range(FAILED_CLASS + 1):
+            self.counts.counts[cls] += classes.count(cls)
+        latest = max((max(filter(NONE.__ne__, t), default=LOWEST) for t in ticks),
+                     default=LOWEST)
+        self.updated = max(self.updated, latest)
+        self._account_columns(classes, ticks)
 
-    def _account_columns(self, levels: Sequence[int], faileds: Sequence[int],
-                         ticks: list[array[int]]) -> None:
-        """The chart and latency shares of freshly loaded rows, a series at a time."""
-        classes = [message_class(level, failed)
-                   for level, failed in zip(levels, faileds, strict=True)]
+    def _account_columns(self, classes: bytes, ticks: list[array[int]]) -> None:
+        """The chart and latency shares of freshly loaded rows, a series at a time, with
+        C-level iteration (map / compress / Counter) over byte masks of the classes."""
         base = self.base or 0
-        queued, pending, delivered, read, failed_at = (ticks[0], ticks[PENDING], ticks[DELIVERED],
-                                                       ticks[READ], ticks[TS_FAILED])
-        series = (
-            [pending[i] for i, c in enumerate(classes) if PENDING <= c < FAILED_CLASS],
-            [delivered[i] for i, c in enumerate(classes) if DELIVERED <= c < FAILED_CLASS],
-            [read[i] for i, c in enumerate(classes) if READ <= c < FAILED_CLASS],
-            [failed_at[i] if failed_at[i] != NONE else queued[i]
-             for i, c in enumerate(classes) if c == FAILED_CLASS],
-        )
+        queued, pending, delivered, read, failed_at = (
+            ticks[0], ticks[PENDING], ticks[DELIVERED], ticks[READ], ticks[TS_FAILED])
+        sent_mask = _mask(classes, range(PENDING, FAILED_CLASS))
+        delivered_mask = _mask(classes, range(DELIVERED, FAILED_CLASS))
+        read_mask = _mask(classes, range(READ, FAILED_CLASS))
+        failed_mask = _mask(classes, (FAILED_CLASS,))
+        failed_when = [q if f == NONE else f
+                       for f, q in zip(compress(failed_at, failed_mask),
+                                       compress(queued, failed_mask), strict=True)]
+        series = (compress(pending, sent_mask), compress(delivered, delivered_mask),
+                  compress(read, read_mask), failed_when)
         timeline = self.timeline
         for index, whens in enumerate(series):
-            for second, count in Counter((w + base) // 10 for w in whens).items():
-                bucket = timeline.setdefault(second, [0, 0, 0, 0])
-                bucket[index] += count
-        for histogram, level_min, ends in ((self.deliver_latency, DELIVERED, delivered),
-                                           (self.read_latency, READ, read)):
-            durations = Counter(
-                max(0, ends[i] - (pending[i] if pending[i] != NONE else queued[i]))
-                for i, c in enumerate(classes) if level_min <= c < FAILED_CLASS)
+            seconds = map(floordiv, map(add, whens, repeat(base)), repeat(10))
+            for second, count in Counter(seconds).items():
+                timeline.setdefault(second, [0, 0, 0, 0])[index] += count
+        # A delivered or read row has a pending time (apply sets every level up to its
+        # own), unless it was stored without one: those few start from their queued time.
+        starts = array("i", pending)
+        if NONE in starts:
+            for i, value in enumerate(starts):
+                if value == NONE:
+                    starts[i] = queued[i]
+        for histogram, mask, ends in ((self.deliver_latency, delivered_mask, delivered),
+                                      (self.read_latency, read_mask, read)):
+            durations = Counter(map(sub, compress(ends, mask), compress(starts, mask)))
             for duration, count in durations.items():
-                histogram.add(duration / 10, count)
+                histogram.add(max(0, duration) / 10, count)

@@ -166,11 +166,13 @@ class CampaignEvents:
 
 @dataclass(slots=True, frozen=True)
 class Loaded:
-    """A chunk of a campaign's stored rows, for an actor coming back from passivation."""
+    """A chunk of a campaign's stored rows, for an actor coming back from passivation:
+    columns (rows, levels, faileds, reasons, 7 tick columns) against `base`."""
 
     info: CampaignInfo
     rows: list[tuple[Any, ...]]
     done: bool = True
+    base: int = 0
 
 
 @dataclass(slots=True, frozen=True)

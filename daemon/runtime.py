@@ -194,8 +194,8 @@ class Runtime:
             try:
                 infos = await self.campaigns.all_infos()
                 info = infos[campaign_no]
-                async for chunk in self.campaigns.state_rows(campaign_no):
-                    ref.tell(Loaded(info, chunk, done=False))
+                async for base, columns in self.campaigns.state_columns(campaign_no):
+                    ref.tell(Loaded(info, columns, done=False, base=base))
                 ref.tell(Loaded(info, [], done=True))
                 return
             except pykka.ActorDeadError:

@@ -22,7 +22,7 @@ import itertools
 import math
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +204,8 @@ class Store:
             self.last_error = None
             self.last_error_at = None
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+                       ) -> list[sqlite3.Row]:
         if self.reader is None:
             raise StoreUnavailable("the database is closed")
         try:
