@@ -143,7 +143,7 @@ class _Window:
 
     info: CampaignInfo
     stats: dict[str, Any] | None = None
-    rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+    rows: dict[int, tuple[Any, ...]] = field(default_factory=dict)  # row -> latest state
     resync: bool = False
 
 
@@ -204,8 +204,8 @@ class BroadcasterActor(pykka.ThreadingActor):
             window.rows.clear()
             window.resync = True
             return
-        for state in rows:
-            window.rows[state[0]] = row_payload(state)
+        for state in rows:  # the payload is built at push time: a row may change again
+            window.rows[state[0]] = state
         if len(window.rows) > self.max_rows:
             window.rows.clear()
             window.resync = True
@@ -254,8 +254,9 @@ class BroadcasterActor(pykka.ThreadingActor):
                 out.append(Push(all_channels(w.info), STATS_EVENT, w.info.uuid,
                                 statistics_payload(w.info, w.stats)))
             if w.rows or w.resync:
+                rows = {row: row_payload(state) for row, state in w.rows.items()}
                 out.append(Push(campaign_channels(w.info), ROWS_EVENT, w.info.uuid,
-                                rows_payload(w.info, w.rows, w.resync), rows=w.rows))
+                                rows_payload(w.info, rows, w.resync), rows=rows))
         return out
 
     def _send(self, windows: list[_Window]) -> None:
