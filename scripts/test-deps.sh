@@ -37,6 +37,9 @@ apt_install node nodejs npm
 # npm is packaged separately; a node from elsewhere may come without it.
 command -v node >/dev/null 2>&1 && apt_install npm npm
 apt_install chromium chromium
+# tests/test_reliability_storage.py: chattr +i (a read-only file) and a full tmpfs (mount).
+apt_install chattr e2fsprogs
+apt_install mount mount
 
 if command -v node >/dev/null 2>&1; then
     major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
