@@ -337,7 +337,7 @@ async def test_webhooks_survive_repeated_sigkill_soak(tmp_path: Path) -> None:
 
 
 async def test_sending_survives_repeated_sigkill(tmp_path: Path) -> None:
-    figures = await sending_kill_run(tmp_path, kills=10, total=300, seed=11)
+    figures = await sending_kill_run(tmp_path, kills=10, total=400, seed=11)
     report("sending, short", figures)
 
 
