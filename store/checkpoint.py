@@ -65,9 +65,6 @@ class Checkpointer:
         # A collection the last run stopped waiting for: the actors still hand over
         # their changed rows (and forget them), so the next run must write that answer.
         self._collecting: asyncio.Future[CheckpointData] | None = None
-        # A collection the last run stopped waiting for: the actors still hand over
-        # their changed rows (and forget them), so the next run must write that answer.
-        self._collecting: asyncio.Future[CheckpointData] | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.last_seq = 0
