@@ -31,30 +31,35 @@ def one(checkpoint_interval: float) -> dict[str, float]:
         config = write_config(folder, **{"log.level": "warning",
                                          "store.checkpoint_interval": checkpoint_interval})
         first = DaemonProcess(config)
-        uuid = create_campaign(first.url, MESSAGES, prefix="wamid.R")
-        ack_all(first.url, MESSAGES, "wamid.R", ("sent", "delivered", "read"))
-        first.kill()
+        try:
+            uuid = create_campaign(first.url, MESSAGES, prefix="wamid.R")
+            ack_all(first.url, MESSAGES, "wamid.R", ("sent", "delivered", "read"))
+        finally:
+            first.kill()  # the crash under test; also when loading failed
         db = sqlite3.connect(folder / "campaignd.sqlite3")
         pending = sum(len(b) for (b,) in db.execute("SELECT events FROM journal"))
         rows = db.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
         db.close()
         t0 = time.perf_counter()
         second = DaemonProcess(config)
-        listening = time.perf_counter() - t0
-        while True:  # 503 + Retry-After while the campaign is still being loaded
-            try:
-                stats = api(f"{second.url}/api/campaigns/{uuid}", timeout=600)["campaign"][
-                    "statistics"]
-                break
-            except urllib.error.HTTPError as exc:
-                if exc.code != 503 or time.perf_counter() - t0 > 600:
-                    raise
-                time.sleep(0.2)
-        exact_after = time.perf_counter() - t0
+        try:
+            listening = time.perf_counter() - t0
+            while True:  # 503 + Retry-After while the campaign is still being loaded
+                try:
+                    stats = api(f"{second.url}/api/campaigns/{uuid}", timeout=600)[
+                        "campaign"]["statistics"]
+                    break
+                except urllib.error.HTTPError as exc:
+                    if exc.code != 503 or time.perf_counter() - t0 > 600:
+                        raise
+                    time.sleep(0.2)
+            exact_after = time.perf_counter() - t0
+        finally:
+            if second.proc.poll() is None:
+                second.terminate(60)
         exact = (stats["total_read_count"] == MESSAGES and
                  stats["total_delivered_count"] == MESSAGES and
                  stats["total_message_count"] == MESSAGES)
-        second.terminate(60)
         return {"listening_s": listening, "exact_s": exact_after, "exact": exact,
                 "journal_rows": rows, "journal_bytes": pending}
     finally:
