@@ -404,6 +404,10 @@ class SendingService:
             if counts.get("attempting", 0):
                 return  # an outcome is still on its way; the actor tells us again
             await self._drop(no)
+            # The stored send states say nothing is left; the stopped actor's last
+            # progress may still count an outcome it had not heard of yet.
+            self.progress[no] = {**self.progress.get(no, {}), "total_remaining_count": 0,
+                                 "retrying_count": 0, "eta_seconds": 0.0}
             ok = counts.get("accepted", 0) + counts.get("resent", 0)
             status = "failed" if not ok and counts.get("failed", 0) else "completed"
             why = "every message was refused by the gateway" if status == "failed" else None
