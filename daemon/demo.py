@@ -64,7 +64,7 @@ async def start_sample(url: str, token: str | None, n: int, rate: float) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from daemon.cli import _config, serve
+    from daemon.cli import _config, run_event_loop, serve
     from daemon.logging import configure_logging
 
     config = _config(args).with_overrides(**{"sender.default_gateway": "simulator"})
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             start_sample(url, token, args.recipients, args.rate))
         tasks.add(task)
 
-    return asyncio.run(serve(config, on_listening=listening))
+    return run_event_loop(serve(config, on_listening=listening))
 
 
 COMMAND = ("run the daemon with the simulator gateway, send a sample campaign and print "
