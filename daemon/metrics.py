@@ -34,6 +34,9 @@ class Metrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
+        # Bound once: a webhook request should not pay for a labels() lookup.
+        self.webhook_seconds = {source: self.webhook_latency.labels(source)
+                                for source in SOURCES}
         self.journal_commit = Histogram(
             "campaignd_journal_commit_seconds",
             "Duration of one group commit of the journal.",
