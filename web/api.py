@@ -185,12 +185,9 @@ async def create_campaign(request: web.Request) -> web.Response:
     # campaignd sends it (web/sending.py). Any sending option counts: a `gateway` or a
     # `rate` without recipients is a mistake to report, not something to drop silently.
     if any(field in doc for field in SENDING_FIELDS):
-        return await __import__("web.sending").sending.create_sending_campaign(
-            request, doc, workspace_id, name, uuid)
-    if "recipients" in doc or "message" in doc:
-        raise ApiError(422, "sending_unavailable",
-                       "this daemon has no sender: create without recipients and register "
-                       "messages with POST /api/campaigns/{uuid}/messages", "recipients")
+        from web import sending  # web.sending builds on this module
+
+        return await sending.create_sending_campaign(request, doc, workspace_id, name, uuid)
     try:
         campaign = await rt.campaigns.create(workspace_id, name, uuid)
     except CampaignExists:

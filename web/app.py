@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from daemon.config import Config
 from daemon.runtime import Runtime
-from web import api, webhooks
+from web import api, export, openapi, page, pusher, sending, webhooks
 from web.errors import ApiError, error_middleware, json_response
 from web.keys import RUNTIME
 
@@ -81,10 +81,9 @@ def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    # Each further web part adds its routes / hooks here, one line each:
-    __import__("web.pusher").pusher.setup(app, rt)
-    __import__("web.page").page.setup(app)
-    __import__("web.export").export.add_routes(app)
-    __import__("web.openapi").openapi.add_routes(app)
-    __import__("web.sending").sending.add_routes(app)
+    pusher.setup(app, rt)  # the WebSocket, /broadcasting/auth, the broadcaster actor
+    page.setup(app)
+    export.add_routes(app)
+    openapi.add_routes(app)
+    sending.add_routes(app)
     return app
