@@ -24,6 +24,7 @@ from typing import Any
 import pykka
 import structlog
 
+from actors.ledger import Ledger
 from actors.messages import CampaignChanged, CampaignInfo, CampaignStatusChanged, Reply
 from actors.status import CLASS_NAMES, LEVEL_NAMES
 from actors.timefmt import iso_time
@@ -38,6 +39,11 @@ TS_NAMES = ("pending", "sent", "delivered", "read", "played", "failed")
 # actors/campaign.py publishes at most the last 500 changed rows of one batch: a batch
 # that long may be cut, so the table is told to resync.
 PUBLISHED_ROWS_CUT = 500
+
+
+# What the campaign actor's ledger computes (status.py's counters, latencies, updated_at);
+# other statistics fields (the sender's progress) come from their own source.
+LEDGER_FIELDS = frozenset(Ledger().statistics()) | {"updated_at"}
 
 
 def campaign_channels(info: CampaignInfo) -> tuple[str, ...]:
@@ -229,9 +235,12 @@ class BroadcasterActor(pykka.ThreadingActor):
             pushes = self._pushes([window])  # what waited goes first: order is kept
             self.windows[info.no] = _Window(info)
         # The sender read its statistics on its own path: counters we pushed already may
-        # be newer, and a status change must not take the numbers back. Ours win (any
-        # change still queued behind this message is newer still and follows it).
-        stats = {**message.statistics, **self.latest.get(info.no, {})}
+        # be newer, and a status change must not take the numbers back. Ours win for the
+        # ledger's own figures (any change still queued behind this message is newer
+        # still and follows it); the sender's progress fields in the message are newer.
+        latest = self.latest.get(info.no, {})
+        stats = {**message.statistics,
+                 **{k: v for k, v in latest.items() if k in LEDGER_FIELDS}}
         payload = {"campaign_id": info.no, "campaign_uuid": info.uuid,
                    "status": message.status, "previous": message.previous,
                    "statistics": stats, "timestamp": iso_time(time.time())}

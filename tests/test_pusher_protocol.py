@@ -531,5 +531,18 @@ async def test_broadcaster_pushes_first_change_at_once_then_the_latest_per_windo
         # Never older numbers than already pushed; the sender's own fields are kept.
         assert pushes[2].payload["statistics"] == {"x": 1, "total_delivered_count": 6}
         assert pushes[2].payload["previous"] == "processing"
+
+        # The last pushed statistics carried the sender's progress of that moment; the
+        # status change's own progress is newer (the campaign has nothing left to send).
+        state = (3, 3, 0, 3, None, 1.0, 1.0, 2.0, None, None, None)
+        ref.tell(Flush(1))
+        ref.tell(CampaignChanged(info, {"total_delivered_count": 7,
+                                        "total_remaining_count": 1}, (state,)))
+        ref.tell(CampaignStatusChanged(info, "completed", "processing",
+                                       {"total_delivered_count": 6,
+                                        "total_remaining_count": 0}))
+        status = [p for p in await settled() if p.event == STATUS_EVENT][-1]
+        assert status.payload["statistics"] == {"total_delivered_count": 7,
+                                                "total_remaining_count": 0}
     finally:
         ref.stop()
