@@ -82,7 +82,9 @@ class Daemon:
 
 
 async def start_daemon(config: Config) -> tuple[TestServer, ClientSession]:
-    server = TestServer(make_app(config), host="127.0.0.1", port=0)
+    # The same bound on waiting for in-flight requests at shutdown as `campaignd serve`
+    # (daemon/cli.py), not aiohttp's 60 s: a test's teardown must not hang on one.
+    server = TestServer(make_app(config), host="127.0.0.1", port=0, shutdown_timeout=3)
     await server.start_server()
     return server, ClientSession()
 

@@ -57,7 +57,8 @@ class Server:
         self.http = ClientSession()
 
     async def start(self) -> None:
-        self.server = TestServer(make_app(self.config), host="127.0.0.1", port=self.port)
+        self.server = TestServer(make_app(self.config), host="127.0.0.1", port=self.port,
+                                 shutdown_timeout=3)
         await self.server.start_server()
         self.port = self.server.port
 
