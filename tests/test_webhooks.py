@@ -196,11 +196,16 @@ BAD_BODIES = [
 ]
 
 
-@pytest.mark.parametrize("route", ["webjs", "waha", "evolution", "cloud"])
-@pytest.mark.parametrize(("body", "status"), BAD_BODIES, ids=range(len(BAD_BODIES)))
-async def test_bad_json_bodies_get_4xx_and_change_nothing(daemon: Daemon, route, body, status):
-    if route in ("waha", "evolution") and b"message_status_updated" in body:
-        pytest.skip("another gateway's event: WAHA and Evolution accept and ignore those")
+# WAHA and Evolution accept another gateway's event and ignore it, so a webjs-shaped
+# body is bad input only for the sources that must understand it.
+BAD_CASES = [pytest.param(route, body, id=f"{route}-{i}")
+             for route in ("webjs", "waha", "evolution", "cloud")
+             for i, (body, _) in enumerate(BAD_BODIES)
+             if not (route in ("waha", "evolution") and b"message_status_updated" in body)]
+
+
+@pytest.mark.parametrize(("route", "body"), BAD_CASES)
+async def test_bad_json_bodies_get_4xx_and_change_nothing(daemon: Daemon, route, body):
     code, err = await post(daemon, route, body)
     assert 400 <= code < 500, (code, err)
     assert set(err["error"]) >= {"code", "message"}
