@@ -16,6 +16,7 @@ ordered with the live pushes: a client never receives an older state after a new
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,9 +82,13 @@ Deliver = Callable[[list[Push]], None]
 
 @dataclass(slots=True, frozen=True)
 class Flush:
-    """The coalescing window of a campaign ended (sent by a loop timer)."""
+    """The coalescing window of a campaign ended (sent by a loop timer).
+
+    `window` names the window the timer was armed for; a late timer for a window that
+    has already ended by its age is ignored. None: whatever window is open."""
 
     campaign_no: int
+    window: int | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -143,6 +148,9 @@ def rows_payload(info: CampaignInfo, rows: dict[int, dict[str, Any]], resync: bo
             "timestamp": iso_time(time.time())}
 
 
+_WINDOW_NUMBERS = itertools.count(1)
+
+
 @dataclass(slots=True)
 class _Window:
     """A campaign inside its coalescing window: what waits to be pushed."""
@@ -151,6 +159,8 @@ class _Window:
     stats: dict[str, Any] | None = None
     rows: dict[int, tuple[Any, ...]] = field(default_factory=dict)  # row -> latest state
     resync: bool = False
+    opened: float = field(default_factory=time.monotonic)
+    number: int = field(default_factory=lambda: next(_WINDOW_NUMBERS))
 
 
 class BroadcasterActor(pykka.ThreadingActor):
@@ -173,7 +183,7 @@ class BroadcasterActor(pykka.ThreadingActor):
             if isinstance(message, CampaignChanged):
                 self._changed(message)
             elif isinstance(message, Flush):
-                self._window_ended(message.campaign_no)
+                self._window_ended(message.campaign_no, message.window)
             elif isinstance(message, CampaignStatusChanged):
                 self._status_changed(message)
             elif isinstance(message, Snapshot):
@@ -202,6 +212,10 @@ class BroadcasterActor(pykka.ThreadingActor):
         window.info = info
         window.stats = message.statistics
         self._add_rows(window, message.rows)
+        if time.monotonic() - window.opened >= self.interval:
+            # The window is over but its timer has not come yet (a busy loop): end it
+            # now, so a change after a quiet interval is never held back by the timer.
+            self._window_ended(info.no)
 
     def _add_rows(self, window: _Window, rows: tuple[tuple[Any, ...], ...]) -> None:
         if window.resync:
@@ -216,9 +230,9 @@ class BroadcasterActor(pykka.ThreadingActor):
             window.rows.clear()
             window.resync = True
 
-    def _window_ended(self, campaign_no: int) -> None:
+    def _window_ended(self, campaign_no: int, number: int | None = None) -> None:
         window = self.windows.get(campaign_no)
-        if window is None:
+        if window is None or (number is not None and number != window.number):
             return
         if window.stats is None and not window.rows and not window.resync:
             del self.windows[campaign_no]  # a quiet interval: the next change goes at once
@@ -282,10 +296,11 @@ class BroadcasterActor(pykka.ThreadingActor):
     def _arm(self, campaign_no: int) -> None:
         """End this campaign's window after one interval, by a timer on the loop."""
         ref = self.actor_ref
+        number = self.windows[campaign_no].number
 
         def fire() -> None:
             try:
-                ref.tell(Flush(campaign_no))
+                ref.tell(Flush(campaign_no, number))
             except pykka.ActorDeadError:
                 pass
 
