@@ -32,7 +32,7 @@ from daemon.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
-Loader = Callable[[int, "pykka.ActorRef[Any]"], None]
+Loader = Callable[[CampaignInfo, "pykka.ActorRef[Any]"], None]
 
 
 class CampaignActor(pykka.ThreadingActor):
@@ -59,7 +59,7 @@ class CampaignActor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         if self._loader is not None:
-            self._loader(self.info.no, self.actor_ref)
+            self._loader(self.info, self.actor_ref)
 
     def on_receive(self, message: Any) -> Any:
         try:

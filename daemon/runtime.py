@@ -180,28 +180,26 @@ class Runtime:
         return CampaignActor.start(info, self.bus, self.board, self.metrics, loader,
                                    self.sending.extras)
 
-    def _request_load(self, campaign_no: int, ref: pykka.ActorRef[Any]) -> None:
+    def _request_load(self, info: CampaignInfo, ref: pykka.ActorRef[Any]) -> None:
         """Called in a campaign actor's thread: load its rows on the loop, tell them back."""
         assert self.loop is not None
         try:
             self.loop.call_soon_threadsafe(
-                lambda: asyncio.ensure_future(self._load_campaign(campaign_no, ref)))
+                lambda: asyncio.ensure_future(self._load_campaign(info, ref)))
         except RuntimeError:
             pass  # the loop is closed: we are shutting down
 
-    async def _load_campaign(self, campaign_no: int, ref: pykka.ActorRef[Any]) -> None:
+    async def _load_campaign(self, info: CampaignInfo, ref: pykka.ActorRef[Any]) -> None:
         for attempt in range(1, 1000):
             try:
-                infos = await self.campaigns.all_infos()
-                info = infos[campaign_no]
-                async for base, columns in self.campaigns.state_columns(campaign_no):
+                async for base, columns in self.campaigns.state_columns(info.no):
                     ref.tell(Loaded(info, columns, done=False, base=base))
                 ref.tell(Loaded(info, [], done=True))
                 return
             except pykka.ActorDeadError:
                 return
             except Exception as exc:
-                log.warning("runtime.campaign_load_failed", campaign_no=campaign_no,
+                log.warning("runtime.campaign_load_failed", campaign_no=info.no,
                             attempt=attempt, error=str(exc))
                 await asyncio.sleep(min(5.0, 0.2 * attempt))
 
