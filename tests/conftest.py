@@ -4,6 +4,7 @@ real actors) per test, and helpers that speak to it over HTTP as a user would.""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +29,14 @@ def fixture_bytes(name: str) -> bytes:
 
 def fixture_json(name: str) -> Any:
     return json.loads(fixture_bytes(name))
+
+
+def webjs_ack(message_id: str, ack: int) -> dict[str, Any]:
+    """The seed service's message_status_updated fixture for another id and ACK level."""
+    doc = copy.deepcopy(fixture_json("webjs_message_status_updated.json"))
+    doc["data"]["message_id"] = message_id
+    doc["data"]["ack_level"] = ack
+    return doc
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> Config:

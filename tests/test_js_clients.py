@@ -8,7 +8,6 @@ updated', ...)`) and check the counters they receive after real webhooks.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import shutil
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Daemon, fixture_json
+from tests.conftest import Daemon, webjs_ack
 
 NODE = shutil.which("node")
 JS_DIR = Path(__file__).resolve().parent / "js"
@@ -26,13 +25,6 @@ TOKEN_2 = "token-for-workspace-2-abcdef"
 
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed: the pusher-js "
                                 "and Laravel Echo clients need it")
-
-
-def webjs_ack(message_id: str, ack: int) -> dict[str, Any]:
-    doc = copy.deepcopy(fixture_json("webjs_message_status_updated.json"))
-    doc["data"]["message_id"] = message_id
-    doc["data"]["ack_level"] = ack
-    return doc
 
 
 def serialized(n: int) -> str:

@@ -6,7 +6,6 @@ Every test posts real webhooks (fixture shapes) and checks what a subscriber see
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import re
 import socket
@@ -26,18 +25,11 @@ from actors.broadcaster import (
 )
 from actors.messages import CampaignChanged, CampaignInfo, CampaignStatusChanged
 from daemon.metrics import Metrics
-from tests.conftest import Daemon, eventually, fixture_json
+from tests.conftest import Daemon, eventually, fixture_json, webjs_ack
 
 TOKEN_1 = "token-for-workspace-1-abcdef"
 TOKEN_ALL = "token-for-every-workspace-xyz"
 TOKENS = [{"token": TOKEN_1, "workspace": 1}, {"token": TOKEN_ALL, "workspace": "*"}]
-
-
-def webjs_ack(message_id: str, ack: int) -> dict[str, Any]:
-    doc = copy.deepcopy(fixture_json("webjs_message_status_updated.json"))
-    doc["data"]["message_id"] = message_id
-    doc["data"]["ack_level"] = ack
-    return doc
 
 
 def serialized(n: int) -> str:
