@@ -25,11 +25,14 @@ from typing import Any
 import pykka
 import structlog
 
-from actors.ledger import Ledger
-from actors.messages import CampaignChanged, CampaignInfo, CampaignStatusChanged, Reply
-from actors.status import CLASS_NAMES, LEVEL_NAMES
-from actors.timefmt import iso_time
-from daemon.metrics import Metrics
+from actors.bus import EventBus
+from actors.messages import CampaignChanged, CampaignStatusChanged
+from core.aio import Reply
+from core.metrics import Metrics
+from domain.ledger import Ledger
+from domain.records import CampaignInfo
+from domain.status import CLASS_NAMES, LEVEL_NAMES
+from domain.timefmt import iso_time
 
 log = structlog.get_logger(__name__)
 
@@ -313,22 +316,26 @@ class BroadcasterActor(pykka.ThreadingActor):
 class Broadcaster:
     """The runtime extension that starts the actor, subscribes it to the bus, stops it."""
 
-    def __init__(self, deliver: Deliver) -> None:
+    def __init__(self, deliver: Deliver, bus: EventBus, metrics: Metrics,
+                 coalesce_ms: int, max_rows: int) -> None:
         self.deliver = deliver
+        self.bus = bus
+        self.metrics = metrics
+        self.coalesce_ms = coalesce_ms
+        self.max_rows = max_rows
         self.ref: pykka.ActorRef[Any] | None = None
 
-    async def start(self, rt: Any) -> None:
-        config = rt.config
+    async def start(self) -> None:
         self.ref = BroadcasterActor.start(
-            asyncio.get_running_loop(), self.deliver, rt.metrics,
-            config["pusher.coalesce_ms"], config["pusher.max_rows_per_event"])
-        rt.bus.subscribe(self.ref)
+            asyncio.get_running_loop(), self.deliver, self.metrics, self.coalesce_ms,
+            self.max_rows)
+        self.bus.subscribe(self.ref)
 
-    async def stop(self, rt: Any) -> None:
+    async def stop(self) -> None:
         ref, self.ref = self.ref, None
         if ref is None:
             return
-        rt.bus.unsubscribe(ref)
+        self.bus.unsubscribe(ref)
         await asyncio.get_running_loop().run_in_executor(None, _stop, ref)
 
     def tell(self, message: Any) -> bool:

@@ -16,19 +16,19 @@ import pykka
 import structlog
 
 from actors.bus import EventBus, StatsBoard
-from actors.ledger import Ledger
 from actors.messages import (
     CampaignChanged,
     CampaignEvents,
-    CampaignInfo,
     CollectDirty,
     GetStatistics,
     GetTimeline,
     Loaded,
     RegisterMessages,
 )
-from actors.timefmt import iso_time
-from daemon.metrics import Metrics
+from core.metrics import Metrics
+from domain.ledger import Ledger
+from domain.records import CampaignInfo
+from domain.timefmt import iso_time
 
 log = structlog.get_logger(__name__)
 

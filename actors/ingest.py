@@ -18,25 +18,24 @@ from typing import Any
 import pykka
 import structlog
 
-from actors.index import MessageIndex
-from actors.ledger import DirtyRows
 from actors.messages import (
     ApplyEvents,
     CampaignCreated,
     CampaignEvents,
-    CampaignInfo,
     Checkpoint,
-    CheckpointData,
     CheckpointDone,
     CollectDirty,
     GetStatistics,
     GetTimeline,
     RegisterMessages,
-    Reply,
-    StatusEvent,
 )
-from actors.orphans import OrphanShelf
-from daemon.metrics import Metrics
+from core.aio import Reply
+from core.metrics import Metrics
+from domain.events import StatusEvent
+from domain.index import MessageIndex
+from domain.ledger import DirtyRows
+from domain.orphans import OrphanShelf
+from domain.records import CampaignInfo, CheckpointData
 
 log = structlog.get_logger(__name__)
 

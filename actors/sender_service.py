@@ -15,20 +15,17 @@ import hmac
 import itertools
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import orjson
 import pykka
 import structlog
 
-from actors.messages import (
-    CampaignInfo,
-    CampaignStatusChanged,
-    GetStatistics,
-    RegisteredMessage,
-    RegisterMessages,
-)
+from actors.bus import EventBus, StatsBoard
+from actors.messages import CampaignStatusChanged, GetStatistics, RegisterMessages
 from actors.sender import (
     Job,
     SenderActor,
@@ -38,17 +35,18 @@ from actors.sender import (
     SetPaused,
     TokenBucket,
 )
-from actors.status import Level, bare_message_id
-from actors.timefmt import iso_time
+from core.config import Config
+from core.metrics import Metrics
+from domain.records import CampaignInfo, RegisteredMessage
+from domain.status import Level, bare_message_id
+from domain.timefmt import iso_time
 from gateways.base import Gateway, Outbound, Outcome
 from gateways.cloud import CloudGateway
 from gateways.http import HttpGateway
 from gateways.simulator import SimSettings, Simulator
 from gateways.waha import WahaGateway
+from store.campaigns import CampaignStore
 from store.db import StoreUnavailable
-
-if TYPE_CHECKING:
-    from daemon.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -93,9 +91,24 @@ class Run:
         self.ref = ref
 
 
+@dataclass(frozen=True)
+class SendingContext:
+    """What the sender needs from the runtime, and nothing more."""
+
+    config: Config
+    campaigns: CampaignStore
+    metrics: Metrics
+    bus: EventBus
+    board: StatsBoard
+    journal_append: Callable[..., Awaitable[Any]]  # simulated ACKs take the webhook path
+    register: Callable[[RegisterMessages], None]
+    ask: Callable[..., Awaitable[Any]]
+    checkpoint: Callable[[], Awaitable[int]]
+
+
 class SendingService:
-    def __init__(self) -> None:
-        self.rt: Runtime | None = None
+    def __init__(self, ctx: SendingContext) -> None:
+        self.ctx = ctx
         self.loop: asyncio.AbstractEventLoop | None = None
         self.session: aiohttp.ClientSession | None = None
         self.gateways: dict[str, Gateway] = {}
@@ -109,14 +122,13 @@ class SendingService:
 
     # --- extension lifecycle ----------------------------------------------------------
 
-    async def start(self, rt: Runtime) -> None:
-        self.rt = rt
-        rt.sending = self  # type: ignore[attr-defined]
+    async def start(self) -> None:
+        rt = self.ctx
         self.loop = asyncio.get_running_loop()
         self.session = aiohttp.ClientSession()
         c = rt.config
         timeout = c["sender.request_timeout"]
-        self.gateways["simulator"] = Simulator(SimSettings.from_config(c), rt.journal.append)
+        self.gateways["simulator"] = Simulator(SimSettings.from_config(c), rt.journal_append)
         if c["gateways.http.url"]:
             self.gateways["http"] = HttpGateway(c["gateways.http.url"], c["gateways.http.token"],
                                                 c["gateways.http.id_field"],
@@ -144,7 +156,7 @@ class SendingService:
         for campaign in await rt.campaigns.list(None, "processing", None, 1_000_000):
             await self._launch(campaign)
 
-    async def stop(self, rt: Runtime) -> None:
+    async def stop(self) -> None:
         runs, self.runs = list(self.runs.values()), {}
         await asyncio.get_running_loop().run_in_executor(None, _stop_all, runs)
         if self._tasks:  # in-flight sends: let them store their outcome
@@ -168,10 +180,9 @@ class SendingService:
 
     async def transition(self, uuid: str, action: str) -> tuple[dict[str, Any], int]:
         """Apply a lifecycle action; (campaign, rows affected). TransitionError if invalid."""
-        assert self.rt is not None
         allowed, target = TRANSITIONS[action]
         async with self.lock:
-            campaign = await self.rt.campaigns.get(uuid)
+            campaign = await self.ctx.campaigns.get(uuid)
             assert campaign is not None
             status = campaign["status"]
             if campaign["message"] is None and campaign.get("gateway") is None:
@@ -183,9 +194,9 @@ class SendingService:
             affected = 0
             no = campaign["no"]
             if action in ("retry-failed", "retry-unknown"):
-                if action == "retry-failed" and self.rt.checkpointer is not None:
-                    await self.rt.checkpointer.run()  # failure ACKs are in the rows
-                affected = await self.rt.campaigns.requeue(
+                if action == "retry-failed":
+                    await self.ctx.checkpoint()  # failure ACKs are in the rows
+                affected = await self.ctx.campaigns.requeue(
                     no, "failed" if action == "retry-failed" else "unknown")
                 if not affected:
                     what = "failed" if action == "retry-failed" else "unknown-outcome"
@@ -207,21 +218,20 @@ class SendingService:
                     run.ref.tell(SetPaused(True))
             elif target == "cancelled":
                 await self._drop(no)
-            campaign = await self.rt.campaigns.get(uuid)
+            campaign = await self.ctx.campaigns.get(uuid)
             assert campaign is not None
             return campaign, affected
 
     async def _jobs(self, no: int) -> tuple[Job, ...]:
-        assert self.rt is not None
-        rows = await self.rt.campaigns.sendable_rows(no)
+        rows = await self.ctx.campaigns.sendable_rows(no)
         return tuple(Job(r[0], r[1], r[2], r[3]) for r in rows)
 
     async def _launch(self, campaign: dict[str, Any]) -> None:
-        assert self.rt is not None and self.loop is not None
-        c = self.rt.config
+        assert self.loop is not None
+        c = self.ctx.config
         no = campaign["no"]
         gateway = campaign["gateway"] or c["sender.default_gateway"]
-        raw_options, _ = await self.rt.campaigns.send_options(no)
+        raw_options, _ = await self.ctx.campaigns.send_options(no)
         options = orjson.loads(raw_options) if raw_options else {}
         problem = self.check_gateway(gateway)
         if problem:
@@ -234,7 +244,7 @@ class SendingService:
             failure_threshold=c["sender.failure_threshold"],
             failure_min_sample=c["sender.failure_min_sample"],
         )
-        counts = await self.rt.campaigns.send_state_counts(no)
+        counts = await self.ctx.campaigns.send_state_counts(no)
         self.unknown[no] = counts.get("unknown", 0)
         ref = SenderActor.start(
             no, policy, self.buckets[gateway],
@@ -259,18 +269,17 @@ class SendingService:
 
     async def _set_status(self, campaign: dict[str, Any], status: str,
                           reason: str | None) -> None:
-        assert self.rt is not None
         previous = campaign["status"]
-        await self.rt.campaigns.set_status_reason(campaign["no"], status, reason)
+        await self.ctx.campaigns.set_status_reason(campaign["no"], status, reason)
         info = CampaignInfo(campaign["no"], campaign["uuid"], campaign["workspace_id"],
                             campaign["name"])
         stats = await self.statistics(campaign["no"])
-        self.rt.bus.publish(CampaignStatusChanged(info, status, previous, stats))
+        self.ctx.bus.publish(CampaignStatusChanged(info, status, previous, stats))
         log.info("campaign.status_changed", campaign_uuid=campaign["uuid"], status=status,
                  previous=previous, reason=reason,
                  sent=stats.get("total_sent_count"), failed=stats.get("total_failed_count"),
                  unknown=stats.get("total_unknown_count"))
-        if status in NOTIFY_STATUSES and self.rt.config["sender.webhook_url"]:
+        if status in NOTIFY_STATUSES and self.ctx.config["sender.webhook_url"]:
             self._spawn(self._outbound_webhook(info, status, previous, reason, stats))
 
     # --- statistics -------------------------------------------------------------------
@@ -293,11 +302,10 @@ class SendingService:
 
     async def statistics(self, no: int) -> dict[str, Any]:
         """The campaign actor's statistics plus the send progress."""
-        assert self.rt is not None
         try:
-            stats = dict(await self.rt.ask(lambda reply: GetStatistics(no, reply), timeout=5))
+            stats = dict(await self.ctx.ask(lambda reply: GetStatistics(no, reply), timeout=5))
         except Exception:  # a slow actor must not block a status change
-            stats = dict(self.rt.board.get(no) or {})
+            stats = dict(self.ctx.board.get(no) or {})
         stats.update(self.progress_of(no))
         return stats
 
@@ -330,24 +338,25 @@ class SendingService:
     # --- on the loop ------------------------------------------------------------------
 
     async def _send(self, no: int, job: Job) -> None:
-        assert self.rt is not None and self.session is not None
+        assert self.session is not None
         run = self.runs.get(no)
         if run is None:
             return
         result = SendResult(job.row, "transient", "not attempted")
         try:
             try:
-                await self.rt.campaigns.record_attempt(no, job.row)
+                await self.ctx.campaigns.record_attempt(no, job.row)
             except StoreUnavailable as exc:  # not recorded, so not sent: retry later
                 result = SendResult(job.row, "transient", f"storage unavailable: {exc}")
                 return
             outbound = Outbound(run.uuid, job.row, job.recipient, render(run.text, job.variables),
                                 job.contact_id, run.options)
             outcome = await self.gateways[run.gateway].send(self.session, outbound)
-            if outcome.kind == "transient" and job.attempt >= self.rt.config["sender.max_attempts"]:
+            max_attempts = self.ctx.config["sender.max_attempts"]
+            if outcome.kind == "transient" and job.attempt >= max_attempts:
                 outcome = Outcome("permanent", reason=f"gave up after {job.attempt} attempts: "
                                   f"{outcome.reason}")
-            self.rt.metrics.sends.labels(run.gateway, outcome.kind).inc()
+            self.ctx.metrics.sends.labels(run.gateway, outcome.kind).inc()
             await self._store_outcome(no, job, outcome)
             result = SendResult(job.row, outcome.kind, outcome.reason, outcome.retry_after)
         except Exception:
@@ -356,9 +365,8 @@ class SendingService:
             _tell(self.runs.get(no), result)
 
     async def _store_outcome(self, no: int, job: Job, outcome: Outcome) -> None:
-        assert self.rt is not None
         now = time.time()
-        campaigns = self.rt.campaigns
+        campaigns = self.ctx.campaigns
         # The message may be out: its outcome must be stored, however long storage fails
         # (giving up would leave the row `attempting` and the campaign never finished).
         # A shutdown cancels this; the row is then an unknown outcome at the next start.
@@ -368,12 +376,12 @@ class SendingService:
                     assert outcome.message_id is not None
                     bare = bare_message_id(outcome.message_id)
                     await campaigns.record_accepted(no, job.row, bare, outcome.message_id, now)
-                    self.rt.register(RegisterMessages(no, (RegisteredMessage(
+                    self.ctx.register(RegisterMessages(no, (RegisteredMessage(
                         job.row, bare, Level.PENDING, False, None, now),)))
                 elif outcome.kind == "permanent":
                     reason = (outcome.reason or "refused by the gateway")[:500]
                     await campaigns.record_failed(no, job.row, reason, now)
-                    self.rt.register(RegisterMessages(no, (RegisteredMessage(
+                    self.ctx.register(RegisterMessages(no, (RegisteredMessage(
                         job.row, None, Level.QUEUED, True, reason, now),)))
                 elif outcome.kind == "halt" or outcome.retry_after is not None:
                     # Refused before taking the message (credentials, 429): not sent.
@@ -386,18 +394,17 @@ class SendingService:
                 await asyncio.sleep(min(2.0, 0.1 * (attempt + 1)))
 
     async def _on_notify(self, no: int, kind: str, reason: str | None) -> None:
-        assert self.rt is not None
         async with self.lock:
             run = self.runs.get(no)
             if run is None:
                 return
-            campaign = await self.rt.campaigns.get(run.uuid)
+            campaign = await self.ctx.campaigns.get(run.uuid)
             if campaign is None or campaign["status"] != "processing":
                 return
             if kind in ("auto_pause", "halt"):
                 await self._set_status(campaign, "paused", reason)
                 return
-            counts = await self.rt.campaigns.send_state_counts(no)
+            counts = await self.ctx.campaigns.send_state_counts(no)
             if counts.get("queued", 0):
                 run.ref.tell(SendWork(await self._jobs(no)))
                 return
@@ -415,8 +422,8 @@ class SendingService:
 
     async def _outbound_webhook(self, info: CampaignInfo, status: str, previous: str | None,
                                 reason: str | None, stats: dict[str, Any]) -> None:
-        assert self.rt is not None and self.session is not None
-        c = self.rt.config
+        assert self.session is not None
+        c = self.ctx.config
         body = orjson.dumps({
             "event": "campaign.status.changed",
             "campaign": {"uuid": info.uuid, "id": info.no, "workspace_id": info.workspace_id,

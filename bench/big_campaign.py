@@ -29,8 +29,8 @@ def timed_reads(url: str, uuid: str, count: int = 300) -> float:
 
 def in_process_stats_cost() -> tuple[float, float]:
     """Ledger.statistics() at 10k and at 1M messages, in this process (no HTTP)."""
-    from actors.ledger import Ledger
-    from actors.status import Level
+    from domain.ledger import Ledger
+    from domain.status import Level
 
     costs = []
     for n in (10_000, MESSAGES):

@@ -1,154 +1,37 @@
-"""The `campaignd` command: serve (with sd_notify and SIGHUP reload), check-config,
-stats / export / backup (daemon/offline.py), and the commands registered in COMMANDS."""
+"""The `campaignd` command line: serve (daemon/serve.py), check-config, stats / export /
+backup (daemon/offline.py) and demo (daemon/demo.py).
+
+Options go where people type them: `campaignd --config X serve` and
+`campaignd serve --config X` mean the same.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import structlog
-from aiohttp import web
 
-from daemon.config import KEYS, Config, ConfigError, default_config_path, load_config
+from core.config import Config, ConfigError
+from daemon import demo
+from daemon.config import config_for
+from daemon.lock import in_use
 from daemon.logging import configure_logging
-from daemon.systemd import Notifier
-
-if TYPE_CHECKING:
-    from daemon.runtime import Runtime
+from daemon.serve import run_event_loop, serve
 
 log = structlog.get_logger(__name__)
 
-# Extra subcommands register here: name -> (help, add_arguments, run(args) -> exit code).
+# Extra subcommands: name -> (help, add_arguments, run(args) -> exit code).
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
-                          Callable[[argparse.Namespace], int]]] = {}
-COMMANDS["demo"] = __import__("daemon.demo").demo.COMMAND
+                          Callable[[argparse.Namespace], int]]] = {"demo": demo.COMMAND}
 
 
 def _config(args: argparse.Namespace) -> Config:
-    path = Path(args.config) if args.config else default_config_path()
-    return load_config(path)
-
-
-def page_url(config: Config, port: int) -> str:
-    host = config["server.host"]
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    if ":" in shown:
-        shown = f"[{shown}]"
-    return config["server.public_url"] or f"http://{shown}:{port}/"
-
-
-async def serve(config: Config, on_listening: Callable[[str], None] | None = None,
-                notifier: Notifier | None = None) -> int:
-    """Run until SIGTERM/SIGINT; shut down in the SPEC 3.6 order; 0 on a clean stop.
-
-    runner.cleanup() is aiohttp's own order: the site stops accepting, `on_shutdown`
-    closes the WebSockets (4200), in-flight requests finish, then the cleanup context
-    stops the runtime (final checkpoint, actors, database).
-    """
-    from web.app import make_app
-    from web.keys import RUNTIME
-
-    notifier = notifier or Notifier()
-    app = make_app(config)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=3, access_log=None)
-    notifier.status("starting: loading campaigns and replaying the journal")
-    notifier.start_watchdog()  # fed from the loop, so a long start is not mistaken for a hang
-    try:
-        await runner.setup()  # starts the runtime: store, state, actors, journal replay
-    except Exception as exc:
-        log.error("serve.start_failed", error=str(exc), db=str(config.db_path))
-        print(f"campaignd: could not start: {exc}", file=sys.stderr)
-        await runner.cleanup()
-        await notifier.stop_watchdog()
-        return 1
-    site = web.TCPSite(runner, config["server.host"], config["server.port"],
-                       reuse_address=True)
-    try:
-        await site.start()
-    except OSError as exc:
-        log.error("serve.listen_failed", host=config["server.host"],
-                  port=config["server.port"], error=str(exc))
-        print(f"campaignd: cannot listen on {config['server.host']}:{config['server.port']}:"
-              f" {exc}", file=sys.stderr)
-        await runner.cleanup()
-        await notifier.stop_watchdog()
-        return 1
-    server = site._server
-    port = server.sockets[0].getsockname()[1] if server and server.sockets else 0
-    url = page_url(config, port)
-    print(f"campaignd listening on {url}", flush=True)
-    log.info("serve.listening", url=url)
-    notifier.ready(f"listening on {url}")  # only now: the port accepts connections
-    if on_listening is not None:
-        on_listening(url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    rt = app[RUNTIME]
-    loop.add_signal_handler(signal.SIGHUP, lambda: reload(rt, notifier, url))
-    await stop.wait()
-    notifier.stopping()
-    log.info("serve.stopping")
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        loop.remove_signal_handler(sig)
-    await runner.cleanup()
-    await notifier.stop_watchdog()
-    log.info("serve.stopped")
-    return 0
-
-
-# What SIGHUP applies at once; every other key is read at start and needs a restart.
-RELOADABLE = ("log.", "api.tokens", "webhooks.")
-
-
-def reload(rt: Runtime, notifier: Notifier, url: str) -> list[str]:
-    """Re-read the configuration file; apply what can change live, name the rest."""
-    from web.auth import TokenBook, webhook_auth
-
-    notifier.reloading()
-    try:
-        try:
-            new = load_config(rt.config.path)
-        except ConfigError as exc:
-            log.error("config.reload_refused", problems=exc.problems,
-                      note="the running configuration is kept")
-            return []
-        changed = [k for k in KEYS if new[k] != rt.config[k]]
-        live = [k for k in changed if k.startswith(RELOADABLE)]
-        restart = [k for k in changed if k not in live]
-        config = rt.config.with_overrides(**{k: new[k] for k in live})
-        rt.config = config
-        rt.tokens = TokenBook(config["api.tokens"])
-        rt.webhook_auth = webhook_auth(config)
-        configure_logging(config["log.level"], config["log.format"])
-        log.info("config.reloaded", applied=live, path=str(config.path))
-        if restart:
-            log.warning("config.restart_needed", keys=restart,
-                        note="these changes take effect after a restart")
-        return live
-    finally:
-        notifier.ready(f"listening on {url}")
-
-
-def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
-    """Run the daemon's loop on uvloop when it is installed, else on asyncio's own.
-
-    uvloop serves the same webhooks with less CPU per request (docs/BENCHMARKS.md);
-    nothing in campaignd depends on it.
-    """
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
+    return config_for(args.config)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -161,6 +44,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = _config(args)
     print(json.dumps(config.masked(), indent=2, sort_keys=True))
     print(f"configuration OK ({config.path or 'built-in defaults'})", file=sys.stderr)
+    if config["server.require_auth"]:
+        print("server.require_auth = true: every webhook secret, api.tokens and "
+              "pusher.app_secret are required (they are set)", file=sys.stderr)
+    holder = in_use(config.db_path)
+    if holder is not None:
+        print(f"note: {holder}; `serve` would refuse to start now", file=sys.stderr)
     return 0
 
 
@@ -228,6 +117,10 @@ Restore: stop the service, put the copy in place of store.path, delete the old
 }
 
 
+CONFIG_HELP = ("daemon.toml to read (default: $CAMPAIGND_CONFIG, else ./daemon.toml if "
+               "present, else built-in defaults)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from daemon import offline
 
@@ -237,14 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `campaignd COMMAND --help` for a command's options and examples. "
         "Configuration keys and their environment variables: docs/configuration.md.",
     )
-    parser.add_argument("--config", metavar="PATH",
-                        help="daemon.toml to read (default: $CAMPAIGND_CONFIG, else "
-                        "./daemon.toml if present, else built-in defaults)")
+    parser.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
+    # The same option after the command (`campaignd serve --config X`): SUPPRESS keeps
+    # a value given before the command when it is not repeated after it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text[0].upper()
                               + help_text[1:] + ".", epilog=EPILOGS.get(name),
+                              parents=[common],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     add("serve", "run the daemon in the foreground").set_defaults(run=cmd_serve)
@@ -266,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace DEST if it exists")
     p.set_defaults(run=_offline(offline.cmd_backup))
     for name, (help_text, add_args, run) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
+        p = sub.add_parser(name, help=help_text, parents=[common])
         add_args(p)
         p.set_defaults(run=run)
     return parser

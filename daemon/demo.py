@@ -13,6 +13,10 @@ from typing import Any
 
 import aiohttp
 
+from daemon.config import config_for
+from daemon.logging import configure_logging
+from daemon.serve import run_event_loop, serve
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipients", type=int, default=50, metavar="N",
@@ -64,10 +68,7 @@ async def start_sample(url: str, token: str | None, n: int, rate: float) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from daemon.cli import _config, run_event_loop, serve
-    from daemon.logging import configure_logging
-
-    config = _config(args).with_overrides(**{"sender.default_gateway": "simulator"})
+    config = config_for(args.config).with_overrides(**{"sender.default_gateway": "simulator"})
     if args.port is not None:
         config = config.with_overrides(**{"server.port": args.port})
     configure_logging("warning", config["log.format"])

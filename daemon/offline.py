@@ -22,8 +22,8 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
-from actors.status import FAILED_CLASS, statistics_from_counts
-from actors.timefmt import iso_time
+from domain.status import FAILED_CLASS, statistics_from_counts
+from domain.timefmt import iso_time
 
 
 class CommandError(Exception):

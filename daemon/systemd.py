@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import structlog
 
-from daemon.aio import cancel_and_wait
+from core.aio import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 

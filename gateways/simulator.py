@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 import structlog
 
-from actors.messages import StatusEvent
-from actors.status import Level
+from domain.events import StatusEvent
+from domain.status import Level
 from gateways.base import Outbound, Outcome
 
 log = structlog.get_logger(__name__)

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from actors.index import id_hash
-from actors.ledger import NONE, to_tenths
-from actors.messages import CampaignInfo, RegisteredMessage
-from actors.status import STATUS_FILTERS, message_class
+from domain.index import id_hash
+from domain.ledger import NONE, to_tenths
+from domain.records import CampaignInfo, RegisteredMessage
+from domain.status import STATUS_FILTERS, message_class
 from store.db import Store
 
 CAMPAIGN_COLUMNS = (

@@ -6,6 +6,10 @@ every event up to S). One transaction writes the rows, the statistics, the orpha
 changes, and deletes the journal up to S. If that write fails, what was collected is
 kept and written first by the next checkpoint, so no change is ever forgotten; so is
 an answer the checkpoint stopped waiting for (the actors forget what they hand over).
+
+The checkpointer does not know the actors (store/ sits below actors/): the runtime gives
+it `collect(reply)`, which asks the ingest actor for the data, and `written(seq)`, which
+tells it the data is on disk.
 """
 
 from __future__ import annotations
@@ -13,14 +17,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import time
-from typing import Any
+from collections.abc import Callable
 
-import pykka
 import structlog
 
-from actors.messages import Checkpoint, CheckpointData, CheckpointDone, Reply
-from daemon.aio import cancel_and_wait
-from daemon.metrics import Metrics
+from core.aio import Reply, cancel_and_wait
+from core.metrics import Metrics
+from domain.records import CheckpointData
 from store.db import Statement, Store, StoreUnavailable
 
 log = structlog.get_logger(__name__)
@@ -51,13 +54,15 @@ class Checkpointer:
     def __init__(
         self,
         store: Store,
-        ingest: pykka.ActorRef[Any],
+        collect: Callable[[Reply], None],
+        written: Callable[[int], None],
         metrics: Metrics,
         interval: float,
         collect_timeout: float = 30.0,
     ) -> None:
         self.store = store
-        self.ingest = ingest
+        self.collect = collect
+        self.written = written
         self.metrics = metrics
         self.interval = interval
         self.collect_timeout = collect_timeout
@@ -96,7 +101,7 @@ class Checkpointer:
             if pending is None or (pending.done() and (
                     pending.cancelled() or pending.exception() is not None)):
                 reply = Reply.new()
-                self.ingest.tell(Checkpoint(reply))
+                self.collect(reply)
                 self._collecting = pending = reply.future
             data: CheckpointData = await asyncio.wait_for(asyncio.shield(pending),
                                                           self.collect_timeout)
@@ -106,7 +111,7 @@ class Checkpointer:
             self._carry.clear()
             self.last_seq = data.seq
             self.last_at = time.time()
-            self.ingest.tell(CheckpointDone(data.seq))
+            self.written(data.seq)
             self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
             if time.monotonic() - self._trimmed_at > TRIM_EVERY:
                 self._trimmed_at = time.monotonic()

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import orjson
 import structlog
 
-from actors.messages import StatusEvent
-from daemon.aio import cancel_and_wait
+from core.aio import cancel_and_wait
+from domain.events import StatusEvent
 from store.db import Store, StoreUnavailable
 
 log = structlog.get_logger(__name__)

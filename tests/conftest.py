@@ -15,7 +15,8 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from daemon.config import Config, load_config
+from core.config import Config
+from daemon.config import load_config
 from web.app import make_app
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.ledger import Ledger
-from actors.status import FAILED_CLASS, Level, message_class, statistics_from_counts
+from domain.ledger import Ledger
+from domain.status import FAILED_CLASS, Level, message_class, statistics_from_counts
 
 MESSAGES = 6
 events_strategy = st.lists(

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from daemon.config import Config
+from core.config import Config
 from tests.conftest import eventually, fixture_bytes, fixture_json, make_config
 from tests.proc import DaemonProcess, write_config
 from web.app import make_app

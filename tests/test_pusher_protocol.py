@@ -23,8 +23,9 @@ from actors.broadcaster import (
     Push,
     Snapshot,
 )
-from actors.messages import CampaignChanged, CampaignInfo, CampaignStatusChanged
-from daemon.metrics import Metrics
+from actors.messages import CampaignChanged, CampaignStatusChanged
+from core.metrics import Metrics
+from domain.records import CampaignInfo
 from tests.conftest import Daemon, eventually, fixture_json, webjs_ack
 
 TOKEN_1 = "token-for-workspace-1-abcdef"

@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from actors.status import Level
 from daemon.systemd import Notifier
+from domain.status import Level
 
 ROOT = Path(__file__).resolve().parents[1]
 

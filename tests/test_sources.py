@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from actors.status import Level
+from domain.status import Level
 from tests.conftest import fixture_bytes, fixture_json
 from web.sources import BadPayload, ParseContext, cloud, evolution, twilio, waha, webjs
 

@@ -6,138 +6,38 @@ talk to the store on the loop and to actors only with `tell` or a `Reply` future
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-import orjson
 from aiohttp import web
 
-from actors.messages import (
-    CampaignInfo,
-    GetStatistics,
-    GetTimeline,
-    RegisterMessages,
-)
-from actors.status import LEVEL_NAMES, STATUS_FILTERS, Level, class_name, parse_status_name
-from actors.timefmt import iso_time
-from daemon.runtime import Runtime
+from actors.messages import GetTimeline, RegisterMessages
+from actors.runtime import Runtime
+from domain.records import CampaignInfo
+from domain.status import LEVEL_NAMES, STATUS_FILTERS, Level, class_name, parse_status_name
+from domain.timefmt import iso_time
 from store.campaigns import CampaignExists, MessageConflict, NewMessage
-from web.auth import EVERYONE, Principal
+from web import sending
+from web.common import (
+    UUID_RE,
+    int_field,
+    live_statistics,
+    present_campaign,
+    principal_of,
+    query_cursor,
+    query_int,
+    read_json_object,
+    str_field,
+    visible_campaign,
+)
 from web.errors import ApiError, json_response
 from web.keys import RUNTIME
-from web.sources import digits, type_name
+from web.sources import digits
 
 MAX_MESSAGES_PER_REQUEST = 10_000
-UUID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 CAMPAIGN_STATUSES = ("pending", "processing", "paused", "completed", "cancelled", "failed")
-PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    if request.content_type not in ("application/json", "application/octet-stream") and \
-            request.headers.get("Content-Type"):
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    body = await request.read()
-    try:
-        doc = orjson.loads(body) if body.strip() else None
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ApiError(400, "invalid_json", f"the body must be a JSON object, got {type_name(doc)}")
-    return doc
-
-
-def _int(value: Any, field: str, minimum: int = 0) -> int:
-    if isinstance(value, str) and digits(value.strip().removeprefix("-")):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(422, "invalid_field", f"{field} must be an integer", field)
-    if value < minimum or value > 2**53:
-        raise ApiError(422, "invalid_field", f"{field} must be between {minimum} and 2^53", field)
-    return value
-
-
-def _str(value: Any, field: str, max_len: int = 200, required: bool = True) -> str | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ApiError(422, "invalid_field", f"{field} must be a non-empty string", field)
-    if len(value) > max_len:
-        raise ApiError(422, "invalid_field", f"{field} must be at most {max_len} characters",
-                       field)
-    return value.strip()
-
-
-def _query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not digits(raw) or not low <= int(raw) <= high:
-        raise ApiError(400, "invalid_query", f"{name} must be an integer from {low} to {high}",
-                       name)
-    return int(raw)
-
-
-def _query_cursor(request: web.Request) -> int | None:
-    """The opaque `cursor` of a paged list (the last id of the previous page)."""
-    cursor = request.query.get("cursor")
-    if cursor is None:
-        return None
-    if not digits(cursor):
-        raise ApiError(400, "invalid_query", "cursor is not valid", "cursor")
-    return int(cursor)
-
-
-def _principal(request: web.Request) -> Principal:
-    return request.get(PRINCIPAL, EVERYONE)
-
-
-async def _visible_campaign(request: web.Request) -> dict[str, Any]:
-    rt: Runtime = request.app[RUNTIME]
-    uuid = request.match_info["uuid"]
-    campaign = await rt.campaigns.get(uuid) if UUID_RE.match(uuid) else None
-    if campaign is None or not _principal(request).sees(campaign["workspace_id"]):
-        raise ApiError(404, "campaign_not_found", f"no campaign {uuid!r}")
-    return campaign
-
-
-async def _statistics(rt: Runtime, campaign_no: int) -> dict[str, Any]:
-    try:
-        return await rt.ask(lambda reply: GetStatistics(campaign_no, reply))
-    except TimeoutError:
-        raise ApiError(503, "busy", "the campaign did not answer in time; retry",
-                       headers={"Retry-After": "1"}) from None
-
-
-def present_campaign(campaign: dict[str, Any], statistics: dict[str, Any] | None
-                     ) -> dict[str, Any]:
-    stats = statistics
-    if stats is None and campaign.get("statistics"):
-        stats = orjson.loads(campaign["statistics"])
-    return {
-        "uuid": campaign["uuid"],
-        "id": campaign["no"],
-        "workspace_id": campaign["workspace_id"],
-        "name": campaign["name"],
-        "status": campaign["status"],
-        "message": campaign.get("message"),
-        "gateway": campaign.get("gateway"),
-        "rate": campaign.get("rate"),
-        "created_at": iso_time(campaign["created_at"]),
-        "updated_at": iso_time(campaign["updated_at"]),
-        "statistics": stats or _empty_statistics(),
-    }
-
-
-def _empty_statistics() -> dict[str, Any]:
-    from actors.ledger import Ledger
-
-    stats = Ledger().statistics()
-    stats["updated_at"] = None
-    return stats
 
 
 def present_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -173,19 +73,18 @@ SENDING_FIELDS = ("recipients", "message", "gateway", "rate", "start", "skip_inv
 async def create_campaign(request: web.Request) -> web.Response:
     rt: Runtime = request.app[RUNTIME]
     doc = await read_json_object(request)
-    workspace_id = _int(doc.get("workspace_id"), "workspace_id", minimum=1)
-    name = _str(doc.get("name"), "name")
+    workspace_id = int_field(doc.get("workspace_id"), "workspace_id", minimum=1)
+    name = str_field(doc.get("name"), "name")
     uuid = doc.get("uuid")
     if uuid is not None and (not isinstance(uuid, str) or not UUID_RE.match(uuid)):
         raise ApiError(422, "invalid_field",
                        "uuid must be 1-64 characters of letters, digits, '-' or '_'", "uuid")
-    if not _principal(request).sees(workspace_id):
+    if not principal_of(request).sees(workspace_id):
         raise ApiError(403, "forbidden", "this token may not create campaigns in workspace "
                        f"{workspace_id}", "workspace_id")
     # campaignd sends it (web/sending.py). Any sending option counts: a `gateway` or a
     # `rate` without recipients is a mistake to report, not something to drop silently.
     if any(field in doc for field in SENDING_FIELDS):
-        from web import sending  # web.sending builds on this module
 
         return await sending.create_sending_campaign(request, doc, workspace_id, name, uuid)
     try:
@@ -200,7 +99,7 @@ async def create_campaign(request: web.Request) -> web.Response:
 
 async def list_campaigns(request: web.Request) -> web.Response:
     rt: Runtime = request.app[RUNTIME]
-    principal = _principal(request)
+    principal = principal_of(request)
     workspace_id = None
     if "workspace_id" in request.query:
         raw = request.query["workspace_id"]
@@ -216,8 +115,8 @@ async def list_campaigns(request: web.Request) -> web.Response:
     if status is not None and status not in CAMPAIGN_STATUSES:
         raise ApiError(400, "invalid_query",
                        f"status must be one of {', '.join(CAMPAIGN_STATUSES)}", "status")
-    limit = _query_int(request, "limit", 50, 1, 500)
-    after = _query_cursor(request)
+    limit = query_int(request, "limit", 50, 1, 500)
+    after = query_cursor(request)
     rows = await rt.campaigns.list(workspace_id, status, after, limit)
     items = [present_campaign(r, rt.board.get(r["no"])) for r in rows]
     next_cursor = str(rows[-1]["no"]) if len(rows) == limit else None
@@ -226,13 +125,13 @@ async def list_campaigns(request: web.Request) -> web.Response:
 
 async def get_campaign(request: web.Request) -> web.Response:
     rt: Runtime = request.app[RUNTIME]
-    campaign = await _visible_campaign(request)
-    stats = await _statistics(rt, campaign["no"])
+    campaign = await visible_campaign(request)
+    stats = await live_statistics(rt, campaign["no"])
     return json_response({"campaign": present_campaign(campaign, stats)})
 
 
 def parse_registrations(doc: dict[str, Any]) -> list[NewMessage]:
-    from actors.status import bare_message_id
+    from domain.status import bare_message_id
 
     messages = doc.get("messages")
     if not isinstance(messages, list):
@@ -247,8 +146,8 @@ def parse_registrations(doc: dict[str, Any]) -> list[NewMessage]:
         at = f"messages[{i}]"
         if not isinstance(item, dict):
             raise ApiError(422, "invalid_field", f"{at} must be an object", at)
-        recipient = _str(item.get("recipient"), f"{at}.recipient", 64)
-        raw_id = _str(item.get("message_id"), f"{at}.message_id", 256)
+        recipient = str_field(item.get("recipient"), f"{at}.recipient", 64)
+        raw_id = str_field(item.get("message_id"), f"{at}.message_id", 256)
         contact = item.get("contact_id")
         if contact is not None:
             if isinstance(contact, bool) or not isinstance(contact, (str, int)):
@@ -282,7 +181,7 @@ def parse_registrations(doc: dict[str, Any]) -> list[NewMessage]:
 
 async def register_messages(request: web.Request) -> web.Response:
     rt: Runtime = request.app[RUNTIME]
-    campaign = await _visible_campaign(request)
+    campaign = await visible_campaign(request)
     items = parse_registrations(await read_json_object(request))
     try:
         registered, duplicates = await rt.campaigns.register(campaign["no"], items)
@@ -297,7 +196,7 @@ async def register_messages(request: web.Request) -> web.Response:
 
 async def list_messages(request: web.Request) -> web.Response:
     rt: Runtime = request.app[RUNTIME]
-    campaign = await _visible_campaign(request)
+    campaign = await visible_campaign(request)
     status = request.query.get("status")
     if status is not None and status not in STATUS_FILTERS:
         raise ApiError(400, "invalid_query",
@@ -305,8 +204,8 @@ async def list_messages(request: web.Request) -> web.Response:
     search = request.query.get("search") or None
     if search is not None and len(search) > 100:
         raise ApiError(400, "invalid_query", "search is longer than 100 characters", "search")
-    limit = _query_int(request, "limit", 50, 1, 1000)
-    after = _query_cursor(request)
+    limit = query_int(request, "limit", 50, 1, 1000)
+    after = query_cursor(request)
     await rt.flush_rows()
     rows = await rt.campaigns.rows(campaign["no"], status, search, after, limit)
     next_cursor = str(rows[-1]["row"]) if len(rows) == limit else None
@@ -316,8 +215,8 @@ async def list_messages(request: web.Request) -> web.Response:
 
 async def timeline(request: web.Request) -> web.Response:
     rt: Runtime = request.app[RUNTIME]
-    campaign = await _visible_campaign(request)
-    points = _query_int(request, "points", 120, 2, 1000)
+    campaign = await visible_campaign(request)
+    points = query_int(request, "points", 120, 2, 1000)
     try:
         data = await rt.ask(lambda reply: GetTimeline(campaign["no"], points, reply))
     except TimeoutError:

@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from daemon.config import Config
-from daemon.runtime import Runtime
+from actors.runtime import Runtime
+from core.config import Config
 from web import api, export, openapi, page, pusher, sending, webhooks
-from web.errors import ApiError, error_middleware, json_response
-from web.keys import RUNTIME
+from web.auth import Guard
+from web.common import PRINCIPAL
+from web.errors import error_middleware, json_response
+from web.keys import GUARD, RUNTIME
 
 PUBLIC_PREFIXES = ("/webhooks/", "/healthz", "/readyz", "/metrics")
 
@@ -27,12 +29,7 @@ async def auth_middleware(
 ) -> web.StreamResponse:
     """Bearer tokens for /api (SPEC 3.2); webhooks carry their own signatures."""
     if request.path.startswith("/api/") and request.path != "/api/openapi.json":
-        rt = request.app[RUNTIME]
-        principal = rt.tokens.principal(request.headers.get("Authorization"))
-        if principal is None:
-            raise ApiError(401, "unauthorized", "a valid bearer token is required",
-                           headers={"WWW-Authenticate": "Bearer"})
-        request[api.PRINCIPAL] = principal
+        request[PRINCIPAL] = request.app[GUARD].api_principal(request)
     return await handler(request)
 
 
@@ -69,6 +66,7 @@ def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
         client_max_size=config["server.max_body_bytes"],
     )
     app[RUNTIME] = rt
+    app[GUARD] = Guard(config)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await rt.start()

@@ -1,7 +1,9 @@
-"""Who may talk to us: webhook signatures per source (SPEC 3.1) and API bearer tokens.
+"""Who may talk to us: webhook signatures per source (SPEC 3.1), API bearer tokens, and
+whether a request came from this machine or through a proxy (SPEC 3.7).
 
-Every comparison is constant-time. A source with no secret configured is accepted
-only while the daemon listens on loopback; config.py refuses to start otherwise.
+Every comparison is constant-time. A source with no secret configured is accepted only
+from a direct loopback peer: a request that came through a reverse proxy is remote
+whatever the socket's address, so loopback is never a credential behind nginx.
 """
 
 from __future__ import annotations
@@ -9,13 +11,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from aiohttp import web
 
-from daemon.config import SOURCE_SECRET, Config
+from core.config import SOURCE_SECRET, Config
+from web.errors import ApiError
 from web.sources.twilio import parse_form
 
 
@@ -145,3 +150,64 @@ class TokenBook:
             if hmac.compare_digest(_raw(token), _raw(given)):
                 found = EVERYONE if workspace == "*" else Principal(int(workspace))
         return found
+
+
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+log = structlog.get_logger(__name__)
+
+
+class Guard:
+    """The credentials every route checks, made from the configuration and replaced
+    whole on SIGHUP (so a reload changes tokens, secrets and channel rules together)."""
+
+    def __init__(self, config: Config) -> None:
+        self._warned: set[str] = set()
+        self.reload(config)
+
+    def reload(self, config: Config) -> None:
+        self.tokens = TokenBook(config["api.tokens"])
+        self.webhooks = webhook_auth(config)
+        self.allow_public_channels: bool = config["pusher.allow_public_channels"]
+        self.trusted_proxies: tuple[Network, ...] = tuple(
+            ipaddress.ip_network(item, strict=False) for item in config["server.trusted_proxies"])
+
+    def is_remote(self, request: web.BaseRequest) -> bool:
+        """True unless the request came straight from this machine: a proxy header, a
+        peer listed in server.trusted_proxies or a peer off loopback make it remote."""
+        headers = request.headers
+        if any(name in headers for name in PROXY_HEADERS):
+            return True
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if not peer:
+            return True  # unknown peer (a closing transport): never trusted
+        host = peer[0] if isinstance(peer, tuple) else peer
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return True  # a unix socket path or similar: not a loopback peer we know
+        if any(address in net for net in self.trusted_proxies):
+            return True
+        return not address.is_loopback
+
+    def api_principal(self, request: web.BaseRequest) -> Principal:
+        """Who is calling the API, or a 401 that says what is missing. Without api.tokens
+        the API is open, which is only safe for this machine itself."""
+        if self.tokens.open_ and self.is_remote(request):
+            advice = ("this request came through a proxy or from another host, and the API "
+                      "has no tokens: set api.tokens")
+            self.warn_once("api.tokens", advice)
+            raise ApiError(401, "token_required", advice,
+                           headers={"WWW-Authenticate": "Bearer"})
+        principal = self.tokens.principal(request.headers.get("Authorization"))
+        if principal is None:
+            raise ApiError(401, "unauthorized", "a valid bearer token is required",
+                           headers={"WWW-Authenticate": "Bearer"})
+        return principal
+
+    def warn_once(self, setting: str, advice: str) -> None:
+        """Log a refusal's advice once per setting (a scan must not flood the log)."""
+        if setting not in self._warned:
+            self._warned.add(setting)
+            log.warning("auth.remote_refused", setting=setting, advice=advice)

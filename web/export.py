@@ -15,9 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.status import LEVEL_NAMES, class_name
-from actors.timefmt import iso_time
-from web.api import _visible_campaign
+from domain.status import LEVEL_NAMES, class_name
+from domain.timefmt import iso_time
+from web.common import visible_campaign
 from web.keys import RUNTIME
 
 CHUNK_ROWS = 500
@@ -57,7 +57,7 @@ def csv_text(rows: Iterable[Sequence[Any]], header: bool = False) -> str:
 
 async def export_csv(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
-    campaign = await _visible_campaign(request)
+    campaign = await visible_campaign(request)
     await rt.flush_rows()
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from daemon.runtime import Runtime
+from actors.runtime import Runtime
+from web.auth import Guard
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
+GUARD: web.AppKey[Guard] = web.AppKey("guard")

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.status import LEVEL_NAMES, STATUS_FILTERS
+from domain.status import LEVEL_NAMES, STATUS_FILTERS
 from web.errors import json_response
 
 # Routes deliberately not described: the Pusher WebSocket and the page's static files.

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon.runtime import Runtime
+from actors.runtime import Runtime
 from web.errors import json_response
-from web.keys import RUNTIME
+from web.keys import GUARD, RUNTIME
 
 STATIC = Path(__file__).resolve().parent / "static"
 # The page is small and changes with the daemon: let the browser revalidate every time.
@@ -38,7 +38,10 @@ def _gateways(rt: Runtime) -> list[str]:
 async def page_config(request: web.Request) -> web.Response:
     rt: Runtime = request.app[RUNTIME]
     config = rt.config
-    auth_required = not rt.tokens.open_
+    guard = request.app[GUARD]
+    if guard.tokens.open_:
+        guard.api_principal(request)  # an open API is for this machine only: 401 otherwise
+    auth_required = not guard.tokens.open_
     workspaces: list[int] = []
     if not auth_required:  # with tokens, which workspaces exist is the API's to tell
         rows = await rt.store.fetchall(
@@ -49,7 +52,7 @@ async def page_config(request: web.Request) -> web.Response:
         "ws_path": f"/app/{config['pusher.app_key']}",
         "auth_required": auth_required,
         "auth_endpoint": "/broadcasting/auth",
-        "private_channels": not config["pusher.allow_public_channels"],
+        "private_channels": not guard.allow_public_channels,
         "activity_timeout": config["pusher.activity_timeout"],
         "workspaces": workspaces,
         "default_workspace": workspaces[0] if workspaces else 1,

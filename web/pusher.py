@@ -27,12 +27,14 @@ from actors.broadcaster import (
     Snapshot,
     SnapshotReply,
 )
-from actors.messages import CampaignInfo, GetStatistics
-from daemon.config import Config
-from daemon.runtime import Runtime
-from web.api import UUID_RE, present_campaign, read_json_object
+from actors.messages import GetStatistics
+from actors.runtime import Runtime
+from core.config import Config
+from domain.records import CampaignInfo
+from web.auth import Guard
+from web.common import UUID_RE, present_campaign, read_json_object
 from web.errors import ApiError, json_response
-from web.keys import RUNTIME
+from web.keys import GUARD, RUNTIME
 from web.pusher_conn import Connection, RowsEntry, error_frame, frame, ws_frame
 
 log = structlog.get_logger(__name__)
@@ -60,13 +62,16 @@ def sign(config: Config, socket_id: str, channel: str) -> str:
 
 
 class Hub:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, guard: Guard) -> None:
         self.rt = rt
+        self.guard = guard
         self.config = rt.config
         self.metrics = rt.metrics
         self.connections: dict[str, Connection] = {}
         self.subscribers: dict[str, set[Connection]] = {}
-        self.broadcaster = Broadcaster(self.deliver)
+        self.broadcaster = Broadcaster(self.deliver, rt.bus, rt.metrics,
+                                       rt.config["pusher.coalesce_ms"],
+                                       rt.config["pusher.max_rows_per_event"])
         self.closing = False
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -120,6 +125,7 @@ class Hub:
             socket_id = f"{secrets.randbelow(10**9)}.{secrets.randbelow(10**9)}"
         conn = Connection(ws, request, socket_id, self.metrics,
                           self.config["pusher.max_rows_per_event"], _now())
+        conn.remote = self.guard.is_remote(request)
         self.connections[socket_id] = conn
         self.metrics.ws_connections.inc()
         if self._sweeper is None or self._sweeper.done():
@@ -234,9 +240,15 @@ class Hub:
                          channel[:200])
             return
         private = channel.startswith("private-")
-        if not private and not self.config["pusher.allow_public_channels"]:
+        if not private and not self.guard.allow_public_channels:
             self._refuse(conn, ERR_UNAUTHORIZED, f"public channels are disabled: subscribe "
                          f"to private-{channel} with an auth signature", channel)
+            return
+        if not private and conn.remote and self.guard.tokens.open_:
+            advice = ("public channels through a proxy or from another host need API "
+                      "tokens: set api.tokens and subscribe to private- channels")
+            self.guard.warn_once("api.tokens (public channels)", advice)
+            self._refuse(conn, ERR_UNAUTHORIZED, advice, channel)
             return
         if private:
             auth = data.get("auth")
@@ -384,10 +396,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 async def broadcasting_auth(request: web.Request) -> web.Response:
     """Sign a private channel for a holder of an API token of that workspace."""
     rt: Runtime = request.app[RUNTIME]
-    principal = rt.tokens.principal(request.headers.get("Authorization"))
-    if principal is None:
-        raise ApiError(401, "unauthorized", "a valid bearer token is required",
-                       headers={"WWW-Authenticate": "Bearer"})
+    principal = request.app[GUARD].api_principal(request)
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.post()
         fields: dict[str, Any] = {k: form.get(k) for k in ("socket_id", "channel_name")}
@@ -417,7 +426,7 @@ async def broadcasting_auth(request: web.Request) -> web.Response:
 
 def setup(app: web.Application, rt: Runtime) -> None:
     """Routes, the broadcaster extension, and closing every socket with 4200 on shutdown."""
-    hub = Hub(rt)
+    hub = Hub(rt, app[GUARD])
     app[HUB] = hub
     if rt.config["pusher.allow_public_channels"] and not rt.config.on_loopback:
         log.warning("pusher.public_channels_open", host=rt.config["server.host"],

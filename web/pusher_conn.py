@@ -26,7 +26,7 @@ import structlog
 from aiohttp import web
 
 from actors.broadcaster import Push
-from daemon.metrics import Metrics
+from core.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -97,6 +97,7 @@ class Connection:
                  metrics: Metrics, max_rows: int, now: float) -> None:
         self.ws = ws
         self.socket_id = socket_id
+        self.remote = True  # set by the hub: came through a proxy or from another host
         self.transport = request.transport
         self.stream = request.writer
         self.metrics = metrics

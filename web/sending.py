@@ -12,11 +12,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from actors.messages import CampaignInfo, RegisterMessages
+from actors.messages import RegisterMessages
 from actors.sender_service import TRANSITIONS, SendingService, TransitionError
-from actors.status import Level
+from domain.records import CampaignInfo
+from domain.status import Level
 from gateways.recipients import parse_recipients
 from store.campaigns import CampaignExists, NewMessage
+from web.common import present_campaign, visible_campaign
 from web.errors import ApiError, json_response
 from web.keys import RUNTIME
 
@@ -54,7 +56,6 @@ def _refused(message: str, field: str, recipients: dict[str, Any]) -> web.Respon
 
 async def create_sending_campaign(request: web.Request, doc: dict[str, Any], workspace_id: int,
                                   name: str, uuid: str | None) -> web.Response:
-    from web.api import present_campaign
 
     rt = request.app[RUNTIME]
     service = _service(request)
@@ -124,13 +125,11 @@ async def create_sending_campaign(request: web.Request, doc: dict[str, Any], wor
 
 
 async def _campaign(request: web.Request) -> dict[str, Any]:
-    from web.api import _visible_campaign
 
-    return await _visible_campaign(request)
+    return await visible_campaign(request)
 
 
 async def lifecycle(request: web.Request) -> web.Response:
-    from web.api import present_campaign
 
     action = request.match_info["action"]
     if action not in TRANSITIONS:

@@ -14,10 +14,11 @@ from collections.abc import Callable
 import orjson
 from aiohttp import web
 
-from actors.messages import StatusEvent
-from daemon.runtime import Runtime
+from actors.runtime import Runtime
+from core.config import SOURCE_SECRET
+from domain.events import StatusEvent
 from web.errors import ApiError, error_response
-from web.keys import RUNTIME
+from web.keys import GUARD, RUNTIME
 from web.sources import BadPayload, ParseContext, cloud, evolution, twilio, waha, webjs
 
 Parser = Callable[[bytes, ParseContext], list[StatusEvent]]
@@ -57,6 +58,7 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
 
     async def receive(request: web.Request) -> web.Response:
         rt: Runtime = request.app[RUNTIME]
+        guard = request.app[GUARD]
         started = time.perf_counter()
         if not rt.config[enabled_key]:
             raise ApiError(404, "source_disabled", f"the {source} webhook is disabled")
@@ -65,7 +67,15 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
         except web.HTTPRequestEntityTooLarge:  # answered 413 by the error middleware
             rt.metrics.events.labels(source, "rejected").inc()
             raise
-        if not rt.webhook_auth[source].verify(request, body):
+        check = guard.webhooks[source]
+        if check.open_ and guard.is_remote(request):
+            rt.metrics.events.labels(source, "rejected").inc()
+            setting = SOURCE_SECRET[source]
+            advice = (f"this request came through a proxy or from another host, and the "
+                      f"{source} webhook has no secret: set {setting}")
+            guard.warn_once(setting, advice)
+            raise ApiError(401, "secret_required", advice)
+        if not check.verify(request, body):
             rt.metrics.events.labels(source, "rejected").inc()
             raise ApiError(401, "bad_signature",
                            f"missing or invalid signature for the {source} webhook")

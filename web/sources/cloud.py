@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.messages import StatusEvent
-from actors.status import CLOUD_STATUS
+from domain.events import StatusEvent
+from domain.status import CLOUD_STATUS
 from web.sources import BadPayload, ParseContext, epoch_seconds, load_json, obj, text
 
 MAX_STATUSES = 5000

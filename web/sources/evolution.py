@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from actors.messages import StatusEvent
-from actors.status import EVOLUTION_STATUS, bare_message_id
+from domain.events import StatusEvent
+from domain.status import EVOLUTION_STATUS, bare_message_id
 from web.sources import BadPayload, ParseContext, load_json, obj, text
 
 EVENT_NAMES = ("messages.update", "MESSAGES_UPDATE", "messages_update")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from actors.messages import StatusEvent
-from actors.status import TWILIO_STATUS, Level
+from domain.events import StatusEvent
+from domain.status import TWILIO_STATUS, Level
 from web.sources import BadPayload, ParseContext, text
 
 IGNORED = ("receiving", "received")  # incoming messages

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from actors.messages import StatusEvent
-from actors.status import ACK_NUMBERINGS, Level, bare_message_id
+from domain.events import StatusEvent
+from domain.status import ACK_NUMBERINGS, Level, bare_message_id
 from web.sources import BadPayload, ParseContext, integer, load_json, obj, text
 
 ACK_NAMES = {

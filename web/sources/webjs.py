@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.messages import StatusEvent
-from actors.status import ACK_NUMBERINGS, Level, bare_message_id, parse_status_name
+from domain.events import StatusEvent
+from domain.status import ACK_NUMBERINGS, Level, bare_message_id, parse_status_name
 from web.sources import BadPayload, ParseContext, integer, load_json, obj, text
 
 EVENTS = ("message_status_updated", "message_delivered", "message_read")

@@ -12,7 +12,7 @@ import time
 
 import orjson
 
-from actors.messages import StatusEvent
+from domain.events import StatusEvent
 
 
 class OrphanShelf:

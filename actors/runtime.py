@@ -11,28 +11,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 import structlog
 
 from actors.bus import EventBus, StatsBoard
 from actors.campaign import CampaignActor
-from actors.index import MessageIndex
 from actors.ingest import IngestActor
 from actors.messages import (
     ApplyEvents,
     CampaignCreated,
-    CampaignInfo,
+    Checkpoint,
+    CheckpointDone,
     Loaded,
     RegisterMessages,
-    Reply,
-    StatusEvent,
 )
-from actors.orphans import OrphanShelf
-from actors.sender_service import SendingService
-from daemon.config import Config
-from daemon.metrics import Metrics
+from actors.sender_service import SendingContext, SendingService
+from core.aio import Reply
+from core.config import Config
+from core.metrics import Metrics
+from domain.events import StatusEvent
+from domain.index import MessageIndex
+from domain.orphans import OrphanShelf
+from domain.records import CampaignInfo
 from store.campaigns import CampaignStore
 from store.checkpoint import Checkpointer
 from store.db import Store, StoreUnavailable
@@ -41,10 +43,16 @@ from store.journal import BatchStats, Journal, journal_tail
 log = structlog.get_logger(__name__)
 
 
+class Extension(Protocol):
+    """A part started after the core and stopped before it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Runtime:
     def __init__(self, config: Config) -> None:
-        from web.auth import TokenBook, webhook_auth
-
         self.config = config
         self.metrics = Metrics()
         self.store = Store(config.db_path, config["store.busy_timeout_ms"],
@@ -52,8 +60,6 @@ class Runtime:
         self.campaigns = CampaignStore(self.store)
         self.bus = EventBus()
         self.board = StatsBoard()
-        self.webhook_auth = webhook_auth(config)
-        self.tokens = TokenBook(config["api.tokens"])
         self.journal = Journal(self.store, self._dispatch)
         self.ingest: pykka.ActorRef[Any] | None = None
         self.checkpointer: Checkpointer | None = None
@@ -61,11 +67,14 @@ class Runtime:
         self.ready = False
         self.started_at = time.time()
         self.replayed_events = 0
-        # Further parts (broadcaster, sender, ...): objects with `async start(rt)` and
-        # `async stop(rt)`, started after the core in list order, stopped before it in
-        # reverse. Append them in `Runtime.__init__`, one line each, below this one.
-        self.extensions: list[Any] = []
-        self.sending = SendingService()
+        # Further parts (sender, broadcaster, ...): objects with `async start()` and
+        # `async stop()`, given what they need when made, started after the core in
+        # list order and stopped before it in reverse (Mopidy's order, in one place).
+        self.extensions: list[Extension] = []
+        self.sending = SendingService(SendingContext(
+            config=config, campaigns=self.campaigns, metrics=self.metrics, bus=self.bus,
+            board=self.board, journal_append=self.journal.append, register=self.register,
+            ask=self.ask, checkpoint=self.checkpoint))
         self.extensions.append(self.sending)
 
     # --- start / stop -----------------------------------------------------------------
@@ -85,11 +94,17 @@ class Runtime:
         )
         self.replayed_events = await self._replay(checkpoint_seq)
         await self.journal.start()
-        self.checkpointer = Checkpointer(self.store, self.ingest, self.metrics,
-                                         self.config["store.checkpoint_interval"])
+        ingest = self.ingest
+        self.checkpointer = Checkpointer(
+            self.store,
+            collect=lambda reply: ingest.tell(Checkpoint(reply)),
+            written=lambda seq: ingest.tell(CheckpointDone(seq)),
+            metrics=self.metrics,
+            interval=self.config["store.checkpoint_interval"],
+        )
         self.checkpointer.start()
         for ext in self.extensions:
-            await ext.start(self)
+            await ext.start()
         self.ready = True
         log.info("runtime.started", campaigns=len(infos), messages=len(index),
                  orphans=len(orphans), replayed_events=self.replayed_events,
@@ -99,7 +114,7 @@ class Runtime:
         self.ready = False
         for ext in reversed(self.extensions):
             try:
-                await ext.stop(self)
+                await ext.stop()
             except Exception:
                 log.exception("runtime.extension_stop_failed", extension=type(ext).__name__)
         if self.checkpointer is not None:
@@ -216,6 +231,11 @@ class Runtime:
             return
         with contextlib.suppress(TimeoutError, StoreUnavailable):
             await asyncio.wait_for(asyncio.shield(self.checkpointer.run()), timeout)
+
+    async def checkpoint(self) -> int:
+        """Take a checkpoint now (raises StoreUnavailable while storage fails)."""
+        assert self.checkpointer is not None
+        return await self.checkpointer.run()
 
     def campaign_created(self, info: CampaignInfo) -> None:
         assert self.ingest is not None

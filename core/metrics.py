@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from daemon.config import SOURCES
+from core.config import SOURCES
 
 OUTCOMES = ("applied", "duplicate", "orphaned", "rejected")
 

@@ -21,7 +21,7 @@ from itertools import compress, repeat
 from operator import add, floordiv, mul, sub
 from typing import Any
 
-from actors.status import (
+from domain.status import (
     FAILED_CLASS,
     ClassCounts,
     Level,

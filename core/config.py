@@ -1,0 +1,269 @@
+"""The configuration object and the declaration of every key, readable by every layer.
+
+Every key is declared once in `KEYS` with its type, default, allowed values and help.
+`daemon/config.py` reads daemon.toml and the environment into a `Config` and checks it;
+the layers below only read values from it, so it lives here, beside the metrics.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CAMPAIGND_"
+# Environment variables of the command line that are not configuration keys.
+NOT_KEYS = ("CAMPAIGND_CONFIG", "CAMPAIGND_TOKEN", "CAMPAIGND_URL")
+SOURCES = ("webjs", "waha", "evolution", "cloud", "twilio")
+# The key that authenticates each webhook source (SPEC 3.1).
+SOURCE_SECRET = {
+    "webjs": "webhooks.webjs.secret",
+    "waha": "webhooks.waha.hmac_key",
+    "evolution": "webhooks.evolution.apikey",
+    "cloud": "webhooks.cloud.app_secret",
+    "twilio": "webhooks.twilio.auth_token",
+}
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type | tuple[type, ...]
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    secret: bool = False
+    check: Callable[[Any], str | None] | None = None
+
+
+def _networks_check(value: Any) -> str | None:
+    for i, item in enumerate(value):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except (TypeError, ValueError):
+            return f"item {i} ({item!r}) must be an IP address or network like 10.0.0.0/8"
+    return None
+
+
+def _tokens_check(value: Any) -> str | None:
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping) or not isinstance(item.get("token"), str):
+            return f"item {i} must be a table with a string 'token'"
+        if len(item["token"]) < 16:
+            return f"item {i}: a token must be at least 16 characters"
+        ws = item.get("workspace", "*")
+        if ws != "*" and not (isinstance(ws, int) and not isinstance(ws, bool)):
+            return f"item {i}: 'workspace' must be a workspace id (integer) or \"*\""
+    return None
+
+
+KEYS: dict[str, Key] = {
+    "server.host": Key(str, "127.0.0.1", "Address to listen on."),
+    "server.port": Key(int, 8080, "TCP port (Reverb's default, so Echo needs no change).",
+                       minimum=0, maximum=65535),
+    "server.max_body_bytes": Key(int, 4 * 1024 * 1024, "Largest accepted request body.",
+                                 minimum=1024, maximum=64 * 1024 * 1024),
+    "server.public_url": Key(str, "", "URL the daemon is reached at (for links and Twilio)."),
+    "server.require_auth": Key(bool, False, "Require every secret at start whatever the "
+                               "listen address (the systemd unit sets it): webhook secrets, "
+                               "api.tokens and pusher.app_secret.", ),
+    "server.trusted_proxies": Key(list, [], "Addresses or networks of reverse proxies (e.g. "
+                                  "[\"127.0.0.1\", \"10.0.0.0/8\"]): a request from one is "
+                                  "remote and needs credentials, like one carrying "
+                                  "Forwarded / X-Forwarded-For / X-Real-IP.",
+                                  check=_networks_check),
+    "store.path": Key(str, "campaignd.sqlite3",
+                      "SQLite file; relative paths are relative to the config file's folder."),
+    "store.synchronous": Key(str, "NORMAL", "SQLite synchronous mode. NORMAL survives a crash "
+                             "of the process (kill -9); FULL also a power loss.",
+                             choices=("NORMAL", "FULL")),
+    "store.busy_timeout_ms": Key(int, 2000, "How long a write waits for a lock before 503.",
+                                 minimum=0, maximum=60000),
+    "store.checkpoint_interval": Key((int, float), 2.0,
+                                     "Seconds between checkpoints (rows written, journal "
+                                     "compacted).", minimum=0.05, maximum=3600),
+    "ingest.ack_numbering": Key(str, "webjs", "Numbering of integer ACKs on /webhooks/webjs and "
+                                "/webhooks/waha: whatsapp-web.js or raw Baileys statuses.",
+                                choices=("webjs", "baileys")),
+    "ingest.orphan_ttl": Key((int, float), 3600.0, "Seconds an ACK for an unregistered message "
+                             "id is kept before it is dropped and counted.",
+                             minimum=1, maximum=30 * 86400),
+    "ingest.passivate_after": Key((int, float), 300.0, "Idle seconds before a campaign actor "
+                                  "is stopped (it comes back on demand).",
+                                  minimum=0.1, maximum=86400),
+    "webhooks.webjs.enabled": Key(bool, True, "Accept /webhooks/webjs."),
+    "webhooks.webjs.secret": Key(str, "", "HMAC-SHA256 key for X-Signature (or Bearer token).",
+                                 secret=True),
+    "webhooks.waha.enabled": Key(bool, True, "Accept /webhooks/waha."),
+    "webhooks.waha.hmac_key": Key(str, "", "HMAC-SHA512 key for X-Webhook-Hmac.", secret=True),
+    "webhooks.evolution.enabled": Key(bool, True, "Accept /webhooks/evolution."),
+    "webhooks.evolution.apikey": Key(str, "", "Token expected as 'apikey' (body or header).",
+                                     secret=True),
+    "webhooks.cloud.enabled": Key(bool, True, "Accept /webhooks/cloud."),
+    "webhooks.cloud.app_secret": Key(str, "", "Meta app secret for X-Hub-Signature-256.",
+                                     secret=True),
+    "webhooks.cloud.verify_token": Key(str, "", "Token for the GET subscription handshake.",
+                                       secret=True),
+    "webhooks.twilio.enabled": Key(bool, True, "Accept /webhooks/twilio."),
+    "webhooks.twilio.auth_token": Key(str, "", "Twilio auth token for X-Twilio-Signature.",
+                                      secret=True),
+    "webhooks.twilio.public_url": Key(str, "", "The exact callback URL configured at Twilio "
+                                      "(signatures cover it); default: the request's URL."),
+    "api.tokens": Key(list, [], "Bearer tokens: [{token = \"...\", workspace = 1 | \"*\"}]. "
+                      "Empty: the API is open (only allowed on loopback).", secret=True,
+                      check=_tokens_check),
+    "pusher.app_id": Key(str, "campaignd", "Pusher app id (informational)."),
+    "pusher.app_key": Key(str, "campaignd-key", "Pusher app key: clients connect to /app/{key}."),
+    "pusher.app_secret": Key(str, "campaignd-secret", "Signs private-channel auth.", secret=True),
+    "pusher.activity_timeout": Key(int, 30, "Seconds of silence before a client pings.",
+                                   minimum=5, maximum=600),
+    "pusher.coalesce_ms": Key(int, 100, "At most one statistics push per campaign per interval.",
+                              minimum=0, maximum=10000),
+    "pusher.allow_public_channels": Key(bool, True, "Allow channels without the private- prefix."),
+    "pusher.pong_timeout": Key(int, 30, "Seconds a client has to answer a ping (else 4201).",
+                               minimum=1, maximum=600),
+    "pusher.max_subscriptions": Key(int, 100, "Channels one connection may subscribe to.",
+                                    minimum=1, maximum=10000),
+    "pusher.max_frame_bytes": Key(int, 16384, "Largest WebSocket frame a client may send.",
+                                  minimum=1024, maximum=1024 * 1024),
+    "pusher.max_connections": Key(int, 10000, "Open WebSocket connections at most; more are "
+                                  "closed with 4100 (over capacity: clients retry later).",
+                                  minimum=1, maximum=1_000_000),
+    "pusher.max_rows_per_event": Key(int, 250, "Rows in one campaign.messages.updated event; "
+                                     "beyond, the event says resync.", minimum=1, maximum=5000),
+    # --- sending (docs/sending.md) ---
+    "sender.default_gateway": Key(str, "simulator", "Gateway of campaigns created without one.",
+                                  choices=("simulator", "http", "waha", "cloud")),
+    "sender.default_rate": Key((int, float), 10.0, "Messages per second of a campaign created "
+                               "without a rate.", minimum=0.01, maximum=1000),
+    "sender.max_rate": Key((int, float), 200.0, "Highest rate a campaign may ask for.",
+                           minimum=0.01, maximum=10000),
+    "sender.max_in_flight": Key(int, 8, "Gateway calls of one campaign running at once.",
+                                minimum=1, maximum=256),
+    "sender.max_attempts": Key(int, 5, "Attempts per message for transient errors before it "
+                               "is marked failed.", minimum=1, maximum=50),
+    "sender.backoff_base": Key((int, float), 0.5, "First retry delay in seconds (doubled per "
+                               "attempt, with jitter).", minimum=0.01, maximum=600),
+    "sender.backoff_max": Key((int, float), 60.0, "Longest retry delay in seconds.",
+                              minimum=0.01, maximum=3600),
+    "sender.request_timeout": Key((int, float), 15.0, "Seconds before a gateway call counts as "
+                                  "timed out (retried).", minimum=0.1, maximum=600),
+    "sender.failure_threshold": Key((int, float), 0.5, "Pause a campaign when this share of its "
+                                    "send outcomes failed (0..1).", minimum=0, maximum=1),
+    "sender.failure_min_sample": Key(int, 20, "Outcomes needed before the failure share is "
+                                     "judged.", minimum=1, maximum=100000),
+    "sender.max_recipients": Key(int, 100000, "Most recipients in one created campaign.",
+                                 minimum=1, maximum=10000000),
+    "sender.webhook_url": Key(str, "", "POST the final statistics here when a campaign "
+                              "completes, pauses or fails (\"\" = off)."),
+    "sender.webhook_secret": Key(str, "", "HMAC-SHA256 key for the outbound webhook's "
+                                 "X-Campaignd-Signature.", secret=True),
+    "gateways.simulator.rate": Key((int, float), 0.0, "Messages/s over all campaigns (0 = no "
+                                   "gateway limit).", minimum=0, maximum=100000),
+    "gateways.simulator.seed": Key(int, 1, "Seed: the same seed gives the same ACK stream."),
+    "gateways.simulator.send_latency": Key((int, float), 0.005, "Mean seconds per send call.",
+                                           minimum=0, maximum=60),
+    "gateways.simulator.sent_after": Key((int, float), 0.2, "Mean seconds to the server ACK.",
+                                         minimum=0, maximum=3600),
+    "gateways.simulator.delivered_after": Key((int, float), 0.8, "Mean further seconds to "
+                                              "delivered.", minimum=0, maximum=3600),
+    "gateways.simulator.read_after": Key((int, float), 2.0, "Mean further seconds to read.",
+                                         minimum=0, maximum=86400),
+    "gateways.simulator.reject_ratio": Key((int, float), 0.02, "Share refused at send time.",
+                                           minimum=0, maximum=1),
+    "gateways.simulator.failure_ratio": Key((int, float), 0.03, "Share failing after being "
+                                            "accepted.", minimum=0, maximum=1),
+    "gateways.simulator.delivery_ratio": Key((int, float), 0.95, "Share of the rest delivered.",
+                                             minimum=0, maximum=1),
+    "gateways.simulator.read_ratio": Key((int, float), 0.6, "Share of the delivered read.",
+                                         minimum=0, maximum=1),
+    "gateways.simulator.receipts_off_ratio": Key((int, float), 0.1, "Share of recipients with "
+                                                 "read receipts off.", minimum=0, maximum=1),
+    "gateways.http.url": Key(str, "", "whatsapp-web.js service send endpoint, e.g. "
+                             "http://127.0.0.1:3000/api/messages/send."),
+    "gateways.http.token": Key(str, "", "Bearer token for the service.", secret=True),
+    "gateways.http.id_field": Key(str, "message_id", "Dotted path of the message id in the "
+                                  "reply, e.g. data.id._serialized."),
+    "gateways.http.session_id": Key(str, "default", "Session id sent with each message."),
+    "gateways.http.rate": Key((int, float), 0.0, "Messages/s over all campaigns (0 = none).",
+                              minimum=0, maximum=100000),
+    "gateways.waha.base_url": Key(str, "", "WAHA base URL, e.g. http://127.0.0.1:3000."),
+    "gateways.waha.api_key": Key(str, "", "WAHA X-Api-Key.", secret=True),
+    "gateways.waha.session": Key(str, "default", "WAHA session name."),
+    "gateways.waha.rate": Key((int, float), 0.0, "Messages/s over all campaigns (0 = none).",
+                              minimum=0, maximum=100000),
+    "gateways.cloud.base_url": Key(str, "https://graph.facebook.com", "Graph API base URL."),
+    "gateways.cloud.version": Key(str, "v21.0", "Graph API version."),
+    "gateways.cloud.phone_number_id": Key(str, "", "The sending phone number's id."),
+    "gateways.cloud.access_token": Key(str, "", "Bearer token (system user).", secret=True),
+    "gateways.cloud.rate": Key((int, float), 80.0, "Messages/s over all campaigns (Cloud API "
+                               "default throughput is 80/s).", minimum=0, maximum=100000),
+    "log.level": Key(str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
+    "log.format": Key(str, "auto", "auto: readable on a terminal, JSON lines otherwise.",
+                      choices=("auto", "json", "console")),
+}
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Config:
+    """The effective configuration: every key of `KEYS`, validated."""
+
+    def __init__(self, values: dict[str, Any], base_dir: Path, path: Path | None) -> None:
+        self.values = values
+        self.base_dir = base_dir
+        self.path = path
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        values = dict(self.values)
+        for key, value in overrides.items():
+            values[key.replace("__", ".")] = value
+        return Config(values, self.base_dir, self.path)
+
+    @property
+    def db_path(self) -> Path:
+        path = Path(self["store.path"])
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def on_loopback(self) -> bool:
+        return is_loopback(self["server.host"])
+
+    def masked(self) -> dict[str, Any]:
+        """The values with every secret replaced by "***" (token workspaces stay visible)."""
+        return {k: mask(k, v) for k, v in sorted(self.values.items())}
+
+
+def mask(name: str, value: Any) -> Any:
+    key = KEYS.get(name)
+    if key is None or not key.secret or not value:
+        return value
+    if isinstance(value, list):
+        return [{**item, "token": "***"} if isinstance(item, Mapping) else "***"
+                for item in value]
+    return "***"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper().replace(".", "__")
+
+

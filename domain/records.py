@@ -1,0 +1,38 @@
+"""Plain records passed between the layers: a campaign's identity, a stored message row,
+what a checkpoint collected. Frozen data, no behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True, frozen=True)
+class CampaignInfo:
+    """What a campaign actor needs to know about its campaign."""
+
+    no: int
+    uuid: str
+    workspace_id: int
+    name: str
+
+
+@dataclass(slots=True, frozen=True)
+class RegisteredMessage:
+    """A message row as stored, for the in-memory ledger."""
+
+    row: int
+    message_id: str | None
+    level: int
+    failed: bool
+    reason: str | None
+    registered_at: float
+
+
+@dataclass(slots=True)
+class CheckpointData:
+    seq: int
+    rows: list[Any] = field(default_factory=list)  # ledger.DirtyRows, one per campaign
+    campaigns: list[tuple[int, str]] = field(default_factory=list)  # (no, stats json)
+    orphan_ops: list[tuple[str, Any]] = field(default_factory=list)
+    orphans_expired: int = 0

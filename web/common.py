@@ -1,0 +1,131 @@
+"""What the route modules share: reading JSON bodies and query values with errors that
+name the field, the caller's workspace, finding a campaign the caller may see, and the
+campaign's public shape (SPEC 3.2)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from actors.messages import GetStatistics
+from actors.runtime import Runtime
+from domain.timefmt import iso_time
+from web.auth import EVERYONE, Principal
+from web.errors import ApiError
+from web.keys import RUNTIME
+from web.sources import digits, type_name
+
+UUID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    if request.content_type not in ("application/json", "application/octet-stream") and \
+            request.headers.get("Content-Type"):
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    body = await request.read()
+    try:
+        doc = orjson.loads(body) if body.strip() else None
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ApiError(400, "invalid_json", f"the body must be a JSON object, got {type_name(doc)}")
+    return doc
+
+
+def int_field(value: Any, field: str, minimum: int = 0) -> int:
+    if isinstance(value, str) and digits(value.strip().removeprefix("-")):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(422, "invalid_field", f"{field} must be an integer", field)
+    if value < minimum or value > 2**53:
+        raise ApiError(422, "invalid_field", f"{field} must be between {minimum} and 2^53", field)
+    return value
+
+
+def str_field(value: Any, field: str, max_len: int = 200, required: bool = True) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(422, "invalid_field", f"{field} must be a non-empty string", field)
+    if len(value) > max_len:
+        raise ApiError(422, "invalid_field", f"{field} must be at most {max_len} characters",
+                       field)
+    return value.strip()
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not digits(raw) or not low <= int(raw) <= high:
+        raise ApiError(400, "invalid_query", f"{name} must be an integer from {low} to {high}",
+                       name)
+    return int(raw)
+
+
+def query_cursor(request: web.Request) -> int | None:
+    """The opaque `cursor` of a paged list (the last id of the previous page)."""
+    cursor = request.query.get("cursor")
+    if cursor is None:
+        return None
+    if not digits(cursor):
+        raise ApiError(400, "invalid_query", "cursor is not valid", "cursor")
+    return int(cursor)
+
+
+def principal_of(request: web.Request) -> Principal:
+    return request.get(PRINCIPAL, EVERYONE)
+
+
+async def visible_campaign(request: web.Request) -> dict[str, Any]:
+    rt: Runtime = request.app[RUNTIME]
+    uuid = request.match_info["uuid"]
+    campaign = await rt.campaigns.get(uuid) if UUID_RE.match(uuid) else None
+    if campaign is None or not principal_of(request).sees(campaign["workspace_id"]):
+        raise ApiError(404, "campaign_not_found", f"no campaign {uuid!r}")
+    return campaign
+
+
+async def live_statistics(rt: Runtime, campaign_no: int) -> dict[str, Any]:
+    try:
+        return await rt.ask(lambda reply: GetStatistics(campaign_no, reply))
+    except TimeoutError:
+        raise ApiError(503, "busy", "the campaign did not answer in time; retry",
+                       headers={"Retry-After": "1"}) from None
+
+
+def present_campaign(campaign: dict[str, Any], statistics: dict[str, Any] | None
+                     ) -> dict[str, Any]:
+    stats = statistics
+    if stats is None and campaign.get("statistics"):
+        stats = orjson.loads(campaign["statistics"])
+    return {
+        "uuid": campaign["uuid"],
+        "id": campaign["no"],
+        "workspace_id": campaign["workspace_id"],
+        "name": campaign["name"],
+        "status": campaign["status"],
+        "message": campaign.get("message"),
+        "gateway": campaign.get("gateway"),
+        "rate": campaign.get("rate"),
+        "created_at": iso_time(campaign["created_at"]),
+        "updated_at": iso_time(campaign["updated_at"]),
+        "statistics": stats or empty_statistics(),
+    }
+
+
+def empty_statistics() -> dict[str, Any]:
+    from domain.ledger import Ledger
+
+    stats = Ledger().statistics()
+    stats["updated_at"] = None
+    return stats
+
+
