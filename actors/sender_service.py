@@ -149,7 +149,6 @@ class SendingService:
             self.unconfigured["cloud"] = ("gateways.cloud.phone_number_id and "
                                           "gateways.cloud.access_token")
         self.buckets = {name: TokenBucket(c[f"gateways.{name}.rate"]) for name in GATEWAYS}
-        await rt.campaigns.ensure_sending_schema()
         for no, count in await rt.campaigns.mark_unknown():
             log.warning("sender.unknown_outcomes", campaign_no=no, messages=count)
         self.unknown.update(await rt.campaigns.unknown_counts())

@@ -275,18 +275,6 @@ class CampaignStore:
 
     # --- sending (actors/sender_service.py) ------------------------------------------
 
-    async def ensure_sending_schema(self) -> None:
-        """Add the sending columns to a database created before they existed."""
-        from store.schema import SENDING_COLUMNS
-
-        statements: list[Any] = []
-        for table, columns in SENDING_COLUMNS.items():
-            have = {r[1] for r in await self.store.fetchall(f"PRAGMA table_info({table})")}
-            statements += [(f"ALTER TABLE {table} ADD COLUMN {name} {decl}", (), False)
-                           for name, decl in columns if name not in have]
-        if statements:
-            await self.store.transaction(statements)
-
     async def set_send_options(self, no: int, options: str | None,
                                rows: Sequence[tuple[int, str | None]]) -> None:
         """Mark a campaign's new rows as ours to send (with their template variables)."""

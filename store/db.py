@@ -29,6 +29,7 @@ from typing import Any
 import aiosqlite
 import structlog
 
+from store.migrations import migrate
 from store.schema import PRAGMAS, SCHEMA, SCHEMA_VERSION
 
 log = structlog.get_logger(__name__)
@@ -67,6 +68,9 @@ class Store:
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
         )
+        applied = await migrate(self.writer)
+        if applied:
+            log.info("store.migrated", path=str(self.path), migrations=applied)
         self.reader = await self._connect()
         log.info("store.opened", path=str(self.path), synchronous=self.synchronous)
 

@@ -5,6 +5,9 @@ ACK. Every webhook's events are first made durable as one journal row; a checkpo
 writes the rows those events changed and then deletes the journal up to its sequence
 number. Recovery is: rows as stored + the remaining journal, replayed. Replaying an
 event that a row already reflects is harmless (status.py's rules are idempotent).
+
+SCHEMA is the base as release 0.1 created it; every later change is a migration in
+store/migrations.py, applied in order at open to fresh and old databases alike.
 """
 
 SCHEMA_VERSION = 2  # 2: a journal row is a whole group-commit batch
@@ -88,12 +91,3 @@ STATE_COLUMNS = (
     "ts_played",
     "ts_failed",
 )
-
-# Columns added for sending (docs/sending.md), by ALTER TABLE when missing so that an
-# existing database upgrades in place (see CampaignStore.ensure_sending_schema).
-SENDING_COLUMNS = {
-    "campaigns": (("send_options", "TEXT"), ("status_reason", "TEXT")),
-    # send_state: queued | attempting | accepted | resent | failed | unknown (NULL: not ours)
-    "messages": (("send_state", "TEXT"), ("attempts", "INTEGER NOT NULL DEFAULT 0"),
-                 ("variables", "TEXT")),
-}

@@ -1,0 +1,87 @@
+"""Schema changes after the base schema, applied in order at open and recorded by name.
+
+A fresh database gets `schema.SCHEMA` (the tables as release 0.1 created them) and then
+every migration below, exactly like a database written by an earlier release, so there
+is one path for both. Each migration runs in its own transaction and is recorded in
+`schema_migrations`; one that was applied is never run again. Add a change as a new
+entry at the END of `MIGRATIONS` (never edit an applied one), and test it against the
+databases of the previous release in tests/fixtures/upgrade/ (tests/test_upgrade.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import aiosqlite
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    apply: Callable[[aiosqlite.Connection], Awaitable[None]]
+
+
+async def columns_of(conn: aiosqlite.Connection, table: str) -> set[str]:
+    async with conn.execute(f"PRAGMA table_info({table})") as cur:
+        return {row[1] for row in await cur.fetchall()}
+
+
+def add_columns(table: str, columns: Sequence[tuple[str, str]]) -> Callable[
+        [aiosqlite.Connection], Awaitable[None]]:
+    """ALTER TABLE ADD COLUMN for each column the table lacks (0.1 databases created by the
+    sender's own ALTERs may have some already)."""
+
+    async def apply(conn: aiosqlite.Connection) -> None:
+        have = await columns_of(conn, table)
+        for name, decl in columns:
+            if name not in have:
+                await conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+
+    return apply
+
+
+def run_sql(*statements: str) -> Callable[[aiosqlite.Connection], Awaitable[None]]:
+    async def apply(conn: aiosqlite.Connection) -> None:
+        for sql in statements:
+            await conn.execute(sql)
+
+    return apply
+
+
+async def _sending_columns(conn: aiosqlite.Connection) -> None:
+    await add_columns("campaigns", (("send_options", "TEXT"), ("status_reason", "TEXT")))(conn)
+    # send_state: queued | attempting | accepted | resent | failed | unknown (NULL: not ours)
+    await add_columns("messages", (("send_state", "TEXT"),
+                                   ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+                                   ("variables", "TEXT")))(conn)
+
+
+MIGRATIONS: list[Migration] = [
+    # 0.1 added these lazily when the sender started; now every database has them at open.
+    Migration("0001_sending_columns", _sending_columns),
+]
+
+
+async def migrate(conn: aiosqlite.Connection) -> list[str]:
+    """Apply the migrations this database has not had yet; return their names."""
+    await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                       " name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    async with conn.execute("SELECT name FROM schema_migrations") as cur:
+        done = {row[0] for row in await cur.fetchall()}
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.name in done:
+            continue
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await migration.apply(conn)
+            await conn.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                               (migration.name, time.time()))
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        applied.append(migration.name)
+    return applied
