@@ -67,8 +67,8 @@ def run(folder: Path, kill: bool) -> None:
         now = int(time.time())
         # A tracked campaign: registered messages and ACKs of every kind.
         call("POST", "/api/campaigns", {"workspace_id": 1, "name": "Tracked", "uuid": "tracked"})
-        msgs = [{"recipient": f"62812000{i:04d}", "message_id": f"true_62812000{i:04d}@c.us_ID{i:05d}"}
-                for i in range(200)]
+        msgs = [{"recipient": f"62812000{i:04d}",
+                 "message_id": f"true_62812000{i:04d}@c.us_ID{i:05d}"} for i in range(200)]
         call("POST", "/api/campaigns/tracked/messages", {"messages": msgs})
         events = []
         for i in range(200):
