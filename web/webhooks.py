@@ -1,8 +1,10 @@
 """Where an ACK enters: one route per source, answered only once it is durable.
 
 body -> signature check (401) -> content type (415) -> parser (4xx naming the field)
--> journal group commit (503 when storage fails) -> 200. The journal hands the events
-to the ingest actor after the commit; nothing here waits on an actor. Events the parser
+-> relay backlog (503 when full) -> journal group commit (503 when storage fails) -> 200.
+The journal hands the events to the ingest actor after the commit; nothing here waits on
+an actor. A source that relays (forward_to) hands the whole request to the journal too,
+committed with its events (actors/relay.py passes it on later). Events the parser
 accepted but does not use are answered 2xx `"ignored"` and counted.
 """
 
@@ -51,6 +53,7 @@ KNOWN_EVENTS = frozenset((
     "qr_code_generated", "session_authenticated", "session_ready", "session_error",
     "session_disconnected", "session_status_changed", "message_received", "message_sent",
     "typing_indicator", "chat_state_updated", "mobile_activity_detected", "connection_test"))
+BACKLOG_RETRY_AFTER = "30"
 
 
 def ok_response(events: int, ignored: list[str] | None = None) -> web.Response:
@@ -107,8 +110,18 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
         except RecursionError:
             rt.metrics.events.labels(source, "rejected").inc()
             return error_response(400, "invalid_payload", "the body is nested too deeply")
-        if events:
-            await rt.journal.append(source, events)
+        relay = None
+        if rt.relay.enabled(source):
+            if rt.relay.full(source):
+                raise ApiError(503, "relay_backlog_full",
+                               f"{rt.relay.state[source].backlog} requests of the {source} "
+                               "webhook wait to be relayed to the app behind campaignd "
+                               f"({rt.relay.state[source].last_error or 'not taking them'}); "
+                               "nothing was stored, retry later",
+                               headers={"Retry-After": BACKLOG_RETRY_AFTER})
+            relay = rt.relay.entry(source, request.headers.items(), body)
+        if events or relay is not None:
+            await rt.journal.append(source, events, relay)
         for name in ctx.ignored:
             rt.metrics.webhook_ignored.labels(
                 source, name if name in KNOWN_EVENTS else "other").inc()
