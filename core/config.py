@@ -225,7 +225,12 @@ KEYS: dict[str, Key] = {
                                                  "read receipts off.", minimum=0, maximum=1),
     "gateways.http.url": Key(str, "", "whatsapp-web.js service send endpoint, e.g. "
                              "http://127.0.0.1:3000/api/messages/send."),
-    "gateways.http.token": Key(str, "", "Bearer token for the service.", secret=True),
+    "gateways.http.preset": Key(str, "generic", "Request shape: \"blazz\" = the seed's "
+                                "whatsapp-service unchanged (api_key in the body, its errors "
+                                "mapped); \"generic\" = {session_id, to, chat_id, message} "
+                                "with a Bearer token.", choices=("generic", "blazz")),
+    "gateways.http.token": Key(str, "", "The service's key: a Bearer token (generic), or "
+                               "the body's api_key (blazz: its API_KEY).", secret=True),
     "gateways.http.id_field": Key(str, "message_id", "Dotted path of the message id in the "
                                   "reply, e.g. data.id._serialized."),
     "gateways.http.session_id": Key(str, "default", "Session id sent with each message."),

@@ -150,7 +150,8 @@ class FakeSeedService:
     api_key: str = "seed-api-key"
     sessions: dict[str, str] = field(
         default_factory=lambda: {"webjs_1_1763079321_JSmiuJVF": "connected"})
-    script: dict[str, list[Any]] = field(default_factory=dict)  # recipient -> 500 | "hang"
+    # recipient -> its next answers: 500, "hang" (a timeout) or "no_id" (success, no id)
+    script: dict[str, list[Any]] = field(default_factory=dict)
     requests: list[Sent] = field(default_factory=list)
     port: int = 0
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -177,9 +178,10 @@ class FakeSeedService:
 
     async def send(self, request: web.Request) -> web.Response:
         body = await request.json()
-        status, answer = await self._answer(body)
-        self.requests.append(Sent(body, status))
-        return web.json_response(answer, status=status)
+        sent = Sent(body, 0)  # recorded on arrival: a call that times out was still made
+        self.requests.append(sent)
+        sent.status, answer = await self._answer(body)
+        return web.json_response(answer, status=sent.status)
 
     async def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """MessageController.sendMessage and SessionManager.sendMessage, in their order."""
@@ -206,7 +208,7 @@ class FakeSeedService:
             return 404, {"error": "Session not found"}
         if self.sessions[session_id] != "connected":
             return 400, {"error": "Session not connected. Please check session status."}
-        if body.get("type", "text") != "text":
+        if body.get("type", "text") != "text" or step == "no_id":
             return 200, {"success": True}  # no result: JSON.stringify drops undefined ids
         serial = f"true_{phone}@c.us_3EB0{next(self._ids):016X}"
         return 200, {"success": True, "message_id": serial, "timestamp": int(time.time())}
