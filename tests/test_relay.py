@@ -323,3 +323,43 @@ async def _idle(base: str) -> bool:
     async with aiohttp.ClientSession() as session:
         status, body = await rh.call(session, "GET", base + "/api/relay")
         return status == 200 and body["relay"]["webjs"]["backlog"] == 0
+
+
+async def test_laravel_url_pointed_at_campaignd_keeps_the_services_other_calls_working(
+        daemon_factory: Any, laravel: FakeLaravel) -> None:
+    """The service appends its paths to LARAVEL_URL; with LARAVEL_URL = campaignd/laravel
+    its webhooks are ours (and relayed) and its other calls reach Laravel as before."""
+    d = await daemon_factory(**relay_settings(laravel))
+    body = seed_bodies(1)[0]
+    status, answer = await d.request("POST", "/laravel/api/whatsapp/webhooks/webjs",
+                                     data=body, headers=seed_headers(SECRET, body))
+    assert status == 200 and answer == {"ok": True, "events": 1}
+    await eventually(lambda: _count(laravel, 1), timeout=20)
+    assert laravel.bodies() == [body]
+    # AccountRestoration at the service's start: Laravel's answer, as it is.
+    status, answer = await d.request("GET", "/laravel/api/whatsapp/accounts/active",
+                                     headers={"X-API-Key": "laravel-api-token"})
+    assert status == 200 and answer["data"][0]["session_id"] == SESSION
+    status, answer = await d.request("GET", "/laravel/api/whatsapp/accounts/active",
+                                     headers={"X-API-Key": "wrong"})
+    assert status == 401 and answer == {"error": "Unauthorized"}
+    sync = json.dumps({"whatsapp_account_id": 1, "workspace_id": 1, "chats": []}).encode()
+    status, answer = await d.request("POST", "/laravel/api/whatsapp/chats/sync", data=sync,
+                                     headers=seed_headers(SECRET, sync))
+    assert status == 202 and answer == {"status": "queued"}
+    assert laravel.received[-1].path == "/api/whatsapp/chats/sync"
+    assert laravel.received[-1].body == sync
+    # Nothing else of the app is reachable through campaignd.
+    for path in ("/laravel/admin", "/laravel/api/whatsapp/%2e%2e/%2e%2e/admin"):
+        status, answer = await d.request("GET", path)
+        assert status == 404, (path, answer)
+    await laravel.stop()
+    status, answer = await d.request("GET", "/laravel/api/whatsapp/accounts/active",
+                                     headers={"X-API-Key": "laravel-api-token"})
+    assert status == 502 and answer["error"]["code"] == "app_unreachable"
+
+
+async def test_without_a_laravel_relay_nothing_is_passed_through(daemon_factory: Any) -> None:
+    d = await daemon_factory()
+    status, answer = await d.request("GET", "/laravel/api/whatsapp/accounts/active")
+    assert status == 404 and "webhooks.webjs.forward_to" in answer["error"]["message"]

@@ -442,7 +442,26 @@ def _relay_paths() -> dict[str, Any]:
         "forwarded": COUNT, "failures": COUNT, "failing": {"type": "boolean"},
         "failing_since": nullable(number), "last_error": nullable({"type": "string"}),
         "last_error_at": nullable(number), "next_retry_in": nullable(number)}}
-    return {"/api/relay": {"get": {
+    passthrough = {
+        "tags": ["webhooks"], "security": [],
+        "summary": "The seed's whatsapp-service's other calls to Laravel (LARAVEL_URL = "
+                   "http://campaignd/laravel), passed through to the Laravel app "
+                   "(webhooks.webjs.forward_to without /api/whatsapp/webhooks/webjs) and "
+                   "answered with its answer. Only /laravel/api/whatsapp/... is passed.",
+        "parameters": [{"name": "tail", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"default": {"description": "The Laravel app's own answer."},
+                      "404": err("Not an /api/whatsapp/ call, or forward_to is not set."),
+                      "502": err("The Laravel app did not answer."),
+                      "504": err("The Laravel app did not answer in time.")}}
+    seed_webhook = _webhook("webjs")
+    seed_webhook["post"] = {**seed_webhook["post"], "operationId": "webhook_webjs_seed_path",
+                            "summary": "The webjs webhook where the seed's service posts it "
+                                       "(LARAVEL_URL = http://campaignd/laravel)."}
+    return {"/laravel/api/whatsapp/webhooks/webjs": seed_webhook,
+            "/laravel/{tail}": {method: {**passthrough, "operationId": f"passthrough_{method}"}
+                                for method in ("get", "post", "put", "patch", "delete")},
+            "/api/relay": {"get": {
         "tags": ["service"], "operationId": "relay_status",
         "summary": "The relay of accepted webhooks to the app behind campaignd, per source "
                    "that relays (forward_to) or still has a backlog.",
