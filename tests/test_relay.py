@@ -140,8 +140,7 @@ async def test_each_attempt_is_signed_with_a_fresh_timestamp(daemon_factory: Any
         return laravel.bodies() == [body]
 
     await eventually(arrived, timeout=20)
-    assert laravel.refused == []
-    assert abs(int(laravel.received[0].headers["X-Timestamp"]) - time.time()) < 100
+    assert laravel.refused == []  # the app's 100 s window took it: a fresh timestamp
 
 
 async def test_the_app_down_for_a_while_then_back_gets_the_whole_backlog_in_order(
