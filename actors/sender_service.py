@@ -87,6 +87,7 @@ class Run:
         self.uuid: str = campaign["uuid"]
         self.text: str = campaign["message"] or ""
         self.gateway: str = campaign["gateway"]
+        self.workspace_id: int = campaign["workspace_id"]
         self.options = options
         self.ref = ref
 
@@ -132,7 +133,8 @@ class SendingService:
         if c["gateways.http.url"]:
             self.gateways["http"] = HttpGateway(c["gateways.http.url"], c["gateways.http.token"],
                                                 c["gateways.http.id_field"],
-                                                c["gateways.http.session_id"], timeout)
+                                                c["gateways.http.session_id"], timeout,
+                                                c["gateways.http.preset"])
         else:
             self.unconfigured["http"] = "gateways.http.url"
         if c["gateways.waha.base_url"]:
@@ -349,7 +351,7 @@ class SendingService:
                 result = SendResult(job.row, "transient", f"storage unavailable: {exc}")
                 return
             outbound = Outbound(run.uuid, job.row, job.recipient, render(run.text, job.variables),
-                                job.contact_id, run.options)
+                                job.contact_id, run.options, run.workspace_id)
             outcome = await self.gateways[run.gateway].send(self.session, outbound)
             max_attempts = self.ctx.config["sender.max_attempts"]
             if outcome.kind == "transient" and job.attempt >= max_attempts:
@@ -385,6 +387,11 @@ class SendingService:
                 elif outcome.kind == "halt" or outcome.retry_after is not None:
                     # Refused before taking the message (credentials, 429): not sent.
                     await campaigns.record_requeued(no, job.row)
+                elif outcome.kind == "unknown":  # taken, but no id: maybe out, not re-sent
+                    await campaigns.record_unknown(no, job.row)
+                    self.unknown[no] = self.unknown.get(no, 0) + 1
+                    log.warning("sender.unknown_outcome", campaign_no=no, row=job.row,
+                                reason=outcome.reason)
                 return
             except StoreUnavailable as exc:
                 if attempt % 10 == 0:
