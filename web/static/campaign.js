@@ -4,7 +4,7 @@
 
 import { api, channelName, connectLive, describeError, errorParts, onReconnect, pageConfig, token } from "./api.js";
 import { renderChart, series } from "./chart.js";
-import { t } from "./i18n.js";
+import { t, tn } from "./i18n.js";
 import { RecipientTable } from "./table.js";
 import {
   confirmDialog,
@@ -140,7 +140,7 @@ export function mountCampaign(root, uuid) {
     metaEl.replaceChildren(
       h("span", {}, t("meta.workspace", { id: String(campaign.workspace_id) })),
       campaign.gateway ? h("span", {}, t("meta.via", { gateway: campaign.gateway })) : h("span", {}, t("meta.tracked")),
-      h("span", { title: campaign.created_at }, t("meta.created", { when: fmtDateTime(campaign.created_at) })),
+      h("span", {}, tn("meta.created", { when: h("time", { datetime: campaign.created_at }, fmtDateTime(campaign.created_at)) })),
       h("span", { class: "mono muted", translate: "no" }, campaign.uuid),
     );
     renderActions();

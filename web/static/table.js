@@ -26,10 +26,9 @@ function inTab(tab, status) {
 
 /** The ticks of a row, as WhatsApp shows them. */
 export function ticks(row) {
-  const reason = row.failure_reason || "";
   switch (row.status) {
-    case "failed":
-      return h("span", { class: "tick tick-failed", title: reason || t("tick.failed") }, "✗", h("span", { class: "tick-label" }, t("tick.failed")));
+    case "failed": // the reason (the gateway's words) is in the row's note, marked as data
+      return h("span", { class: "tick tick-failed", title: t("tick.failed") }, "✗", h("span", { class: "tick-label" }, t("tick.failed")));
     case "played":
       return h("span", { class: "tick tick-read", title: t("tick.played_title") }, "✓✓", h("span", { class: "tick-label" }, t("tick.played")));
     case "read":

@@ -157,7 +157,7 @@ export default {
   "speed.updated": "diperbarui {time}",
 
   // durations and times
-  "duration.ms": "{ms} milidetik",
+  "duration.ms": "{ms} ms",
   "duration.s": "{s} detik",
   "duration.min_s": "{min} menit {s} detik",
   "duration.h_min": "{h} jam {min} menit",
