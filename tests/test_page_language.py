@@ -35,6 +35,7 @@ from tests.test_page_browser import (
     CHROMIUM_ARGS,
     NAMED,
     SIMULATOR,
+    TOKEN,
     Server,
     cards,
     dom,
@@ -116,11 +117,7 @@ class Walk:
 
     server: Server
     page: Any
-    seen: dict[str, list[str]] = field(default_factory=dict)
-    mark: str = ""
-
-    async def visible_texts(self) -> list[str]:
-        return await dom(self.page, VISIBLE_TEXT)
+    seen: dict[str, list[str]] = field(default_factory=dict)  # the words of each view
 
 
 @pytest.fixture
@@ -272,29 +269,77 @@ VIEWS: list[tuple[str, View]] = [
 # --- the tests --------------------------------------------------------------------
 
 
-async def test_every_view_speaks_bahasa_indonesia(walk: Walk) -> None:
-    page = walk.page
-    english, indonesian = load("en"), load("id")
-    english_only = words(english) - ALLOWED  # not minus id.js: an English word there counts
-    assert {"campaigns", "sent", "delivered", "failed", "sending"} <= english_only
-    await page.goto(walk.server.url("/"))
+async def assert_indonesian(page: Any, name: str) -> list[str]:
+    """Check what `page` shows now (see the module's docstring); screenshot it as id-<name>."""
+    english_only = words(load("en")) - ALLOWED  # not minus id.js: an English word there counts
     intl = await dom(page, f"() => ({INTL_WORDS})('id-ID')")
-    known = words(indonesian) | ALLOWED | {w.lower() for text in intl for w in WORD.findall(text)}
+    known = words(load("id")) | ALLOWED | {w.lower() for text in intl for w in WORD.findall(text)}
     known |= {"indonesia"}  # a proper noun: "Bahasa Indonesia", the ID button's name for itself
+    assert await dom(page, "() => document.documentElement.lang") == "id"
+    texts = await dom(page, VISIBLE_TEXT)
+    seen = [word for text in texts for word in WORD.findall(text)]
+    assert len(seen) > 10, (name, texts)  # the check looked at a page that shows something
+    left = _where(texts, lambda w: w.lower() in english_only)
+    unknown = _where(texts, lambda w: w.lower() not in known)
+    await shot(page, f"id-{name}")
+    assert left == {}, f"{name}: English left on the page"
+    assert unknown == {}, f"{name}: words from no catalogue"
+    return seen
 
+
+async def test_every_view_speaks_bahasa_indonesia(walk: Walk) -> None:
+    assert {"campaigns", "sent", "delivered", "failed", "sending"} <= words(load("en")) - ALLOWED
     for number, (name, view) in enumerate(VIEWS, 1):
         await view(walk)
-        assert await dom(page, "() => document.documentElement.lang") == "id"
-        texts = await walk.visible_texts()
-        seen = [word for text in texts for word in WORD.findall(text)]
-        assert len(seen) > 10, (name, texts)  # the check looked at a page that shows something
-        left = _where(texts, lambda w: w.lower() in english_only)
-        unknown = _where(texts, lambda w: w.lower() not in known)
-        await shot(page, f"id-{number:02d}-{name}")
-        assert left == {}, f"{name}: English left on the page"
-        assert unknown == {}, f"{name}: words from no catalogue"
-        walk.seen[name] = seen
-    assert page.errors == []
+        walk.seen[name] = await assert_indonesian(walk.page, f"{number:02d}-{name}")
+    assert walk.page.errors == []
+
+
+async def test_token_prompt_and_errors_in_bahasa_indonesia(tmp_path: Path,
+                                                           indonesian_page: Any) -> None:
+    """The token prompt, a refused token, a missing campaign, the daemon gone: the page's
+    own Indonesian sentences, the API's English message only in small print."""
+    page = indonesian_page
+    server = Server(make_config(tmp_path, **{"api.tokens": [{"token": TOKEN, "workspace": 1}]}))
+    await server.start()
+    try:
+        await page.goto(server.url("/#/"))
+        await page.wait_for_selector("#token-dialog")
+        assert await page.inner_text("#token-dialog h3") == "Perlu token API"
+        await assert_indonesian(page, "token-prompt")
+        await page.fill("#token-input", "token-yang-salah")
+        await page.click("#token-dialog button[type=submit]")
+        await expect(page, lambda p: _has(p, "#campaign-list .banner-error small.detail"))
+        banner = await page.inner_text("#campaign-list .banner-error")
+        assert banner.startswith("Daftar kampanye tidak dapat dimuat. Token API ditolak."), banner
+        await assert_indonesian(page, "token-refused")
+        # The next request asks again, saying the stored token was refused.
+        await page.click('[data-filter="failed"]')
+        await expect(page, lambda p: _text(p, "#token-dialog p",
+                                           "Token itu ditolak. Masukkan token API yang valid."))
+        await page.fill("#token-input", TOKEN)
+        await page.click("#token-dialog button[type=submit]")
+        await expect(page, lambda p: _has(p, "#campaign-list .empty"))
+
+        await page.goto(server.url("/#/campaigns/tidak-ada"))
+        await expect(page, lambda p: _has(p, ".banner-error:not([hidden]) small.detail"))
+        banner = await page.inner_text(".banner-error")
+        assert banner.startswith("Kampanye ini tidak ada, atau token ini tidak boleh"), banner
+        assert "campaign_not_found" in await page.inner_text(".banner-error small.detail")
+        await assert_indonesian(page, "not-found")
+
+        await page.goto(server.url("/#/"))
+        await expect(page, lambda p: _has(p, "#campaign-list .empty"))
+        await server.stop()
+        await page.click('[data-filter="failed"]')
+        await expect(page, lambda p: _has(p, "#campaign-list .banner-error"))
+        banner = await page.inner_text("#campaign-list .banner-error")
+        assert banner.startswith("Daftar kampanye tidak dapat dimuat. campaignd tidak dapat "
+                                 "dihubungi."), banner
+        await assert_indonesian(page, "network-down")
+    finally:
+        await server.stop()
+        await server.http.close()
 
 
 async def test_the_switch_changes_language_without_a_reload_and_is_remembered(
@@ -336,7 +381,7 @@ async def test_the_switch_changes_language_without_a_reload_and_is_remembered(
     assert page.errors == []
 
 
-async def test_the_language_follows_the_browser_and_plural_rules_differ(walk: Walk) -> None:
+async def test_language_from_the_browser_plurals_and_error_sentences(walk: Walk) -> None:
     page = walk.page
     await page.goto(walk.server.url("/#/"))
     await expect(page, lambda p: _has(p, ".camp"))
@@ -360,6 +405,36 @@ async def test_the_language_follows_the_browser_and_plural_rules_differ(walk: Wa
     assert result["detected"] == ["id", "id", "id", "en", "en", "en"]
     assert result["id"] == ["1 penerima", "1.234 penerima"]
     assert result["en"] == ["1 recipient", "1,234 recipients"]
+
+    # The page's own sentence for each error code a user meets, in both languages.
+    said = await dom(page, """async () => {
+        const i18n = await import('/static/i18n.js');
+        const { describeError } = await import('/static/api.js');
+        const codes = ['network', 'unauthorized', 'forbidden', 'campaign_not_found',
+          'invalid_field', 'busy', 'storage_unavailable', 'invalid_transition',
+          'nothing_to_retry', 'campaign_exists', 'something_new'];
+        const out = {};
+        for (const lang of ['en', 'id']) {
+          i18n.setLanguage(lang);
+          out[lang] = codes.map((code) => describeError({ code, status: 503, message: 'm' }));
+        }
+        i18n.setLanguage('id');
+        return out;
+    }""")
+    codes = ["network", "unauthorized", "forbidden", "campaign_not_found", "invalid_field",
+             "busy", "storage_unavailable", "invalid_transition", "nothing_to_retry",
+             "campaign_exists"]
+    for language in ("en", "id"):
+        catalogue = load(language)
+        assert [e["text"] for e in said[language][:-1]] == [
+            catalogue[f"error.{code}"] for code in codes]
+    # An unknown code still gets a sentence, with the HTTP status; the server's words and
+    # code stay available as the detail.
+    assert said["en"][-1] == {"text": "The request failed (HTTP 503).",
+                              "detail": "m (something_new)"}
+    assert said["id"][-1]["text"] == "Permintaan gagal (HTTP 503)."
+    assert said["id"][1]["text"] == "Token API ditolak."
+    assert said["id"][5]["text"] == "campaignd sedang sibuk. Coba lagi sebentar lagi."
 
 
 def test_allowed_words_are_exactly_what_the_catalogues_share() -> None:
