@@ -349,6 +349,16 @@ async def test_the_switch_changes_language_without_a_reload_and_is_remembered(
     assert await page.inner_text("#card-delivered .card-label") == "Terkirim ke perangkat"
     assert await page.inner_text("#live .live-text") == "Terhubung"
     await dom(page, "() => { window.__noReload = 'still here'; }")
+    for width in (360, 375, 640, 1280):  # the switch stays reachable on a phone
+        await page.set_viewport_size({"width": width, "height": 800})
+        fits = await dom(page, """() => {
+            const bar = document.querySelector('.topbar');
+            const en = document.querySelector('#lang-switch [data-lang=en]')
+                .getBoundingClientRect();
+            return bar.scrollWidth <= bar.clientWidth && en.width > 0
+                && en.right <= innerWidth; }""")
+        assert fits, f"the top bar overflows at {width} px"
+    await page.set_viewport_size({"width": 1280, "height": 900})
 
     await page.click("#lang-switch [data-lang=en]")
     await expect(page, lambda p: _text(p, "#card-delivered .card-label", "Delivered"))
