@@ -4,7 +4,7 @@
 import { api, describeError, pageConfig } from "./api.js";
 import { t, tn } from "./i18n.js";
 import { parseRecipients } from "./recipients.js";
-import { fmtInt, h } from "./util.js";
+import { h } from "./util.js";
 
 const CC_KEY = "campaignd.country_code";
 const WS_KEY = "campaignd.workspace";
