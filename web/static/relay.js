@@ -6,20 +6,8 @@
 // Reads GET /api/relay: every 15 s, every 3 s while something waits.
 
 import { api } from "./api.js";
-import { fmtDuration, fmtInt } from "./util.js";
-
-// Every string this module shows, in one place (ready for the page's message catalogue).
-const T = {
-  ok: "Relay ✓",
-  okTitle: (n, targets) => `${fmtInt(n)} accepted webhooks relayed to ${targets}; nothing waiting`,
-  waiting: (n) => `Relay: ${fmtInt(n)} waiting`,
-  waitingTitle: (age, targets) => `Passing accepted webhooks on to ${targets}; the oldest has waited ${age}`,
-  failing: (n) => `Relay failing: ${fmtInt(n)} waiting`,
-  failingTitle: (source, error, retry, age) =>
-    `${source}: ${error}. Next try in ${retry}; the oldest request has waited ${age}. ` +
-    "Webhooks are still accepted and kept until the app takes them (GET /api/relay).",
-  unknownError: "the app does not take them",
-};
+import { t } from "./i18n.js";
+import { fmtDuration } from "./util.js";
 
 const SLOW = 15000;
 const FAST = 3000;
@@ -47,16 +35,18 @@ function show(el, relay) {
   if (s.failing.length) {
     state = "failing";
     const [name, src] = s.failing[0];
-    text.textContent = T.failing(s.backlog);
-    el.title = T.failingTitle(name, src.last_error || T.unknownError, fmtDuration(src.next_retry_in || 0),
-      fmtDuration(s.oldest));
+    text.textContent = t("relay.failing", { count: s.backlog });
+    el.title = t("relay.failing_title", {
+      source: name, error: src.last_error || t("relay.unknown_error"),
+      retry: fmtDuration(src.next_retry_in || 0), age: fmtDuration(s.oldest),
+    });
   } else if (s.backlog) {
     state = "waiting";
-    text.textContent = T.waiting(s.backlog);
-    el.title = T.waitingTitle(fmtDuration(s.oldest), s.targets);
+    text.textContent = t("relay.waiting", { count: s.backlog });
+    el.title = t("relay.waiting_title", { age: fmtDuration(s.oldest), targets: s.targets });
   } else {
-    text.textContent = T.ok;
-    el.title = T.okTitle(s.forwarded, s.targets);
+    text.textContent = t("relay.ok");
+    el.title = t("relay.ok_title", { count: s.forwarded, targets: s.targets });
   }
   el.className = `live relay relay-${state}`;
   el.dataset.state = state;
