@@ -18,7 +18,7 @@ import structlog
 
 from core.config import Config, ConfigError
 from daemon import demo
-from daemon.config import config_for
+from daemon.config import config_for, missing_secrets
 from daemon.lock import in_use
 from daemon.logging import configure_logging
 from daemon.serve import run_event_loop, serve
@@ -47,6 +47,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if config["server.require_auth"]:
         print("server.require_auth = true: every webhook secret, api.tokens and "
               "pusher.app_secret are required (they are set)", file=sys.stderr)
+    else:
+        missing = missing_secrets(config.values, "when running as the systemd unit")
+        if missing:
+            print("note: server.require_auth = false: fine for this machine alone (make run,"
+                  " demo); the systemd unit sets CAMPAIGND_SERVER__REQUIRE_AUTH=true and "
+                  "would refuse to start:", file=sys.stderr)
+            for problem in missing:
+                print(f"  - {problem}", file=sys.stderr)
     holder = in_use(config.db_path)
     if holder is not None:
         print(f"note: {holder}; `serve` would refuse to start now", file=sys.stderr)
