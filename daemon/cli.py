@@ -114,6 +114,7 @@ store.checkpoint_interval seconds old while the daemon runs); with --url they ar
 Columns: row, recipient, contact_id, message_id, status, level, failed,
 failure_reason, queued_at, pending_at, sent_at, delivered_at, read_at, played_at,
 failed_at (ISO 8601, UTC). Rows are streamed, so any campaign size works.""",
+    "demo": demo.EPILOG,
     "backup": """examples:
   campaignd backup /var/backups/campaignd-$(date +%F).sqlite3
   sudo campaignd --config /etc/campaignd/daemon.toml backup /root/campaignd.sqlite3
@@ -171,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace DEST if it exists")
     p.set_defaults(run=_offline(offline.cmd_backup))
     for name, (help_text, add_args, run) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, parents=[common])
+        p = add(name, help_text)
         add_args(p)
         p.set_defaults(run=run)
     return parser
