@@ -111,7 +111,8 @@ store.checkpoint_interval seconds old while the daemon runs); with --url they ar
   campaignd export 9b2f0c1e-... --output /tmp/campaign.csv
   campaignd export 9b2f0c1e-... --url http://127.0.0.1:8080 --output c.csv
 
-Columns: row, recipient, contact_id, message_id, status, level, failed,
+Columns: row, recipient, contact_id, message_id (bare, as ACKs match it),
+raw_message_id (as registered or as the gateway gave it), status, level, failed,
 failure_reason, queued_at, pending_at, sent_at, delivered_at, read_at, played_at,
 failed_at (ISO 8601, UTC). Rows are streamed, so any campaign size works.""",
     "demo": demo.EPILOG,

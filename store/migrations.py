@@ -61,6 +61,11 @@ async def _sending_columns(conn: aiosqlite.Connection) -> None:
 MIGRATIONS: list[Migration] = [
     # 0.1 added these lazily when the sender started; now every database has them at open.
     Migration("0001_sending_columns", _sending_columns),
+    # --- ops (issue 22): a tracked campaign's status is one word everywhere: tracking.
+    # 0.1 left campaigns sent elsewhere (no message, no gateway) "pending" forever.
+    Migration("0002_tracking_status", run_sql(
+        "UPDATE campaigns SET status = 'tracking'"
+        " WHERE status = 'pending' AND message IS NULL AND gateway IS NULL")),
 ]
 
 

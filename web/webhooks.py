@@ -83,8 +83,9 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
             rt.metrics.events.labels(source, "rejected").inc()
             raise ApiError(415, "unsupported_media_type",
                            f"Content-Type {request.content_type!r} is not accepted here")
+        received = time.time()
         try:
-            events = parser(body, ParseContext(time.time(), rt.config["ingest.ack_numbering"]))
+            events = parser(body, ParseContext(received, rt.config["ingest.ack_numbering"]))
         except BadPayload as exc:
             rt.metrics.events.labels(source, "rejected").inc()
             return error_response(422 if exc.field else 400, "invalid_payload", str(exc),
@@ -93,6 +94,10 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
             rt.metrics.events.labels(source, "rejected").inc()
             return error_response(400, "invalid_payload", "the body is nested too deeply")
         if events:
+            if any(event.at > received for event in events):
+                # A provider clock ahead of ours: nothing happened after we heard of it.
+                # Fixed before journaling, so a replay gives the same times.
+                events = [e._replace(at=received) if e.at > received else e for e in events]
             await rt.journal.append(source, events)
         rt.metrics.webhook_seconds[source].observe(time.perf_counter() - started)
         return ok_response(len(events))
