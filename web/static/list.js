@@ -4,7 +4,7 @@
 import { api, channelName, connectLive, onReconnect, pageConfig } from "./api.js";
 import { fmtAgo, fmtInt, fmtPct, h, morph, pct, STATUS_LABELS, throttle } from "./util.js";
 
-const FILTERS = [["", "All"], ["processing", "Sending"], ["paused", "Paused"], ["pending", "Pending"], ["completed", "Completed"], ["cancelled", "Cancelled"], ["failed", "Failed"]];
+const FILTERS = [["", "All"], ["processing", "Sending"], ["paused", "Paused"], ["pending", "Pending"], ["tracking", "Tracking"], ["completed", "Completed"], ["cancelled", "Cancelled"], ["failed", "Failed"]];
 
 function miniBar(s) {
   const total = s.total_message_count || 0;

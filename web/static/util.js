@@ -142,6 +142,7 @@ export function confirmDialog(title, text, okLabel = "Confirm", danger = false) 
 }
 
 export const STATUS_LABELS = {
+  tracking: "Tracking",
   pending: "Pending",
   processing: "Sending",
   paused: "Paused",
