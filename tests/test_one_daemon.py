@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from daemon.cli import main
 from tests.proc import REPO, DaemonProcess, write_config
 
 
@@ -149,26 +150,24 @@ def test_after_kill_9_a_new_daemon_starts_at_once_with_everything(
 
 
 def test_stats_export_and_backup_work_beside_a_running_daemon(
-        first: DaemonProcess, tmp_path: Path) -> None:
+        first: DaemonProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The commands run in this process; the daemon is the other one, holding its lock.
     config = str(first.config)
-    stats = campaignd("stats", "one-db", "--json", "--config", config)
-    assert stats.returncode == 0, stats.stderr
-    assert json.loads(stats.stdout)["campaign"]["name"] == "First"
-    live = campaignd("stats", "one-db", "--url", first.url, "--json")
-    assert live.returncode == 0, live.stderr
-    assert json.loads(live.stdout)["campaign"]["statistics"]["total_read_count"] == 1
-    export = campaignd("export", "one-db", "--config", config)
-    assert export.returncode == 0, export.stderr
-    assert export.stdout.count("\n") == 3  # header + 2 rows
+    assert main(["stats", "one-db", "--json", "--config", config]) == 0
+    assert json.loads(capsys.readouterr().out)["campaign"]["name"] == "First"
+    assert main(["stats", "one-db", "--url", first.url, "--json"]) == 0
+    live = json.loads(capsys.readouterr().out)
+    assert live["campaign"]["statistics"]["total_read_count"] == 1
+    assert main(["export", "one-db", "--config", config]) == 0
+    assert capsys.readouterr().out.count("\n") == 3  # header + 2 rows
     copy = tmp_path / "copy.sqlite3"
-    backup = campaignd("backup", str(copy), "--config", config)
-    assert backup.returncode == 0, backup.stderr
-    assert "integrity ok" in backup.stdout
-    missing = campaignd("backup", str(tmp_path / "missing" / "x.sqlite3"), "--config", config)
-    assert missing.returncode == 1
-    assert missing.stderr.strip().splitlines() == [
-        f"campaignd backup: the folder {tmp_path / 'missing'} does not exist (create it "
-        f"first: mkdir -p {tmp_path / 'missing'})"]
+    assert main(["backup", str(copy), "--config", config]) == 0
+    assert "integrity ok" in capsys.readouterr().out
+    missing = tmp_path / "missing"
+    assert main(["backup", str(missing / "x.sqlite3"), "--config", config]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"campaignd backup: the folder {missing} does not exist (create it first: "
+        f"mkdir -p {missing})"]
     # The daemon never noticed.
     assert call(first.url, "POST", "/webhooks/webjs", ack("ONE-B", 2))["ok"]
     assert first.terminate() == 0
