@@ -433,8 +433,9 @@ class SendingService:
         body = orjson.dumps({
             "event": "campaign.status.changed",
             "campaign": {"uuid": info.uuid, "id": info.no, "workspace_id": info.workspace_id,
-                         "name": info.name, "status": status, "previous_status": previous,
-                         "reason": reason},
+                         "name": info.name, "status": status, "previous": previous,
+                         # the name of release 0.1, kept so existing receivers still work
+                         "previous_status": previous, "reason": reason},
             "statistics": stats,
             "timestamp": iso_time(time.time()),
         })

@@ -2,7 +2,8 @@
 # Everything the tests need beyond Python packages; run by `make test` before pytest.
 #  - node + npm (Debian packages) and the JS clients in tests/js (pusher-js, laravel-echo),
 #    installed with `npm ci` when node_modules is missing or older than package-lock.json;
-#  - chromium (Debian package) for the page tests.
+#  - chromium (Debian package) for the page tests;
+#  - nginx, openssl, systemd and systemd-container for the deployment tests.
 # Idempotent and quick when everything is there. As root it installs Debian packages
 # (apt-get update first); as another user it says what is missing and goes on.
 set -eu
@@ -40,6 +41,14 @@ apt_install chromium chromium
 # tests/test_reliability_storage.py: chattr +i (a read-only file) and a full tmpfs (mount).
 apt_install chattr e2fsprogs
 apt_install mount mount
+# tests/test_nginx.py: a real nginx (foreground, own prefix) in front of the daemon, with a
+# self-signed certificate made by openssl.
+apt_install nginx nginx
+apt_install openssl openssl
+# tests/test_systemd_unit.py: deploy/campaignd.service under a real systemd, booted as PID 1
+# of a container (systemd-nspawn) over this machine's own /usr.
+apt_install systemd systemd
+apt_install systemd-nspawn systemd-container
 
 if command -v node >/dev/null 2>&1; then
     major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)

@@ -71,6 +71,11 @@ MIGRATIONS: list[Migration] = [
         " received_at REAL NOT NULL,"
         " headers BLOB NOT NULL, body BLOB NOT NULL)",
         "CREATE INDEX IF NOT EXISTS relay_outbox_source ON relay_outbox (source, id)")),
+    # --- ops (issue 22): a tracked campaign's status is one word everywhere: tracking.
+    # 0.1 left campaigns sent elsewhere (no message, no gateway) "pending" forever.
+    Migration("0003_tracking_status", run_sql(
+        "UPDATE campaigns SET status = 'tracking'"
+        " WHERE status = 'pending' AND message IS NULL AND gateway IS NULL")),
 ]
 
 

@@ -186,6 +186,7 @@ def test_the_unit_file_is_valid_and_hardened(tmp_path: Path) -> None:
                        "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX"}.items():
         assert settings.get(key) == value, key
     assert "CAMPAIGND_CONFIG=" in unit and "CAMPAIGND_STORE__PATH=%S/campaignd/" in unit
+    assert "Environment=CAMPAIGND_SERVER__REQUIRE_AUTH=true" in unit  # never starts open
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from core.config import SOURCE_SECRET, Config
+from core.config import KEYS, SOURCE_SECRET, Config
 from domain.signatures import (
     body_signature,
     seed_signature,
@@ -201,7 +201,11 @@ class TokenBook:
         return found
 
 
-PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+# Headers a reverse proxy adds (nginx only when told to; Caddy, Traefik, Apache and
+# HAProxy by default or by their usual options). Any of them makes a request remote: a
+# header can only make a request MORE restricted, so a spoofed one costs nothing.
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+                 "X-Real-IP", "Via")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 log = structlog.get_logger(__name__)
@@ -219,6 +223,10 @@ class Guard:
         self.tokens = TokenBook(config["api.tokens"])
         self.webhooks = webhook_auth(config)
         self.allow_public_channels: bool = config["pusher.allow_public_channels"]
+        # The built-in Pusher secret is public: a remote client could sign any private
+        # channel with it, so remote connections get no private channel while it is in use.
+        self.pusher_secret_is_default: bool = (
+            config["pusher.app_secret"] == KEYS["pusher.app_secret"].default)
         self.trusted_proxies: tuple[Network, ...] = tuple(
             ipaddress.ip_network(item, strict=False) for item in config["server.trusted_proxies"])
 
@@ -236,6 +244,8 @@ class Guard:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
             return True  # a unix socket path or similar: not a loopback peer we know
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:127.0.0.1 on a dual-stack socket
         if any(address in net for net in self.trusted_proxies):
             return True
         return not address.is_loopback

@@ -18,7 +18,8 @@ from web.errors import json_response
 # Routes deliberately not described: the Pusher WebSocket and the page's static files.
 UNDOCUMENTED = (("GET", "/app/{key}"), ("GET", "/static/{filename}"))
 
-CAMPAIGN_STATUSES = ("pending", "processing", "paused", "completed", "cancelled", "failed")
+CAMPAIGN_STATUSES = ("tracking", "pending", "processing", "paused", "completed", "cancelled",
+                     "failed")
 SOURCES = ("webjs", "waha", "evolution", "cloud", "twilio")
 # web/sending.py's lifecycle actions (actors/sender_service.py TRANSITIONS).
 ACTIONS = ("start", "pause", "resume", "cancel", "retry-failed", "retry-unknown")
@@ -207,7 +208,12 @@ SCHEMAS: dict[str, Any] = {
         "required": ["row", "message_id", "recipient", "contact_id", "status", "level",
                      "failed", "failure_reason", "timestamps"],
         "properties": {
-            "row": {"type": "integer"}, "message_id": nullable({"type": "string"}),
+            "row": {"type": "integer"},
+            "message_id": nullable({"type": "string", "description": (
+                "The bare id ACKs are matched by (whatsapp-web.js's serialized "
+                "true_628…@c.us_3EB0… becomes 3EB0…).")}),
+            "raw_message_id": nullable({"type": "string", "description": (
+                "The id exactly as registered or as the gateway returned it.")}),
             "recipient": {"type": "string"}, "contact_id": nullable({"type": "string"}),
             "status": {"type": "string", "enum": [*LEVEL_NAMES, "failed"]},
             "level": {"type": "string", "enum": list(LEVEL_NAMES)},
@@ -343,7 +349,8 @@ def _campaign_paths() -> dict[str, Any]:
             "tags": ["campaigns"], "operationId": "export_csv", "parameters": [UUID_PARAM],
             "summary": "Every recipient with status, failure reason and a timestamp per level.",
             "description": "Streamed (chunked). Columns: row, recipient, contact_id, "
-                           "message_id, status, level, failed, failure_reason, queued_at, "
+                           "message_id (bare), raw_message_id (as registered), status, level, "
+                           "failed, failure_reason, queued_at, "
                            "pending_at, sent_at, delivered_at, read_at, played_at, failed_at.",
             "responses": {"200": ok("CSV with a header line.", {"type": "string"}, "text/csv"),
                           **AUTH_ERRORS, **NOT_FOUND}}},

@@ -100,7 +100,8 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
             rt.metrics.events.labels(source, "rejected").inc()
             raise ApiError(415, "unsupported_media_type",
                            f"Content-Type {request.content_type!r} is not accepted here")
-        ctx = ParseContext(time.time(), rt.config["ingest.ack_numbering"])
+        received = time.time()
+        ctx = ParseContext(received, rt.config["ingest.ack_numbering"])
         try:
             events = parser(body, ctx)
         except BadPayload as exc:
@@ -120,6 +121,10 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
                                "nothing was stored, retry later",
                                headers={"Retry-After": BACKLOG_RETRY_AFTER})
             relay = rt.relay.entry(source, request.headers.items(), body)
+        if any(event.at > received for event in events):
+            # A provider clock ahead of ours: nothing happened after we heard of it.
+            # Fixed before journaling, so a replay gives the same times.
+            events = [e._replace(at=received) if e.at > received else e for e in events]
         if events or relay is not None:
             await rt.journal.append(source, events, relay)
         for name in ctx.ignored:

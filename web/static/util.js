@@ -173,6 +173,7 @@ export function confirmDialog(title, text, okLabel, danger = false, backLabel = 
 export function statusLabel(status, tracked = false) {
   if (tracked && status === "pending") return t("status.tracking");
   const labels = {
+    tracking: t("status.tracking"),
     pending: t("status.pending"),
     processing: t("status.processing"),
     paused: t("status.paused"),
