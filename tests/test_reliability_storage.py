@@ -12,8 +12,10 @@ The faults are real where this machine allows it (tests run as root, so `chmod` 
 not stop the daemon): `chattr +i` on the database and its WAL (root cannot write an
 immutable file), a small tmpfs filled to the last byte (`mount` needs CAP_SYS_ADMIN),
 and a second process holding `BEGIN EXCLUSIVE`. Where `chattr` or `mount` do not work
-the test is skipped with the reason; `test_storage_faults.py` covers the same paths with
-faults injected inside SQLite (`PRAGMA query_only`, and `max_page_count` below).
+(not root, no such tool) the tests FAIL with the reason instead of skipping: coverage must
+not disappear unnoticed (`make test` runs as root and installs both).
+`test_storage_faults.py` covers the same paths with faults injected inside SQLite
+(`PRAGMA query_only`, and `max_page_count` below).
 """
 
 from __future__ import annotations
@@ -145,9 +147,9 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     folder.mkdir()
     result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(folder)],
                             capture_output=True, text=True)
-    if result.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip()}); the disk-full "
-                    "path is covered by test_database_full_inside_sqlite")
+    if result.returncode:  # fail, never skip: this is the only real full disk we make
+        pytest.fail(f"cannot mount a tmpfs here ({result.stderr.strip()}): the disk-full "
+                    "tests need root (CAP_SYS_ADMIN) and `mount` (scripts/test-deps.sh)")
     try:
         yield folder
     finally:
@@ -324,7 +326,9 @@ async def post_during_fault(s: aiohttp.ClientSession, url: str, units: list[Unit
 
 async def test_read_only_database_file(tmp_path: Path) -> None:
     if not chattr_works(tmp_path):
-        pytest.skip("chattr +i is not available or not enforced on this filesystem")
+        pytest.fail("chattr +i is not available or not enforced here: this test needs root "
+                    "and `chattr` (e2fsprogs, installed by scripts/test-deps.sh) on a "
+                    "filesystem with immutable files (ext4, xfs, btrfs, tmpfs)")
     folder = tmp_path / "data"
     folder.mkdir()
     fault = Immutable(folder / "campaignd.sqlite3")
