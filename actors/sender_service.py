@@ -61,6 +61,7 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "retry-unknown": (("processing", "paused", "completed", "failed"), "processing"),
 }
 NOTIFY_STATUSES = ("completed", "paused", "failed")
+WEBHOOK_TRIES = 5  # the outbound webhook: the first try and up to 4 retries, then given up
 VAR_RE = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
 
 
@@ -435,7 +436,11 @@ class SendingService:
         if c["sender.webhook_secret"]:
             digest = hmac.new(c["sender.webhook_secret"].encode(), body, hashlib.sha256)
             headers["X-Campaignd-Signature"] = "sha256=" + digest.hexdigest()
-        for attempt in range(5):
+        problem = ""
+        for attempt in range(WEBHOOK_TRIES):
+            if attempt:  # the sender's backoff: 0.5, 1, 2, 4 s by default
+                await asyncio.sleep(min(c["sender.backoff_max"],
+                                        c["sender.backoff_base"] * 2 ** (attempt - 1)))
             try:
                 async with self.session.post(c["sender.webhook_url"], data=body, headers=headers,
                                              timeout=aiohttp.ClientTimeout(total=10)) as resp:
@@ -446,7 +451,8 @@ class SendingService:
                 problem = str(exc) or type(exc).__name__
             log.warning("sender.webhook_failed", campaign_uuid=info.uuid, attempt=attempt + 1,
                         error=problem)
-            await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+        log.error("sender.webhook_given_up", campaign_uuid=info.uuid, status=status,
+                  tries=WEBHOOK_TRIES, error=problem)
 
 
 def _tell(run: Run | None, message: Any) -> None:
