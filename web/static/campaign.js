@@ -300,7 +300,7 @@ export function mountCampaign(root, uuid) {
       );
     latencyEl.replaceChildren(
       block("Time to deliver", stats.time_to_deliver, "from sent to the recipient's phone"),
-      block("Time to read", stats.time_to_read, "from delivered to opened"),
+      block("Time to read", stats.time_to_read, "from sent to opened"),
       h("div", { class: "lat-updated muted", id: "stats-updated" }, stats.updated_at ? `updated ${new Date(stats.updated_at).toLocaleTimeString()}` : ""),
     );
   }
