@@ -120,6 +120,9 @@ class SendingService:
         self.unknown: dict[int, int] = {}
         self.lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Longest pause between tries to store a send's outcome (a test hook: the tests
+        # shorten it to go past any number of failed tries quickly).
+        self.outcome_retry_max_delay = 2.0
 
     # --- extension lifecycle ----------------------------------------------------------
 
@@ -391,7 +394,7 @@ class SendingService:
                 if attempt % 10 == 0:
                     log.warning("sender.outcome_store_failed", campaign_no=no, row=job.row,
                                 attempt=attempt, error=str(exc))
-                await asyncio.sleep(min(2.0, 0.1 * (attempt + 1)))
+                await asyncio.sleep(min(self.outcome_retry_max_delay, 0.1 * (attempt + 1)))
 
     async def _on_notify(self, no: int, kind: str, reason: str | None) -> None:
         async with self.lock:
