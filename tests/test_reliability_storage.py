@@ -223,14 +223,17 @@ async def storage_fault_scenario(tmp_path: Path, folder: Path, fault: Any, hold:
             assert status == 201, body
             sending_uuid = body["campaign"]["uuid"]
 
-            async def sending() -> bool:  # and more calls are in flight
-                return len(fake.requests) >= 3
+            db = folder / "campaignd.sqlite3"
+
+            async def sending() -> bool:  # and more calls are in flight (recorded, unanswered)
+                answered = len(fake.requests)
+                return answered >= 3 and attempts_recorded(db, sending_uuid) > answered
             await eventually(sending, timeout=10)
             fault.inject()
             outcome_refusals = log_count(proc, "sender.outcome_store_failed")
             if fault.all_writes_fail:  # no attempt can be recorded from now on
                 calls_at_fault = len(fake.requests)
-                recorded = attempts_recorded(folder / "campaignd.sqlite3", sending_uuid)
+                recorded = attempts_recorded(db, sending_uuid)
                 assert recorded > calls_at_fault, "calls must be in flight at the fault"
             deferred_before = log_count(proc, "checkpoint.deferred")
             acked, refused, unsent, slowest = await post_during_fault(s, url, during, fault)
