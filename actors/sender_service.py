@@ -61,6 +61,7 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "retry-unknown": (("processing", "paused", "completed", "failed"), "processing"),
 }
 NOTIFY_STATUSES = ("completed", "paused", "failed")
+WEBHOOK_TRIES = 5  # the outbound webhook: the first try and up to 4 retries, then given up
 VAR_RE = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
 
 
@@ -120,6 +121,9 @@ class SendingService:
         self.unknown: dict[int, int] = {}
         self.lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Longest pause between tries to store a send's outcome (a test hook: the tests
+        # shorten it to go past any number of failed tries quickly).
+        self.outcome_retry_max_delay = 2.0
 
     # --- extension lifecycle ----------------------------------------------------------
 
@@ -397,7 +401,7 @@ class SendingService:
                 if attempt % 10 == 0:
                     log.warning("sender.outcome_store_failed", campaign_no=no, row=job.row,
                                 attempt=attempt, error=str(exc))
-                await asyncio.sleep(min(2.0, 0.1 * (attempt + 1)))
+                await asyncio.sleep(min(self.outcome_retry_max_delay, 0.1 * (attempt + 1)))
 
     async def _on_notify(self, no: int, kind: str, reason: str | None) -> None:
         async with self.lock:
@@ -443,7 +447,11 @@ class SendingService:
         if c["sender.webhook_secret"]:
             digest = hmac.new(c["sender.webhook_secret"].encode(), body, hashlib.sha256)
             headers["X-Campaignd-Signature"] = "sha256=" + digest.hexdigest()
-        for attempt in range(5):
+        problem = ""
+        for attempt in range(WEBHOOK_TRIES):
+            if attempt:  # the sender's backoff: 0.5, 1, 2, 4 s by default
+                await asyncio.sleep(min(c["sender.backoff_max"],
+                                        c["sender.backoff_base"] * 2 ** (attempt - 1)))
             try:
                 async with self.session.post(c["sender.webhook_url"], data=body, headers=headers,
                                              timeout=aiohttp.ClientTimeout(total=10)) as resp:
@@ -454,7 +462,8 @@ class SendingService:
                 problem = str(exc) or type(exc).__name__
             log.warning("sender.webhook_failed", campaign_uuid=info.uuid, attempt=attempt + 1,
                         error=problem)
-            await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+        log.error("sender.webhook_given_up", campaign_uuid=info.uuid, status=status,
+                  tries=WEBHOOK_TRIES, error=problem)
 
 
 def _tell(run: Run | None, message: Any) -> None:

@@ -153,7 +153,7 @@ export default {
   "speed.deliver": "Time to deliver",
   "speed.deliver_hint": "from sent to the recipient's phone",
   "speed.read": "Time to read",
-  "speed.read_hint": "from delivered to opened",
+  "speed.read_hint": "from sent to opened",
   "speed.median": "median",
   "speed.p90": "90% within",
   "speed.updated": "updated {time}",

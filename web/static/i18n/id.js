@@ -151,7 +151,7 @@ export default {
   "speed.deliver": "Waktu sampai ke perangkat",
   "speed.deliver_hint": "dari terkirim sampai masuk ke ponsel penerima",
   "speed.read": "Waktu sampai dibaca",
-  "speed.read_hint": "dari sampai di perangkat hingga dibuka",
+  "speed.read_hint": "dari terkirim hingga dibuka",
   "speed.median": "nilai tengah",
   "speed.p90": "90% di bawah",
   "speed.updated": "diperbarui {time}",
