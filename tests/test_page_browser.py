@@ -20,7 +20,7 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from core.config import Config
-from tests.conftest import eventually, fixture_bytes, fixture_json, make_config
+from tests.conftest import close_server, eventually, fixture_bytes, fixture_json, make_config
 from tests.proc import DaemonProcess, write_config
 from web.app import make_app
 
@@ -65,7 +65,7 @@ class Server:
     async def stop(self) -> None:
         if self.server is not None:
             server, self.server = self.server, None
-            await server.close()
+            await close_server(server)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

@@ -17,7 +17,7 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
-from tests.conftest import Daemon, make_config, webjs_ack
+from tests.conftest import Daemon, close_server, make_config, webjs_ack
 from web.app import make_app
 
 # What a reverse proxy adds; any one of them makes a request remote.
@@ -167,4 +167,4 @@ async def test_ipv6_loopback_is_local_and_proxied_ipv6_is_remote(tmp_path: Path)
                                            headers={"X-Forwarded-For": "2001:db8::9"})
             assert status == 401 and "api.tokens" in body["error"]["message"]
     finally:
-        await server.close()
+        await close_server(server)
