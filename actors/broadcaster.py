@@ -29,6 +29,7 @@ from actors.bus import EventBus
 from actors.messages import CampaignChanged, CampaignStatusChanged
 from core.aio import Reply
 from core.metrics import Metrics
+from domain.failures import Failure
 from domain.ledger import Ledger
 from domain.records import CampaignInfo
 from domain.status import CLASS_NAMES, LEVEL_NAMES
@@ -132,16 +133,26 @@ def statistics_payload(info: CampaignInfo, stats: dict[str, Any]) -> dict[str, A
 
 
 def row_payload(state: tuple[Any, ...]) -> dict[str, Any]:
-    """A CampaignChanged row (row, level, failed, class, reason, ts pending..failed)."""
+    """A CampaignChanged row (row, level, failed, class, reason, ts pending..failed,
+    failure)."""
     row, level, failed, cls, reason, *stamps = state
+    failure = stamps.pop() if len(stamps) > len(TS_NAMES) else None
     return {
         "row": row,
         "status": CLASS_NAMES[cls],
         "level": LEVEL_NAMES[level],
         "failed": bool(failed),
         "failure_reason": reason,
+        "failure": failure_payload(failure),
         "timestamps": dict(zip(TS_NAMES, map(iso_time, stamps), strict=True)),
     }
+
+
+def failure_payload(failure: Failure | None) -> dict[str, Any] | None:
+    """The rows API's `failure` object, as the live table gets it."""
+    if failure is None:
+        return None
+    return failure.as_dict()
 
 
 def rows_payload(info: CampaignInfo, rows: dict[int, dict[str, Any]], resync: bool

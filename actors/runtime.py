@@ -164,7 +164,7 @@ class Runtime:
         rows = await self.store.fetchall(
             "SELECT source, event, received_at FROM orphans ORDER BY id")
         for source, blob, received_at in rows:
-            shelf.keep(source, StatusEvent.from_row(orjson.loads(blob)), received_at,
+            shelf.keep(source, StatusEvent.from_row(orjson.loads(blob), source), received_at,
                        durable=True)
         self.metrics.orphans_pending.set(len(shelf))
         return shelf

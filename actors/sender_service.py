@@ -37,6 +37,7 @@ from actors.sender import (
 )
 from core.config import Config
 from core.metrics import Metrics
+from domain.failures import FAIL, PAUSE, Failure, decide, from_text
 from domain.records import CampaignInfo, RegisteredMessage
 from domain.status import Level, bare_message_id
 from domain.timefmt import iso_time
@@ -68,6 +69,34 @@ class TransitionError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def judge_outcome(outcome: Outcome, attempt: int, gateway: str, config: Config) -> Outcome:
+    """What a refused send means, decided by the failure table (SPEC 7.1), not by the
+    gateway: retry with backoff (throttled, temporary), retry after
+    `sender.marketing_cap_retry_after` (Limited by Meta, when
+    `sender.retry_limited_by_meta` is on: kind "later"), pause the campaign (account
+    problems: kind "halt"), or fail the message (kind "permanent")."""
+    if outcome.kind == "accepted":
+        return outcome
+    failure = outcome.failure or from_text(outcome.reason, gateway)
+    if not failure.source:
+        failure = failure._replace(source=gateway)
+    decision = decide(failure.code, attempt=attempt,
+                      max_attempts=config["sender.max_attempts"],
+                      retry_later=config["sender.retry_limited_by_meta"],
+                      later_after=config["sender.marketing_cap_retry_after"])
+    reason = outcome.reason or failure.text()
+    if decision.action == PAUSE:
+        return Outcome("halt", reason=reason, failure=failure)
+    if decision.action == FAIL:
+        if outcome.kind == "transient" or decision.category in ("throttled", "temporary"):
+            reason = f"gave up after {attempt} attempts: {reason}"
+        return Outcome("permanent", reason=reason, failure=failure)
+    if decision.delay is not None:
+        return Outcome("later", reason=reason, retry_after=decision.delay, failure=failure)
+    return Outcome("transient", reason=reason, retry_after=outcome.retry_after,
+                   failure=failure)
 
 
 def render(text: str, variables: str | None) -> str:
@@ -351,10 +380,7 @@ class SendingService:
             outbound = Outbound(run.uuid, job.row, job.recipient, render(run.text, job.variables),
                                 job.contact_id, run.options)
             outcome = await self.gateways[run.gateway].send(self.session, outbound)
-            max_attempts = self.ctx.config["sender.max_attempts"]
-            if outcome.kind == "transient" and job.attempt >= max_attempts:
-                outcome = Outcome("permanent", reason=f"gave up after {job.attempt} attempts: "
-                                  f"{outcome.reason}")
+            outcome = judge_outcome(outcome, job.attempt, run.gateway, self.ctx.config)
             self.ctx.metrics.sends.labels(run.gateway, outcome.kind).inc()
             await self._store_outcome(no, job, outcome)
             result = SendResult(job.row, outcome.kind, outcome.reason, outcome.retry_after)
@@ -377,11 +403,15 @@ class SendingService:
                     await campaigns.record_accepted(no, job.row, bare, outcome.message_id, now)
                     self.ctx.register(RegisterMessages(no, (RegisteredMessage(
                         job.row, bare, Level.PENDING, False, None, now),)))
-                elif outcome.kind == "permanent":
+                elif outcome.kind in ("permanent", "later"):
+                    # "later" (Limited by Meta) is shown failed until its retry goes out.
                     reason = (outcome.reason or "refused by the gateway")[:500]
-                    await campaigns.record_failed(no, job.row, reason, now)
+                    failure = outcome.failure or Failure(self.runs[no].gateway
+                                                         if no in self.runs else "", None,
+                                                         reason, None)
+                    await campaigns.record_failed(no, job.row, reason, now, failure)
                     self.ctx.register(RegisterMessages(no, (RegisteredMessage(
-                        job.row, None, Level.QUEUED, True, reason, now),)))
+                        job.row, None, Level.QUEUED, True, reason, now, failure),)))
                 elif outcome.kind == "halt" or outcome.retry_after is not None:
                     # Refused before taking the message (credentials, 429): not sent.
                     await campaigns.record_requeued(no, job.row)

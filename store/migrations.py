@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from domain.failures import from_text, lookup
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -58,9 +60,37 @@ async def _sending_columns(conn: aiosqlite.Connection) -> None:
                                    ("variables", "TEXT")))(conn)
 
 
+# --- failures (SPEC 7): structured failures, account webhooks ------------------------------
+
+FAILURE_COLUMNS = (("failure_source", "TEXT"), ("failure_code", "TEXT"),
+                   ("failure_title", "TEXT"), ("failure_details", "TEXT"),
+                   ("failure_category", "TEXT"), ("failure_at", "REAL"))
+
+
+async def _failure_columns(conn: aiosqlite.Connection) -> None:
+    """Each message's kept failure as fields. Rows written before have a text reason
+    only: their code comes from the text where it starts with one, else `other`."""
+    await add_columns("messages", FAILURE_COLUMNS)(conn)
+    async with conn.execute("SELECT campaign_no, row, reason, ts_failed FROM messages"
+                            " WHERE reason IS NOT NULL AND failure_category IS NULL") as cur:
+        rows = await cur.fetchall()
+    updates = []
+    for no, row, reason, ts_failed in rows:
+        failure = from_text(reason, "")
+        updates.append((failure.code, failure.title, lookup(failure.code).category, ts_failed,
+                        no, row))
+    await conn.executemany("UPDATE messages SET failure_code = ?, failure_title = ?,"
+                           " failure_category = ?, failure_at = ? WHERE campaign_no = ?"
+                           " AND row = ?", updates)
+    await conn.execute("CREATE INDEX IF NOT EXISTS messages_failure_category ON messages"
+                       " (campaign_no, failure_category, row)"
+                       " WHERE failure_category IS NOT NULL")
+
+
 MIGRATIONS: list[Migration] = [
     # 0.1 added these lazily when the sender started; now every database has them at open.
     Migration("0001_sending_columns", _sending_columns),
+    Migration("0002_failure_columns", _failure_columns),
 ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.events import StatusEvent
+from domain.failures import Failure, clean_code, short
 from domain.status import CLOUD_STATUS
 from web.sources import BadPayload, ParseContext, epoch_seconds, load_json, obj, text
 
@@ -58,18 +59,19 @@ def _status(status: Any, path: str, ctx: ParseContext) -> StatusEvent | None:
     if mapped is None:
         return None
     level, failed = mapped
-    reason = _reason(errors) if failed else None
-    return StatusEvent(message_id, level, failed, at, reason, recipient)
+    if not failed:
+        return StatusEvent(message_id, level, failed, at, None, recipient)
+    failure = cloud_failure(errors)
+    reason = failure.text() if failure.code or failure.title else "failed (no error given)"
+    return StatusEvent(message_id, level, failed, at, reason, recipient, failure)
 
 
-def _reason(errors: list[Any] | None) -> str:
+def cloud_failure(errors: list[Any] | None, source: str = "cloud") -> Failure:
+    """The first of Meta's `errors[]` as fields: code, title (or message), details."""
     if not errors or not isinstance(errors[0], dict):
-        return "failed (no error given)"
+        return Failure(source, None, None, None)
     err = errors[0]
-    details = err.get("error_data", {}).get("details") if isinstance(
-        err.get("error_data"), dict) else None
-    title = err.get("title") or err.get("message") or "failed"
-    text_ = f"{err.get('code')}: {title}" if err.get("code") is not None else str(title)
-    if details and details != title:
-        text_ += f" ({details})"
-    return text_[:500]
+    data = err.get("error_data")
+    details = data.get("details") if isinstance(data, dict) else None
+    title = err.get("title") or err.get("message")
+    return Failure(source, clean_code(err.get("code")), short(title), short(details))
