@@ -119,3 +119,12 @@ class CampaignStatusChanged:
     status: str
     previous: str | None
     statistics: dict[str, Any]
+
+
+@dataclass(slots=True, frozen=True)
+class CampaignAlert:
+    """An alert rule fired or cleared on a campaign (actors/alerts.py); the broadcaster
+    pushes it as `campaign.alert`."""
+
+    info: CampaignInfo
+    alert: dict[str, Any]

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 import pykka
 import structlog
 
+from actors.account import AccountService
+from actors.alerts import AlertService
 from actors.bus import EventBus, StatsBoard
 from actors.campaign import CampaignActor
 from actors.ingest import IngestActor
@@ -35,6 +37,7 @@ from domain.events import StatusEvent
 from domain.index import MessageIndex
 from domain.orphans import OrphanShelf
 from domain.records import CampaignInfo
+from store.account import AccountStore
 from store.campaigns import CampaignStore
 from store.checkpoint import Checkpointer
 from store.db import Store, StoreUnavailable
@@ -76,6 +79,13 @@ class Runtime:
             board=self.board, journal_append=self.journal.append, register=self.register,
             ask=self.ask, checkpoint=self.checkpoint))
         self.extensions.append(self.sending)
+        # Alert rules (SPEC 7.2): a listener on the bus; its pauses go through the sender.
+        self.alerts = AlertService(config, self.bus, self.metrics, self.sending)
+        self.extensions.append(self.alerts)
+        # Meta account and template webhooks: stored, and a stopped template pauses sends.
+        self.account = AccountService(AccountStore(self.store), self.campaigns, self.sending,
+                                      self.metrics)
+        self.extensions.append(self.account)
 
     # --- start / stop -----------------------------------------------------------------
 

@@ -10,8 +10,6 @@ failure, is committed before the campaign actor hears of it. At start-up a row s
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import itertools
 import re
 import time
@@ -26,6 +24,7 @@ import structlog
 
 from actors.bus import EventBus, StatsBoard
 from actors.messages import CampaignStatusChanged, GetStatistics, RegisterMessages
+from actors.outbound import post_signed
 from actors.sender import (
     Job,
     SenderActor,
@@ -453,30 +452,28 @@ class SendingService:
                                 reason: str | None, stats: dict[str, Any]) -> None:
         assert self.session is not None
         c = self.ctx.config
-        body = orjson.dumps({
+        await post_signed(self.session, c["sender.webhook_url"], c["sender.webhook_secret"], {
             "event": "campaign.status.changed",
             "campaign": {"uuid": info.uuid, "id": info.no, "workspace_id": info.workspace_id,
                          "name": info.name, "status": status, "previous_status": previous,
                          "reason": reason},
             "statistics": stats,
             "timestamp": iso_time(time.time()),
-        })
-        headers = {"Content-Type": "application/json", "User-Agent": "campaignd"}
-        if c["sender.webhook_secret"]:
-            digest = hmac.new(c["sender.webhook_secret"].encode(), body, hashlib.sha256)
-            headers["X-Campaignd-Signature"] = "sha256=" + digest.hexdigest()
-        for attempt in range(5):
-            try:
-                async with self.session.post(c["sender.webhook_url"], data=body, headers=headers,
-                                             timeout=aiohttp.ClientTimeout(total=10)) as resp:
-                    if resp.status < 300:
-                        return
-                    problem = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = str(exc) or type(exc).__name__
-            log.warning("sender.webhook_failed", campaign_uuid=info.uuid, attempt=attempt + 1,
-                        error=problem)
-            await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+        }, campaign_uuid=info.uuid)
+
+    async def pause_for(self, no: int, reason: str) -> bool:
+        """Pause a campaign campaignd is sending, with the reason (an alert rule, a paused
+        template); False when it is not processing."""
+        async with self.lock:
+            run = self.runs.get(no)
+            if run is None:
+                return False
+            campaign = await self.ctx.campaigns.get(run.uuid)
+            if campaign is None or campaign["status"] != "processing":
+                return False
+            run.ref.tell(SetPaused(True))
+            await self._set_status(campaign, "paused", reason)
+            return True
 
 
 def _tell(run: Run | None, message: Any) -> None:

@@ -91,6 +91,14 @@ MIGRATIONS: list[Migration] = [
     # 0.1 added these lazily when the sender started; now every database has them at open.
     Migration("0001_sending_columns", _sending_columns),
     Migration("0002_failure_columns", _failure_columns),
+    # Meta account and template webhooks (store/account.py), kept as they came.
+    Migration("0003_account_events", run_sql(
+        "CREATE TABLE IF NOT EXISTS account_events ("
+        " id INTEGER PRIMARY KEY, dedupe TEXT NOT NULL UNIQUE, field TEXT NOT NULL,"
+        " waba_id TEXT, at REAL NOT NULL, received_at REAL NOT NULL, event TEXT,"
+        " phone TEXT, template_id TEXT, template_name TEXT, template_language TEXT,"
+        " value TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS account_events_at ON account_events (at)")),
 ]
 
 

@@ -135,7 +135,8 @@ async def list_campaigns(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 50, 1, 500)
     after = query_cursor(request)
     rows = await rt.campaigns.list(workspace_id, status, after, limit)
-    items = [present_campaign(r, rt.board.get(r["no"])) for r in rows]
+    items = [present_campaign(r, rt.board.get(r["no"]), rt.alerts.alerts_of(r["no"]))
+             for r in rows]
     next_cursor = str(rows[-1]["no"]) if len(rows) == limit else None
     return json_response({"campaigns": items, "next_cursor": next_cursor})
 
@@ -144,7 +145,8 @@ async def get_campaign(request: web.Request) -> web.Response:
     rt: Runtime = request.app[RUNTIME]
     campaign = await visible_campaign(request)
     stats = await live_statistics(rt, campaign["no"])
-    return json_response({"campaign": present_campaign(campaign, stats)})
+    return json_response({"campaign": present_campaign(campaign, stats,
+                                                       rt.alerts.alerts_of(campaign["no"]))})
 
 
 def parse_registrations(doc: dict[str, Any]) -> list[NewMessage]:

@@ -83,8 +83,9 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
             rt.metrics.events.labels(source, "rejected").inc()
             raise ApiError(415, "unsupported_media_type",
                            f"Content-Type {request.content_type!r} is not accepted here")
+        ctx = ParseContext(time.time(), rt.config["ingest.ack_numbering"])
         try:
-            events = parser(body, ParseContext(time.time(), rt.config["ingest.ack_numbering"]))
+            events = parser(body, ctx)
         except BadPayload as exc:
             rt.metrics.events.labels(source, "rejected").inc()
             return error_response(422 if exc.field else 400, "invalid_payload", str(exc),
@@ -92,10 +93,12 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
         except RecursionError:
             rt.metrics.events.labels(source, "rejected").inc()
             return error_response(400, "invalid_payload", "the body is nested too deeply")
+        if ctx.extras:  # Meta account and template webhooks (actors/account.py)
+            await rt.account.record(ctx.extras)
         if events:
             await rt.journal.append(source, events)
         rt.metrics.webhook_seconds[source].observe(time.perf_counter() - started)
-        return ok_response(len(events))
+        return ok_response(len(events) + len(ctx.extras))
 
     receive.__name__ = f"webhook_{source}"
     return receive

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -29,6 +29,9 @@ class BadPayload(Exception):
 class ParseContext:
     now: float
     ack_numbering: str = "webjs"
+    # What a parser finds beside delivery statuses and the handler stores too: Meta's
+    # account and template webhooks (domain/account.py AccountEvent).
+    extras: list[Any] = field(default_factory=list)
 
 
 MAX_DEPTH = 32

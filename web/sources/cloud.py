@@ -4,12 +4,18 @@ Up to 1000 statuses per request. Partial batches: a status that is malformed (mi
 id, wrong type) refuses the whole request with the path of the bad status, so nothing
 is half-applied; a well-formed status whose value is not a delivery status we know is
 skipped, like incoming `messages[]`, which are not ours to count.
+
+Account and template webhooks (`phone_number_quality_update`, `account_update`,
+`message_template_status_update`, `message_template_quality_update`) come to the same
+URL: each such change goes to `ctx.extras` as an `AccountEvent`, stored by the handler
+with the statuses.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from domain.account import event_from_change, field_of
 from domain.events import StatusEvent
 from domain.failures import Failure, clean_code, short
 from domain.status import CLOUD_STATUS
@@ -32,6 +38,15 @@ def parse(body: bytes, ctx: ParseContext) -> list[StatusEvent]:
         for c, change in enumerate(changes):
             change = obj(change, f"entry[{e}].changes[{c}]")
             value = obj(change.get("value"), f"entry[{e}].changes[{c}].value")
+            kind = field_of(change.get("field"), value)
+            if kind is not None:
+                waba = text(entry.get("id"), f"entry[{e}].id", required=False) if isinstance(
+                    entry.get("id"), str) else None
+                at = epoch_seconds(entry.get("time"), f"entry[{e}].time", ctx.now)
+                ctx.extras.append(event_from_change(kind, waba, at, value))
+                if len(ctx.extras) > MAX_STATUSES:
+                    raise BadPayload("entry", f"more than {MAX_STATUSES} changes in one request")
+                continue
             statuses = value.get("statuses", [])
             if not isinstance(statuses, list):
                 raise BadPayload(f"entry[{e}].changes[{c}].value.statuses", "must be an array")
