@@ -49,7 +49,7 @@ class AccountService:
         fresh = await self.store.record(events)
         for event in fresh:
             self.metrics.account_events.labels(event.field).inc()
-            log.info("account.webhook", field=event.field, event=event.event,
+            log.info("account.webhook", field=event.field, meta_event=event.event,
                      waba_id=event.waba_id, summary=event.summary())
             if event.stops_template() or event.bans_account():
                 task = asyncio.get_running_loop().create_task(self._pause_for(event))

@@ -39,7 +39,7 @@ async def post_signed(session: aiohttp.ClientSession, url: str, secret: str,
                 problem = f"HTTP {resp.status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
             problem = str(exc) or type(exc).__name__
-        log.warning("outbound_webhook.failed", event=doc.get("event"), attempt=attempt + 1,
+        log.warning("outbound_webhook.failed", kind=doc.get("event"), attempt=attempt + 1,
                     error=problem, **log_fields)
         if attempt + 1 < ATTEMPTS:
             await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
