@@ -21,6 +21,7 @@ from actors.alerts import AlertService
 from actors.bus import EventBus, StatsBoard
 from actors.campaign import CampaignActor
 from actors.ingest import IngestActor
+from actors.limited_retry import LimitedRetry
 from actors.messages import (
     ApplyEvents,
     CampaignCreated,
@@ -79,6 +80,8 @@ class Runtime:
             board=self.board, journal_append=self.journal.append, register=self.register,
             ask=self.ask, checkpoint=self.checkpoint))
         self.extensions.append(self.sending)
+        # Limited by Meta failures re-sent after sender.marketing_cap_retry_after, if on.
+        self.extensions.append(LimitedRetry(config, self.bus, self.sending, self.checkpoint))
         # Alert rules (SPEC 7.2): a listener on the bus; its pauses go through the sender.
         self.alerts = AlertService(config, self.bus, self.metrics, self.sending)
         self.extensions.append(self.alerts)

@@ -461,6 +461,25 @@ class SendingService:
             "timestamp": iso_time(time.time()),
         }, campaign_uuid=info.uuid)
 
+    async def resume_sending(self, uuid: str) -> bool:
+        """Rows were queued again outside an action (a Limited by Meta retry): send them,
+        bringing a completed campaign back to processing. False when it is paused,
+        cancelled or failed (the rows wait for an operator)."""
+        async with self.lock:
+            campaign = await self.ctx.campaigns.get(uuid)
+            if campaign is None or campaign["status"] not in ("processing", "completed"):
+                return False
+            run = self.runs.get(campaign["no"])
+            if campaign["status"] == "completed" or run is None:
+                await self._set_status(campaign, "processing", None)
+                if run is None:
+                    await self._launch({**campaign, "status": "processing"})
+                    return True
+            run = self.runs[campaign["no"]]
+            run.ref.tell(SendWork(await self._jobs(campaign["no"])))
+            run.ref.tell(SetPaused(False))
+            return True
+
     async def pause_for(self, no: int, reason: str) -> bool:
         """Pause a campaign campaignd is sending, with the reason (an alert rule, a paused
         template); False when it is not processing."""

@@ -430,6 +430,34 @@ class CampaignStore:
         return int(row[0])
 
 
+    # --- Limited by Meta, retried later (actors/limited_retry.py) ----------------------
+
+    LIMITED = ("failure_category = 'limited_by_meta' AND cls = 6 AND send_state = 'accepted'")
+
+    async def limited_waiting(self) -> list[tuple[int, float]]:
+        """(campaign_no, earliest failure time) of campaigns with sends Meta limited that
+        were not retried yet."""
+        rows = await self.store.fetchall(
+            f"SELECT campaign_no, MIN(failure_at) FROM messages WHERE {self.LIMITED}"
+            " GROUP BY campaign_no")
+        return [(r[0], r[1]) for r in rows if r[1] is not None]
+
+    async def requeue_limited(self, no: int, failed_before: float) -> tuple[int, float | None]:
+        """Queue again the limited sends that failed before `failed_before` (each once: a
+        re-sent row is 'resent'); (rows queued, earliest failure time of the others)."""
+        due = f"campaign_no = ? AND {self.LIMITED} AND failure_at <= ?"
+        row = await self.store.fetchone(f"SELECT COUNT(*) FROM messages WHERE {due}",
+                                        (no, failed_before))
+        if row[0]:
+            await self.store.transaction([(
+                f"UPDATE messages SET send_state = 'queued' WHERE {due}", (no, failed_before),
+                False)])
+        rest = await self.store.fetchone(
+            f"SELECT MIN(failure_at) FROM messages WHERE campaign_no = ? AND {self.LIMITED}",
+            (no,))
+        return int(row[0]), rest[0]
+
+
 def _campaign(row: Sequence[Any]) -> dict[str, Any]:
     keys = [c.strip() for c in CAMPAIGN_COLUMNS.split(",")]
     return dict(zip(keys, row, strict=True))

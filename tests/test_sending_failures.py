@@ -128,3 +128,44 @@ async def test_an_expired_token_pauses_too(daemon_factory: Any, fake: FakeGatewa
     await settled(d, uuid, "paused")
     _, body = await d.request("GET", f"/api/campaigns/{uuid}/sending")
     assert "190" in body["sending"]["status_reason"]
+
+
+@pytest.mark.parametrize("restart", [False, True])
+async def test_limited_by_meta_reported_after_acceptance_is_re_sent_once(
+        daemon_factory: Any, fake: FakeGateway, restart: bool) -> None:
+    """Cloud reports 131049 in a status webhook after accepting the send: with the retry
+    on, the message goes out once more after the cap, and its campaign completes again;
+    the wait is read from the rows, so it survives a restart."""
+    cap = 3600 if restart else 0.3
+    d = await daemon_factory(**cloud_config(fake, **{
+        "sender.retry_limited_by_meta": True, "sender.marketing_cap_retry_after": cap}))
+    uuid = await send(d, ["6281200000001", "6281200000002"])
+    await settled(d, uuid, "completed")
+    wamid = (await rows(d, uuid))["6281200000001"]["message_id"]
+    status, _ = await d.post_json("/webhooks/cloud", {"object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {"statuses": [{
+            "id": wamid, "status": "failed", "timestamp": "1751247548",
+            "recipient_id": "6281200000001", "errors": [{
+                "code": 131049, "title": "This message was not delivered to maintain "
+                "healthy ecosystem engagement."}]}]}}]}]})
+    assert status == 200
+    if restart:
+        await eventually(lambda: _limited(d, uuid))
+        await d.runtime.checkpoint()
+        await d.server.close()
+        assert fake.per_recipient()["6281200000001"] == 1
+        d = await daemon_factory(**cloud_config(fake, **{
+            "sender.retry_limited_by_meta": True, "sender.marketing_cap_retry_after": 0.3}))
+
+    async def re_sent() -> Any:
+        by = await rows(d, uuid)
+        return (fake.per_recipient()["6281200000001"] == 2
+                and by["6281200000001"]["send_state"] == "resent" and by)
+    await eventually(re_sent, timeout=15)
+    await settled(d, uuid, "completed")
+    assert fake.per_recipient()["6281200000002"] == 1  # only the limited one
+
+
+async def _limited(d: Daemon, uuid: str) -> bool:
+    stats = await d.stats(uuid)
+    return any(e["category"] == "limited_by_meta" for e in stats["failures"])
