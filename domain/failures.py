@@ -383,3 +383,25 @@ def decide(code: str | None, *, attempt: int, max_attempts: int, retry_later: bo
     if category.retry == LATER and retry_later and attempt < max_attempts:
         return Decision(RETRY, later_after, category=category.name)
     return Decision(FAIL, category=category.name)
+
+
+# --- the documentation ---------------------------------------------------------------------
+
+RETRY_WORDS = {NEVER: "no", BACKOFF: "yes, with backoff",
+               LATER: "after sender.marketing_cap_retry_after (24 h), if "
+                      "sender.retry_limited_by_meta"}
+
+
+def failures_markdown() -> str:
+    """docs/failures.md's tables, generated from this module (a test keeps them equal)."""
+    lines = ["| category | label | what it means | what to do | retry |",
+             "|---|---|---|---|---|"]
+    for c in CATEGORIES:
+        retry = RETRY_WORDS[c.retry] + ("; the campaign pauses" if c.pauses else "")
+        lines.append(f"| `{c.name}` | {c.label} | {c.explanation} | {c.action} | {retry} |")
+    lines += ["", "| code | from | title | label | category |", "|---|---|---|---|---|"]
+    for code in CODES:
+        lines.append(f"| `{code.code}` | {code.family} | {code.title} | {code.label} | "
+                     f"`{code.category}` |")
+    lines += ["", "Any other code is `other`."]
+    return "\n".join(lines) + "\n"
