@@ -14,7 +14,7 @@ import itertools
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -36,7 +36,7 @@ from actors.sender import (
 )
 from core.config import Config
 from core.metrics import Metrics
-from domain.failures import FAIL, PAUSE, Failure, decide, from_text
+from domain.failures import FAIL, PAUSE, Failure, decide, from_text, known
 from domain.records import CampaignInfo, RegisteredMessage
 from domain.status import Level, bare_message_id
 from domain.timefmt import iso_time
@@ -75,12 +75,19 @@ def judge_outcome(outcome: Outcome, attempt: int, gateway: str, config: Config) 
     gateway: retry with backoff (throttled, temporary), retry after
     `sender.marketing_cap_retry_after` (Limited by Meta, when
     `sender.retry_limited_by_meta` is on: kind "later"), pause the campaign (account
-    problems: kind "halt"), or fail the message (kind "permanent")."""
-    if outcome.kind == "accepted":
+    problems: kind "halt"), or fail the message (kind "permanent"). A refusal whose code
+    the table does not know keeps the gateway's own triage (e.g. the seed service's
+    "session not connected" halt), within `sender.max_attempts`."""
+    if outcome.kind in ("accepted", "unknown"):
         return outcome
     failure = outcome.failure or from_text(outcome.reason, gateway)
     if not failure.source:
         failure = failure._replace(source=gateway)
+    if not known(failure.code):
+        if outcome.kind == "transient" and attempt >= config["sender.max_attempts"]:
+            return Outcome("permanent", reason=f"gave up after {attempt} attempts: "
+                           f"{outcome.reason}", failure=failure)
+        return replace(outcome, failure=failure)
     decision = decide(failure.code, attempt=attempt,
                       max_attempts=config["sender.max_attempts"],
                       retry_later=config["sender.retry_limited_by_meta"],
@@ -115,6 +122,7 @@ class Run:
         self.uuid: str = campaign["uuid"]
         self.text: str = campaign["message"] or ""
         self.gateway: str = campaign["gateway"]
+        self.workspace_id: int = campaign["workspace_id"]
         self.options = options
         self.ref = ref
 
@@ -160,7 +168,8 @@ class SendingService:
         if c["gateways.http.url"]:
             self.gateways["http"] = HttpGateway(c["gateways.http.url"], c["gateways.http.token"],
                                                 c["gateways.http.id_field"],
-                                                c["gateways.http.session_id"], timeout)
+                                                c["gateways.http.session_id"], timeout,
+                                                c["gateways.http.preset"])
         else:
             self.unconfigured["http"] = "gateways.http.url"
         if c["gateways.waha.base_url"]:
@@ -377,7 +386,7 @@ class SendingService:
                 result = SendResult(job.row, "transient", f"storage unavailable: {exc}")
                 return
             outbound = Outbound(run.uuid, job.row, job.recipient, render(run.text, job.variables),
-                                job.contact_id, run.options)
+                                job.contact_id, run.options, run.workspace_id)
             outcome = await self.gateways[run.gateway].send(self.session, outbound)
             outcome = judge_outcome(outcome, job.attempt, run.gateway, self.ctx.config)
             self.ctx.metrics.sends.labels(run.gateway, outcome.kind).inc()
@@ -414,6 +423,11 @@ class SendingService:
                 elif outcome.kind == "halt" or outcome.retry_after is not None:
                     # Refused before taking the message (credentials, 429): not sent.
                     await campaigns.record_requeued(no, job.row)
+                elif outcome.kind == "unknown":  # taken, but no id: maybe out, not re-sent
+                    await campaigns.record_unknown(no, job.row)
+                    self.unknown[no] = self.unknown.get(no, 0) + 1
+                    log.warning("sender.unknown_outcome", campaign_no=no, row=job.row,
+                                reason=outcome.reason)
                 return
             except StoreUnavailable as exc:
                 if attempt % 10 == 0:

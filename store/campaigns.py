@@ -394,6 +394,12 @@ class CampaignStore:
             "UPDATE messages SET send_state = 'queued' WHERE campaign_no = ? AND row = ?",
             (no, row), False)])
 
+    async def record_unknown(self, no: int, row: int) -> None:
+        """The gateway took the message but gave no id: it may be out (not re-sent)."""
+        await self.store.transaction([(
+            "UPDATE messages SET send_state = 'unknown' WHERE campaign_no = ? AND row = ?",
+            (no, row), False)])
+
     async def mark_unknown(self) -> list[tuple[int, int]]:
         """At start-up: attempts without an outcome. Returns (campaign_no, count) pairs."""
         rows = await self.store.fetchall(

@@ -90,9 +90,19 @@ async def _failure_columns(conn: aiosqlite.Connection) -> None:
 MIGRATIONS: list[Migration] = [
     # 0.1 added these lazily when the sender started; now every database has them at open.
     Migration("0001_sending_columns", _sending_columns),
-    Migration("0002_failure_columns", _failure_columns),
+    # The relay's durable outbox (store/relay.py): every accepted webhook request of a
+    # source with forward_to, written in the journal's commit, deleted once relayed.
+    # AUTOINCREMENT: ids only grow, also after the table was emptied (the forwarder
+    # reads each source's rows after the last id it delivered).
+    Migration("0002_relay_outbox", run_sql(
+        "CREATE TABLE IF NOT EXISTS relay_outbox ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL,"
+        " received_at REAL NOT NULL,"
+        " headers BLOB NOT NULL, body BLOB NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS relay_outbox_source ON relay_outbox (source, id)")),
+    Migration("0003_failure_columns", _failure_columns),
     # Meta account and template webhooks (store/account.py), kept as they came.
-    Migration("0003_account_events", run_sql(
+    Migration("0004_account_events", run_sql(
         "CREATE TABLE IF NOT EXISTS account_events ("
         " id INTEGER PRIMARY KEY, dedupe TEXT NOT NULL UNIQUE, field TEXT NOT NULL,"
         " waba_id TEXT, at REAL NOT NULL, received_at REAL NOT NULL, event TEXT,"

@@ -76,11 +76,40 @@ async def test_every_migration_is_recorded_once(daemon_factory: Any, tmp_path: P
 
 
 @pytest.mark.parametrize("case", ["clean", "killed"])
+async def test_the_relay_outbox_works_on_a_database_of_release_0_1(
+        daemon_factory: Any, tmp_path: Path, case: str) -> None:
+    """Migration 0002 adds the relay's outbox to an old database: a webhook accepted after
+    the upgrade is relayed, and 0.1's journal still replays into the same counters."""
+    from tests.fakes.seed import FakeLaravel, seed_headers
+
+    app = await FakeLaravel(secret="laravel-secret").start()
+    try:
+        db, expected = copy_release("0.1", case, tmp_path)
+        d: Daemon = await daemon_factory(**{
+            "store.path": str(db), "webhooks.webjs.secret": "seed-secret",
+            "webhooks.webjs.forward_to": app.webhook_url,
+            "webhooks.webjs.forward_secret": "laravel-secret"})
+        stats = await d.stats("tracked")
+        assert stats["total_read_count"] == expected["tracked"]["statistics"]["total_read_count"]
+        body = json.dumps(webjs_ack("ID00001", 3)).encode()
+        status, _ = await d.request("POST", "/webhooks/webjs", data=body,
+                                    headers=seed_headers("seed-secret", body))
+        assert status == 200
+
+        async def relayed() -> bool:
+            return app.bodies() == [body]
+
+        await eventually(relayed, timeout=20)
+    finally:
+        await app.stop()
+
+
+@pytest.mark.parametrize("case", ["clean", "killed"])
 async def test_failures_of_release_0_1_get_their_category(
         daemon_factory: Any, tmp_path: Path, case: str) -> None:
-    """Migration 0002: rows and journal rows of 0.1 kept failures as text only; they now
+    """Migration 0003: rows and journal rows of 0.1 kept failures as text only; they now
     have a code (from the text where it starts with one) and a category, are counted in
-    the breakdown, filtered by category, and the account tables (0003) work too."""
+    the breakdown, filtered by category, and the account table (0004) works too."""
     db, expected = copy_release("0.1", case, tmp_path)
     d: Daemon = await daemon_factory(**{"store.path": str(db)})
     for uuid, old in expected.items():
@@ -100,7 +129,7 @@ async def test_failures_of_release_0_1_get_their_category(
     # leading code, so `other`; its webjs ACK errors have no code either.
     tracked = await d.stats("tracked")
     assert [e["category"] for e in tracked["failures"]] == ["other"]
-    # the account table of migration 0003 takes Meta's webhooks on the upgraded database
+    # the account table of migration 0004 takes Meta's webhooks on the upgraded database
     status, body = await d.post_json("/webhooks/cloud", {
         "object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
         "time": 1748454394, "changes": [{"field": "phone_number_quality_update", "value": {

@@ -4,8 +4,9 @@ GET /api/failures: the table of domain/failures.py (categories with label, expla
 what to do and retry; every code with its category), so the page and other clients
 show what the statistics' `failures` breakdown means without a copy of the table.
 GET /api/account/health: what Meta's account and template webhooks last said about each
-sending number, account and template (actors/account.py). Any valid API token may read
-both: neither holds a workspace's campaigns.
+sending number, account and template (actors/account.py). Any valid API token reads the
+table; the health is the daemon's (numbers and accounts are shared by every workspace),
+so a token of one workspace gets 403, as for the relay.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from aiohttp import web
 
 from domain.failures import CATEGORIES, CODES
 from domain.timefmt import iso_time
-from web.errors import json_response
+from web.common import principal_of
+from web.errors import ApiError, json_response
 from web.keys import RUNTIME
 
 
@@ -39,6 +41,9 @@ async def failures(request: web.Request) -> web.Response:
 
 async def account_health(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
+    if principal_of(request).workspace is not None:
+        raise ApiError(403, "forbidden", "the sending numbers' health is the daemon's: it needs "
+                       "a token for every workspace")
     doc = await rt.account.health()
     for group in doc.values():
         for item in group:

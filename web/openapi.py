@@ -337,7 +337,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"ok": {"type": "boolean", "const": True},
                        "events": {"type": "integer", "description": "Status events (and, on "
                                   "/webhooks/cloud, account and template changes) "
-                                  "stored."}},
+                                  "stored."},
+                       "ignored": {"type": "object", "description": "Events accepted but not "
+                                   "used (not delivery statuses), by name: count.",
+                                   "additionalProperties": {"type": "integer"}}},
     },
 }
 
@@ -347,7 +350,9 @@ def _webhook(source: str) -> dict[str, Any]:
     return {"post": {
         "tags": ["webhooks"], "operationId": f"webhook_{source}", "security": [],
         "summary": f"Receive {source} delivery receipts (SPEC 3.1).",
-        "description": "2xx means every status in the request is durably stored.",
+        "description": "2xx means every status in the request is durably stored (and, "
+                       "with forward_to, the request's relay copy too). Events that are not "
+                       "delivery statuses are answered 2xx with `ignored`.",
         "requestBody": {"required": True, **body({"type": "object"}, media)},
         "responses": {
             "200": ok("Stored.", ref("WebhookResult")),
@@ -357,7 +362,9 @@ def _webhook(source: str) -> dict[str, Any]:
             "413": err("Body larger than server.max_body_bytes."),
             "415": err("Wrong Content-Type."),
             "422": err("A field is missing or has the wrong type (named in `field`)."),
-            "503": err("Storage unavailable; retry after Retry-After seconds."),
+            "503": err("Storage unavailable, or this source's relay backlog is full "
+                       "(webhooks.forward_max_backlog); nothing stored, retry after "
+                       "Retry-After seconds."),
         }}}
 
 
@@ -531,6 +538,45 @@ def _service_paths() -> dict[str, Any]:
     }
 
 
+def _relay_paths() -> dict[str, Any]:
+    """The relay to the app behind campaignd (web/relay.py, actors/relay.py)."""
+    number = {"type": "number", "minimum": 0}
+    source = {"type": "object", "required": ["backlog", "oldest_age", "forwarded", "failures",
+                                             "failing"], "properties": {
+        "forward_to": nullable({"type": "string"}), "backlog": COUNT, "oldest_age": number,
+        "forwarded": COUNT, "failures": COUNT, "failing": {"type": "boolean"},
+        "failing_since": nullable(number), "last_error": nullable({"type": "string"}),
+        "last_error_at": nullable(number), "next_retry_in": nullable(number)}}
+    passthrough = {
+        "tags": ["webhooks"], "security": [],
+        "summary": "The seed's whatsapp-service's other calls to Laravel (LARAVEL_URL = "
+                   "http://campaignd/laravel), passed through to the Laravel app "
+                   "(webhooks.webjs.forward_to without /api/whatsapp/webhooks/webjs) and "
+                   "answered with its answer. Only /laravel/api/whatsapp/... is passed.",
+        "parameters": [{"name": "tail", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"default": {"description": "The Laravel app's own answer."},
+                      "404": err("Not an /api/whatsapp/ call, or forward_to is not set."),
+                      "502": err("The Laravel app did not answer."),
+                      "504": err("The Laravel app did not answer in time.")}}
+    seed_webhook = _webhook("webjs")
+    seed_webhook["post"] = {**seed_webhook["post"], "operationId": "webhook_webjs_seed_path",
+                            "summary": "The webjs webhook where the seed's service posts it "
+                                       "(LARAVEL_URL = http://campaignd/laravel)."}
+    return {"/laravel/api/whatsapp/webhooks/webjs": seed_webhook,
+            "/laravel/{tail}": {method: {**passthrough, "operationId": f"passthrough_{method}"}
+                                for method in ("get", "post", "put", "patch", "delete")},
+            "/api/relay": {"get": {
+        "tags": ["service"], "operationId": "relay_status",
+        "summary": "The relay of accepted webhooks to the app behind campaignd, per source "
+                   "that relays (forward_to) or still has a backlog.",
+        "responses": {"200": ok("Per source.", {
+            "type": "object", "required": ["relay"], "properties": {"relay": {
+                "type": "object", "additionalProperties": source}}}),
+            **AUTH_ERRORS,
+            "403": err("A token of one workspace: the relay is the daemon's.")}}}}
+
+
 def _failure_paths() -> dict[str, Any]:
     return {
         "/api/failures": {"get": {
@@ -544,7 +590,9 @@ def _failure_paths() -> dict[str, Any]:
                        "webhooks (messaging limit, account problems, template status and "
                        "quality).",
             "responses": {"200": ok("What Meta last said.", ref("AccountHealth")),
-                          **AUTH_ERRORS}}},
+                          **AUTH_ERRORS,
+                          "403": err("A token of one workspace: the sending numbers and "
+                                     "the account are the daemon's.")}}},
     }
 
 
@@ -565,6 +613,7 @@ def document() -> dict[str, Any]:
     paths.update(_campaign_paths())
     paths.update(_sending_paths())
     paths.update(_service_paths())
+    paths.update(_relay_paths())
     paths.update(_failure_paths())
     return {
         "openapi": "3.1.0",

@@ -5,6 +5,7 @@ import { connectLive, onLiveState, pageConfig } from "./api.js";
 import { mountCampaign } from "./campaign.js";
 import { mountList } from "./list.js";
 import { mountNew } from "./newcampaign.js";
+import { startRelayIndicator } from "./relay.js";
 
 const routes = [
   [/^#?\/?$/, mountList, "list"],
@@ -71,6 +72,7 @@ async function start() {
   onLiveState(showLive);
   route();
   connectLive().catch((err) => console.error("live connection", err));
+  startRelayIndicator();
 }
 
 start();
