@@ -226,3 +226,38 @@ async def test_a_journal_row_of_release_0_1_replays_with_its_code(daemon_factory
     stats = await eventually(lambda: _failed(d2, "old", 2))
     assert {e["category"]: e["codes"] for e in stats["failures"]} == {
         "limited_by_meta": {"131049": 1}, "other": {"none": 1}}
+
+
+async def test_the_breakdown_is_pushed_live_with_the_statistics(daemon: Daemon) -> None:
+    from tests.test_pusher_protocol import Client
+
+    await daemon.create_campaign(uuid="pushed")
+    await daemon.register("pushed", [{"recipient": "6281234567890",
+                                      "message_id": "wamid.PUSHED"}])
+    client = await Client.connect(daemon)
+    await client.subscribe("campaign.pushed")
+    await post(daemon, "cloud", cloud_failure("wamid.PUSHED", 131047,
+                                              "Re-engagement message"))
+    frame = await client.until(lambda f: f["event"] == "campaign.statistics.updated"
+                               and f["data"]["statistics"]["total_failed_count"] == 1)
+    assert frame["data"]["statistics"]["failures"] == [{
+        "category": "window_closed", "label": "Window closed", "count": 1,
+        "codes": {"131047": 1}}]
+    rows = await client.until(lambda f: f["event"] == "campaign.messages.updated")
+    assert rows["data"]["rows"][0]["failure"]["category"] == "window_closed"
+
+
+async def test_account_health_is_the_daemons(daemon_factory: Any) -> None:
+    admin, one = "a" * 32, "b" * 32
+    d = await daemon_factory(**{"api.tokens": [{"token": admin, "workspace": "*"},
+                                               {"token": one, "workspace": 1}]})
+    status, body = await d.request("GET", "/api/account/health",
+                                   headers={"Authorization": f"Bearer {one}"})
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    status, body = await d.request("GET", "/api/account/health",
+                                   headers={"Authorization": f"Bearer {admin}"})
+    assert status == 200 and body["health"] == {"numbers": [], "accounts": [],
+                                                "templates": []}
+    status, body = await d.request("GET", "/api/failures",
+                                   headers={"Authorization": f"Bearer {one}"})
+    assert status == 200 and body["failures"]["categories"]
