@@ -102,7 +102,8 @@ class CampaignActor(pykka.ThreadingActor):
             if row >= len(ledger):
                 self.log.warning("campaign.unknown_row", row=row)
                 continue
-            if ledger.apply(row, event.level, event.failed, event.at, event.reason):
+            if ledger.apply(row, event.level, event.failed, event.at, event.reason,
+                            event.failure):
                 changed.append(row)
                 applied += 1
             else:
@@ -125,12 +126,12 @@ class CampaignActor(pykka.ThreadingActor):
             at = m.registered_at
             if m.row < known:
                 # An existing (queued) row got its gateway id or its send outcome.
-                if ledger.apply(m.row, m.level, m.failed, at, m.reason):
+                if ledger.apply(m.row, m.level, m.failed, at, m.reason, m.failure):
                     rows.append(m.row)
                 continue
             stamps = [at, *(at if m.level >= s else 0.0 for s in range(1, 6)),
                       at if m.failed else 0.0]
-            ledger.fill(m.row, at, m.level, m.failed, m.reason, stamps)
+            ledger.fill(m.row, at, m.level, m.failed, m.reason, stamps, m.failure)
             rows.append(m.row)
         if rows:
             self._publish(rows)

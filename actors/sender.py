@@ -83,7 +83,7 @@ class Tick:
 @dataclass(slots=True, frozen=True)
 class SendResult:
     row: int
-    kind: str  # accepted | transient | permanent | halt | unknown
+    kind: str  # accepted | transient | permanent | halt | unknown | later
     reason: str | None = None
     retry_after: float | None = None
 
@@ -169,6 +169,11 @@ class SenderActor(pykka.ThreadingActor):
         if job is None:
             return
         now = time.monotonic()
+        if result.kind == "later":
+            # This recipient only (Limited by Meta): no hold on the campaign, no backoff.
+            heapq.heappush(self.retries, (now + (result.retry_after or 0.0),
+                                          next(self._seq), job))
+            return
         if result.kind == "transient":
             delay = min(self.policy.backoff_max,
                         self.policy.backoff_base * 2 ** max(0, job.attempt - 1))

@@ -161,7 +161,7 @@ def cmd_stats(args: argparse.Namespace, db: Path) -> int:
 
 
 def export_from_file(db: Path, uuid: str, out: IO[str]) -> int:
-    from web.export import CHUNK_ROWS, EXPORT_SQL, csv_text
+    from web.export import CHUNK_ROWS, EXPORT_SQL, EXPORT_SQL_0_1, csv_text
 
     conn = open_readonly(db)
     try:
@@ -170,8 +170,10 @@ def export_from_file(db: Path, uuid: str, out: IO[str]) -> int:
             raise CommandError(f"no campaign {uuid!r} in {db}")
         out.write(csv_text([], header=True))
         count, after = 0, -1
+        columns = {c[1] for c in conn.execute("PRAGMA table_info(messages)")}
+        sql = EXPORT_SQL if "failure_code" in columns else EXPORT_SQL_0_1
         while True:
-            rows = conn.execute(EXPORT_SQL, (row[0], after, CHUNK_ROWS)).fetchall()
+            rows = conn.execute(sql, (row[0], after, CHUNK_ROWS)).fetchall()
             if not rows:
                 return count
             out.write(csv_text(rows))

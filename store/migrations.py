@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from domain.failures import from_text, lookup
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -58,6 +60,33 @@ async def _sending_columns(conn: aiosqlite.Connection) -> None:
                                    ("variables", "TEXT")))(conn)
 
 
+# --- failures (SPEC 7): structured failures, account webhooks ------------------------------
+
+FAILURE_COLUMNS = (("failure_source", "TEXT"), ("failure_code", "TEXT"),
+                   ("failure_title", "TEXT"), ("failure_details", "TEXT"),
+                   ("failure_category", "TEXT"), ("failure_at", "REAL"))
+
+
+async def _failure_columns(conn: aiosqlite.Connection) -> None:
+    """Each message's kept failure as fields. Rows written before have a text reason
+    only: their code comes from the text where it starts with one, else `other`."""
+    await add_columns("messages", FAILURE_COLUMNS)(conn)
+    async with conn.execute("SELECT campaign_no, row, reason, ts_failed FROM messages"
+                            " WHERE reason IS NOT NULL AND failure_category IS NULL") as cur:
+        rows = await cur.fetchall()
+    updates = []
+    for no, row, reason, ts_failed in rows:
+        failure = from_text(reason, "")
+        updates.append((failure.code, failure.title, lookup(failure.code).category, ts_failed,
+                        no, row))
+    await conn.executemany("UPDATE messages SET failure_code = ?, failure_title = ?,"
+                           " failure_category = ?, failure_at = ? WHERE campaign_no = ?"
+                           " AND row = ?", updates)
+    await conn.execute("CREATE INDEX IF NOT EXISTS messages_failure_category ON messages"
+                       " (campaign_no, failure_category, row)"
+                       " WHERE failure_category IS NOT NULL")
+
+
 MIGRATIONS: list[Migration] = [
     # 0.1 added these lazily when the sender started; now every database has them at open.
     Migration("0001_sending_columns", _sending_columns),
@@ -76,6 +105,15 @@ MIGRATIONS: list[Migration] = [
     Migration("0003_tracking_status", run_sql(
         "UPDATE campaigns SET status = 'tracking'"
         " WHERE status = 'pending' AND message IS NULL AND gateway IS NULL")),
+    Migration("0004_failure_columns", _failure_columns),
+    # Meta account and template webhooks (store/account.py), kept as they came.
+    Migration("0005_account_events", run_sql(
+        "CREATE TABLE IF NOT EXISTS account_events ("
+        " id INTEGER PRIMARY KEY, dedupe TEXT NOT NULL UNIQUE, field TEXT NOT NULL,"
+        " waba_id TEXT, at REAL NOT NULL, received_at REAL NOT NULL, event TEXT,"
+        " phone TEXT, template_id TEXT, template_name TEXT, template_language TEXT,"
+        " value TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS account_events_at ON account_events (at)")),
 ]
 
 

@@ -1,8 +1,9 @@
 """SPEC 2.1 as properties: a campaign's state is a function of the SET of its events.
 
 Hypothesis draws a set of events over a few messages, then applies them in two random
-orders with random duplicates; statistics and every row must come out identical, and
-must equal what the rules say when computed directly from the set.
+orders with random duplicates; statistics (the failure breakdown included) and every
+column of every row (the kept failure's reason and fields included) must come out
+identical, and must equal what the rules say when computed directly from the set.
 """
 
 from __future__ import annotations
@@ -10,35 +11,57 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.failures import Failure, lookup
 from domain.ledger import Ledger
 from domain.status import FAILED_CLASS, Level, message_class, statistics_from_counts
 
 MESSAGES = 6
+# Failures as the sources report them: the same code from two sources, two codes at the
+# same time, a failure without a reason, one known only by its text (a 0.1 journal row).
+FAILURES = [
+    (None, None),
+    ("131049: not delivered", Failure("cloud", "131049", "not delivered", None)),
+    ("131049: not delivered", Failure("webjs", "131049", "not delivered", "details")),
+    ("63016: outside window", Failure("twilio", "63016", "outside window", None)),
+    ("131026: undeliverable", None),
+    (None, Failure("webjs", "ack_error", None, None)),
+]
 events_strategy = st.lists(
     st.tuples(
         st.integers(0, MESSAGES - 1),  # row
         st.integers(Level.QUEUED, Level.PLAYED),  # level
         st.booleans(),  # failed
         st.integers(1_000, 1_100).map(float),  # time
-        st.sampled_from([None, "131049: not delivered", "63016: outside window"]),
+        st.sampled_from(FAILURES),  # (reason, failure)
     ),
     max_size=40,
 )
 
 
-def build(events: list[tuple[int, int, bool, float, str | None]]) -> Ledger:
+def build(events: list[tuple[int, int, bool, float, tuple[str | None, Failure | None]]]
+          ) -> Ledger:
     ledger = Ledger()
     for row in range(MESSAGES):
         ledger.add(row, 500.0, Level.PENDING, False, None,
                    [500.0, 500.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-    for row, level, failed, at, reason in events:
-        ledger.apply(row, level, failed, at, reason)
+    for row, level, failed, at, (reason, failure) in events:
+        ledger.apply(row, level, failed, at, reason if failed else None,
+                     failure if failed else None)
     return ledger
 
 
 def observable(ledger: Ledger) -> tuple[object, ...]:
-    rows = tuple(ledger.row_state(r)[:3] + ledger.row_state(r)[4:] for r in range(MESSAGES))
+    """Everything a user can see: statistics, every column of every row, the chart."""
+    rows = tuple((*ledger.row_state(r), ledger.failure_at(r)) for r in range(MESSAGES))
     return (ledger.statistics(), rows, ledger.timeline_points(50))
+
+
+def stored(ledger: Ledger, row: int) -> tuple[object, ...]:
+    """The row as a checkpoint stores it (store/campaigns.py state_columns' order)."""
+    level, failed, _cls, reason, *stamps, failure = ledger.row_state(row)
+    f = failure or Failure(None, None, None, None)  # type: ignore[arg-type]
+    return (row, level, failed, reason, ledger.timestamp(0, row), *stamps, f.source,
+            f.code, f.title, f.details, ledger.failure_at(row))
 
 
 @settings(max_examples=300, deadline=None)
@@ -62,6 +85,14 @@ def test_state_follows_the_rules(events):
         assert bool(ledger.failed[row]) == failed  # the failure is remembered either way
         # failed only while below delivered: delivery evidence wins
         assert (ledger.message_class(row) == FAILED_CLASS) == (failed and level < Level.DELIVERED)
+        # the kept failure: the earliest that says something, ties broken by the code
+        told = [e for e in mine if e[2] and (e[4][0] or e[4][1])]
+        if told:
+            first = min(told, key=lambda e: (e[3], (e[4][1].code if e[4][1] else None) or
+                                                    e[4][0].split(":")[0]))
+            kept = ledger.row_state(row)[-1]
+            assert ledger.failure_at(row) == first[3]
+            assert kept.code == (first[4][1].code if first[4][1] else first[4][0].split(":")[0])
         for slot in range(Level.SENT, Level.PLAYED + 1):
             times = [e[3] for e in mine if e[1] >= slot]
             assert ledger.timestamp(slot, row) == (min(times) if times else None)
@@ -71,29 +102,61 @@ def test_state_follows_the_rules(events):
     assert ledger.statistics()["total_failed_count"] == counts[FAILED_CLASS]
     assert {k: v for k, v in ledger.statistics().items()
             if k in statistics_from_counts(counts)} == statistics_from_counts(counts)
+    # the breakdown counts exactly the failed messages, by their kept failure's code
+    breakdown: dict[str, dict[str, int]] = {}
+    for row in range(MESSAGES):
+        if ledger.message_class(row) == FAILED_CLASS:
+            failure = ledger.row_state(row)[-1]
+            code = failure.code if failure else None
+            codes = breakdown.setdefault(lookup(code).category, {})
+            codes[code or "none"] = codes.get(code or "none", 0) + 1
+    assert {e["category"]: e["codes"] for e in ledger.statistics()["failures"]} == breakdown
+    assert sum(e["count"] for e in ledger.statistics()["failures"]) == counts[FAILED_CLASS]
 
 
 def test_read_without_delivered_counts_as_delivered():
-    ledger = build([(0, Level.READ, False, 1010.0, None)])
+    ledger = build([(0, Level.READ, False, 1010.0, (None, None))])
     stats = ledger.statistics()
     assert stats["total_delivered_count"] == 1 and stats["total_read_count"] == 1
     assert ledger.timestamp(Level.DELIVERED, 0) == 1010.0  # a read gives a delivered time
 
 
+CAP = FAILURES[1]
+WINDOW = FAILURES[3]
+NOTHING = (None, None)
+
+
 def test_delivered_after_failed_unfails_and_keeps_reason():
-    ledger = build([(0, Level.QUEUED, True, 1001.0, "131049: not delivered"),
-                    (0, Level.DELIVERED, False, 1002.0, None)])
+    ledger = build([(0, Level.QUEUED, True, 1001.0, CAP),
+                    (0, Level.DELIVERED, False, 1002.0, NOTHING)])
     stats = ledger.statistics()
     assert stats["total_failed_count"] == 0 and stats["total_delivered_count"] == 1
-    assert ledger.reasons[0] == "131049: not delivered"
+    assert ledger.row_state(0)[3] == "131049: not delivered"
+    assert stats["failures"] == []  # the breakdown counts failed messages only
     # ...and in the other order
-    ledger = build([(0, Level.DELIVERED, False, 1002.0, None),
-                    (0, Level.QUEUED, True, 1001.0, "131049: not delivered")])
+    ledger = build([(0, Level.DELIVERED, False, 1002.0, NOTHING),
+                    (0, Level.QUEUED, True, 1001.0, CAP)])
     assert ledger.statistics()["total_failed_count"] == 0
 
 
+def test_the_kept_failure_does_not_depend_on_arrival_order():
+    """Issue 21: the same two failures in either order keep the same one."""
+    for order in ([(0, Level.QUEUED, True, 1001.0, CAP), (0, Level.SENT, True, 1001.0, WINDOW)],
+                  [(0, Level.SENT, True, 1001.0, WINDOW), (0, Level.QUEUED, True, 1001.0, CAP)]):
+        ledger = build(order)
+        assert ledger.row_state(0)[3] == "131049: not delivered"  # same time: lower code
+        assert ledger.statistics()["failures"] == [{
+            "category": "limited_by_meta", "label": "Limited by Meta", "count": 1,
+            "codes": {"131049": 1}}]
+    # the earliest wins over a lower code
+    for order in ([(0, Level.QUEUED, True, 1005.0, CAP), (0, Level.SENT, True, 1001.0, WINDOW)],
+                  [(0, Level.SENT, True, 1001.0, WINDOW), (0, Level.QUEUED, True, 1005.0, CAP)]):
+        assert build(order).row_state(0)[-1].code == "63016"
+
+
 def test_failed_below_delivered_is_not_sent():
-    ledger = build([(0, Level.SENT, True, 1001.0, "63016"), (1, Level.SENT, False, 1001.0, None)])
+    ledger = build([(0, Level.SENT, True, 1001.0, WINDOW),
+                    (1, Level.SENT, False, 1001.0, NOTHING)])
     stats = ledger.statistics()
     assert stats["total_failed_count"] == 1
     assert stats["total_sent_count"] == MESSAGES - 1
@@ -107,14 +170,25 @@ def test_incremental_chart_and_latencies_equal_a_rebuild(events):
     """What apply() keeps up to date equals what a restart rebuilds from the stored rows."""
     ledger = build(events)
     rebuilt = Ledger()
-    rebuilt.load_rows(
-        (row, *ledger.row_state(row)[:2], ledger.row_state(row)[3],
-         ledger.timestamp(0, row), *ledger.row_state(row)[4:])
-        for row in range(MESSAGES))
+    rebuilt.load_rows([stored(ledger, row) for row in range(MESSAGES)])
     assert rebuilt.timeline == ledger.timeline
     assert rebuilt.deliver_latency.buckets == ledger.deliver_latency.buckets
     assert rebuilt.read_latency.buckets == ledger.read_latency.buckets
     assert rebuilt.statistics() == ledger.statistics()
+    assert observable(rebuilt) == observable(ledger)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=events_strategy, data=st.data())
+def test_replay_after_a_restart_changes_nothing(events, data):
+    """Rows as stored + any of the same events again (a journal replay) = the same state."""
+    ledger = build(events)
+    rebuilt = Ledger()
+    rebuilt.load_rows([stored(ledger, row) for row in range(MESSAGES)])
+    for row, level, failed, at, (reason, failure) in data.draw(st.permutations(events)):
+        rebuilt.apply(row, level, failed, at, reason if failed else None,
+                      failure if failed else None)
+    assert observable(rebuilt) == observable(ledger)
 
 
 @settings(max_examples=200, deadline=None)
@@ -122,15 +196,14 @@ def test_incremental_chart_and_latencies_equal_a_rebuild(events):
 def test_bulk_load_equals_row_by_row_load(events):
     """Restarts load a campaign column-wise; it must equal loading it row by row."""
     ledger = build(events)
-    stored = [(row, *ledger.row_state(row)[:2], ledger.row_state(row)[3],
-               ledger.timestamp(0, row), *ledger.row_state(row)[4:]) for row in range(MESSAGES)]
+    rows = [stored(ledger, row) for row in range(MESSAGES)]
     bulk, by_row = Ledger(), Ledger()
-    bulk.load_rows(stored)  # contiguous from row 0: the column-wise path
-    for row in stored:
-        by_row.load_rows([row]) if row[0] == 0 else by_row.add(
-            row[0], row[4] or 0.0, row[1], bool(row[2]), row[3], row[4:])
-    for attr in ("level", "failed", "ts", "reasons", "timeline", "updated"):
+    bulk.load_rows(rows)  # contiguous from row 0: the column-wise path
+    for row in rows:
+        by_row.load_rows([row]) if row[0] == 0 else by_row.load_rows([row, row][:1])
+    for attr in ("level", "failed", "ts", "timeline", "updated"):
         assert getattr(bulk, attr) == getattr(by_row, attr), attr
+    assert observable(bulk) == observable(by_row)
     assert bulk.counts.counts == by_row.counts.counts
     assert bulk.deliver_latency.buckets == by_row.deliver_latency.buckets
     assert bulk.read_latency.buckets == by_row.read_latency.buckets
