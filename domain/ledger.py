@@ -31,6 +31,10 @@ from domain.status import (
     statistics_from_counts,
 )
 
+# A provider time earlier than this before the message's registration is not believed.
+MAX_BACKDATE_SECONDS = 24 * 3600
+MAX_BACKDATE_TICKS = MAX_BACKDATE_SECONDS * 10
+
 # Timestamp slots: 0 queued (registration), 1..5 pending..played, 6 failed.
 TS_SLOTS = 7
 TS_FAILED = 6
@@ -261,11 +265,13 @@ class Ledger:
         t = self.tick(at)
         ts = self.ts
         # --- times outside the message's life (issue 22, docs/architecture.md "Times") --
-        # A provider time before the row was registered (a replayed fixture, a gateway
-        # clock behind ours) counts as the registration time, so the chart and the
-        # time-to-X figures stay inside the campaign. The bound is the row's own queued
-        # time, fixed at registration: the result is still a function of the event set.
-        if t < ts[0][row]:
+        # A provider time more than MAX_BACKDATE before the row was registered (a
+        # replayed fixture, a badly set gateway clock) counts as the registration time,
+        # so the chart and the time-to-X figures stay inside the campaign. Closer times
+        # are real: a gateway often sends before campaignd hears of the message. The
+        # bound is the row's own queued time, fixed at registration: the result is still
+        # a function of the event set.
+        if t < ts[0][row] - MAX_BACKDATE_TICKS:
             t = ts[0][row]
         slots = LEVEL_SLOTS[level]
         old_level = self.level[row]

@@ -53,7 +53,8 @@ INDONESIAN_BROWSER = ["--lang=id-ID", "--accept-lang=id-ID,id"]
 # internal, per; and the operators' own browser, gateway, simulator). A test keeps this
 # list equal to what en.js and id.js really share, so it cannot grow unnoticed.
 ALLOWED = {"campaignd", "whatsapp", "csv", "api", "http", "id", "ms", "browser", "gateway",
-           "simulator", "status", "token", "valid", "internal", "per"}
+           "simulator", "status", "token", "valid", "internal", "per", "relay", "webhook",
+           "get"}
 
 TRACKED = "promo-ramadan"
 SENT_NAME = "Diskon Lebaran"
