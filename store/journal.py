@@ -14,17 +14,19 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import structlog
 
 from core.aio import cancel_and_wait
 from domain.events import StatusEvent
+from domain.inbound import Event, InboundEvent
 from store.db import Store, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
-Committed = Callable[[list[tuple[str, tuple[StatusEvent, ...]]], int, "BatchStats"], None]
+Committed = Callable[[list[tuple[str, tuple[Event, ...]]], int, "BatchStats"], None]
 
 
 @dataclass(slots=True)
@@ -37,7 +39,7 @@ class BatchStats:
 @dataclass(slots=True)
 class _Waiting:
     source: str
-    events: tuple[StatusEvent, ...]
+    events: tuple[Event, ...]
     future: asyncio.Future[int]
 
 
@@ -63,7 +65,7 @@ class Journal:
         self.next_seq = max(row[0] or 0, int(checkpoint or 0)) + 1
         self._task = asyncio.create_task(self._run(), name="journal-writer")
 
-    async def append(self, source: str, events: Sequence[StatusEvent]) -> int:
+    async def append(self, source: str, events: Sequence[Event]) -> int:
         """Return the journal seq once the events are committed; raise StoreUnavailable."""
         if self._closing:
             raise StoreUnavailable("the daemon is shutting down")
@@ -132,11 +134,19 @@ class Journal:
         self._task = None
 
 
-Groups = tuple[tuple[str, tuple[StatusEvent, ...]], ...]
+Groups = tuple[tuple[str, tuple[Event, ...]], ...]
+
+
+def decode_event(row: Any) -> Event:
+    """A journaled event: a status is a list (as release 0.1 wrote it), an inbound event
+    a one-key object (`InboundEvent.to_row`)."""
+    if isinstance(row, dict):
+        return InboundEvent.from_row(row)
+    return StatusEvent.from_row(row)
 
 
 def decode_batch(blob: bytes) -> Groups:
-    return tuple((source, tuple(StatusEvent.from_row(r) for r in rows))
+    return tuple((source, tuple(decode_event(r) for r in rows))
                  for source, rows in orjson.loads(blob))
 
 

@@ -15,13 +15,13 @@ import orjson
 from aiohttp import web
 
 from actors.runtime import Runtime
-from core.config import SOURCE_SECRET
-from domain.events import StatusEvent
+from core.config import SOURCE_SECRET, Config
+from domain.inbound import Event, Keywords
 from web.errors import ApiError, error_response
 from web.keys import GUARD, RUNTIME
 from web.sources import BadPayload, ParseContext, cloud, evolution, twilio, waha, webjs
 
-Parser = Callable[[bytes, ParseContext], list[StatusEvent]]
+Parser = Callable[[bytes, ParseContext], list[Event]]
 
 PARSERS: dict[str, Parser] = {
     "webjs": webjs.parse,
@@ -50,6 +50,20 @@ def ok_response(events: int) -> web.Response:
     body = OK_BODIES[events] if events < len(OK_BODIES) else orjson.dumps(
         {"ok": True, "events": events})
     return web.Response(body=body, content_type="application/json")
+
+
+_KEYWORDS: dict[int, tuple[Config, Keywords]] = {}
+
+
+def parse_context(config: Config) -> ParseContext:
+    """What a parser needs from the configuration (keywords made once per config)."""
+    cached = _KEYWORDS.get(id(config))
+    if cached is None or cached[0] is not config:
+        cached = (config, Keywords(config["engagement.stop_keywords"],
+                                   config["engagement.start_keywords"]))
+        _KEYWORDS[id(config)] = cached
+    return ParseContext(time.time(), config["ingest.ack_numbering"], cached[1],
+                        config["engagement.keep_reply_text"])
 
 
 def make_handler(source: str) -> Callable[[web.Request], object]:
@@ -84,7 +98,7 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
             raise ApiError(415, "unsupported_media_type",
                            f"Content-Type {request.content_type!r} is not accepted here")
         try:
-            events = parser(body, ParseContext(time.time(), rt.config["ingest.ack_numbering"]))
+            events = parser(body, parse_context(rt.config))
         except BadPayload as exc:
             rt.metrics.events.labels(source, "rejected").inc()
             return error_response(422 if exc.field else 400, "invalid_payload", str(exc),

@@ -1,4 +1,5 @@
-"""Webhook sources: each turns one provider's payload into `StatusEvent`s.
+"""Webhook sources: each turns one provider's payload into `StatusEvent`s (delivery
+statuses) and `InboundEvent`s (what recipients sent back, SPEC 6.1).
 
 A parser is a pure function `parse(body, ctx) -> list[StatusEvent]`: no I/O, no state,
 so it is tested with the fixtures alone. Its vocabulary is mapped through the tables of
@@ -17,6 +18,9 @@ from typing import Any
 
 import orjson
 
+from domain.inbound import Event, Keywords
+
+__all__ = ["Event"]
 
 class BadPayload(Exception):
     def __init__(self, field: str, message: str) -> None:
@@ -25,10 +29,15 @@ class BadPayload(Exception):
         self.message = message
 
 
+DEFAULT_KEYWORDS = Keywords()
+
+
 @dataclass(frozen=True, slots=True)
 class ParseContext:
     now: float
     ack_numbering: str = "webjs"
+    keywords: Keywords = DEFAULT_KEYWORDS  # engagement.stop_keywords / start_keywords
+    keep_reply_text: bool = False  # engagement.keep_reply_text
 
 
 MAX_DEPTH = 32
