@@ -29,6 +29,7 @@ from actors.bus import EventBus
 from actors.messages import CampaignChanged, CampaignStatusChanged
 from core.aio import Reply
 from core.metrics import Metrics
+from domain.engagement import row_fields
 from domain.ledger import Ledger
 from domain.records import CampaignInfo
 from domain.status import CLASS_NAMES, LEVEL_NAMES
@@ -132,8 +133,11 @@ def statistics_payload(info: CampaignInfo, stats: dict[str, Any]) -> dict[str, A
 
 
 def row_payload(state: tuple[Any, ...]) -> dict[str, Any]:
-    """A CampaignChanged row (row, level, failed, class, reason, ts pending..failed)."""
-    row, level, failed, cls, reason, *stamps = state
+    """A CampaignChanged row (row, level, failed, class, reason, ts pending..failed,
+    engagement)."""
+    row, level, failed, cls, reason = state[:5]
+    stamps = state[5:5 + len(TS_NAMES)]
+    engagement = state[5 + len(TS_NAMES)] if len(state) > 5 + len(TS_NAMES) else None
     return {
         "row": row,
         "status": CLASS_NAMES[cls],
@@ -141,6 +145,7 @@ def row_payload(state: tuple[Any, ...]) -> dict[str, Any]:
         "failed": bool(failed),
         "failure_reason": reason,
         "timestamps": dict(zip(TS_NAMES, map(iso_time, stamps), strict=True)),
+        **row_fields(engagement),  # replied_at, reply_count, button, opted_out_at (SPEC 6.3)
     }
 
 

@@ -19,8 +19,13 @@ from typing import Any, NamedTuple
 from domain.inbound import MESSAGE, REPLY, STOP
 from domain.ledger import LatencyHistogram
 from domain.status import percent
+from domain.timefmt import iso_time
 
 MAX_BUTTONS = 20  # the statistics list the most tapped buttons (payloads may be per send)
+# Filters of the per-recipient table beside the status ones: rows with a reply (a
+# message that is not a keyword) or with an opt-out, as (kind[, via]) of their events.
+ENGAGEMENT_FILTERS: dict[str, tuple[int, ...]] = {"replied": (REPLY, MESSAGE),
+                                                   "opted_out": (STOP,)}
 
 
 class Touch(NamedTuple):
@@ -56,6 +61,18 @@ class RowEngagement:
 
 
 NOTHING = RowEngagement()
+
+
+def row_fields(engagement: RowEngagement | None, keep_text: bool = True) -> dict[str, Any]:
+    """A row's engagement as the rows API, the live table and the CSV name it."""
+    e = engagement or NOTHING
+    return {
+        "replied_at": iso_time(e.replied_at),
+        "reply_count": e.reply_count,
+        "button": {"payload": e.button[0], "title": e.button[1]} if e.button else None,
+        "opted_out_at": iso_time(e.opted_out_at),
+        "reply_text": e.text if keep_text else None,
+    }
 
 
 def summarize(touches: Iterable[tuple[str, Touch]]) -> RowEngagement:

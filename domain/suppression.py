@@ -131,6 +131,10 @@ class SuppressionBook:
                 out.append(entry)
         return out
 
+    def workspaces_of(self, fact_id: str) -> tuple[int, ...]:
+        """Where a fact applies now (empty if nowhere)."""
+        return self._where.get(fact_id, ("", ()))[1]
+
     def state(self) -> dict[tuple[int, str], Fact]:
         """Every (workspace, number)'s deciding fact (for tests and rebuilds)."""
         return dict(self._winner)
