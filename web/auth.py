@@ -38,12 +38,34 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(_raw(a), _raw(b))
 
 
+class WebjsSignature:
+    """The webjs credentials of one request, checked over a body fed in chunks: a
+    `message_received` with media can be tens of megabytes, which the route streams
+    (web/bigbody.py) and never holds whole. `_webjs` feeds it the whole body at once."""
+
+    def __init__(self, secret: str, request: web.BaseRequest) -> None:
+        self.secret = secret
+        signature = request.headers.get("X-Signature", "")
+        self._given = signature[7:].lower() if signature.startswith("sha256=") else None
+        self._mac = hmac.new(secret.encode(), digestmod="sha256") \
+            if self._given is not None else None
+        auth = request.headers.get("Authorization", "")
+        self._bearer = auth[7:] if auth.startswith("Bearer ") else None
+
+    def update(self, chunk: bytes) -> None:
+        if self._mac is not None:
+            self._mac.update(chunk)
+
+    def ok(self) -> bool:
+        if self._mac is not None and self._given is not None:
+            return _same(self._given, self._mac.hexdigest())
+        return self._bearer is not None and _same(self._bearer, self.secret)
+
+
 def _webjs(secret: str, request: web.Request, body: bytes) -> bool:
-    signature = request.headers.get("X-Signature", "")
-    if signature.startswith("sha256="):
-        return _same(signature[7:].lower(), _hex_hmac(secret, body, "sha256"))
-    auth = request.headers.get("Authorization", "")
-    return auth.startswith("Bearer ") and _same(auth[7:], secret)
+    check = WebjsSignature(secret, request)
+    check.update(body)
+    return check.ok()
 
 
 def _waha(secret: str, request: web.Request, body: bytes) -> bool:
@@ -108,6 +130,28 @@ class WebhookAuth:
 
     def verify(self, request: web.Request, body: bytes) -> bool:
         return self.open_ or bool(self.checker(self.secret, request, body))
+
+    def streamed(self, request: web.BaseRequest) -> StreamCheck:
+        """A check fed the body in chunks (only webjs bodies are streamed)."""
+        if self.open_:
+            return StreamCheck(None)
+        if self.source != "webjs":
+            raise ValueError(f"the {self.source} webhook's body is not streamed")
+        return StreamCheck(WebjsSignature(self.secret, request))
+
+
+class StreamCheck:
+    """Feeds a streamed body to a source's signature; open sources always pass."""
+
+    def __init__(self, signature: WebjsSignature | None) -> None:
+        self._signature = signature
+
+    def update(self, chunk: bytes) -> None:
+        if self._signature is not None:
+            self._signature.update(chunk)
+
+    def ok(self) -> bool:
+        return self._signature is None or self._signature.ok()
 
 
 def webhook_auth(config: Config) -> dict[str, WebhookAuth]:

@@ -17,6 +17,7 @@ from aiohttp import web
 from actors.runtime import Runtime
 from core.config import SOURCE_SECRET, Config
 from domain.inbound import Event, Keywords
+from web.bigbody import read_streamed
 from web.errors import ApiError, error_response
 from web.keys import GUARD, RUNTIME
 from web.sources import BadPayload, ParseContext, cloud, evolution, twilio, waha, webjs
@@ -31,6 +32,9 @@ PARSERS: dict[str, Parser] = {
     "twilio": twilio.parse,
 }
 FORM_SOURCES = ("twilio",)
+# Sources whose large bodies are streamed past their media (SPEC 6.1), and from what size.
+STREAMED_SOURCES = ("webjs",)
+STREAM_ABOVE = 256 * 1024
 
 
 def _content_type_ok(source: str, request: web.Request) -> bool:
@@ -76,11 +80,6 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
         started = time.perf_counter()
         if not rt.config[enabled_key]:
             raise ApiError(404, "source_disabled", f"the {source} webhook is disabled")
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:  # answered 413 by the error middleware
-            rt.metrics.events.labels(source, "rejected").inc()
-            raise
         check = guard.webhooks[source]
         if check.open_ and guard.is_remote(request):
             rt.metrics.events.labels(source, "rejected").inc()
@@ -89,7 +88,21 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
                       f"{source} webhook has no secret: set {setting}")
             guard.warn_once(setting, advice)
             raise ApiError(401, "secret_required", advice)
-        if not check.verify(request, body):
+        streamed = None
+        try:
+            if source in STREAMED_SOURCES and (request.content_length is None or
+                                               request.content_length > STREAM_ABOVE):
+                # a message_received with inline media: read past it (web/bigbody.py)
+                streamed = check.streamed(request)
+                body, _ = await read_streamed(request, streamed,
+                                              rt.config["webhooks.max_inbound_bytes"],
+                                              rt.config["server.max_body_bytes"])
+            else:
+                body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # answered 413 by the error middleware
+            rt.metrics.events.labels(source, "rejected").inc()
+            raise
+        if not (streamed.ok() if streamed is not None else check.verify(request, body)):
             rt.metrics.events.labels(source, "rejected").inc()
             raise ApiError(401, "bad_signature",
                            f"missing or invalid signature for the {source} webhook")
