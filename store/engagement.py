@@ -91,23 +91,32 @@ class EngagementStore:
 
     async def campaign_touches(self, campaign_no: int) -> list[tuple[int, str, Touch]]:
         """Every event credited to the campaign's messages: (row, inbound id, touch)."""
-        rows = await self.store.fetchall(
-            "SELECT row, id, at, kind, via, button_payload, button_title, body FROM inbound"
-            " WHERE campaign_no = ? ORDER BY row", (campaign_no,))
+        rows = await self.store.fetchall(f"{TOUCH_COLUMNS} WHERE campaign_no = ? ORDER BY row",
+                                         (campaign_no,))
         return [(r[0], r[1], Touch(r[2], r[3], r[4], r[5], r[6], r[7])) for r in rows]
 
     async def row_engagement(self, campaign_no: int, rows: Sequence[int]
                              ) -> dict[int, RowEngagement]:
-        """The figures of these rows (a page of the rows API or the CSV)."""
-        touches: dict[int, list[tuple[str, Touch]]] = {}
+        """The figures of these rows (a page of the rows API)."""
+        found: list[Any] = []
         for start in range(0, len(rows), CHUNK):
             chunk = list(rows[start:start + CHUNK])
-            if not chunk:
-                continue
-            found = await self.store.fetchall(
-                "SELECT row, id, at, kind, via, button_payload, button_title, body"
-                f" FROM inbound WHERE campaign_no = ? AND row IN ({','.join('?' * len(chunk))})",
-                [campaign_no, *chunk])
-            for r in found:
-                touches.setdefault(r[0], []).append((r[1], Touch(*r[2:8])))
-        return {row: summarize(items) for row, items in touches.items()}
+            found += await self.store.fetchall(
+                f"{TOUCH_COLUMNS} WHERE campaign_no = ? AND row IN"
+                f" ({','.join('?' * len(chunk))})", [campaign_no, *chunk])
+        return summarize_rows(found)
+
+
+# The events credited to rows, as (row, id, at, kind, via, payload, title, body).
+TOUCH_COLUMNS = ("SELECT row, id, at, kind, via, button_payload, button_title, body"
+                 " FROM inbound")
+# ...of the rows after a cursor up to a last row (a CSV chunk).
+TOUCH_RANGE_SQL = f"{TOUCH_COLUMNS} WHERE campaign_no = ? AND row > ? AND row <= ?"
+
+
+def summarize_rows(found: Iterable[Sequence[Any]]) -> dict[int, RowEngagement]:
+    """Rows of TOUCH_COLUMNS as each row's figures (domain/engagement.py's rules)."""
+    touches: dict[int, list[tuple[str, Touch]]] = {}
+    for r in found:
+        touches.setdefault(r[0], []).append((r[1], Touch(*r[2:8])))
+    return {row: summarize(items) for row, items in touches.items()}

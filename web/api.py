@@ -12,6 +12,7 @@ from aiohttp import web
 
 from actors.messages import GetTimeline, RegisterMessages
 from actors.runtime import Runtime
+from domain.engagement import ENGAGEMENT_FILTERS, RowEngagement, row_fields
 from domain.records import CampaignInfo
 from domain.status import LEVEL_NAMES, STATUS_FILTERS, Level, class_name, parse_status_name
 from domain.timefmt import iso_time
@@ -34,13 +35,16 @@ from web.keys import RUNTIME
 from web.sources import digits
 
 MAX_MESSAGES_PER_REQUEST = 10_000
+# The rows API's `status` filter: the cards' classes, and who replied / opted out.
+ROW_FILTERS = (*STATUS_FILTERS, *ENGAGEMENT_FILTERS)
 CAMPAIGN_STATUSES = ("pending", "processing", "paused", "completed", "cancelled", "failed")
 
 
 # --- helpers ---------------------------------------------------------------------------
 
 
-def present_row(row: dict[str, Any]) -> dict[str, Any]:
+def present_row(row: dict[str, Any], engagement: RowEngagement | None = None,
+                keep_text: bool = False) -> dict[str, Any]:
     return {
         "row": row["row"],
         "message_id": row["message_id"],
@@ -60,6 +64,8 @@ def present_row(row: dict[str, Any]) -> dict[str, Any]:
             "played": iso_time(row["ts_played"]),
             "failed": iso_time(row["ts_failed"]),
         },
+        # replied_at, reply_count, button, opted_out_at, reply_text (SPEC 6.3)
+        **row_fields(engagement, keep_text),
     }
 
 
@@ -198,9 +204,9 @@ async def list_messages(request: web.Request) -> web.Response:
     rt: Runtime = request.app[RUNTIME]
     campaign = await visible_campaign(request)
     status = request.query.get("status")
-    if status is not None and status not in STATUS_FILTERS:
+    if status is not None and status not in ROW_FILTERS:
         raise ApiError(400, "invalid_query",
-                       f"status must be one of {', '.join(STATUS_FILTERS)}", "status")
+                       f"status must be one of {', '.join(ROW_FILTERS)}", "status")
     search = request.query.get("search") or None
     if search is not None and len(search) > 100:
         raise ApiError(400, "invalid_query", "search is longer than 100 characters", "search")
@@ -208,8 +214,11 @@ async def list_messages(request: web.Request) -> web.Response:
     after = query_cursor(request)
     await rt.flush_rows()
     rows = await rt.campaigns.rows(campaign["no"], status, search, after, limit)
+    engagement = await rt.engagement.row_engagement(campaign["no"], [r["row"] for r in rows])
+    keep_text = rt.config["engagement.keep_reply_text"]
     next_cursor = str(rows[-1]["row"]) if len(rows) == limit else None
-    return json_response({"messages": [present_row(r) for r in rows],
+    return json_response({"messages": [present_row(r, engagement.get(r["row"]), keep_text)
+                                       for r in rows],
                           "next_cursor": next_cursor})
 
 
