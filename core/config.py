@@ -219,6 +219,16 @@ KEYS: dict[str, Key] = {
                                       "message_received body (its media is streamed past, "
                                       "never stored or decoded).",
                                       minimum=1024, maximum=1024 * 1024 * 1024),
+    "gateways.simulator.reply_ratio": Key((int, float), 0.15, "Of the delivered, share that "
+                                          "answer (a text or a button tap).",
+                                          minimum=0, maximum=1),
+    "gateways.simulator.button_ratio": Key((int, float), 0.5, "Of the answers, share that "
+                                           "are a quick-reply button tap.",
+                                           minimum=0, maximum=1),
+    "gateways.simulator.stop_ratio": Key((int, float), 0.02, "Of the delivered, share that "
+                                         "send STOP.", minimum=0, maximum=1),
+    "gateways.simulator.reply_after": Key((int, float), 5.0, "Mean seconds from delivered "
+                                          "(or read) to the answer.", minimum=0, maximum=86400),
     "engagement.reply_window": Key((int, float), 72 * 3600.0, "Seconds after a campaign "
                                    "message is sent during which a reply from its number "
                                    "that quotes nothing is credited to it.",
