@@ -63,15 +63,16 @@ class RowEngagement:
 NOTHING = RowEngagement()
 
 
-def row_fields(engagement: RowEngagement | None, keep_text: bool = True) -> dict[str, Any]:
-    """A row's engagement as the rows API, the live table and the CSV name it."""
+def row_fields(engagement: RowEngagement | None) -> dict[str, Any]:
+    """A row's engagement as the rows API and the live table name it. The text is there
+    only if engagement.keep_reply_text kept it when the reply arrived."""
     e = engagement or NOTHING
     return {
         "replied_at": iso_time(e.replied_at),
         "reply_count": e.reply_count,
         "button": {"payload": e.button[0], "title": e.button[1]} if e.button else None,
         "opted_out_at": iso_time(e.opted_out_at),
-        "reply_text": e.text if keep_text else None,
+        "reply_text": e.text,
     }
 
 

@@ -43,8 +43,8 @@ CAMPAIGN_STATUSES = ("pending", "processing", "paused", "completed", "cancelled"
 # --- helpers ---------------------------------------------------------------------------
 
 
-def present_row(row: dict[str, Any], engagement: RowEngagement | None = None,
-                keep_text: bool = False) -> dict[str, Any]:
+def present_row(row: dict[str, Any], engagement: RowEngagement | None = None
+                ) -> dict[str, Any]:
     return {
         "row": row["row"],
         "message_id": row["message_id"],
@@ -65,7 +65,7 @@ def present_row(row: dict[str, Any], engagement: RowEngagement | None = None,
             "failed": iso_time(row["ts_failed"]),
         },
         # replied_at, reply_count, button, opted_out_at, reply_text (SPEC 6.3)
-        **row_fields(engagement, keep_text),
+        **row_fields(engagement),
     }
 
 
@@ -215,9 +215,8 @@ async def list_messages(request: web.Request) -> web.Response:
     await rt.flush_rows()
     rows = await rt.campaigns.rows(campaign["no"], status, search, after, limit)
     engagement = await rt.engagement.row_engagement(campaign["no"], [r["row"] for r in rows])
-    keep_text = rt.config["engagement.keep_reply_text"]
     next_cursor = str(rows[-1]["row"]) if len(rows) == limit else None
-    return json_response({"messages": [present_row(r, engagement.get(r["row"]), keep_text)
+    return json_response({"messages": [present_row(r, engagement.get(r["row"]))
                                        for r in rows],
                           "next_cursor": next_cursor})
 
