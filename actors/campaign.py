@@ -184,15 +184,15 @@ class CampaignActor(pykka.ThreadingActor):
         """The send state of rows a live reply may be credited to (domain/attribution)."""
         ledger = self.ledger
         base = ledger.base or 0
-        pending = ledger.ts[1]
+        queued, pending = ledger.ts[0], ledger.ts[1]
         facts = []
         for row in message.rows:
             if row >= len(ledger):  # registered, but its registration is not here yet
-                facts.append((row, None, 0, False))
+                facts.append((row, None, 0, False, None))
                 continue
             tick = pending[row]
             facts.append((row, None if tick == NONE else tick + base, ledger.level[row],
-                          bool(ledger.failed[row])))
+                          bool(ledger.failed[row]), queued[row] + base))
         message.reply_to.tell(RowFactsAnswer(message.serial, self.info.no, tuple(facts)))
 
     def _loaded(self, message: Loaded) -> None:

@@ -147,11 +147,12 @@ class RowFacts:
 
 @dataclass(slots=True, frozen=True)
 class RowFactsAnswer:
-    """(row, sent tenths or None, level, failed) for each row asked about."""
+    """(row, sent tenths or None, level, failed, registered tenths or None) for each row
+    asked about."""
 
     serial: int
     campaign_no: int
-    facts: tuple[tuple[int, int | None, int, bool], ...]
+    facts: tuple[tuple[int, int | None, int, bool, int | None], ...]
 
 
 @dataclass(slots=True, frozen=True)

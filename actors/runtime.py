@@ -28,6 +28,7 @@ from actors.messages import (
     NumberRows,
     RegisterMessages,
 )
+from actors.relay import Relay
 from actors.sender_service import SendingContext, SendingService
 from actors.suppressions import SuppressionList
 from core.aio import Reply
@@ -43,6 +44,7 @@ from store.checkpoint import Checkpointer
 from store.db import Store, StoreUnavailable
 from store.engagement import EngagementStore, event_of
 from store.journal import BatchStats, Journal, journal_tail
+from store.relay import Outbox
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +86,9 @@ class Runtime:
             board=self.board, journal_append=self.journal.append, register=self.register,
             ask=self.ask, checkpoint=self.checkpoint))
         self.extensions.append(self.sending)
+        # Passes every accepted webhook request on to the app behind (forward_to).
+        self.relay = Relay(lambda: self.config, Outbox(self.store), self.metrics)
+        self.extensions.append(self.relay)
 
     # --- start / stop -----------------------------------------------------------------
 
@@ -243,7 +248,10 @@ class Runtime:
                   stats: BatchStats) -> None:
         """After a journal commit (on the loop): hand the events to the ingest actor."""
         assert self.ingest is not None
-        self.ingest.tell(ApplyEvents(tuple(groups), seq))
+        if groups:
+            self.ingest.tell(ApplyEvents(tuple(groups), seq))
+        if stats.relayed:
+            self.relay.committed(stats.relayed)
         self.metrics.journal_commit.observe(stats.seconds)
         self.metrics.journal_batch.observe(stats.requests)
 

@@ -112,21 +112,35 @@ class Outcome:
 
 @dataclass(slots=True)
 class RowState:
-    """What is known of one watched message: the merge of its facts (min / max / or)."""
+    """What is known of one watched message: the merge of its facts (min / max / or).
 
-    sent: int | None = None  # tenths of a second since the epoch
+    Times are tenths of a second since the epoch. Like the ledger, a time before the
+    message was registered counts as its registration time (`floor`), so the send time
+    here is always the one its campaign shows."""
+
+    earliest: int | None = None  # the earliest time at pending or above, unbounded
     level: int = 0
     failed: bool = False
     serial: int = 0  # the Ask this row waits for (0: none, complete)
     answered: bool = True
+    floor: int | None = None  # registration time
 
-    def merge(self, sent: int | None, level: int, failed: bool) -> None:
-        if sent is not None and (self.sent is None or sent < self.sent):
-            self.sent = sent
+    @property
+    def sent(self) -> int | None:
+        if self.earliest is None or self.floor is None:
+            return self.earliest
+        return max(self.earliest, self.floor)
+
+    def merge(self, sent: int | None, level: int, failed: bool,
+              floor: int | None = None) -> None:
+        if sent is not None and (self.earliest is None or sent < self.earliest):
+            self.earliest = sent
         if level > self.level:
             self.level = level
         if failed:
             self.failed = True
+        if floor is not None:
+            self.floor = floor
 
     def merge_event(self, level: int, failed: bool, at: float) -> None:
         self.merge(to_tenths(at) if level >= PENDING else None, level, failed)
@@ -268,6 +282,7 @@ class Attributor:
                 state = watch.rows[packed] = RowState()
                 self.watched[packed] = key
             state.merge_event(level, failed, at)
+            state.floor = to_tenths(at)
             self._reconsider(key)
         elif packed in self.watched:
             self.status(campaign_no, row, level, failed, at)
@@ -312,11 +327,12 @@ class Attributor:
                 self._reconsider(key)
 
     def row_facts(self, serial: int, campaign_no: int,
-                  facts: list[tuple[int, int | None, int, bool]]) -> None:
-        """The answer to an `Ask`: (row, sent tenths or None, level, failed) per row, as
-        the campaign actor's ledger had it when the question reached it."""
+                  facts: list[tuple[int, int | None, int, bool, int | None]]) -> None:
+        """The answer to an `Ask`: (row, sent tenths or None, level, failed, registered
+        tenths or None) per row, as the campaign actor's ledger had it when the question
+        reached it."""
         touched: set[int] = set()
-        for row, sent, level, failed in facts:
+        for row, sent, level, failed, floor in facts:
             packed = pack(campaign_no, row)
             key = self.watched.get(packed)
             if key is None:
@@ -324,7 +340,7 @@ class Attributor:
             state = self.numbers[key].rows[packed]
             if state.answered or state.serial != serial:
                 continue
-            state.merge(sent, level, failed)
+            state.merge(sent, level, failed, floor)
             state.answered = True
             touched.add(key)
         for key in sorted(touched):

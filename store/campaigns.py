@@ -92,7 +92,8 @@ class CampaignStore:
                     (
                         "INSERT INTO campaigns (no, uuid, workspace_id, name, status, message,"
                         " gateway, rate, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        (no, uuid, workspace_id, name, "pending", message, gateway, rate, now, now),
+                        (no, uuid, workspace_id, name, initial_status(message, gateway),
+                         message, gateway, rate, now, now),
                         False,
                     )
                 ]
@@ -180,7 +181,9 @@ class CampaignStore:
             fresh.append(m)
         if not fresh:
             return [], len(items)
-        now = time.time()
+        # In tenths of a second, as the ledger keeps times: a level reached at
+        # registration then shows exactly the queued time, never a few ms before it.
+        now = to_tenths(time.time()) / 10
         first = self._next_row.get(campaign_no, 0)
         registered: list[RegisteredMessage] = []
         params = []
@@ -356,6 +359,12 @@ class CampaignStore:
             "UPDATE messages SET send_state = 'queued' WHERE campaign_no = ? AND row = ?",
             (no, row), False)])
 
+    async def record_unknown(self, no: int, row: int) -> None:
+        """The gateway took the message but gave no id: it may be out (not re-sent)."""
+        await self.store.transaction([(
+            "UPDATE messages SET send_state = 'unknown' WHERE campaign_no = ? AND row = ?",
+            (no, row), False)])
+
     async def mark_unknown(self) -> list[tuple[int, int]]:
         """At start-up: attempts without an outcome. Returns (campaign_no, count) pairs."""
         rows = await self.store.fetchall(
@@ -390,6 +399,12 @@ class CampaignStore:
                 f"UPDATE messages SET send_state = 'queued' WHERE campaign_no = ? AND {cond}",
                 (no,), False)])
         return int(row[0])
+
+
+def initial_status(message: str | None, gateway: str | None) -> str:
+    """A campaign whose messages another system sends is `tracking` for its whole life;
+    one campaignd sends starts `pending` (then processing, paused, completed...)."""
+    return "tracking" if message is None and gateway is None else "pending"
 
 
 def _campaign(row: Sequence[Any]) -> dict[str, Any]:

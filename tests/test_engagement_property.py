@@ -141,11 +141,13 @@ class World:
         out = []
         for row in rows:
             if row >= len(ledger):
-                out.append((row, None, 0, False))
+                out.append((row, None, 0, False, None))
                 continue
             tick = ledger.ts[1][row]
-            sent = None if tick == NONE else tick + (ledger.base or 0)
-            out.append((row, sent, ledger.level[row], bool(ledger.failed[row])))
+            base = ledger.base or 0
+            sent = None if tick == NONE else tick + base
+            out.append((row, sent, ledger.level[row], bool(ledger.failed[row]),
+                        ledger.ts[0][row] + base))
         return out
 
     def run_effects(self) -> None:

@@ -8,24 +8,27 @@ whatever the socket's address, so loopback is never a credential behind nginx.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import ipaddress
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from core.config import SOURCE_SECRET, Config
+from core.config import KEYS, SOURCE_SECRET, Config
+from domain.signatures import (
+    body_mac,
+    body_signature,
+    seed_mac,
+    timestamp_problem,
+    twilio_signature,
+    waha_signature,
+)
 from web.errors import ApiError
 from web.sources.twilio import parse_form
-
-
-def _hex_hmac(key: str, body: bytes, algo: str) -> str:
-    return hmac.new(key.encode(), body, algo).hexdigest()
 
 
 def _raw(value: str) -> bytes:
@@ -38,46 +41,104 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(_raw(a), _raw(b))
 
 
-class WebjsSignature:
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a webhook's credentials were refused: the 401's code and message."""
+
+    code: str
+    message: str
+
+
+# A checker answers True (accepted), False (missing or wrong) or a Refusal that says why.
+Checker = Callable[[str, web.Request, bytes], "bool | Refusal"]
+
+
+class WebjsCheck:
     """The webjs credentials of one request, checked over a body fed in chunks: a
     `message_received` with media can be tens of megabytes, which the route streams
-    (web/bigbody.py) and never holds whole. `_webjs` feeds it the whole body at once."""
+    (web/bigbody.py) and never holds whole. Accepted, in this order: `X-API-Key` (when
+    webhooks.webjs.api_key is set); the seed's scheme, `X-Timestamp` + hex
+    HMAC-SHA256(secret, timestamp + raw body) in `X-HMAC-Signature` or, unprefixed,
+    `X-Signature` (its earlier versions), within the replay window; `X-Signature:
+    sha256=<hex HMAC of the body>`; `Authorization: Bearer`. The HMACs are those of
+    domain/signatures.py, computed incrementally."""
 
-    def __init__(self, secret: str, request: web.BaseRequest) -> None:
+    def __init__(self, api_key: str, window: float, secret: str,
+                 request: web.BaseRequest) -> None:
+        headers = request.headers
+        self.window = window
         self.secret = secret
-        signature = request.headers.get("X-Signature", "")
-        self._given = signature[7:].lower() if signature.startswith("sha256=") else None
-        self._mac = hmac.new(secret.encode(), digestmod="sha256") \
-            if self._given is not None else None
-        auth = request.headers.get("Authorization", "")
-        self._bearer = auth[7:] if auth.startswith("Bearer ") else None
+        self._accepted = False
+        self._refusal: Refusal | None = None
+        self._mac: Any = None
+        self._given = ""
+        self._timestamp: str | None = None
+        self._bearer: str | None = None
+        given_key = headers.get("X-API-Key")
+        if api_key and given_key is not None and _same(given_key, api_key):
+            self._accepted = True
+            return
+        if not secret:
+            return  # only the API key is configured
+        signature = headers.get("X-HMAC-Signature") or headers.get("X-Signature", "")
+        if signature.startswith("sha256="):
+            self._given, self._mac = signature.lower(), body_mac(secret)
+        elif signature:
+            timestamp = headers.get("X-Timestamp")
+            if timestamp is None:
+                self._refusal = Refusal("bad_signature",
+                                        "X-HMAC-Signature needs an X-Timestamp header")
+            elif timestamp.isascii():
+                self._given, self._timestamp = signature.lower(), timestamp
+                self._mac = seed_mac(secret, timestamp)
+        else:
+            auth = headers.get("Authorization", "")
+            self._bearer = auth[7:] if auth.startswith("Bearer ") else None
 
     def update(self, chunk: bytes) -> None:
         if self._mac is not None:
             self._mac.update(chunk)
 
-    def ok(self) -> bool:
-        if self._mac is not None and self._given is not None:
-            return _same(self._given, self._mac.hexdigest())
+    def verdict(self) -> bool | Refusal:
+        if self._accepted:
+            return True
+        if self._refusal is not None:
+            return self._refusal
+        if self._mac is not None:
+            digest = self._mac.hexdigest()
+            if self._timestamp is None:
+                return _same(self._given, "sha256=" + digest)
+            if not _same(self._given, digest):
+                return False
+            problem = timestamp_problem(self._timestamp, time.time(), self.window)
+            if problem:
+                return Refusal("stale_timestamp", f"{problem}; see webhooks.webjs.replay_window")
+            return True
         return self._bearer is not None and _same(self._bearer, self.secret)
 
 
-def _webjs(secret: str, request: web.Request, body: bytes) -> bool:
-    check = WebjsSignature(secret, request)
-    check.update(body)
-    return check.ok()
+def _webjs_factory(config: Config) -> Checker:
+    """webjs: see WebjsCheck (the whole body at once here)."""
+    api_key: str = config["webhooks.webjs.api_key"]
+    window: float = config["webhooks.webjs.replay_window"]
+
+    def check(secret: str, request: web.Request, body: bytes) -> bool | Refusal:
+        checking = WebjsCheck(api_key, window, secret, request)
+        checking.update(body)
+        return checking.verdict()
+
+    return check
 
 
 def _waha(secret: str, request: web.Request, body: bytes) -> bool:
     signature = request.headers.get("X-Webhook-Hmac", "")
-    return bool(signature) and _same(signature.lower(), _hex_hmac(secret, body, "sha512"))
+    return bool(signature) and _same(signature.lower(), waha_signature(secret, body))
 
 
 def _cloud(secret: str, request: web.Request, body: bytes) -> bool:
     signature = request.headers.get("X-Hub-Signature-256", "")
     return signature.startswith("sha256=") and _same(
-        signature[7:].lower(), _hex_hmac(secret, body, "sha256")
-    )
+        signature.lower(), body_signature(secret, body))
 
 
 def _evolution(secret: str, request: web.Request, body: bytes) -> bool:
@@ -93,12 +154,6 @@ def _evolution(secret: str, request: web.Request, body: bytes) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("apikey"), str) and _same(
         doc["apikey"], secret
     )
-
-
-def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
-    payload = url + "".join(f"{k}{params[k]}" for k in sorted(params))
-    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
 
 
 def _twilio_factory(config: Config) -> Any:
@@ -118,46 +173,73 @@ def _twilio_factory(config: Config) -> Any:
 
 @dataclass(frozen=True)
 class WebhookAuth:
-    """Checks the request of one source; `open_` when no secret is set (loopback only)."""
+    """Checks the request of one source; `open_` when it has no credential configured
+    (accepted only from this machine itself)."""
 
     source: str
     secret: str
-    checker: Any
+    checker: Checker
+    alternative: str = ""  # a second credential (webjs: webhooks.webjs.api_key)
+    # (secret, request) -> an incremental check, for sources whose bodies are streamed
+    streamer: Callable[[str, web.BaseRequest], WebjsCheck] | None = None
 
     @property
     def open_(self) -> bool:
-        return not self.secret
+        return not self.secret and not self.alternative
 
-    def verify(self, request: web.Request, body: bytes) -> bool:
-        return self.open_ or bool(self.checker(self.secret, request, body))
+    def verify(self, request: web.Request, body: bytes) -> Refusal | None:
+        """None when the request is authentic, else why not."""
+        if self.open_:
+            return None
+        verdict = self.checker(self.secret, request, body)
+        if verdict is True:
+            return None
+        if isinstance(verdict, Refusal):
+            return verdict
+        return Refusal("bad_signature",
+                       f"missing or invalid signature for the {self.source} webhook")
 
     def streamed(self, request: web.BaseRequest) -> StreamCheck:
         """A check fed the body in chunks (only webjs bodies are streamed)."""
         if self.open_:
-            return StreamCheck(None)
-        if self.source != "webjs":
+            return StreamCheck(self.source, None)
+        if self.streamer is None:
             raise ValueError(f"the {self.source} webhook's body is not streamed")
-        return StreamCheck(WebjsSignature(self.secret, request))
+        return StreamCheck(self.source, self.streamer(self.secret, request))
 
 
 class StreamCheck:
-    """Feeds a streamed body to a source's signature; open sources always pass."""
+    """Feeds a streamed body to a source's check; `refusal()` answers like `verify`."""
 
-    def __init__(self, signature: WebjsSignature | None) -> None:
-        self._signature = signature
+    def __init__(self, source: str, checking: WebjsCheck | None) -> None:
+        self.source = source
+        self._checking = checking
 
     def update(self, chunk: bytes) -> None:
-        if self._signature is not None:
-            self._signature.update(chunk)
+        if self._checking is not None:
+            self._checking.update(chunk)
 
-    def ok(self) -> bool:
-        return self._signature is None or self._signature.ok()
+    def refusal(self) -> Refusal | None:
+        if self._checking is None:
+            return None
+        verdict = self._checking.verdict()
+        if verdict is True:
+            return None
+        if isinstance(verdict, Refusal):
+            return verdict
+        return Refusal("bad_signature",
+                       f"missing or invalid signature for the {self.source} webhook")
 
 
 def webhook_auth(config: Config) -> dict[str, WebhookAuth]:
-    checkers = {"webjs": _webjs, "waha": _waha, "cloud": _cloud, "evolution": _evolution,
-                "twilio": _twilio_factory(config)}
-    return {source: WebhookAuth(source, config[key], checkers[source])
+    checkers: dict[str, Checker] = {
+        "webjs": _webjs_factory(config), "waha": _waha, "cloud": _cloud,
+        "evolution": _evolution, "twilio": _twilio_factory(config)}
+    alternatives = {"webjs": config["webhooks.webjs.api_key"]}
+    api_key, window = config["webhooks.webjs.api_key"], config["webhooks.webjs.replay_window"]
+    streamers = {"webjs": lambda secret, request: WebjsCheck(api_key, window, secret, request)}
+    return {source: WebhookAuth(source, config[key], checkers[source],
+                                alternatives.get(source, ""), streamers.get(source))
             for source, key in SOURCE_SECRET.items()}
 
 
@@ -196,7 +278,11 @@ class TokenBook:
         return found
 
 
-PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+# Headers a reverse proxy adds (nginx only when told to; Caddy, Traefik, Apache and
+# HAProxy by default or by their usual options). Any of them makes a request remote: a
+# header can only make a request MORE restricted, so a spoofed one costs nothing.
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+                 "X-Real-IP", "Via")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 log = structlog.get_logger(__name__)
@@ -214,6 +300,10 @@ class Guard:
         self.tokens = TokenBook(config["api.tokens"])
         self.webhooks = webhook_auth(config)
         self.allow_public_channels: bool = config["pusher.allow_public_channels"]
+        # The built-in Pusher secret is public: a remote client could sign any private
+        # channel with it, so remote connections get no private channel while it is in use.
+        self.pusher_secret_is_default: bool = (
+            config["pusher.app_secret"] == KEYS["pusher.app_secret"].default)
         self.trusted_proxies: tuple[Network, ...] = tuple(
             ipaddress.ip_network(item, strict=False) for item in config["server.trusted_proxies"])
 
@@ -231,6 +321,8 @@ class Guard:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
             return True  # a unix socket path or similar: not a loopback peer we know
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:127.0.0.1 on a dual-stack socket
         if any(address in net for net in self.trusted_proxies):
             return True
         return not address.is_loopback

@@ -25,11 +25,13 @@ from web.keys import RUNTIME
 CHUNK_ROWS = 500
 TIMESTAMP_COLUMNS = ("queued_at", "pending_at", "sent_at", "delivered_at", "read_at",
                      "played_at", "failed_at")
-# What recipients did (SPEC 6.3): first reply, replies, last button, opt-out, and the
-# latest reply's text when engagement.keep_reply_text keeps it.
+# message_id is the bare id ACKs are matched by, as in the rows API; raw_message_id the id
+# exactly as registered or as the gateway returned it (whatsapp-web.js's serialized form).
+# Then what recipients did (SPEC 6.3): first reply, replies, last button, opt-out, and
+# the latest reply's text when engagement.keep_reply_text kept it.
 ENGAGEMENT_COLUMNS = ("replied_at", "reply_count", "button", "opted_out_at", "reply_text")
-CSV_COLUMNS = ("row", "recipient", "contact_id", "message_id", "status", "level", "failed",
-               "failure_reason", *TIMESTAMP_COLUMNS, *ENGAGEMENT_COLUMNS)
+CSV_COLUMNS = ("row", "recipient", "contact_id", "message_id", "raw_message_id", "status",
+               "level", "failed", "failure_reason", *TIMESTAMP_COLUMNS, *ENGAGEMENT_COLUMNS)
 EXPORT_SQL = (
     "SELECT row, recipient, contact_id, raw_id, message_id, level, failed, reason, ts_queued,"
     " ts_pending, ts_sent, ts_delivered, ts_read, ts_played, ts_failed FROM messages"
@@ -58,7 +60,8 @@ def csv_text(rows: Iterable[Sequence[Any]], header: bool = False,
         e = engagement.get(row)
         button = (e.button[1] or e.button[0]) if e is not None and e.button else None
         writer.writerow((
-            row, _cell(recipient), _cell(contact), _cell(raw_id or message_id),
+            row, _cell(recipient), _cell(contact), _cell(message_id),
+            _cell(raw_id or message_id),
             class_name(level, bool(failed)), LEVEL_NAMES[level], "true" if failed else "false",
             _cell(reason), *(iso_time(ts) or "" for ts in stamps),
             iso_time(e.replied_at) or "" if e else "", e.reply_count if e else 0,

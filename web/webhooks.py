@@ -1,8 +1,11 @@
 """Where an ACK enters: one route per source, answered only once it is durable.
 
 body -> signature check (401) -> content type (415) -> parser (4xx naming the field)
--> journal group commit (503 when storage fails) -> 200. The journal hands the events
-to the ingest actor after the commit; nothing here waits on an actor.
+-> relay backlog (503 when full) -> journal group commit (503 when storage fails) -> 200.
+The journal hands the events to the ingest actor after the commit; nothing here waits on
+an actor. A source that relays (forward_to) hands the whole request to the journal too,
+committed with its events (actors/relay.py passes it on later). Events the parser
+accepted but does not use are answered 2xx `"ignored"` and counted.
 """
 
 from __future__ import annotations
@@ -48,9 +51,23 @@ def _content_type_ok(source: str, request: web.Request) -> bool:
 
 # The usual answers, encoded once (every webhook request gets one).
 OK_BODIES = [orjson.dumps({"ok": True, "events": n}) for n in range(1001)]
+# Event names the seed's whatsapp-service is known to send (reference/seed_repo.md 1.3):
+# the metric of ignored events names these; any other name is counted as "other".
+KNOWN_EVENTS = frozenset((
+    "qr_code_generated", "session_authenticated", "session_ready", "session_error",
+    "session_disconnected", "session_status_changed", "message_received", "message_sent",
+    "typing_indicator", "chat_state_updated", "mobile_activity_detected", "connection_test"))
+BACKLOG_RETRY_AFTER = "30"
 
 
-def ok_response(events: int) -> web.Response:
+def ok_response(events: int, ignored: list[str] | None = None) -> web.Response:
+    if ignored:
+        counts: dict[str, int] = {}
+        for name in ignored:
+            counts[name] = counts.get(name, 0) + 1
+        return web.Response(body=orjson.dumps({"ok": True, "events": events,
+                                               "ignored": counts}),
+                            content_type="application/json")
     body = OK_BODIES[events] if events < len(OK_BODIES) else orjson.dumps(
         {"ok": True, "events": events})
     return web.Response(body=body, content_type="application/json")
@@ -60,7 +77,8 @@ _KEYWORDS: dict[int, tuple[Config, Keywords]] = {}
 
 
 def parse_context(config: Config) -> ParseContext:
-    """What a parser needs from the configuration (keywords made once per config)."""
+    """What a parser needs from the configuration (keywords made once per config), with
+    the receive time."""
     cached = _KEYWORDS.get(id(config))
     if cached is None or cached[0] is not config:
         cached = (config, Keywords(config["engagement.stop_keywords"],
@@ -92,7 +110,8 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
         try:
             if source in STREAMED_SOURCES and (request.content_length is None or
                                                request.content_length > STREAM_ABOVE):
-                # a message_received with inline media: read past it (web/bigbody.py)
+                # a message_received with inline media: read past it (web/bigbody.py);
+                # what is relayed (forward_to) is this body, its media blanked
                 streamed = check.streamed(request)
                 body, _ = await read_streamed(request, streamed,
                                               rt.config["webhooks.max_inbound_bytes"],
@@ -102,16 +121,18 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
         except web.HTTPRequestEntityTooLarge:  # answered 413 by the error middleware
             rt.metrics.events.labels(source, "rejected").inc()
             raise
-        if not (streamed.ok() if streamed is not None else check.verify(request, body)):
+        refusal = streamed.refusal() if streamed is not None else check.verify(request, body)
+        if refusal is not None:
             rt.metrics.events.labels(source, "rejected").inc()
-            raise ApiError(401, "bad_signature",
-                           f"missing or invalid signature for the {source} webhook")
+            raise ApiError(401, refusal.code, refusal.message)
         if not _content_type_ok(source, request):
             rt.metrics.events.labels(source, "rejected").inc()
             raise ApiError(415, "unsupported_media_type",
                            f"Content-Type {request.content_type!r} is not accepted here")
+        ctx = parse_context(rt.config)
+        received = ctx.now
         try:
-            events = parser(body, parse_context(rt.config))
+            events = parser(body, ctx)
         except BadPayload as exc:
             rt.metrics.events.labels(source, "rejected").inc()
             return error_response(422 if exc.field else 400, "invalid_payload", str(exc),
@@ -119,10 +140,27 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
         except RecursionError:
             rt.metrics.events.labels(source, "rejected").inc()
             return error_response(400, "invalid_payload", "the body is nested too deeply")
-        if events:
-            await rt.journal.append(source, events)
+        relay = None
+        if rt.relay.enabled(source):
+            if rt.relay.full(source):
+                raise ApiError(503, "relay_backlog_full",
+                               f"{rt.relay.state[source].backlog} requests of the {source} "
+                               "webhook wait to be relayed to the app behind campaignd "
+                               f"({rt.relay.state[source].last_error or 'not taking them'}); "
+                               "nothing was stored, retry later",
+                               headers={"Retry-After": BACKLOG_RETRY_AFTER})
+            relay = rt.relay.entry(source, request.headers.items(), body)
+        if any(event.at > received for event in events):
+            # A provider clock ahead of ours: nothing happened after we heard of it.
+            # Fixed before journaling, so a replay gives the same times.
+            events = [e._replace(at=received) if e.at > received else e for e in events]
+        if events or relay is not None:
+            await rt.journal.append(source, events, relay)
+        for name in ctx.ignored:
+            rt.metrics.webhook_ignored.labels(
+                source, name if name in KNOWN_EVENTS else "other").inc()
         rt.metrics.webhook_seconds[source].observe(time.perf_counter() - started)
-        return ok_response(len(events))
+        return ok_response(len(events), ctx.ignored)
 
     receive.__name__ = f"webhook_{source}"
     return receive

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -38,6 +38,8 @@ class ParseContext:
     ack_numbering: str = "webjs"
     keywords: Keywords = DEFAULT_KEYWORDS  # engagement.stop_keywords / start_keywords
     keep_reply_text: bool = False  # engagement.keep_reply_text
+    # Names of events the parser accepted but does not use (not ours: answered 2xx).
+    ignored: list[str] = field(default_factory=list)
 
 
 MAX_DEPTH = 32
