@@ -177,3 +177,42 @@ async def test_32_mib_media_bodies_keep_memory_flat(tmp_path: Path) -> None:
     stored = db.execute("SELECT COUNT(*), MAX(LENGTH(COALESCE(body, ''))) FROM inbound"
                         ).fetchone()
     assert stored[0] >= 1 and stored[1] == 0  # no text kept (keep_reply_text is off)
+
+
+async def test_streamed_bodies_take_the_seeds_signature_and_relay_without_media(
+        daemon_factory: Any) -> None:
+    """The seed's own scheme (X-Timestamp + X-HMAC-Signature over timestamp + body) is
+    checked over a streamed body too; what is relayed to the app behind (forward_to) is
+    the body as campaignd kept it: the media blanked, signed again for the app."""
+    from tests.conftest import eventually
+    from tests.fakes.seed import FakeLaravel, seed_headers
+
+    seed_secret = "seed-hmac-secret-0123456789"
+    app = await FakeLaravel(secret="laravel-side-secret").start()
+    try:
+        daemon = await daemon_factory(**{
+            "webhooks.webjs.secret": seed_secret,
+            "webhooks.webjs.forward_to": app.webhook_url,
+            "webhooks.webjs.forward_secret": app.secret, "webhooks.forward_retry_max": 0.2})
+        head, chunk, tail = media_message(7, 2)
+        body = head + chunk * 2 + tail  # 2 MiB with a Content-Length: streamed
+        status, answer = await daemon.request("POST", "/webhooks/webjs", data=body,
+                                              headers=seed_headers(seed_secret, body))
+        assert (status, answer["events"]) == (200, 1), answer
+        for headers, code in ((seed_headers("wrong", body), "bad_signature"),
+                              (seed_headers(seed_secret, body, int(time.time()) - 3600),
+                               "stale_timestamp")):
+            status, answer = await daemon.request("POST", "/webhooks/webjs", data=body,
+                                                  headers=headers)
+            assert (status, answer["error"]["code"]) == (401, code), answer
+
+        async def relayed() -> Any:
+            return app.received or None
+
+        [copy] = await eventually(relayed)
+        doc = json.loads(copy.body)
+        assert doc["data"]["message"]["media"]["data"] == ""  # never passed on either
+        assert doc["data"]["message"]["id"].endswith("3EB0MEDIA0000000007")
+        assert len(copy.body) < 2048
+    finally:
+        await app.stop()
