@@ -73,18 +73,15 @@ def ok_response(events: int, ignored: list[str] | None = None) -> web.Response:
     return web.Response(body=body, content_type="application/json")
 
 
-_KEYWORDS: dict[int, tuple[Config, Keywords]] = {}
+_KEYWORDS: list[tuple[Config, Keywords]] = []  # the last configuration's, made once
 
 
 def parse_context(config: Config) -> ParseContext:
-    """What a parser needs from the configuration (keywords made once per config), with
-    the receive time."""
-    cached = _KEYWORDS.get(id(config))
-    if cached is None or cached[0] is not config:
-        cached = (config, Keywords(config["engagement.stop_keywords"],
-                                   config["engagement.start_keywords"]))
-        _KEYWORDS[id(config)] = cached
-    return ParseContext(time.time(), config["ingest.ack_numbering"], cached[1],
+    """What a parser needs from the configuration, with the receive time."""
+    if not _KEYWORDS or _KEYWORDS[0][0] is not config:
+        _KEYWORDS[:] = [(config, Keywords(config["engagement.stop_keywords"],
+                                          config["engagement.start_keywords"]))]
+    return ParseContext(time.time(), config["ingest.ack_numbering"], _KEYWORDS[0][1],
                         config["engagement.keep_reply_text"])
 
 
