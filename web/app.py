@@ -24,6 +24,7 @@ from web import (
     pusher,
     relay,
     sending,
+    suppressions,
     webhooks,
 )
 from web.auth import Guard
@@ -98,4 +99,5 @@ def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
     sending.add_routes(app)
     relay.add_routes(app)
     passthrough.add_routes(app)
+    suppressions.add_routes(app)
     return app
