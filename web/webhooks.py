@@ -74,6 +74,10 @@ def ok_response(events: int, ignored: list[str] | None = None) -> web.Response:
 
 
 _KEYWORDS: list[tuple[Config, Keywords]] = []  # the last configuration's, made once
+# The receive clock: it dates the events of sources that send no time, and no event is
+# dated after it. Tests replace it to date a webhook when they need (a reply whose time
+# is after a send the daemon hears of only later).
+clock: Callable[[], float] = time.time
 
 
 def parse_context(config: Config) -> ParseContext:
@@ -81,7 +85,7 @@ def parse_context(config: Config) -> ParseContext:
     if not _KEYWORDS or _KEYWORDS[0][0] is not config:
         _KEYWORDS[:] = [(config, Keywords(config["engagement.stop_keywords"],
                                           config["engagement.start_keywords"]))]
-    return ParseContext(time.time(), config["ingest.ack_numbering"], _KEYWORDS[0][1],
+    return ParseContext(clock(), config["ingest.ack_numbering"], _KEYWORDS[0][1],
                         config["engagement.keep_reply_text"])
 
 
