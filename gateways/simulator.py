@@ -28,7 +28,16 @@ import structlog
 
 from domain.events import StatusEvent
 from domain.failures import Failure
-from domain.inbound import MESSAGE, REPLY, STOP, Event, InboundEvent, Keywords, reason_for
+from domain.inbound import (
+    MESSAGE,
+    REPLY,
+    STOP,
+    Event,
+    InboundEvent,
+    Keywords,
+    opt_out_of_failure,
+    reason_for,
+)
 from domain.phones import e164_digits
 from domain.status import Level
 from gateways.base import Outbound, Outcome
@@ -191,21 +200,26 @@ class Simulator:
         for delay, status in plan:
             await asyncio.sleep(max(0.0, start + delay - loop.time()))
             event: Event
+            extra: list[Event] = []
             if status in ("replied", "tapped", "stopped"):
                 event = self._answer(message_id, rec, status, rng)
             elif status.startswith("failed"):
                 code = status.partition(":")[2] or "131026"
                 title = SIMULATED_FAILURES[code]
+                failure = Failure("simulator", code, title, "simulated")
                 event = StatusEvent(message_id, Level.QUEUED, True, _now(),
-                                    f"{code}: {title}", rec.recipient,
-                                    Failure("simulator", code, title, "simulated"))
+                                    f"{code}: {title}", rec.recipient, failure)
+                # An opted_out failure (131050) is also a stop, as the Cloud API's is.
+                stop = opt_out_of_failure(f"simulator-failure:{message_id}", message_id,
+                                          event.at, rec.recipient, failure)
+                extra = [stop] if stop is not None else []
                 status = "failed"
             else:
                 event = StatusEvent(message_id, levels[status], False, _now(), None,
                                     rec.recipient)
             for attempt in range(20):
                 try:
-                    await self.append("simulator", [event])
+                    await self.append("simulator", [event, *extra])
                     break
                 except Exception as exc:  # storage busy or shutting down: like a gateway
                     if attempt == 19:
@@ -216,6 +230,8 @@ class Simulator:
             if isinstance(event, InboundEvent):
                 status = "stopped" if event.kind == STOP else "replied"
             rec.acked.append(status)
+            if extra:
+                rec.acked.append("stopped")
 
     def expected_counts(self) -> dict[str, int]:
         """The statistics the campaign must show once every ACK is in (SPEC 2.2 rules)."""
@@ -223,6 +239,7 @@ class Simulator:
         for rec in self.record.values():
             if rec.rejected or "failed" in rec.acked:
                 failed += 1
+                stopped += "stopped" in rec.acked  # a 131050 failure: also an opt-out
                 continue
             sent += 1
             delivered += "delivered" in rec.acked

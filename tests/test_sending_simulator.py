@@ -62,6 +62,12 @@ async def test_500_recipients_complete_with_the_simulators_counters(daemon_facto
     _, rows = await d.request("GET", f"/api/campaigns/{uuid}/messages?status=failed&limit=1000")
     reasons = {r["recipient"]: r["failure_reason"] for r in rows["messages"]}
     assert all("not on WhatsApp" in reasons[r.recipient] for r in rejected)
+    # a simulated 131050 (opted_out in domain/failures.py) is also the recipient's stop,
+    # shown on the failed row, as the Cloud API's is
+    stopped = {r.recipient for r in sim.record.values() if "failed" in r.acked
+               and "stopped" in r.acked}
+    assert stopped and stopped <= {r["recipient"] for r in rows["messages"]
+                                   if r["opted_out_at"] and r["failure"]["code"] == "131050"}
 
 
 async def test_invalid_and_duplicate_recipients_are_reported_by_index(daemon: Any) -> None:
