@@ -212,6 +212,22 @@ def test_twilio_status_callbacks_are_still_statuses():
     assert [type(e) for e in twilio.parse(delivered.encode(), CTX)] == [StatusEvent]
 
 
+@pytest.mark.parametrize(("code", "stops"), [
+    ("131050", True), ("63014", True), ("21610", True),  # opted_out in domain/failures.py
+    ("63016", False), ("63003", False), ("", False)])
+def test_a_failure_is_a_stop_when_the_failure_table_says_opted_out(code: str,
+                                                                    stops: bool) -> None:
+    """One list of opt-out codes: the failure table's `opted_out` category (SPEC 7.1)."""
+    form = ("MessageSid=SMcode&MessageStatus=undelivered&To=whatsapp%3A%2B6281234567890"
+            f"&ErrorCode={code}&ErrorMessage=x")
+    events = twilio.parse(form.encode(), CTX)
+    assert events[0].failure is not None and events[0].failure.code == (code or None)
+    assert [(e.kind, e.via, e.quoted_id) for e in events[1:]] == (
+        [(STOP, FAILURE, "SMcode")] if stops else [])
+    if stops:
+        assert code in events[1].reason
+
+
 def test_keyword_stop_is_a_whole_message_match():
     keywords = Keywords()
     assert keywords.kind_of_text(" stop! ") == STOP
