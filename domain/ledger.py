@@ -16,7 +16,7 @@ import math
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import add, floordiv, mul, sub
 from typing import Any
@@ -67,6 +67,9 @@ class DirtyRows:
     ticks: tuple[array[int], ...]  # pending, sent, delivered, read, played, failed
     # row -> (reason, failure, failure tick) for rows that keep a failure
     failures: dict[int, tuple[str | None, Failure, int]]
+    # analytics (SPEC 8): row -> its replies and stop (domain/insights.Engagement) for the
+    # rows that have any; the checkpoint recounts the rows with it (store/aggregates.py)
+    engagement: dict[int, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -463,6 +466,13 @@ class Ledger:
             {r: (kept[r].reason, kept[r].failure, kept[r].tick) for r in rows if r in kept}
             if kept else {},
         )
+
+    def touch(self, row: int) -> None:
+        """Mark a row changed though its delivery state did not move (analytics: its
+        replies did, and the checkpoint must recount it)."""
+        if not self.dirty[row]:
+            self.dirty[row] = 1
+            self.dirty_count += 1
 
     def take_dirty(self) -> list[int]:
         """Rows changed since the last call (a C-speed scan of one byte per message)."""

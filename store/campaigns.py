@@ -17,7 +17,8 @@ from domain.ledger import NONE, to_tenths
 from domain.phones import number_key_of
 from domain.records import CampaignInfo, RegisteredMessage
 from domain.status import FAILED_CLASS, STATUS_FILTERS, message_class
-from store.db import Store
+from store.aggregates import Rows, recount
+from store.db import Statement, Store
 
 CAMPAIGN_COLUMNS = (
     "no, uuid, workspace_id, name, status, message, gateway, rate, created_at, updated_at,"
@@ -232,6 +233,9 @@ class CampaignStore:
                     True,
                 ),
                 ("UPDATE campaigns SET updated_at = ? WHERE no = ?", (now, campaign_no), False),
+                # analytics (SPEC 8): rows registered already sent count at once
+                *recounted(campaign_no, [m.row for m in registered
+                                         if m.level >= 1 or m.failed]),
             ]
         )
         self._next_row[campaign_no] = first + len(fresh)
@@ -375,7 +379,8 @@ class CampaignStore:
             " level = MAX(level, 1), cls = CASE WHEN failed = 1 AND MAX(level, 1) < 3 THEN 6"
             " ELSE MAX(level, 1) END, ts_pending = COALESCE(ts_pending, ?)"
             " WHERE campaign_no = ? AND row = ?",
-            (message_id, raw_id, id_hash(message_id), at, no, row), False)])
+            (message_id, raw_id, id_hash(message_id), at, no, row), False),
+            *recounted(no, [row], keep=True)])
 
     async def record_failed(self, no: int, row: int, reason: str, at: float,
                             failure: Failure | None = None) -> None:
@@ -397,7 +402,8 @@ class CampaignStore:
             " failure_at = MIN(COALESCE(failure_at, :at), :at)"
             " WHERE campaign_no = :no AND row = :row",
             {"at": at, "reason": reason, "source": source, "code": code, "title": title,
-             "details": details, "category": category, "no": no, "row": row}, False)])
+             "details": details, "category": category, "no": no, "row": row}, False),
+            *recounted(no, [row], keep=True)])
 
     async def record_requeued(self, no: int, row: int) -> None:
         """The gateway refused before taking the message (e.g. bad credentials)."""
@@ -473,6 +479,15 @@ class CampaignStore:
             f"SELECT MIN(failure_at) FROM messages WHERE campaign_no = ? AND {self.LIMITED}",
             (no,))
         return int(row[0]), rest[0]
+
+
+def recounted(campaign_no: int, rows: list[int], keep: bool = False) -> list[Statement]:
+    """The step that recounts rows just written into the analytics (store/aggregates.py),
+    for the same transaction; `keep`: the write changed no reply or stop."""
+    if not rows:
+        return []
+    batch = [Rows(campaign_no, rows, keep=keep)]
+    return [(lambda conn: recount(conn, batch), (), False)]
 
 
 def initial_status(message: str | None, gateway: str | None) -> str:

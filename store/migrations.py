@@ -18,6 +18,7 @@ import aiosqlite
 
 from domain.failures import from_text, lookup
 from domain.phones import number_key_of
+from store.aggregates import create_and_count
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,9 @@ MIGRATIONS: list[Migration] = [
         " value TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS account_events_at ON account_events (at)")),
     Migration("0006_engagement", _engagement),
+    # --- analytics (SPEC 8, docs/insights.md): the aggregate tables, each row's counted
+    # figures, and every row of the database counted once (store/aggregates.py).
+    Migration("0007_insights", create_and_count),
 ]
 
 

@@ -1,0 +1,295 @@
+"""The analytics aggregates (SPEC 8) in SQLite: recounting message rows, on the writer
+connection, inside the transaction that writes them.
+
+Tables (migration 0007_insights):
+- `insight_slots` (workspace_id, slot): per quarter-hour of SEND time, the messages sent,
+  delivered, read, replied, failed and opted out; per quarter-hour of the event, the
+  reads and replies that happened then (domain/insights.py SLOT_FIELDS),
+- `insight_delays` (campaign_no, series, bucket): the time from sending to delivered /
+  read / replied in DELAY_EDGES buckets, and the count sent (series 0),
+- `contacts` (workspace_id, number): each number's counts, latest read and reply, its two
+  latest sends and whether they failed as a bad number (domain/contacts.py),
+- `messages.ag_*`: the figures each row is counted with.
+
+`recount` is a step of a write transaction (store/db.py runs callables in order with
+the statements): it reads the rows as they now are, works out their figures, and moves
+the aggregates by new minus counted. Checkpoints, registrations and the sender's writes
+call it for the rows they wrote; migration 0007 calls it for every row once.
+This module does not import store/db.py (db imports the migrations, which import this).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import aiosqlite
+import structlog
+
+from domain.contacts import (
+    RECOUNT_READ,
+    RECOUNT_REPLY,
+    RECOUNT_SENDS,
+    Contact,
+    Send,
+    apply_changes,
+    recounted,
+)
+from domain.engagement import Touch
+from domain.insights import (
+    ATTEMPTED,
+    BAD_NUMBER,
+    NO_ENGAGEMENT,
+    SLOT_FIELDS,
+    ZERO,
+    Deltas,
+    Engagement,
+    Figures,
+    engagement_of,
+    figures,
+)
+from domain.phones import e164_digits, number_key
+
+log = structlog.get_logger(__name__)
+
+CHUNK = 500
+OFFLOAD = 200  # rows: above this, the figures are worked out in a worker thread
+
+FIGURE_COLUMNS = ("ag_flags", "ag_sent_at", "ag_read_at", "ag_reply_at", "ag_last_reply",
+                  "ag_delays")
+ROW_SQL = ("SELECT row, cls, failure_category, ts_queued, ts_pending, ts_delivered, ts_read,"
+           " ts_failed, recipient, " + ", ".join(FIGURE_COLUMNS) +
+           " FROM messages WHERE campaign_no = ? AND row IN ({})")
+SET_FIGURES = ("UPDATE messages SET " + ", ".join(f"{c} = ?" for c in FIGURE_COLUMNS) +
+               " WHERE campaign_no = ? AND row = ?")
+ADD_SLOTS = ("INSERT INTO insight_slots (workspace_id, slot, " + ", ".join(SLOT_FIELDS) +
+             ") VALUES (" + ", ".join("?" * (len(SLOT_FIELDS) + 2)) + ")"
+             " ON CONFLICT (workspace_id, slot) DO UPDATE SET " +
+             ", ".join(f"{f} = {f} + excluded.{f}" for f in SLOT_FIELDS))
+ADD_DELAYS = ("INSERT INTO insight_delays (campaign_no, series, bucket, n) VALUES (?,?,?,?)"
+              " ON CONFLICT (campaign_no, series, bucket) DO UPDATE SET n = n + excluded.n")
+CONTACT_COLUMNS = ("number", "received", "delivered", "read", "replied", "failed",
+                   "last_read_at", "last_replied_at", "engaged_at", "unreachable",
+                   "s1_at", "s1_no", "s1_row", "s1_bad", "s2_at", "s2_no", "s2_row", "s2_bad")
+PUT_CONTACT = (
+    "INSERT INTO contacts (workspace_id, " + ", ".join(CONTACT_COLUMNS) + ") VALUES ("
+    + ", ".join("?" * (len(CONTACT_COLUMNS) + 1)) + ") ON CONFLICT (workspace_id, number)"
+    " DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in CONTACT_COLUMNS[1:]))
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS insight_slots (workspace_id INTEGER NOT NULL,"
+    " slot INTEGER NOT NULL, " + ", ".join(f"{f} INTEGER NOT NULL DEFAULT 0"
+                                           for f in SLOT_FIELDS) +
+    ", PRIMARY KEY (workspace_id, slot)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS insight_delays (campaign_no INTEGER NOT NULL,"
+    " series INTEGER NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (campaign_no, series, bucket)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS contacts (workspace_id INTEGER NOT NULL,"
+    " number TEXT NOT NULL, received INTEGER NOT NULL DEFAULT 0,"
+    " delivered INTEGER NOT NULL DEFAULT 0, read INTEGER NOT NULL DEFAULT 0,"
+    " replied INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,"
+    " last_read_at REAL, last_replied_at REAL, engaged_at REAL,"
+    " unreachable INTEGER NOT NULL DEFAULT 0,"
+    " s1_at REAL, s1_no INTEGER, s1_row INTEGER, s1_bad INTEGER,"
+    " s2_at REAL, s2_no INTEGER, s2_row INTEGER, s2_bad INTEGER,"
+    " PRIMARY KEY (workspace_id, number)) WITHOUT ROWID",
+)
+
+
+def stored_figures(row: Sequence[Any]) -> Figures:
+    """The figures a row was counted with (its ag_* columns; never counted: ZERO)."""
+    if row[0] is None:
+        return ZERO
+    return Figures(row[0], row[1], row[2], row[3], row[4], row[5] or 0)
+
+
+class Rows(NamedTuple):
+    """Rows of one campaign to recount: row numbers in ascending order, the engagement
+    of those that have any (domain/insights.Engagement); the others have none, or with
+    `keep` the one they were counted with (the sender's writes change no reply)."""
+
+    campaign_no: int
+    rows: Sequence[int]
+    engagement: Mapping[int, Engagement] = {}
+    keep: bool = False
+
+
+def _work(fetched: list[Any], workspace: int, batch: Rows, deltas: Deltas,
+          updates: list[tuple[Any, ...]]) -> None:
+    """Figures of fetched rows (ROW_SQL); what changed goes into deltas and updates."""
+    no, engagements, keep = batch.campaign_no, batch.engagement, batch.keep
+    for r in fetched:
+        row = r[0]
+        old = stored_figures(r[9:15])
+        engagement = engagements.get(row)
+        if engagement is None:
+            engagement = old.engagement if keep else NO_ENGAGEMENT
+        new = figures(r[1], r[2], r[3], r[4], r[5], r[6], r[7], engagement)
+        if new == old:
+            continue
+        deltas.move(workspace, no, row, e164_digits(r[8]), old, new)
+        updates.append((*((None,) * 6 if new == ZERO else new), no, row))
+
+
+async def recount(conn: aiosqlite.Connection, batches: Sequence[Rows]) -> None:
+    """Recount these rows as they now stand in the database (a transaction step)."""
+    batches = [b for b in batches if len(b.rows)]
+    if not batches:
+        return
+    nos = sorted({b.campaign_no for b in batches})
+    workspaces: dict[int, int] = {}
+    for start in range(0, len(nos), CHUNK):
+        chunk = nos[start:start + CHUNK]
+        async with conn.execute(f"SELECT no, workspace_id FROM campaigns WHERE no IN"
+                                f" ({','.join('?' * len(chunk))})", chunk) as cur:
+            workspaces.update({no: ws for no, ws in await cur.fetchall()})
+    deltas = Deltas()
+    updates: list[tuple[Any, ...]] = []
+    for batch in batches:
+        workspace = workspaces.get(batch.campaign_no)
+        if workspace is None:
+            continue
+        for start in range(0, len(batch.rows), CHUNK):
+            chunk = list(batch.rows[start:start + CHUNK])
+            async with conn.execute(ROW_SQL.format(",".join("?" * len(chunk))),
+                                    (batch.campaign_no, *chunk)) as cur:
+                fetched = list(await cur.fetchall())
+            if len(fetched) > OFFLOAD:  # keep the event loop free for webhooks
+                await asyncio.to_thread(_work, fetched, workspace, batch, deltas, updates)
+            else:
+                _work(fetched, workspace, batch, deltas, updates)
+        if len(batches) > 1 and updates:
+            # The same row may come again in a later batch (a checkpoint writing what an
+            # earlier, failed one collected): it must be recounted from these figures.
+            await _write(conn, deltas, updates)
+            deltas, updates = Deltas(), []
+    await _write(conn, deltas, updates)
+
+
+async def _write(conn: aiosqlite.Connection, deltas: Deltas,
+                 updates: list[tuple[Any, ...]]) -> None:
+    if not updates:
+        return
+    contacts = await _load_contacts(conn, deltas.contacts)
+    recounts: dict[tuple[int, str], int] = {}
+    for key, changes in deltas.contacts.items():
+        what = apply_changes(contacts[key], changes)
+        if what:
+            recounts[key] = what
+    await conn.executemany(SET_FIGURES, updates)
+    await conn.executemany(ADD_SLOTS, [(ws, slot, *counts)
+                                       for ws, slot, counts in deltas.nonzero_slots()])
+    await conn.executemany(ADD_DELAYS, deltas.nonzero_delays())
+    for key, what in recounts.items():  # rare: reads this number's rows as written above
+        await _recount_contact(conn, key[0], contacts[key], what)
+    await conn.executemany(PUT_CONTACT, [_contact_params(ws, c)
+                                         for (ws, _), c in contacts.items()])
+
+
+async def _load_contacts(conn: aiosqlite.Connection, keys: Iterable[tuple[int, str]]
+                         ) -> dict[tuple[int, str], Contact]:
+    by_workspace: dict[int, list[str]] = defaultdict(list)
+    for ws, number in keys:
+        by_workspace[ws].append(number)
+    out: dict[tuple[int, str], Contact] = {}
+    for ws, numbers in by_workspace.items():
+        for start in range(0, len(numbers), CHUNK):
+            chunk = numbers[start:start + CHUNK]
+            async with conn.execute(
+                    f"SELECT {', '.join(CONTACT_COLUMNS)} FROM contacts WHERE workspace_id = ?"
+                    f" AND number IN ({','.join('?' * len(chunk))})", (ws, *chunk)) as cur:
+                for r in await cur.fetchall():
+                    out[(ws, r[0])] = contact_of(r)
+        for number in numbers:
+            out.setdefault((ws, number), Contact(number))
+    return out
+
+
+def contact_of(r: Sequence[Any]) -> Contact:
+    """A contacts row (CONTACT_COLUMNS order) as a Contact."""
+    sends = tuple(Send(at, no, row, bool(bad)) for at, no, row, bad in (r[10:14], r[14:18])
+                  if at is not None)
+    return Contact(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], sends)
+
+
+def _contact_params(workspace: int, c: Contact) -> tuple[Any, ...]:
+    sends = [(*s[:3], int(s.bad)) for s in c.sends] + [(None,) * 4] * (2 - len(c.sends))
+    return (workspace, c.number, c.received, c.delivered, c.read, c.replied, c.failed,
+            c.last_read_at, c.last_replied_at, c.engaged_at, int(c.unreachable),
+            *sends[0], *sends[1])
+
+
+WORKSPACE_ROWS = ("FROM messages WHERE nh = ? AND campaign_no IN"
+                  " (SELECT no FROM campaigns WHERE workspace_id = ?)")
+
+
+async def _recount_contact(conn: aiosqlite.Connection, workspace: int, contact: Contact,
+                           what: int) -> None:
+    """The contact's latest read, reply and sends from its rows' figures."""
+    key = (number_key(contact.number), workspace)
+    read_at = replied_at = None
+    sends: list[Send] = []
+    if what & (RECOUNT_READ | RECOUNT_REPLY):
+        async with conn.execute(f"SELECT MAX(ag_read_at), MAX(ag_last_reply) {WORKSPACE_ROWS}",
+                                key) as cur:
+            read_at, replied_at = await cur.fetchone() or (None, None)
+    if what & RECOUNT_SENDS:
+        async with conn.execute(
+                f"SELECT ag_sent_at, campaign_no, row, ag_flags {WORKSPACE_ROWS}"
+                f" AND ag_flags & {ATTEMPTED} ORDER BY ag_sent_at DESC, campaign_no DESC,"
+                " row DESC LIMIT 2", key) as cur:
+            sends = [Send(at, no, row, bool(flags & BAD_NUMBER))
+                     for at, no, row, flags in await cur.fetchall()]
+    recounted(contact, what, read_at, replied_at, sends)
+
+
+# --- migration 0007: the tables, and every existing row counted once ---------------------
+
+
+async def create_and_count(conn: aiosqlite.Connection, chunk: int = 5000) -> None:
+    """Migration 0007_insights: the aggregate tables and columns, then every message row
+    of the database counted (with the replies and stops credited to it)."""
+    async with conn.execute("PRAGMA table_info(messages)") as cur:
+        have = {r[1] for r in await cur.fetchall()}
+    for name, decl in zip(FIGURE_COLUMNS, ("INTEGER", "REAL", "REAL", "REAL", "REAL",
+                                           "INTEGER"), strict=True):
+        if name not in have:
+            await conn.execute(f"ALTER TABLE messages ADD COLUMN {name} {decl}")
+    for sql in SCHEMA:
+        await conn.execute(sql)
+    await count_all(conn, chunk)
+
+
+async def count_all(conn: aiosqlite.Connection, chunk: int = 5000) -> int:
+    """Count every row not counted yet (ag_flags NULL, not queued); returns how many."""
+    async with conn.execute("SELECT no FROM campaigns ORDER BY no") as cur:
+        nos = [r[0] for r in await cur.fetchall()]
+    total = 0
+    for no in nos:
+        engagement = await _credited(conn, no)
+        after = -1
+        while True:
+            async with conn.execute(
+                    "SELECT row FROM messages WHERE campaign_no = ? AND row > ? AND cls != 0"
+                    " AND ag_flags IS NULL ORDER BY row LIMIT ?", (no, after, chunk)) as cur:
+                wanted = [r[0] for r in await cur.fetchall()]
+            if not wanted:
+                break
+            after = wanted[-1]
+            await recount(conn, [Rows(no, wanted, engagement)])
+            total += len(wanted)
+    if total:
+        log.info("insights.counted", rows=total)
+    return total
+
+
+async def _credited(conn: aiosqlite.Connection, campaign_no: int) -> dict[int, Engagement]:
+    """Each row's engagement from the inbound events credited to it (store/engagement)."""
+    touches: dict[int, list[Touch]] = defaultdict(list)
+    async with conn.execute("SELECT row, at, kind, via FROM inbound WHERE campaign_no = ?",
+                            (campaign_no,)) as cur:
+        for row, at, kind, via in await cur.fetchall():
+            touches[row].append(Touch(at, kind, via))
+    return {row: engagement_of(items) for row, items in touches.items()}
