@@ -18,6 +18,7 @@ from web import (
     api,
     export,
     failures,
+    insights,
     openapi,
     page,
     passthrough,
@@ -100,4 +101,5 @@ def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
     relay.add_routes(app)
     passthrough.add_routes(app)
     suppressions.add_routes(app)
+    insights.add_routes(app)
     return app

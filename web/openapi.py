@@ -15,6 +15,7 @@ from aiohttp import web
 from domain.engagement import ENGAGEMENT_FILTERS
 from domain.failures import CATEGORY_NAMES
 from domain.status import LEVEL_NAMES, STATUS_FILTERS
+from web import openapi_insights
 from web.errors import json_response
 
 # Routes deliberately not described: the Pusher WebSocket and the page's static files.
@@ -734,6 +735,7 @@ def document() -> dict[str, Any]:
     paths.update(_relay_paths())
     paths.update(_failure_paths())
     paths.update(_suppression_paths())
+    openapi_insights.extend(SCHEMAS, paths)  # analytics (SPEC 8)
     return {
         "openapi": "3.1.0",
         "info": {"title": "campaignd", "version": "0.1.0",
