@@ -140,6 +140,8 @@ def advice(cells: list[list[list[int]]], totals: Sequence[int], policy: BestTime
     best: tuple[float, int, int, int, int] | None = None
     for d in range(7):
         for h in range(24 - ADVICE_HOURS + 1):
+            if not cells[d][h][DELIVERED]:  # a block starts where its messages start
+                continue
             n = sum(cells[d][h + i][DELIVERED] for i in range(ADVICE_HOURS))
             x = sum(cells[d][h + i][READ] for i in range(ADVICE_HOURS))
             if n < policy.advice_min_messages:
