@@ -187,3 +187,55 @@ async def test_engagement_works_on_a_database_of_release_0_1(
     assert (stats["total_replied_count"], stats["total_opted_out_count"]) == (1, 1)
     status, body = await again.request("GET", "/api/workspaces/1/suppressions")
     assert [s["number"] for s in body["suppressions"]] == ["628120000003"]
+
+
+@pytest.mark.parametrize("case", ["clean", "killed"])
+async def test_the_analytics_count_a_database_of_release_0_1(
+        daemon_factory: Any, tmp_path: Path, case: str) -> None:
+    """Migration 0007 counts every message 0.1 stored into the aggregates; the killed
+    database's journal, replayed on top, is counted once more only by what it changed:
+    the 90-day totals equal the campaigns' own statistics, and each number's history
+    adds up to its rows."""
+    import time as clock
+
+    from web import insights
+
+    db, expected = copy_release("0.1", case, tmp_path)
+    d: Daemon = await daemon_factory(**{"store.path": str(db),
+                                        "ingest.orphan_ttl": 3650 * 86400.0})
+    made = max(clock.mktime(clock.strptime(c["created_at"][:19], "%Y-%m-%dT%H:%M:%S"))
+               - clock.timezone for c in expected.values())
+    insights.clock = lambda: made + 86400.0  # the day after the fixture was made
+    try:
+        await d.runtime.checkpoint()  # the replayed journal, written and counted
+        for uuid, old in expected.items():
+            stats = old["statistics"]
+            workspace = old["workspace_id"]
+            status, trends = await d.request(
+                "GET", f"/api/workspaces/{workspace}/insights/trends")
+            assert status == 200, trends
+            totals = trends["totals"]["90"]["current"]
+            assert (totals["sent"], totals["delivered"], totals["read"], totals["failed"]) == (
+                stats["total_sent_count"], stats["total_delivered_count"],
+                stats["total_read_count"], stats["total_failed_count"]), (case, uuid)
+            [point] = trends["campaigns"]
+            assert point["uuid"] == uuid and point["read_rate"] == stats["read_rate"]
+            status, rows = await d.request("GET",
+                                           f"/api/campaigns/{uuid}/messages?limit=500")
+            handed = {}
+            for r in rows["messages"]:
+                if r["status"] != "queued":
+                    handed.setdefault(r["recipient"], []).append(r)
+            status, listed = await d.request(
+                "GET", f"/api/workspaces/{workspace}/contacts?limit=1000")
+            assert status == 200
+            contacts = {c["number"]: c for c in listed["contacts"]}
+            assert set(contacts) == set(handed), (case, uuid)
+            for number, its in handed.items():
+                c = contacts[number]
+                assert c["received"] == len(its)
+                assert c["delivered"] == sum(r["status"] in ("delivered", "read", "played")
+                                             for r in its)
+                assert c["failed"] == sum(r["status"] == "failed" for r in its)
+    finally:
+        insights.clock = clock.time

@@ -25,7 +25,7 @@ from actors.runtime import Runtime
 from core.config import Config
 from domain.besttime import BestTimePolicy, best_time, fold, zone
 from domain.contacts import Contact
-from domain.insights import DELAY_EDGES
+from domain.insights import DELAY_EDGES, SLOT_SECONDS, slot_of
 from domain.tiers import TIERS, Audience, AudienceError, TierPolicy, tier_of, tiers_of
 from domain.timefmt import iso_time
 from domain.trends import PERIODS, campaign_counts, curves, figures, period
@@ -57,6 +57,11 @@ def best_time_policy(config: Config) -> BestTimePolicy:
                           config["analytics.advice_min_messages"])
 
 
+def slots_end(now: float) -> float:
+    """The end of the slot `now` is in: periods end there, so they include this minute."""
+    return (slot_of(now) + 1) * SLOT_SECONDS
+
+
 def _store(request: web.Request) -> tuple[Runtime, InsightStore]:
     rt: Runtime = request.app[RUNTIME]
     return rt, InsightStore(rt.store)
@@ -82,11 +87,12 @@ async def trends(request: web.Request) -> web.Response:
     days = query_int(request, "days", 90, 1, 3650)
     now = clock()
     campaigns = await store.campaigns(workspace, now - days * DAY, MAX_TREND_CAMPAIGNS)
+    end = slots_end(now)
     totals = {}
     for length in PERIODS:
         span = length * DAY
-        current = await store.slot_totals(workspace, now - span, now)
-        previous = await store.slot_totals(workspace, now - 2 * span, now - span)
+        current = await store.slot_totals(workspace, end - span, end)
+        previous = await store.slot_totals(workspace, end - 2 * span, end - span)
         totals[str(length)] = period(current, previous)
     return json_response({"workspace_id": workspace, "days": days, "now": iso_time(now),
                           "campaigns": [_campaign_figures(rt, c) for c in campaigns],
@@ -128,8 +134,8 @@ async def best_time_route(request: web.Request) -> web.Response:
     if tz is None:
         raise ApiError(400, "invalid_query", "timezone must be an IANA time zone name like "
                        "Asia/Jakarta", "timezone")
-    now = clock()
-    cells = fold(await store.slots(workspace, now - days * DAY, now), tz)
+    end = slots_end(clock())
+    cells = fold(await store.slots(workspace, end - days * DAY, end), tz)
     policy = best_time_policy(config)
     return json_response({"workspace_id": workspace, "timezone": name, "days": days,
                           "min_cell_messages": policy.min_cell_messages,
