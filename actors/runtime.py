@@ -47,6 +47,7 @@ from store.campaigns import CampaignStore
 from store.checkpoint import Checkpointer
 from store.db import Store, StoreUnavailable
 from store.engagement import EngagementStore, event_of
+from store.insights import Backfill
 from store.journal import BatchStats, Journal, journal_tail
 from store.relay import Outbox
 
@@ -102,6 +103,9 @@ class Runtime:
         self.account = AccountService(AccountStore(self.store), self.campaigns, self.sending,
                                       self.metrics)
         self.extensions.append(self.account)
+        # Analytics (SPEC 8): the rows stored before the aggregates existed, counted once.
+        self.backfill = Backfill(self.store)
+        self.extensions.append(self.backfill)
 
     # --- start / stop -----------------------------------------------------------------
 

@@ -19,7 +19,7 @@ The audience filter of a new campaign (`Audience`) uses `tier_of` per recipient.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -74,11 +74,17 @@ def holds(condition: Condition, facts: ContactFacts) -> bool:
     return value >= condition.value if condition.op == ">=" else value < condition.value
 
 
-def tier_of(facts: ContactFacts, now: float, policy: TierPolicy) -> str:
-    for tier, conditions in rules(now, policy):
-        if all(holds(c, facts) for c in conditions):
+def tier_from(rule_set: Iterable[tuple[str, tuple[Condition, ...]]],
+              truth: Callable[[Condition], bool]) -> str:
+    """The first tier whose conditions all hold, given whether each condition holds."""
+    for tier, conditions in rule_set:
+        if all(truth(c) for c in conditions):
             return tier
     raise AssertionError("the last tier has no condition")  # pragma: no cover
+
+
+def tier_of(facts: ContactFacts, now: float, policy: TierPolicy) -> str:
+    return tier_from(rules(now, policy), lambda c: holds(c, facts))
 
 
 # --- audiences: a new campaign filtered by tiers ----------------------------------------

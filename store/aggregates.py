@@ -14,7 +14,8 @@ Tables (migration 0007_insights):
 `recount` is a step of a write transaction (store/db.py runs callables in order with
 the statements): it reads the rows as they now are, works out their figures, and moves
 the aggregates by new minus counted. Checkpoints, registrations and the sender's writes
-call it for the rows they wrote; migration 0007 calls it for every row once.
+call it for the rows they wrote; the backfill calls it once for every row a database
+held when migration 0007 added the aggregates.
 This module does not import store/db.py (db imports the migrations, which import this).
 """
 
@@ -90,11 +91,15 @@ SCHEMA = (
     " number TEXT NOT NULL, received INTEGER NOT NULL DEFAULT 0,"
     " delivered INTEGER NOT NULL DEFAULT 0, read INTEGER NOT NULL DEFAULT 0,"
     " replied INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,"
-    " last_read_at REAL, last_replied_at REAL, engaged_at REAL,"
+    " last_read_at REAL, last_replied_at REAL, engaged_at REAL NOT NULL DEFAULT 0,"
     " unreachable INTEGER NOT NULL DEFAULT 0,"
     " s1_at REAL, s1_no INTEGER, s1_row INTEGER, s1_bad INTEGER,"
     " s2_at REAL, s2_no INTEGER, s2_row INTEGER, s2_bad INTEGER,"
     " PRIMARY KEY (workspace_id, number)) WITHOUT ROWID",
+    # What the tiers are decided from (domain/tiers.py), so that counting the contacts
+    # per tier reads this index, not the rows (store/insights.py tier_counts).
+    "CREATE INDEX IF NOT EXISTS contacts_facts ON contacts"
+    " (workspace_id, unreachable, engaged_at, delivered)",
 )
 
 
@@ -217,7 +222,7 @@ def contact_of(r: Sequence[Any]) -> Contact:
 def _contact_params(workspace: int, c: Contact) -> tuple[Any, ...]:
     sends = [(*s[:3], int(s.bad)) for s in c.sends] + [(None,) * 4] * (2 - len(c.sends))
     return (workspace, c.number, c.received, c.delivered, c.read, c.replied, c.failed,
-            c.last_read_at, c.last_replied_at, c.engaged_at, int(c.unreachable),
+            c.last_read_at, c.last_replied_at, c.engaged_at or 0.0, int(c.unreachable),
             *sends[0], *sends[1])
 
 
@@ -245,12 +250,17 @@ async def _recount_contact(conn: aiosqlite.Connection, workspace: int, contact: 
     recounted(contact, what, read_at, replied_at, sends)
 
 
-# --- migration 0007: the tables, and every existing row counted once ---------------------
+# --- migration 0007 and the backfill: existing rows counted once, in the background ------
+
+BACKFILL_KEY = "insights_backfill"  # meta: "done", or the last (campaign_no, row) counted
+DONE = "done"
 
 
-async def create_and_count(conn: aiosqlite.Connection, chunk: int = 5000) -> None:
-    """Migration 0007_insights: the aggregate tables and columns, then every message row
-    of the database counted (with the replies and stops credited to it)."""
+async def create_tables(conn: aiosqlite.Connection) -> None:
+    """Migration 0007_insights: the aggregate tables and each row's figure columns. The
+    rows a database already holds are counted afterwards by the backfill (`backfill`,
+    run by store/insights.py's Backfill once the daemon listens): a million rows take
+    about a minute, longer than a service may take to start."""
     async with conn.execute("PRAGMA table_info(messages)") as cur:
         have = {r[1] for r in await cur.fetchall()}
     for name, decl in zip(FIGURE_COLUMNS, ("INTEGER", "REAL", "REAL", "REAL", "REAL",
@@ -259,37 +269,60 @@ async def create_and_count(conn: aiosqlite.Connection, chunk: int = 5000) -> Non
             await conn.execute(f"ALTER TABLE messages ADD COLUMN {name} {decl}")
     for sql in SCHEMA:
         await conn.execute(sql)
-    await count_all(conn, chunk)
+    async with conn.execute("SELECT 1 FROM messages LIMIT 1") as cur:
+        existing = await cur.fetchone() is not None
+    await conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                       (BACKFILL_KEY, "0 -1" if existing else DONE))
+
+
+async def backfill(conn: aiosqlite.Connection, limit: int) -> int | None:
+    """Count the next `limit` rows after the backfill's cursor (a transaction step):
+    how many were looked at, None when the backfill is done. Recounting a row that a
+    checkpoint counted meanwhile changes nothing, so the backfill and the live counting
+    never count a row twice, and a restart goes on from the cursor."""
+    async with conn.execute("SELECT value FROM meta WHERE key = ?", (BACKFILL_KEY,)) as cur:
+        found = await cur.fetchone()
+    if found is None or found[0] == DONE:
+        return None
+    no, row = (int(part) for part in found[0].split())
+    async with conn.execute("SELECT campaign_no, row FROM messages WHERE (campaign_no, row)"
+                            " > (?, ?) ORDER BY campaign_no, row LIMIT ?",
+                            (no, row, limit)) as cur:
+        rows = list(await cur.fetchall())
+    if not rows:
+        await conn.execute("UPDATE meta SET value = ? WHERE key = ?", (DONE, BACKFILL_KEY))
+        log.info("insights.backfill_done")
+        return 0
+    batches: dict[int, list[int]] = defaultdict(list)
+    for campaign_no, number in rows:
+        batches[campaign_no].append(number)
+    await recount(conn, [Rows(campaign_no, numbers,
+                              await _credited(conn, campaign_no, numbers[0], numbers[-1]))
+                         for campaign_no, numbers in batches.items()])
+    cursor = f"{rows[-1][0]} {rows[-1][1]}" if len(rows) == limit else DONE
+    await conn.execute("UPDATE meta SET value = ? WHERE key = ?", (cursor, BACKFILL_KEY))
+    if cursor == DONE:
+        log.info("insights.backfill_done")
+    return len(rows)
 
 
 async def count_all(conn: aiosqlite.Connection, chunk: int = 5000) -> int:
-    """Count every row not counted yet (ag_flags NULL, not queued); returns how many."""
-    async with conn.execute("SELECT no FROM campaigns ORDER BY no") as cur:
-        nos = [r[0] for r in await cur.fetchall()]
+    """The whole backfill at once, from the start (the benchmark's bulk-written database,
+    a repair): every row recounted; returns how many rows were looked at."""
+    await conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '0 -1')",
+                       (BACKFILL_KEY,))
     total = 0
-    for no in nos:
-        engagement = await _credited(conn, no)
-        after = -1
-        while True:
-            async with conn.execute(
-                    "SELECT row FROM messages WHERE campaign_no = ? AND row > ? AND cls != 0"
-                    " AND ag_flags IS NULL ORDER BY row LIMIT ?", (no, after, chunk)) as cur:
-                wanted = [r[0] for r in await cur.fetchall()]
-            if not wanted:
-                break
-            after = wanted[-1]
-            await recount(conn, [Rows(no, wanted, engagement)])
-            total += len(wanted)
-    if total:
-        log.info("insights.counted", rows=total)
+    while (done := await backfill(conn, chunk)) is not None:
+        total += done
     return total
 
 
-async def _credited(conn: aiosqlite.Connection, campaign_no: int) -> dict[int, Engagement]:
+async def _credited(conn: aiosqlite.Connection, campaign_no: int, first: int, last: int
+                    ) -> dict[int, Engagement]:
     """Each row's engagement from the inbound events credited to it (store/engagement)."""
     touches: dict[int, list[Touch]] = defaultdict(list)
-    async with conn.execute("SELECT row, at, kind, via FROM inbound WHERE campaign_no = ?",
-                            (campaign_no,)) as cur:
+    async with conn.execute("SELECT row, at, kind, via FROM inbound WHERE campaign_no = ?"
+                            " AND row BETWEEN ? AND ?", (campaign_no, first, last)) as cur:
         for row, at, kind, via in await cur.fetchall():
             touches[row].append(Touch(at, kind, via))
     return {row: engagement_of(items) for row, items in touches.items()}

@@ -8,45 +8,63 @@ rules rendered as SQL here (`tier_sql`), the same conditions `tier_of` evaluates
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import aiosqlite
 import orjson
+import structlog
 
+from core.aio import cancel_and_wait
 from domain.contacts import Contact
 from domain.insights import SLOT_FIELDS, SLOT_SECONDS
-from domain.tiers import TIERS, Condition, ContactFacts, TierPolicy, rules
-from store.aggregates import CONTACT_COLUMNS, contact_of
-from store.db import Store
+from domain.tiers import TIERS, Condition, ContactFacts, TierPolicy, rules, tier_of
+from store.aggregates import CONTACT_COLUMNS, backfill, contact_of
+from store.db import Store, StoreUnavailable
+
+log = structlog.get_logger(__name__)
 
 CHUNK = 500
-# ContactFacts fields as columns of `contacts` (suppressed: the list is given as JSON).
+# ContactFacts fields as columns of `contacts`, all NOT NULL (engaged_at 0: never), so
+# that every condition and its negation is a range of the contacts_facts index.
+# `suppressed` is the suppression list, given as JSON (:suppressed).
 FACT_COLUMNS = {"unreachable": "unreachable", "engaged_at": "engaged_at",
                 "delivered": "delivered"}
+SUPPRESSED = "number IN (SELECT value FROM json_each(:suppressed))"
+NEGATED = {">=": "<", "<": ">="}
 
 
-def condition_sql(c: Condition, params: list[Any]) -> str:
+def condition_sql(c: Condition, params: dict[str, Any], negate: bool = False) -> str:
+    """A condition (or its negation) of domain/tiers.py as SQL over `contacts`."""
     if c.fact == "suppressed":
-        sql = "number IN (SELECT value FROM json_each(:suppressed))"
-        return sql if c.value else f"NOT ({sql})"
+        return f"NOT ({SUPPRESSED})" if c.value == negate else SUPPRESSED
     column = FACT_COLUMNS[c.fact]
     if c.op == "is":
-        return f"{column} = {1 if c.value else 0}"
-    params.append(c.value)
-    return f"({column} IS NOT NULL AND {column} {c.op} :p{len(params)})"
+        return f"{column} = {int(c.value != negate)}"
+    name = f"p{len(params) + 1}"
+    params[name] = c.value
+    return f"{column} {NEGATED[c.op] if negate else c.op} :{name}"
 
 
-def tier_sql(now: float, policy: TierPolicy) -> tuple[dict[str, str], dict[str, Any]]:
-    """{tier: SQL condition} (a tier's own conditions and none of the earlier tiers'),
-    and the parameters they use besides :suppressed."""
-    params: list[Any] = []
-    out: dict[str, str] = {}
-    earlier: list[str] = []
-    for tier, conditions in rules(now, policy):
-        own = " AND ".join(condition_sql(c, params) for c in conditions) or "1"
-        out[tier] = " AND ".join([f"({own})", *(f"NOT ({e})" for e in earlier)])
-        earlier.append(own)
-    return out, {f"p{i + 1}": v for i, v in enumerate(params)}
+def tier_sql(rule_set: Sequence[tuple[str, tuple[Condition, ...]]], tier: str,
+             params: dict[str, Any], skip: str | None = None) -> str:
+    """The SQL condition of one tier: its own conditions and none of an earlier tier's
+    (precedence). `skip`: a fact taken as false everywhere (counting without the list)."""
+    parts: list[str] = []
+    for name, conditions in rule_set:
+        if any(c.fact == skip and c.op == "is" and c.value for c in conditions):
+            if name == tier:
+                return "0"  # that tier cannot hold
+            continue  # nothing of it to exclude
+        kept = [c for c in conditions if c.fact != skip]
+        if name == tier:
+            parts += [condition_sql(c, params) for c in kept]
+            break
+        negations = [condition_sql(c, params, negate=True) for c in kept]
+        parts.append("(" + " OR ".join(negations) + ")" if len(negations) > 1
+                     else negations[0])
+    return " AND ".join(parts) or "1"
 
 
 class InsightStore:
@@ -112,9 +130,7 @@ class InsightStore:
         params: dict[str, Any] = {"ws": workspace, "limit": limit,
                                   "suppressed": orjson.dumps(list(suppressed)).decode()}
         if tier is not None:
-            conditions, extra = tier_sql(now, policy)
-            where.append(conditions[tier])
-            params.update(extra)
+            where.append(tier_sql(rules(now, policy), tier, params))
         if search:
             where.append("instr(number, :search) > 0")
             params["search"] = search
@@ -129,19 +145,45 @@ class InsightStore:
     async def tier_counts(self, workspace: int, now: float, policy: TierPolicy,
                           suppressed: Sequence[str], search: str | None = None
                           ) -> dict[str, int]:
-        conditions, params = tier_sql(now, policy)
-        params.update(ws=workspace, suppressed=orjson.dumps(list(suppressed)).decode())
-        cases = " ".join(f"WHEN {conditions[t]} THEN {i}" for i, t in enumerate(TIERS[:-1]))
-        where = "workspace_id = :ws"
-        if search:
-            where += " AND instr(number, :search) > 0"
-            params["search"] = search
-        rows = await self.store.fetchall(
-            f"SELECT CASE {cases} ELSE {len(TIERS) - 1} END AS tier, COUNT(*)"
-            f" FROM contacts WHERE {where} GROUP BY tier", params)
+        """Contacts per tier (of those whose number contains `search`).
+
+        Without the suppression list each tier is one range count of the contacts_facts
+        index (its conditions and the earlier tiers' negations); the suppressed contacts
+        are then looked up one by one (an index seek each), classified by domain/tiers.py
+        as they would be without the list, and moved to opted_out. With a search, the
+        matching contacts' facts are classified in Python instead (a search matches few)."""
+        rule_set = rules(now, policy)
         counts = dict.fromkeys(TIERS, 0)
-        for index, n in rows:
-            counts[TIERS[index]] = n
+        params: dict[str, Any] = {"ws": workspace,
+                                  "suppressed": orjson.dumps(list(suppressed)).decode()}
+        facts = "unreachable, engaged_at, delivered"
+        if search:
+            params["search"] = search
+            rows = await self.store.fetchall(
+                f"SELECT {facts}, {SUPPRESSED} FROM contacts WHERE workspace_id = :ws"
+                " AND instr(number, :search) > 0", params)
+            for r in rows:
+                counts[tier_of(ContactFacts(bool(r[3]), bool(r[0]), r[1] or None, r[2]),
+                               now, policy)] += 1
+            return counts
+        total = await self.store.fetchone(
+            "SELECT COUNT(*) FROM contacts WHERE workspace_id = :ws", params)
+        rest = int(total[0])
+        for tier, conditions in rule_set[:-1]:
+            if any(c.fact == "suppressed" for c in conditions):
+                continue  # the listed ones are counted below
+            where = tier_sql(rule_set, tier, params, skip="suppressed")
+            row = await self.store.fetchone(
+                f"SELECT COUNT(*) FROM contacts WHERE workspace_id = :ws AND {where}", params)
+            counts[tier] = int(row[0])
+            rest -= counts[tier]
+        counts[rule_set[-1][0]] = rest
+        listed = await self.store.fetchall(
+            f"SELECT {facts} FROM contacts WHERE workspace_id = :ws AND {SUPPRESSED}", params)
+        for r in listed:
+            counts[tier_of(ContactFacts(False, bool(r[0]), r[1] or None, r[2]), now,
+                           policy)] -= 1
+            counts["opted_out"] += 1
         return counts
 
     async def facts(self, workspace: int, numbers: Sequence[str], suppressed: frozenset[str]
@@ -164,3 +206,44 @@ def facts_of(contact: Contact | None, suppressed: bool) -> ContactFacts:
         return ContactFacts(suppressed=suppressed)
     return ContactFacts(suppressed, contact.unreachable, contact.engaged_at,
                         contact.delivered)
+
+
+class Backfill:
+    """Counts the rows a database held before the aggregates existed (migration 0007),
+    BATCH rows per transaction, in the background once the daemon runs: webhooks'
+    commits go in between, and a restart goes on where it stopped. Until it is done the
+    analytics say so (`counting`) and their figures leave the rest out."""
+
+    BATCH = 1000
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.done = asyncio.Event()
+        self.rows = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="insights-backfill")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        looked: int | None = 0
+        while looked is not None:
+            async def step(conn: aiosqlite.Connection) -> None:
+                nonlocal looked
+                looked = await backfill(conn, self.BATCH)
+
+            try:
+                await self.store.transaction([(step, (), False)])
+            except StoreUnavailable:  # storage failing: the next try goes on from the cursor
+                await asyncio.sleep(1.0)
+                continue
+            if looked:
+                self.rows += looked
+                if self.rows % (100 * self.BATCH) < self.BATCH:
+                    log.info("insights.backfill", rows=self.rows)
+            await asyncio.sleep(0)  # let the journal's commits in between
+        self.done.set()

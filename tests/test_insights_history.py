@@ -2,14 +2,15 @@
 
 A daemon cannot be made to send in March: the history is written as a database of
 release 0.1 would hold it (a copy of tests/fixtures/upgrade/0.1/clean with campaigns and
-message rows added at chosen times), and the daemon opened on it counts it in its
-migration, exactly as an upgraded installation does. Then the routes answer: a heatmap
+message rows added at chosen times), and the daemon opened on it counts it with its
+backfill, exactly as an upgraded installation does. Then the routes answer: a heatmap
 cell with its shrunk rate, the sends around both summer-time changes in the right local
 hour (Europe/Berlin, and Asia/Jakarta, the default zone), the advice, a trend point and
 its period change, and two campaigns compared."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 import time
@@ -89,6 +90,12 @@ def history(tmp_path: Path, campaigns: list[Campaign]) -> Path:
     return db
 
 
+async def counted(d: Daemon) -> Daemon:
+    """The daemon once its backfill has counted the rows the database held."""
+    await asyncio.wait_for(d.runtime.backfill.done.wait(), 30)
+    return d
+
+
 @pytest.fixture(autouse=True)
 def _real_clock() -> Any:
     yield
@@ -125,7 +132,8 @@ def cell(body: dict[str, Any], weekday: int, hour: int, key: str = "cells") -> d
 async def test_best_time_cells_shrinkage_and_summer_time(daemon_factory: Any,
                                                          tmp_path: Path) -> None:
     db = history(tmp_path, heat_campaigns())
-    d = await daemon_factory(**{"store.path": str(db), "analytics.advice_min_messages": 30})
+    d = await counted(await daemon_factory(**{"store.path": str(db),
+                                              "analytics.advice_min_messages": 30}))
     insights.clock = lambda: utc("2026-11-20T00:00:00")
     body = await best_time(d, "?days=365&timezone=Europe/Berlin")
     assert body["timezone"] == "Europe/Berlin" and body["prior_strength"] == 50.0
@@ -163,8 +171,8 @@ async def test_best_time_cells_shrinkage_and_summer_time(daemon_factory: Any,
 async def test_the_configured_time_zone_and_no_advice_without_enough_data(
         daemon_factory: Any, tmp_path: Path) -> None:
     db = history(tmp_path, heat_campaigns())
-    d = await daemon_factory(**{"store.path": str(db),
-                                "analytics.timezone": "America/New_York"})
+    d = await counted(await daemon_factory(**{"store.path": str(db),
+                                              "analytics.timezone": "America/New_York"}))
     insights.clock = lambda: utc("2026-11-20T00:00:00")
     body = await best_time(d, "?days=365")
     assert body["timezone"] == "America/New_York"
@@ -187,7 +195,7 @@ async def test_trend_points_period_change_and_comparison(daemon_factory: Any,
                                                          tmp_path: Path) -> None:
     now = time.time()
     db = history(tmp_path, trend_campaigns(now))
-    d = await daemon_factory(**{"store.path": str(db)})
+    d = await counted(await daemon_factory(**{"store.path": str(db)}))
     status, body = await d.request("GET", "/api/workspaces/8/insights/trends?days=30")
     assert status == 200, body
     points = {c["uuid"]: c for c in body["campaigns"]}
