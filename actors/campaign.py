@@ -98,11 +98,13 @@ class CampaignActor(pykka.ThreadingActor):
         changed: list[int] = []
         applied = duplicate = 0
         ledger = self.ledger
-        for row, event in message.items:
+        later = message.attempts  # SPEC 9: events of a later attempt, sparse
+        for position, (row, event) in enumerate(message.items):
             if row >= len(ledger):
                 self.log.warning("campaign.unknown_row", row=row)
                 continue
-            if ledger.apply(row, event.level, event.failed, event.at, event.reason):
+            attempt = later.get(position, 1) if later else 1
+            if ledger.apply(row, event.level, event.failed, event.at, event.reason, attempt):
                 changed.append(row)
                 applied += 1
             else:
@@ -125,7 +127,7 @@ class CampaignActor(pykka.ThreadingActor):
             at = m.registered_at
             if m.row < known:
                 # An existing (queued) row got its gateway id or its send outcome.
-                if ledger.apply(m.row, m.level, m.failed, at, m.reason):
+                if ledger.apply(m.row, m.level, m.failed, at, m.reason, m.attempt):
                     rows.append(m.row)
                 continue
             stamps = [at, *(at if m.level >= s else 0.0 for s in range(1, 6)),
@@ -147,6 +149,8 @@ class CampaignActor(pykka.ThreadingActor):
     def _loaded(self, message: Loaded) -> None:
         if message.rows:
             self.ledger.load_ticks(message.base, message.rows)
+        if message.attempts:
+            self.ledger.load_attempts(message.attempts)
         if not message.done:
             return
         self.ledger.clear_dirty()

@@ -154,6 +154,7 @@ class IngestActor(pykka.ThreadingActor):
         index = self.index
         for source, events in groups:
             per_campaign: dict[int, list[tuple[int, StatusEvent]]] = defaultdict(list)
+            later: dict[int, dict[int, int]] = {}  # campaign -> {position: attempt > 1}
             orphaned = 0
             for event in events:
                 hit = index.get(event.message_id)
@@ -161,9 +162,12 @@ class IngestActor(pykka.ThreadingActor):
                     self.orphans.keep(source, event)
                     orphaned += 1
                 else:
-                    per_campaign[hit[0]].append((hit[1], event))
+                    items = per_campaign[hit[0]]
+                    if hit[2] != 1:
+                        later.setdefault(hit[0], {})[len(items)] = hit[2]
+                    items.append((hit[1], event))
             for no, items in per_campaign.items():
-                self._campaign(no).tell(CampaignEvents(source, tuple(items)))
+                self._campaign(no).tell(CampaignEvents(source, tuple(items), later.get(no)))
             if orphaned:
                 self.metrics.events.labels(source, "orphaned").inc(orphaned)
                 self.metrics.orphans_pending.set(len(self.orphans))
@@ -173,14 +177,17 @@ class IngestActor(pykka.ThreadingActor):
         ref = self._campaign(no)
         ref.tell(message)
         claimed: dict[str, list[tuple[int, StatusEvent]]] = defaultdict(list)
+        later: dict[str, dict[int, int]] = {}  # source -> {position: attempt > 1}
         for m in message.messages:
             if m.message_id is None:
                 continue
-            self.index.add(m.message_id, no, m.row)
+            self.index.add(m.message_id, no, m.row, attempt=m.attempt)
             for source, event in self.orphans.claim(m.message_id):
+                if m.attempt != 1:
+                    later.setdefault(source, {})[len(claimed[source])] = m.attempt
                 claimed[source].append((m.row, event))
         for source, items in claimed.items():
-            ref.tell(CampaignEvents(source, tuple(items)))
+            ref.tell(CampaignEvents(source, tuple(items), later.get(source)))
         if claimed:
             self.metrics.orphans_pending.set(len(self.orphans))
             log.info("ingest.orphans_claimed", campaign_no=no,

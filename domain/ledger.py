@@ -21,6 +21,7 @@ from itertools import compress, repeat
 from operator import add, floordiv, mul, sub
 from typing import Any
 
+from domain.attempts import NEWER, OLDER, LatestAttempts
 from domain.status import (
     FAILED_CLASS,
     ClassCounts,
@@ -135,6 +136,7 @@ class Ledger:
         self.read_latency = LatencyHistogram()
         self.timeline: dict[int, list[int]] = {}  # second -> per-series increments
         self.updated = LOWEST  # latest time seen, in ticks
+        self.attempts = LatestAttempts()  # SPEC 9: sparse, see the attempts block below
 
     def __len__(self) -> int:
         return len(self.level)
@@ -230,14 +232,19 @@ class Ledger:
 
     # --- applying events --------------------------------------------------------------
 
-    def apply(self, row: int, level: int, failed: bool, at: float, reason: str | None) -> bool:
-        """Merge one event into the row; True when anything visible changed."""
+    def apply(self, row: int, level: int, failed: bool, at: float, reason: str | None,
+              attempt: int = 1) -> bool:
+        """Merge one event of attempt `attempt` into the row; True when anything visible
+        changed."""
+        started = False
+        if attempt != 1 or self.attempts:  # the common case (one attempt) skips this
+            failed, reason, started = self._attempt_gate(row, attempt, failed, reason)
         t = self.tick(at)
         ts = self.ts
         slots = LEVEL_SLOTS[level]
         old_level = self.level[row]
         old_failed = self.failed[row]
-        changes = level > old_level or (failed and not old_failed)
+        changes = started or level > old_level or (failed and not old_failed)
         if not changes:
             # A duplicate or older event can still carry an earlier timestamp.
             for slot in slots:
@@ -273,6 +280,41 @@ class Ledger:
         if t > self.updated:
             self.updated = t
         return True
+
+    # --- attempts (SPEC 9, domain/attempts.py) -----------------------------------------
+    # Only the latest attempt's failure counts: an event of an older attempt brings its
+    # level (delivery evidence) but not its failure; the first event of a newer attempt
+    # clears the row's failure, its time and reason before it is merged.
+
+    def _attempt_gate(self, row: int, attempt: int, failed: bool, reason: str | None
+                      ) -> tuple[bool, str | None, bool]:
+        """(failed, reason, started a newer attempt) as the event may apply them."""
+        order = self.attempts.compare(row, attempt)
+        if order == OLDER:
+            return False, None, False
+        if order == NEWER:
+            self._start_attempt(row, attempt)
+            return failed, reason, True
+        return failed, reason, False
+
+    def _start_attempt(self, row: int, attempt: int) -> None:
+        self.attempts.advance(row, attempt)
+        if not self.failed[row] and self.ts[TS_FAILED][row] == NONE \
+                and row not in self.reasons:
+            return
+        old_class = self.message_class(row)
+        before = self._shares(row)
+        self.failed[row] = 0
+        self.ts[TS_FAILED][row] = NONE
+        self.reasons.pop(row, None)
+        after = self._shares(row)
+        if after != before:
+            self._reshare(before, after)
+        self.counts.move(old_class, self.message_class(row))
+
+    def load_attempts(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Latest attempt numbers as stored (rows above attempt 1 only)."""
+        self.attempts.load(pairs)
 
     # --- derived figures ----------------------------------------------------------------
 

@@ -27,6 +27,7 @@ class RegisteredMessage:
     failed: bool
     reason: str | None
     registered_at: float
+    attempt: int = 1  # SPEC 9: the attempt this id / outcome belongs to
 
 
 @dataclass(slots=True)
