@@ -8,21 +8,25 @@ import time
 import uuid as uuidlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
+from domain.attempts import MAX_ATTEMPT
 from domain.index import id_hash
 from domain.ledger import NONE, to_tenths
 from domain.records import CampaignInfo, RegisteredMessage
 from domain.status import STATUS_FILTERS, message_class
+from store.attempts import SUPERSEDE_ATTEMPT
 from store.db import Store
 
 CAMPAIGN_COLUMNS = (
     "no, uuid, workspace_id, name, status, message, gateway, rate, created_at, updated_at,"
-    " statistics"
+    " statistics, send_at, send_window"
 )
 ROW_COLUMNS = (
     "row, message_id, raw_id, recipient, contact_id, level, failed, cls, reason, ts_queued,"
-    " ts_pending, ts_sent, ts_delivered, ts_read, ts_played, ts_failed, send_state"
+    " ts_pending, ts_sent, ts_delivered, ts_read, ts_played, ts_failed, send_state,"
+    " attempts, attempt_at, outcome_at, note"
 )
 
 
@@ -77,6 +81,7 @@ class CampaignStore:
         message: str | None = None,
         gateway: str | None = None,
         rate: float | None = None,
+        send_window: str | None = None,
     ) -> dict[str, Any]:
         uuid = uuid or str(uuidlib.uuid4())
         if await self.get(uuid) is not None:
@@ -89,8 +94,10 @@ class CampaignStore:
                 [
                     (
                         "INSERT INTO campaigns (no, uuid, workspace_id, name, status, message,"
-                        " gateway, rate, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        (no, uuid, workspace_id, name, "pending", message, gateway, rate, now, now),
+                        " gateway, rate, created_at, updated_at, send_window)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (no, uuid, workspace_id, name, "pending", message, gateway, rate, now, now,
+                         send_window),
                         False,
                     )
                 ]
@@ -165,6 +172,12 @@ class CampaignStore:
                 chunk,
             )
             existing.update({mid: no for mid, no in rows})
+            rows = await self.store.fetchall(  # ids of earlier attempts (SPEC 9) are taken
+                f"SELECT message_id, campaign_no FROM attempts WHERE message_id IN"
+                f" ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            existing.update({mid: no for mid, no in rows})
         seen: set[str] = set()
         fresh: list[NewMessage] = []
         for i, m in enumerate(items):
@@ -231,8 +244,10 @@ class CampaignStore:
             params += [low, high]
         if search:
             escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.append("(recipient LIKE ? ESCAPE '\\' OR message_id LIKE ? ESCAPE '\\')")
-            params += [f"%{escaped}%", f"%{escaped}%"]
+            where.append("(recipient LIKE ? ESCAPE '\\' OR message_id LIKE ? ESCAPE '\\'"
+                         " OR row IN (SELECT row FROM attempts WHERE campaign_no = ? AND"
+                         " message_id LIKE ? ESCAPE '\\'))")
+            params += [f"%{escaped}%", f"%{escaped}%", campaign_no, f"%{escaped}%"]
         if after_row is not None:
             where.append("row > ?")
             params.append(after_row)
@@ -244,9 +259,10 @@ class CampaignStore:
         )
         return [_row(r) for r in rows]
 
-    async def state_columns(self, campaign_no: int, chunk: int = 50_000
-                            ) -> AsyncIterator[tuple[int, list[tuple[Any, ...]]]]:
-        """A campaign's stored rows as (base, columns) chunks, for an actor being loaded.
+    async def state_columns(self, campaign_no: int, chunk: int = 50_000) -> AsyncIterator[
+            tuple[int, list[tuple[Any, ...]], list[tuple[int, int]]]]:
+        """A campaign's stored rows as (base, columns, latest attempts above 1) chunks, for
+        an actor being loaded.
 
         Times come as int32 tenths of a second relative to the first row's registration,
         computed by SQLite exactly as actors/ledger.py's `tick` does (NONE = not reached),
@@ -264,13 +280,18 @@ class CampaignStore:
         after = -1
         while True:
             rows = await self.store.fetchall(
-                f"SELECT row, level, failed, reason, {ticks} FROM messages"
+                f"SELECT row, level, failed, reason, {ticks}, attempts FROM messages"
                 " WHERE campaign_no = :no AND row > :after ORDER BY row LIMIT :chunk",
                 {"base": base, "no": campaign_no, "after": after, "chunk": chunk})
             if not rows:
                 return
             after = rows[-1][0]
-            yield base, list(zip(*rows, strict=True))
+            columns = list(zip(*rows, strict=True))
+            attempts = columns.pop()
+            # SPEC 9: the latest attempt of the few rows sent more than once.
+            later = list(compress(zip(columns[0], attempts, strict=True),
+                                  map((1).__lt__, attempts)))
+            yield base, columns, later
 
 
     # --- sending (actors/sender_service.py) ------------------------------------------
@@ -296,11 +317,11 @@ class CampaignStore:
         return (row[0], row[1]) if row else (None, None)
 
     async def sendable_rows(self, no: int) -> list[tuple[Any, ...]]:
-        """(row, recipient, contact_id, variables) still to send, in row order."""
+        """(row, recipient, contact_id, variables, attempts so far) still to send."""
         return [tuple(r) for r in await self.store.fetchall(
-            "SELECT row, recipient, contact_id, variables FROM messages WHERE campaign_no = ?"
-            " AND (send_state = 'queued' OR (send_state IS NULL AND message_id IS NULL"
-            " AND failed = 0)) ORDER BY row", (no,))]
+            "SELECT row, recipient, contact_id, variables, attempts FROM messages"
+            " WHERE campaign_no = ? AND (send_state = 'queued' OR (send_state IS NULL AND"
+            " message_id IS NULL AND failed = 0)) ORDER BY row", (no,))]
 
     async def send_state_counts(self, no: int) -> dict[str, int]:
         rows = await self.store.fetchall(
@@ -315,49 +336,62 @@ class CampaignStore:
         return [{"row": r[0], "recipient": r[1], "contact_id": r[2], "attempts": r[3]}
                 for r in rows]
 
-    async def record_attempt(self, no: int, row: int) -> None:
-        """Durable BEFORE the gateway call: after a crash this row is 'unknown'."""
-        await self.store.transaction([(
-            "UPDATE messages SET send_state = 'attempting', attempts = attempts + 1"
-            " WHERE campaign_no = ? AND row = ?", (no, row), False)])
+    # Each gateway call is an attempt (SPEC 9). The latest lives in the message row; when
+    # a new one starts, the previous one moves to `attempts` (store/attempts.py reads it).
+
+    async def record_attempt(self, no: int, row: int, attempt: int, at: float) -> None:
+        """Durable BEFORE the gateway call: after a crash this row is 'unknown'.
+
+        The previous attempt (if any) becomes history, and the row's failure (which is
+        always its latest attempt's) is cleared: a retry under way is not failed."""
+        await self.store.transaction([
+            (SUPERSEDE_ATTEMPT, (no, row, attempt - 1), False),
+            ("UPDATE messages SET send_state = 'attempting', attempts = ?, attempt_at = ?,"
+             " outcome_at = NULL, note = NULL, message_id = NULL, raw_id = NULL, h = NULL,"
+             " failed = 0, reason = NULL, ts_failed = NULL, cls = level"
+             " WHERE campaign_no = ? AND row = ?", (attempt, at, no, row), False),
+        ])
 
     async def record_accepted(self, no: int, row: int, message_id: str, raw_id: str,
                               at: float) -> None:
-        """The gateway id and level pending, in one transaction.
-
-        A row that had failed and was re-sent by retry-failed becomes 'resent': its old
-        failure stays in the ledger (evidence is never removed), so it is not picked up
-        again by the next retry-failed; delivery evidence will still count it delivered.
-        """
+        """The gateway id and level pending, in one transaction."""
         await self.store.transaction([(
-            "UPDATE messages SET send_state = CASE WHEN failed = 1 THEN 'resent' ELSE"
-            " 'accepted' END, message_id = ?, raw_id = ?, h = ?,"
+            "UPDATE messages SET send_state = 'accepted', message_id = ?, raw_id = ?, h = ?,"
             " level = MAX(level, 1), cls = CASE WHEN failed = 1 AND MAX(level, 1) < 3 THEN 6"
-            " ELSE MAX(level, 1) END, ts_pending = COALESCE(ts_pending, ?)"
+            " ELSE MAX(level, 1) END, ts_pending = COALESCE(ts_pending, ?), outcome_at = ?"
             " WHERE campaign_no = ? AND row = ?",
-            (message_id, raw_id, id_hash(message_id), at, no, row), False)])
+            (message_id, raw_id, id_hash(message_id), at, at, no, row), False)])
 
     async def record_failed(self, no: int, row: int, reason: str, at: float) -> None:
         await self.store.transaction([(
             "UPDATE messages SET send_state = 'failed', failed = 1, reason = ?,"
-            " cls = CASE WHEN level < 3 THEN 6 ELSE level END, ts_failed = COALESCE(ts_failed, ?)"
+            " cls = CASE WHEN level < 3 THEN 6 ELSE level END, ts_failed = COALESCE(ts_failed, ?),"
+            " outcome_at = ? WHERE campaign_no = ? AND row = ?", (reason, at, at, no, row),
+            False)])
+
+    async def record_transient(self, no: int, row: int, reason: str, at: float) -> None:
+        """A timeout or 5xx: retried automatically. After a crash it counts as unknown
+        (a timed-out call may have reached WhatsApp)."""
+        await self.store.transaction([(
+            "UPDATE messages SET send_state = 'retrying', note = ?, outcome_at = ?"
             " WHERE campaign_no = ? AND row = ?", (reason, at, no, row), False)])
 
-    async def record_requeued(self, no: int, row: int) -> None:
-        """The gateway refused before taking the message (e.g. bad credentials)."""
+    async def record_requeued(self, no: int, row: int, reason: str | None = None,
+                              at: float | None = None) -> None:
+        """The gateway refused before taking the message (e.g. bad credentials, 429)."""
         await self.store.transaction([(
-            "UPDATE messages SET send_state = 'queued' WHERE campaign_no = ? AND row = ?",
-            (no, row), False)])
+            "UPDATE messages SET send_state = 'queued', note = ?, outcome_at = ?"
+            " WHERE campaign_no = ? AND row = ?", (reason, at, no, row), False)])
 
     async def mark_unknown(self) -> list[tuple[int, int]]:
         """At start-up: attempts without an outcome. Returns (campaign_no, count) pairs."""
         rows = await self.store.fetchall(
-            "SELECT campaign_no, COUNT(*) FROM messages WHERE send_state = 'attempting'"
-            " GROUP BY campaign_no")
+            "SELECT campaign_no, COUNT(*) FROM messages WHERE send_state IN"
+            " ('attempting', 'retrying') GROUP BY campaign_no")
         if rows:
             await self.store.transaction([(
-                "UPDATE messages SET send_state = 'unknown' WHERE send_state = 'attempting'",
-                (), False)])
+                "UPDATE messages SET send_state = 'unknown' WHERE send_state IN"
+                " ('attempting', 'retrying')", (), False)])
         return [(r[0], r[1]) for r in rows]
 
     async def unknown_counts(self) -> dict[int, int]:
@@ -372,10 +406,12 @@ class CampaignStore:
         """retry-failed / retry-unknown: put those rows back in the queue.
 
         'failed' covers refusals at send time and failure ACKs after acceptance (as of
-        the last checkpoint: callers run one first).
+        the last checkpoint: callers run one first). The row's failure is its latest
+        attempt's, so an earlier retry that was accepted is not picked up again.
         """
-        cond = ("(send_state = 'failed' OR (send_state = 'accepted' AND failed = 1 AND"
-                " level < 3))") if state == "failed" else "send_state = 'unknown'"
+        cond = ("(send_state = 'failed' OR (send_state IN ('accepted', 'resent') AND"
+                " failed = 1 AND level < 3))") if state == "failed" else "send_state = 'unknown'"
+        cond += f" AND attempts < {MAX_ATTEMPT}"
         row = await self.store.fetchone(
             f"SELECT COUNT(*) FROM messages WHERE campaign_no = ? AND {cond}", (no,))
         if row[0]:
@@ -383,6 +419,18 @@ class CampaignStore:
                 f"UPDATE messages SET send_state = 'queued' WHERE campaign_no = ? AND {cond}",
                 (no,), False)])
         return int(row[0])
+
+    # --- scheduling and send windows (SPEC 9) -------------------------------------------
+
+    async def set_schedule(self, no: int, status: str, send_at: float | None) -> None:
+        await self.store.transaction([(
+            "UPDATE campaigns SET status = ?, send_at = ?, status_reason = NULL,"
+            " updated_at = ? WHERE no = ?", (status, send_at, time.time(), no), False)])
+
+    async def set_send_window(self, no: int, window: str | None) -> None:
+        await self.store.transaction([(
+            "UPDATE campaigns SET send_window = ?, updated_at = ? WHERE no = ?",
+            (window, time.time(), no), False)])
 
 
 def _campaign(row: Sequence[Any]) -> dict[str, Any]:
