@@ -8,6 +8,9 @@ gateway classifies its answers the same way:
 - transient: try again later (timeout, connection error, 5xx, 429 with `retry_after`).
 - permanent: this message can never be sent as it is (4xx with the gateway's reason).
 - halt:      nothing can be sent until an operator acts (bad credentials, no session).
+
+`throttled` marks an answer that says the ACCOUNT is sending too fast (HTTP 429, Meta
+130429): the account's shared rate goes down (AIMD, domain/pacing.py).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Outcome:
     message_id: str | None = None
     reason: str | None = None
     retry_after: float | None = None
+    throttled: bool = False
 
 
 class Gateway(Protocol):
@@ -97,7 +101,8 @@ def classify(status: int, headers: Any, body: bytes) -> Outcome:
     reason = error_text(body, status)
     if status == 429:
         return Outcome("transient", reason=reason,
-                       retry_after=parse_retry_after(headers.get("Retry-After")))
+                       retry_after=parse_retry_after(headers.get("Retry-After")),
+                       throttled=True)
     if status in (408, 425) or status >= 500:
         return Outcome("transient", reason=reason,
                        retry_after=parse_retry_after(headers.get("Retry-After")))

@@ -13,6 +13,9 @@ from gateways.base import Outbound, Outcome, accepted, post_json
 HALT_CODES = {0, 10, 190, 200, 368, 131031, 131042}
 # Throttling codes answered with 4xx: retry later.
 THROTTLE_CODES = {4, 80007, 130429, 131048, 131056}
+# Of those, the ones that say the number (account) sends too fast: its rate goes down.
+# 131056 (too many to ONE recipient) and 131048 (spam limit) are not about the pace.
+ACCOUNT_THROTTLE_CODES = {4, 80007, 130429}
 
 
 class CloudGateway:
@@ -44,7 +47,8 @@ class CloudGateway:
             code = _code(failure.reason)
             if code in THROTTLE_CODES:
                 return Outcome("transient", reason=failure.reason,
-                               retry_after=failure.retry_after)
+                               retry_after=failure.retry_after,
+                               throttled=code in ACCOUNT_THROTTLE_CODES or failure.throttled)
             if code in HALT_CODES and failure.kind != "transient":
                 return Outcome("halt", reason=failure.reason)
             return failure

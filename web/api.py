@@ -15,6 +15,7 @@ from actors.runtime import Runtime
 from domain.records import CampaignInfo
 from domain.status import LEVEL_NAMES, STATUS_FILTERS, Level, class_name, parse_status_name
 from domain.timefmt import iso_time
+from store import attempts as attempt_store
 from store.campaigns import CampaignExists, MessageConflict, NewMessage
 from web import sending
 from web.common import (
@@ -34,13 +35,21 @@ from web.keys import RUNTIME
 from web.sources import digits
 
 MAX_MESSAGES_PER_REQUEST = 10_000
-CAMPAIGN_STATUSES = ("pending", "processing", "paused", "completed", "cancelled", "failed")
+CAMPAIGN_STATUSES = ("pending", "scheduled", "processing", "paused", "completed", "cancelled",
+                     "failed")
 
 
 # --- helpers ---------------------------------------------------------------------------
 
 
-def present_row(row: dict[str, Any]) -> dict[str, Any]:
+def present_attempt(attempt: dict[str, Any]) -> dict[str, Any]:
+    """An earlier attempt (SPEC 9), as the rows API and the page show it."""
+    return {**attempt, "started_at": iso_time(attempt["started_at"]),
+            "ended_at": iso_time(attempt["ended_at"])}
+
+
+def present_row(row: dict[str, Any], earlier: list[dict[str, Any]] | None = None
+                ) -> dict[str, Any]:
     return {
         "row": row["row"],
         "message_id": row["message_id"],
@@ -51,6 +60,12 @@ def present_row(row: dict[str, Any]) -> dict[str, Any]:
         "failed": bool(row["failed"]),
         "failure_reason": row["reason"],
         "send_state": row.get("send_state"),
+        # SPEC 9: the latest attempt's number (null: never sent by campaignd), when it
+        # started, a transient error it met, and every earlier attempt, oldest first.
+        "attempt": row.get("attempts") or None,
+        "attempt_started_at": iso_time(row.get("attempt_at")),
+        "attempt_note": row.get("note"),
+        "previous_attempts": [present_attempt(a) for a in earlier or ()],
         "timestamps": {
             "queued": iso_time(row["ts_queued"]),
             "pending": iso_time(row["ts_pending"]),
@@ -67,7 +82,7 @@ def present_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 SENDING_FIELDS = ("recipients", "message", "gateway", "rate", "start", "skip_invalid",
-                  "template")
+                  "template", "send_at", "window")
 
 
 async def create_campaign(request: web.Request) -> web.Response:
@@ -209,7 +224,8 @@ async def list_messages(request: web.Request) -> web.Response:
     await rt.flush_rows()
     rows = await rt.campaigns.rows(campaign["no"], status, search, after, limit)
     next_cursor = str(rows[-1]["row"]) if len(rows) == limit else None
-    return json_response({"messages": [present_row(r) for r in rows],
+    earlier = await attempt_store.history(rt.store, campaign["no"], [r["row"] for r in rows])
+    return json_response({"messages": [present_row(r, earlier.get(r["row"])) for r in rows],
                           "next_cursor": next_cursor})
 
 

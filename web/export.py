@@ -13,23 +13,31 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from domain.status import LEVEL_NAMES, class_name
 from domain.timefmt import iso_time
+from store.attempts import HISTORY_JSON_SQL
 from web.common import visible_campaign
 from web.keys import RUNTIME
 
 CHUNK_ROWS = 500
 TIMESTAMP_COLUMNS = ("queued_at", "pending_at", "sent_at", "delivered_at", "read_at",
                      "played_at", "failed_at")
+# SPEC 9: `attempt` is the latest attempt's number (empty: never sent by campaignd);
+# `previous_attempts` lists the earlier ones, oldest first, as
+# "#1 failed 2026-11-27T15:09:02.369Z (id ABC): 63016 outside window | #2 ...".
 CSV_COLUMNS = ("row", "recipient", "contact_id", "message_id", "status", "level", "failed",
-               "failure_reason", *TIMESTAMP_COLUMNS)
-EXPORT_SQL = (
+               "failure_reason", *TIMESTAMP_COLUMNS, "attempt", "previous_attempts")
+_EXPORT_COLUMNS = (
     "SELECT row, recipient, contact_id, raw_id, message_id, level, failed, reason, ts_queued,"
-    " ts_pending, ts_sent, ts_delivered, ts_read, ts_played, ts_failed FROM messages"
-    " WHERE campaign_no = ? AND row > ? ORDER BY row LIMIT ?"
+    " ts_pending, ts_sent, ts_delivered, ts_read, ts_played, ts_failed, attempts, {history}"
+    " FROM messages WHERE campaign_no = ? AND row > ? ORDER BY row LIMIT ?"
 )
+EXPORT_SQL = _EXPORT_COLUMNS.format(history=HISTORY_JSON_SQL)
+# For a database the new release has not opened yet (`campaignd export` on a file).
+EXPORT_SQL_WITHOUT_HISTORY = _EXPORT_COLUMNS.format(history="'[]'")
 
 
 def _cell(value: str | None) -> str:
@@ -46,13 +54,27 @@ def csv_text(rows: Iterable[Sequence[Any]], header: bool = False) -> str:
     if header:
         writer.writerow(CSV_COLUMNS)
     for (row, recipient, contact, raw_id, message_id, level, failed, reason,
-         *stamps) in rows:
+         *stamps, attempts, history) in rows:
         writer.writerow((
             row, _cell(recipient), _cell(contact), _cell(raw_id or message_id),
             class_name(level, bool(failed)), LEVEL_NAMES[level], "true" if failed else "false",
-            _cell(reason), *(iso_time(ts) or "" for ts in stamps),
+            _cell(reason), *(iso_time(ts) or "" for ts in stamps), attempts or "",
+            _cell(previous_attempts_text(history)),
         ))
     return out.getvalue()
+
+
+def previous_attempts_text(history: str | None) -> str:
+    """Earlier attempts (a JSON array from HISTORY_JSON_SQL) as one readable cell."""
+    parts = []
+    for attempt, message_id, outcome, reason, started, ended in orjson.loads(history or "[]"):
+        text = f"#{attempt} {outcome} {iso_time(ended or started) or ''}".rstrip()
+        if message_id:
+            text += f" (id {message_id})"
+        if reason:
+            text += f": {reason}"
+        parts.append(text)
+    return " | ".join(parts)
 
 
 async def export_csv(request: web.Request) -> web.StreamResponse:
