@@ -20,6 +20,7 @@ import hmac
 import itertools
 import re
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -131,6 +132,7 @@ class SendingService:
         self.runs: dict[int, Run] = {}
         self.progress: dict[int, dict[str, Any]] = {}
         self.unknown: dict[int, int] = {}
+        self.calls: Counter[int] = Counter()  # gateway calls under way, per campaign
         self.lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.scheduler = Scheduler(self._start_scheduled, ctx.clock)
@@ -357,6 +359,8 @@ class SendingService:
                "send_rate": 0.0, "eta_seconds": None, "account_rate": None,
                "waiting_for": None, "window_opens_at": None, "window_opens": None,
                **self.progress.get(no, {})}
+        if no not in self.runs:  # cancelled or done: only calls still under way
+            out["in_flight_count"] = self.calls.get(no, 0)
         out["total_unknown_count"] = self.unknown.get(no, 0)
         return out
 
@@ -410,10 +414,11 @@ class SendingService:
     async def _send(self, no: int, job: Job) -> None:
         assert self.session is not None
         run = self.runs.get(no)
-        if run is None:
+        if run is None:  # cancelled (or stopped) before this send began: nothing is sent
             return
         campaigns = self.ctx.campaigns
         result = SendResult(job.row, "not_attempted", "not attempted")
+        self.calls[no] += 1
         try:
             if job.attempt > MAX_ATTEMPT:  # no further gateway id fits the id index
                 outcome = Outcome("permanent", reason=f"not sent again: {MAX_ATTEMPT} "
@@ -447,6 +452,9 @@ class SendingService:
         except Exception:
             log.exception("sender.send_failed", campaign_no=no, row=job.row)
         finally:
+            self.calls[no] -= 1
+            if not self.calls[no]:
+                del self.calls[no]
             _tell(self.runs.get(no), result)
 
     async def _store_outcome(self, no: int, job: Job, outcome: Outcome) -> None:

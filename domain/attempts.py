@@ -63,15 +63,12 @@ class LatestAttempts:
         return sorted(self._latest.items())
 
 
-# What an attempt came to, from its row's send state when a later attempt superseded it
-# (store/attempts.py turns this into SQL). An accepted attempt is "failed" when the row
-# carries its failure (a failure ACK), else "accepted".
-ACCEPTED_STATES = ("accepted", "resent")
-OUTCOME_OF_STATE = {
-    "failed": "failed",  # refused by the gateway
-    "unknown": "unknown",  # the daemon died during the call
-    "attempting": "unknown",
-    "retrying": "retried",  # a transient error (timeout, 5xx): retried automatically
-    "queued": "not_sent",  # refused before taking it (429, credentials): sent again
-}
-OUTCOMES = ("accepted", "failed", "unknown", "retried", "not_sent")
+# What an attempt came to (the sender stores it with the outcome; an accepted attempt
+# shows as "failed" when a failure ACK for it arrived):
+OUTCOMES = (
+    "accepted",  # the gateway took it and gave an id
+    "failed",  # refused by the gateway, or a failure ACK for its id
+    "unknown",  # the daemon died during the call: nobody knows
+    "retried",  # a transient error (timeout, 5xx): tried again automatically
+    "not_sent",  # refused before taking it (429, credentials): sent again later
+)

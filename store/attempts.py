@@ -13,16 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from domain.attempts import ACCEPTED_STATES, OUTCOME_OF_STATE
 from store.db import Store
 
-
-def _outcome_sql() -> str:
-    accepted = ", ".join(f"'{state}'" for state in ACCEPTED_STATES)
-    cases = " ".join(f"WHEN '{state}' THEN '{outcome}'"
-                     for state, outcome in OUTCOME_OF_STATE.items())
-    return (f"CASE WHEN send_state IN ({accepted}) THEN CASE WHEN failed = 1 THEN 'failed'"
-            f" ELSE 'accepted' END ELSE CASE send_state {cases} ELSE 'unknown' END END")
+# The superseded attempt's outcome (domain/attempts.py OUTCOMES): as the sender stored it,
+# "failed" for an accepted one whose failure ACK came; rows sent before outcomes were
+# stored (release 0.1) are judged by their failure and id.
+OUTCOME_SQL = (
+    "CASE WHEN outcome IS NULL THEN CASE WHEN failed = 1 THEN 'failed'"
+    " WHEN message_id IS NOT NULL THEN 'accepted' ELSE 'unknown' END"
+    " WHEN outcome = 'accepted' AND failed = 1 THEN 'failed' ELSE outcome END"
+)
 
 
 # Parameters: campaign_no, row, the number of the attempt being superseded. Nothing is
@@ -30,7 +30,7 @@ def _outcome_sql() -> str:
 SUPERSEDE_ATTEMPT = (
     "INSERT OR IGNORE INTO attempts (campaign_no, row, attempt, message_id, raw_id, h,"
     " outcome, reason, started_at, ended_at)"
-    f" SELECT campaign_no, row, attempts, message_id, raw_id, h, {_outcome_sql()},"
+    f" SELECT campaign_no, row, attempts, message_id, raw_id, h, {OUTCOME_SQL},"
     " CASE WHEN failed = 1 THEN reason ELSE note END, attempt_at, outcome_at"
     " FROM messages WHERE campaign_no = ? AND row = ? AND attempts = ? AND attempts >= 1"
 )

@@ -347,8 +347,9 @@ class CampaignStore:
         await self.store.transaction([
             (SUPERSEDE_ATTEMPT, (no, row, attempt - 1), False),
             ("UPDATE messages SET send_state = 'attempting', attempts = ?, attempt_at = ?,"
-             " outcome_at = NULL, note = NULL, message_id = NULL, raw_id = NULL, h = NULL,"
-             " failed = 0, reason = NULL, ts_failed = NULL, cls = level"
+             " outcome = NULL, outcome_at = NULL, note = NULL, message_id = NULL,"
+             " raw_id = NULL, h = NULL, failed = 0, reason = NULL, ts_failed = NULL,"
+             " cls = level"
              " WHERE campaign_no = ? AND row = ?", (attempt, at, no, row), False),
         ])
 
@@ -356,7 +357,8 @@ class CampaignStore:
                               at: float) -> None:
         """The gateway id and level pending, in one transaction."""
         await self.store.transaction([(
-            "UPDATE messages SET send_state = 'accepted', message_id = ?, raw_id = ?, h = ?,"
+            "UPDATE messages SET send_state = 'accepted', outcome = 'accepted',"
+            " message_id = ?, raw_id = ?, h = ?,"
             " level = MAX(level, 1), cls = CASE WHEN failed = 1 AND MAX(level, 1) < 3 THEN 6"
             " ELSE MAX(level, 1) END, ts_pending = COALESCE(ts_pending, ?), outcome_at = ?"
             " WHERE campaign_no = ? AND row = ?",
@@ -364,7 +366,8 @@ class CampaignStore:
 
     async def record_failed(self, no: int, row: int, reason: str, at: float) -> None:
         await self.store.transaction([(
-            "UPDATE messages SET send_state = 'failed', failed = 1, reason = ?,"
+            "UPDATE messages SET send_state = 'failed', outcome = 'failed', failed = 1,"
+            " reason = ?,"
             " cls = CASE WHEN level < 3 THEN 6 ELSE level END, ts_failed = COALESCE(ts_failed, ?),"
             " outcome_at = ? WHERE campaign_no = ? AND row = ?", (reason, at, at, no, row),
             False)])
@@ -373,14 +376,16 @@ class CampaignStore:
         """A timeout or 5xx: retried automatically. After a crash it counts as unknown
         (a timed-out call may have reached WhatsApp)."""
         await self.store.transaction([(
-            "UPDATE messages SET send_state = 'retrying', note = ?, outcome_at = ?"
+            "UPDATE messages SET send_state = 'retrying', outcome = 'retried', note = ?,"
+            " outcome_at = ?"
             " WHERE campaign_no = ? AND row = ?", (reason, at, no, row), False)])
 
     async def record_requeued(self, no: int, row: int, reason: str | None = None,
                               at: float | None = None) -> None:
         """The gateway refused before taking the message (e.g. bad credentials, 429)."""
         await self.store.transaction([(
-            "UPDATE messages SET send_state = 'queued', note = ?, outcome_at = ?"
+            "UPDATE messages SET send_state = 'queued', outcome = 'not_sent', note = ?,"
+            " outcome_at = ?"
             " WHERE campaign_no = ? AND row = ?", (reason, at, no, row), False)])
 
     async def mark_unknown(self) -> list[tuple[int, int]]:
@@ -390,7 +395,8 @@ class CampaignStore:
             " ('attempting', 'retrying') GROUP BY campaign_no")
         if rows:
             await self.store.transaction([(
-                "UPDATE messages SET send_state = 'unknown' WHERE send_state IN"
+                "UPDATE messages SET send_state = 'unknown', outcome = 'unknown' WHERE"
+                " send_state IN"
                 " ('attempting', 'retrying')", (), False)])
         return [(r[0], r[1]) for r in rows]
 

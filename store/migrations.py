@@ -65,8 +65,8 @@ async def _sending_attempts(conn: aiosqlite.Connection) -> None:
     # message_id); these say when it started, when its outcome came and a transient
     # error's reason. Earlier attempts move to `attempts`, so a recipient sent once (most
     # of them) has no row there: the history stays sparse.
-    await add_columns("messages", (("attempt_at", "REAL"), ("outcome_at", "REAL"),
-                                   ("note", "TEXT")))(conn)
+    await add_columns("messages", (("attempt_at", "REAL"), ("outcome", "TEXT"),
+                                   ("outcome_at", "REAL"), ("note", "TEXT")))(conn)
     await conn.execute(
         "CREATE TABLE IF NOT EXISTS attempts ("
         " campaign_no INTEGER NOT NULL REFERENCES campaigns (no),"
