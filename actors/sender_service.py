@@ -277,6 +277,7 @@ class SendingService:
                       f"so it started {_duration(lateness)} late")
             log.warning("sender.schedule_missed", campaign_uuid=uuid,
                         send_at=iso_time(send_at), late_seconds=round(lateness, 1))
+            await self.ctx.campaigns.set_start_note(campaign["no"], reason)
         try:
             await self.transition(uuid, "start", reason=reason)
         except TransitionError as exc:  # cancelled meanwhile

@@ -21,7 +21,7 @@ from store.db import Store
 
 CAMPAIGN_COLUMNS = (
     "no, uuid, workspace_id, name, status, message, gateway, rate, created_at, updated_at,"
-    " statistics, send_at, send_window"
+    " statistics, send_at, send_window, start_note"
 )
 ROW_COLUMNS = (
     "row, message_id, raw_id, recipient, contact_id, level, failed, cls, reason, ts_queued,"
@@ -431,7 +431,12 @@ class CampaignStore:
     async def set_schedule(self, no: int, status: str, send_at: float | None) -> None:
         await self.store.transaction([(
             "UPDATE campaigns SET status = ?, send_at = ?, status_reason = NULL,"
-            " updated_at = ? WHERE no = ?", (status, send_at, time.time(), no), False)])
+            " start_note = NULL, updated_at = ? WHERE no = ?",
+            (status, send_at, time.time(), no), False)])
+
+    async def set_start_note(self, no: int, note: str) -> None:
+        await self.store.transaction([(
+            "UPDATE campaigns SET start_note = ? WHERE no = ?", (note, no), False)])
 
     async def set_send_window(self, no: int, window: str | None) -> None:
         await self.store.transaction([(

@@ -79,8 +79,10 @@ async def _sending_attempts(conn: aiosqlite.Connection) -> None:
 
 async def _sending_schedule(conn: aiosqlite.Connection) -> None:
     # send_at: when a `scheduled` campaign starts (epoch seconds); send_window: the
-    # campaign's own window as JSON (NULL: the [sender] defaults).
-    await add_columns("campaigns", (("send_at", "REAL"), ("send_window", "TEXT")))(conn)
+    # campaign's own window as JSON (NULL: the [sender] defaults); start_note: why it
+    # started later than scheduled (the daemon was down at its time).
+    await add_columns("campaigns", (("send_at", "REAL"), ("send_window", "TEXT"),
+                                    ("start_note", "TEXT")))(conn)
 
 
 MIGRATIONS: list[Migration] = [

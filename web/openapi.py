@@ -147,6 +147,8 @@ SCHEMAS: dict[str, Any] = {
             "rate": nullable({"type": "number"}),
             "created_at": TIME, "updated_at": TIME, "statistics": ref("Statistics"),
             "send_at": {**TIME, "description": "When a scheduled campaign starts."},
+            "start_note": nullable({"type": "string", "description": "Why it started later "
+                                    "than send_at (the daemon was down then)."}),
             "window": nullable(WINDOW),
         },
         "additionalProperties": True,
@@ -220,7 +222,7 @@ SCHEMAS: dict[str, Any] = {
             "status": {"type": "string", "enum": list(CAMPAIGN_STATUSES)},
             "status_reason": nullable({"type": "string"}),
             "gateway": nullable({"type": "string"}), "rate": nullable({"type": "number"}),
-            "send_at": TIME,
+            "send_at": TIME, "start_note": nullable({"type": "string"}),
             "window": {"type": "object", "description": "The effective send window, whether "
                        "it is open now, when that changes and (closed) its local opening "
                        "time.", "properties": {

@@ -219,7 +219,7 @@ async def sending(request: web.Request) -> web.Response:
     return json_response({"sending": {
         "status": campaign["status"], "status_reason": reason,
         "gateway": campaign["gateway"], "rate": campaign["rate"],
-        "send_at": iso_time(campaign["send_at"]),
+        "send_at": iso_time(campaign["send_at"]), "start_note": campaign["start_note"],
         "window": {**window.as_doc(), "always_open": window.always_open, "open": is_open,
                    "changes_at": iso_time(changes) if changes else None,
                    "opens": None if is_open or not changes else window.label(changes, now)},
