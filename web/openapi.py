@@ -22,7 +22,8 @@ CAMPAIGN_STATUSES = ("pending", "scheduled", "processing", "paused", "completed"
                      "failed")
 SOURCES = ("webjs", "waha", "evolution", "cloud", "twilio")
 # web/sending.py's lifecycle actions (actors/sender_service.py TRANSITIONS).
-ACTIONS = ("start", "schedule", "pause", "resume", "cancel", "retry-failed", "retry-unknown")
+# (`schedule` has a path of its own: it takes a body.)
+ACTIONS = ("start", "pause", "resume", "cancel", "retry-failed", "retry-unknown")
 GATEWAYS = ("simulator", "http", "waha", "cloud")
 
 J = "application/json"
@@ -417,24 +418,33 @@ def _sending_paths() -> dict[str, Any]:
         "/api/campaigns/{uuid}/{action}": {"post": {
             "tags": ["sending"], "operationId": "campaign_action",
             "parameters": [UUID_PARAM, action],
-            "summary": "Start, schedule, pause, resume or cancel sending, or requeue the "
-                       "failed / unknown recipients (SPEC 3.4, 9).",
-            "description": "`schedule` takes {\"send_at\": ...} and sets the status to "
-                           "scheduled (allowed from pending and scheduled); the other "
-                           "actions take no body.",
-            "requestBody": {"required": False, **body({
-                "type": "object", "properties": {"send_at": SEND_AT}})},
+            "summary": "Start, pause, resume or cancel sending, or requeue the failed / "
+                       "unknown recipients (SPEC 3.4, 9). start also starts a scheduled "
+                       "campaign now; cancel cancels it.",
             "responses": {
                 "200": ok("The campaign after the change.", {
                     "type": "object", "required": ["campaign"],
                     "properties": {"campaign": ref("Campaign"),
                                    "requeued": {**COUNT, "description": "retry-* only."}}}),
                 **AUTH_ERRORS,
-                "400": err("schedule: the body is not a JSON object."),
                 "404": err("No such campaign (or another workspace's), or no such action."),
                 "409": err("Not possible in the campaign's status, or it is sent elsewhere."),
-                "415": err("schedule: the body is not application/json."),
-                "422": err("schedule: send_at is missing or invalid."),
+                "503": err("The sender is not running.")}}},
+        "/api/campaigns/{uuid}/schedule": {"post": {
+            "tags": ["sending"], "operationId": "schedule_campaign",
+            "parameters": [UUID_PARAM],
+            "summary": "Start sending at send_at (status scheduled), or move that time "
+                       "(SPEC 9). Allowed from pending and scheduled; kept across restarts.",
+            "requestBody": {"required": True, **body({
+                "type": "object", "required": ["send_at"],
+                "properties": {"send_at": SEND_AT}})},
+            "responses": {
+                "200": ok("The campaign, scheduled.", ref("CampaignEnvelope")),
+                "400": err("The body is not a JSON object."), **AUTH_ERRORS, **NOT_FOUND,
+                "409": err("Not possible in the campaign's status, or it is sent elsewhere."),
+                "415": err("The body is not application/json."),
+                "422": err("send_at is missing or invalid (no offset, in the past, more "
+                           "than a year ahead)."),
                 "503": err("The sender is not running.")}}},
         "/api/campaigns/{uuid}/sending": {"get": {
             "tags": ["sending"], "operationId": "sending", "parameters": [UUID_PARAM],

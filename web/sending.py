@@ -179,16 +179,24 @@ async def _campaign(request: web.Request) -> dict[str, Any]:
 
 
 async def lifecycle(request: web.Request) -> web.Response:
-
     action = request.match_info["action"]
-    if action not in TRANSITIONS:
+    if action not in TRANSITIONS or action == "schedule":
         raise ApiError(404, "not_found", f"unknown action {action!r}; one of "
                        + ", ".join(TRANSITIONS))
+    return await _act(request, action, None)
+
+
+async def schedule(request: web.Request) -> web.Response:
+    """POST /api/campaigns/{uuid}/schedule {"send_at": ISO 8601 with offset}."""
     campaign = await _campaign(request)
+    send_at = parse_send_at((await read_json_object(request)).get("send_at"))
+    return await _act(request, "schedule", send_at, campaign)
+
+
+async def _act(request: web.Request, action: str, send_at: float | None,
+               campaign: dict[str, Any] | None = None) -> web.Response:
+    campaign = campaign or await _campaign(request)
     service = _service(request)
-    send_at = None
-    if action == "schedule":
-        send_at = parse_send_at((await read_json_object(request)).get("send_at"))
     try:
         campaign, affected = await service.transition(campaign["uuid"], action, send_at)
     except TransitionError as exc:
@@ -232,4 +240,5 @@ async def sending(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/campaigns/{uuid}/sending", sending)
+    app.router.add_post("/api/campaigns/{uuid}/schedule", schedule)  # before {action}
     app.router.add_post(r"/api/campaigns/{uuid}/{action:[a-z-]+}", lifecycle)
