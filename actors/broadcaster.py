@@ -255,9 +255,7 @@ class BroadcasterActor(pykka.ThreadingActor):
         # be newer, and a status change must not take the numbers back. Ours win for the
         # ledger's own figures (any change still queued behind this message is newer
         # still and follows it); the sender's progress fields in the message are newer.
-        latest = self.latest.get(info.no, {})
-        stats = {**message.statistics,
-                 **{k: v for k, v in latest.items() if k in LEDGER_FIELDS}}
+        stats = self._not_older(info.no, message.statistics)
         payload = {"campaign_id": info.no, "campaign_uuid": info.uuid,
                    "status": message.status, "previous": message.previous,
                    "statistics": stats, "timestamp": iso_time(time.time())}
@@ -265,11 +263,23 @@ class BroadcasterActor(pykka.ThreadingActor):
         self._hand_over(pushes)
 
     def _snapshot(self, message: Snapshot) -> None:
+        # A workspace state is read from the StatsBoard on the loop, and a change can be
+        # published (and pushed to this subscriber) between that read and this message:
+        # the ledger's figures we hold are then newer, and a state must never take the
+        # numbers back (found by tests/test_live_order.py). Ours are never older than
+        # anything pushed, and every later push is newer still.
         pushes = [Push((message.channel,), STATS_EVENT, info.uuid,
-                       statistics_payload(info, stats), target=message.target)
+                       statistics_payload(info, self._not_older(info.no, stats)),
+                       target=message.target)
                   for info, stats in message.items]
         if pushes:
             self._hand_over(pushes)
+
+    def _not_older(self, campaign_no: int, stats: dict[str, Any]) -> dict[str, Any]:
+        latest = self.latest.get(campaign_no)
+        if not latest:
+            return stats
+        return {**stats, **{k: v for k, v in latest.items() if k in LEDGER_FIELDS}}
 
     # --- handing over to the loop -----------------------------------------------------
 

@@ -27,6 +27,7 @@ from actors.messages import (
     Loaded,
     RegisterMessages,
 )
+from actors.relay import Relay
 from actors.sender_service import SendingContext, SendingService
 from core.aio import Reply, SharedExclusive
 from core.config import Config
@@ -40,6 +41,7 @@ from store.campaigns import CampaignStore
 from store.checkpoint import Checkpointer
 from store.db import Store, StoreUnavailable
 from store.journal import BatchStats, Journal, journal_tail
+from store.relay import Outbox
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +80,9 @@ class Runtime:
             board=self.board, journal_append=self.journal.append, register=self.register,
             ask=self.ask, checkpoint=self.checkpoint, gate=self.state_gate))
         self.extensions.append(self.sending)
+        # Passes every accepted webhook request on to the app behind (forward_to).
+        self.relay = Relay(lambda: self.config, Outbox(self.store), self.metrics)
+        self.extensions.append(self.relay)
 
     # --- start / stop -----------------------------------------------------------------
 
@@ -202,7 +207,10 @@ class Runtime:
                   stats: BatchStats) -> None:
         """After a journal commit (on the loop): hand the events to the ingest actor."""
         assert self.ingest is not None
-        self.ingest.tell(ApplyEvents(tuple(groups), seq))
+        if groups:
+            self.ingest.tell(ApplyEvents(tuple(groups), seq))
+        if stats.relayed:
+            self.relay.committed(stats.relayed)
         self.metrics.journal_commit.observe(stats.seconds)
         self.metrics.journal_batch.observe(stats.requests)
 

@@ -57,7 +57,7 @@ class Tick:
 @dataclass(slots=True, frozen=True)
 class SendResult:
     row: int
-    kind: str  # accepted | transient | permanent | halt | not_attempted
+    kind: str  # accepted | transient | permanent | halt | unknown | not_attempted
     reason: str | None = None
     retry_after: float | None = None
     throttled: bool = False  # HTTP 429 / Meta 130429: the account's rate goes down
@@ -174,7 +174,7 @@ class SenderActor(pykka.ThreadingActor):
         self.done_times.append(now)
         if result.kind == "accepted":
             self.ok += 1
-        else:
+        elif result.kind != "unknown":  # an unknown outcome is neither sent nor failed
             self.failed += 1
             judged = self.ok + self.failed
             if (judged >= self.policy.failure_min_sample and not self.paused

@@ -74,6 +74,7 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "retry-unknown": (("processing", "paused", "completed", "failed"), "processing"),
 }
 NOTIFY_STATUSES = ("completed", "paused", "failed")
+WEBHOOK_TRIES = 5  # the outbound webhook: the first try and up to 4 retries, then given up
 VAR_RE = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
 
 
@@ -100,6 +101,7 @@ class Run:
         self.uuid: str = campaign["uuid"]
         self.text: str = campaign["message"] or ""
         self.gateway: str = campaign["gateway"]
+        self.workspace_id: int = campaign["workspace_id"]
         self.options = options
         self.ref = ref
 
@@ -135,6 +137,9 @@ class SendingService:
         self.calls: Counter[int] = Counter()  # gateway calls under way, per campaign
         self.lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Longest pause between tries to store a send's outcome (a test hook: the tests
+        # shorten it to go past any number of failed tries quickly).
+        self.outcome_retry_max_delay = 2.0
         self.scheduler = Scheduler(self._start_scheduled, ctx.clock)
         c = ctx.config
         self.window_defaults = {"days": c["sender.window_days"], "from": c["sender.window_from"],
@@ -153,7 +158,8 @@ class SendingService:
         if c["gateways.http.url"]:
             self.gateways["http"] = HttpGateway(c["gateways.http.url"], c["gateways.http.token"],
                                                 c["gateways.http.id_field"],
-                                                c["gateways.http.session_id"], timeout)
+                                                c["gateways.http.session_id"], timeout,
+                                                c["gateways.http.preset"])
         else:
             self.unconfigured["http"] = "gateways.http.url"
         if c["gateways.waha.base_url"]:
@@ -440,7 +446,7 @@ class SendingService:
             # Recorded: whatever happens now, this attempt number is used.
             result = SendResult(job.row, "transient", "the send did not complete")
             outbound = Outbound(run.uuid, job.row, job.recipient, render(run.text, job.variables),
-                                job.contact_id, run.options)
+                                job.contact_id, run.options, run.workspace_id)
             outcome = await self.gateways[run.gateway].send(self.session, outbound)
             max_attempts = self.ctx.config["sender.max_attempts"]
             if outcome.kind == "transient" and job.tries >= max_attempts:
@@ -472,7 +478,7 @@ class SendingService:
                 if attempt % 10 == 0:
                     log.warning("sender.outcome_store_failed", campaign_no=no, row=job.row,
                                 attempt=attempt, error=str(exc))
-                await asyncio.sleep(min(2.0, 0.1 * (attempt + 1)))
+                await asyncio.sleep(min(self.outcome_retry_max_delay, 0.1 * (attempt + 1)))
 
     async def _write_outcome(self, no: int, job: Job, outcome: Outcome, now: float) -> None:
         campaigns = self.ctx.campaigns
@@ -490,6 +496,11 @@ class SendingService:
         elif outcome.kind == "halt" or outcome.retry_after is not None:
             # Refused before taking the message (credentials, 429): not sent.
             await campaigns.record_requeued(no, job.row, outcome.reason, now)
+        elif outcome.kind == "unknown":  # taken, but no id: maybe out, not re-sent
+            await campaigns.record_unknown(no, job.row, outcome.reason, now)
+            self.unknown[no] = self.unknown.get(no, 0) + 1
+            log.warning("sender.unknown_outcome", campaign_no=no, row=job.row,
+                        reason=outcome.reason)
         else:  # transient: retried by the actor
             await campaigns.record_transient(no, job.row, outcome.reason or "transient", now)
 
@@ -527,8 +538,9 @@ class SendingService:
         body = orjson.dumps({
             "event": "campaign.status.changed",
             "campaign": {"uuid": info.uuid, "id": info.no, "workspace_id": info.workspace_id,
-                         "name": info.name, "status": status, "previous_status": previous,
-                         "reason": reason},
+                         "name": info.name, "status": status, "previous": previous,
+                         # the name of release 0.1, kept so existing receivers still work
+                         "previous_status": previous, "reason": reason},
             "statistics": stats,
             "timestamp": iso_time(time.time()),
         })
@@ -536,7 +548,11 @@ class SendingService:
         if c["sender.webhook_secret"]:
             digest = hmac.new(c["sender.webhook_secret"].encode(), body, hashlib.sha256)
             headers["X-Campaignd-Signature"] = "sha256=" + digest.hexdigest()
-        for attempt in range(5):
+        problem = ""
+        for attempt in range(WEBHOOK_TRIES):
+            if attempt:  # the sender's backoff: 0.5, 1, 2, 4 s by default
+                await asyncio.sleep(min(c["sender.backoff_max"],
+                                        c["sender.backoff_base"] * 2 ** (attempt - 1)))
             try:
                 async with self.session.post(c["sender.webhook_url"], data=body, headers=headers,
                                              timeout=aiohttp.ClientTimeout(total=10)) as resp:
@@ -547,7 +563,8 @@ class SendingService:
                 problem = str(exc) or type(exc).__name__
             log.warning("sender.webhook_failed", campaign_uuid=info.uuid, attempt=attempt + 1,
                         error=problem)
-            await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+        log.error("sender.webhook_given_up", campaign_uuid=info.uuid, status=status,
+                  tries=WEBHOOK_TRIES, error=problem)
 
 
 def _tell(run: Run | None, message: Any) -> None:

@@ -41,6 +41,22 @@ class Key:
     check: Callable[[Any], str | None] | None = None
 
 
+# The scheme each source's relay is signed with (actors/relay.py); evolution has none of
+# its own (a shared apikey), so its original headers are passed on.
+RELAY_SCHEMES = {
+    "webjs": "X-Timestamp + X-HMAC-Signature, as the seed's Laravel app checks",
+    "waha": "X-Webhook-Hmac, HMAC-SHA512",
+    "cloud": "X-Hub-Signature-256, the Meta app secret",
+    "twilio": "X-Twilio-Signature over the forward_to URL, the auth token",
+}
+
+
+def _url_check(value: Any) -> str | None:
+    if value and not (value.startswith(("http://", "https://")) and len(value) > 8):
+        return "must be an http:// or https:// URL, or \"\""
+    return None
+
+
 def _networks_check(value: Any) -> str | None:
     for i, item in enumerate(value):
         try:
@@ -120,8 +136,9 @@ KEYS: dict[str, Key] = {
                                   "is stopped (it comes back on demand).",
                                   minimum=0.1, maximum=86400),
     "webhooks.webjs.enabled": Key(bool, True, "Accept /webhooks/webjs."),
-    "webhooks.webjs.secret": Key(str, "", "HMAC-SHA256 key for X-Signature (or Bearer token).",
-                                 secret=True),
+    "webhooks.webjs.secret": Key(str, "", "HMAC-SHA256 key: the seed's X-Timestamp + "
+                                 "X-HMAC-Signature, X-Signature: sha256=<hex>, or a Bearer "
+                                 "token.", secret=True),
     "webhooks.waha.enabled": Key(bool, True, "Accept /webhooks/waha."),
     "webhooks.waha.hmac_key": Key(str, "", "HMAC-SHA512 key for X-Webhook-Hmac.", secret=True),
     "webhooks.evolution.enabled": Key(bool, True, "Accept /webhooks/evolution."),
@@ -137,6 +154,30 @@ KEYS: dict[str, Key] = {
                                       secret=True),
     "webhooks.twilio.public_url": Key(str, "", "The exact callback URL configured at Twilio "
                                       "(signatures cover it); default: the request's URL."),
+    # --- the seed's whatsapp-service and the relay to the app behind campaignd
+    # (docs/integration.md) ---
+    "webhooks.webjs.api_key": Key(str, "", "Also accept X-API-Key: <this> on /webhooks/webjs "
+                                  "(the seed service's earlier versions sent it).",
+                                  secret=True),
+    "webhooks.webjs.replay_window": Key((int, float), 300.0, "Seconds an X-Timestamp (the "
+                                        "seed's signature) may be away from our clock.",
+                                        minimum=1, maximum=86400),
+    **{f"webhooks.{source}.forward_to": Key(
+        str, "", f"Relay every accepted {source} request to this URL (the app behind "
+        "campaignd), durably and in order (\"\" = off).", check=_url_check)
+       for source in SOURCES},
+    **{f"webhooks.{source}.forward_secret": Key(
+        str, "", f"Key that signs what is relayed to webhooks.{source}.forward_to ({scheme}); "
+        "\"\" = the original headers are passed on.", secret=True)
+       for source, scheme in RELAY_SCHEMES.items()},
+    "webhooks.forward_max_backlog": Key(int, 100000, "Requests of one source waiting to be "
+                                        "relayed at most; beyond, its webhook answers 503 + "
+                                        "Retry-After.", minimum=1, maximum=100_000_000),
+    "webhooks.forward_timeout": Key((int, float), 10.0, "Seconds before a relayed request "
+                                    "counts as failed (retried).", minimum=0.1, maximum=600),
+    "webhooks.forward_retry_max": Key((int, float), 30.0, "Longest wait between retries of a "
+                                      "relayed request (from 0.5 s, doubling).",
+                                      minimum=0.01, maximum=3600),
     "api.tokens": Key(list, [], "Bearer tokens: [{token = \"...\", workspace = 1 | \"*\"}]. "
                       "Empty: the API is open (only allowed on loopback).", secret=True,
                       check=_tokens_check),
@@ -230,7 +271,12 @@ KEYS: dict[str, Key] = {
                                                  "read receipts off.", minimum=0, maximum=1),
     "gateways.http.url": Key(str, "", "whatsapp-web.js service send endpoint, e.g. "
                              "http://127.0.0.1:3000/api/messages/send."),
-    "gateways.http.token": Key(str, "", "Bearer token for the service.", secret=True),
+    "gateways.http.preset": Key(str, "generic", "Request shape: \"blazz\" = the seed's "
+                                "whatsapp-service unchanged (api_key in the body, its errors "
+                                "mapped); \"generic\" = {session_id, to, chat_id, message} "
+                                "with a Bearer token.", choices=("generic", "blazz")),
+    "gateways.http.token": Key(str, "", "The service's key: a Bearer token (generic), or "
+                               "the body's api_key (blazz: its API_KEY).", secret=True),
     "gateways.http.id_field": Key(str, "message_id", "Dotted path of the message id in the "
                                   "reply, e.g. data.id._serialized."),
     "gateways.http.session_id": Key(str, "default", "Session id sent with each message."),

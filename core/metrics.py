@@ -70,11 +70,39 @@ class Metrics:
             "campaignd_sends", "Send attempts by gateway and outcome.", ["gateway", "outcome"],
             registry=r,
         )
+        # --- events that are not ours, and the relay (actors/relay.py) ---
+        self.webhook_ignored = Counter(
+            "campaignd_webhook_ignored",
+            "Webhook events accepted (2xx) but not used: not delivery statuses (sessions, QR "
+            "codes, typing, ...), by source and event name.", ["source", "event"], registry=r)
+        self.relay_backlog = Gauge(
+            "campaignd_relay_backlog", "Accepted requests waiting to be relayed.", ["source"],
+            registry=r)
+        self.relay_oldest = Gauge(
+            "campaignd_relay_oldest_seconds",
+            "Age of the oldest request waiting to be relayed (0: none waiting).", ["source"],
+            registry=r)
+        self.relay_forwarded = Counter(
+            "campaignd_relay_forwarded",
+            "Requests relayed and accepted (2xx) by the app behind campaignd.", ["source"],
+            registry=r)
+        self.relay_failures = Counter(
+            "campaignd_relay_failures",
+            "Relay attempts that failed and will be retried, by reason (http_4xx, http_5xx, "
+            "timeout, connection).", ["source", "reason"], registry=r)
+        self.relay_refused = Counter(
+            "campaignd_relay_backlog_full",
+            "Webhook requests answered 503 because their source's relay backlog was full.",
+            ["source"], registry=r)
         # Known label sets start at 0, so dashboards and rate() see them before the first
         # event (a series that appears only later hides its first increment).
         for source in SOURCES:
             self.webhook_latency.labels(source)
             for outcome in OUTCOMES:
                 self.events.labels(source, outcome)
+        for source in SOURCES:
+            self.relay_backlog.labels(source)
+            self.relay_forwarded.labels(source)
+            self.relay_refused.labels(source)
         for outcome in ("sent", "coalesced"):
             self.ws_frames.labels(outcome)

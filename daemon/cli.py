@@ -18,7 +18,7 @@ import structlog
 
 from core.config import Config, ConfigError
 from daemon import demo
-from daemon.config import config_for
+from daemon.config import config_for, missing_secrets
 from daemon.lock import in_use
 from daemon.logging import configure_logging
 from daemon.serve import run_event_loop, serve
@@ -47,6 +47,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if config["server.require_auth"]:
         print("server.require_auth = true: every webhook secret, api.tokens and "
               "pusher.app_secret are required (they are set)", file=sys.stderr)
+    else:
+        missing = missing_secrets(config.values, "when running as the systemd unit")
+        if missing:
+            print("note: server.require_auth = false: fine for this machine alone (make run,"
+                  " demo); the systemd unit sets CAMPAIGND_SERVER__REQUIRE_AUTH=true and "
+                  "would refuse to start:", file=sys.stderr)
+            for problem in missing:
+                print(f"  - {problem}", file=sys.stderr)
     holder = in_use(config.db_path)
     if holder is not None:
         print(f"note: {holder}; `serve` would refuse to start now", file=sys.stderr)
@@ -103,9 +111,11 @@ store.checkpoint_interval seconds old while the daemon runs); with --url they ar
   campaignd export 9b2f0c1e-... --output /tmp/campaign.csv
   campaignd export 9b2f0c1e-... --url http://127.0.0.1:8080 --output c.csv
 
-Columns: row, recipient, contact_id, message_id, status, level, failed,
+Columns: row, recipient, contact_id, message_id (bare, as ACKs match it),
+raw_message_id (as registered or as the gateway gave it), status, level, failed,
 failure_reason, queued_at, pending_at, sent_at, delivered_at, read_at, played_at,
 failed_at (ISO 8601, UTC). Rows are streamed, so any campaign size works.""",
+    "demo": demo.EPILOG,
     "backup": """examples:
   campaignd backup /var/backups/campaignd-$(date +%F).sqlite3
   sudo campaignd --config /etc/campaignd/daemon.toml backup /root/campaignd.sqlite3
@@ -163,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace DEST if it exists")
     p.set_defaults(run=_offline(offline.cmd_backup))
     for name, (help_text, add_args, run) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, parents=[common])
+        p = add(name, help_text)
         add_args(p)
         p.set_defaults(run=run)
     return parser

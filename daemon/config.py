@@ -176,6 +176,8 @@ def missing_secrets(values: Mapping[str, Any], why: str) -> list[str]:
     problems = []
     for source in SOURCES:
         secret = SOURCE_SECRET[source]
+        if source == "webjs" and values["webhooks.webjs.api_key"]:
+            continue  # its API key is a credential too
         if values[f"webhooks.{source}.enabled"] is not False and not values[secret]:
             problems.append(f"{secret}: required {why} (or set webhooks.{source}.enabled ="
                             " false)")

@@ -2,6 +2,8 @@
 
 A new user sees a campaign send and its ticks arrive within a minute, with no gateway,
 no account and no internet: the simulator answers and acknowledges like a real one.
+The demo keeps its own database (campaignd-demo.sqlite3 beside the configured one) and
+takes a free port when the configured one is taken, so it runs beside `make run`.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import socket
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -67,10 +71,37 @@ async def start_sample(url: str, token: str | None, n: int, rate: float) -> None
         print(f"Done. The daemon keeps running: {base}/", flush=True)
 
 
+def demo_database(db: Path) -> Path:
+    """The demo's own database beside the configured one (campaignd.sqlite3 ->
+    campaignd-demo.sqlite3), so it runs beside `make run` and never mixes a sample
+    campaign into real ones."""
+    return db.with_name(f"{db.stem}-demo{db.suffix or '.sqlite3'}")
+
+
+def port_is_free(host: str, port: int) -> bool:
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+                host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+    except OSError:
+        return False
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
-    config = config_for(args.config).with_overrides(**{"sender.default_gateway": "simulator"})
+    config = config_for(args.config)
+    db = demo_database(config.db_path)
+    overrides: dict[str, Any] = {"sender.default_gateway": "simulator", "store.path": str(db)}
     if args.port is not None:
-        config = config.with_overrides(**{"server.port": args.port})
+        overrides["server.port"] = args.port
+    elif not port_is_free(config["server.host"], config["server.port"]):
+        overrides["server.port"] = 0
+        print(f"campaignd demo: port {config['server.port']} is taken (is `make run` up?); "
+              "the demo listens on a free port instead", flush=True)
+    config = config.with_overrides(**overrides)
+    print(f"campaignd demo: its own database {db}", flush=True)
     configure_logging("warning", config["log.format"])
     tokens = config["api.tokens"]
     token = tokens[0]["token"] if tokens else None
@@ -84,5 +115,13 @@ def run(args: argparse.Namespace) -> int:
     return run_event_loop(serve(config, on_listening=listening))
 
 
-COMMAND = ("run the daemon with the simulator gateway, send a sample campaign and print "
-           "its page URL", add_arguments, run)
+COMMAND = ("run the daemon with the simulator gateway and its own database, send a sample "
+           "campaign and print its page URL", add_arguments, run)
+
+EPILOG = """examples:
+  campaignd demo                               # beside `make run`: own database, free port
+  campaignd demo --recipients 500 --rate 20
+  campaignd --config /etc/campaignd/daemon.toml demo --port 9090
+
+The demo's database is campaignd-demo.sqlite3 beside the configured store.path (one
+demo at a time per folder); Ctrl-C stops it."""

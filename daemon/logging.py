@@ -41,3 +41,6 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiosqlite logs every statement at debug, with its parameters (recipients' numbers):
+    # thousands of lines a second that slow the writer and say nothing to an operator.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.root.level))

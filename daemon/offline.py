@@ -205,6 +205,9 @@ def cmd_export(args: argparse.Namespace, db: Path) -> int:
         sys.stdout.flush()
         return 0
     partial = target.with_name(target.name + ".partial")  # no half file under the name
+    if not target.parent.is_dir():
+        raise CommandError(f"the folder {target.parent} does not exist (create it first: "
+                           f"mkdir -p {target.parent})")
     try:
         with open(partial, "w", newline="", encoding="utf-8") as stream:
             if args.url:
@@ -228,6 +231,13 @@ def backup(db: Path, dest: Path, force: bool = False) -> tuple[int, float]:
         raise CommandError(f"{dest} exists; choose another name or pass --force")
     if dest.resolve() == db.resolve():
         raise CommandError("the backup must not overwrite the database itself")
+    folder = dest.parent
+    if not folder.is_dir():
+        raise CommandError(f"the folder {folder} does not exist (create it first: "
+                           f"mkdir -p {folder})")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandError(f"cannot write in the folder {folder} (run as a user who may, "
+                           "e.g. with sudo)")
     source = open_readonly(db)
     partial = dest.with_name(dest.name + ".partial")
     partial.unlink(missing_ok=True)
@@ -244,6 +254,9 @@ def backup(db: Path, dest: Path, force: bool = False) -> tuple[int, float]:
                 raise CommandError(f"the copy failed its integrity check: {check}")
         finally:
             target.close()
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise CommandError(f"cannot write the backup {dest}: {exc}") from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -241,6 +241,13 @@ class Ledger:
             failed, reason, started = self._attempt_gate(row, attempt, failed, reason)
         t = self.tick(at)
         ts = self.ts
+        # --- times outside the message's life (issue 22, docs/architecture.md "Times") --
+        # A provider time before the row was registered (a replayed fixture, a gateway
+        # clock behind ours) counts as the registration time, so the chart and the
+        # time-to-X figures stay inside the campaign. The bound is the row's own queued
+        # time, fixed at registration: the result is still a function of the event set.
+        if t < ts[0][row]:
+            t = ts[0][row]
         slots = LEVEL_SLOTS[level]
         old_level = self.level[row]
         old_failed = self.failed[row]

@@ -8,6 +8,8 @@ gateway classifies its answers the same way:
 - transient: try again later (timeout, connection error, 5xx, 429 with `retry_after`).
 - permanent: this message can never be sent as it is (4xx with the gateway's reason).
 - halt:      nothing can be sent until an operator acts (bad credentials, no session).
+- unknown:   the gateway says it took the message but gave no id: it may be out, so it
+             is neither retried nor failed (shown as unknown; retry-unknown re-sends).
 
 `throttled` marks an answer that says the ACCOUNT is sending too fast (HTTP 429, Meta
 130429): the account's shared rate goes down (AIMD, domain/pacing.py).
@@ -35,14 +37,16 @@ class Outbound:
     text: str
     contact_id: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # e.g. a Cloud API template
+    workspace_id: int | None = None  # the campaign's (the seed's send API wants it)
 
 
 @dataclass(slots=True, frozen=True)
 class Outcome:
-    kind: str  # accepted | transient | permanent | halt
+    kind: str  # accepted | transient | permanent | halt | unknown
     message_id: str | None = None
     reason: str | None = None
     retry_after: float | None = None
+    status: int | None = None  # the HTTP status of a refusal, for a gateway's own mapping
     throttled: bool = False
 
 
@@ -101,14 +105,14 @@ def classify(status: int, headers: Any, body: bytes) -> Outcome:
     reason = error_text(body, status)
     if status == 429:
         return Outcome("transient", reason=reason,
-                       retry_after=parse_retry_after(headers.get("Retry-After")),
+                       retry_after=parse_retry_after(headers.get("Retry-After")), status=status,
                        throttled=True)
     if status in (408, 425) or status >= 500:
         return Outcome("transient", reason=reason,
-                       retry_after=parse_retry_after(headers.get("Retry-After")))
+                       retry_after=parse_retry_after(headers.get("Retry-After")), status=status)
     if status in (401, 403):
-        return Outcome("halt", reason=reason)
-    return Outcome("permanent", reason=reason)
+        return Outcome("halt", reason=reason, status=status)
+    return Outcome("permanent", reason=reason, status=status)
 
 
 async def post_json(session: aiohttp.ClientSession, url: str, doc: Any,

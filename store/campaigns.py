@@ -96,8 +96,8 @@ class CampaignStore:
                         "INSERT INTO campaigns (no, uuid, workspace_id, name, status, message,"
                         " gateway, rate, created_at, updated_at, send_window)"
                         " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                        (no, uuid, workspace_id, name, "pending", message, gateway, rate, now, now,
-                         send_window),
+                        (no, uuid, workspace_id, name, initial_status(message, gateway),
+                         message, gateway, rate, now, now, send_window),
                         False,
                     )
                 ]
@@ -191,7 +191,9 @@ class CampaignStore:
             fresh.append(m)
         if not fresh:
             return [], len(items)
-        now = time.time()
+        # In tenths of a second, as the ledger keeps times: a level reached at
+        # registration then shows exactly the queued time, never a few ms before it.
+        now = to_tenths(time.time()) / 10
         first = self._next_row.get(campaign_no, 0)
         registered: list[RegisteredMessage] = []
         params = []
@@ -388,6 +390,13 @@ class CampaignStore:
             " outcome_at = ?"
             " WHERE campaign_no = ? AND row = ?", (reason, at, no, row), False)])
 
+    async def record_unknown(self, no: int, row: int, reason: str | None = None,
+                             at: float | None = None) -> None:
+        """The gateway took the message but gave no id: it may be out (not re-sent)."""
+        await self.store.transaction([(
+            "UPDATE messages SET send_state = 'unknown', outcome = 'unknown', note = ?,"
+            " outcome_at = ? WHERE campaign_no = ? AND row = ?", (reason, at, no, row), False)])
+
     async def mark_unknown(self) -> list[tuple[int, int]]:
         """At start-up: attempts without an outcome. Returns (campaign_no, count) pairs."""
         rows = await self.store.fetchall(
@@ -438,10 +447,11 @@ class CampaignStore:
         await self.store.transaction([(
             "UPDATE campaigns SET start_note = ? WHERE no = ?", (note, no), False)])
 
-    async def set_send_window(self, no: int, window: str | None) -> None:
-        await self.store.transaction([(
-            "UPDATE campaigns SET send_window = ?, updated_at = ? WHERE no = ?",
-            (window, time.time(), no), False)])
+
+def initial_status(message: str | None, gateway: str | None) -> str:
+    """A campaign whose messages another system sends is `tracking` for its whole life;
+    one campaignd sends starts `pending` (then processing, paused, completed...)."""
+    return "tracking" if message is None and gateway is None else "pending"
 
 
 def _campaign(row: Sequence[Any]) -> dict[str, Any]:

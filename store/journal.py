@@ -6,6 +6,11 @@ to the writer thread), and only then resolves the waiting handlers and hands the
 to the ingest actor, in commit order. Many concurrent requests thus share one commit,
 and no event reaches a counter before it is durable. A row holds
 `[[source, [event, ...]], ...]`, one entry per request.
+
+A request to relay (store/relay.py) brings its outbox entry along: a batch with any
+writes its journal row and all its outbox rows in ONE transaction (one commit per
+batch, as before), so a 2xx means the events and the relay copy are both durable.
+Batches without one keep the single-statement path.
 """
 
 from __future__ import annotations
@@ -13,18 +18,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 import structlog
 
 from core.aio import cancel_and_wait
 from domain.events import StatusEvent
-from store.db import Store, StoreUnavailable
+from store.db import Statement, Store, StoreUnavailable
+from store.relay import INSERT as OUTBOX_INSERT
+from store.relay import OutboxEntry
 
 log = structlog.get_logger(__name__)
 
 Committed = Callable[[list[tuple[str, tuple[StatusEvent, ...]]], int, "BatchStats"], None]
+
+
+JOURNAL_INSERT = "INSERT INTO journal (seq, source, received_at, events) VALUES (?,?,?,?)"
 
 
 @dataclass(slots=True)
@@ -32,6 +42,7 @@ class BatchStats:
     requests: int
     events: int
     seconds: float
+    relayed: dict[str, int] = field(default_factory=dict)  # outbox rows written, by source
 
 
 @dataclass(slots=True)
@@ -39,6 +50,7 @@ class _Waiting:
     source: str
     events: tuple[StatusEvent, ...]
     future: asyncio.Future[int]
+    relay: OutboxEntry | None = None
 
 
 class Journal:
@@ -63,12 +75,14 @@ class Journal:
         self.next_seq = max(row[0] or 0, int(checkpoint or 0)) + 1
         self._task = asyncio.create_task(self._run(), name="journal-writer")
 
-    async def append(self, source: str, events: Sequence[StatusEvent]) -> int:
-        """Return the journal seq once the events are committed; raise StoreUnavailable."""
+    async def append(self, source: str, events: Sequence[StatusEvent],
+                     relay: OutboxEntry | None = None) -> int:
+        """Return the journal seq once the events (and the request's relay copy, if
+        any) are committed; raise StoreUnavailable."""
         if self._closing:
             raise StoreUnavailable("the daemon is shutting down")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(source, tuple(events), future))
+        self._waiting.append(_Waiting(source, tuple(events), future, relay))
         self._wakeup.set()
         return await future
 
@@ -92,13 +106,22 @@ class Journal:
     async def _commit(self, batch: list[_Waiting], seq: int,
                       previous: asyncio.Task[None] | None = None) -> None:
         started = time.perf_counter()
-        blob = orjson.dumps([[w.source, [e.to_row() for e in w.events]] for w in batch])
-        sources = ",".join(sorted({w.source for w in batch}))
+        with_events = [w for w in batch if w.events]
+        blob = orjson.dumps([[w.source, [e.to_row() for e in w.events]] for w in with_events])
+        sources = ",".join(sorted({w.source for w in with_events}))
+        journal_row = (seq, sources, time.time(), blob)
+        outbox = [w.relay for w in batch if w.relay is not None]
+        relayed: dict[str, int] = {}
         try:
-            await self.store.execute_atomic(
-                "INSERT INTO journal (seq, source, received_at, events) VALUES (?,?,?,?)",
-                (seq, sources, time.time(), blob),
-            )
+            if not outbox:
+                await self.store.execute_atomic(JOURNAL_INSERT, journal_row)
+            else:
+                statements: list[Statement] = [(OUTBOX_INSERT, [e.row() for e in outbox], True)]
+                if with_events:  # a batch of ignored events only has no journal row
+                    statements.insert(0, (JOURNAL_INSERT, journal_row, False))
+                await self.store.transaction(statements)
+                for entry in outbox:
+                    relayed[entry.source] = relayed.get(entry.source, 0) + 1
         except Exception as exc:
             error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
             if not isinstance(exc, StoreUnavailable):
@@ -110,9 +133,9 @@ class Journal:
         if previous is not None:
             await asyncio.wait([previous])  # announce in commit order
         stats = BatchStats(len(batch), sum(len(w.events) for w in batch),
-                           time.perf_counter() - started)
+                           time.perf_counter() - started, relayed)
         try:
-            self.on_committed([(w.source, w.events) for w in batch], seq, stats)
+            self.on_committed([(w.source, w.events) for w in with_events], seq, stats)
         except Exception:  # durable already; the events are replayed at the next start
             log.exception("journal.dispatch_failed", seq=seq)
         for w in batch:

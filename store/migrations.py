@@ -88,8 +88,24 @@ async def _sending_schedule(conn: aiosqlite.Connection) -> None:
 MIGRATIONS: list[Migration] = [
     # 0.1 added these lazily when the sender started; now every database has them at open.
     Migration("0001_sending_columns", _sending_columns),
-    Migration("0002_sending_attempts", _sending_attempts),
-    Migration("0003_sending_schedule", _sending_schedule),
+    # The relay's durable outbox (store/relay.py): every accepted webhook request of a
+    # source with forward_to, written in the journal's commit, deleted once relayed.
+    # AUTOINCREMENT: ids only grow, also after the table was emptied (the forwarder
+    # reads each source's rows after the last id it delivered).
+    Migration("0002_relay_outbox", run_sql(
+        "CREATE TABLE IF NOT EXISTS relay_outbox ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL,"
+        " received_at REAL NOT NULL,"
+        " headers BLOB NOT NULL, body BLOB NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS relay_outbox_source ON relay_outbox (source, id)")),
+    # --- ops (issue 22): a tracked campaign's status is one word everywhere: tracking.
+    # 0.1 left campaigns sent elsewhere (no message, no gateway) "pending" forever.
+    Migration("0003_tracking_status", run_sql(
+        "UPDATE campaigns SET status = 'tracking'"
+        " WHERE status = 'pending' AND message IS NULL AND gateway IS NULL")),
+    # --- sending, completed (SPEC 9): attempts, scheduling and send windows
+    Migration("0004_sending_attempts", _sending_attempts),
+    Migration("0005_sending_schedule", _sending_schedule),
 ]
 
 

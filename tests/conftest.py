@@ -99,6 +99,26 @@ async def start_daemon(config: Config) -> tuple[TestServer, ClientSession]:
     return server, ClientSession()
 
 
+async def close_server(server: TestServer, timeout: float = 60.0) -> None:
+    """Stop a test daemon; if it hangs, fail with every asyncio task's stack and every
+    thread's (a shutdown that hangs is a defect to find, not a test to wait out)."""
+    task = asyncio.ensure_future(server.close())
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if task in done:
+        task.result()
+        return
+    import faulthandler
+    import io
+    import sys
+
+    out = io.StringIO()
+    for other in asyncio.all_tasks():
+        other.print_stack(file=out)
+    sys.stderr.write("\n--- the daemon did not stop; asyncio tasks:\n" + out.getvalue())
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    raise AssertionError(f"the daemon did not stop within {timeout} s (stacks on stderr)")
+
+
 @pytest.fixture
 async def daemon_factory(tmp_path: Path) -> AsyncIterator[Any]:
     started: list[tuple[TestServer, ClientSession]] = []
@@ -112,7 +132,7 @@ async def daemon_factory(tmp_path: Path) -> AsyncIterator[Any]:
     yield factory
     for server, session in reversed(started):
         await session.close()
-        await server.close()
+        await close_server(server)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ async def test_create_get_list(daemon: Daemon):
         "workspace_id": 7, "name": "Promo Ramadan", "uuid": "promo-ramadan-2026"})
     assert status == 201
     campaign = body["campaign"]
-    assert campaign["uuid"] == "promo-ramadan-2026" and campaign["status"] == "pending"
+    assert campaign["uuid"] == "promo-ramadan-2026" and campaign["status"] == "tracking"
     assert campaign["statistics"]["total_message_count"] == 0
     assert isinstance(campaign["id"], int) and campaign["workspace_id"] == 7
     status, body = await daemon.post_json("/api/campaigns", {

@@ -37,8 +37,10 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def raw_request(daemon: Daemon, head: bytes, body: bytes = b"") -> tuple[int, Any]:
-    """One HTTP/1.1 request written byte for byte (headers aiohttp's client won't send)."""
+async def raw_request(daemon: Daemon, head: bytes, body: bytes = b"",
+                      answers: list[bytes] | None = None) -> tuple[int, Any]:
+    """One HTTP/1.1 request written byte for byte (headers aiohttp's client won't send);
+    the whole answer (status line, headers, body) is appended to `answers` if given."""
     reader, writer = await asyncio.open_connection(daemon.server.host, daemon.server.port)
     try:
         writer.write(head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
@@ -47,6 +49,8 @@ async def raw_request(daemon: Daemon, head: bytes, body: bytes = b"") -> tuple[i
         data = await reader.read()
     finally:
         writer.close()
+    if answers is not None:
+        answers.append(data)
     status = int(data.split(b" ", 2)[1])
     return status, json.loads(data.split(b"\r\n\r\n", 1)[1])
 
@@ -78,6 +82,15 @@ def forged_headers(route: str, body: bytes) -> list[dict[str, str]]:
     return forged
 
 
+def secrets_in(answer: bytes, route: str, body: bytes) -> list[str]:
+    """Which configured secrets, or the right signature for `body`, appear in an answer."""
+    text = answer.decode("utf-8", "replace").lower()
+    wanted = [str(v) for k, v in SECRETS.items() if not k.endswith("public_url")]
+    for value in signed_headers(route, body).values():  # "sha256=<hex>", hex, base64
+        wanted += [value, value.removeprefix("sha256=").rstrip("=")]
+    return [w for w in wanted if w and w.lower() in text]
+
+
 @pytest.mark.parametrize("route", ["webjs", "waha", "evolution", "cloud", "twilio"])
 async def test_forged_signatures_are_refused_and_change_nothing(daemon_factory: Any,
                                                                 route: str) -> None:
@@ -93,9 +106,14 @@ async def test_forged_signatures_are_refused_and_change_nothing(daemon_factory: 
     before = await daemon.stats(campaign["uuid"])
     seq = daemon.runtime.journal.next_seq
     ctype = FORM if route == "twilio" else JSON
+    answers: list[bytes] = []  # every answer's headers and body, as received
     for headers in forged_headers(route, body):
-        status, answer = await daemon.request("POST", f"/webhooks/{route}", data=body,
-                                              headers={**ctype, **headers})
+        async with daemon.session.post(daemon.url(f"/webhooks/{route}"), data=body,
+                                       headers={**ctype, **headers}) as resp:
+            raw = await resp.read()
+            answers.append(b"".join(k + b": " + v + b"\r\n" for k, v in resp.raw_headers)
+                           + b"\r\n" + raw)
+            status, answer = resp.status, json.loads(raw)
         assert status == 401, (headers, status, answer)
         assert answer["error"]["code"] == "bad_signature"
     # bytes that are not UTF-8 in the signature header: still a 401, not a 500
@@ -104,9 +122,14 @@ async def test_forged_signatures_are_refused_and_change_nothing(daemon_factory: 
               "twilio": b"X-Twilio-Signature: \xff"}[route]
     status, answer = await raw_request(daemon, (
         f"POST /webhooks/{route} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Content-Type: {ctype['Content-Type']}\r\n").encode() + header + b"\r\n", body)
+        f"Content-Type: {ctype['Content-Type']}\r\n").encode() + header + b"\r\n", body,
+        answers)
     assert (status, answer["error"]["code"]) == (401, "bad_signature")
-    # the secret is in no answer, and nothing was applied
+    # No answer gives away a secret or the signature that would have been right (in
+    # any header or body, hex or as given), and nothing was applied.
+    assert len(answers) == len(forged_headers(route, body)) + 1
+    for raw in answers:
+        assert not secrets_in(raw, route, body), (secrets_in(raw, route, body), raw)
     assert daemon.runtime.journal.next_seq == seq
     assert await daemon.stats(campaign["uuid"]) == before
     status, _ = await daemon.request("POST", f"/webhooks/{route}", data=body,
@@ -247,7 +270,7 @@ async def test_a_workspace_token_cannot_reach_another_workspaces_campaign(
     seq = daemon.runtime.journal.next_seq
     for uuid in ("camp-2", "camp-2t"):
         for method, path in api_routes(daemon):
-            if path == "/api/campaigns":
+            if path in ("/api/campaigns", "/api/relay"):  # not about one campaign
                 continue
             path = path.replace("camp-2", uuid)
             doc = {"messages": [{"recipient": "6281", "message_id": "INTRUDER"}]}

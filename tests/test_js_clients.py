@@ -23,8 +23,15 @@ EVENT = "campaign.statistics.updated"
 TOKEN_1 = "token-for-workspace-1-abcdef"
 TOKEN_2 = "token-for-workspace-2-abcdef"
 
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed: the pusher-js "
-                                "and Laravel Echo clients need it")
+
+
+@pytest.fixture(autouse=True)
+def _node_is_installed() -> None:
+    """These are the only proof that Echo and pusher-js work unchanged: without node they
+    fail (never skip), so a machine without it cannot pass the suite unnoticed."""
+    if NODE is None:
+        pytest.fail("node is not installed: the pusher-js and Laravel Echo clients need it; "
+                    "run scripts/test-deps.sh (make test does) as root to install nodejs/npm")
 
 
 def serialized(n: int) -> str:

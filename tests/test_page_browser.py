@@ -20,7 +20,7 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from core.config import Config
-from tests.conftest import eventually, fixture_bytes, fixture_json, make_config
+from tests.conftest import close_server, eventually, fixture_bytes, fixture_json, make_config
 from tests.proc import DaemonProcess, write_config
 from web.app import make_app
 
@@ -65,7 +65,7 @@ class Server:
     async def stop(self) -> None:
         if self.server is not None:
             server, self.server = self.server, None
-            await server.close()
+            await close_server(server)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -327,17 +327,21 @@ async def test_new_campaign_form_reports_bad_numbers_and_lands_on_the_live_view(
         await page.fill("#f-recipients", PASTED)
         report = await page.inner_text("#recipient-report")
         assert "8 recipients" in report
-        assert "1 duplicates left out" in report and "6281255550003" in report
+        assert "1 duplicate left out" in report and "6281255550003" in report
         assert "2 invalid numbers" in report
         assert "line 10: \u201c0812345678\u201d" in report and "country code" in report
         assert "line 11: \u201cnot a number\u201d" in report
-        # The API's refusal is shown as it is, next to the field it names.
+        # The API's refusal: the page's own sentence at the top and next to the field it
+        # names, the API's message (for developers) in small print under it.
         await page.fill("#f-rate", "100000")
         await page.click("button[type=submit]")
         await expect(page, lambda p: _shown(p, "#form-error"))
         error = await page.inner_text("#form-error")
-        assert "rate must be" in error, error
-        assert "rate must be" in await page.inner_text('.field-error[data-for="f-rate"]')
+        assert error.startswith("campaignd refused the campaign: The rate must be above 0"), error
+        assert "rate must be a number of messages per second" in await page.inner_text(
+            "#form-error small.detail")
+        assert (await page.inner_text('.field-error[data-for="f-rate"]')).startswith(
+            "The rate must be above 0 and at most")
         await shot(page, "6-form-refused")
 
         await page.fill("#f-rate", "1")

@@ -222,6 +222,8 @@ async def test_failure_ratio_auto_pauses_and_webhook_is_signed(daemon_factory: A
     assert headers["X-Campaignd-Signature"] == f"sha256={expected}"
     doc = json.loads(raw)
     assert doc["campaign"]["uuid"] == uuid and doc["campaign"]["status"] == "paused"
+    # One name everywhere (WebSocket event, log); 0.1's name kept as an alias.
+    assert doc["campaign"]["previous"] == doc["campaign"]["previous_status"] == "processing"
     assert doc["statistics"]["total_failed_count"] >= 4
 
 

@@ -155,7 +155,8 @@ async def test_backup_of_a_live_database_is_complete_and_consistent(
     assert stats["total_delivered_count"] == 5
 
 
-@pytest.mark.parametrize("command", ["serve", "check-config", "stats", "export", "backup"])
+@pytest.mark.parametrize("command", ["serve", "check-config", "stats", "export", "backup",
+                                     "demo"])
 def test_every_command_has_help_with_examples(command: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:

@@ -80,3 +80,75 @@ async def test_a_cancelled_transaction_never_swallows_a_journal_commit(tmp_path)
     rows = [r[0] for r in sqlite3.connect(tmp_path / "t.sqlite3").execute("SELECT x FROM t")]
     assert sum(r.startswith("atomic") for r in rows) == 30
     assert sum(r.startswith("tx") for r in rows) % 3 == 0  # whole transactions or none
+
+
+async def test_a_send_outcome_is_kept_until_storage_is_back(daemon_factory):
+    """The short form of `test_database_locked_for_two_minutes`: a call the gateway has
+    accepted while every write fails keeps its outcome and tries to store it again and
+    again, far past the 30 tries that were once its budget (the pause between tries is
+    shortened through the service's `outcome_retry_max_delay`), and stores it as soon as
+    storage is back: the row is accepted, the campaign completes, ACKs for the id count."""
+    import asyncio
+
+    from aiohttp import web
+    from structlog.testing import capture_logs
+
+    from tests.conftest import eventually
+
+    serialized = "true_6281400000001@c.us_3EB0A1B2C3D4E5F60718"
+    arrived, answer = asyncio.Event(), asyncio.Event()
+    calls = []
+
+    async def send(request: web.Request) -> web.Response:  # a whatsapp-web.js service
+        calls.append(await request.json())
+        arrived.set()
+        await answer.wait()
+        return web.json_response({"success": True, "message_id": serialized})
+
+    app = web.Application()
+    app.router.add_post("/api/messages/send", send)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        daemon = await daemon_factory(**{
+            "gateways.http.url": f"http://127.0.0.1:{port}/api/messages/send",
+            "gateways.http.id_field": "message_id", "store.checkpoint_interval": 3600})
+        daemon.runtime.sending.outcome_retry_max_delay = 0.005
+        status, body = await daemon.post_json("/api/campaigns", {
+            "workspace_id": 1, "name": "Outcome waits", "message": "Halo", "gateway": "http",
+            "recipients": ["6281400000001"], "start": True})
+        assert status == 201, body
+        uuid = body["campaign"]["uuid"]
+        await asyncio.wait_for(arrived.wait(), 10)  # its attempt is recorded, the call out
+
+        writer = daemon.runtime.store.writer
+        await writer.execute("PRAGMA query_only = 1")  # every write now fails
+        with capture_logs() as logs:
+            answer.set()
+
+            async def tried_past_the_old_budget() -> bool:
+                return any(e["event"] == "sender.outcome_store_failed"
+                           and e["attempt"] >= 40 for e in logs)
+            await eventually(tried_past_the_old_budget, timeout=20)
+        status, body = await daemon.request("GET", f"/api/campaigns/{uuid}/sending")
+        assert body["sending"]["status"] == "processing"
+        assert body["sending"]["send_states"] == {"attempting": 1}  # kept, not dropped
+        await writer.execute("PRAGMA query_only = 0")
+
+        async def completed() -> object:
+            _, got = await daemon.request("GET", f"/api/campaigns/{uuid}/sending")
+            return got["sending"]["status"] == "completed" and got["sending"]
+        sending = await eventually(completed, timeout=10)
+        assert sending["send_states"] == {"accepted": 1}
+        assert len(calls) == 1  # sent once, stored once
+        status, _ = await daemon.post_json("/webhooks/webjs", {
+            "event": "message_status_updated",
+            "data": {"message_id": serialized, "ack_level": 2}})
+        assert status == 200
+        assert (await daemon.stats(uuid))["total_delivered_count"] == 1
+    finally:
+        answer.set()
+        await runner.cleanup()

@@ -38,7 +38,8 @@ async def test_a_database_of_release_0_1_opens_with_nothing_lost(
         status, body = await d.request("GET", f"/api/campaigns/{uuid}")
         assert status == 200, body
         campaign = body["campaign"]
-        assert campaign["status"] == old["status"]
+        # Migration 0002: a campaign sent elsewhere says "tracking" (0.1: "pending").
+        assert campaign["status"] == ("tracking" if uuid == "tracked" else old["status"])
         for name in COUNTS:
             assert campaign["statistics"][name] == old["statistics"][name], (uuid, name)
         status, rows = await d.request("GET", f"/api/campaigns/{uuid}/messages?limit=500")
@@ -73,6 +74,35 @@ async def test_every_migration_is_recorded_once(daemon_factory: Any, tmp_path: P
     d = await daemon_factory(**{"store.path": str(db)})
     rows = await d.runtime.store.fetchall("SELECT name FROM schema_migrations ORDER BY name")
     assert [r[0] for r in rows] == sorted(m.name for m in MIGRATIONS)
+
+
+@pytest.mark.parametrize("case", ["clean", "killed"])
+async def test_the_relay_outbox_works_on_a_database_of_release_0_1(
+        daemon_factory: Any, tmp_path: Path, case: str) -> None:
+    """Migration 0002 adds the relay's outbox to an old database: a webhook accepted after
+    the upgrade is relayed, and 0.1's journal still replays into the same counters."""
+    from tests.fakes.seed import FakeLaravel, seed_headers
+
+    app = await FakeLaravel(secret="laravel-secret").start()
+    try:
+        db, expected = copy_release("0.1", case, tmp_path)
+        d: Daemon = await daemon_factory(**{
+            "store.path": str(db), "webhooks.webjs.secret": "seed-secret",
+            "webhooks.webjs.forward_to": app.webhook_url,
+            "webhooks.webjs.forward_secret": "laravel-secret"})
+        stats = await d.stats("tracked")
+        assert stats["total_read_count"] == expected["tracked"]["statistics"]["total_read_count"]
+        body = json.dumps(webjs_ack("ID00001", 3)).encode()
+        status, _ = await d.request("POST", "/webhooks/webjs", data=body,
+                                    headers=seed_headers("seed-secret", body))
+        assert status == 200
+
+        async def relayed() -> bool:
+            return app.bodies() == [body]
+
+        await eventually(relayed, timeout=20)
+    finally:
+        await app.stop()
 
 
 @pytest.mark.parametrize("case", ["clean", "killed"])

@@ -35,8 +35,8 @@ from web.keys import RUNTIME
 from web.sources import digits
 
 MAX_MESSAGES_PER_REQUEST = 10_000
-CAMPAIGN_STATUSES = ("pending", "scheduled", "processing", "paused", "completed", "cancelled",
-                     "failed")
+CAMPAIGN_STATUSES = ("tracking", "pending", "scheduled", "processing", "paused", "completed",
+                     "cancelled", "failed")
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -52,7 +52,8 @@ def present_row(row: dict[str, Any], earlier: list[dict[str, Any]] | None = None
                 ) -> dict[str, Any]:
     return {
         "row": row["row"],
-        "message_id": row["message_id"],
+        "message_id": row["message_id"],  # bare: the form ACKs are matched by
+        "raw_message_id": row["raw_id"] or row["message_id"],  # as registered
         "recipient": row["recipient"],
         "contact_id": row["contact_id"],
         "status": class_name(row["level"], bool(row["failed"])),
@@ -132,9 +133,12 @@ async def list_campaigns(request: web.Request) -> web.Response:
                        f"status must be one of {', '.join(CAMPAIGN_STATUSES)}", "status")
     limit = query_int(request, "limit", 50, 1, 500)
     after = query_cursor(request)
-    rows = await rt.campaigns.list(workspace_id, status, after, limit)
+    # One row more than asked says whether a next page exists: the last page never
+    # hands out a cursor that leads to an empty page.
+    rows = await rt.campaigns.list(workspace_id, status, after, limit + 1)
+    more, rows = len(rows) > limit, rows[:limit]
     items = [present_campaign(r, rt.board.get(r["no"])) for r in rows]
-    next_cursor = str(rows[-1]["no"]) if len(rows) == limit else None
+    next_cursor = str(rows[-1]["no"]) if more else None
     return json_response({"campaigns": items, "next_cursor": next_cursor})
 
 
@@ -222,8 +226,9 @@ async def list_messages(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 50, 1, 1000)
     after = query_cursor(request)
     await rt.flush_rows()
-    rows = await rt.campaigns.rows(campaign["no"], status, search, after, limit)
-    next_cursor = str(rows[-1]["row"]) if len(rows) == limit else None
+    rows = await rt.campaigns.rows(campaign["no"], status, search, after, limit + 1)
+    more, rows = len(rows) > limit, rows[:limit]
+    next_cursor = str(rows[-1]["row"]) if more else None
     earlier = await attempt_store.history(rt.store, campaign["no"], [r["row"] for r in rows])
     return json_response({"messages": [present_row(r, earlier.get(r["row"])) for r in rows],
                           "next_cursor": next_cursor})

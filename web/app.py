@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from actors.runtime import Runtime
 from core.config import Config
-from web import api, export, openapi, page, pusher, sending, webhooks
+from web import api, export, openapi, page, passthrough, pusher, relay, sending, webhooks
 from web.auth import Guard
 from web.common import PRINCIPAL
 from web.errors import error_middleware, json_response
@@ -84,4 +84,6 @@ def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
     export.add_routes(app)
     openapi.add_routes(app)
     sending.add_routes(app)
+    relay.add_routes(app)
+    passthrough.add_routes(app)
     return app

@@ -8,24 +8,26 @@ whatever the socket's address, so loopback is never a credential behind nginx.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import ipaddress
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from core.config import SOURCE_SECRET, Config
+from core.config import KEYS, SOURCE_SECRET, Config
+from domain.signatures import (
+    body_signature,
+    seed_signature,
+    timestamp_problem,
+    twilio_signature,
+    waha_signature,
+)
 from web.errors import ApiError
 from web.sources.twilio import parse_form
-
-
-def _hex_hmac(key: str, body: bytes, algo: str) -> str:
-    return hmac.new(key.encode(), body, algo).hexdigest()
 
 
 def _raw(value: str) -> bytes:
@@ -38,24 +40,63 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(_raw(a), _raw(b))
 
 
-def _webjs(secret: str, request: web.Request, body: bytes) -> bool:
-    signature = request.headers.get("X-Signature", "")
-    if signature.startswith("sha256="):
-        return _same(signature[7:].lower(), _hex_hmac(secret, body, "sha256"))
-    auth = request.headers.get("Authorization", "")
-    return auth.startswith("Bearer ") and _same(auth[7:], secret)
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a webhook's credentials were refused: the 401's code and message."""
+
+    code: str
+    message: str
+
+
+# A checker answers True (accepted), False (missing or wrong) or a Refusal that says why.
+Checker = Callable[[str, web.Request, bytes], "bool | Refusal"]
+
+
+def _webjs_factory(config: Config) -> Checker:
+    """webjs accepts, in this order: `X-API-Key` (when webhooks.webjs.api_key is set);
+    the seed's scheme, `X-Timestamp` + hex HMAC-SHA256(secret, timestamp + raw body) in
+    `X-HMAC-Signature` or, unprefixed, `X-Signature` (its earlier versions), within the
+    replay window; `X-Signature: sha256=<hex HMAC of the body>`; `Authorization: Bearer`."""
+    api_key: str = config["webhooks.webjs.api_key"]
+    window: float = config["webhooks.webjs.replay_window"]
+
+    def check(secret: str, request: web.Request, body: bytes) -> bool | Refusal:
+        headers = request.headers
+        given_key = headers.get("X-API-Key")
+        if api_key and given_key is not None and _same(given_key, api_key):
+            return True
+        if not secret:
+            return False  # only the API key is configured
+        signature = headers.get("X-HMAC-Signature") or headers.get("X-Signature", "")
+        if signature.startswith("sha256="):
+            return _same(signature.lower(), body_signature(secret, body))
+        if signature:
+            timestamp = headers.get("X-Timestamp")
+            if timestamp is None:
+                return Refusal("bad_signature", "X-HMAC-Signature needs an X-Timestamp header")
+            if not timestamp.isascii() or not _same(
+                    signature.lower(), seed_signature(secret, timestamp, body)):
+                return False
+            problem = timestamp_problem(timestamp, time.time(), window)
+            if problem:
+                return Refusal("stale_timestamp",
+                               f"{problem}; see webhooks.webjs.replay_window")
+            return True
+        auth = headers.get("Authorization", "")
+        return auth.startswith("Bearer ") and _same(auth[7:], secret)
+
+    return check
 
 
 def _waha(secret: str, request: web.Request, body: bytes) -> bool:
     signature = request.headers.get("X-Webhook-Hmac", "")
-    return bool(signature) and _same(signature.lower(), _hex_hmac(secret, body, "sha512"))
+    return bool(signature) and _same(signature.lower(), waha_signature(secret, body))
 
 
 def _cloud(secret: str, request: web.Request, body: bytes) -> bool:
     signature = request.headers.get("X-Hub-Signature-256", "")
     return signature.startswith("sha256=") and _same(
-        signature[7:].lower(), _hex_hmac(secret, body, "sha256")
-    )
+        signature.lower(), body_signature(secret, body))
 
 
 def _evolution(secret: str, request: web.Request, body: bytes) -> bool:
@@ -71,12 +112,6 @@ def _evolution(secret: str, request: web.Request, body: bytes) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("apikey"), str) and _same(
         doc["apikey"], secret
     )
-
-
-def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
-    payload = url + "".join(f"{k}{params[k]}" for k in sorted(params))
-    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
 
 
 def _twilio_factory(config: Config) -> Any:
@@ -96,24 +131,38 @@ def _twilio_factory(config: Config) -> Any:
 
 @dataclass(frozen=True)
 class WebhookAuth:
-    """Checks the request of one source; `open_` when no secret is set (loopback only)."""
+    """Checks the request of one source; `open_` when it has no credential configured
+    (accepted only from this machine itself)."""
 
     source: str
     secret: str
-    checker: Any
+    checker: Checker
+    alternative: str = ""  # a second credential (webjs: webhooks.webjs.api_key)
 
     @property
     def open_(self) -> bool:
-        return not self.secret
+        return not self.secret and not self.alternative
 
-    def verify(self, request: web.Request, body: bytes) -> bool:
-        return self.open_ or bool(self.checker(self.secret, request, body))
+    def verify(self, request: web.Request, body: bytes) -> Refusal | None:
+        """None when the request is authentic, else why not."""
+        if self.open_:
+            return None
+        verdict = self.checker(self.secret, request, body)
+        if verdict is True:
+            return None
+        if isinstance(verdict, Refusal):
+            return verdict
+        return Refusal("bad_signature",
+                       f"missing or invalid signature for the {self.source} webhook")
 
 
 def webhook_auth(config: Config) -> dict[str, WebhookAuth]:
-    checkers = {"webjs": _webjs, "waha": _waha, "cloud": _cloud, "evolution": _evolution,
-                "twilio": _twilio_factory(config)}
-    return {source: WebhookAuth(source, config[key], checkers[source])
+    checkers: dict[str, Checker] = {
+        "webjs": _webjs_factory(config), "waha": _waha, "cloud": _cloud,
+        "evolution": _evolution, "twilio": _twilio_factory(config)}
+    alternatives = {"webjs": config["webhooks.webjs.api_key"]}
+    return {source: WebhookAuth(source, config[key], checkers[source],
+                                alternatives.get(source, ""))
             for source, key in SOURCE_SECRET.items()}
 
 
@@ -152,7 +201,11 @@ class TokenBook:
         return found
 
 
-PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+# Headers a reverse proxy adds (nginx only when told to; Caddy, Traefik, Apache and
+# HAProxy by default or by their usual options). Any of them makes a request remote: a
+# header can only make a request MORE restricted, so a spoofed one costs nothing.
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+                 "X-Real-IP", "Via")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 log = structlog.get_logger(__name__)
@@ -170,6 +223,10 @@ class Guard:
         self.tokens = TokenBook(config["api.tokens"])
         self.webhooks = webhook_auth(config)
         self.allow_public_channels: bool = config["pusher.allow_public_channels"]
+        # The built-in Pusher secret is public: a remote client could sign any private
+        # channel with it, so remote connections get no private channel while it is in use.
+        self.pusher_secret_is_default: bool = (
+            config["pusher.app_secret"] == KEYS["pusher.app_secret"].default)
         self.trusted_proxies: tuple[Network, ...] = tuple(
             ipaddress.ip_network(item, strict=False) for item in config["server.trusted_proxies"])
 
@@ -187,6 +244,8 @@ class Guard:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
             return True  # a unix socket path or similar: not a loopback peer we know
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:127.0.0.1 on a dual-stack socket
         if any(address in net for net in self.trusted_proxies):
             return True
         return not address.is_loopback

@@ -25,11 +25,14 @@ from web.keys import RUNTIME
 CHUNK_ROWS = 500
 TIMESTAMP_COLUMNS = ("queued_at", "pending_at", "sent_at", "delivered_at", "read_at",
                      "played_at", "failed_at")
+# message_id is the bare id ACKs are matched by, as in the rows API; raw_message_id the id
+# exactly as registered or as the gateway returned it (whatsapp-web.js's serialized form).
 # SPEC 9: `attempt` is the latest attempt's number (empty: never sent by campaignd);
 # `previous_attempts` lists the earlier ones, oldest first, as
 # "#1 failed 2026-11-27T15:09:02.369Z (id ABC): 63016 outside window | #2 ...".
-CSV_COLUMNS = ("row", "recipient", "contact_id", "message_id", "status", "level", "failed",
-               "failure_reason", *TIMESTAMP_COLUMNS, "attempt", "previous_attempts")
+CSV_COLUMNS = ("row", "recipient", "contact_id", "message_id", "raw_message_id", "status",
+               "level", "failed", "failure_reason", *TIMESTAMP_COLUMNS, "attempt",
+               "previous_attempts")
 _EXPORT_COLUMNS = (
     "SELECT row, recipient, contact_id, raw_id, message_id, level, failed, reason, ts_queued,"
     " ts_pending, ts_sent, ts_delivered, ts_read, ts_played, ts_failed, attempts, {history}"
@@ -56,7 +59,8 @@ def csv_text(rows: Iterable[Sequence[Any]], header: bool = False) -> str:
     for (row, recipient, contact, raw_id, message_id, level, failed, reason,
          *stamps, attempts, history) in rows:
         writer.writerow((
-            row, _cell(recipient), _cell(contact), _cell(raw_id or message_id),
+            row, _cell(recipient), _cell(contact), _cell(message_id),
+            _cell(raw_id or message_id),
             class_name(level, bool(failed)), LEVEL_NAMES[level], "true" if failed else "false",
             _cell(reason), *(iso_time(ts) or "" for ts in stamps), attempts or "",
             _cell(previous_attempts_text(history)),

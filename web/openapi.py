@@ -18,8 +18,8 @@ from web.errors import json_response
 # Routes deliberately not described: the Pusher WebSocket and the page's static files.
 UNDOCUMENTED = (("GET", "/app/{key}"), ("GET", "/static/{filename}"))
 
-CAMPAIGN_STATUSES = ("pending", "scheduled", "processing", "paused", "completed", "cancelled",
-                     "failed")
+CAMPAIGN_STATUSES = ("tracking", "pending", "scheduled", "processing", "paused", "completed",
+                     "cancelled", "failed")
 SOURCES = ("webjs", "waha", "evolution", "cloud", "twilio")
 # web/sending.py's lifecycle actions (actors/sender_service.py TRANSITIONS).
 # (`schedule` has a path of its own: it takes a body.)
@@ -268,7 +268,12 @@ SCHEMAS: dict[str, Any] = {
         "required": ["row", "message_id", "recipient", "contact_id", "status", "level",
                      "failed", "failure_reason", "timestamps"],
         "properties": {
-            "row": {"type": "integer"}, "message_id": nullable({"type": "string"}),
+            "row": {"type": "integer"},
+            "message_id": nullable({"type": "string", "description": (
+                "The bare id ACKs are matched by (whatsapp-web.js's serialized "
+                "true_628…@c.us_3EB0… becomes 3EB0…).")}),
+            "raw_message_id": nullable({"type": "string", "description": (
+                "The id exactly as registered or as the gateway returned it.")}),
             "recipient": {"type": "string"}, "contact_id": nullable({"type": "string"}),
             "status": {"type": "string", "enum": [*LEVEL_NAMES, "failed"]},
             "level": {"type": "string", "enum": list(LEVEL_NAMES)},
@@ -303,7 +308,10 @@ SCHEMAS: dict[str, Any] = {
     "WebhookResult": {
         "type": "object", "required": ["ok", "events"],
         "properties": {"ok": {"type": "boolean", "const": True},
-                       "events": {"type": "integer", "description": "Status events stored."}},
+                       "events": {"type": "integer", "description": "Status events stored."},
+                       "ignored": {"type": "object", "description": "Events accepted but not "
+                                   "used (not delivery statuses), by name: count.",
+                                   "additionalProperties": {"type": "integer"}}},
     },
 }
 
@@ -313,7 +321,9 @@ def _webhook(source: str) -> dict[str, Any]:
     return {"post": {
         "tags": ["webhooks"], "operationId": f"webhook_{source}", "security": [],
         "summary": f"Receive {source} delivery receipts (SPEC 3.1).",
-        "description": "2xx means every status in the request is durably stored.",
+        "description": "2xx means every status in the request is durably stored (and, "
+                       "with forward_to, the request's relay copy too). Events that are not "
+                       "delivery statuses are answered 2xx with `ignored`.",
         "requestBody": {"required": True, **body({"type": "object"}, media)},
         "responses": {
             "200": ok("Stored.", ref("WebhookResult")),
@@ -323,7 +333,9 @@ def _webhook(source: str) -> dict[str, Any]:
             "413": err("Body larger than server.max_body_bytes."),
             "415": err("Wrong Content-Type."),
             "422": err("A field is missing or has the wrong type (named in `field`)."),
-            "503": err("Storage unavailable; retry after Retry-After seconds."),
+            "503": err("Storage unavailable, or this source's relay backlog is full "
+                       "(webhooks.forward_max_backlog); nothing stored, retry after "
+                       "Retry-After seconds."),
         }}}
 
 
@@ -403,7 +415,8 @@ def _campaign_paths() -> dict[str, Any]:
             "tags": ["campaigns"], "operationId": "export_csv", "parameters": [UUID_PARAM],
             "summary": "Every recipient with status, failure reason and a timestamp per level.",
             "description": "Streamed (chunked). Columns: row, recipient, contact_id, "
-                           "message_id, status, level, failed, failure_reason, queued_at, "
+                           "message_id (bare), raw_message_id (as registered), status, level, "
+                           "failed, failure_reason, queued_at, "
                            "pending_at, sent_at, delivered_at, read_at, played_at, failed_at, "
                            "attempt, previous_attempts.",
             "responses": {"200": ok("CSV with a header line.", {"type": "string"}, "text/csv"),
@@ -511,6 +524,45 @@ def _service_paths() -> dict[str, Any]:
     }
 
 
+def _relay_paths() -> dict[str, Any]:
+    """The relay to the app behind campaignd (web/relay.py, actors/relay.py)."""
+    number = {"type": "number", "minimum": 0}
+    source = {"type": "object", "required": ["backlog", "oldest_age", "forwarded", "failures",
+                                             "failing"], "properties": {
+        "forward_to": nullable({"type": "string"}), "backlog": COUNT, "oldest_age": number,
+        "forwarded": COUNT, "failures": COUNT, "failing": {"type": "boolean"},
+        "failing_since": nullable(number), "last_error": nullable({"type": "string"}),
+        "last_error_at": nullable(number), "next_retry_in": nullable(number)}}
+    passthrough = {
+        "tags": ["webhooks"], "security": [],
+        "summary": "The seed's whatsapp-service's other calls to Laravel (LARAVEL_URL = "
+                   "http://campaignd/laravel), passed through to the Laravel app "
+                   "(webhooks.webjs.forward_to without /api/whatsapp/webhooks/webjs) and "
+                   "answered with its answer. Only /laravel/api/whatsapp/... is passed.",
+        "parameters": [{"name": "tail", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"default": {"description": "The Laravel app's own answer."},
+                      "404": err("Not an /api/whatsapp/ call, or forward_to is not set."),
+                      "502": err("The Laravel app did not answer."),
+                      "504": err("The Laravel app did not answer in time.")}}
+    seed_webhook = _webhook("webjs")
+    seed_webhook["post"] = {**seed_webhook["post"], "operationId": "webhook_webjs_seed_path",
+                            "summary": "The webjs webhook where the seed's service posts it "
+                                       "(LARAVEL_URL = http://campaignd/laravel)."}
+    return {"/laravel/api/whatsapp/webhooks/webjs": seed_webhook,
+            "/laravel/{tail}": {method: {**passthrough, "operationId": f"passthrough_{method}"}
+                                for method in ("get", "post", "put", "patch", "delete")},
+            "/api/relay": {"get": {
+        "tags": ["service"], "operationId": "relay_status",
+        "summary": "The relay of accepted webhooks to the app behind campaignd, per source "
+                   "that relays (forward_to) or still has a backlog.",
+        "responses": {"200": ok("Per source.", {
+            "type": "object", "required": ["relay"], "properties": {"relay": {
+                "type": "object", "additionalProperties": source}}}),
+            **AUTH_ERRORS,
+            "403": err("A token of one workspace: the relay is the daemon's.")}}}}
+
+
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for source in SOURCES:
@@ -528,6 +580,7 @@ def document() -> dict[str, Any]:
     paths.update(_campaign_paths())
     paths.update(_sending_paths())
     paths.update(_service_paths())
+    paths.update(_relay_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "campaignd", "version": "0.1.0",

@@ -250,6 +250,12 @@ class Hub:
             self.guard.warn_once("api.tokens (public channels)", advice)
             self._refuse(conn, ERR_UNAUTHORIZED, advice, channel)
             return
+        if private and conn.remote and self.guard.pusher_secret_is_default:
+            advice = ("private channels through a proxy or from another host need your own "
+                      "pusher.app_secret (the built-in one is public)")
+            self.guard.warn_once("pusher.app_secret", advice)
+            self._refuse(conn, ERR_UNAUTHORIZED, advice, channel)
+            return
         if private:
             auth = data.get("auth")
             expected = sign(self.config, conn.socket_id, channel)

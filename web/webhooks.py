@@ -1,8 +1,11 @@
 """Where an ACK enters: one route per source, answered only once it is durable.
 
 body -> signature check (401) -> content type (415) -> parser (4xx naming the field)
--> journal group commit (503 when storage fails) -> 200. The journal hands the events
-to the ingest actor after the commit; nothing here waits on an actor.
+-> relay backlog (503 when full) -> journal group commit (503 when storage fails) -> 200.
+The journal hands the events to the ingest actor after the commit; nothing here waits on
+an actor. A source that relays (forward_to) hands the whole request to the journal too,
+committed with its events (actors/relay.py passes it on later). Events the parser
+accepted but does not use are answered 2xx `"ignored"` and counted.
 """
 
 from __future__ import annotations
@@ -44,9 +47,23 @@ def _content_type_ok(source: str, request: web.Request) -> bool:
 
 # The usual answers, encoded once (every webhook request gets one).
 OK_BODIES = [orjson.dumps({"ok": True, "events": n}) for n in range(1001)]
+# Event names the seed's whatsapp-service is known to send (reference/seed_repo.md 1.3):
+# the metric of ignored events names these; any other name is counted as "other".
+KNOWN_EVENTS = frozenset((
+    "qr_code_generated", "session_authenticated", "session_ready", "session_error",
+    "session_disconnected", "session_status_changed", "message_received", "message_sent",
+    "typing_indicator", "chat_state_updated", "mobile_activity_detected", "connection_test"))
+BACKLOG_RETRY_AFTER = "30"
 
 
-def ok_response(events: int) -> web.Response:
+def ok_response(events: int, ignored: list[str] | None = None) -> web.Response:
+    if ignored:
+        counts: dict[str, int] = {}
+        for name in ignored:
+            counts[name] = counts.get(name, 0) + 1
+        return web.Response(body=orjson.dumps({"ok": True, "events": events,
+                                               "ignored": counts}),
+                            content_type="application/json")
     body = OK_BODIES[events] if events < len(OK_BODIES) else orjson.dumps(
         {"ok": True, "events": events})
     return web.Response(body=body, content_type="application/json")
@@ -75,16 +92,18 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
                       f"{source} webhook has no secret: set {setting}")
             guard.warn_once(setting, advice)
             raise ApiError(401, "secret_required", advice)
-        if not check.verify(request, body):
+        refusal = check.verify(request, body)
+        if refusal is not None:
             rt.metrics.events.labels(source, "rejected").inc()
-            raise ApiError(401, "bad_signature",
-                           f"missing or invalid signature for the {source} webhook")
+            raise ApiError(401, refusal.code, refusal.message)
         if not _content_type_ok(source, request):
             rt.metrics.events.labels(source, "rejected").inc()
             raise ApiError(415, "unsupported_media_type",
                            f"Content-Type {request.content_type!r} is not accepted here")
+        received = time.time()
+        ctx = ParseContext(received, rt.config["ingest.ack_numbering"])
         try:
-            events = parser(body, ParseContext(time.time(), rt.config["ingest.ack_numbering"]))
+            events = parser(body, ctx)
         except BadPayload as exc:
             rt.metrics.events.labels(source, "rejected").inc()
             return error_response(422 if exc.field else 400, "invalid_payload", str(exc),
@@ -92,10 +111,27 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
         except RecursionError:
             rt.metrics.events.labels(source, "rejected").inc()
             return error_response(400, "invalid_payload", "the body is nested too deeply")
-        if events:
-            await rt.journal.append(source, events)
+        relay = None
+        if rt.relay.enabled(source):
+            if rt.relay.full(source):
+                raise ApiError(503, "relay_backlog_full",
+                               f"{rt.relay.state[source].backlog} requests of the {source} "
+                               "webhook wait to be relayed to the app behind campaignd "
+                               f"({rt.relay.state[source].last_error or 'not taking them'}); "
+                               "nothing was stored, retry later",
+                               headers={"Retry-After": BACKLOG_RETRY_AFTER})
+            relay = rt.relay.entry(source, request.headers.items(), body)
+        if any(event.at > received for event in events):
+            # A provider clock ahead of ours: nothing happened after we heard of it.
+            # Fixed before journaling, so a replay gives the same times.
+            events = [e._replace(at=received) if e.at > received else e for e in events]
+        if events or relay is not None:
+            await rt.journal.append(source, events, relay)
+        for name in ctx.ignored:
+            rt.metrics.webhook_ignored.labels(
+                source, name if name in KNOWN_EVENTS else "other").inc()
         rt.metrics.webhook_seconds[source].observe(time.perf_counter() - started)
-        return ok_response(len(events))
+        return ok_response(len(events), ctx.ignored)
 
     receive.__name__ = f"webhook_{source}"
     return receive

@@ -13,12 +13,15 @@ import Pusher from 'pusher-js';
 const opts = JSON.parse(process.argv[2]);
 const print = (doc) => process.stdout.write(JSON.stringify(doc) + '\n');
 const host = opts.host || '127.0.0.1';
-const authEndpoint = `http://${host}:${opts.port}/broadcasting/auth`;
+// "tls": true goes through a TLS proxy (tests/test_nginx.py): wss:// and https:// auth.
+const tls = Boolean(opts.tls);
+const authEndpoint = `${tls ? 'https' : 'http'}://${host}:${opts.port}/broadcasting/auth`;
 const headers = opts.token ? { Authorization: `Bearer ${opts.token}` } : {};
 const common = {
   wsHost: host,
   wsPort: opts.port,
-  forceTLS: false,
+  wssPort: opts.port,
+  forceTLS: tls,
   enabledTransports: ['ws'],
   cluster: 'mt1',
   disableStats: true,

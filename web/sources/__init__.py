@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -29,6 +29,8 @@ class BadPayload(Exception):
 class ParseContext:
     now: float
     ack_numbering: str = "webjs"
+    # Names of events the parser accepted but does not use (not ours: answered 2xx).
+    ignored: list[str] = field(default_factory=list)
 
 
 MAX_DEPTH = 32

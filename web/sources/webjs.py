@@ -1,5 +1,8 @@
 """whatsapp-web.js services such as the seed's: {"event": E, "data": {...}} or an array.
 
+The seed's service posts every event it has to this one URL (sessions, QR codes, typing,
+...): an event name we do not use is ignored (noted in the context), never refused.
+
 `ack_level` is the truth when present (whatsapp-web.js numbering by default, Baileys'
 by configuration). Without it, `message_delivered` / `message_read` name their level,
 and `status` is read with our own names. `data.timestamp` is the message's creation
@@ -39,9 +42,9 @@ def parse(body: bytes, ctx: ParseContext) -> list[StatusEvent]:
 def _one(item: Any, prefix: str, ctx: ParseContext) -> StatusEvent | None:
     item = obj(item, prefix or "body")
     name = text(item.get("event"), f"{prefix}.event".lstrip("."))
-    if name not in EVENTS:
-        raise BadPayload(f"{prefix}.event".lstrip("."),
-                         f"{name!r} is not one of {', '.join(EVENTS)}")
+    if name not in EVENTS:  # the seed posts ALL its events here: not ours, not an error
+        ctx.ignored.append(name)
+        return None
     data = obj(item.get("data"), f"{prefix}.data".lstrip("."))
     at = f"{prefix}.data.".lstrip(".")
     if data.get("fromMe") is False:

@@ -4,6 +4,7 @@
 // keeps it in localStorage ("campaignd.token") and sends it as a bearer token; a 401
 // asks again. With no tokens (the loopback default) nothing is asked.
 
+import { t, tn } from "./i18n.js";
 import { PusherLite, pusherUrl } from "./pusher-lite.js";
 import { h, toast } from "./util.js";
 
@@ -16,6 +17,46 @@ export class ApiError extends Error {
     this.code = code;
     this.field = field;
   }
+}
+
+/**
+ * What the page says about a refusal, in the reader's language: its own sentence for
+ * the codes a user meets, and the server's message (English, for developers and logs)
+ * as the detail. → {text, detail}
+ */
+export function describeError(err) {
+  const code = (err && err.code) || "";
+  const known = {
+    network: () => t("error.network"),
+    unauthorized: () => t("error.unauthorized"),
+    forbidden: () => t("error.forbidden"),
+    campaign_not_found: () => t("error.campaign_not_found"),
+    not_found: () => t("error.not_found"),
+    invalid_field: () => t("error.invalid_field"),
+    invalid_recipients: () => t("error.invalid_recipients"),
+    too_many_recipients: () => t("error.too_many_recipients"),
+    campaign_exists: () => t("error.campaign_exists"),
+    invalid_query: () => t("error.invalid_query"),
+    busy: () => t("error.busy"),
+    storage_unavailable: () => t("error.storage_unavailable"),
+    sending_unavailable: () => t("error.sending_unavailable"),
+    invalid_transition: () => t("error.invalid_transition"),
+    nothing_to_retry: () => t("error.nothing_to_retry"),
+    not_sendable: () => t("error.not_sendable"),
+    page_config: () => t("error.page_config"),
+    body_too_large: () => t("error.body_too_large"),
+    internal_error: () => t("error.internal_error"),
+  };
+  const text = known[code] ? known[code]() : t("error.other", { status: String((err && err.status) || "?") });
+  const message = (err && err.message) || "";
+  const detail = code && code !== "network" ? `${message} (${code})` : message;
+  return { text, detail: detail.trim() };
+}
+
+/** `lead` (e.g. "Could not load the campaign:") + the page's sentence, then the detail in small print. */
+export function errorParts(lead, err) {
+  const { text, detail } = describeError(err);
+  return [lead ? `${lead} ${text}` : text, detail ? h("small", { class: "detail", translate: "no" }, detail) : ""];
 }
 
 let config = null;
@@ -45,7 +86,7 @@ export function askForToken(reason) {
     const input = h("input", {
       type: "password",
       class: "input",
-      placeholder: "API token",
+      placeholder: t("token.placeholder"),
       autocomplete: "current-password",
       required: true,
       id: "token-input",
@@ -53,16 +94,18 @@ export function askForToken(reason) {
     const form = h(
       "form",
       { method: "dialog", class: "dialog", id: "token-dialog" },
-      h("h3", {}, "API token needed"),
+      h("h3", {}, t("token.title")),
       h(
         "p",
         {},
         reason ||
-          "This campaignd asks for a bearer token (api.tokens in daemon.toml). " +
-            "It is kept in this browser only.",
+          tn("token.why", {
+            setting: h("code", { translate: "no" }, "api.tokens"),
+            file: h("code", { translate: "no" }, "daemon.toml"),
+          }),
       ),
       input,
-      h("div", { class: "dialog-actions" }, h("button", { class: "btn btn-primary", type: "submit" }, "Save token")),
+      h("div", { class: "dialog-actions" }, h("button", { class: "btn btn-primary", type: "submit" }, t("token.save"))),
     );
     const dialog = h("dialog", { class: "dialog-shell" }, form);
     form.addEventListener("submit", (ev) => {
@@ -97,7 +140,7 @@ export async function api(method, path, body, retried = false) {
   try {
     resp = await fetch(path, init);
   } catch (err) {
-    throw new ApiError(0, "network", "campaignd is not reachable (network error)");
+    throw new ApiError(0, "network", `campaignd is not reachable (${err.message || "network error"})`);
   }
   const text = await resp.text();
   let doc = null;
@@ -109,7 +152,7 @@ export async function api(method, path, body, retried = false) {
   if (resp.status === 401 && !retried) {
     const refused = Boolean(token());
     forgetToken();
-    await askForToken(refused ? "That token was refused. Enter a valid API token." : undefined);
+    await askForToken(refused ? t("token.refused") : undefined);
     return api(method, path, body, true);
   }
   if (!resp.ok) {
@@ -134,13 +177,13 @@ async function authorize(socketId, channel, retried = false) {
     // No token yet (or a refused one): wait for the prompt, then sign again.
     const refused = Boolean(token());
     forgetToken();
-    await askForToken(refused ? "That token was refused. Enter a valid API token." : undefined);
+    await askForToken(refused ? t("token.refused") : undefined);
     return authorize(socketId, channel, true);
   }
   if (resp.status === 401 || resp.status === 403) {
-    throw new Error(`this token may not listen to ${channel}`);
+    throw new Error(t("live.not_allowed", { channel }));
   }
-  if (!resp.ok) throw new Error(`auth failed (${resp.status})`);
+  if (!resp.ok) throw new Error(t("live.auth_failed", { status: String(resp.status) }));
   return (await resp.json()).auth;
 }
 
@@ -173,7 +216,7 @@ function openLive(cfg) {
     authorize,
     onState(state, detail) {
       if (state === "error") {
-        toast(`Live updates: ${(detail && detail.message) || "refused"}`, "error");
+        toast(t("live.error"), "error", detail && detail.message);
         return;
       }
       liveState = { state, ...(detail || {}) };

@@ -1,10 +1,14 @@
-// The page's entry: hash routing between the list, a campaign and the "new" form, and
-// the live indicator in the top bar. Views are functions mount(el, params) → unmount.
+// The page's entry: hash routing between the list, a campaign and the "new" form, the
+// live indicator and the language switch in the top bar. Views are functions
+// mount(el, params) → unmount; switching the language mounts the current view again.
 
-import { connectLive, onLiveState, pageConfig } from "./api.js";
+import { connectLive, liveState, onLiveState, pageConfig } from "./api.js";
 import { mountCampaign } from "./campaign.js";
+import { initLanguage, language, LANGUAGES, onLanguage, setLanguage, t, translateStatic } from "./i18n.js";
 import { mountList } from "./list.js";
 import { mountNew } from "./newcampaign.js";
+import { startRelayIndicator } from "./relay.js";
+import { h } from "./util.js";
 
 const routes = [
   [/^#?\/?$/, mountList, "list"],
@@ -15,7 +19,8 @@ const routes = [
 
 let unmount = null;
 
-function route() {
+/** Mount the view the hash names; `relabel`: the same view again, in another language. */
+function route({ relabel = false } = {}) {
   const hash = location.hash || "#/";
   const view = document.getElementById("view");
   if (unmount) {
@@ -31,12 +36,14 @@ function route() {
     const match = hash.match(pattern);
     if (match) {
       document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === name));
-      unmount = mount(view, match) || null;
-      window.scrollTo(0, 0);
+      const y = window.scrollY;
+      unmount = mount(view, match, { relabel }) || null;
+      window.scrollTo(0, relabel ? y : 0);
       return;
     }
   }
-  view.innerHTML = `<div class="empty"><h2>Not found</h2><p><a href="#/">Back to the campaigns</a></p></div>`;
+  document.title = `${t("notfound.title")} · campaignd`;
+  view.append(h("div", { class: "empty" }, h("h2", {}, t("notfound.title")), h("p", {}, h("a", { href: "#/" }, t("notfound.back")))));
 }
 
 function showLive(state) {
@@ -44,20 +51,20 @@ function showLive(state) {
   const text = el.querySelector(".live-text");
   const s = state.state;
   let cls = "live-connecting";
-  let label = "Connecting…";
-  let title = "Connecting to campaignd for live updates";
+  let label = t("live.connecting");
+  let title = t("live.connecting_title");
   if (s === "connected") {
     cls = "live-on";
-    label = "Live";
-    title = "Numbers update as ACKs arrive";
+    label = t("live.on");
+    title = t("live.on_title");
   } else if (s === "reconnecting") {
     cls = "live-reconnecting";
-    label = "Reconnecting…";
-    title = "The live connection dropped; retrying with backoff. Numbers are refreshed when it is back.";
+    label = t("live.reconnecting");
+    title = t("live.reconnecting_title");
   } else if (s === "failed") {
     cls = "live-failed";
-    label = "Offline";
-    title = `campaignd refused the live connection (${state.code || ""} ${state.reason || ""})`.trim();
+    label = t("live.failed");
+    title = t("live.failed_title", { code: `${state.code || ""} ${state.reason || ""}`.trim() });
   }
   el.className = `live ${cls}`;
   el.dataset.state = s;
@@ -65,12 +72,47 @@ function showLive(state) {
   text.textContent = label;
 }
 
+/** EN | ID: each button names its language in that language (lang attribute for readers). */
+function renderSwitch() {
+  const box = document.getElementById("lang-switch");
+  box.replaceChildren(
+    ...LANGUAGES.map(([code, label, name]) =>
+      h(
+        "button",
+        {
+          type: "button",
+          class: code === language() ? "lang active" : "lang",
+          lang: code,
+          title: name,
+          "aria-pressed": code === language() ? "true" : "false",
+          dataset: { lang: code },
+          onclick: () => setLanguage(code),
+        },
+        label,
+      ),
+    ),
+  );
+}
+
+function drawChrome() {
+  translateStatic();
+  renderSwitch();
+  showLive(liveState);
+}
+
 async function start() {
-  window.addEventListener("hashchange", route);
+  initLanguage();
+  drawChrome();
+  onLanguage(() => {
+    drawChrome();
+    route({ relabel: true });
+  });
+  window.addEventListener("hashchange", () => route());
   await pageConfig().catch(() => null);
   onLiveState(showLive);
   route();
   connectLive().catch((err) => console.error("live connection", err));
+  startRelayIndicator();
 }
 
 start();

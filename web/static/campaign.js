@@ -2,62 +2,73 @@
 // the recipient table. Numbers come from the API first and then from `campaign.{uuid}`;
 // after every reconnect everything is fetched again, so nothing stale stays on screen.
 
-import { api, channelName, connectLive, onReconnect, pageConfig, token } from "./api.js";
-import { renderChart, SERIES } from "./chart.js";
+import { api, channelName, connectLive, describeError, errorParts, onReconnect, pageConfig, token } from "./api.js";
+import { renderChart, series } from "./chart.js";
+import { t, tn } from "./i18n.js";
 import { RecipientTable } from "./table.js";
 import {
   confirmDialog,
+  fmtClock,
   fmtDuration,
   fmtInt,
+  fmtNum,
   fmtPct,
   fmtDateTime,
   h,
   pct,
-  STATUS_LABELS,
+  statusLabel,
   throttle,
   toast,
 } from "./util.js";
 
 const CARDS = [
-  ["total", "Messages", (s) => s.total_message_count],
-  ["sent", "Sent", (s) => s.total_sent_count],
-  ["delivered", "Delivered", (s) => s.total_delivered_count],
-  ["read", "Read", (s) => s.total_read_count],
-  ["failed", "Failed", (s) => s.total_failed_count],
+  ["total", () => t("card.total"), (s) => s.total_message_count],
+  ["sent", () => t("card.sent"), (s) => s.total_sent_count],
+  ["delivered", () => t("card.delivered"), (s) => s.total_delivered_count],
+  ["read", () => t("card.read"), (s) => s.total_read_count],
+  ["failed", () => t("card.failed"), (s) => s.total_failed_count],
 ];
 
 function cardNote(key, s) {
   const total = s.total_message_count;
   switch (key) {
     case "total":
-      return s.total_queued_count ? `${fmtInt(s.total_queued_count)} queued` : total ? "all handed to the gateway" : "no recipients yet";
+      return s.total_queued_count ? t("card.total.queued", { count: s.total_queued_count }) : total ? t("card.total.handed") : t("card.total.none");
     case "sent":
-      return `${fmtPct(pct(s.total_sent_count, total))} of messages`;
+      return t("card.sent.note", { pct: fmtPct(pct(s.total_sent_count, total)) });
     case "delivered":
-      return `${fmtPct(s.delivery_rate)} of sent`;
+      return t("card.delivered.note", { pct: fmtPct(s.delivery_rate) });
     case "read":
-      return `${fmtPct(s.read_rate)} of delivered` + (s.total_played_count ? ` · ${fmtInt(s.total_played_count)} played` : "");
+      return t("card.read.note", { pct: fmtPct(s.read_rate) }) + (s.total_played_count ? ` · ${t("card.read.played", { count: s.total_played_count })}` : "");
     default:
-      return `${fmtPct(pct(s.total_failed_count, total))} of messages`;
+      return t("card.failed.note", { pct: fmtPct(pct(s.total_failed_count, total)) });
   }
 }
 
-const DONE = {
-  start: "Sending started",
-  pause: "Paused",
-  resume: "Sending resumed",
-  cancel: "Campaign cancelled",
-  "retry-failed": "Retrying the failed messages",
-  "retry-unknown": "Sending the unknown ones again",
-};
+/** The buttons' words: label, the toast when done, the toast when refused. */
+function actionText(action) {
+  const texts = {
+    start: [t("action.start"), t("action.start.done"), t("action.start.failed")],
+    pause: [t("action.pause"), t("action.pause.done"), t("action.pause.failed")],
+    resume: [t("action.resume"), t("action.resume.done"), t("action.resume.failed")],
+    cancel: [t("action.cancel"), t("action.cancel.done"), t("action.cancel.failed")],
+    "retry-failed": [t("action.retry_failed"), t("action.retry_failed.done"), t("action.retry_failed.failed")],
+    "retry-unknown": [t("action.retry_unknown"), t("action.retry_unknown.done"), t("action.retry_unknown.failed")],
+  };
+  const [label, done, failed] = texts[action] || [action, action, action];
+  return { label, done, failed };
+}
 
-const NOW_STATUS = {
-  processing: "The campaign is sending",
-  paused: "The campaign paused",
-  completed: "The campaign completed",
-  cancelled: "The campaign was cancelled",
-  failed: "The campaign failed",
-};
+function nowStatus(status) {
+  const texts = {
+    processing: t("now.processing"),
+    paused: t("now.paused"),
+    completed: t("now.completed"),
+    cancelled: t("now.cancelled"),
+    failed: t("now.failed"),
+  };
+  return texts[status] || t("now.other", { status: statusLabel(status) });
+}
 const TARGET = { start: "processing", pause: "paused", resume: "processing", cancel: "cancelled", "retry-failed": "processing", "retry-unknown": "processing" };
 
 export function mountCampaign(root, uuid) {
@@ -73,7 +84,7 @@ export function mountCampaign(root, uuid) {
   let alive = true;
   const cleanups = [];
 
-  const titleEl = h("h1", { class: "title" }, "…");
+  const titleEl = h("h1", { class: "title", translate: "no" }, "…");
   const statusEl = h("span", { class: "pill" });
   const metaEl = h("div", { class: "meta" });
   const actionsEl = h("div", { class: "actions" });
@@ -90,13 +101,13 @@ export function mountCampaign(root, uuid) {
   for (const [key, label] of CARDS) {
     const value = h("div", { class: "card-value" }, "–");
     const note = h("div", { class: "card-note" }, "");
-    const el = h("div", { class: `card card-${key}`, id: `card-${key}` }, h("div", { class: "card-label" }, label), value, note);
+    const el = h("div", { class: `card card-${key}`, id: `card-${key}` }, h("div", { class: "card-label" }, label()), value, note);
     cardEls[key] = { el, value, note };
     cardsEl.append(el);
   }
 
   root.append(
-    h("a", { href: "#/", class: "back" }, "← All campaigns"),
+    h("a", { href: "#/", class: "back" }, t("nav.back")),
     h("div", { class: "head" }, h("div", {}, h("div", { class: "title-row" }, titleEl, statusEl), metaEl), actionsEl),
     errorEl,
     unknownEl,
@@ -109,10 +120,10 @@ export function mountCampaign(root, uuid) {
       h(
         "section",
         { class: "panel" },
-        h("div", { class: "panel-head" }, h("h2", {}, "Over time"), h("div", { class: "legend" }, ...SERIES.map(([, label, color]) => h("span", {}, h("i", { style: `background:${color}` }), label)))),
+        h("div", { class: "panel-head" }, h("h2", {}, t("chart.title")), h("div", { class: "legend" }, ...series().map(([, label, color]) => h("span", {}, h("i", { style: `background:${color}` }), label)))),
         chartEl,
       ),
-      h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, "Speed")), latencyEl),
+      h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, t("speed.title"))), latencyEl),
     ),
     table.el,
   );
@@ -124,13 +135,13 @@ export function mountCampaign(root, uuid) {
     titleEl.textContent = campaign.name;
     const tracked = isTracked();
     statusEl.className = `pill pill-${tracked && campaign.status === "pending" ? "tracking" : campaign.status}`;
-    statusEl.textContent = tracked && campaign.status === "pending" ? "Tracking" : STATUS_LABELS[campaign.status] || campaign.status;
+    statusEl.textContent = statusLabel(campaign.status, tracked);
     statusEl.id = "campaign-status";
     metaEl.replaceChildren(
-      h("span", {}, `Workspace ${campaign.workspace_id}`),
-      campaign.gateway ? h("span", {}, `via ${campaign.gateway}`) : h("span", {}, "tracked (sent elsewhere)"),
-      h("span", { title: campaign.created_at }, `created ${fmtDateTime(campaign.created_at)}`),
-      h("span", { class: "mono muted" }, campaign.uuid),
+      h("span", {}, t("meta.workspace", { id: String(campaign.workspace_id) })),
+      campaign.gateway ? h("span", {}, t("meta.via", { gateway: campaign.gateway })) : h("span", {}, t("meta.tracked")),
+      h("span", {}, tn("meta.created", { when: h("time", { datetime: campaign.created_at }, fmtDateTime(campaign.created_at)) })),
+      h("span", { class: "mono muted", translate: "no" }, campaign.uuid),
     );
     renderActions();
   }
@@ -151,16 +162,17 @@ export function mountCampaign(root, uuid) {
     if (key === actionsKey) return;
     actionsKey = key;
     const buttons = [];
-    const exportButton = h("button", { class: "btn", onclick: exportCsv, dataset: { action: "export" } }, "⤓ Export CSV");
+    const exportButton = h("button", { class: "btn", onclick: exportCsv, dataset: { action: "export" } }, t("action.export"));
     if (isTracked()) {
       actionsEl.replaceChildren(exportButton);
       return;
     }
-    if (s === "pending" && campaign.message) buttons.push(["start", "▶ Start", "btn-primary", false]);
-    if (s === "paused") buttons.push(["resume", "▶ Resume", "btn-primary", false]);
-    else buttons.push(["pause", "❚❚ Pause", "", s !== "processing"]);
-    buttons.push(["cancel", "✕ Cancel", "btn-danger-ghost", !["pending", "processing", "paused"].includes(s)]);
-    buttons.push(["retry-failed", `↻ Retry failed${failed ? ` (${fmtInt(failed)})` : ""}`, "", !failed || !["processing", "paused", "completed", "failed"].includes(s)]);
+    if (s === "pending" && campaign.message) buttons.push(["start", actionText("start").label, "btn-primary", false]);
+    if (s === "paused") buttons.push(["resume", actionText("resume").label, "btn-primary", false]);
+    else buttons.push(["pause", actionText("pause").label, "", s !== "processing"]);
+    buttons.push(["cancel", actionText("cancel").label, "btn-danger-ghost", !["pending", "processing", "paused"].includes(s)]);
+    const retry = failed ? t("action.retry_failed.count", { count: failed }) : actionText("retry-failed").label;
+    buttons.push(["retry-failed", retry, "", !failed || !["processing", "paused", "completed", "failed"].includes(s)]);
     actionsEl.replaceChildren(
       ...buttons.map(([action, label, cls, disabled]) =>
         h("button", { class: `btn ${cls}`, disabled, dataset: { action }, onclick: () => act(action) }, label),
@@ -178,7 +190,7 @@ export function mountCampaign(root, uuid) {
     const done = stats.total_sent_count + stats.total_failed_count;
     const total = stats.total_message_count;
     const progress = stats.progress ?? pct(done, total);
-    const label = s === "paused" ? "Paused" : "Sending…";
+    const counts = { pct: fmtPct(progress), sent: stats.total_sent_count, failed: stats.total_failed_count, total };
     const reason = s === "paused" && sendInfo && sendInfo.status === "paused" ? sendInfo.status_reason : null;
     const { rate, eta } = speed(total - done);
     sendingEl.hidden = false;
@@ -187,16 +199,16 @@ export function mountCampaign(root, uuid) {
       h(
         "div",
         { class: "sending-row" },
-        h("strong", { class: "sending-label" }, `${label} ${fmtPct(progress)} (${fmtInt(stats.total_sent_count)} + ${fmtInt(stats.total_failed_count)} / ${fmtInt(total)})`),
+        h("strong", { class: "sending-label" }, s === "paused" ? t("sending.paused", counts) : t("sending.progress", counts)),
         h(
           "span",
           { class: "sending-speed" },
-          rate ? h("span", { id: "send-rate" }, `${rate.toFixed(rate < 10 ? 1 : 0)} msg/s`) : "",
-          eta ? h("span", { id: "send-eta" }, `about ${fmtDuration(eta)} left`) : "",
+          rate ? h("span", { id: "send-rate" }, t("sending.rate", { rate: fmtNum(rate) })) : "",
+          eta ? h("span", { id: "send-eta" }, t("sending.eta", { eta: fmtDuration(eta) })) : "",
         ),
       ),
       h("div", { class: "progress" }, h("div", { class: "progress-fill", style: `width:${Math.min(100, progress)}%` })),
-      reason ? h("div", { class: "sending-reason" }, `Paused because: ${reason}`) : "",
+      reason ? h("div", { class: "sending-reason" }, t("sending.reason"), " ", h("span", { translate: "no" }, reason)) : "",
     );
   }
 
@@ -205,8 +217,8 @@ export function mountCampaign(root, uuid) {
     unknownEl.hidden = !unknown;
     if (!unknown) return;
     unknownEl.replaceChildren(
-      h("span", {}, `${fmtInt(unknown)} message${unknown === 1 ? "" : "s"} may or may not have been sent: the daemon stopped during the gateway call. They are not re-sent unless you ask.`),
-      h("button", { class: "btn btn-small", dataset: { action: "retry-unknown" }, onclick: () => act("retry-unknown") }, "Send them again"),
+      h("span", {}, t("unknown.text", { count: unknown })),
+      h("button", { class: "btn btn-small", dataset: { action: "retry-unknown" }, onclick: () => act("retry-unknown") }, actionText("retry-unknown").label),
     );
   }
 
@@ -241,25 +253,26 @@ export function mountCampaign(root, uuid) {
     const s = stats;
     const total = s.total_message_count;
     const parts = [
-      ["read", s.total_read_count, "Read"],
-      ["delivered", s.total_delivered_count - s.total_read_count, "Delivered, not read"],
-      ["sent", s.total_sent_count - s.total_delivered_count, "Sent, not delivered yet"],
-      ["failed", s.total_failed_count, "Failed"],
-      ["queued", s.total_queued_count, "Queued"],
+      ["read", s.total_read_count, t("spread.read")],
+      ["delivered", s.total_delivered_count - s.total_read_count, t("spread.delivered")],
+      ["sent", s.total_sent_count - s.total_delivered_count, t("spread.sent")],
+      ["failed", s.total_failed_count, t("spread.failed")],
+      ["queued", s.total_queued_count, t("spread.queued")],
     ];
     const bar = h(
       "div",
-      { class: "spread-bar", role: "img", "aria-label": "Where the messages are" },
+      { class: "spread-bar", role: "img", "aria-label": t("spread.title") },
       ...parts.map(([key, n, label]) =>
         h("div", { class: `seg seg-${key}`, style: `width:${total ? (n * 100) / total : 0}%`, title: `${label}: ${fmtInt(n)}`, dataset: { seg: key, count: n } }),
       ),
     );
+    const summary = { delivered: fmtPct(pct(s.total_delivered_count, total)), read: fmtPct(pct(s.total_read_count, total)) };
     barEl.replaceChildren(
       h(
         "div",
         { class: "spread-head" },
-        h("h2", {}, "Where the messages are"),
-        h("span", { class: "spread-summary", id: "spread-summary" }, total ? `${fmtPct(pct(s.total_delivered_count, total))} delivered · ${fmtPct(pct(s.total_read_count, total))} read` : "no messages yet"),
+        h("h2", {}, t("spread.title")),
+        h("span", { class: "spread-summary", id: "spread-summary" }, total ? t("spread.summary", summary) : t("spread.none")),
       ),
       bar,
       h("div", { class: "spread-legend" }, ...parts.map(([key, n, label]) => h("span", {}, h("i", { class: `seg-${key}` }), `${label} `, h("b", {}, fmtInt(n))))),
@@ -295,13 +308,13 @@ export function mountCampaign(root, uuid) {
         "div",
         { class: "lat" },
         h("div", { class: "lat-title" }, title),
-        h("div", { class: "lat-values" }, h("div", {}, h("span", { class: "lat-num" }, fmtDuration(q && q.median)), h("span", { class: "lat-cap" }, "median")), h("div", {}, h("span", { class: "lat-num" }, fmtDuration(q && q.p90)), h("span", { class: "lat-cap" }, "90% within"))),
+        h("div", { class: "lat-values" }, h("div", {}, h("span", { class: "lat-num" }, fmtDuration(q && q.median)), h("span", { class: "lat-cap" }, t("speed.median"))), h("div", {}, h("span", { class: "lat-num" }, fmtDuration(q && q.p90)), h("span", { class: "lat-cap" }, t("speed.p90")))),
         h("div", { class: "lat-hint" }, hint),
       );
     latencyEl.replaceChildren(
-      block("Time to deliver", stats.time_to_deliver, "from sent to the recipient's phone"),
-      block("Time to read", stats.time_to_read, "from delivered to opened"),
-      h("div", { class: "lat-updated muted", id: "stats-updated" }, stats.updated_at ? `updated ${new Date(stats.updated_at).toLocaleTimeString()}` : ""),
+      block(t("speed.deliver"), stats.time_to_deliver, t("speed.deliver_hint")),
+      block(t("speed.read"), stats.time_to_read, t("speed.read_hint")),
+      h("div", { class: "lat-updated muted", id: "stats-updated" }, stats.updated_at ? t("speed.updated", { time: fmtClock(stats.updated_at) }) : ""),
     );
   }
 
@@ -313,7 +326,7 @@ export function mountCampaign(root, uuid) {
       timeline = doc.timeline;
       if (alive) renderChart(chartEl, timeline);
     } catch (err) {
-      chartEl.replaceChildren(h("div", { class: "chart-empty" }, `Chart unavailable: ${err.message}`));
+      chartEl.replaceChildren(h("div", { class: "chart-empty" }, errorParts(t("chart.load_failed"), err)));
     }
   }, 3000);
 
@@ -354,7 +367,7 @@ export function mountCampaign(root, uuid) {
       applyStats(campaign.statistics, "api");
     } catch (err) {
       errorEl.hidden = false;
-      errorEl.textContent = err.status === 404 ? `No campaign “${uuid}” (or not visible with this token).` : `Could not load the campaign: ${err.message}`;
+      errorEl.replaceChildren(...errorParts(err.status === 404 ? "" : t("campaign.load_failed"), err));
       return;
     }
     table.load();
@@ -363,7 +376,7 @@ export function mountCampaign(root, uuid) {
   }
 
   async function act(action) {
-    if (action === "cancel" && !(await confirmDialog("Cancel this campaign?", "Messages not sent yet will not be sent. Messages already sent keep being tracked.", "Cancel campaign", true))) return;
+    if (action === "cancel" && !(await confirmDialog(t("cancel.title"), t("cancel.text"), t("cancel.ok"), true, t("cancel.back")))) return;
     announced = TARGET[action] || null;
     setTimeout(() => (announced = null), 5000);
     try {
@@ -375,10 +388,11 @@ export function mountCampaign(root, uuid) {
         else renderSending();
       }
       loadSending();
-      const requeued = doc && typeof doc.requeued === "number" ? `: ${fmtInt(doc.requeued)} queued again` : "";
-      toast(`${DONE[action] || action}${requeued}`, "ok");
+      const { done } = actionText(action);
+      toast(doc && typeof doc.requeued === "number" ? t("action.requeued", { done, count: doc.requeued }) : done, "ok");
     } catch (err) {
-      toast(`Could not ${action.replace("-", " ")}: ${err.message}${err.code ? ` (${err.code})` : ""}`, "error");
+      const { text, detail } = describeError(err);
+      toast(`${actionText(action).failed} ${text}`, "error", detail);
     }
   }
 
@@ -391,7 +405,7 @@ export function mountCampaign(root, uuid) {
       try {
         const resp = await fetch(url, { headers: { Authorization: `Bearer ${token()}` } });
         if (!resp.ok) {
-          let message = resp.status === 404 ? "this daemon has no CSV export (404)" : resp.statusText;
+          let message = resp.status === 404 ? "this daemon has no CSV export (404)" : `HTTP ${resp.status} ${resp.statusText}`;
           try {
             message = (await resp.json()).error.message;
           } catch {
@@ -402,7 +416,7 @@ export function mountCampaign(root, uuid) {
         href = URL.createObjectURL(await resp.blob());
         setTimeout(() => URL.revokeObjectURL(href), 10000);
       } catch (err) {
-        toast(`Export failed: ${err.message}`, "error");
+        toast(t("export.failed"), "error", err.message);
         return;
       }
     }
@@ -429,7 +443,7 @@ export function mountCampaign(root, uuid) {
         if (data.statistics) applyStats(data.statistics, "live");
         else renderSending();
         loadSending();
-        if (before !== data.status && data.status !== announced) toast(NOW_STATUS[data.status] || `Campaign is now ${data.status}`, "info");
+        if (before !== data.status && data.status !== announced) toast(nowStatus(data.status), "info");
       })
       .bind("campaign.messages.updated", (data) => mine(data) && table.patch(data.rows || [], Boolean(data.resync)))
       // Row pushes start with the subscription: whatever changed before it (e.g. while
@@ -438,7 +452,7 @@ export function mountCampaign(root, uuid) {
         table.load();
         loadTimeline();
       })
-      .bind("pusher:subscription_error", (data) => toast(`Live updates refused: ${data.message || "not allowed"}`, "error"));
+      .bind("pusher:subscription_error", (data) => toast(t("live.refused"), "error", data.message));
   });
   cleanups.push(
     onReconnect(() => {

@@ -1,15 +1,20 @@
 // A small SVG line chart of cumulative sent / delivered / read / failed over time
 // (GET /api/campaigns/{uuid}/timeline). Drawn by hand: no library, works offline.
 
-import { fmtInt, h } from "./util.js";
+import { locale, t } from "./i18n.js";
+import { fmtClock, fmtInt, h } from "./util.js";
 
 const NS = "http://www.w3.org/2000/svg";
-export const SERIES = [
-  ["sent", "Sent", "var(--c-sent)"],
-  ["delivered", "Delivered", "var(--c-delivered)"],
-  ["read", "Read", "var(--c-read)"],
-  ["failed", "Failed", "var(--c-failed)"],
-];
+
+/** [key, label, colour] of each line, labelled in the page's language. */
+export function series() {
+  return [
+    ["sent", t("chart.sent"), "var(--c-sent)"],
+    ["delivered", t("chart.delivered"), "var(--c-delivered)"],
+    ["read", t("chart.read"), "var(--c-read)"],
+    ["failed", t("chart.failed_line"), "var(--c-failed)"],
+  ];
+}
 
 function svg(tag, attrs = {}, ...children) {
   const el = document.createElementNS(NS, tag);
@@ -34,9 +39,9 @@ function niceScale(value) {
 
 function timeLabel(ms, spanMs) {
   const d = new Date(ms);
-  if (spanMs > 2 * 86400000) return d.toLocaleDateString(undefined, { day: "numeric", month: "short" });
+  if (spanMs > 2 * 86400000) return d.toLocaleDateString(locale(), { day: "numeric", month: "short" });
   const opts = spanMs < 180000 ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" };
-  return d.toLocaleTimeString(undefined, opts);
+  return d.toLocaleTimeString(locale(), opts);
 }
 
 /** Render the chart into `el` (replacing what is there). */
@@ -44,7 +49,7 @@ export function renderChart(el, timeline) {
   const points = [...((timeline && timeline.points) || [])];
   el.replaceChildren();
   if (!points.length) {
-    el.append(h("div", { class: "chart-empty" }, "The chart fills in as ACKs arrive."));
+    el.append(h("div", { class: "chart-empty" }, t("chart.empty")));
     return;
   }
   const width = Math.max(320, el.clientWidth || 640);
@@ -63,7 +68,7 @@ export function renderChart(el, timeline) {
   const Y = (v) => pad.t + (1 - v / top) * (height - pad.t - pad.b);
 
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "chart-svg", role: "img" });
-  root.append(svg("title", {}, "Sent, delivered, read and failed over time"));
+  root.append(svg("title", {}, t("chart.svg_title")));
   for (let i = 0; i <= lines; i += 1) {
     const v = (top * i) / lines;
     const y = Y(v);
@@ -84,7 +89,8 @@ export function renderChart(el, timeline) {
     label.textContent = timeLabel(t, x1 - x0);
     root.append(label);
   }
-  for (const [key, , color] of SERIES) {
+  const drawn = series();
+  for (const [key, , color] of drawn) {
     const d = points.map((p, i) => `${i ? "L" : "M"}${X(xs[i]).toFixed(1)},${Y(p[key]).toFixed(1)}`).join(" ");
     if (key === "sent") {
       const area = `${d} L${X(x1).toFixed(1)},${Y(0)} L${X(x0).toFixed(1)},${Y(0)} Z`;
@@ -107,8 +113,8 @@ export function renderChart(el, timeline) {
     guide.setAttribute("visibility", "visible");
     tip.hidden = false;
     tip.replaceChildren(
-      h("strong", {}, new Date(xs[best]).toLocaleTimeString()),
-      ...SERIES.map(([k, label, color]) => h("div", {}, h("i", { style: `background:${color}` }), `${label} ${fmtInt(p[k])}`)),
+      h("strong", {}, fmtClock(xs[best])),
+      ...drawn.map(([k, label, color]) => h("div", {}, h("i", { style: `background:${color}` }), `${label} ${fmtInt(p[k])}`)),
     );
     const left = (X(xs[best]) / width) * box.width;
     tip.style.left = `${Math.min(left + 12, box.width - 150)}px`;

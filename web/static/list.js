@@ -1,10 +1,11 @@
 // The campaign list: every campaign the token may see, with live counters and progress
 // (from `workspace.{id}`), a status filter, and "load more" paging.
 
-import { api, channelName, connectLive, onReconnect, pageConfig } from "./api.js";
-import { fmtAgo, fmtInt, fmtPct, h, morph, pct, STATUS_LABELS, throttle } from "./util.js";
+import { api, channelName, connectLive, errorParts, onReconnect, pageConfig } from "./api.js";
+import { t, tn } from "./i18n.js";
+import { fmtAgo, fmtInt, fmtPct, h, morph, pct, statusLabel, throttle } from "./util.js";
 
-const FILTERS = [["", "All"], ["processing", "Sending"], ["paused", "Paused"], ["pending", "Pending"], ["completed", "Completed"], ["cancelled", "Cancelled"], ["failed", "Failed"]];
+const FILTERS = ["", "processing", "paused", "pending", "tracking", "completed", "cancelled", "failed"];
 
 function miniBar(s) {
   const total = s.total_message_count || 0;
@@ -22,7 +23,7 @@ function miniBar(s) {
 
 function statusPill(c) {
   const tracked = !c.message && !c.gateway && c.status === "pending";
-  return h("span", { class: `pill pill-${tracked ? "tracking" : c.status}` }, tracked ? "Tracking" : STATUS_LABELS[c.status] || c.status);
+  return h("span", { class: `pill pill-${tracked ? "tracking" : c.status}` }, statusLabel(c.status, tracked));
 }
 
 function rowFor(c) {
@@ -35,46 +36,54 @@ function rowFor(c) {
     h(
       "div",
       { class: "camp-main" },
-      h("div", { class: "camp-title" }, h("span", { class: "camp-name" }, c.name), statusPill(c)),
-      h("div", { class: "camp-meta" }, `Workspace ${c.workspace_id} · ${c.gateway ? `via ${c.gateway}` : "tracked"} · created ${fmtAgo(c.created_at)}`),
+      h("div", { class: "camp-title" }, h("span", { class: "camp-name", translate: "no" }, c.name), statusPill(c)),
+      h(
+        "div",
+        { class: "camp-meta" },
+        [
+          t("meta.workspace", { id: String(c.workspace_id) }),
+          c.gateway ? t("meta.via", { gateway: c.gateway }) : t("list.tracked"),
+          t("meta.created", { when: fmtAgo(c.created_at) }),
+        ].join(" · "),
+      ),
       miniBar(s),
     ),
     h(
       "div",
       { class: "camp-nums" },
-      num(total, "", "messages"),
-      num(s.total_sent_count, "n-sent", "sent"),
-      num(s.total_delivered_count, "n-delivered", "delivered"),
-      num(s.total_read_count, "n-read", "read"),
-      num(s.total_failed_count, "n-failed", "failed"),
+      num(total, "", t("list.messages")),
+      num(s.total_sent_count, "n-sent", t("list.sent")),
+      num(s.total_delivered_count, "n-delivered", t("list.delivered")),
+      num(s.total_read_count, "n-read", t("list.read")),
+      num(s.total_failed_count, "n-failed", t("list.failed")),
     ),
     h(
       "div",
       { class: "camp-rate" },
       h("b", {}, fmtPct(total ? pct(s.total_delivered_count, total) : 0)),
-      h("small", {}, c.status === "processing" ? `sending · ${fmtPct(s.progress)}` : "delivered"),
+      h("small", {}, c.status === "processing" ? t("list.sending_progress", { progress: fmtPct(s.progress) }) : t("list.delivered_rate")),
     ),
   );
 }
 
 export function mountList(root) {
-  document.title = "Campaigns · campaignd";
+  document.title = `${t("list.title")} · campaignd`;
   let alive = true;
   let status = "";
   let cursor = null;
   const campaigns = new Map();
   const channels = new Set();
   const listEl = h("div", { class: "camp-list", id: "campaign-list" });
-  const moreEl = h("button", { class: "btn", hidden: true, onclick: () => load(false) }, "Load more");
+  const moreEl = h("button", { class: "btn", hidden: true, onclick: () => load(false) }, t("list.more"));
   const filterEl = h(
     "div",
     { class: "tabs" },
-    ...FILTERS.map(([key, label]) =>
-      h("button", { class: key ? "tab" : "tab active", dataset: { filter: key }, onclick: (ev) => setFilter(key, ev.currentTarget) }, label),
+    ...FILTERS.map((key) =>
+      h("button", { class: key ? "tab" : "tab active", dataset: { filter: key }, onclick: (ev) => setFilter(key, ev.currentTarget) }, key ? statusLabel(key) : t("list.all")),
     ),
   );
   root.append(
-    h("div", { class: "head" }, h("div", {}, h("h1", { class: "title" }, "Campaigns"), h("div", { class: "meta" }, "Live counters for every broadcast; open one for its recipients."))),
+    h("div", { class: "head" }, h("div", {}, h("h1", { class: "title" }, t("list.title")), h("div", { class: "meta" }, t("list.subtitle")))),
     filterEl,
     listEl,
     h("div", { class: "center" }, moreEl),
@@ -96,7 +105,7 @@ export function mountList(root) {
     try {
       doc = await api("GET", `/api/campaigns?${query}`);
     } catch (err) {
-      listEl.replaceChildren(h("div", { class: "banner banner-error" }, `Could not load campaigns: ${err.message}`));
+      listEl.replaceChildren(h("div", { class: "banner banner-error" }, errorParts(t("list.load_failed"), err)));
       return;
     }
     if (!alive) return;
@@ -115,8 +124,8 @@ export function mountList(root) {
         h(
           "div",
           { class: "empty" },
-          h("h2", {}, status ? "No campaigns with this status" : "No campaigns yet"),
-          h("p", {}, "Start one with ", h("a", { href: "#/new" }, "New campaign"), ", or create one with POST /api/campaigns and register the messages you send elsewhere."),
+          h("h2", {}, status ? t("list.empty_status") : t("list.empty")),
+          h("p", {}, tn("list.empty_hint", { form: h("a", { href: "#/new" }, t("list.empty_form")), api: h("code", { translate: "no" }, "POST /api/campaigns") })),
         ),
       );
     }

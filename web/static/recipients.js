@@ -27,7 +27,10 @@ function splitCsv(line, sep) {
   return out.map((c) => c.trim());
 }
 
-/** Digits only, "+", spaces, dashes, dots and brackets removed; "@c.us" dropped. */
+/**
+ * Digits only, "+", spaces, dashes, dots and brackets removed; "@c.us" dropped.
+ * A problem is a code (empty, local, not_phone, too_short, too_long) the form words.
+ */
 export function normalize(raw, countryCode) {
   let s = String(raw).trim().replace(/@(c\.us|s\.whatsapp\.net)$/i, "");
   if (!s) return { error: "empty" };
@@ -35,12 +38,12 @@ export function normalize(raw, countryCode) {
   s = s.replace(/[\s\-().+]/g, "");
   if (s.startsWith("00")) s = s.slice(2);
   else if (!plus && s.startsWith("0")) {
-    if (!countryCode) return { error: "a local number (starts with 0): set the country code" };
+    if (!countryCode) return { error: "local" };
     s = countryCode + s.replace(/^0+/, "");
   }
-  if (!/^\d+$/.test(s)) return { error: "not a phone number" };
-  if (s.length < 8) return { error: "too short for a WhatsApp number" };
-  if (s.length > 15) return { error: "too long (at most 15 digits)" };
+  if (!/^\d+$/.test(s)) return { error: "not_phone" };
+  if (s.length < 8) return { error: "too_short" };
+  if (s.length > 15) return { error: "too_long" };
   return { number: s };
 }
 

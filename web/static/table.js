@@ -1,19 +1,20 @@
 // The per-recipient table of a campaign: status tabs, search, cursor paging, and live
 // patches from `campaign.messages.updated` (rows that change while you look at them).
 
-import { api } from "./api.js";
+import { api, errorParts } from "./api.js";
+import { t, tn } from "./i18n.js";
 import { debounce, fmtDateTime, fmtInt, fmtTime, h, throttle } from "./util.js";
 
 const PAGE_SIZE = 50;
 const CLASSES = ["queued", "pending", "sent", "delivered", "read", "played", "failed"];
 // Which classes each tab shows: the API's STATUS_FILTERS, so tabs match the cards.
 const TABS = [
-  ["all", "All", null, (s) => s.total_message_count],
-  ["sent", "Sent", [1, 5], (s) => s.total_sent_count],
-  ["delivered", "Delivered", [3, 5], (s) => s.total_delivered_count],
-  ["read", "Read", [4, 5], (s) => s.total_read_count],
-  ["failed", "Failed", [6, 6], (s) => s.total_failed_count],
-  ["queued", "Queued", [0, 0], (s) => s.total_queued_count],
+  ["all", () => t("tab.all"), null, (s) => s.total_message_count],
+  ["sent", () => t("tab.sent"), [1, 5], (s) => s.total_sent_count],
+  ["delivered", () => t("tab.delivered"), [3, 5], (s) => s.total_delivered_count],
+  ["read", () => t("tab.read"), [4, 5], (s) => s.total_read_count],
+  ["failed", () => t("tab.failed"), [6, 6], (s) => s.total_failed_count],
+  ["queued", () => t("tab.queued"), [0, 0], (s) => s.total_queued_count],
 ];
 
 function inTab(tab, status) {
@@ -25,22 +26,21 @@ function inTab(tab, status) {
 
 /** The ticks of a row, as WhatsApp shows them. */
 export function ticks(row) {
-  const reason = row.failure_reason || "";
   switch (row.status) {
-    case "failed":
-      return h("span", { class: "tick tick-failed", title: reason || "failed" }, "✗", h("span", { class: "tick-label" }, "Failed"));
+    case "failed": // the reason (the gateway's words) is in the row's note, marked as data
+      return h("span", { class: "tick tick-failed", title: t("tick.failed") }, "✗", h("span", { class: "tick-label" }, t("tick.failed")));
     case "played":
-      return h("span", { class: "tick tick-read", title: "played" }, "✓✓", h("span", { class: "tick-label" }, "Played ▶"));
+      return h("span", { class: "tick tick-read", title: t("tick.played_title") }, "✓✓", h("span", { class: "tick-label" }, t("tick.played")));
     case "read":
-      return h("span", { class: "tick tick-read", title: "read" }, "✓✓", h("span", { class: "tick-label" }, "Read"));
+      return h("span", { class: "tick tick-read", title: t("tick.read") }, "✓✓", h("span", { class: "tick-label" }, t("tick.read")));
     case "delivered":
-      return h("span", { class: "tick tick-grey", title: "delivered" }, "✓✓", h("span", { class: "tick-label" }, "Delivered"));
+      return h("span", { class: "tick tick-grey", title: t("tick.delivered") }, "✓✓", h("span", { class: "tick-label" }, t("tick.delivered")));
     case "sent":
-      return h("span", { class: "tick tick-grey", title: "sent" }, "✓", h("span", { class: "tick-label" }, "Sent"));
+      return h("span", { class: "tick tick-grey", title: t("tick.sent") }, "✓", h("span", { class: "tick-label" }, t("tick.sent")));
     case "pending":
-      return h("span", { class: "tick tick-pending", title: "accepted by the gateway, no server ACK yet" }, "◷", h("span", { class: "tick-label" }, "Pending"));
+      return h("span", { class: "tick tick-pending", title: t("tick.pending_title") }, "◷", h("span", { class: "tick-label" }, t("tick.pending")));
     default:
-      return h("span", { class: "tick tick-queued", title: "not handed to a gateway yet" }, "•", h("span", { class: "tick-label" }, "Queued"));
+      return h("span", { class: "tick tick-queued", title: t("tick.queued_title") }, "•", h("span", { class: "tick-label" }, t("tick.queued")));
   }
 }
 
@@ -51,14 +51,14 @@ function stamp(iso) {
 function rowElement(row) {
   const ts = row.timestamps || {};
   const note = row.failure_reason
-    ? h("span", { class: row.status === "failed" ? "reason" : "reason reason-old", title: row.failure_reason }, row.failure_reason)
+    ? h("span", { class: row.status === "failed" ? "reason" : "reason reason-old", title: row.failure_reason, translate: "no" }, row.failure_reason)
     : "";
   return h(
     "tr",
     { dataset: { row: row.row, status: row.status } },
-    h("td", { class: "recipient" }, h("span", { class: "mono" }, row.recipient || "—"), row.contact_id ? h("small", {}, ` ${row.contact_id}`) : ""),
+    h("td", { class: "recipient", translate: "no" }, h("span", { class: "mono" }, row.recipient || "—"), row.contact_id ? h("small", {}, ` ${row.contact_id}`) : ""),
     h("td", {}, ticks(row)),
-    h("td", {}, ts.sent ? stamp(ts.sent) : ts.pending ? h("span", { class: "muted", title: "handed to the gateway; no server ACK yet" }, stamp(ts.pending)) : stamp(null)),
+    h("td", {}, ts.sent ? stamp(ts.sent) : ts.pending ? h("span", { class: "muted", title: t("tick.pending_title") }, stamp(ts.pending)) : stamp(null)),
     h("td", {}, stamp(ts.delivered)),
     h("td", {}, stamp(ts.read)),
     h("td", { class: "note" }, note, row.status === "failed" && ts.failed ? h("small", { class: "muted" }, ` ${fmtTime(ts.failed)}`) : ""),
@@ -86,8 +86,8 @@ export class RecipientTable {
     this.searchEl = h("input", {
       class: "input search",
       type: "search",
-      placeholder: "Search recipient…",
-      "aria-label": "Search recipient",
+      placeholder: t("table.search"),
+      "aria-label": t("table.search_label"),
       oninput: debounce(() => {
         this.search = this.searchEl.value.trim();
         this.cursors = [null];
@@ -96,13 +96,13 @@ export class RecipientTable {
     });
     this.bodyEl = h("tbody");
     this.infoEl = h("span", { class: "muted pager-info" });
-    this.prevEl = h("button", { class: "btn btn-small", onclick: () => this.page(-1) }, "← Previous");
-    this.nextEl = h("button", { class: "btn btn-small", onclick: () => this.page(1) }, "Next →");
+    this.prevEl = h("button", { class: "btn btn-small", onclick: () => this.page(-1) }, t("table.previous"));
+    this.nextEl = h("button", { class: "btn btn-small", onclick: () => this.page(1) }, t("table.next"));
     this.errorEl = h("div", { class: "table-error", hidden: true });
     return h(
       "section",
       { class: "panel", id: "recipients" },
-      h("div", { class: "panel-head" }, h("h2", {}, "Recipients"), this.searchEl),
+      h("div", { class: "panel-head" }, h("h2", {}, t("table.title")), this.searchEl),
       this.tabsEl,
       this.errorEl,
       h(
@@ -111,7 +111,15 @@ export class RecipientTable {
         h(
           "table",
           { class: "table" },
-          h("thead", {}, h("tr", {}, ...["Recipient", "Status", "Sent", "Delivered", "Read", "Note"].map((t) => h("th", {}, t)))),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ...[t("table.recipient"), t("table.status"), t("table.sent"), t("table.delivered"), t("table.read"), t("table.note")].map((label) => h("th", {}, label)),
+            ),
+          ),
           this.bodyEl,
         ),
       ),
@@ -147,7 +155,7 @@ export class RecipientTable {
               this.load();
             },
           },
-          label,
+          label(),
           h("span", { class: "tab-count" }, fmtInt(count(this.stats) || 0)),
         ),
       ),
@@ -175,7 +183,7 @@ export class RecipientTable {
       doc = await api("GET", `/api/campaigns/${encodeURIComponent(this.uuid)}/messages?${query}`);
     } catch (err) {
       this.errorEl.hidden = false;
-      this.errorEl.textContent = `Could not load recipients: ${err.message}`;
+      this.errorEl.replaceChildren(...errorParts(t("table.load_failed"), err));
       return;
     } finally {
       this.inflight -= 1;
@@ -186,11 +194,16 @@ export class RecipientTable {
     this.rows = new Map(doc.messages.map((r) => [r.row, r]));
     this.bodyEl.replaceChildren(...doc.messages.map(rowElement));
     if (!doc.messages.length) {
-      const what = this.search ? `No recipient matches “${this.search}”` : this.tab === "all" ? "No recipients yet" : `No ${this.tab} messages`;
+      const tab = TABS.find(([key]) => key === this.tab);
+      const what = this.search
+        ? tn("table.no_match", { search: h("span", { translate: "no" }, this.search) })
+        : this.tab === "all"
+          ? t("table.empty")
+          : t("table.empty_tab", { tab: tab[1]() });
       this.bodyEl.append(h("tr", { class: "empty-row" }, h("td", { colspan: 6 }, what)));
     }
     const first = (this.cursors.length - 1) * PAGE_SIZE;
-    this.infoEl.textContent = doc.messages.length ? `Rows ${fmtInt(first + 1)}–${fmtInt(first + doc.messages.length)}` : "";
+    this.infoEl.textContent = doc.messages.length ? t("table.rows", { first: first + 1, last: first + doc.messages.length }) : "";
     this.prevEl.disabled = this.cursors.length <= 1;
     this.nextEl.disabled = !this.nextCursor;
     // The response may predate rows pushed meanwhile: put those back on top, in order.

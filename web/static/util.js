@@ -1,4 +1,7 @@
-// Small helpers shared by the views: DOM building, number and time formatting, toasts.
+// Small helpers shared by the views: DOM building, number and time formatting (in the
+// page's language), toasts, the confirm dialog.
+
+import { locale, t } from "./i18n.js";
 
 /** h("div", {class: "x", onclick: fn}, child, "text") → an element. */
 export function h(tag, attrs = {}, ...children) {
@@ -17,38 +20,57 @@ export function h(tag, attrs = {}, ...children) {
       el.setAttribute(key, value === true ? "" : value);
     }
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return el;
 }
 
-const integer = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+// Formatters follow the page's language (i18n.js locale()); built once per locale.
+const formats = new Map();
 
-export function fmtInt(n) {
-  return n === null || n === undefined ? "–" : integer.format(n);
+function format(kind, options) {
+  const key = `${locale()}|${kind}`;
+  let found = formats.get(key);
+  if (!found) {
+    found = kind === "relative" ? new Intl.RelativeTimeFormat(locale(), options) : new Intl.NumberFormat(locale(), options);
+    formats.set(key, found);
+  }
+  return found;
 }
 
+export function fmtInt(n) {
+  return n === null || n === undefined ? "–" : format("int", { maximumFractionDigits: 0 }).format(n);
+}
+
+/** A number with one decimal under 10 (4.2 / 4,2), none above. */
+export function fmtNum(n) {
+  const digits = n < 10 ? 1 : 0;
+  return format(`num${digits}`, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(n);
+}
+
+/** A percentage (0-100) with one decimal ("1.7%" / "1,7%"), none at 0 and 100. */
 export function fmtPct(n) {
   if (n === null || n === undefined || Number.isNaN(n)) return "–";
-  return `${Number(n).toFixed(n >= 99.95 || n === 0 ? 0 : 1)}%`;
+  const digits = n >= 99.95 || n === 0 ? 0 : 1;
+  return format(`pct${digits}`, { style: "percent", minimumFractionDigits: digits, maximumFractionDigits: digits }).format(n / 100);
 }
 
 export function pct(part, whole) {
   return whole ? Math.round((part * 1000) / whole) / 10 : 0;
 }
 
-/** Seconds as "850 ms", "4.2 s", "3 min 20 s", "1 h 5 min". */
+/** Seconds as "850 ms", "4.2 s", "3 min 20 s", "1 h 5 min" (in the page's language). */
 export function fmtDuration(seconds) {
   if (seconds === null || seconds === undefined) return "–";
-  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
-  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
+  if (seconds < 1) return t("duration.ms", { ms: Math.round(seconds * 1000) });
+  if (seconds < 60) return t("duration.s", { s: fmtNum(seconds) });
   const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
+  if (minutes < 60) return t("duration.min_s", { min: minutes, s: Math.round(seconds % 60) });
   const hours = Math.floor(minutes / 60);
-  if (hours < 48) return `${hours} h ${minutes % 60} min`;
-  return `${Math.floor(hours / 24)} d ${hours % 24} h`;
+  if (hours < 48) return t("duration.h_min", { h: hours, min: minutes % 60 });
+  return t("duration.d_h", { d: Math.floor(hours / 24), h: hours % 24 });
 }
 
 /** A timestamp as local time: "14:03:12" today, "21 Nov 14:03" before. */
@@ -57,23 +79,28 @@ export function fmtTime(iso) {
   const d = new Date(iso);
   const now = new Date();
   if (d.toDateString() === now.toDateString()) {
-    return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    return d.toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   }
-  return d.toLocaleString(undefined, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+  return d.toLocaleString(locale(), { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
 }
 
 export function fmtDateTime(iso) {
-  return iso ? new Date(iso).toLocaleString() : "";
+  return iso ? new Date(iso).toLocaleString(locale()) : "";
 }
 
-/** "3 min ago" style, for the list. */
+export function fmtClock(msOrIso) {
+  return new Date(msOrIso).toLocaleTimeString(locale());
+}
+
+/** "3 minutes ago" style (Intl.RelativeTimeFormat), for the list. */
 export function fmtAgo(iso) {
   if (!iso) return "";
   const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
-  if (s < 45) return "just now";
-  if (s < 3600) return `${Math.round(s / 60)} min ago`;
-  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
-  return new Date(iso).toLocaleDateString();
+  if (s < 45) return t("time.just_now");
+  const relative = format("relative", { numeric: "auto" });
+  if (s < 3600) return relative.format(-Math.max(1, Math.round(s / 60)), "minute");
+  if (s < 86400) return relative.format(-Math.round(s / 3600), "hour");
+  return new Date(iso).toLocaleDateString(locale());
 }
 
 /** Call fn at most once per `ms`, always with a final trailing call. */
@@ -103,20 +130,21 @@ export function debounce(fn, ms) {
   };
 }
 
-export function toast(message, kind = "info") {
+/** A note at the bottom right for a few seconds; `detail` (the server's words) in small print. */
+export function toast(message, kind = "info", detail = null) {
   let box = document.getElementById("toasts");
   if (!box) {
     box = h("div", { id: "toasts", role: "status", "aria-live": "polite" });
     document.body.append(box);
   }
-  const el = h("div", { class: `toast toast-${kind}` }, message);
+  const el = h("div", { class: `toast toast-${kind}` }, message, detail ? h("small", { class: "detail", translate: "no" }, detail) : "");
   box.append(el);
   setTimeout(() => el.classList.add("toast-out"), 5200);
   setTimeout(() => el.remove(), 5600);
 }
 
 /** A small confirm dialog that matches the page (window.confirm looks foreign). */
-export function confirmDialog(title, text, okLabel = "Confirm", danger = false) {
+export function confirmDialog(title, text, okLabel, danger = false, backLabel = t("dialog.back")) {
   return new Promise((resolve) => {
     const dialog = h(
       "dialog",
@@ -126,7 +154,7 @@ export function confirmDialog(title, text, okLabel = "Confirm", danger = false) 
       h(
         "div",
         { class: "dialog-actions" },
-        h("button", { class: "btn", onclick: () => close(false) }, "Keep going"),
+        h("button", { class: "btn", onclick: () => close(false) }, backLabel),
         h("button", { class: danger ? "btn btn-danger" : "btn btn-primary", onclick: () => close(true) }, okLabel),
       ),
     );
@@ -141,14 +169,20 @@ export function confirmDialog(title, text, okLabel = "Confirm", danger = false) 
   });
 }
 
-export const STATUS_LABELS = {
-  pending: "Pending",
-  processing: "Sending",
-  paused: "Paused",
-  completed: "Completed",
-  cancelled: "Cancelled",
-  failed: "Failed",
-};
+/** A campaign's status in words; a campaign only tracked here (sent elsewhere) says so while pending. */
+export function statusLabel(status, tracked = false) {
+  if (tracked && status === "pending") return t("status.tracking");
+  const labels = {
+    tracking: t("status.tracking"),
+    pending: t("status.pending"),
+    processing: t("status.processing"),
+    paused: t("status.paused"),
+    completed: t("status.completed"),
+    cancelled: t("status.cancelled"),
+    failed: t("status.failed"),
+  };
+  return labels[status] || status;
+}
 
 /**
  * Make `el` look like `fresh` while keeping its nodes where they match, so a live update
