@@ -26,9 +26,10 @@ import pykka
 import structlog
 
 from actors.bus import EventBus
-from actors.messages import CampaignChanged, CampaignStatusChanged
+from actors.messages import CampaignAlert, CampaignChanged, CampaignStatusChanged
 from core.aio import Reply
 from core.metrics import Metrics
+from domain.failures import Failure
 from domain.ledger import Ledger
 from domain.records import CampaignInfo
 from domain.status import CLASS_NAMES, LEVEL_NAMES
@@ -39,6 +40,7 @@ log = structlog.get_logger(__name__)
 STATS_EVENT = "campaign.statistics.updated"
 STATUS_EVENT = "campaign.status.changed"
 ROWS_EVENT = "campaign.messages.updated"
+ALERT_EVENT = "campaign.alert"
 TS_NAMES = ("pending", "sent", "delivered", "read", "played", "failed")
 # actors/campaign.py publishes at most the last 500 changed rows of one batch: a batch
 # that long may be cut, so the table is told to resync.
@@ -132,16 +134,26 @@ def statistics_payload(info: CampaignInfo, stats: dict[str, Any]) -> dict[str, A
 
 
 def row_payload(state: tuple[Any, ...]) -> dict[str, Any]:
-    """A CampaignChanged row (row, level, failed, class, reason, ts pending..failed)."""
+    """A CampaignChanged row (row, level, failed, class, reason, ts pending..failed,
+    failure)."""
     row, level, failed, cls, reason, *stamps = state
+    failure = stamps.pop() if len(stamps) > len(TS_NAMES) else None
     return {
         "row": row,
         "status": CLASS_NAMES[cls],
         "level": LEVEL_NAMES[level],
         "failed": bool(failed),
         "failure_reason": reason,
+        "failure": failure_payload(failure),
         "timestamps": dict(zip(TS_NAMES, map(iso_time, stamps), strict=True)),
     }
+
+
+def failure_payload(failure: Failure | None) -> dict[str, Any] | None:
+    """The rows API's `failure` object, as the live table gets it."""
+    if failure is None:
+        return None
+    return failure.as_dict()
 
 
 def rows_payload(info: CampaignInfo, rows: dict[int, dict[str, Any]], resync: bool
@@ -191,6 +203,8 @@ class BroadcasterActor(pykka.ThreadingActor):
                 self._status_changed(message)
             elif isinstance(message, Snapshot):
                 self._snapshot(message)
+            elif isinstance(message, CampaignAlert):
+                self._alert(message)
         except Exception:  # an exception in a tell would kill the actor (SPEC 1.1)
             log.exception("broadcaster.message_failed", message=type(message).__name__)
         return None
@@ -261,6 +275,15 @@ class BroadcasterActor(pykka.ThreadingActor):
                    "statistics": stats, "timestamp": iso_time(time.time())}
         pushes.append(Push(all_channels(info), STATUS_EVENT, info.uuid, payload))
         self._hand_over(pushes)
+
+    def _alert(self, message: CampaignAlert) -> None:
+        """An alert fired or cleared (actors/alerts.py): pushed at once, never coalesced
+        with another rule's (the outbox key names the rule)."""
+        info = message.info
+        payload = {"campaign_id": info.no, "campaign_uuid": info.uuid, "alert": message.alert,
+                   "timestamp": iso_time(time.time())}
+        self._hand_over([Push(all_channels(info), ALERT_EVENT,
+                              f"{info.uuid}:{message.alert.get('rule')}", payload)])
 
     def _snapshot(self, message: Snapshot) -> None:
         # A workspace state is read from the StatsBoard on the loop, and a change can be

@@ -104,7 +104,8 @@ class CampaignActor(pykka.ThreadingActor):
                 self.log.warning("campaign.unknown_row", row=row)
                 continue
             attempt = later.get(position, 1) if later else 1
-            if ledger.apply(row, event.level, event.failed, event.at, event.reason, attempt):
+            if ledger.apply(row, event.level, event.failed, event.at, event.reason,
+                            event.failure, attempt):
                 changed.append(row)
                 applied += 1
             else:
@@ -127,12 +128,12 @@ class CampaignActor(pykka.ThreadingActor):
             at = m.registered_at
             if m.row < known:
                 # An existing (queued) row got its gateway id or its send outcome.
-                if ledger.apply(m.row, m.level, m.failed, at, m.reason, m.attempt):
+                if ledger.apply(m.row, m.level, m.failed, at, m.reason, m.failure, m.attempt):
                     rows.append(m.row)
                 continue
             stamps = [at, *(at if m.level >= s else 0.0 for s in range(1, 6)),
                       at if m.failed else 0.0]
-            ledger.fill(m.row, at, m.level, m.failed, m.reason, stamps)
+            ledger.fill(m.row, at, m.level, m.failed, m.reason, stamps, m.failure)
             rows.append(m.row)
         if rows:
             self._publish(rows)

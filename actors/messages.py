@@ -83,7 +83,8 @@ class CampaignEvents:
 @dataclass(slots=True, frozen=True)
 class Loaded:
     """A chunk of a campaign's stored rows, for an actor coming back from passivation:
-    columns (rows, levels, faileds, reasons, 7 tick columns) against `base`."""
+    columns (rows, levels, faileds, reasons, 7 tick columns, then the kept failures'
+    source, code, title, details and tick) against `base`."""
 
     info: CampaignInfo
     rows: list[tuple[Any, ...]]
@@ -105,8 +106,8 @@ class CollectDirty:
 class CampaignChanged:
     """A campaign's counters moved; `rows` are the changed rows' new states.
 
-    Each row is (row, class, level, failed, reason, ts_pending..ts_failed) so a live
-    table can update its ticks without asking for the row again.
+    Each row is (row, level, failed, class, reason, ts_pending..ts_failed, failure) so
+    a live table can update its ticks without asking for the row again.
     """
 
     info: CampaignInfo
@@ -122,3 +123,12 @@ class CampaignStatusChanged:
     status: str
     previous: str | None
     statistics: dict[str, Any]
+
+
+@dataclass(slots=True, frozen=True)
+class CampaignAlert:
+    """An alert rule fired or cleared on a campaign (actors/alerts.py); the broadcaster
+    pushes it as `campaign.alert`."""
+
+    info: CampaignInfo
+    alert: dict[str, Any]

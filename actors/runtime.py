@@ -16,9 +16,12 @@ from typing import Any, Protocol
 import pykka
 import structlog
 
+from actors.account import AccountService
+from actors.alerts import AlertService
 from actors.bus import EventBus, StatsBoard
 from actors.campaign import CampaignActor
 from actors.ingest import IngestActor
+from actors.limited_retry import LimitedRetry
 from actors.messages import (
     ApplyEvents,
     CampaignCreated,
@@ -37,6 +40,7 @@ from domain.index import MessageIndex
 from domain.orphans import OrphanShelf
 from domain.records import CampaignInfo
 from store import attempts as attempt_store
+from store.account import AccountStore
 from store.campaigns import CampaignStore
 from store.checkpoint import Checkpointer
 from store.db import Store, StoreUnavailable
@@ -83,6 +87,15 @@ class Runtime:
         # Passes every accepted webhook request on to the app behind (forward_to).
         self.relay = Relay(lambda: self.config, Outbox(self.store), self.metrics)
         self.extensions.append(self.relay)
+        # Limited by Meta failures re-sent after sender.marketing_cap_retry_after, if on.
+        self.extensions.append(LimitedRetry(config, self.bus, self.sending, self.checkpoint))
+        # Alert rules (SPEC 7.2): a listener on the bus; its pauses go through the sender.
+        self.alerts = AlertService(config, self.bus, self.metrics, self.sending)
+        self.extensions.append(self.alerts)
+        # Meta account and template webhooks: stored, and a stopped template pauses sends.
+        self.account = AccountService(AccountStore(self.store), self.campaigns, self.sending,
+                                      self.metrics)
+        self.extensions.append(self.account)
 
     # --- start / stop -----------------------------------------------------------------
 
@@ -186,7 +199,7 @@ class Runtime:
         rows = await self.store.fetchall(
             "SELECT source, event, received_at FROM orphans ORDER BY id")
         for source, blob, received_at in rows:
-            shelf.keep(source, StatusEvent.from_row(orjson.loads(blob)), received_at,
+            shelf.keep(source, StatusEvent.from_row(orjson.loads(blob), source), received_at,
                        durable=True)
         self.metrics.orphans_pending.set(len(shelf))
         return shelf

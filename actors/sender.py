@@ -57,7 +57,7 @@ class Tick:
 @dataclass(slots=True, frozen=True)
 class SendResult:
     row: int
-    kind: str  # accepted | transient | permanent | halt | unknown | not_attempted
+    kind: str  # accepted | transient | permanent | halt | unknown | later | not_attempted
     reason: str | None = None
     retry_after: float | None = None
     throttled: bool = False  # HTTP 429 / Meta 130429: the account's rate goes down
@@ -149,6 +149,12 @@ class SenderActor(pykka.ThreadingActor):
         if job is None:
             return
         now = self.clock.monotonic()
+        if result.kind == "later":
+            # This recipient only (Limited by Meta): no hold on the campaign or the
+            # account, no backoff.
+            heapq.heappush(self.retries, (now + (result.retry_after or 0.0),
+                                          next(self._seq), job))
+            return
         if result.throttled:
             if self.account.throttled(result.retry_after):
                 log.warning("sender.account_throttled", gateway=self.account.name,

@@ -15,8 +15,6 @@ as it was before an outcome already stored here.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import itertools
 import re
 import time
@@ -33,6 +31,7 @@ import structlog
 from actors.accounts import COEXISTENCE_RATE, SharedAccount
 from actors.bus import EventBus, StatsBoard
 from actors.messages import CampaignStatusChanged, GetStatistics, RegisterMessages
+from actors.outbound import post_signed
 from actors.scheduler import Scheduler
 from actors.sender import (
     Job,
@@ -47,6 +46,7 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core.config import Config
 from core.metrics import Metrics
 from domain.attempts import MAX_ATTEMPT
+from domain.failures import FAIL, PAUSE, Failure, decide, from_text, known, slows_account
 from domain.pacing import Aimd
 from domain.records import CampaignInfo, RegisteredMessage
 from domain.sendwindow import SendWindow, parse_window
@@ -74,7 +74,6 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "retry-unknown": (("processing", "paused", "completed", "failed"), "processing"),
 }
 NOTIFY_STATUSES = ("completed", "paused", "failed")
-WEBHOOK_TRIES = 5  # the outbound webhook: the first try and up to 4 retries, then given up
 VAR_RE = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
 
 
@@ -82,6 +81,41 @@ class TransitionError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def judge_outcome(outcome: Outcome, attempt: int, gateway: str, config: Config) -> Outcome:
+    """What a refused send means, decided by the failure table (SPEC 7.1), not by the
+    gateway: retry with backoff (throttled, temporary), retry after
+    `sender.marketing_cap_retry_after` (Limited by Meta, when
+    `sender.retry_limited_by_meta` is on: kind "later"), pause the campaign (account
+    problems: kind "halt"), or fail the message (kind "permanent"). A refusal whose code
+    the table does not know keeps the gateway's own triage (e.g. the seed service's
+    "session not connected" halt), within `sender.max_attempts`."""
+    if outcome.kind in ("accepted", "unknown"):
+        return outcome
+    failure = outcome.failure or from_text(outcome.reason, gateway)
+    if not failure.source:
+        failure = failure._replace(source=gateway)
+    if not known(failure.code):
+        if outcome.kind == "transient" and attempt >= config["sender.max_attempts"]:
+            return Outcome("permanent", reason=f"gave up after {attempt} attempts: "
+                           f"{outcome.reason}", failure=failure)
+        return replace(outcome, failure=failure)
+    decision = decide(failure.code, attempt=attempt,
+                      max_attempts=config["sender.max_attempts"],
+                      retry_later=config["sender.retry_limited_by_meta"],
+                      later_after=config["sender.marketing_cap_retry_after"])
+    reason = outcome.reason or failure.text()
+    if decision.action == PAUSE:
+        return Outcome("halt", reason=reason, failure=failure)
+    if decision.action == FAIL:
+        if outcome.kind == "transient" or decision.category in ("throttled", "temporary"):
+            reason = f"gave up after {attempt} attempts: {reason}"
+        return Outcome("permanent", reason=reason, failure=failure)
+    if decision.delay is not None:
+        return Outcome("later", reason=reason, retry_after=decision.delay, failure=failure)
+    return Outcome("transient", reason=reason, retry_after=outcome.retry_after,
+                   failure=failure)
 
 
 def render(text: str, variables: str | None) -> str:
@@ -448,14 +482,13 @@ class SendingService:
             outbound = Outbound(run.uuid, job.row, job.recipient, render(run.text, job.variables),
                                 job.contact_id, run.options, run.workspace_id)
             outcome = await self.gateways[run.gateway].send(self.session, outbound)
-            max_attempts = self.ctx.config["sender.max_attempts"]
-            if outcome.kind == "transient" and job.tries >= max_attempts:
-                outcome = Outcome("permanent", reason=f"gave up after {job.tries} attempts: "
-                                  f"{outcome.reason}")
+            outcome = judge_outcome(outcome, job.tries, run.gateway, self.ctx.config)
             self.ctx.metrics.sends.labels(run.gateway, outcome.kind).inc()
             await self._store_outcome(no, job, outcome)
+            # HTTP 429, Meta 130429, ...: the account's shared rate goes down (SPEC 9).
+            throttled = outcome.failure is not None and slows_account(outcome.failure.code)
             result = SendResult(job.row, outcome.kind, outcome.reason, outcome.retry_after,
-                                outcome.throttled)
+                                throttled)
         except Exception:
             log.exception("sender.send_failed", campaign_no=no, row=job.row)
         finally:
@@ -488,11 +521,15 @@ class SendingService:
             await campaigns.record_accepted(no, job.row, bare, outcome.message_id, now)
             self.ctx.register(RegisterMessages(no, (RegisteredMessage(
                 job.row, bare, Level.PENDING, False, None, now, job.attempt),)))
-        elif outcome.kind == "permanent":
+        elif outcome.kind in ("permanent", "later"):
+            # "later" (Limited by Meta) is shown failed until its retry goes out.
             reason = (outcome.reason or "refused by the gateway")[:500]
-            await campaigns.record_failed(no, job.row, reason, now)
+            failure = outcome.failure or Failure(self.runs[no].gateway
+                                                 if no in self.runs else "", None,
+                                                 reason, None)
+            await campaigns.record_failed(no, job.row, reason, now, failure)
             self.ctx.register(RegisterMessages(no, (RegisteredMessage(
-                job.row, None, Level.QUEUED, True, reason, now, job.attempt),)))
+                job.row, None, Level.QUEUED, True, reason, now, failure, job.attempt),)))
         elif outcome.kind == "halt" or outcome.retry_after is not None:
             # Refused before taking the message (credentials, 429): not sent.
             await campaigns.record_requeued(no, job.row, outcome.reason, now)
@@ -535,7 +572,7 @@ class SendingService:
                                 reason: str | None, stats: dict[str, Any]) -> None:
         assert self.session is not None
         c = self.ctx.config
-        body = orjson.dumps({
+        await post_signed(self.session, c["sender.webhook_url"], c["sender.webhook_secret"], {
             "event": "campaign.status.changed",
             "campaign": {"uuid": info.uuid, "id": info.no, "workspace_id": info.workspace_id,
                          "name": info.name, "status": status, "previous": previous,
@@ -543,28 +580,41 @@ class SendingService:
                          "previous_status": previous, "reason": reason},
             "statistics": stats,
             "timestamp": iso_time(time.time()),
-        })
-        headers = {"Content-Type": "application/json", "User-Agent": "campaignd"}
-        if c["sender.webhook_secret"]:
-            digest = hmac.new(c["sender.webhook_secret"].encode(), body, hashlib.sha256)
-            headers["X-Campaignd-Signature"] = "sha256=" + digest.hexdigest()
-        problem = ""
-        for attempt in range(WEBHOOK_TRIES):
-            if attempt:  # the sender's backoff: 0.5, 1, 2, 4 s by default
-                await asyncio.sleep(min(c["sender.backoff_max"],
-                                        c["sender.backoff_base"] * 2 ** (attempt - 1)))
-            try:
-                async with self.session.post(c["sender.webhook_url"], data=body, headers=headers,
-                                             timeout=aiohttp.ClientTimeout(total=10)) as resp:
-                    if resp.status < 300:
-                        return
-                    problem = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = str(exc) or type(exc).__name__
-            log.warning("sender.webhook_failed", campaign_uuid=info.uuid, attempt=attempt + 1,
-                        error=problem)
-        log.error("sender.webhook_given_up", campaign_uuid=info.uuid, status=status,
-                  tries=WEBHOOK_TRIES, error=problem)
+        }, backoff_base=c["sender.backoff_base"], backoff_max=c["sender.backoff_max"],
+            campaign_uuid=info.uuid)
+
+    async def resume_sending(self, uuid: str) -> bool:
+        """Rows were queued again outside an action (a Limited by Meta retry): send them,
+        bringing a completed campaign back to processing. False when it is paused,
+        cancelled or failed (the rows wait for an operator)."""
+        async with self.lock:
+            campaign = await self.ctx.campaigns.get(uuid)
+            if campaign is None or campaign["status"] not in ("processing", "completed"):
+                return False
+            run = self.runs.get(campaign["no"])
+            if campaign["status"] == "completed" or run is None:
+                await self._set_status(campaign, "processing", None)
+                if run is None:
+                    await self._launch({**campaign, "status": "processing"})
+                    return True
+            run = self.runs[campaign["no"]]
+            run.ref.tell(SendWork(await self._jobs(campaign["no"])))
+            run.ref.tell(SetPaused(False))
+            return True
+
+    async def pause_for(self, no: int, reason: str) -> bool:
+        """Pause a campaign campaignd is sending, with the reason (an alert rule, a paused
+        template); False when it is not processing."""
+        async with self.lock:
+            run = self.runs.get(no)
+            if run is None:
+                return False
+            campaign = await self.ctx.campaigns.get(run.uuid)
+            if campaign is None or campaign["status"] != "processing":
+                return False
+            run.ref.tell(SetPaused(True))
+            await self._set_status(campaign, "paused", reason)
+            return True
 
 
 def _tell(run: Run | None, message: Any) -> None:

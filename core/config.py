@@ -227,6 +227,17 @@ KEYS: dict[str, Key] = {
                               "completes, pauses or fails (\"\" = off)."),
     "sender.webhook_secret": Key(str, "", "HMAC-SHA256 key for the outbound webhook's "
                                  "X-Campaignd-Signature.", secret=True),
+    # --- failures and alerts (docs/failures.md) ---
+    "sender.retry_limited_by_meta": Key(bool, False, "Retry a message Meta did not deliver "
+                                        "because of its per-person marketing limit (Limited by "
+                                        "Meta: 131049, 63049, ...) after "
+                                        "sender.marketing_cap_retry_after."),
+    "sender.marketing_cap_retry_after": Key((int, float), 86400.0, "Seconds before a Limited "
+                                            "by Meta message is retried (Meta: wait at least 24 "
+                                            "hours).", minimum=60, maximum=30 * 86400),
+    "alerts": Key(list, [], "Alert rules, each a [[alerts]] table: metric, threshold, "
+                  "direction, window, min_volume, hold, pause (docs/failures.md). Every "
+                  "problem is reported per key, e.g. alerts[2].threshold."),
     # --- sending, completed (SPEC 9: send windows, shared account rates) ---
     "sender.window_days": Key(list, list(WEEKDAYS), "Days a campaign created without a "
                               "window may send on (in window_timezone).", check=_days_check),

@@ -94,6 +94,19 @@ class Metrics:
             "campaignd_relay_backlog_full",
             "Webhook requests answered 503 because their source's relay backlog was full.",
             ["source"], registry=r)
+        # --- failures and alerts (docs/failures.md) ---
+        self.alerts_firing = Gauge(
+            "campaignd_alerts_firing", "Campaigns on which an alert rule is firing now.",
+            ["rule"], registry=r,
+        )
+        self.alert_notices = Counter(
+            "campaignd_alert_notices", "Alert notices sent (firing, cleared) by rule.",
+            ["rule", "state"], registry=r,
+        )
+        self.account_events = Counter(
+            "campaignd_account_events", "Meta account and template webhooks stored, by field.",
+            ["field"], registry=r,
+        )
         # Known label sets start at 0, so dashboards and rate() see them before the first
         # event (a series that appears only later hides its first increment).
         for source in SOURCES:

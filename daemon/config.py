@@ -30,6 +30,7 @@ from core.config import (
     env_name,
     is_loopback,
 )
+from domain.alerts import parse_rules
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -158,6 +159,8 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
             problems.append(problem)
         elif float in (key.type if isinstance(key.type, tuple) else (key.type,)):
             values[name] = float(values[name])
+    if isinstance(values["alerts"], list):  # each rule's problems, per key
+        problems.extend(parse_rules(values["alerts"])[1])
     # Checked even when other keys are wrong, so one run names every problem.
     host_ok = isinstance(values["server.host"], str)
     off_loopback = host_ok and not is_loopback(values["server.host"])

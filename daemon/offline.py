@@ -161,18 +161,18 @@ def cmd_stats(args: argparse.Namespace, db: Path) -> int:
 
 
 def export_from_file(db: Path, uuid: str, out: IO[str]) -> int:
-    from web.export import CHUNK_ROWS, EXPORT_SQL, EXPORT_SQL_WITHOUT_HISTORY, csv_text
+    from web.export import CHUNK_ROWS, EXPORT_SQL, EXPORT_SQL_0_1, csv_text
 
     conn = open_readonly(db)
     try:
-        sql = EXPORT_SQL  # a database the new release has not opened yet has no history
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'attempts'").fetchone():
-            sql = EXPORT_SQL_WITHOUT_HISTORY
         row = conn.execute("SELECT no FROM campaigns WHERE uuid = ?", (uuid,)).fetchone()
         if row is None:
             raise CommandError(f"no campaign {uuid!r} in {db}")
         out.write(csv_text([], header=True))
         count, after = 0, -1
+        columns = {c[1] for c in conn.execute("PRAGMA table_info(messages)")}
+        # A database this release has not opened yet: no failure fields, no attempts.
+        sql = EXPORT_SQL if "attempt_at" in columns else EXPORT_SQL_0_1
         while True:
             rows = conn.execute(sql, (row[0], after, CHUNK_ROWS)).fetchall()
             if not rows:

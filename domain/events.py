@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from domain.failures import Failure, from_text
+
 
 class StatusEvent(NamedTuple):
     """One delivery status of one message, whatever gateway reported it.
@@ -20,10 +22,19 @@ class StatusEvent(NamedTuple):
     at: float
     reason: str | None = None
     recipient: str | None = None
+    # The failure as fields (domain/failures.py); None on events that are not failures.
+    failure: Failure | None = None
 
     def to_row(self) -> tuple[Any, ...]:
-        return tuple(self)
+        if self.failure is None:
+            return tuple(self[:6])
+        return (*self[:6], list(self.failure))
 
     @classmethod
-    def from_row(cls, row: list[Any]) -> StatusEvent:
-        return cls(row[0], row[1], bool(row[2]), row[3], row[4], row[5])
+    def from_row(cls, row: list[Any], source: str = "") -> StatusEvent:
+        """A journaled event back. Rows written by release 0.1 have six fields and a
+        failure only as text: its code is read from the text where it starts with one."""
+        failure = Failure.from_row(row[6]) if len(row) > 6 else None
+        if failure is None and row[2]:
+            failure = from_text(row[4], source)
+        return cls(row[0], row[1], bool(row[2]), row[3], row[4], row[5], failure)

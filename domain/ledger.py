@@ -22,6 +22,8 @@ from operator import add, floordiv, mul, sub
 from typing import Any
 
 from domain.attempts import NEWER, OLDER, LatestAttempts
+from domain.failure_book import FailureBook
+from domain.failures import Failure, lookup
 from domain.status import (
     FAILED_CLASS,
     ClassCounts,
@@ -29,6 +31,10 @@ from domain.status import (
     message_class,
     statistics_from_counts,
 )
+
+# A provider time earlier than this before the message's registration is not believed.
+MAX_BACKDATE_SECONDS = 24 * 3600
+MAX_BACKDATE_TICKS = MAX_BACKDATE_SECONDS * 10
 
 # Timestamp slots: 0 queued (registration), 1..5 pending..played, 6 failed.
 TS_SLOTS = 7
@@ -53,18 +59,28 @@ class DirtyRows:
     levels: bytes
     faileds: bytes
     classes: bytes
-    reasons: dict[int, str]
     ticks: tuple[array[int], ...]  # pending, sent, delivered, read, played, failed
+    # row -> (reason, failure, failure tick) for rows that keep a failure
+    failures: dict[int, tuple[str | None, Failure, int]]
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def params(self) -> Iterator[tuple[Any, ...]]:
-        """One UPDATE's parameters per row, made as they are consumed (re-iterable)."""
-        base, no, reasons, ticks = self.base, self.campaign_no, self.reasons, self.ticks
+        """One UPDATE's parameters per row, made as they are consumed (re-iterable):
+        store/checkpoint.py's UPDATE_ROW."""
+        base, no, failures, ticks = self.base, self.campaign_no, self.failures, self.ticks
         for i, row in enumerate(self.rows):
-            yield (self.levels[i], self.faileds[i], self.classes[i], reasons.get(row),
-                   *[None if t[i] == NONE else (t[i] + base) / 10 for t in ticks], no, row)
+            kept = failures.get(row)
+            if kept is None:
+                failure_cols: tuple[Any, ...] = (None,) * 7
+            else:
+                reason, f, tick = kept
+                failure_cols = (reason, f.source or None, f.code, f.title, f.details,
+                                lookup(f.code).category, (tick + base) / 10)
+            yield (self.levels[i], self.faileds[i], self.classes[i], failure_cols[0],
+                   *[None if t[i] == NONE else (t[i] + base) / 10 for t in ticks],
+                   *failure_cols[1:], no, row)
 
 
 def to_tenths(seconds: float) -> int:
@@ -130,7 +146,7 @@ class Ledger:
         self.dirty = bytearray()  # 1 = changed since the last checkpoint
         self.dirty_count = 0
         self.ts = [array("i") for _ in range(TS_SLOTS)]
-        self.reasons: dict[int, str] = {}
+        self.failures = FailureBook()  # the kept failure per message, and the breakdown
         self.counts = ClassCounts.empty()
         self.deliver_latency = LatencyHistogram()
         self.read_latency = LatencyHistogram()
@@ -175,12 +191,14 @@ class Ledger:
         failed: bool = False,
         reason: str | None = None,
         timestamps: Sequence[float | None] | None = None,
+        failure: Failure | None = None,
+        failure_at: float | None = None,
     ) -> None:
         """Append row `row` (rows arrive in order; a gap is filled with queued rows)."""
         if row < len(self.level):
             return  # registered already: registration is idempotent
         self._grow(row + 1 - len(self.level), self.tick(registered_at))
-        self.fill(row, registered_at, level, failed, reason, timestamps)
+        self.fill(row, registered_at, level, failed, reason, timestamps, failure, failure_at)
 
     def fill(
         self,
@@ -190,6 +208,8 @@ class Ledger:
         failed: bool = False,
         reason: str | None = None,
         timestamps: Sequence[float | None] | None = None,
+        failure: Failure | None = None,
+        failure_at: float | None = None,
     ) -> None:
         """Set a fresh row that `add` or `reserve` has just made room for."""
         self.ts[0][row] = self.tick(registered_at)
@@ -201,7 +221,10 @@ class Ledger:
         for slot in range(TS_SLOTS):
             if self.ts[slot][row] != NONE and self.ts[slot][row] > self.updated:
                 self.updated = self.ts[slot][row]
-        self._set_state(row, level, failed, reason)
+        failure_tick = self.tick(failure_at) if failure_at else self.ts[TS_FAILED][row]
+        if failure_tick == NONE:
+            failure_tick = self.ts[0][row]
+        self._set_state(row, level, failed, reason, failure, failure_tick)
 
     def reserve(self, rows: int, registered_at: float) -> None:
         """Grow every array once for a batch of new rows (one realloc, not thousands:
@@ -219,34 +242,43 @@ class Ledger:
         for slot in range(1, TS_SLOTS):
             self.ts[slot].extend(empty)
 
-    def _set_state(self, row: int, level: int, failed: bool, reason: str | None) -> None:
+    def _set_state(self, row: int, level: int, failed: bool, reason: str | None,
+                   failure: Failure | None = None, failure_tick: int = 0) -> None:
         """Load a stored state without touching timestamps beyond what is given."""
         old_class = message_class(self.level[row], bool(self.failed[row]))
+        new_class = message_class(level, failed)
         self._account(row, -1)
+        if old_class == FAILED_CLASS:
+            self.failures.count(row, -1)
         self.level[row] = level
         self.failed[row] = 1 if failed else 0
-        if reason:
-            self.reasons[row] = reason
+        if reason or failure:
+            self.failures.set(row, failure_tick, failure, reason)
+        if new_class == FAILED_CLASS:
+            self.failures.count(row, +1)
         self._account(row, +1)
-        self.counts.move(old_class, message_class(level, failed))
+        self.counts.move(old_class, new_class)
 
     # --- applying events --------------------------------------------------------------
 
     def apply(self, row: int, level: int, failed: bool, at: float, reason: str | None,
-              attempt: int = 1) -> bool:
+              failure: Failure | None = None, attempt: int = 1) -> bool:
         """Merge one event of attempt `attempt` into the row; True when anything visible
         changed."""
         started = False
         if attempt != 1 or self.attempts:  # the common case (one attempt) skips this
-            failed, reason, started = self._attempt_gate(row, attempt, failed, reason)
+            failed, reason, failure, started = self._attempt_gate(row, attempt, failed,
+                                                                  reason, failure)
         t = self.tick(at)
         ts = self.ts
         # --- times outside the message's life (issue 22, docs/architecture.md "Times") --
-        # A provider time before the row was registered (a replayed fixture, a gateway
-        # clock behind ours) counts as the registration time, so the chart and the
-        # time-to-X figures stay inside the campaign. The bound is the row's own queued
-        # time, fixed at registration: the result is still a function of the event set.
-        if t < ts[0][row]:
+        # A provider time more than MAX_BACKDATE before the row was registered (a
+        # replayed fixture, a badly set gateway clock) counts as the registration time,
+        # so the chart and the time-to-X figures stay inside the campaign. Closer times
+        # are real: a gateway often sends before campaignd hears of the message. The
+        # bound is the row's own queued time, fixed at registration: the result is still
+        # a function of the event set.
+        if t < ts[0][row] - MAX_BACKDATE_TICKS:
             t = ts[0][row]
         slots = LEVEL_SLOTS[level]
         old_level = self.level[row]
@@ -258,7 +290,8 @@ class Ledger:
                 if t < ts[slot][row]:
                     changes = True
                     break
-            if failed and (t < ts[TS_FAILED][row] or (reason and row not in self.reasons)):
+            if failed and (t < ts[TS_FAILED][row]
+                           or self.failures.better(row, t, failure, reason)):
                 changes = True
             if not changes:
                 return False
@@ -273,14 +306,17 @@ class Ledger:
             self.failed[row] = 1
             if t < ts[TS_FAILED][row]:
                 ts[TS_FAILED][row] = t
-            if reason:
-                self.reasons.setdefault(row, reason)
+            # The kept failure is the first by failures.rank, whatever the arrival order.
+            self.failures.offer(row, t, failure, reason, old_class == FAILED_CLASS)
         after = self._shares(row)
         if after != before:
             self._reshare(before, after)
         counts = self.counts.counts
         counts[old_class] -= 1
-        counts[message_class(self.level[row], self.failed[row])] += 1
+        new_class = message_class(self.level[row], self.failed[row])
+        counts[new_class] += 1
+        if new_class != old_class and FAILED_CLASS in (old_class, new_class):
+            self.failures.count(row, 1 if new_class == FAILED_CLASS else -1)
         if not self.dirty[row]:
             self.dirty[row] = 1
             self.dirty_count += 1
@@ -293,27 +329,30 @@ class Ledger:
     # level (delivery evidence) but not its failure; the first event of a newer attempt
     # clears the row's failure, its time and reason before it is merged.
 
-    def _attempt_gate(self, row: int, attempt: int, failed: bool, reason: str | None
-                      ) -> tuple[bool, str | None, bool]:
-        """(failed, reason, started a newer attempt) as the event may apply them."""
+    def _attempt_gate(self, row: int, attempt: int, failed: bool, reason: str | None,
+                      failure: Failure | None
+                      ) -> tuple[bool, str | None, Failure | None, bool]:
+        """(failed, reason, failure, started a newer attempt) as the event may apply them."""
         order = self.attempts.compare(row, attempt)
         if order == OLDER:
-            return False, None, False
+            return False, None, None, False
         if order == NEWER:
             self._start_attempt(row, attempt)
-            return failed, reason, True
-        return failed, reason, False
+            return failed, reason, failure, True
+        return failed, reason, failure, False
 
     def _start_attempt(self, row: int, attempt: int) -> None:
         self.attempts.advance(row, attempt)
         if not self.failed[row] and self.ts[TS_FAILED][row] == NONE \
-                and row not in self.reasons:
+                and row not in self.failures.kept:
             return
         old_class = self.message_class(row)
         before = self._shares(row)
+        if old_class == FAILED_CLASS:
+            self.failures.count(row, -1)  # leaves the failure breakdown
         self.failed[row] = 0
         self.ts[TS_FAILED][row] = NONE
-        self.reasons.pop(row, None)
+        self.failures.kept.pop(row, None)  # the old attempt's failure is history now
         after = self._shares(row)
         if after != before:
             self._reshare(before, after)
@@ -398,6 +437,7 @@ class Ledger:
 
     def statistics(self) -> dict[str, Any]:
         stats: dict[str, Any] = statistics_from_counts(self.counts.counts)
+        stats["failures"] = self.failures.statistics()
         stats["time_to_deliver"] = {
             "median": self.deliver_latency.quantile(0.5),
             "p90": self.deliver_latency.quantile(0.9),
@@ -430,14 +470,22 @@ class Ledger:
         return {"resolution": step, "points": out}
 
     def row_state(self, row: int) -> tuple[Any, ...]:
-        """The row as stored: level, failed, class, reason, timestamps pending..failed."""
+        """The row as stored: level, failed, class, reason, timestamps pending..failed,
+        and the kept failure (a `Failure` or None)."""
         return (
             self.level[row],
             self.failed[row],
             self.message_class(row),
-            self.reasons.get(row),
+            self.failures.reason(row),
             *(self.seconds(self.ts[slot][row]) for slot in range(1, TS_SLOTS)),
+            self.failures.failure(row),
         )
+
+    def failure_at(self, row: int) -> float | None:
+        """When the kept failure happened (it is not always the first failure's time:
+        an informative failure is kept over an earlier one without a reason)."""
+        tick = self.failures.tick(row)
+        return None if tick is None else self.seconds(tick)
 
     def take_dirty_rows(self, campaign_no: int) -> DirtyRows | None:
         """The changed rows in compact form, for a checkpoint; None when nothing changed."""
@@ -446,12 +494,14 @@ class Ledger:
         rows = array("I", compress(range(len(self.dirty)), self.dirty))
         self.clear_dirty()
         level, failed, ts = self.level, self.failed, self.ts
+        kept = self.failures.kept
         return DirtyRows(
             campaign_no, self.base or 0, rows,
             bytes(level[r] for r in rows), bytes(failed[r] for r in rows),
             bytes(message_class(level[r], failed[r]) for r in rows),
-            {r: self.reasons[r] for r in rows if r in self.reasons} if self.reasons else {},
             tuple(array("i", (ts[slot][r] for r in rows)) for slot in range(1, TS_SLOTS)),
+            {r: (kept[r].reason, kept[r].failure, kept[r].tick) for r in rows if r in kept}
+            if kept else {},
         )
 
     def take_dirty(self) -> list[int]:
@@ -467,7 +517,9 @@ class Ledger:
         self.dirty_count = 0
 
     def load_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Rows as stored: (row, level, failed, reason, ts_queued, ts_pending..ts_failed).
+        """Rows as stored: (row, level, failed, reason, ts_queued, ts_pending..ts_failed,
+        and optionally failure_source, failure_code, failure_title, failure_details,
+        failure_at).
 
         A campaign coming back from SQLite arrives in contiguous chunks; those are loaded
         a column at a time (a million rows in about a second instead of eight). Anything
@@ -477,47 +529,85 @@ class Ledger:
             return
         start = len(self.level)
         if rows[0][0] != start or rows[-1][0] != start + len(rows) - 1:
-            for row, level, failed, reason, *stamps in rows:
-                self.add(row, stamps[0] or 0.0, level, bool(failed), reason, stamps)
+            for stored in rows:
+                self._add_stored(stored)
             return
         try:
             self._load_columns(list(zip(*rows, strict=True)))
         except (OverflowError, TypeError, ValueError):  # a time out of range: go row by row
-            for row, level, failed, reason, *stamps in rows[len(self.level) - start:]:
-                self.add(row, stamps[0] or 0.0, level, bool(failed), reason, stamps)
+            for stored in rows[len(self.level) - start:]:
+                self._add_stored(stored)
+
+    def _add_stored(self, stored: tuple[Any, ...]) -> None:
+        row, level, failed, reason, *rest = stored
+        stamps, extra = rest[:TS_SLOTS], rest[TS_SLOTS:]
+        failure = Failure(extra[0] or "", *extra[1:4]) if extra and extra[1:4] != (
+            None, None, None) else None
+        self.add(row, stamps[0] or 0.0, level, bool(failed), reason, stamps, failure,
+                 extra[4] if extra else None)
 
     def _load_columns(self, cols: list[tuple[Any, ...]]) -> None:
         stamps = cols[4:]
         if self.base is None:
             self.tick(stamps[0][0] or 0.0)
         base = self.base or 0
-        ticks = [[NONE if not v else to_tenths(v) - base for v in column] for column in stamps]
-        self.load_ticks(base, [*cols[:4], *ticks])
+        ticks = [[NONE if not v else to_tenths(v) - base for v in column]
+                 for column in stamps[:TS_SLOTS]]
+        failure_cols = list(stamps[TS_SLOTS:])
+        if failure_cols:
+            failure_cols[4] = [NONE if not v else to_tenths(v) - base for v in failure_cols[4]]
+        self.load_ticks(base, [*cols[:4], *ticks, *failure_cols])
 
     def load_ticks(self, base: int, cols: Sequence[Sequence[Any]]) -> None:
         """Load contiguous rows given as columns, times already in ticks of `base`:
-        (rows, levels, faileds, reasons, 7 tick columns with NONE for "not reached")."""
+        (rows, levels, faileds, reasons, 7 tick columns with NONE for "not reached"),
+        optionally followed by the kept failures' columns (source, code, title, details,
+        failure tick)."""
         if self.base is None:
             self.base = base
         if base != self.base:
             raise ValueError("rows loaded against another base")
         row_numbers, levels, faileds, reasons = cols[0], cols[1], cols[2], cols[3]
-        ticks = [array("i", column) for column in cols[4:]]  # raises before any change
+        # Both raise before any change (a time out of range): the caller goes row by row.
+        ticks = [array("i", column) for column in cols[4:4 + TS_SLOTS]]
+        failure_cols = [*cols[4 + TS_SLOTS:8 + TS_SLOTS],
+                        array("i", cols[8 + TS_SLOTS])] if len(cols) > 4 + TS_SLOTS else []
         self.level.extend(levels)
         self.failed.extend(faileds)
         self.dirty.extend(bytes(len(levels)))
         for slot in range(TS_SLOTS):
             self.ts[slot].extend(ticks[slot])
-        for row, reason in zip(row_numbers, reasons, strict=True):
-            if reason:
-                self.reasons[row] = reason
         classes = bytes(map(add, levels, map(mul, faileds, repeat(8)))).translate(CLASS_TABLE)
+        self._load_failures(row_numbers, reasons, ticks[TS_FAILED], failure_cols, classes)
         for cls in range(FAILED_CLASS + 1):
             self.counts.counts[cls] += classes.count(cls)
         latest = max((max(filter(NONE.__ne__, t), default=LOWEST) for t in ticks),
                      default=LOWEST)
         self.updated = max(self.updated, latest)
         self._account_columns(classes, ticks)
+
+    def _load_failures(self, row_numbers: Sequence[int], reasons: Sequence[str | None],
+                       failed_ticks: Sequence[int], cols: Sequence[Sequence[Any]],
+                       classes: bytes) -> None:
+        """The kept failures of loaded rows, and the breakdown of the failed ones. Rows
+        stored by release 0.1 have a reason only: its fields come from the text."""
+        book = self.failures
+        if cols:
+            sources, codes, titles, details, ticks = cols[:5]
+            for i, row in enumerate(row_numbers):
+                if reasons[i] or codes[i] or titles[i]:
+                    failure = (Failure(sources[i] or "", codes[i], titles[i], details[i])
+                               if codes[i] or titles[i] or details[i] else None)
+                    tick = ticks[i] if ticks[i] != NONE else failed_ticks[i]
+                    book.set(row, tick, failure, reasons[i])
+        else:
+            for i, row in enumerate(row_numbers):
+                if reasons[i]:
+                    book.set(row, failed_ticks[i], None, reasons[i])
+        index = classes.find(FAILED_CLASS)
+        while index != -1:
+            book.count(row_numbers[index], +1)
+            index = classes.find(FAILED_CLASS, index + 1)
 
     def _account_columns(self, classes: bytes, ticks: list[array[int]]) -> None:
         """The chart and latency shares of freshly loaded rows, a series at a time, with

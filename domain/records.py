@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.failures import Failure
+
 
 @dataclass(slots=True, frozen=True)
 class CampaignInfo:
@@ -27,6 +29,7 @@ class RegisteredMessage:
     failed: bool
     reason: str | None
     registered_at: float
+    failure: Failure | None = None
     attempt: int = 1  # SPEC 9: the attempt this id / outcome belongs to
 
 

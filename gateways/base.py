@@ -11,8 +11,9 @@ gateway classifies its answers the same way:
 - unknown:   the gateway says it took the message but gave no id: it may be out, so it
              is neither retried nor failed (shown as unknown; retry-unknown re-sends).
 
-`throttled` marks an answer that says the ACCOUNT is sending too fast (HTTP 429, Meta
-130429): the account's shared rate goes down (AIMD, domain/pacing.py).
+Every refusal also carries its `failure` as fields (the provider's code where it gives
+one, else `http_<status>`, `timeout`, ...): the sender judges it through the failure
+table (domain/failures.py), which has the last word on retry, fail or pause.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any, Protocol
 
 import aiohttp
 import orjson
+
+from domain.failures import Failure, clean_code, http_code, known, short
 
 
 @dataclass(slots=True, frozen=True)
@@ -42,12 +45,12 @@ class Outbound:
 
 @dataclass(slots=True, frozen=True)
 class Outcome:
-    kind: str  # accepted | transient | permanent | halt | unknown
+    kind: str  # accepted | transient | permanent | halt | unknown (| later: actors/sender.py)
     message_id: str | None = None
     reason: str | None = None
     retry_after: float | None = None
     status: int | None = None  # the HTTP status of a refusal, for a gateway's own mapping
-    throttled: bool = False
+    failure: Failure | None = None
 
 
 class Gateway(Protocol):
@@ -100,19 +103,42 @@ def error_text(body: bytes, status: int) -> str:
     return f"HTTP {status}: {orjson.dumps(doc).decode()[:300]}"
 
 
+def error_failure(body: bytes, status: int) -> Failure:
+    """The refusal as fields: a Graph-style `error.code` the failure table knows, else
+    `http_<status>` (the unknown provider code then goes into the details)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        doc = None
+    code = clean_code(dig(doc, "error.code"))
+    title = next((v for v in (dig(doc, "error.message"), dig(doc, "message"),
+                              dig(doc, "error"), dig(doc, "detail")) if isinstance(v, str)
+                  and v), None)
+    details = dig(doc, "error.error_data.details")
+    if code is not None and not known(code):
+        details = f"code {code}" + (f": {details}" if isinstance(details, str) else "")
+        code = None
+    if title is None and doc is None:
+        title = body.decode("utf-8", "replace").strip()[:300] or None
+    return Failure("", code or http_code(status), short(title),
+                   short(details) if isinstance(details, str) else None)
+
+
 def classify(status: int, headers: Any, body: bytes) -> Outcome:
     """Outcome of a non-2xx answer."""
     reason = error_text(body, status)
+    failure = error_failure(body, status)
     if status == 429:
         return Outcome("transient", reason=reason,
                        retry_after=parse_retry_after(headers.get("Retry-After")), status=status,
-                       throttled=True)
+                       failure=failure)
     if status in (408, 425) or status >= 500:
         return Outcome("transient", reason=reason,
-                       retry_after=parse_retry_after(headers.get("Retry-After")), status=status)
+                       retry_after=parse_retry_after(headers.get("Retry-After")), status=status,
+                       failure=failure)
     if status in (401, 403):
-        return Outcome("halt", reason=reason, status=status)
-    return Outcome("permanent", reason=reason, status=status)
+        return Outcome("halt", reason=reason, status=status, failure=failure)
+    return Outcome("permanent", reason=reason, status=status, failure=failure)
 
 
 async def post_json(session: aiohttp.ClientSession, url: str, doc: Any,
@@ -129,15 +155,23 @@ async def post_json(session: aiohttp.ClientSession, url: str, doc: Any,
                 return None, orjson.loads(body) if body else {}
             except orjson.JSONDecodeError:
                 # Accepted, but we cannot read an id: the message may be out. Not retried.
-                return Outcome("permanent", reason=f"unreadable reply: {body[:200]!r}"), None
+                reason = f"unreadable reply: {body[:200]!r}"
+                return Outcome("permanent", reason=reason,
+                               failure=Failure("", "bad_reply", short(reason))), None
     except TimeoutError:
-        return Outcome("transient", reason=f"timeout after {timeout:g}s"), None
+        reason = f"timeout after {timeout:g}s"
+        return Outcome("transient", reason=reason,
+                       failure=Failure("", "timeout", reason)), None
     except aiohttp.ClientConnectionError as exc:
-        return Outcome("transient", reason=f"connection error: {exc}"), None
+        reason = f"connection error: {exc}"
+        return Outcome("transient", reason=reason,
+                       failure=Failure("", "connection_error", short(reason))), None
     except asyncio.CancelledError:
         raise
     except aiohttp.ClientError as exc:
-        return Outcome("transient", reason=f"client error: {exc}"), None
+        reason = f"client error: {exc}"
+        return Outcome("transient", reason=reason,
+                       failure=Failure("", "connection_error", short(reason))), None
 
 
 def accepted(reply: Any, id_path: str) -> Outcome:
@@ -145,6 +179,8 @@ def accepted(reply: Any, id_path: str) -> Outcome:
     if isinstance(message_id, (int, float)):
         message_id = str(message_id)
     if not isinstance(message_id, str) or not message_id:
-        return Outcome("permanent", reason=f"the gateway answered 2xx without an id at "
-                       f"{id_path!r}: {orjson.dumps(reply).decode()[:200]}")
+        reason = (f"the gateway answered 2xx without an id at {id_path!r}: "
+                  f"{orjson.dumps(reply).decode()[:200]}")
+        return Outcome("permanent", reason=reason,
+                       failure=Failure("", "bad_reply", short(reason)))
     return Outcome("accepted", message_id=message_id)

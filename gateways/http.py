@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from domain.failures import Failure, short
 from gateways.base import Outbound, Outcome, accepted, post_json
 
 PRESETS = ("generic", "blazz")
@@ -78,13 +79,16 @@ class HttpGateway:
         said = failure.reason or ""
         if failure.status == 401:
             return Outcome("halt", status=401, reason=f"the whatsapp-service refused the API "
-                           f"key ({said}): set gateways.http.token to its API_KEY")
+                           f"key ({said}): set gateways.http.token to its API_KEY",
+                           failure=failure.failure)
+        # No session, or not connected: the failure table's account problem (pause).
+        session_down = Failure("http", "session_not_working", short(said))
         if failure.status == 404:
             return Outcome("halt", status=404, reason=f"the whatsapp-service has no session "
                            f"{self.session_id!r} ({said}): check gateways.http.session_id "
-                           "and gateways.http.url")
+                           "and gateways.http.url", failure=session_down)
         if failure.status == 400 and "session not connected" in said.lower():
             return Outcome("halt", status=400, reason=f"the whatsapp-service session "
                            f"{self.session_id!r} is not connected ({said}): reconnect it "
-                           "(scan its QR code), then resume")
+                           "(scan its QR code), then resume", failure=session_down)
         return failure

@@ -22,6 +22,7 @@ import aiohttp
 import structlog
 
 from domain.events import StatusEvent
+from domain.failures import Failure
 from domain.status import Level
 from gateways.base import Outbound, Outcome
 
@@ -59,6 +60,14 @@ class SimRecord:
     acked: list[str] = field(default_factory=list)  # "sent", "delivered", "read", "failed"
 
 
+SIMULATED_FAILURES = {
+    "131026": "Message undeliverable",
+    "131049": "This message was not delivered to maintain healthy ecosystem engagement.",
+    "131050": "Unable to deliver the message. This recipient has chosen to stop receiving "
+              "marketing messages on WhatsApp from your business",
+}
+
+
 class Simulator:
     name = "simulator"
 
@@ -82,7 +91,9 @@ class Simulator:
         if rng.random() < s.reject_ratio:
             self.record[f"rejected:{message.campaign_uuid}:{message.row}"] = SimRecord(
                 message.recipient, None, rejected=True)
-            return Outcome("permanent", reason="simulated: recipient is not on WhatsApp")
+            reason = "simulated: recipient is not on WhatsApp"
+            return Outcome("permanent", reason=reason, failure=Failure(
+                "simulator", "131026", "Message undeliverable", reason))
         self._counter += 1
         message_id = f"SIM{s.seed:04X}{self._counter:012X}{rng.getrandbits(32):08X}"
         rec = SimRecord(message.recipient, message_id)
@@ -99,7 +110,10 @@ class Simulator:
         t = rng.expovariate(1 / s.sent_after) if s.sent_after else 0.0
         plan = [(t, "sent")]
         if rng.random() < s.failure_ratio:
-            return [*plan, (t + rng.expovariate(1 / max(s.delivered_after, 1e-3)), "failed")]
+            # Like real traffic: mostly bad numbers, some Meta marketing caps, some opt-outs.
+            fate = rng.choice(("failed:131026", "failed:131026", "failed:131049",
+                               "failed:131050"))
+            return [*plan, (t + rng.expovariate(1 / max(s.delivered_after, 1e-3)), fate)]
         if rng.random() >= s.delivery_ratio:
             return plan  # stays on one tick (phone off)
         t += rng.expovariate(1 / s.delivered_after) if s.delivered_after else 0.0
@@ -117,10 +131,13 @@ class Simulator:
         levels = {"sent": Level.SENT, "delivered": Level.DELIVERED, "read": Level.READ}
         for delay, status in plan:
             await asyncio.sleep(max(0.0, start + delay - loop.time()))
-            if status == "failed":
+            if status.startswith("failed"):
+                code = status.partition(":")[2] or "131026"
+                title = SIMULATED_FAILURES[code]
                 event = StatusEvent(message_id, Level.QUEUED, True, _now(),
-                                    "simulated: delivery failed (131026 undeliverable)",
-                                    rec.recipient)
+                                    f"{code}: {title}", rec.recipient,
+                                    Failure("simulator", code, title, "simulated"))
+                status = "failed"
             else:
                 event = StatusEvent(message_id, levels[status], False, _now(), None,
                                     rec.recipient)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
+from domain.failures import Failure
 from gateways.base import Outbound, Outcome, accepted, post_json
 
 
@@ -24,7 +25,8 @@ class WahaGateway:
         if failure is not None:
             # WAHA answers 422 when the session is not WORKING: no message can go out.
             if failure.kind == "permanent" and "session" in (failure.reason or "").lower():
-                return Outcome("halt", reason=failure.reason)
+                return Outcome("halt", reason=failure.reason, failure=Failure(
+                    "waha", "session_not_working", failure.reason))
             return failure
         # WAHA returns the sent message; its id is `id` (webjs engine: serialized form).
         out = accepted(reply, "id")

@@ -12,10 +12,11 @@ from itertools import compress
 from typing import Any
 
 from domain.attempts import MAX_ATTEMPT
+from domain.failures import CATEGORY_NAMES, Failure, lookup
 from domain.index import id_hash
 from domain.ledger import NONE, to_tenths
 from domain.records import CampaignInfo, RegisteredMessage
-from domain.status import STATUS_FILTERS, message_class
+from domain.status import FAILED_CLASS, STATUS_FILTERS, message_class
 from store.attempts import SUPERSEDE_ATTEMPT
 from store.db import Store
 
@@ -26,8 +27,17 @@ CAMPAIGN_COLUMNS = (
 ROW_COLUMNS = (
     "row, message_id, raw_id, recipient, contact_id, level, failed, cls, reason, ts_queued,"
     " ts_pending, ts_sent, ts_delivered, ts_read, ts_played, ts_failed, send_state,"
-    " attempts, attempt_at, outcome_at, note"
+    " failure_source, failure_code, failure_title, failure_details, failure_category,"
+    " failure_at, attempts, attempt_at, outcome_at, note"
 )
+
+
+def failure_columns(failure: Failure | None, at: float | None) -> tuple[Any, ...]:
+    """(source, code, title, details, category, at) of a kept failure, for SQL."""
+    if failure is None:
+        return (None,) * 6
+    return (failure.source or None, failure.code, failure.title, failure.details,
+            lookup(failure.code).category, at)
 
 
 class CampaignExists(Exception):
@@ -54,6 +64,7 @@ class NewMessage:
     level: int
     failed: bool
     reason: str | None
+    failure: Failure | None = None
 
 
 class CampaignStore:
@@ -209,18 +220,21 @@ class CampaignStore:
                     now if m.level >= 2 else None, now if m.level >= 3 else None,
                     now if m.level >= 4 else None, now if m.level >= 5 else None,
                     now if m.failed else None,
+                    *failure_columns(m.failure, now if m.failed else None),
                 )
             )
             registered.append(
-                RegisteredMessage(row, m.message_id, m.level, m.failed, m.reason, now)
+                RegisteredMessage(row, m.message_id, m.level, m.failed, m.reason, now,
+                                  m.failure)
             )
         await self.store.transaction(
             [
                 (
                     "INSERT INTO messages (campaign_no, row, message_id, raw_id, h, recipient,"
                     " contact_id, level, failed, cls, reason, ts_queued, ts_pending, ts_sent,"
-                    " ts_delivered, ts_read, ts_played, ts_failed)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " ts_delivered, ts_read, ts_played, ts_failed, failure_source,"
+                    " failure_code, failure_title, failure_details, failure_category,"
+                    " failure_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     params,
                     True,
                 ),
@@ -237,13 +251,25 @@ class CampaignStore:
         search: str | None,
         after_row: int | None,
         limit: int,
+        category: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Rows in row order; `category` keeps the failed ones whose kept failure is in
+        that category (domain/failures.py), rows failed without one count as other."""
         where = ["campaign_no = ?"]
         params: list[Any] = [campaign_no]
         if status is not None:
             low, high = STATUS_FILTERS[status]
             where.append("cls BETWEEN ? AND ?")
             params += [low, high]
+        if category is not None:
+            assert category in CATEGORY_NAMES
+            where.append("cls = ?")
+            params.append(FAILED_CLASS)
+            if category == "other":
+                where.append("(failure_category = 'other' OR failure_category IS NULL)")
+            else:
+                where.append("failure_category = ?")
+                params.append(category)
         if search:
             escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             where.append("(recipient LIKE ? ESCAPE '\\' OR message_id LIKE ? ESCAPE '\\'"
@@ -275,14 +301,16 @@ class CampaignStore:
         if first is None:
             return
         base = to_tenths(first[0])
-        ticks = ", ".join(
-            f"COALESCE(CAST({c} * 10 + 0.5 AS INTEGER) - :base, {NONE})"
-            for c in ("ts_queued", "ts_pending", "ts_sent", "ts_delivered", "ts_read",
-                      "ts_played", "ts_failed"))
+        def tick(column: str) -> str:
+            return f"COALESCE(CAST({column} * 10 + 0.5 AS INTEGER) - :base, {NONE})"
+
+        ticks = ", ".join(map(tick, ("ts_queued", "ts_pending", "ts_sent", "ts_delivered",
+                                     "ts_read", "ts_played", "ts_failed")))
         after = -1
         while True:
             rows = await self.store.fetchall(
-                f"SELECT row, level, failed, reason, {ticks}, attempts FROM messages"
+                f"SELECT row, level, failed, reason, {ticks}, failure_source, failure_code,"
+                f" failure_title, failure_details, {tick('failure_at')}, attempts FROM messages"
                 " WHERE campaign_no = :no AND row > :after ORDER BY row LIMIT :chunk",
                 {"base": base, "no": campaign_no, "after": after, "chunk": chunk})
             if not rows:
@@ -351,6 +379,8 @@ class CampaignStore:
             ("UPDATE messages SET send_state = 'attempting', attempts = ?, attempt_at = ?,"
              " outcome = NULL, outcome_at = NULL, note = NULL, message_id = NULL,"
              " raw_id = NULL, h = NULL, failed = 0, reason = NULL, ts_failed = NULL,"
+             " failure_source = NULL, failure_code = NULL, failure_title = NULL,"
+             " failure_details = NULL, failure_category = NULL, failure_at = NULL,"
              " cls = level"
              " WHERE campaign_no = ? AND row = ?", (attempt, at, no, row), False),
         ])
@@ -366,13 +396,27 @@ class CampaignStore:
             " WHERE campaign_no = ? AND row = ?",
             (message_id, raw_id, id_hash(message_id), at, at, no, row), False)])
 
-    async def record_failed(self, no: int, row: int, reason: str, at: float) -> None:
+    async def record_failed(self, no: int, row: int, reason: str, at: float,
+                            failure: Failure | None = None) -> None:
+        """A refusal at send time. A failure the row kept from before (an earlier ACK)
+        stays: the campaign actor keeps the earliest too (domain/failure_book.py)."""
+        source, code, title, details, category, _ = failure_columns(failure, at)
         await self.store.transaction([(
             "UPDATE messages SET send_state = 'failed', outcome = 'failed', failed = 1,"
-            " reason = ?,"
-            " cls = CASE WHEN level < 3 THEN 6 ELSE level END, ts_failed = COALESCE(ts_failed, ?),"
-            " outcome_at = ? WHERE campaign_no = ? AND row = ?", (reason, at, at, no, row),
-            False)])
+            " cls = CASE WHEN level < 3 THEN 6 ELSE level END,"
+            " ts_failed = COALESCE(ts_failed, :at), outcome_at = :at,"
+            " reason = CASE WHEN failure_at <= :at THEN reason ELSE :reason END,"
+            " failure_source = CASE WHEN failure_at <= :at THEN failure_source ELSE :source END,"
+            " failure_code = CASE WHEN failure_at <= :at THEN failure_code ELSE :code END,"
+            " failure_title = CASE WHEN failure_at <= :at THEN failure_title ELSE :title END,"
+            " failure_details = CASE WHEN failure_at <= :at THEN failure_details"
+            " ELSE :details END,"
+            " failure_category = CASE WHEN failure_at <= :at THEN failure_category"
+            " ELSE :category END,"
+            " failure_at = MIN(COALESCE(failure_at, :at), :at)"
+            " WHERE campaign_no = :no AND row = :row",
+            {"at": at, "reason": reason, "source": source, "code": code, "title": title,
+             "details": details, "category": category, "no": no, "row": row}, False)])
 
     async def record_transient(self, no: int, row: int, reason: str, at: float) -> None:
         """A timeout or 5xx: retried automatically. After a crash it counts as unknown
@@ -446,6 +490,38 @@ class CampaignStore:
     async def set_start_note(self, no: int, note: str) -> None:
         await self.store.transaction([(
             "UPDATE campaigns SET start_note = ? WHERE no = ?", (note, no), False)])
+
+
+    # --- Limited by Meta, retried later (actors/limited_retry.py) ----------------------
+
+    # Once: a row whose earlier attempt failed (SPEC 9 history) was retried already.
+    LIMITED = ("failure_category = 'limited_by_meta' AND cls = 6 AND send_state = 'accepted'"
+               " AND NOT EXISTS (SELECT 1 FROM attempts AS a WHERE a.campaign_no ="
+               " messages.campaign_no AND a.row = messages.row AND a.outcome = 'failed')")
+
+    async def limited_waiting(self) -> list[tuple[int, float]]:
+        """(campaign_no, earliest failure time) of campaigns with sends Meta limited that
+        were not retried yet."""
+        rows = await self.store.fetchall(
+            f"SELECT campaign_no, MIN(failure_at) FROM messages WHERE {self.LIMITED}"
+            " GROUP BY campaign_no")
+        return [(r[0], r[1]) for r in rows if r[1] is not None]
+
+    async def requeue_limited(self, no: int, failed_before: float) -> tuple[int, float | None]:
+        """Queue again the limited sends that failed before `failed_before` (each once: a
+        retried row has a failed earlier attempt); (rows queued, earliest failure time of
+        the others)."""
+        due = f"campaign_no = ? AND {self.LIMITED} AND failure_at <= ?"
+        row = await self.store.fetchone(f"SELECT COUNT(*) FROM messages WHERE {due}",
+                                        (no, failed_before))
+        if row[0]:
+            await self.store.transaction([(
+                f"UPDATE messages SET send_state = 'queued' WHERE {due}", (no, failed_before),
+                False)])
+        rest = await self.store.fetchone(
+            f"SELECT MIN(failure_at) FROM messages WHERE campaign_no = ? AND {self.LIMITED}",
+            (no,))
+        return int(row[0]), rest[0]
 
 
 def initial_status(message: str | None, gateway: str | None) -> str:

@@ -30,7 +30,9 @@ log = structlog.get_logger(__name__)
 
 UPDATE_ROW = (
     "UPDATE messages SET level = ?, failed = ?, cls = ?, reason = ?, ts_pending = ?,"
-    " ts_sent = ?, ts_delivered = ?, ts_read = ?, ts_played = ?, ts_failed = ?"
+    " ts_sent = ?, ts_delivered = ?, ts_read = ?, ts_played = ?, ts_failed = ?,"
+    " failure_source = ?, failure_code = ?, failure_title = ?, failure_details = ?,"
+    " failure_category = ?, failure_at = ?"
     " WHERE campaign_no = ? AND row = ?"
 )
 

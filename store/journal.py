@@ -159,7 +159,7 @@ Groups = tuple[tuple[str, tuple[StatusEvent, ...]], ...]
 
 
 def decode_batch(blob: bytes) -> Groups:
-    return tuple((source, tuple(StatusEvent.from_row(r) for r in rows))
+    return tuple((source, tuple(StatusEvent.from_row(r, source) for r in rows))
                  for source, rows in orjson.loads(blob))
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from domain.failures import from_text, lookup
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -56,6 +58,33 @@ async def _sending_columns(conn: aiosqlite.Connection) -> None:
     await add_columns("messages", (("send_state", "TEXT"),
                                    ("attempts", "INTEGER NOT NULL DEFAULT 0"),
                                    ("variables", "TEXT")))(conn)
+
+
+# --- failures (SPEC 7): structured failures, account webhooks ------------------------------
+
+FAILURE_COLUMNS = (("failure_source", "TEXT"), ("failure_code", "TEXT"),
+                   ("failure_title", "TEXT"), ("failure_details", "TEXT"),
+                   ("failure_category", "TEXT"), ("failure_at", "REAL"))
+
+
+async def _failure_columns(conn: aiosqlite.Connection) -> None:
+    """Each message's kept failure as fields. Rows written before have a text reason
+    only: their code comes from the text where it starts with one, else `other`."""
+    await add_columns("messages", FAILURE_COLUMNS)(conn)
+    async with conn.execute("SELECT campaign_no, row, reason, ts_failed FROM messages"
+                            " WHERE reason IS NOT NULL AND failure_category IS NULL") as cur:
+        rows = await cur.fetchall()
+    updates = []
+    for no, row, reason, ts_failed in rows:
+        failure = from_text(reason, "")
+        updates.append((failure.code, failure.title, lookup(failure.code).category, ts_failed,
+                        no, row))
+    await conn.executemany("UPDATE messages SET failure_code = ?, failure_title = ?,"
+                           " failure_category = ?, failure_at = ? WHERE campaign_no = ?"
+                           " AND row = ?", updates)
+    await conn.execute("CREATE INDEX IF NOT EXISTS messages_failure_category ON messages"
+                       " (campaign_no, failure_category, row)"
+                       " WHERE failure_category IS NOT NULL")
 
 
 # --- sending, completed (SPEC 9; docs/sending.md) -------------------------------------
@@ -103,9 +132,18 @@ MIGRATIONS: list[Migration] = [
     Migration("0003_tracking_status", run_sql(
         "UPDATE campaigns SET status = 'tracking'"
         " WHERE status = 'pending' AND message IS NULL AND gateway IS NULL")),
+    Migration("0004_failure_columns", _failure_columns),
+    # Meta account and template webhooks (store/account.py), kept as they came.
+    Migration("0005_account_events", run_sql(
+        "CREATE TABLE IF NOT EXISTS account_events ("
+        " id INTEGER PRIMARY KEY, dedupe TEXT NOT NULL UNIQUE, field TEXT NOT NULL,"
+        " waba_id TEXT, at REAL NOT NULL, received_at REAL NOT NULL, event TEXT,"
+        " phone TEXT, template_id TEXT, template_name TEXT, template_language TEXT,"
+        " value TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS account_events_at ON account_events (at)")),
     # --- sending, completed (SPEC 9): attempts, scheduling and send windows
-    Migration("0004_sending_attempts", _sending_attempts),
-    Migration("0005_sending_schedule", _sending_schedule),
+    Migration("0006_sending_attempts", _sending_attempts),
+    Migration("0007_sending_schedule", _sending_schedule),
 ]
 
 

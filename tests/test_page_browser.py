@@ -190,9 +190,12 @@ async def test_campaign_page_updates_live_and_survives_a_restart(server: Server,
                                             failed=1))
     await expect(page, lambda p: _row_is(p, "6281234567890", "delivered"))
     await expect(page, lambda p: _row_is(p, "16505551299", "failed"))
-    reason = await dom(page, """() => [...document.querySelectorAll('#recipients tbody tr')]
-        .find(r => r.dataset.status === 'failed').querySelector('.reason').textContent""")
-    assert "healthy ecosystem" in reason
+    reason = await dom(page, """() => { const el = [...document.querySelectorAll(
+        '#recipients tbody tr')].find(r => r.dataset.status === 'failed').querySelector(
+        '.reason'); return [el.textContent, el.title]; }""")
+    # the failure table's plain label and code; Meta's own words on hover
+    assert reason[0] == "Meta capped marketing to this person (131049)", reason
+    assert "healthy ecosystem" in reason[1]
     spread = await dom(page, "() => document.getElementById('spread-summary').textContent")
     assert spread.startswith("1.7% delivered"), spread
     assert await dom(page, "() => window.__noReload") == "still here"
@@ -466,3 +469,113 @@ async def test_page_comes_back_after_the_daemon_is_killed(tmp_path: Path, page: 
     finally:
         await http.close()
         await asyncio.to_thread(proc.terminate)
+
+
+async def test_the_page_shows_why_messages_failed_alerts_and_number_health(
+        tmp_path: Path, page: Any) -> None:
+    """SPEC 7: the breakdown beside the Failed card (label, count, codes, what to do), the
+    Failed tab filtered by category, an alert banner that comes live, and the sending
+    number's health from Meta's account and template webhooks."""
+    config = make_config(tmp_path, **{"alerts": [{
+        "name": "bad numbers", "metric": "category_share", "category": "not_on_whatsapp",
+        "threshold": 20, "window": 0, "min_volume": 10}]})
+    srv = Server(config)
+    await srv.start()
+    try:
+        await _failures_page(srv, page)
+    finally:
+        await srv.stop()
+        await srv.http.close()
+
+
+def _cloud_failed(wamid: str, code: int, title: str) -> dict[str, Any]:
+    doc = fixture_json("cloud_status_failed.json")
+    status = doc["entry"][0]["changes"][0]["value"]["statuses"][0]
+    status["id"] = wamid
+    status["errors"] = [{"code": code, "title": title, "message": title,
+                         "error_data": {"details": title}}]
+    return doc
+
+
+async def _failures_page(srv: Server, page: Any) -> None:
+    uuid = "page-failures"
+    status, body = await srv.post("/api/campaigns", {"workspace_id": 1, "uuid": uuid,
+                                                     "name": "Failure breakdown"})
+    assert status == 201, body
+    status, body = await srv.post(f"/api/campaigns/{uuid}/messages", {"messages": [
+        {"recipient": f"62811{i:07d}", "message_id": f"wamid.PAGE{i:04d}"} for i in range(20)]})
+    assert status == 201, body
+    await page.goto(srv.url(f"/#/campaigns/{uuid}"))
+    await expect(page, lambda p: _is(p, "connected"))
+    await expect(page, lambda p: _cards_are(p, total=20, sent=20, delivered=0, read=0,
+                                            failed=0))
+    assert await dom(page, "() => document.getElementById('failure-breakdown').hidden")
+    assert await dom(page, "() => document.getElementById('alert-banner').hidden")
+
+    failures = [(131026, "Message undeliverable")] * 5 + [
+        (131049, "This message was not delivered to maintain healthy ecosystem engagement."),
+        (131049, "This message was not delivered to maintain healthy ecosystem engagement."),
+        (130429, "Rate limit hit"), (131047, "Re-engagement message"),
+        (132015, "Template is paused")]
+    for i, (code, title) in enumerate(failures):
+        status, body = await srv.post("/webhooks/cloud", _cloud_failed(f"wamid.PAGE{i:04d}",
+                                                                       code, title))
+        assert status == 200, body
+    for doc in (
+        {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+         "time": 1748454394, "changes": [{"field": "phone_number_quality_update", "value": {
+             "display_phone_number": "15550783881", "event": "THROUGHPUT_UPGRADE",
+             "current_limit": "TIER_UNLIMITED"}}]}]},
+        {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+         "time": 1751247548, "changes": [{"field": "message_template_status_update", "value": {
+             "event": "PAUSED", "message_template_id": 1689556908129832,
+             "message_template_name": "promo_ramadan", "message_template_language": "id",
+             "reason": "NONE", "other_info": {"title": "FIRST_PAUSE"}}}]}]}):
+        status, body = await srv.post("/webhooks/cloud", doc)
+        assert status == 200, body
+
+    await expect(page, lambda p: _cards_are(p, total=20, sent=10, delivered=0, read=0,
+                                            failed=10))
+    items = "() => [...document.querySelectorAll('#failure-breakdown .breakdown-item')]"
+    await expect(page, lambda p: _eq(p, f"{items}.map(e => [e.dataset.category, "
+                                        "+e.dataset.count])",
+                                     [["not_on_whatsapp", 5], ["limited_by_meta", 2],
+                                      ["throttled", 1], ["template", 1],
+                                      ["window_closed", 1]]))
+    first = await dom(page, f"{items}[0].innerText")
+    assert "Not on WhatsApp / bad number" in first and "131026" in first
+    assert "Check the country code and digits" in first  # what to do
+    assert "24 hours" in await dom(page, f"{items}[1].innerText")
+    # the alert came live: 5 of 20 messages (25 %) are bad numbers
+    await expect(page, lambda p: dom(p, "() => !document.getElementById('alert-banner')"
+                                        ".hidden"))
+    banner = await dom(page, "() => document.getElementById('alert-banner').innerText")
+    assert "bad numbers" in banner and "25.0%" in banner, banner
+    # the sending number's health is read when the view opens (it is not pushed live); the
+    # alert banner comes back with the campaign
+    await page.reload()
+    await expect(page, lambda p: _is(p, "connected"))
+    await expect(page, lambda p: dom(p, "() => !document.getElementById('alert-banner')"
+                                        ".hidden"))
+    await expect(page, lambda p: dom(p, "() => !document.getElementById('number-health')"
+                                        ".hidden"))
+    health = await dom(page, "() => document.getElementById('number-health').innerText")
+    assert "15550783881" in health and "TIER_UNLIMITED" in health
+    assert "promo_ramadan" in health and "PAUSED" in health
+    await shot(page, "6-failure-breakdown-and-alert")
+
+    # a reason opens the Failed tab filtered to it
+    await page.click("#failure-breakdown .breakdown-item[data-category=limited_by_meta]")
+    await expect(page, lambda p: _visible_rows(p, ["628110000005", "628110000006"]))
+    assert await dom(page, "() => document.querySelector('.tab.active').dataset.tab") == \
+        "failed"
+    assert await dom(page, "() => document.querySelector('#failure-filter .chip.active')"
+                           ".dataset.category") == "limited_by_meta"
+    await page.click("#failure-filter .chip[data-category=all]")
+    await expect(page, lambda p: _row_count(p, 10))
+    await shot(page, "7-failed-tab-by-category")
+    assert page.errors == []
+
+
+async def _eq(page: Any, script: str, expected: Any) -> bool:
+    return await dom(page, script) == expected

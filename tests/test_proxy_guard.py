@@ -17,7 +17,7 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
-from tests.conftest import Daemon, close_server, make_config, webjs_ack
+from tests.conftest import Daemon, close_server, eventually, make_config, webjs_ack
 from web.app import make_app
 
 # What a reverse proxy adds; any one of them makes a request remote.
@@ -43,6 +43,11 @@ async def seq_and_total(d: Daemon) -> tuple[int, int]:
 async def tracked_campaign(d: Daemon) -> None:
     await d.create_campaign(uuid="guard-1")
     await d.register("guard-1", [{"recipient": "628111", "message_id": "GUARD-A"}])
+
+    async def listed() -> bool:  # the list reads the campaigns' last published numbers
+        return (await seq_and_total(d))[1] == 1
+
+    await eventually(listed)
 
 
 @pytest.mark.parametrize("headers", PROXY_HEADERS, ids=lambda h: next(iter(h)))

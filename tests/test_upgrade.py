@@ -106,6 +106,42 @@ async def test_the_relay_outbox_works_on_a_database_of_release_0_1(
 
 
 @pytest.mark.parametrize("case", ["clean", "killed"])
+async def test_failures_of_release_0_1_get_their_category(
+        daemon_factory: Any, tmp_path: Path, case: str) -> None:
+    """Migration 0003: rows and journal rows of 0.1 kept failures as text only; they now
+    have a code (from the text where it starts with one) and a category, are counted in
+    the breakdown, filtered by category, and the account table (0004) works too."""
+    db, expected = copy_release("0.1", case, tmp_path)
+    d: Daemon = await daemon_factory(**{"store.path": str(db)})
+    for uuid, old in expected.items():
+        stats = await d.stats(uuid)
+        failed = old["statistics"]["total_failed_count"]
+        assert sum(e["count"] for e in stats["failures"]) == failed, uuid
+        status, rows = await d.request(
+            "GET", f"/api/campaigns/{uuid}/messages?status=failed&limit=500")
+        assert len(rows["messages"]) == failed
+        assert all(r["failure"] is not None for r in rows["messages"]), uuid
+        for entry in stats["failures"]:
+            status, body = await d.request(
+                "GET", f"/api/campaigns/{uuid}/messages?category={entry['category']}"
+                "&limit=500")
+            assert status == 200 and len(body["messages"]) == entry["count"], (uuid, entry)
+    # 0.1's simulator wrote "simulated: delivery failed (131026 undeliverable)": no
+    # leading code, so `other`; its webjs ACK errors have no code either.
+    tracked = await d.stats("tracked")
+    assert [e["category"] for e in tracked["failures"]] == ["other"]
+    # the account table of migration 0004 takes Meta's webhooks on the upgraded database
+    status, body = await d.post_json("/webhooks/cloud", {
+        "object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+        "time": 1748454394, "changes": [{"field": "phone_number_quality_update", "value": {
+            "display_phone_number": "15550783881", "event": "THROUGHPUT_UPGRADE",
+            "current_limit": "TIER_UNLIMITED"}}]}]})
+    assert status == 200, body
+    status, body = await d.request("GET", "/api/account/health")
+    assert body["health"]["numbers"][0]["current_limit"] == "TIER_UNLIMITED"
+
+
+@pytest.mark.parametrize("case", ["clean", "killed"])
 async def test_retry_failed_works_on_a_campaign_release_0_1_sent(
         daemon_factory: Any, tmp_path: Path, case: str) -> None:
     """0.1's sender left one recipient refused at send time and one failed by an ACK.

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from actors.messages import GetTimeline, RegisterMessages
 from actors.runtime import Runtime
+from domain.failures import CATEGORY_NAMES, Failure, clean_code, from_text, lookup, short
 from domain.records import CampaignInfo
 from domain.status import LEVEL_NAMES, STATUS_FILTERS, Level, class_name, parse_status_name
 from domain.timefmt import iso_time
@@ -60,6 +61,7 @@ def present_row(row: dict[str, Any], earlier: list[dict[str, Any]] | None = None
         "level": LEVEL_NAMES[row["level"]],
         "failed": bool(row["failed"]),
         "failure_reason": row["reason"],
+        "failure": present_failure(row),
         "send_state": row.get("send_state"),
         # SPEC 9: the latest attempt's number (null: never sent by campaignd), when it
         # started, a transient error it met, and every earlier attempt, oldest first.
@@ -77,6 +79,21 @@ def present_row(row: dict[str, Any], earlier: list[dict[str, Any]] | None = None
             "failed": iso_time(row["ts_failed"]),
         },
     }
+
+
+def present_failure(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The kept failure as fields, with its category from domain/failures.py (read from
+    the code now, so a row stored under an older table shows today's category)."""
+    code, title = row.get("failure_code"), row.get("failure_title")
+    if not (code or title or row.get("failure_details")):
+        if not row["reason"]:
+            return None
+        derived = from_text(row["reason"], "")
+        code, title = derived.code, derived.title
+    entry = lookup(code)
+    return {"source": row.get("failure_source"), "code": code, "title": title,
+            "details": row.get("failure_details"), "category": entry.category,
+            "label": entry.label, "at": iso_time(row.get("failure_at") or row["ts_failed"])}
 
 
 # --- routes ----------------------------------------------------------------------------
@@ -137,7 +154,8 @@ async def list_campaigns(request: web.Request) -> web.Response:
     # hands out a cursor that leads to an empty page.
     rows = await rt.campaigns.list(workspace_id, status, after, limit + 1)
     more, rows = len(rows) > limit, rows[:limit]
-    items = [present_campaign(r, rt.board.get(r["no"])) for r in rows]
+    items = [present_campaign(r, rt.board.get(r["no"]), rt.alerts.alerts_of(r["no"]))
+             for r in rows]
     next_cursor = str(rows[-1]["no"]) if more else None
     return json_response({"campaigns": items, "next_cursor": next_cursor})
 
@@ -146,7 +164,8 @@ async def get_campaign(request: web.Request) -> web.Response:
     rt: Runtime = request.app[RUNTIME]
     campaign = await visible_campaign(request)
     stats = await live_statistics(rt, campaign["no"])
-    return json_response({"campaign": present_campaign(campaign, stats)})
+    return json_response({"campaign": present_campaign(campaign, stats,
+                                                       rt.alerts.alerts_of(campaign["no"]))})
 
 
 def parse_registrations(doc: dict[str, Any]) -> list[NewMessage]:
@@ -186,16 +205,30 @@ def parse_registrations(doc: dict[str, Any]) -> list[NewMessage]:
         if error is not None and not isinstance(error, (str, dict)):
             raise ApiError(422, "invalid_field", f"{at}.error must be a string or an object",
                            f"{at}.error")
-        reason = None
+        reason = failure = None
         if error:
             failed = True
             reason = error if isinstance(error, str) else str(
                 error.get("message") or error.get("title") or error)
             reason = reason[:500]
+            failure = registered_failure(error)
+        elif failed:
+            failure = Failure("api", None, None, None)
         assert raw_id is not None and recipient is not None
         out.append(NewMessage(recipient, bare_message_id(raw_id), raw_id, contact, level,
-                              failed, reason))
+                              failed, reason, failure))
     return out
+
+
+def registered_failure(error: str | dict[str, Any]) -> Failure:
+    """A registration's `error`: a text ("131049: ...") or {code, title|message, details}."""
+    if isinstance(error, str):
+        parsed = from_text(error, "api")
+        return parsed
+    data = error.get("error_data")
+    details = error.get("details") or (data.get("details") if isinstance(data, dict) else None)
+    return Failure("api", clean_code(error.get("code")),
+                   short(error.get("title") or error.get("message")), short(details))
 
 
 async def register_messages(request: web.Request) -> web.Response:
@@ -220,13 +253,21 @@ async def list_messages(request: web.Request) -> web.Response:
     if status is not None and status not in STATUS_FILTERS:
         raise ApiError(400, "invalid_query",
                        f"status must be one of {', '.join(STATUS_FILTERS)}", "status")
+    category = request.query.get("category")
+    if category is not None:
+        if category not in CATEGORY_NAMES:
+            raise ApiError(400, "invalid_query",
+                           f"category must be one of {', '.join(CATEGORY_NAMES)}", "category")
+        if status not in (None, "failed"):
+            raise ApiError(400, "invalid_query", "category filters failed messages: use it "
+                           "with status=failed or alone", "category")
     search = request.query.get("search") or None
     if search is not None and len(search) > 100:
         raise ApiError(400, "invalid_query", "search is longer than 100 characters", "search")
     limit = query_int(request, "limit", 50, 1, 1000)
     after = query_cursor(request)
     await rt.flush_rows()
-    rows = await rt.campaigns.rows(campaign["no"], status, search, after, limit + 1)
+    rows = await rt.campaigns.rows(campaign["no"], status, search, after, limit + 1, category)
     more, rows = len(rows) > limit, rows[:limit]
     next_cursor = str(rows[-1]["row"]) if more else None
     earlier = await attempt_store.history(rt.store, campaign["no"], [r["row"] for r in rows])

@@ -14,7 +14,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from actors.runtime import Runtime
 from core.config import Config
-from web import api, export, openapi, page, passthrough, pusher, relay, sending, webhooks
+from web import (
+    api,
+    export,
+    failures,
+    openapi,
+    page,
+    passthrough,
+    pusher,
+    relay,
+    sending,
+    webhooks,
+)
 from web.auth import Guard
 from web.common import PRINCIPAL
 from web.errors import error_middleware, json_response
@@ -76,6 +87,7 @@ def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     webhooks.add_routes(app)
     api.add_routes(app)
+    failures.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

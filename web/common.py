@@ -101,8 +101,8 @@ async def live_statistics(rt: Runtime, campaign_no: int) -> dict[str, Any]:
                        headers={"Retry-After": "1"}) from None
 
 
-def present_campaign(campaign: dict[str, Any], statistics: dict[str, Any] | None
-                     ) -> dict[str, Any]:
+def present_campaign(campaign: dict[str, Any], statistics: dict[str, Any] | None,
+                     alerts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     stats = statistics
     if stats is None and campaign.get("statistics"):
         stats = orjson.loads(campaign["statistics"])
@@ -122,6 +122,7 @@ def present_campaign(campaign: dict[str, Any], statistics: dict[str, Any] | None
         "window": orjson.loads(campaign["send_window"]) if campaign.get("send_window")
         else None,
         "statistics": stats or empty_statistics(),
+        "alerts": alerts or [],
     }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from domain.failures import from_text, lookup
 from domain.status import LEVEL_NAMES, class_name
 from domain.timefmt import iso_time
 from store.attempts import HISTORY_JSON_SQL
@@ -31,16 +32,18 @@ TIMESTAMP_COLUMNS = ("queued_at", "pending_at", "sent_at", "delivered_at", "read
 # `previous_attempts` lists the earlier ones, oldest first, as
 # "#1 failed 2026-11-27T15:09:02.369Z (id ABC): 63016 outside window | #2 ...".
 CSV_COLUMNS = ("row", "recipient", "contact_id", "message_id", "raw_message_id", "status",
-               "level", "failed", "failure_reason", *TIMESTAMP_COLUMNS, "attempt",
-               "previous_attempts")
+               "level", "failed", "failure_reason", "failure_code", "failure_category",
+               *TIMESTAMP_COLUMNS, "attempt", "previous_attempts")
 _EXPORT_COLUMNS = (
-    "SELECT row, recipient, contact_id, raw_id, message_id, level, failed, reason, ts_queued,"
-    " ts_pending, ts_sent, ts_delivered, ts_read, ts_played, ts_failed, attempts, {history}"
-    " FROM messages WHERE campaign_no = ? AND row > ? ORDER BY row LIMIT ?"
+    "SELECT row, recipient, contact_id, raw_id, message_id, level, failed, reason,"
+    " {code}, ts_queued, ts_pending, ts_sent, ts_delivered, ts_read, ts_played,"
+    " ts_failed, attempts, {history} FROM messages WHERE campaign_no = ? AND row > ?"
+    " ORDER BY row LIMIT ?"
 )
-EXPORT_SQL = _EXPORT_COLUMNS.format(history=HISTORY_JSON_SQL)
-# For a database the new release has not opened yet (`campaignd export` on a file).
-EXPORT_SQL_WITHOUT_HISTORY = _EXPORT_COLUMNS.format(history="'[]'")
+EXPORT_SQL = _EXPORT_COLUMNS.format(code="failure_code", history=HISTORY_JSON_SQL)
+# A database of release 0.1 not yet opened by this release (the CLI reads it as it is):
+# no failure fields, no attempt history.
+EXPORT_SQL_0_1 = _EXPORT_COLUMNS.format(code="NULL AS failure_code", history="'[]'")
 
 
 def _cell(value: str | None) -> str:
@@ -56,14 +59,18 @@ def csv_text(rows: Iterable[Sequence[Any]], header: bool = False) -> str:
     writer = csv.writer(out)
     if header:
         writer.writerow(CSV_COLUMNS)
-    for (row, recipient, contact, raw_id, message_id, level, failed, reason,
+    for (row, recipient, contact, raw_id, message_id, level, failed, reason, code,
          *stamps, attempts, history) in rows:
+        category = ""
+        if failed or reason or code:
+            code = code or (from_text(reason, "").code if reason else None)
+            category = lookup(code).category
         writer.writerow((
             row, _cell(recipient), _cell(contact), _cell(message_id),
             _cell(raw_id or message_id),
             class_name(level, bool(failed)), LEVEL_NAMES[level], "true" if failed else "false",
-            _cell(reason), *(iso_time(ts) or "" for ts in stamps), attempts or "",
-            _cell(previous_attempts_text(history)),
+            _cell(reason), _cell(code), category, *(iso_time(ts) or "" for ts in stamps),
+            attempts or "", _cell(previous_attempts_text(history)),
         ))
     return out.getvalue()
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from domain.failures import CATEGORY_NAMES
 from domain.status import LEVEL_NAMES, STATUS_FILTERS
 from web.errors import json_response
 
@@ -134,6 +135,10 @@ SCHEMAS: dict[str, Any] = {
             "delivery_rate": RATE, "read_rate": RATE, "progress": RATE,
             "time_to_deliver": LATENCY, "time_to_read": LATENCY,
             "updated_at": TIME, **SEND_PROGRESS,
+            "failures": {"type": "array", "items": ref("FailureCount"),
+                         "description": "The failed messages by category of their failure "
+                                        "(docs/failures.md), in the table's order; counts add "
+                                        "up to total_failed_count."},
         },
     },
     "Campaign": {
@@ -151,6 +156,8 @@ SCHEMAS: dict[str, Any] = {
             "start_note": nullable({"type": "string", "description": "Why it started later "
                                     "than send_at (the daemon was down then)."}),
             "window": nullable(WINDOW),
+            "alerts": {"type": "array", "items": ref("Alert"),
+                       "description": "Alert rules firing now on this campaign."},
         },
         "additionalProperties": True,
     },
@@ -278,6 +285,7 @@ SCHEMAS: dict[str, Any] = {
             "status": {"type": "string", "enum": [*LEVEL_NAMES, "failed"]},
             "level": {"type": "string", "enum": list(LEVEL_NAMES)},
             "failed": {"type": "boolean"}, "failure_reason": nullable({"type": "string"}),
+            "failure": nullable(ref("Failure")),
             "attempt": nullable({"type": "integer", "description": "The latest attempt's "
                                  "number (null: not sent by campaignd)."}),
             "attempt_started_at": TIME,
@@ -305,10 +313,103 @@ SCHEMAS: dict[str, Any] = {
                                    "failed": COUNT}}},
             }}},
     },
+    **{  # --- failures, alerts, account health (SPEC 7; web/failures.py) ---
+        "Failure": {
+            "type": "object", "required": ["source", "code", "title", "category", "label"],
+            "description": "The failure a message keeps: the first by event time, ties "
+                           "broken by code.",
+            "properties": {
+                "source": nullable({"type": "string", "examples": ["cloud", "twilio"]}),
+                "code": nullable({"type": "string", "examples": ["131026", "63016",
+                                                                 "http_503", "ack_error"]}),
+                "title": nullable({"type": "string"}),
+                "details": nullable({"type": "string"}),
+                "category": {"type": "string", "enum": list(CATEGORY_NAMES)},
+                "label": {"type": "string"}, "at": TIME}},
+        "FailureCount": {
+            "type": "object", "required": ["category", "label", "count", "codes"],
+            "properties": {
+                "category": {"type": "string", "enum": list(CATEGORY_NAMES)},
+                "label": {"type": "string"}, "count": COUNT,
+                "codes": {"type": "object", "additionalProperties": COUNT,
+                          "description": "Messages per code; \"none\" when no code was "
+                                         "given.", "examples": [{"131026": 12}]}}},
+        "Alert": {
+            "type": "object", "required": ["rule", "metric", "state", "value", "threshold",
+                                           "direction", "message"],
+            "properties": {
+                "rule": {"type": "string"}, "metric": {"type": "string"},
+                "category": nullable({"type": "string"}),
+                "category_label": nullable({"type": "string"}),
+                "threshold": {"type": "number"},
+                "direction": {"type": "string", "enum": ["above", "below"]},
+                "window": {"type": "number"}, "min_volume": {"type": "integer"},
+                "value": nullable({"type": "number"}), "volume": {"type": "integer"},
+                "state": {"type": "string", "enum": ["firing", "cleared"]},
+                "pause": {"type": "boolean"}, "repeat": {"type": "boolean"},
+                "message": {"type": "string"}, "at": TIME}},
+        "FailureTable": {
+            "type": "object", "required": ["failures"],
+            "properties": {"failures": {
+                "type": "object", "required": ["categories", "codes"],
+                "properties": {
+                    "categories": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["category", "label", "explanation", "action", "retry",
+                                     "retryable", "pauses_campaign"],
+                        "properties": {
+                            "category": {"type": "string", "enum": list(CATEGORY_NAMES)},
+                            "label": {"type": "string"}, "explanation": {"type": "string"},
+                            "action": {"type": "string", "description": "What to do."},
+                            "retry": {"type": "string", "enum": ["never", "backoff",
+                                                                 "later"]},
+                            "retryable": {"type": "boolean"},
+                            "pauses_campaign": {"type": "boolean"}}}},
+                    "codes": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["code", "family", "title", "label", "category"],
+                        "properties": {
+                            "code": {"type": "string", "description": "A code, or a family "
+                                     "such as 132xxx."},
+                            "family": {"type": "string"}, "title": {"type": "string"},
+                            "label": {"type": "string"},
+                            "category": {"type": "string",
+                                         "enum": list(CATEGORY_NAMES)}}}}}}}},
+        "AccountHealth": {
+            "type": "object", "required": ["health"],
+            "properties": {"health": {
+                "type": "object", "required": ["numbers", "accounts", "templates"],
+                "properties": {
+                    "numbers": {"type": "array", "items": {"type": "object", "properties": {
+                        "display_phone_number": nullable({"type": "string"}),
+                        "waba_id": nullable({"type": "string"}),
+                        "event": nullable({"type": "string"}),
+                        "current_limit": nullable({"type": "string"}),
+                        "old_limit": nullable({"type": "string"}),
+                        "max_daily_conversations_per_business": nullable({"type": "string"}),
+                        "summary": {"type": "string"}, "at": TIME}}},
+                    "accounts": {"type": "array", "items": {"type": "object", "properties": {
+                        "waba_id": nullable({"type": "string"}),
+                        "event": nullable({"type": "string"}),
+                        "problems": {"type": "object"},
+                        "summary": {"type": "string"}, "at": TIME}}},
+                    "templates": {"type": "array", "items": {"type": "object", "properties": {
+                        "name": nullable({"type": "string"}),
+                        "language": nullable({"type": "string"}),
+                        "id": nullable({"type": "string"}),
+                        "status": nullable({"type": "string"}),
+                        "reason": nullable({"type": "string"}),
+                        "quality": nullable({"type": "string"}),
+                        "previous_quality": nullable({"type": "string"}),
+                        "warning": {"type": "boolean"},
+                        "summary": {"type": "string"}, "at": TIME}}}}}}},
+    },
     "WebhookResult": {
         "type": "object", "required": ["ok", "events"],
         "properties": {"ok": {"type": "boolean", "const": True},
-                       "events": {"type": "integer", "description": "Status events stored."},
+                       "events": {"type": "integer", "description": "Status events (and, on "
+                                  "/webhooks/cloud, account and template changes) "
+                                  "stored."},
                        "ignored": {"type": "object", "description": "Events accepted but not "
                                    "used (not delivery statuses), by name: count.",
                                    "additionalProperties": {"type": "integer"}}},
@@ -395,6 +496,9 @@ def _campaign_paths() -> dict[str, Any]:
                               "Filter as the cards count (read includes played, ...)."),
                         query("search", {"type": "string", "maxLength": 100},
                               "Substring of the recipient or message id."),
+                        query("category", {"type": "string", "enum": list(CATEGORY_NAMES)},
+                              "Only failed messages whose failure is in this category "
+                              "(with status=failed or alone)."),
                         query("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
                                         "default": 50}, "Page size."),
                         query("cursor", {"type": "string"}, "next_cursor of the last page.")],
@@ -416,7 +520,7 @@ def _campaign_paths() -> dict[str, Any]:
             "summary": "Every recipient with status, failure reason and a timestamp per level.",
             "description": "Streamed (chunked). Columns: row, recipient, contact_id, "
                            "message_id (bare), raw_message_id (as registered), status, level, "
-                           "failed, failure_reason, queued_at, "
+                           "failed, failure_reason, failure_code, failure_category, queued_at, "
                            "pending_at, sent_at, delivered_at, read_at, played_at, failed_at, "
                            "attempt, previous_attempts.",
             "responses": {"200": ok("CSV with a header line.", {"type": "string"}, "text/csv"),
@@ -563,6 +667,25 @@ def _relay_paths() -> dict[str, Any]:
             "403": err("A token of one workspace: the relay is the daemon's.")}}}}
 
 
+def _failure_paths() -> dict[str, Any]:
+    return {
+        "/api/failures": {"get": {
+            "tags": ["failures"], "operationId": "failure_table",
+            "summary": "The failure table: categories (label, explanation, what to do, "
+                       "retry) and the codes in each (docs/failures.md).",
+            "responses": {"200": ok("The table.", ref("FailureTable")), **AUTH_ERRORS}}},
+        "/api/account/health": {"get": {
+            "tags": ["failures"], "operationId": "account_health",
+            "summary": "The sending numbers' health: the latest Meta account and template "
+                       "webhooks (messaging limit, account problems, template status and "
+                       "quality).",
+            "responses": {"200": ok("What Meta last said.", ref("AccountHealth")),
+                          **AUTH_ERRORS,
+                          "403": err("A token of one workspace: the sending numbers and "
+                                     "the account are the daemon's.")}}},
+    }
+
+
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for source in SOURCES:
@@ -581,6 +704,7 @@ def document() -> dict[str, Any]:
     paths.update(_sending_paths())
     paths.update(_service_paths())
     paths.update(_relay_paths())
+    paths.update(_failure_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "campaignd", "version": "0.1.0",

@@ -202,7 +202,8 @@ async def _act(request: web.Request, action: str, send_at: float | None,
     except TransitionError as exc:
         raise ApiError(409, exc.code, str(exc), "status") from None
     stats = await service.statistics(campaign["no"])
-    body: dict[str, Any] = {"campaign": present_campaign(campaign, stats)}
+    body: dict[str, Any] = {"campaign": present_campaign(
+        campaign, stats, request.app[RUNTIME].alerts.alerts_of(campaign["no"]))}
     if action.startswith("retry-"):
         body["requeued"] = affected
     return json_response(body)

@@ -111,6 +111,8 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
         except RecursionError:
             rt.metrics.events.labels(source, "rejected").inc()
             return error_response(400, "invalid_payload", "the body is nested too deeply")
+        if ctx.extras:  # Meta account and template webhooks (actors/account.py)
+            await rt.account.record(ctx.extras)
         relay = None
         if rt.relay.enabled(source):
             if rt.relay.full(source):
@@ -131,7 +133,7 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
             rt.metrics.webhook_ignored.labels(
                 source, name if name in KNOWN_EVENTS else "other").inc()
         rt.metrics.webhook_seconds[source].observe(time.perf_counter() - started)
-        return ok_response(len(events), ctx.ignored)
+        return ok_response(len(events) + len(ctx.extras), ctx.ignored)
 
     receive.__name__ = f"webhook_{source}"
     return receive

@@ -7,7 +7,8 @@ One aiohttp server speaks three dialects:
 
 It records every request (time, recipient, body) so tests count what was sent, and a
 per-recipient script says what to answer: a status code (with the real service's error
-body), ("429", seconds) for Retry-After, or "hang" to trigger the client's timeout.
+body), ("429", seconds) for Retry-After, ("graph", code, status) for a Cloud API error
+with that Graph error code, or "hang" to trigger the client's timeout.
 """
 
 from __future__ import annotations
@@ -22,12 +23,21 @@ from typing import Any
 
 from aiohttp import web
 
-Answer = Any  # 200 | 400 | 500 | ("429", seconds) | "hang" | "drop"
+Answer = Any  # 200 | 400 | 500 | ("429", seconds) | ("graph", code, status) | "hang"
 
 WEBJS_ERRORS = {
     400: {"success": False, "error": "Invalid phone number: the number is not registered"},
     500: {"success": False, "error": "Evaluation failed: Protocol error (Runtime.callFunctionOn)"},
     503: {"success": False, "error": "Client is not ready"},
+}
+
+
+# Titles of the Graph error codes tests script (Meta's error-code table).
+GRAPH_TITLES = {
+    131026: "Message undeliverable", 131049: "Meta chose not to deliver",
+    130429: "Rate limit hit", 131000: "Something went wrong", 131042: "Business "
+    "eligibility payment issue", 132001: "Template does not exist", 190: "Access token "
+    "has expired", 131050: "User has stopped marketing messages",
 }
 
 
@@ -104,7 +114,10 @@ class FakeGateway:
             raise web.HTTPServiceUnavailable()
         if self.default_delay:
             await asyncio.sleep(self.default_delay)
-        status = int(answer[0]) if isinstance(answer, tuple) else int(answer)
+        if isinstance(answer, tuple) and answer[0] == "graph":
+            status = int(answer[2])
+        else:
+            status = int(answer[0]) if isinstance(answer, tuple) else int(answer)
         self.requests.append(Sent(time.time(), dialect, recipient, body, status))
         return answer
 
@@ -152,6 +165,13 @@ class FakeGateway:
                 "type": "OAuthException", "code": 190, "fbtrace_id": "AbCdEf"}}, status=401)
         body = await request.json()
         answer = await self._answer("cloud", body["to"], body)
+        if isinstance(answer, tuple) and answer[0] == "graph":
+            _, code, status = answer
+            title = GRAPH_TITLES.get(code, "Error")
+            return web.json_response({"error": {
+                "message": f"(#{code}) {title}", "type": "OAuthException", "code": code,
+                "error_data": {"messaging_product": "whatsapp", "details": title},
+                "fbtrace_id": "AbCdEf"}}, status=status)
         if isinstance(answer, tuple):
             return web.json_response({"error": {
                 "message": "(#130429) Rate limit hit", "type": "OAuthException",

@@ -31,6 +31,9 @@ class ParseContext:
     ack_numbering: str = "webjs"
     # Names of events the parser accepted but does not use (not ours: answered 2xx).
     ignored: list[str] = field(default_factory=list)
+    # What a parser finds beside delivery statuses and the handler stores too: Meta's
+    # account and template webhooks (domain/account.py AccountEvent).
+    extras: list[Any] = field(default_factory=list)
 
 
 MAX_DEPTH = 32

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.events import StatusEvent
+from domain.failures import Failure
 from domain.status import EVOLUTION_STATUS, bare_message_id
 from web.sources import BadPayload, ParseContext, load_json, obj, text
 
@@ -40,9 +41,14 @@ def parse(body: bytes, ctx: ParseContext) -> list[StatusEvent]:
             continue  # DELETED and other non-delivery updates
         level, failed = mapped
         recipient = item.get("remoteJid") if isinstance(item.get("remoteJid"), str) else None
-        reason = "ERROR reported by Evolution API" if failed else None
+        reason = failure = None
+        if failed:
+            reason = "ERROR reported by Evolution API"
+            # ERROR is Baileys' ACK error; FAILED (its Cloud-API channel) carries no code.
+            failure = Failure("evolution", "ack_error" if status.upper() == "ERROR" else None,
+                              f"{status.upper()} reported by Evolution API", None)
         events.append(StatusEvent(bare_message_id(message_id), level, failed, at, reason,
-                                  recipient))
+                                  recipient, failure))
     return events
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 from domain.events import StatusEvent
+from domain.failures import Failure, clean_code, short
 from domain.status import TWILIO_STATUS, Level
 from web.sources import BadPayload, ParseContext, text
 
@@ -42,10 +43,11 @@ def parse(body: bytes, ctx: ParseContext) -> list[StatusEvent]:
         if mapped is None:
             return []
         level, failed = mapped
-    reason = None
+    reason = failure = None
     if failed:
         code = form.get("ErrorCode")
         message = form.get("ErrorMessage")
         reason = " ".join(p for p in (f"{code}:" if code else "", message or status) if p)
+        failure = Failure("twilio", clean_code(code), short(message) or status, None)
     recipient = form.get("ChannelToAddress") or form.get("To", "").removeprefix("whatsapp:")
-    return [StatusEvent(sid, level, failed, ctx.now, reason, recipient or None)]
+    return [StatusEvent(sid, level, failed, ctx.now, reason, recipient or None, failure)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain.events import StatusEvent
+from domain.failures import Failure, short
 from domain.status import ACK_NUMBERINGS, Level, bare_message_id
 from web.sources import BadPayload, ParseContext, integer, load_json, obj, text
 
@@ -38,8 +39,10 @@ def parse(body: bytes, ctx: ParseContext) -> list[StatusEvent]:
             raise BadPayload("payload.ackName", f"{name!r} is not one of {', '.join(ACK_NAMES)}")
         level, failed = ACK_NAMES[name]
     recipient = payload.get("to") if isinstance(payload.get("to"), str) else None
-    reason = None
+    reason = failure = None
     if failed:
         error = payload.get("error")
         reason = str(error)[:500] if error else "ACK_ERROR reported by WAHA"
-    return [StatusEvent(bare_message_id(message_id), level, failed, ctx.now, reason, recipient)]
+        failure = Failure("waha", "ack_error", short(error) if error else None, None)
+    return [StatusEvent(bare_message_id(message_id), level, failed, ctx.now, reason, recipient,
+                        failure)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.events import StatusEvent
+from domain.failures import Failure, clean_code, from_text, short
 from domain.status import ACK_NUMBERINGS, Level, bare_message_id, parse_status_name
 from web.sources import BadPayload, ParseContext, integer, load_json, obj, text
 
@@ -78,10 +79,26 @@ def _one(item: Any, prefix: str, ctx: ParseContext) -> StatusEvent | None:
         if parsed is None:
             raise BadPayload(at + "status", f"{status!r} is not a known status")
         level, failed = parsed
-    if failed and reason is None:
+    if not failed:
+        return StatusEvent(bare_message_id(message_id), level, failed, ctx.now, None, recipient)
+    failure = _failure(error)
+    if reason is None:
         reason = "error reported by the gateway"
-    return StatusEvent(bare_message_id(message_id), level, failed, ctx.now,
-                       reason if failed else None, recipient)
+    return StatusEvent(bare_message_id(message_id), level, failed, ctx.now, reason, recipient,
+                       failure)
+
+
+def _failure(error: Any) -> Failure:
+    """The service's `error` as fields; an ACK error without one is `ack_error`."""
+    if isinstance(error, dict):
+        code = clean_code(error.get("code"))
+        title = short(error.get("message") or error.get("title"))
+        if code or title:
+            return Failure("webjs", code or "ack_error", title, short(error.get("details")))
+    elif isinstance(error, str) and error.strip():
+        parsed = from_text(error, "webjs")
+        return parsed if parsed.code else Failure("webjs", "ack_error", parsed.title, None)
+    return Failure("webjs", "ack_error", None, None)
 
 
 def _reason(error: Any) -> str | None:

@@ -5,6 +5,7 @@
 import { api, channelName, connectLive, describeError, errorParts, onReconnect, pageConfig, token } from "./api.js";
 import { renderChart, series } from "./chart.js";
 import { locale, t, tn } from "./i18n.js";
+import { AlertBanner, alertText, FailureBreakdown, NumberHealth } from "./failures.js";
 import { RecipientTable } from "./table.js";
 import {
   confirmDialog,
@@ -98,6 +99,9 @@ export function mountCampaign(root, uuid) {
   const errorEl = h("div", { class: "banner banner-error", hidden: true });
   const unknownEl = h("div", { class: "banner banner-warn", id: "unknown-banner", hidden: true });
   const table = new RecipientTable(uuid);
+  const breakdown = new FailureBreakdown((category) => table.showCategory(category));
+  const alerts = new AlertBanner();
+  const health = new NumberHealth();
 
   const cardEls = {};
   for (const [key, label] of CARDS) {
@@ -112,9 +116,11 @@ export function mountCampaign(root, uuid) {
     h("a", { href: "#/", class: "back" }, t("nav.back")),
     h("div", { class: "head" }, h("div", {}, h("div", { class: "title-row" }, titleEl, statusEl), metaEl), actionsEl),
     errorEl,
+    alerts.el,
     unknownEl,
     sendingEl,
     cardsEl,
+    breakdown.el,
     barEl,
     h(
       "div",
@@ -125,7 +131,7 @@ export function mountCampaign(root, uuid) {
         h("div", { class: "panel-head" }, h("h2", {}, t("chart.title")), h("div", { class: "legend" }, ...series().map(([, label, color]) => h("span", {}, h("i", { style: `background:${color}` }), label)))),
         chartEl,
       ),
-      h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, t("speed.title"))), latencyEl),
+      h("div", {}, h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, t("speed.title"))), latencyEl), health.el),
     ),
     table.el,
   );
@@ -396,6 +402,7 @@ export function mountCampaign(root, uuid) {
       samples = samples.filter(([t]) => Date.now() - t < 30000);
     }
     renderCards(previous);
+    breakdown.render(stats);
     renderBar();
     renderLatency();
     if (campaign) {
@@ -417,6 +424,7 @@ export function mountCampaign(root, uuid) {
       if (!alive) return;
       campaign = doc.campaign;
       errorEl.hidden = true;
+      alerts.set(campaign.alerts);
       renderHead();
       applyStats(campaign.statistics, "api");
     } catch (err) {
@@ -427,6 +435,7 @@ export function mountCampaign(root, uuid) {
     table.load();
     loadTimeline();
     loadSending();
+    health.load();
   }
 
   async function act(action) {
@@ -498,9 +507,15 @@ export function mountCampaign(root, uuid) {
         if (data.statistics) applyStats(data.statistics, "live");
         else renderSending();
         loadSending();
+        if (data.status === "paused") health.load(); // a template or account may be why
         if (before !== data.status && data.status !== announced) toast(nowStatus(data.status), "info");
       })
       .bind("campaign.messages.updated", (data) => mine(data) && table.patch(data.rows || [], Boolean(data.resync)))
+      .bind("campaign.alert", (data) => {
+        if (!mine(data)) return;
+        alerts.event(data.alert);
+        if (data.alert && data.alert.state === "firing" && !data.alert.repeat) toast(["⚠ ", ...alertText(data.alert)], "error");
+      })
       // Row pushes start with the subscription: whatever changed before it (e.g. while
       // disconnected) comes from the API. Statistics come with the subscription itself.
       .bind("pusher:subscription_succeeded", () => {

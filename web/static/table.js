@@ -3,6 +3,7 @@
 
 import { api, errorParts } from "./api.js";
 import { t, tn } from "./i18n.js";
+import { categoryChips, failureNote } from "./failures.js";
 import { debounce, fmtDateTime, fmtInt, fmtTime, h, throttle } from "./util.js";
 
 const PAGE_SIZE = 50;
@@ -79,9 +80,15 @@ function attempts(row) {
 
 function rowElement(row) {
   const ts = row.timestamps || {};
-  const note = row.failure_reason
-    ? h("span", { class: row.status === "failed" ? "reason" : "reason reason-old", title: row.failure_reason, translate: "no" }, row.failure_reason)
-    : "";
+  // The failure's plain label (in the page's language) and code, its own words on hover
+  // (the provider's words are data: translate="no").
+  const f = row.failure;
+  const reasonClass = row.status === "failed" ? "reason" : "reason reason-old";
+  const note = f
+    ? failureNote(f, { class: reasonClass, title: row.failure_reason || null, dataset: { category: f.category || "" } })
+    : row.failure_reason
+      ? h("span", { class: reasonClass, title: row.failure_reason, dataset: { category: "" }, translate: "no" }, row.failure_reason)
+      : "";
   return h(
     "tr",
     { dataset: { row: row.row, status: row.status } },
@@ -98,6 +105,7 @@ export class RecipientTable {
   constructor(uuid) {
     this.uuid = uuid;
     this.tab = "all";
+    this.category = null; // the Failed tab's failure category (docs/failures.md)
     this.search = "";
     this.cursors = [null]; // the cursor that starts each page seen so far
     this.rows = new Map();
@@ -128,11 +136,13 @@ export class RecipientTable {
     this.prevEl = h("button", { class: "btn btn-small", onclick: () => this.page(-1) }, t("table.previous"));
     this.nextEl = h("button", { class: "btn btn-small", onclick: () => this.page(1) }, t("table.next"));
     this.errorEl = h("div", { class: "table-error", hidden: true });
+    this.chipsEl = h("div", { class: "chips-wrap" });
     return h(
       "section",
       { class: "panel", id: "recipients" },
       h("div", { class: "panel-head" }, h("h2", {}, t("table.title")), this.searchEl),
       this.tabsEl,
+      this.chipsEl,
       this.errorEl,
       h(
         "div",
@@ -156,8 +166,24 @@ export class RecipientTable {
     );
   }
 
+  /** Show the failed recipients of one failure category (null: every failure). */
+  showCategory(category) {
+    this.tab = "failed";
+    this.category = category;
+    this.cursors = [null];
+    this.renderTabs();
+    this.load();
+    this.el.scrollIntoView({ behavior: "smooth", block: "start" });
+  }
+
+  renderChips() {
+    const chips = this.tab === "failed" ? categoryChips(this.stats, this.category, (c) => this.showCategory(c)) : null;
+    this.chipsEl.replaceChildren(...(chips ? [chips] : []));
+  }
+
   renderTabs(stats) {
     this.stats = stats || this.stats || {};
+    this.renderChips();
     const buttons = this.tabsEl.querySelectorAll(".tab");
     if (buttons.length === TABS.length) {
       // Update in place: a tab rebuilt under the pointer would lose its click.
@@ -179,6 +205,7 @@ export class RecipientTable {
             dataset: { tab: key },
             onclick: () => {
               this.tab = key;
+              this.category = null;
               this.cursors = [null];
               this.renderTabs();
               this.load();
@@ -202,9 +229,10 @@ export class RecipientTable {
     const cursor = this.cursors[this.cursors.length - 1];
     const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
     if (this.tab !== "all") query.set("status", this.tab);
+    if (this.tab === "failed" && this.category) query.set("category", this.category);
     if (this.search) query.set("search", this.search);
     if (cursor) query.set("cursor", cursor);
-    const asked = `${this.tab}|${this.search}|${cursor}|${Date.now()}|${Math.random()}`;
+    const asked = `${this.tab}|${this.category}|${this.search}|${cursor}|${Date.now()}|${Math.random()}`;
     this.asked = asked;
     this.inflight += 1;
     let doc;
@@ -252,6 +280,7 @@ export class RecipientTable {
         if (this.tab !== "all" ? inTab(this.tab, update.status) : !this.nextCursor) reload = true;
         continue;
       }
+      const leaves = this.category && update.failure && update.failure.category !== this.category;
       const merged = { ...old, ...update, timestamps: { ...old.timestamps, ...(update.timestamps || {}) } };
       // Failed and no longer: a retry is under way, a new attempt (SPEC 9) the push does
       // not describe; the page reloads its rows to show it with the earlier ones.
@@ -260,7 +289,7 @@ export class RecipientTable {
       const tr = this.bodyEl.querySelector(`tr[data-row="${update.row}"]`);
       if (!tr) continue;
       const fresh = rowElement(merged);
-      if (!inTab(this.tab, merged.status)) fresh.classList.add("row-leaving");
+      if (!inTab(this.tab, merged.status) || leaves) fresh.classList.add("row-leaving");
       else if (old.status !== merged.status) fresh.classList.add("row-flash");
       tr.replaceWith(fresh);
     }
