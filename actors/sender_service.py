@@ -473,7 +473,8 @@ class SendingService:
                     await campaigns.record_attempt(no, job.row, job.attempt, now)
                     if job.attempt > 1:  # a retry under way is not failed any more
                         self.ctx.register(RegisterMessages(no, (RegisteredMessage(
-                            job.row, None, Level.QUEUED, False, None, now, job.attempt),)))
+                            job.row, None, Level.QUEUED, False, None, now,
+                            attempt=job.attempt),)))
             except StoreUnavailable as exc:  # not recorded, so not sent: retry later
                 result = SendResult(job.row, "not_attempted", f"storage unavailable: {exc}")
                 return
@@ -520,7 +521,7 @@ class SendingService:
             bare = bare_message_id(outcome.message_id)
             await campaigns.record_accepted(no, job.row, bare, outcome.message_id, now)
             self.ctx.register(RegisterMessages(no, (RegisteredMessage(
-                job.row, bare, Level.PENDING, False, None, now, job.attempt),)))
+                job.row, bare, Level.PENDING, False, None, now, attempt=job.attempt),)))
         elif outcome.kind in ("permanent", "later"):
             # "later" (Limited by Meta) is shown failed until its retry goes out.
             reason = (outcome.reason or "refused by the gateway")[:500]
@@ -529,7 +530,8 @@ class SendingService:
                                                  reason, None)
             await campaigns.record_failed(no, job.row, reason, now, failure)
             self.ctx.register(RegisterMessages(no, (RegisteredMessage(
-                job.row, None, Level.QUEUED, True, reason, now, failure, job.attempt),)))
+                job.row, None, Level.QUEUED, True, reason, now, failure,
+                attempt=job.attempt),)))
         elif outcome.kind == "halt" or outcome.retry_after is not None:
             # Refused before taking the message (credentials, 429): not sent.
             await campaigns.record_requeued(no, job.row, outcome.reason, now)
