@@ -109,12 +109,14 @@ class CampaignActor(pykka.ThreadingActor):
         applied = duplicate = 0
         ledger = self.ledger
         engaged = self.engagement.rows
-        for row, event in message.items:
+        later = message.attempts  # SPEC 9: events of a later attempt, sparse
+        for position, (row, event) in enumerate(message.items):
             if row >= len(ledger):
                 self.log.warning("campaign.unknown_row", row=row)
                 continue
+            attempt = later.get(position, 1) if later else 1
             if ledger.apply(row, event.level, event.failed, event.at, event.reason,
-                            event.failure):
+                            event.failure, attempt):
                 changed.append(row)
                 applied += 1
                 if engaged and row in engaged:  # its reply delay is measured from sent
@@ -139,7 +141,7 @@ class CampaignActor(pykka.ThreadingActor):
             at = m.registered_at
             if m.row < known:
                 # An existing (queued) row got its gateway id or its send outcome.
-                if ledger.apply(m.row, m.level, m.failed, at, m.reason, m.failure):
+                if ledger.apply(m.row, m.level, m.failed, at, m.reason, m.failure, m.attempt):
                     rows.append(m.row)
                     if m.row in self.engagement.rows:
                         self.engagement.restart(m.row, self._start(m.row))
@@ -199,6 +201,8 @@ class CampaignActor(pykka.ThreadingActor):
     def _loaded(self, message: Loaded) -> None:
         if message.rows:
             self.ledger.load_ticks(message.base, message.rows)
+        if message.attempts:
+            self.ledger.load_attempts(message.attempts)
         if not message.done:
             return
         for row, inbound_id, touch in message.touches:

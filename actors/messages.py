@@ -75,6 +75,9 @@ class CampaignEvents:
 
     source: str
     items: tuple[tuple[int, StatusEvent], ...]
+    # Sparse: position in `items` -> attempt number, for events of an attempt other
+    # than the first (SPEC 9); None when every event belongs to attempt 1.
+    attempts: dict[int, int] | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -89,6 +92,7 @@ class Loaded:
     done: bool = True
     base: int = 0
     touches: tuple[tuple[int, str, Any], ...] = ()
+    attempts: list[tuple[int, int]] | None = None  # (row, latest attempt) where above 1
 
 
 @dataclass(slots=True, frozen=True)

@@ -50,3 +50,49 @@ def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | Non
         future.set_exception(error)
     else:
         future.set_result(value)
+
+
+class SharedExclusive:
+    """A shared / exclusive lock for coroutines; a waiting exclusive holder goes first.
+
+    The checkpoint holds it exclusively from collecting the actors' rows until they are
+    written; the sender holds it shared while it stores an attempt or an outcome in a
+    message row and tells the campaign actor. So a checkpoint never overwrites a row with
+    a state collected before an outcome the sender had already stored (SPEC 9).
+    """
+
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._exclusive_waiting = 0
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> Any:
+        async with self._cond:
+            await self._cond.wait_for(
+                lambda: not self._exclusive and not self._exclusive_waiting)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> Any:
+        async with self._cond:
+            self._exclusive_waiting += 1
+            try:
+                await self._cond.wait_for(lambda: not self._exclusive and not self._shared)
+            finally:
+                self._exclusive_waiting -= 1
+                self._cond.notify_all()  # a cancelled waiter must not block the others
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()

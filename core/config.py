@@ -8,10 +8,12 @@ the layers below only read values from it, so it lives here, beside the metrics.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_PREFIX = "CAMPAIGND_"
 # Environment variables of the command line that are not configuration keys.
@@ -86,6 +88,29 @@ def _words_check(value: Any) -> str | None:
     for i, item in enumerate(value):
         if not isinstance(item, str) or not any(ch.isalnum() for ch in item):
             return f"item {i} ({item!r}) must be a word or phrase"
+    return None
+
+
+# --- sending, completed (SPEC 9): send windows ---------------------------------------
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+
+
+def _days_check(value: Any) -> str | None:
+    if not value or not all(isinstance(d, str) and d.lower()[:3] in WEEKDAYS for d in value):
+        return f"must be a non-empty list of day names ({', '.join(WEEKDAYS)})"
+    return None
+
+
+def _hhmm_check(value: Any) -> str | None:
+    return None if HHMM.match(value) else "must be a time of day as HH:MM (00:00 to 24:00)"
+
+
+def _zone_check(value: Any) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "must be an IANA time zone name such as Asia/Jakarta or UTC"
     return None
 
 
@@ -226,6 +251,27 @@ KEYS: dict[str, Key] = {
     "alerts": Key(list, [], "Alert rules, each a [[alerts]] table: metric, threshold, "
                   "direction, window, min_volume, hold, pause (docs/failures.md). Every "
                   "problem is reported per key, e.g. alerts[2].threshold."),
+    # --- sending, completed (SPEC 9: send windows, shared account rates) ---
+    "sender.window_days": Key(list, list(WEEKDAYS), "Days a campaign created without a "
+                              "window may send on (in window_timezone).", check=_days_check),
+    "sender.window_from": Key(str, "00:00", "Local time the default send window opens "
+                              "(HH:MM).", check=_hhmm_check),
+    "sender.window_to": Key(str, "24:00", "Local time the default send window closes "
+                            "(HH:MM; at or before window_from: the next day).",
+                            check=_hhmm_check),
+    "sender.window_timezone": Key(str, "UTC", "IANA time zone of the default send window "
+                                  "(e.g. Asia/Jakarta).", check=_zone_check),
+    "sender.throttle_decrease": Key((int, float), 0.5, "A throttling answer (HTTP 429, Meta "
+                                    "130429) multiplies the account's rate by this.",
+                                    minimum=0.05, maximum=0.95),
+    "sender.throttle_recovery": Key((int, float), 1.0, "Messages/s the account's rate gains "
+                                    "back per second without a throttling answer.",
+                                    minimum=0.01, maximum=10000),
+    "sender.throttle_min_rate": Key((int, float), 0.5, "The account's rate never goes below "
+                                    "this many messages/s.", minimum=0.01, maximum=10000),
+    "gateways.cloud.coexistence": Key(bool, False, "The number is also used in the WhatsApp "
+                                      "Business app (coexistence): Meta allows it 20 "
+                                      "messages/s, so the rate is at most 20."),
     "gateways.simulator.rate": Key((int, float), 0.0, "Messages/s over all campaigns (0 = no "
                                    "gateway limit).", minimum=0, maximum=100000),
     "gateways.simulator.seed": Key(int, 1, "Seed: the same seed gives the same ACK stream."),

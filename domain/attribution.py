@@ -194,7 +194,8 @@ def touch_of(event: InboundEvent) -> Touch:
 
 class Attributor:
     def __init__(self, window_seconds: float, resolve: Any, workspace_of: Any) -> None:
-        """`resolve(bare_id) -> (campaign_no, row) | None` is the id index;
+        """`resolve(bare_id) -> (campaign_no, row, ...) | None` is the id index (it also
+        says which attempt the id belongs to: any attempt's id names its row);
         `workspace_of(campaign_no) -> int | None` knows the campaigns."""
         self.window = to_tenths(window_seconds)
         self.window_seconds = window_seconds
@@ -212,6 +213,11 @@ class Attributor:
 
     def __len__(self) -> int:
         return len(self.live)
+
+    def _quoted(self, quoted_id: str) -> tuple[int, int] | None:
+        """The row a quoted id names (an earlier attempt's id names its row too)."""
+        hit = self.resolve(quoted_id)
+        return None if hit is None else (hit[0], hit[1])
 
     def _next(self) -> int:
         self._serial += 1
@@ -245,7 +251,7 @@ class Attributor:
         pending = Pending(source, event, key, received_at)
         self.live[event.inbound_id] = pending
         self._ops.append(("put", pending.record()))
-        if not (event.quoted_id and self.resolve(event.quoted_id) is not None):
+        if not (event.quoted_id and self._quoted(event.quoted_id) is not None):
             if event.quoted_id:
                 self.quotes.setdefault(event.quoted_id, set()).add(event.inbound_id)
             if key is not None and event.via != FAILURE:
@@ -260,7 +266,7 @@ class Attributor:
         pending = Pending(source, event, key, received_at, target, how, workspaces,
                           counted=True)
         self.live[event.inbound_id] = pending
-        if event.quoted_id and self.resolve(event.quoted_id) is None:
+        if event.quoted_id and self._quoted(event.quoted_id) is None:
             self.quotes.setdefault(event.quoted_id, set()).add(event.inbound_id)
         if key is not None and event.via != FAILURE:
             self._watch(pending)
@@ -381,7 +387,7 @@ class Attributor:
 
     def _evaluate(self, pending: Pending) -> None:
         event = pending.event
-        hit = self.resolve(event.quoted_id) if event.quoted_id else None
+        hit = self._quoted(event.quoted_id) if event.quoted_id else None
         if hit is not None:
             self._decide(pending, hit, EXPLICIT)
             self._finish(pending)  # an id never moves: final

@@ -17,6 +17,7 @@ from domain.failures import CATEGORY_NAMES, Failure, clean_code, from_text, look
 from domain.records import CampaignInfo
 from domain.status import LEVEL_NAMES, STATUS_FILTERS, Level, class_name, parse_status_name
 from domain.timefmt import iso_time
+from store import attempts as attempt_store
 from store.campaigns import CampaignExists, MessageConflict, NewMessage
 from web import sending
 from web.common import (
@@ -38,14 +39,21 @@ from web.sources import digits
 MAX_MESSAGES_PER_REQUEST = 10_000
 # The rows API's `status` filter: the cards' classes, and who replied / opted out.
 ROW_FILTERS = (*STATUS_FILTERS, *ENGAGEMENT_FILTERS)
-CAMPAIGN_STATUSES = ("tracking", "pending", "processing", "paused", "completed", "cancelled",
-                     "failed")
+CAMPAIGN_STATUSES = ("tracking", "pending", "scheduled", "processing", "paused", "completed",
+                     "cancelled", "failed")
 
 
 # --- helpers ---------------------------------------------------------------------------
 
 
-def present_row(row: dict[str, Any], engagement: RowEngagement | None = None
+def present_attempt(attempt: dict[str, Any]) -> dict[str, Any]:
+    """An earlier attempt (SPEC 9), as the rows API and the page show it."""
+    return {**attempt, "started_at": iso_time(attempt["started_at"]),
+            "ended_at": iso_time(attempt["ended_at"])}
+
+
+def present_row(row: dict[str, Any], engagement: RowEngagement | None = None,
+                earlier: list[dict[str, Any]] | None = None
                 ) -> dict[str, Any]:
     return {
         "row": row["row"],
@@ -59,6 +67,12 @@ def present_row(row: dict[str, Any], engagement: RowEngagement | None = None
         "failure_reason": row["reason"],
         "failure": present_failure(row),
         "send_state": row.get("send_state"),
+        # SPEC 9: the latest attempt's number (null: never sent by campaignd), when it
+        # started, a transient error it met, and every earlier attempt, oldest first.
+        "attempt": row.get("attempts") or None,
+        "attempt_started_at": iso_time(row.get("attempt_at")),
+        "attempt_note": row.get("note"),
+        "previous_attempts": [present_attempt(a) for a in earlier or ()],
         "timestamps": {
             "queued": iso_time(row["ts_queued"]),
             "pending": iso_time(row["ts_pending"]),
@@ -92,7 +106,7 @@ def present_failure(row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 SENDING_FIELDS = ("recipients", "message", "gateway", "rate", "start", "skip_invalid",
-                  "template")
+                  "template", "send_at", "window")
 
 
 async def create_campaign(request: web.Request) -> web.Response:
@@ -262,9 +276,11 @@ async def list_messages(request: web.Request) -> web.Response:
     rows = await rt.campaigns.rows(campaign["no"], status, search, after, limit + 1, category)
     more, rows = len(rows) > limit, rows[:limit]
     next_cursor = str(rows[-1]["row"]) if more else None
-    engagement = await rt.engagement.row_engagement(campaign["no"], [r["row"] for r in rows])
-    return json_response({"messages": [present_row(r, engagement.get(r["row"]))
-                                       for r in rows],
+    numbers = [r["row"] for r in rows]
+    engagement = await rt.engagement.row_engagement(campaign["no"], numbers)
+    earlier = await attempt_store.history(rt.store, campaign["no"], numbers)
+    return json_response({"messages": [present_row(r, engagement.get(r["row"]),
+                                                   earlier.get(r["row"])) for r in rows],
                           "next_cursor": next_cursor})
 
 

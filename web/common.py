@@ -118,6 +118,10 @@ def present_campaign(campaign: dict[str, Any], statistics: dict[str, Any] | None
         "rate": campaign.get("rate"),
         "created_at": iso_time(campaign["created_at"]),
         "updated_at": iso_time(campaign["updated_at"]),
+        "send_at": iso_time(campaign.get("send_at")),  # when a `scheduled` campaign starts
+        "start_note": campaign.get("start_note"),  # why it started later than that
+        "window": orjson.loads(campaign["send_window"]) if campaign.get("send_window")
+        else None,
         "statistics": stats or empty_statistics(),
         "alerts": alerts or [],
     }

@@ -5,7 +5,7 @@ import { api, channelName, connectLive, errorParts, onReconnect, pageConfig } fr
 import { t, tn } from "./i18n.js";
 import { fmtAgo, fmtInt, fmtPct, h, morph, pct, statusLabel, throttle } from "./util.js";
 
-const FILTERS = ["", "processing", "paused", "pending", "tracking", "completed", "cancelled", "failed"];
+const FILTERS = ["", "processing", "paused", "scheduled", "pending", "tracking", "completed", "cancelled", "failed"];
 
 function miniBar(s) {
   const total = s.total_message_count || 0;

@@ -75,6 +75,35 @@ function stamp(iso) {
   return iso ? h("time", { datetime: iso, title: fmtDateTime(iso) }, fmtTime(iso)) : h("span", { class: "muted" }, "—");
 }
 
+const OUTCOMES = {
+  accepted: () => t("attempt.accepted"),
+  failed: () => t("attempt.failed"),
+  unknown: () => t("attempt.unknown"),
+  retried: () => t("attempt.retried"),
+  not_sent: () => t("attempt.not_sent"),
+};
+
+/** A recipient sent more than once: which attempt this is, and every earlier one. */
+function attempts(row) {
+  if (!row.attempt || row.attempt < 2) return "";
+  const earlier = (row.previous_attempts || []).map((a) =>
+    h(
+      "li",
+      { dataset: { attempt: a.attempt, outcome: a.outcome } },
+      t("attempt.line", { n: a.attempt, outcome: (OUTCOMES[a.outcome] || (() => a.outcome))() }),
+      a.ended_at || a.started_at ? [" ", stamp(a.ended_at || a.started_at)] : "",
+      a.reason ? [": ", h("span", { class: "reason reason-old", translate: "no" }, a.reason)] : "",
+      a.message_id ? h("small", { class: "mono muted", translate: "no", title: t("attempt.id") }, ` ${a.message_id}`) : "",
+    ),
+  );
+  return h(
+    "details",
+    { class: "attempts" },
+    h("summary", {}, t("attempt.this", { n: row.attempt })),
+    h("ol", { class: "attempt-list" }, ...earlier),
+  );
+}
+
 function rowElement(row) {
   const ts = row.timestamps || {};
   // The failure's plain label (in the page's language) and code, its own words on hover
@@ -97,7 +126,7 @@ function rowElement(row) {
     h("td", {}, stamp(ts.delivered)),
     h("td", {}, stamp(ts.read)),
     h("td", { class: "engaged", dataset: { replied: row.replied_at ? "1" : "", opted: row.opted_out_at ? "1" : "" } }, ...engagement(row)),
-    h("td", { class: "note" }, note, row.status === "failed" && ts.failed ? h("small", { class: "muted" }, ` ${fmtTime(ts.failed)}`) : "", said),
+    h("td", { class: "note" }, note, row.status === "failed" && ts.failed ? h("small", { class: "muted" }, ` ${fmtTime(ts.failed)}`) : "", said, attempts(row)),
   );
 }
 
@@ -282,6 +311,9 @@ export class RecipientTable {
       }
       const leaves = this.category && update.failure && update.failure.category !== this.category;
       const merged = { ...old, ...update, timestamps: { ...old.timestamps, ...(update.timestamps || {}) } };
+      // Failed and no longer: a retry is under way, a new attempt (SPEC 9) the push does
+      // not describe; the page reloads its rows to show it with the earlier ones.
+      if (old.status === "failed" && merged.status !== "failed") reload = true;
       this.rows.set(update.row, merged);
       const tr = this.bodyEl.querySelector(`tr[data-row="${update.row}"]`);
       if (!tr) continue;

@@ -61,6 +61,8 @@ export default {
   "meta.via": "via {gateway}",
   "meta.tracked": "tracked (sent elsewhere)",
   "meta.created": "created {when}",
+  "meta.window": "sends {days} {from}–{to} ({zone})",
+  "window.every_day": "every day",
   "campaign.load_failed": "Could not load the campaign.",
 
   // buttons and what they say when done or refused
@@ -85,6 +87,7 @@ export default {
   "action.retry_unknown.failed": "Could not send them again.",
   "action.requeued": "{done}: {count} queued again",
   "action.export": "⤓ Export CSV",
+  "action.start_now": "▶ Start now",
   "export.failed": "The export failed.",
   "cancel.title": "Cancel this campaign?",
   "cancel.text": "Messages not sent yet will not be sent. Messages already sent keep being tracked.",
@@ -99,6 +102,7 @@ export default {
   "now.cancelled": "The campaign was cancelled",
   "now.failed": "The campaign failed",
   "now.other": "The campaign is now: {status}",
+  "now.scheduled": "The campaign is scheduled",
 
   // progress line while sending (the old page's format: sent + failed / total)
   "sending.progress": "Sending… {pct} ({sent} + {failed} / {total})",
@@ -106,6 +110,13 @@ export default {
   "sending.rate": "{rate} msg/s",
   "sending.eta": "about {eta} left",
   "sending.reason": "Paused because:",
+  "sending.scheduled": "Scheduled: starts {when}",
+  "sending.scheduled_in": "in {duration}",
+  "sending.started_late": "Scheduled for {when}: campaignd was not running then, so sending started late.",
+  "sending.waiting_window": "Waiting for the send window, opens {opens}",
+  "sending.account_rate": "account limit {rate} msg/s",
+  "sending.account_rate_title": "The rate of the WhatsApp number, shared by every campaign sending through it",
+  "sending.account_lowered": "(lowered: WhatsApp asked to slow down)",
   "unknown.text": {
     "one": "{count} message may or may not have been sent: the daemon stopped during the gateway call. It is not re-sent unless you ask.",
     "other": "{count} messages may or may not have been sent: the daemon stopped during the gateway call. They are not re-sent unless you ask."
@@ -201,6 +212,16 @@ export default {
   "tick.pending_title": "handed to the gateway; WhatsApp has not confirmed it yet",
   "tick.queued": "Queued",
   "tick.queued_title": "not handed to a gateway yet",
+
+  // attempts of a recipient (SPEC 9)
+  "attempt.this": "attempt {n}",
+  "attempt.line": "#{n} {outcome}",
+  "attempt.accepted": "accepted",
+  "attempt.failed": "failed",
+  "attempt.unknown": "outcome unknown",
+  "attempt.retried": "error, tried again",
+  "attempt.not_sent": "not taken, sent again",
+  "attempt.id": "gateway id of that attempt",
 
   // New campaign form
   "form.title": "New campaign",

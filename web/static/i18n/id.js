@@ -62,6 +62,8 @@ export default {
   "meta.via": "lewat {gateway}",
   "meta.tracked": "dipantau (dikirim dari sistem lain)",
   "meta.created": "dibuat {when}",
+  "meta.window": "mengirim {days} {from}–{to} ({zone})",
+  "window.every_day": "setiap hari",
   "campaign.load_failed": "Kampanye tidak dapat dimuat.",
 
   // buttons and what they say when done or refused
@@ -86,6 +88,7 @@ export default {
   "action.retry_unknown.failed": "Tidak bisa mengirim ulang.",
   "action.requeued": "{done}: {count} pesan masuk antrean lagi",
   "action.export": "⤓ Unduh CSV",
+  "action.start_now": "▶ Mulai sekarang",
   "export.failed": "Unduhan CSV gagal.",
   "cancel.title": "Batalkan kampanye ini?",
   "cancel.text": "Pesan yang belum terkirim tidak akan dikirim. Pesan yang sudah terkirim tetap dipantau.",
@@ -100,6 +103,7 @@ export default {
   "now.cancelled": "Kampanye dibatalkan",
   "now.failed": "Kampanye gagal",
   "now.other": "Status kampanye sekarang: {status}",
+  "now.scheduled": "Kampanye dijadwalkan",
 
   // progress line while sending (the old page's format: sent + failed / total)
   "sending.progress": "Sedang mengirim pesan… {pct} ({sent} + {failed} / {total})",
@@ -107,6 +111,13 @@ export default {
   "sending.rate": "{rate} pesan/detik",
   "sending.eta": "sekitar {eta} lagi",
   "sending.reason": "Dijeda karena:",
+  "sending.scheduled": "Dijadwalkan: mulai {when}",
+  "sending.scheduled_in": "dalam {duration}",
+  "sending.started_late": "Dijadwalkan pada {when}: campaignd tidak berjalan saat itu, jadi pengiriman mulai terlambat.",
+  "sending.waiting_window": "Menunggu jendela pengiriman, dibuka {opens}",
+  "sending.account_rate": "batas akun {rate} pesan/detik",
+  "sending.account_rate_title": "Kecepatan nomor WhatsApp ini, dibagi oleh semua kampanye yang mengirim lewat nomor ini",
+  "sending.account_lowered": "(diturunkan: WhatsApp meminta pengiriman diperlambat)",
   "unknown.text": "{count} pesan belum pasti terkirim: campaignd berhenti saat pesan sedang diserahkan ke gateway. Pesan ini tidak dikirim ulang kecuali Anda memintanya.",
 
   // cards
@@ -199,6 +210,16 @@ export default {
   "tick.pending_title": "sudah diserahkan ke gateway; WhatsApp belum mengonfirmasi",
   "tick.queued": "Dalam antrean",
   "tick.queued_title": "belum diserahkan ke gateway",
+
+  // attempts of a recipient (SPEC 9)
+  "attempt.this": "percobaan ke-{n}",
+  "attempt.line": "#{n} {outcome}",
+  "attempt.accepted": "diterima",
+  "attempt.failed": "gagal",
+  "attempt.unknown": "hasil tidak diketahui",
+  "attempt.retried": "galat, dicoba lagi",
+  "attempt.not_sent": "tidak diterima, dikirim ulang",
+  "attempt.id": "id gateway percobaan itu",
 
   // New campaign form
   "form.title": "Kampanye baru",
