@@ -32,6 +32,7 @@ from core.metrics import Metrics
 from domain.engagement import EngagementBook
 from domain.ledger import NONE, Ledger
 from domain.records import CampaignInfo
+from domain.status import Level
 from domain.timefmt import iso_time
 
 log = structlog.get_logger(__name__)
@@ -141,10 +142,16 @@ class CampaignActor(pykka.ThreadingActor):
             at = m.registered_at
             if m.row < known:
                 # An existing (queued) row got its gateway id or its send outcome.
-                if ledger.apply(m.row, m.level, m.failed, at, m.reason, m.failure, m.attempt):
+                changed = ledger.apply(m.row, m.level, m.failed, at, m.reason, m.failure,
+                                       m.attempt)
+                if changed:
                     rows.append(m.row)
-                    if m.row in self.engagement.rows:
-                        self.engagement.restart(m.row, self._start(m.row))
+                # A later attempt the gateway accepted is now the latest message sent to
+                # the recipient (SPEC 6.2 and 9): replies are measured from it.
+                resent = m.attempt > 1 and m.level >= Level.PENDING and \
+                    ledger.attempt_accepted(m.row, m.attempt, at)
+                if (changed or resent) and m.row in self.engagement.rows:
+                    self.engagement.restart(m.row, self._start(m.row))
                 continue
             stamps = [at, *(at if m.level >= s else 0.0 for s in range(1, 6)),
                       at if m.failed else 0.0]
@@ -167,9 +174,10 @@ class CampaignActor(pykka.ThreadingActor):
     # --- engagement (SPEC 6) ------------------------------------------------------------
 
     def _start(self, row: int) -> float:
-        """When the row was sent (pending), else registered: reply delays start here."""
+        """When the latest message was sent to the row's recipient (its latest accepted
+        attempt, SPEC 9), else registered: reply delays start here."""
         ledger = self.ledger
-        return ledger.timestamp(1, row) or ledger.timestamp(0, row) or 0.0
+        return ledger.sent_at(row) or ledger.timestamp(0, row) or 0.0
 
     def _engage(self, message: CampaignEngagement) -> None:
         changed = []
@@ -187,15 +195,17 @@ class CampaignActor(pykka.ThreadingActor):
         """The send state of rows a live reply may be credited to (domain/attribution)."""
         ledger = self.ledger
         base = ledger.base or 0
-        queued, pending = ledger.ts[0], ledger.ts[1]
+        queued = ledger.ts[0]
         facts = []
         for row in message.rows:
             if row >= len(ledger):  # registered, but its registration is not here yet
-                facts.append((row, None, 0, False, None))
+                facts.append((row, None, 0, False, None, 1, 1))
                 continue
-            tick = pending[row]
+            # SPEC 9: sent is the latest accepted attempt's, failed the latest attempt's
+            sent_attempt, tick = ledger.sent_tick(row)
             facts.append((row, None if tick == NONE else tick + base, ledger.level[row],
-                          bool(ledger.failed[row]), queued[row] + base))
+                          bool(ledger.failed[row]), queued[row] + base,
+                          ledger.attempts.get(row), sent_attempt))
         message.reply_to.tell(RowFactsAnswer(message.serial, self.info.no, tuple(facts)))
 
     def _loaded(self, message: Loaded) -> None:

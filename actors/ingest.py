@@ -212,7 +212,7 @@ class IngestActor(pykka.ThreadingActor):
                     items.append((hit[1], event))
                     if watched and pack(hit[0], hit[1]) in watched:
                         attributor.status(hit[0], hit[1], event.level, event.failed,
-                                          event.at)
+                                          event.at, hit[2])
             for no, items in per_campaign.items():
                 self._campaign(no).tell(CampaignEvents(source, tuple(items), later.get(no)))
             if orphaned:
@@ -273,7 +273,7 @@ class IngestActor(pykka.ThreadingActor):
                 self.index.add(m.message_id, no, m.row, attempt=m.attempt)
             if attributor.numbers or attributor.quotes:  # live replies wait for facts
                 attributor.registered(no, m.row, m.message_id, m.number_key, m.level,
-                                      m.failed, m.registered_at)
+                                      m.failed, m.registered_at, m.attempt)
             if m.message_id is None:
                 continue
             for source, event in self.orphans.claim(m.message_id):
@@ -281,7 +281,8 @@ class IngestActor(pykka.ThreadingActor):
                     later.setdefault(source, {})[len(claimed[source])] = m.attempt
                 claimed[source].append((m.row, event))
                 if attributor.watched and attributor.is_watched(no, m.row):
-                    attributor.status(no, m.row, event.level, event.failed, event.at)
+                    attributor.status(no, m.row, event.level, event.failed, event.at,
+                                      m.attempt)
         for source, items in claimed.items():
             ref.tell(CampaignEvents(source, tuple(items), later.get(source)))
         self._carry_out()

@@ -11,7 +11,13 @@ the set of events, with the attempt number part of each event:
 - its failure time and reason come only from the latest attempt's failures.
 
 The ledger keeps the latest attempt number here, sparsely: most recipients have exactly
-one attempt and cost nothing; a retried one costs one dict entry. The earlier attempts'
+one attempt and cost nothing; a retried one costs one dict entry, two once a later
+attempt was accepted. For that one it also keeps when the gateway accepted it: reply
+attribution (SPEC 6.2, domain/attribution.py) credits "the latest message sent to the
+number", and for a retried recipient that is its latest accepted attempt, not the first
+(whose failure made the retry). Its time is the acceptance (the registration of its
+gateway id, which a restart reads back from the row or the `attempts` table), so it is
+the same before and after a restart. The earlier attempts'
 details (gateway id, outcome, reason, times) live in SQLite (`attempts` table), not in
 memory.
 """
@@ -29,10 +35,12 @@ OLDER, SAME, NEWER = -1, 0, 1
 class LatestAttempts:
     """Row -> its latest attempt number, stored only where it is above 1."""
 
-    __slots__ = ("_latest",)
+    __slots__ = ("_latest", "_sent")
 
     def __init__(self) -> None:
         self._latest: dict[int, int] = {}
+        # row -> (attempt, tick) of its latest ACCEPTED attempt above the first
+        self._sent: dict[int, tuple[int, int]] = {}
 
     def __len__(self) -> int:
         return len(self._latest)
@@ -53,11 +61,32 @@ class LatestAttempts:
         if attempt > 1:
             self._latest[row] = attempt
 
-    def load(self, pairs: Iterable[tuple[int, int]]) -> None:
-        """(row, latest attempt) as stored; rows at attempt 1 need not be given."""
-        for row, attempt in pairs:
+    def accepted(self, row: int, attempt: int, tick: int) -> bool:
+        """Attempt `attempt` (> 1) was accepted at `tick`; True when it is now the row's
+        latest accepted attempt or was accepted earlier than known (a join: the highest
+        attempt wins, then the earliest time)."""
+        if attempt <= 1:
+            return False
+        known = self._sent.get(row)
+        if known is not None and (known[0] > attempt or (known[0] == attempt
+                                                          and known[1] <= tick)):
+            return False
+        self._sent[row] = (attempt, tick)
+        return True
+
+    def sent(self, row: int) -> tuple[int, int] | None:
+        """(attempt, tick) of the row's latest accepted attempt above the first."""
+        return self._sent.get(row)
+
+    def load(self, pairs: Iterable[tuple[int, ...]]) -> None:
+        """(row, latest attempt) as stored, optionally followed by the latest accepted
+        attempt above the first and its tick (None, None: none); rows at attempt 1 need
+        not be given."""
+        for row, attempt, *sent in pairs:
             if attempt > self._latest.get(row, 1):
                 self._latest[row] = attempt
+            if sent and sent[0] is not None and sent[1] is not None:
+                self.accepted(row, sent[0], sent[1])
 
     def items(self) -> list[tuple[int, int]]:
         return sorted(self._latest.items())

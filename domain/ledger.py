@@ -363,9 +363,29 @@ class Ledger:
             self._reshare(before, after)
         self.counts.move(old_class, self.message_class(row))
 
-    def load_attempts(self, pairs: Iterable[tuple[int, int]]) -> None:
-        """Latest attempt numbers as stored (rows above attempt 1 only)."""
+    def load_attempts(self, pairs: Iterable[tuple[int, ...]]) -> None:
+        """Latest attempt numbers as stored (rows above attempt 1 only), each optionally
+        with its latest accepted attempt above the first and that one's tick."""
         self.attempts.load(pairs)
+
+    def attempt_accepted(self, row: int, attempt: int, at: float) -> bool:
+        """The gateway accepted attempt `attempt` of the row at `at` (its registration at
+        pending); True when the row's send time for reply attribution moved."""
+        if attempt <= 1:
+            return False  # the first attempt's send time is the row's pending time
+        return self.attempts.accepted(row, attempt, bounded_time(self.tick(at),
+                                                                 self.ts[0][row]))
+
+    def sent_tick(self, row: int) -> tuple[int, int]:
+        """(attempt, tick) of the latest message sent to the recipient (SPEC 6.2): its
+        latest accepted attempt above the first, else the row's pending time (NONE: never
+        sent) as attempt 1."""
+        sent = self.attempts.sent(row)
+        return sent if sent is not None else (1, self.ts[1][row])
+
+    def sent_at(self, row: int) -> float | None:
+        """When the latest message was sent to the recipient, in seconds (None: never)."""
+        return self.seconds(self.sent_tick(row)[1])
 
     # --- derived figures ----------------------------------------------------------------
 

@@ -35,6 +35,24 @@ SUPERSEDE_ATTEMPT = (
     " FROM messages WHERE campaign_no = ? AND row = ? AND attempts = ? AND attempts >= 1"
 )
 
+# For a row's state at load (store/campaigns.py state_columns): its latest ACCEPTED
+# attempt above the first, and when it was accepted (the time its id was registered), for
+# reply attribution (domain/attempts.py). The row's own attempt when it has an id, else
+# the latest earlier one with an id. NULL for rows sent once. {tick} wraps the time.
+_LATER_ACCEPTED = (
+    " (SELECT a.{column} FROM attempts AS a WHERE a.campaign_no = messages.campaign_no"
+    " AND a.row = messages.row AND a.attempt > 1 AND a.message_id IS NOT NULL"
+    " ORDER BY a.attempt DESC LIMIT 1)"
+)
+ACCEPTED_ATTEMPT_SQL = (
+    "CASE WHEN attempts > 1 THEN CASE WHEN message_id IS NOT NULL THEN attempts ELSE"
+    + _LATER_ACCEPTED.format(column="attempt") + " END END"
+)
+ACCEPTED_AT_SQL = (
+    "CASE WHEN attempts > 1 THEN CASE WHEN message_id IS NOT NULL THEN outcome_at ELSE"
+    + _LATER_ACCEPTED.format(column="ended_at") + " END END"
+)
+
 HISTORY_COLUMNS = ("attempt", "message_id", "outcome", "reason", "started_at", "ended_at")
 
 # For EXPORT_SQL (web/export.py): a row's earlier attempts as one JSON array, in order.

@@ -19,7 +19,7 @@ from domain.ledger import NONE, to_tenths
 from domain.phones import number_key_of
 from domain.records import CampaignInfo, RegisteredMessage
 from domain.status import FAILED_CLASS, STATUS_FILTERS, message_class
-from store.attempts import SUPERSEDE_ATTEMPT
+from store.attempts import ACCEPTED_AT_SQL, ACCEPTED_ATTEMPT_SQL, SUPERSEDE_ATTEMPT
 from store.db import Store
 
 CAMPAIGN_COLUMNS = (
@@ -296,9 +296,10 @@ class CampaignStore:
         return [_row(r) for r in rows]
 
     async def state_columns(self, campaign_no: int, chunk: int = 50_000) -> AsyncIterator[
-            tuple[int, list[tuple[Any, ...]], list[tuple[int, int]]]]:
-        """A campaign's stored rows as (base, columns, latest attempts above 1) chunks, for
-        an actor being loaded.
+            tuple[int, list[tuple[Any, ...]], list[tuple[int, ...]]]]:
+        """A campaign's stored rows as (base, columns, attempts) chunks, for an actor being
+        loaded; attempts: (row, latest attempt, latest accepted attempt above the first or
+        None, its tick or None) of the rows sent more than once.
 
         Times come as int32 tenths of a second relative to the first row's registration,
         computed by SQLite exactly as actors/ledger.py's `tick` does (NONE = not reached),
@@ -318,17 +319,20 @@ class CampaignStore:
         while True:
             rows = await self.store.fetchall(
                 f"SELECT row, level, failed, reason, {ticks}, failure_source, failure_code,"
-                f" failure_title, failure_details, {tick('failure_at')}, attempts FROM messages"
+                f" failure_title, failure_details, {tick('failure_at')}, attempts,"
+                f" {ACCEPTED_ATTEMPT_SQL}, CAST(({ACCEPTED_AT_SQL}) * 10 + 0.5 AS INTEGER)"
+                " - :base FROM messages"
                 " WHERE campaign_no = :no AND row > :after ORDER BY row LIMIT :chunk",
                 {"base": base, "no": campaign_no, "after": after, "chunk": chunk})
             if not rows:
                 return
             after = rows[-1][0]
             columns = list(zip(*rows, strict=True))
-            attempts = columns.pop()
-            # SPEC 9: the latest attempt of the few rows sent more than once.
-            later = list(compress(zip(columns[0], attempts, strict=True),
-                                  map((1).__lt__, attempts)))
+            accepted_at, accepted, attempts = columns.pop(), columns.pop(), columns.pop()
+            # SPEC 9: the latest attempt of the few rows sent more than once (and their
+            # latest accepted one, for reply attribution).
+            later = list(compress(zip(columns[0], attempts, accepted, accepted_at,
+                                      strict=True), map((1).__lt__, attempts)))
             yield base, columns, later
 
 

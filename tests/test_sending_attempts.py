@@ -1,13 +1,15 @@
 """Attempts (SPEC 9) end to end: a retry is a new attempt with its own gateway id; the
 recipient leaves Failed as soon as it is under way and comes back only if it fails too;
 delivery evidence from any attempt counts; earlier attempts are kept and shown in the
-rows API and the CSV, also after a restart."""
+rows API and the CSV, also after a restart; a reply answers the attempt sent last."""
 
 from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +155,61 @@ async def test_search_finds_a_recipient_by_an_earlier_attempts_id(
 
 async def _async(value: Any) -> Any:
     return value
+
+
+def reply_from(number: str, mid: str, at: float) -> dict[str, Any]:
+    """A whatsapp-web.js message from `number` that quotes nothing (SPEC 6.2 rule 2)."""
+    return {"event": "message_received", "data": {"workspace_id": 1, "message": {
+        "id": f"false_{number}@c.us_{mid}", "from": f"{number}@c.us", "body": "ok, thanks",
+        "timestamp": int(at), "from_me": False, "chat_type": "private", "type": "chat"}}}
+
+
+async def test_a_reply_answers_the_retry_the_recipient_got_last_also_after_a_restart(
+        daemon_factory: Any, fake: FakeGateway, tmp_path: Path) -> None:
+    """Reply attribution (SPEC 6.2) over attempts (SPEC 9): the first attempt to `a`
+    failed, another campaign reached `a` after it, then the retry did. A reply by number
+    alone answers the latest message sent there, the retry; after a restart its send time
+    comes back from the row, so the next reply goes there too."""
+    d = await daemon_factory(**config(fake))
+    (a,) = numbers(1)
+    first = await send(d, [a])
+    await wait_status(d, first, "completed")
+    await ack(d, (await rows(d, first))[a]["message_id"], -1, "131026: undeliverable")
+    other = await send(d, [a])
+    await wait_status(d, other, "completed")
+    other_sent = (await rows(d, other))[a]["timestamps"]["pending"]
+    assert other_sent
+    # the retry goes out in a later tenth of a second than the other campaign's message
+    after = datetime.fromisoformat(other_sent.replace("Z", "+00:00")).timestamp() + 0.3
+    await eventually(lambda: _async(time.time() > after))
+    status, body = await d.post_json(f"/api/campaigns/{first}/retry-failed", {})
+    assert status == 200 and body["requeued"] == 1
+
+    async def retried() -> Any:
+        row = (await rows(d, first))[a]
+        return row["attempt"] == 2 and row["send_state"] == "accepted"
+    await eventually(retried)
+
+    async def replies(daemon: Daemon, uuid: str, count: int) -> Any:
+        row = (await rows(daemon, uuid))[a]
+        return row["reply_count"] == count and row
+
+    status, _ = await d.post_json("/webhooks/webjs", reply_from(a, "3EB0RETRY01",
+                                                                time.time() + 2))
+    assert status == 200
+    await eventually(lambda: replies(d, first, 1))
+    assert (await rows(d, other))[a]["reply_count"] == 0
+
+    await d.server.close()
+    await d.session.close()
+    server, session = await start_daemon(make_config(tmp_path, **config(fake)))
+    again = Daemon(server, session)
+    try:
+        status, _ = await again.post_json("/webhooks/webjs", reply_from(a, "3EB0RETRY02",
+                                                                        time.time() + 3))
+        assert status == 200
+        await eventually(lambda: replies(again, first, 2))
+        assert (await rows(again, other))[a]["reply_count"] == 0
+    finally:
+        await session.close()
+        await server.close()
