@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import eventually, make_config
+from tests.conftest import eventually, make_config, webjs_ack
 from tests.fakes.gateways import FakeGateway
 from tests.test_page_browser import Server, dom, expect, page, shot  # noqa: F401 - page
 
@@ -100,5 +100,13 @@ async def test_schedule_window_rate_and_attempts_on_the_page(srv: Server, fake: 
     assert ": Invalid phone number: the number is not registered" in line, line
     assert await dom(pg, "() => document.querySelector('.attempt-list .reason')"
                            ".getAttribute('translate')") == "no"
+    # A receipt for the retry redraws the row live: the history the reader opened stays
+    # open (and its text readable) rather than snapping shut under the pointer.
+    async with srv.http.get(srv.url("/api/campaigns/retried/messages")) as resp:
+        retry_id = (await resp.json())["messages"][0]["message_id"]
+    assert (await srv.post("/webhooks/webjs", webjs_ack(retry_id, 2)))[0] == 200
+    await expect(pg, lambda p: text(p, f'{row}[data-status="delivered"] details.attempts'))
+    assert await dom(pg, f"() => document.querySelector('{row} details.attempts').open")
+    assert (await text(pg, f'{row} .attempt-list li[data-attempt="1"]')) == line
     assert pg.errors == []
     await shot(pg, "s3-attempts")

@@ -83,8 +83,10 @@ const OUTCOMES = {
   not_sent: () => t("attempt.not_sent"),
 };
 
-/** A recipient sent more than once: which attempt this is, and every earlier one. */
-function attempts(row) {
+/** A recipient sent more than once: which attempt this is, and every earlier one. Opened
+ * histories (`opened`: row numbers) stay open when the row is drawn again: receipts and
+ * replies re-render rows while the reader looks at one. */
+function attempts(row, opened) {
   if (!row.attempt || row.attempt < 2) return "";
   const earlier = (row.previous_attempts || []).map((a) =>
     h(
@@ -98,13 +100,14 @@ function attempts(row) {
   );
   return h(
     "details",
-    { class: "attempts" },
-    h("summary", {}, t("attempt.this", { n: row.attempt })),
+    { class: "attempts", open: opened.has(row.row) },
+    // noted at the click, before the details toggle: a redraw right after keeps it open
+    h("summary", { onclick: (e) => (e.currentTarget.parentElement.open ? opened.delete(row.row) : opened.add(row.row)) }, t("attempt.this", { n: row.attempt })),
     h("ol", { class: "attempt-list" }, ...earlier),
   );
 }
 
-function rowElement(row) {
+function rowElement(row, opened = new Set()) {
   const ts = row.timestamps || {};
   // The failure's plain label (in the page's language) and code, its own words on hover
   // (the provider's words are data: translate="no").
@@ -126,7 +129,7 @@ function rowElement(row) {
     h("td", {}, stamp(ts.delivered)),
     h("td", {}, stamp(ts.read)),
     h("td", { class: "engaged", dataset: { replied: row.replied_at ? "1" : "", opted: row.opted_out_at ? "1" : "" } }, ...engagement(row)),
-    h("td", { class: "note" }, note, row.status === "failed" && ts.failed ? h("small", { class: "muted" }, ` ${fmtTime(ts.failed)}`) : "", said, attempts(row)),
+    h("td", { class: "note" }, note, row.status === "failed" && ts.failed ? h("small", { class: "muted" }, ` ${fmtTime(ts.failed)}`) : "", said, attempts(row, opened)),
   );
 }
 
@@ -143,6 +146,7 @@ export class RecipientTable {
     this.lastPatchAt = 0;
     this.inflight = 0;
     this.replay = []; // rows pushed while a load was on its way: applied on top of it
+    this.opened = new Set(); // rows whose attempt history the reader opened
     this.refresh = throttle(() => this.load(), 1500);
     this.el = this.build();
   }
@@ -278,7 +282,7 @@ export class RecipientTable {
     this.errorEl.hidden = true;
     this.nextCursor = doc.next_cursor;
     this.rows = new Map(doc.messages.map((r) => [r.row, r]));
-    this.bodyEl.replaceChildren(...doc.messages.map(rowElement));
+    this.bodyEl.replaceChildren(...doc.messages.map((r) => rowElement(r, this.opened)));
     if (!doc.messages.length) {
       const tab = TABS.find(([key]) => key === this.tab);
       const what = this.search
@@ -317,7 +321,7 @@ export class RecipientTable {
       this.rows.set(update.row, merged);
       const tr = this.bodyEl.querySelector(`tr[data-row="${update.row}"]`);
       if (!tr) continue;
-      const fresh = rowElement(merged);
+      const fresh = rowElement(merged, this.opened);
       if (!inTab(this.tab, merged) || leaves) fresh.classList.add("row-leaving");
       else if (old.status !== merged.status || old.replied_at !== merged.replied_at || old.opted_out_at !== merged.opted_out_at) fresh.classList.add("row-flash");
       tr.replaceWith(fresh);
