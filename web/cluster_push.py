@@ -178,7 +178,11 @@ class ClusterFanout:
             return
         self.link.metrics.messages.labels("received", str(kind)[:16]).inc()
         if kind == "push":
-            pushes = [p for p in map(decode_push, doc.get("pushes") or ()) if p is not None]
+            subscribed = self.hub.subscribers
+            items = [item for item in doc.get("pushes") or () if isinstance(item, dict)
+                     and any(c in subscribed for c in item.get("channels") or ()
+                             if isinstance(c, str))]  # nobody here watches the rest
+            pushes = [p for p in map(decode_push, items) if p is not None]
             if pushes:
                 self.hub.deliver(pushes)
             for push in pushes:  # a state arrived: the next subscriber asks anew
