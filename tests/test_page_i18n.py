@@ -92,3 +92,19 @@ def test_the_scan_sees_literal_and_dynamic_calls() -> None:
         'x(t("a.b"), tn(\'c.d\', {}), t(name), t(`e.${f}`), at("no"), t( "g.h" ))')]
     assert found == [("t", '"', "a.b"), ("tn", "'", "c.d"), ("t", "", "name"),
                      ("t", "`", "e.${f}"), ("t", '"', "g.h")]
+
+
+def test_failure_categories_say_what_the_failure_table_says() -> None:
+    """The page's words for the nine failure categories: English is domain/failures.py's
+    (so the page and docs/failures.md agree), every language has all of them, and a
+    config key is a {key} placeholder (written as code), never a translated word."""
+    from domain.failures import CATEGORIES
+
+    english, indonesian = load("en"), load("id")
+    for category in CATEGORIES:
+        for part, said in (("label", category.label), ("explanation", category.explanation),
+                           ("action", category.action)):
+            key = f"failure.{category.name}.{part}"
+            assert english[key].replace("{key}", "sender.retry_limited_by_meta") == said, key
+            assert indonesian[key] != english[key], key
+    assert "{key}" in english["failure.limited_by_meta.action"]

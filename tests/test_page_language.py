@@ -8,9 +8,11 @@ the reader sees: text, tooltips, placeholders, the tab title. Two checks per vie
   - every visible word comes from the Indonesian catalogue, from the browser's own Intl
     (month names, "3 menit yang lalu"), or from ALLOWED, so a string that skipped the
     catalogue shows up even when it is not in en.js.
-Data (campaign names, numbers, the gateway's failure reasons, the API's detail) is
-marked translate="no" on the page and is not the page's words; an element in another
-language says so with its lang attribute (the EN button).
+Data (campaign names, numbers, the gateway's failure reasons, Meta's words about the
+number, the API's detail) is marked translate="no" on the page and is not the page's
+words; as in HTML, the nearest translate attribute decides (a label inside a data element
+says translate="yes"). An element in another language says so with its lang attribute
+(the EN button).
 
 Then the EN / ID switch: it re-renders without a reload, sets <html lang>, is
 remembered across a reload. Screenshots go to test-output/page/id-*.png.
@@ -37,6 +39,7 @@ from tests.test_page_browser import (
     SIMULATOR,
     TOKEN,
     Server,
+    _cloud_failed,
     cards,
     dom,
     expect,
@@ -51,12 +54,42 @@ INDONESIAN_BROWSER = ["--lang=id-ID", "--accept-lang=id-ID,id"]
 # Words both catalogues use, on purpose: names (campaignd, WhatsApp), formats, protocols
 # and unit symbols (ms), and words that are Indonesian too (KBBI: status, token, valid,
 # internal, per; and the operators' own browser, gateway, simulator). A test keeps this
-# list equal to what en.js and id.js really share, so it cannot grow unnoticed.
+# list equal to what en.js and id.js really share, so it cannot grow unnoticed. Meta and
+# its products (Meta Business Manager, WhatsApp Manager) are names; "template" is the word
+# Indonesian WhatsApp marketers use for a message template.
 ALLOWED = {"campaignd", "whatsapp", "csv", "api", "http", "id", "ms", "browser", "gateway",
            "simulator", "status", "token", "valid", "internal", "per", "relay", "webhook",
-           "get"}
+           "get", "meta", "business", "manager", "template"}
 
 TRACKED = "promo-ramadan"
+# An operator's alert rule (its name is the operator's data): bad numbers over 7 % of
+# the campaign. view_failures brings the tracked campaign's share to 5 of 60 (8.3 %; 4 of
+# 60 is under the limit, so the alert fires with exactly that value).
+BAD_NUMBERS_ALERT = {"name": "nomor tidak valid", "metric": "category_share",
+                     "category": "not_on_whatsapp", "threshold": 7, "window": 0,
+                     "min_volume": 10}
+# Failures of the tracked campaign's filler messages (ISI0000...), one category or more
+# each, so the breakdown shows all nine (limited_by_meta: with the walk's first failure).
+WALK_FAILURES = [(131026, "Message undeliverable")] * 5 + [
+    (131050, "User has stopped marketing messages"),
+    (131049, "This message was not delivered to maintain healthy ecosystem engagement."),
+    (130429, "Rate limit hit"), (132015, "Template is paused"),
+    (131047, "Re-engagement message"), (131042, "Business eligibility payment issue"),
+    (131000, "Something went wrong"),
+    (130497, "Business account restricted from messaging users in this country")]
+# What Meta's account and template webhooks say about the sending number.
+ACCOUNT_WEBHOOKS = [
+    {"field": "phone_number_quality_update", "value": {
+        "display_phone_number": "15550783881", "event": "THROUGHPUT_UPGRADE",
+        "current_limit": "TIER_UNLIMITED"}},
+    {"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT"}},
+    {"field": "message_template_status_update", "value": {
+        "event": "PAUSED", "message_template_id": 1689556908129832,
+        "message_template_name": "promo_ramadan", "message_template_language": "id",
+        "reason": "NONE", "other_info": {"title": "FIRST_PAUSE"}}},
+]
+CATEGORIES = ["opted_out", "not_on_whatsapp", "limited_by_meta", "throttled", "template",
+              "window_closed", "account", "temporary", "other"]  # the failure table's order
 SENT_NAME = "Diskon Lebaran"
 PASTED = "\n".join([
     "nomor,nama",
@@ -71,7 +104,7 @@ PASTED = "\n".join([
 VISIBLE_TEXT = """() => {
   const lang = document.documentElement.lang;
   const shown = (el) => el.checkVisibility({ visibilityProperty: true, checkVisibilityCSS: true });
-  const skipped = (el) => el.closest('[translate="no"]')
+  const skipped = (el) => el.closest('[translate]')?.getAttribute('translate') === 'no'
     || el.closest('[lang]').getAttribute('lang') !== lang
     || el.closest('script, style, noscript, template');
   const out = [];
@@ -145,7 +178,7 @@ async def indonesian_page(tmp_path: Path) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def walk(tmp_path: Path, indonesian_page: Any) -> AsyncIterator[Walk]:
-    server = Server(make_config(tmp_path, **SIMULATOR))
+    server = Server(make_config(tmp_path, **SIMULATOR, alerts=[BAD_NUMBERS_ALERT]))
     await server.start()
     try:
         status, body = await server.post("/api/campaigns", {
@@ -199,6 +232,78 @@ async def view_campaign_table(walk: Walk) -> None:
     await expect(page, lambda p: _row_count(p, 1))
     await page.fill("input.search", "999999")
     await expect(page, lambda p: _has(p, "#recipients .empty-row"))
+
+
+async def view_failures(walk: Walk) -> None:
+    """Failures of every category arrive live: the breakdown in Indonesian (the category's
+    label, what to do, a config key as code), and the alert banner comes live."""
+    page = walk.page
+    await page.goto(walk.server.url(f"/#/campaigns/{TRACKED}"))
+    await expect(page, lambda p: _is_live(p))
+    await expect(page, lambda p: _has(p, '#failure-breakdown:not([hidden])'))
+    for i, (code, title) in enumerate(WALK_FAILURES):
+        status, body = await walk.server.post("/webhooks/cloud",
+                                              _cloud_failed(f"ISI{i:04d}", code, title))
+        assert status == 200, body
+    for change in ACCOUNT_WEBHOOKS:
+        status, body = await walk.server.post("/webhooks/cloud", {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "102290129340398", "time": 1751247548, "changes": [change]}]})
+        assert status == 200, body
+    counts = {"not_on_whatsapp": 5, "limited_by_meta": 2}
+    await expect(page, lambda p: _breakdown_is(p, [[c, counts.get(c, 1)] for c in CATEGORIES]))
+    first = await _item_text(page, "not_on_whatsapp")
+    assert "Tidak ada di WhatsApp / nomor salah" in first, first
+    assert "5 pesan · 35,7% dari yang gagal" in first, first
+    assert "Periksa kode negara" in first and "131026" in first, first
+    limited = await _item_text(page, "limited_by_meta")
+    assert "Dibatasi Meta" in limited and "Tunggu minimal 24 jam" in limited, limited
+    assert await dom(page, "() => document.querySelector('#failure-breakdown "
+                           "code[translate=no]').textContent") == "sender.retry_limited_by_meta"
+    await expect(page, lambda p: _has(p, "#alert-banner:not([hidden])"))
+    assert await page.inner_text("#alert-banner strong") == "⚠ Peringatan:"
+    said = await page.inner_text("#alert-banner .alert-message")
+    assert said == ("nomor tidak valid: porsi Tidak ada di WhatsApp / nomor salah sebesar "
+                    "8,3% selama seluruh kampanye (batas: di atas 7,0%, 60 pesan)"), said
+    # the daemon's own sentence (English, for logs) stays on hover of the rule's name
+    assert "not_on_whatsapp share is 8.3%" in await dom(
+        page, "() => document.querySelector('#alert-banner .alert-rule').title")
+
+
+async def view_failures_health(walk: Walk) -> None:
+    """The campaign opened again: the alert banner comes back with it, and the sending
+    number's health (read when the view opens) shows Meta's words as they are."""
+    page = walk.page
+    await page.reload()
+    await expect(page, lambda p: _is_live(p))
+    await expect(page, lambda p: _has(p, "#number-health:not([hidden])"))
+    await expect(page, lambda p: _has(p, "#alert-banner:not([hidden])"))
+    await expect(page, lambda p: _has(p, "#failure-breakdown:not([hidden]) .breakdown-item"))
+    health = await page.inner_text("#number-health")
+    assert health.startswith("Kondisi nomor pengirim"), health
+    for said in ("Nomor 15550783881", "batas pengiriman pesan: TIER_UNLIMITED",
+                 "masalah: tidak ada masalah yang dilaporkan",
+                 "Template promo_ramadan (id)", "status: PAUSED"):
+        assert said in health, (said, health)
+
+
+async def view_failed_by_category(walk: Walk) -> None:
+    """A reason opens the Failed tab filtered to it: chips and the rows' labels."""
+    page = walk.page
+    await page.click("#failure-breakdown .breakdown-item[data-category=not_on_whatsapp]")
+    await expect(page, lambda p: _row_count(p, 5))
+    assert await dom(page, "() => document.querySelector('#failure-filter .chip.active')"
+                           ".dataset.category") == "not_on_whatsapp"
+    chips = await dom(page, "() => Object.fromEntries([...document.querySelectorAll("
+                            "'#failure-filter .chip')].map(c => [c.dataset.category, "
+                            "c.firstChild.textContent]))")
+    assert chips["all"] == "Semua kegagalan", chips
+    assert chips["not_on_whatsapp"] == "Tidak ada di WhatsApp / nomor salah", chips
+    assert chips["other"] == "Lainnya", chips
+    reasons = await dom(page, "() => [...document.querySelectorAll('#recipients .reason')]"
+                              ".map(r => [r.textContent, r.title])")
+    assert {text for text, _ in reasons} == {"Tidak ada di WhatsApp / nomor salah (131026)"}
+    assert {title for _, title in reasons} == {"131026: Message undeliverable"}  # Meta's words
 
 
 async def view_new_form(walk: Walk) -> None:
@@ -258,6 +363,9 @@ VIEWS: list[tuple[str, View]] = [
     ("list-empty-filter", view_list_empty_filter),
     ("campaign-live", view_campaign_live),
     ("campaign-table", view_campaign_table),
+    ("failures", view_failures),
+    ("failures-health", view_failures_health),
+    ("failed-by-category", view_failed_by_category),
     ("new-form", view_new_form),
     ("new-form-refused", view_new_form_refused),
     ("sending", view_sending),
@@ -481,6 +589,21 @@ async def _text(page: Any, selector: str, text: str) -> bool:
 async def _cards(page: Any, **expected: int) -> bool:
     shown = await cards(page)
     return all(shown.get(key) == value for key, value in expected.items())
+
+
+BREAKDOWN_ITEMS = "() => [...document.querySelectorAll('#failure-breakdown .breakdown-item')]"
+
+
+async def _breakdown_is(page: Any, expected: list[list[Any]]) -> bool:
+    """The breakdown's categories and counts, in the page's order."""
+    shown = await dom(page, f"{BREAKDOWN_ITEMS}.map(e => [e.dataset.category, "
+                            "+e.dataset.count])")
+    return bool(shown == expected)
+
+
+async def _item_text(page: Any, category: str) -> str:
+    item = f"#failure-breakdown .breakdown-item[data-category={category}]"
+    return str(await page.inner_text(item))
 
 
 async def _row_count(page: Any, n: int) -> bool:

@@ -5,7 +5,7 @@
 import { api, channelName, connectLive, describeError, errorParts, onReconnect, pageConfig, token } from "./api.js";
 import { renderChart, series } from "./chart.js";
 import { t, tn } from "./i18n.js";
-import { AlertBanner, FailureBreakdown, NumberHealth } from "./failures.js";
+import { AlertBanner, alertText, FailureBreakdown, NumberHealth } from "./failures.js";
 import { RecipientTable } from "./table.js";
 import {
   confirmDialog,
@@ -459,7 +459,7 @@ export function mountCampaign(root, uuid) {
       .bind("campaign.alert", (data) => {
         if (!mine(data)) return;
         alerts.event(data.alert);
-        if (data.alert && data.alert.state === "firing" && !data.alert.repeat) toast(`⚠ ${data.alert.message}`, "error");
+        if (data.alert && data.alert.state === "firing" && !data.alert.repeat) toast(["⚠ ", ...alertText(data.alert)], "error");
       })
       // Row pushes start with the subscription: whatever changed before it (e.g. while
       // disconnected) comes from the API. Statistics come with the subscription itself.

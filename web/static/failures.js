@@ -2,36 +2,74 @@
 // card (label, count, codes, what to do), the alert banner, and the sending number's
 // health from Meta's account and template webhooks.
 //
-// The table (labels, explanations, what to do) comes from GET /api/failures, so the page
-// never holds a copy of it; statistics.failures says how many failed in each category.
+// The codes (their providers' titles, whether a retry helps) come from GET /api/failures;
+// statistics.failures says how many failed in each category. The categories' words
+// (label, explanation, what to do) are the page's, in its message catalogue, in every
+// language; the providers' own words are data and stay as they came (translate="no").
 
 import { api } from "./api.js";
-import { fmtAgo, fmtInt, fmtPct, h, pct } from "./util.js";
+import { language, t, tn } from "./i18n.js";
+import { fmtAgo, fmtDuration, fmtInt, fmtPct, h, pct } from "./util.js";
 
-// Every string this module shows, in one place (ready for the page's message catalogue).
-export const T = {
-  breakdownTitle: "Why messages failed",
-  breakdownHint: "Click a reason to list those recipients.",
-  ofFailed: (n, share) => `${fmtInt(n)} · ${share} of failed`,
-  codes: "codes",
-  noCode: "no code",
-  retried: "retried automatically",
-  later: "retried later when enabled",
-  alertFiring: "Alert",
-  alertPaused: "campaign paused",
-  alertSince: (ago) => `since ${ago}`,
-  healthTitle: "Sending number health",
-  healthNumber: (n) => `Number ${n}`,
-  healthAccount: (id) => `Account ${id}`,
-  healthTemplate: (name, lang) => `Template ${name}${lang ? ` (${lang})` : ""}`,
-  healthLimit: "messaging limit",
-  healthQuality: "quality",
-  healthStatus: "status",
-  healthProblems: "problems",
-  healthNone: "no problems reported",
-  healthAt: (ago) => `reported ${ago}`,
-  allFailures: "All failures",
+// The nine categories' words, from the catalogue (web/static/i18n/*.js; the English is
+// domain/failures.py's, so the page and docs/failures.md say the same). Literal keys, so
+// tests/test_page_i18n.py sees them. A category the catalogue does not know (a newer
+// daemon) falls back to the server's English words, marked lang="en".
+const CATEGORY_TEXT = {
+  opted_out: () => ({ label: t("failure.opted_out.label"), explanation: t("failure.opted_out.explanation"), action: tn("failure.opted_out.action") }),
+  not_on_whatsapp: () => ({ label: t("failure.not_on_whatsapp.label"), explanation: t("failure.not_on_whatsapp.explanation"), action: tn("failure.not_on_whatsapp.action") }),
+  limited_by_meta: () => ({
+    label: t("failure.limited_by_meta.label"),
+    explanation: t("failure.limited_by_meta.explanation"),
+    action: tn("failure.limited_by_meta.action", { key: configKey("sender.retry_limited_by_meta") }),
+  }),
+  throttled: () => ({ label: t("failure.throttled.label"), explanation: t("failure.throttled.explanation"), action: tn("failure.throttled.action") }),
+  template: () => ({ label: t("failure.template.label"), explanation: t("failure.template.explanation"), action: tn("failure.template.action") }),
+  window_closed: () => ({ label: t("failure.window_closed.label"), explanation: t("failure.window_closed.explanation"), action: tn("failure.window_closed.action") }),
+  account: () => ({ label: t("failure.account.label"), explanation: t("failure.account.explanation"), action: tn("failure.account.action") }),
+  temporary: () => ({ label: t("failure.temporary.label"), explanation: t("failure.temporary.explanation"), action: tn("failure.temporary.action") }),
+  other: () => ({ label: t("failure.other.label"), explanation: t("failure.other.explanation"), action: tn("failure.other.action") }),
 };
+
+// The language of the server's failure table (GET /api/failures, a row's failure.label):
+// a code's own plain label is shown as it is only to a reader of this language; others
+// see the category's label from the catalogue.
+const SERVER_LANGUAGE = "en";
+
+/** A configuration key, written as code in every language. */
+function configKey(name) {
+  return h("code", { translate: "no" }, name);
+}
+
+/** Server words shown only because the catalogue has none: English, and saying so. */
+function serverWords(text) {
+  return text ? h("span", { lang: SERVER_LANGUAGE }, text) : "";
+}
+
+/** The words of a category in the page's language: label and explanation as text, the
+ *  action as pieces for h(). `server`: the category as GET /api/failures or the
+ *  statistics gave it, for a category the catalogue does not know. */
+export function categoryText(category, server = {}) {
+  const own = Object.hasOwn(CATEGORY_TEXT, category) ? CATEGORY_TEXT[category]() : null;
+  if (own) return { ...own, known: true };
+  return { label: server.label || category, explanation: server.explanation || "", action: server.action ? [server.action] : [], known: false };
+}
+
+/** A category's label as an element (server words marked as English when they are). */
+function categoryLabel(category, server, attrs = {}) {
+  const text = categoryText(category, server);
+  return h("span", { ...attrs, title: text.explanation || null, lang: text.known ? null : SERVER_LANGUAGE }, text.label);
+}
+
+/** The failure of a recipient row, for the table: the code's own label where the page
+ *  speaks the server's language, else the category's label; the code as data. */
+export function failureNote(failure, attrs) {
+  const own = language() === SERVER_LANGUAGE && failure.label;
+  const text = categoryText(failure.category, { label: failure.label });
+  const label = own ? failure.label : text.label;
+  const lang = own || text.known ? null : SERVER_LANGUAGE;
+  return h("span", { ...attrs, translate: "no" }, h("span", { translate: "yes", lang }, label), failure.code ? ` (${failure.code})` : "");
+}
 
 let table = null;
 
@@ -74,22 +112,21 @@ export class FailureBreakdown {
     const failed = entries.reduce((n, e) => n + e.count, 0);
     this.el.hidden = false;
     this.el.replaceChildren(
-      h("div", { class: "panel-head" }, h("h2", {}, T.breakdownTitle), h("span", { class: "muted small" }, T.breakdownHint)),
+      h("div", { class: "panel-head" }, h("h2", {}, t("failure.breakdown.title")), h("span", { class: "muted small" }, t("failure.breakdown.hint"))),
       h(
         "ul",
         { class: "breakdown-list" },
         ...entries.map((e) => {
           const c = categories.get(e.category) || {};
+          const text = categoryText(e.category, { ...c, label: e.label || c.label });
+          // Codes and the provider's titles are data: the same in every language.
           const codeList = Object.entries(e.codes).map(([code, n]) => {
             const known = codes.get(code);
-            return h(
-              "span",
-              { class: "code", title: known ? `${known.title} (${known.family})` : "" },
-              code === "none" ? T.noCode : code,
-              h("b", {}, ` ${fmtInt(n)}`),
-            );
+            return code === "none"
+              ? h("span", { class: "code" }, t("failure.no_code"), h("b", {}, ` ${fmtInt(n)}`))
+              : h("span", { class: "code", translate: "no", title: known ? `${known.title} (${known.family})` : null }, code, h("b", {}, ` ${fmtInt(n)}`));
           });
-          const retry = c.retry === "backoff" ? T.retried : c.retry === "later" ? T.later : "";
+          const retry = c.retry === "backoff" ? t("failure.retry.backoff") : c.retry === "later" ? t("failure.retry.later") : "";
           return h(
             "li",
             {
@@ -103,17 +140,45 @@ export class FailureBreakdown {
             h(
               "div",
               { class: "breakdown-row" },
-              h("span", { class: "breakdown-label" }, e.label),
-              h("span", { class: "breakdown-count" }, T.ofFailed(e.count, fmtPct(pct(e.count, failed)))),
+              categoryLabel(e.category, { ...c, label: e.label || c.label }, { class: "breakdown-label" }),
+              h("span", { class: "breakdown-count" }, t("failure.breakdown.count", { count: e.count, share: fmtPct(pct(e.count, failed)) })),
             ),
             h("div", { class: "breakdown-bar" }, h("i", { style: `width:${(e.count * 100) / failed}%` })),
-            c.action ? h("div", { class: "breakdown-action" }, c.action) : "",
-            h("div", { class: "breakdown-codes" }, h("span", { class: "muted" }, `${T.codes}:`), ...codeList, retry ? h("span", { class: "retry-note" }, retry) : ""),
+            text.explanation ? h("div", { class: "breakdown-explanation muted small", lang: text.known ? null : SERVER_LANGUAGE }, text.explanation) : "",
+            text.action.length ? h("div", { class: "breakdown-action", lang: text.known ? null : SERVER_LANGUAGE }, ...text.action) : "",
+            h("div", { class: "breakdown-codes" }, h("span", { class: "muted" }, t("failure.codes")), ...codeList, retry ? h("span", { class: "retry-note" }, retry) : ""),
           );
         }),
       ),
     );
   }
+}
+
+const METRIC = {
+  failure_rate: () => t("alert.metric.failure_rate"),
+  delivery_rate: () => t("alert.metric.delivery_rate"),
+  read_rate: () => t("alert.metric.read_rate"),
+  reply_rate: () => t("alert.metric.reply_rate"),
+};
+
+/** An alert in the page's language, as pieces for h(): what is measured, its value, over
+ *  which span, the limit and the volume. The rule's name is the operator's (data); the
+ *  server's English sentence (alert.message) stays on hover. */
+export function alertText(a) {
+  const what =
+    a.metric === "category_share"
+      ? t("alert.metric.category_share", { category: categoryText(a.category, { label: a.category_label || a.category }).label })
+      : Object.hasOwn(METRIC, a.metric)
+        ? METRIC[a.metric]()
+        : h("code", { translate: "no" }, a.metric); // any statistics key a later release adds
+  const span = a.window ? t("alert.window.last", { duration: fmtDuration(a.window) }) : t("alert.window.whole");
+  const threshold = fmtPct(a.threshold);
+  const limit = a.direction === "below" ? t("alert.limit.below", { threshold }) : t("alert.limit.above", { threshold });
+  return [
+    h("span", { class: "alert-rule", translate: "no", title: a.message || null }, a.rule),
+    ": ",
+    ...tn("alert.text", { what, value: fmtPct(a.value), span, limit, count: a.volume }),
+  ];
 }
 
 /** The alerts firing on a campaign, as a banner (campaign.alerts, then campaign.alert). */
@@ -143,14 +208,19 @@ export class AlertBanner {
         h(
           "div",
           { class: "alert-line", dataset: { rule: a.rule } },
-          h("strong", {}, `⚠ ${T.alertFiring}: `),
-          h("span", { class: "alert-message" }, a.message),
-          a.pause ? h("span", { class: "alert-paused" }, T.alertPaused) : "",
-          a.at ? h("span", { class: "muted alert-at" }, T.alertSince(fmtAgo(a.at))) : "",
+          h("strong", {}, `⚠ ${t("alert.label")}: `),
+          h("span", { class: "alert-message" }, ...alertText(a)),
+          a.pause ? h("span", { class: "alert-paused" }, t("alert.paused")) : "",
+          a.at ? h("span", { class: "muted alert-at" }, t("alert.since", { ago: fmtAgo(a.at) })) : "",
         ),
       ),
     );
   }
+}
+
+/** Meta's words (events, limits, template names and states): data, in no language of ours. */
+function data(value) {
+  return h("b", { translate: "no" }, value);
 }
 
 /** The sending number's health (GET /api/account/health); hidden when nothing is known
@@ -170,18 +240,21 @@ export class NumberHealth {
     }
     const items = [
       ...health.numbers.map((n) =>
-        item(T.healthNumber(n.display_phone_number || "?"), [[T.healthLimit, n.max_daily_conversations_per_business || n.current_limit || "—"], ["", n.event]], false, n.at),
+        item(tn("health.number", { number: data(n.display_phone_number || "?") }), [[t("health.limit"), n.max_daily_conversations_per_business || n.current_limit || "—"], ["", n.event]], false, n.at),
       ),
       ...health.accounts.map((a) => {
         const problems = Object.entries(a.problems || {}).filter(([, v]) => v);
-        return item(T.healthAccount(a.waba_id || "?"), [[T.healthProblems, problems.length ? problems.map(([k, v]) => `${k}: ${v}`).join(", ") : T.healthNone], ["", a.event]], problems.length > 0, a.at);
+        const said = problems.length ? data(problems.map(([k, v]) => `${k}: ${v}`).join(", ")) : h("b", {}, t("health.none"));
+        return item(tn("health.account", { id: data(a.waba_id || "?") }), [[t("health.problems"), said], ["", a.event]], problems.length > 0, a.at);
       }),
-      ...health.templates.map((t) =>
-        item(T.healthTemplate(t.name || t.id || "?", t.language), [[T.healthStatus, t.status || "—"], [T.healthQuality, t.quality || "—"]], t.warning, t.at, t.reason && t.reason !== "NONE" ? t.reason : ""),
-      ),
+      ...health.templates.map((tpl) => {
+        const name = data(tpl.name || tpl.id || "?");
+        const title = tpl.language ? tn("health.template_language", { name, language: data(tpl.language) }) : tn("health.template", { name });
+        return item(title, [[t("health.status"), tpl.status || "—"], [t("health.quality"), tpl.quality || "—"]], tpl.warning, tpl.at, tpl.reason && tpl.reason !== "NONE" ? tpl.reason : "");
+      }),
     ];
     this.el.hidden = !items.length;
-    this.el.replaceChildren(h("div", { class: "panel-head" }, h("h2", {}, T.healthTitle)), h("ul", { class: "health-list" }, ...items));
+    this.el.replaceChildren(h("div", { class: "panel-head" }, h("h2", {}, t("health.title"))), h("ul", { class: "health-list" }, ...items));
   }
 }
 
@@ -189,14 +262,14 @@ function item(title, pairs, warning, at, extra = "") {
   return h(
     "li",
     { class: warning ? "health-item health-warn" : "health-item" },
-    h("div", { class: "health-title" }, warning ? "⚠ " : "", title),
+    h("div", { class: "health-title" }, warning ? "⚠ " : "", ...title),
     h(
       "div",
       { class: "health-facts" },
-      ...pairs.filter(([, v]) => v).map(([k, v]) => h("span", {}, k ? `${k}: ` : "", h("b", {}, v))),
-      extra ? h("span", { class: "muted" }, extra) : "",
+      ...pairs.filter(([, v]) => v).map(([k, v]) => h("span", {}, k ? `${k}: ` : "", v instanceof Node ? v : data(v))),
+      extra ? h("span", { class: "muted", translate: "no" }, extra) : "",
     ),
-    at ? h("div", { class: "muted small" }, T.healthAt(fmtAgo(at))) : "",
+    at ? h("div", { class: "muted small" }, t("health.at", { ago: fmtAgo(at) })) : "",
   );
 }
 
@@ -211,5 +284,10 @@ export function categoryChips(stats, current, pick) {
       label,
       n === null ? "" : h("span", { class: "tab-count" }, fmtInt(n)),
     );
-  return h("div", { class: "chips", id: "failure-filter" }, chip(null, T.allFailures, null), ...entries.map((e) => chip(e.category, e.label, e.count)));
+  return h(
+    "div",
+    { class: "chips", id: "failure-filter" },
+    chip(null, t("failure.all"), null),
+    ...entries.map((e) => chip(e.category, categoryLabel(e.category, { label: e.label }), e.count)),
+  );
 }

@@ -3,7 +3,7 @@
 
 import { api, errorParts } from "./api.js";
 import { t, tn } from "./i18n.js";
-import { categoryChips } from "./failures.js";
+import { categoryChips, failureNote } from "./failures.js";
 import { debounce, fmtDateTime, fmtInt, fmtTime, h, throttle } from "./util.js";
 
 const PAGE_SIZE = 50;
@@ -51,12 +51,15 @@ function stamp(iso) {
 
 function rowElement(row) {
   const ts = row.timestamps || {};
-  // The failure's plain label and code (the table's), its own words on hover.
+  // The failure's plain label (in the page's language) and code, its own words on hover
+  // (the provider's words are data: translate="no").
   const f = row.failure;
-  const text = f ? `${f.label}${f.code ? ` (${f.code})` : ""}` : row.failure_reason;
-  const note = text
-    ? h("span", { class: row.status === "failed" ? "reason" : "reason reason-old", title: row.failure_reason || text, dataset: { category: f ? f.category : "" }, translate: "no" }, text)
-    : "";
+  const reasonClass = row.status === "failed" ? "reason" : "reason reason-old";
+  const note = f
+    ? failureNote(f, { class: reasonClass, title: row.failure_reason || null, dataset: { category: f.category || "" } })
+    : row.failure_reason
+      ? h("span", { class: reasonClass, title: row.failure_reason, dataset: { category: "" }, translate: "no" }, row.failure_reason)
+      : "";
   return h(
     "tr",
     { dataset: { row: row.row, status: row.status } },
