@@ -20,6 +20,7 @@ from store.campaigns import CampaignExists, MessageConflict, NewMessage
 from web import sending
 from web.common import (
     UUID_RE,
+    check_node,
     cluster_uuid,
     int_field,
     live_statistics,
@@ -108,6 +109,7 @@ async def create_campaign(request: web.Request) -> web.Response:
     if any(field in doc for field in SENDING_FIELDS):
 
         return await sending.create_sending_campaign(request, doc, workspace_id, name, uuid)
+    check_node(request)  # /n/{node}/api/campaigns: only on that node, once it is valid
     try:
         campaign = await rt.campaigns.create(workspace_id, name, uuid)
     except CampaignExists:
@@ -157,6 +159,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
     rt: Runtime = request.app[RUNTIME]
     workspace_id, status, limit, nothing = list_query(request)
     after = query_cursor(request)
+    check_node(request)
     if nothing:
         return json_response({"campaigns": [], "next_cursor": None})
     items, next_cursor = await campaign_page(rt, workspace_id, status, limit, after)

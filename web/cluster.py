@@ -18,7 +18,7 @@ On a single node the node paths answer 421 and the merged list is this node's li
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -29,13 +29,10 @@ from aiohttp import web
 from actors.runtime import Runtime
 from domain.cluster import END, START, NodePage, merge_pages, node_of, parse_cursor
 from web import api, webhooks
-from web.common import wrong_node
 from web.errors import ApiError, json_response
 from web.keys import RUNTIME
 
 log = structlog.get_logger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Peers:
@@ -92,23 +89,6 @@ PEERS: web.AppKey[Peers] = web.AppKey("cluster_peers", Peers)
 
 def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
-
-
-# --- node paths ---------------------------------------------------------------------------
-
-
-def on_node(handler: Handler) -> Handler:
-    """The handler, for requests whose path names this node (else 421, nothing done)."""
-
-    async def routed(request: web.Request) -> web.StreamResponse:
-        node = request.app[RUNTIME].config["cluster.node"]
-        named = request.match_info["node"]
-        if named != node:
-            raise wrong_node(node, named, f"this request is for node {named[:20]!r}")
-        return await handler(request)
-
-    routed.__name__ = f"node_{getattr(handler, '__name__', 'route')}"
-    return routed
 
 
 # --- the campaign list across nodes ----------------------------------------------------------
@@ -185,11 +165,13 @@ def add_routes(app: web.Application) -> None:
     peers = Peers(rt)
     app[PEERS] = peers
     r = app.router
+    # The same handlers; each refuses a request for another node (web/common.py
+    # check_node) once it has validated it, before anything is stored.
     for source in webhooks.PARSERS:
-        r.add_post(f"/n/{{node}}/webhooks/{source}", on_node(webhooks.make_handler(source)))
-    r.add_get("/n/{node}/webhooks/cloud", on_node(webhooks.cloud_verify))
-    r.add_post("/n/{node}/api/campaigns", on_node(api.create_campaign))
-    r.add_get("/n/{node}/api/campaigns", on_node(api.list_campaigns))
+        r.add_post(f"/n/{{node}}/webhooks/{source}", webhooks.make_handler(source))
+    r.add_get("/n/{node}/webhooks/cloud", webhooks.cloud_verify)
+    r.add_post("/n/{node}/api/campaigns", api.create_campaign)
+    r.add_get("/n/{node}/api/campaigns", api.list_campaigns)
     r.add_get("/api/cluster/campaigns", cluster_campaigns)
 
     async def close_peers(app: web.Application) -> AsyncIterator[None]:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from actors.messages import GetStatistics
 from actors.runtime import Runtime
-from domain.cluster import NotThisNode, UuidTooLong, campaign_uuid, node_of
+from domain.cluster import NODE_RE, NotThisNode, UuidTooLong, campaign_uuid, node_of
 from domain.timefmt import iso_time
 from web.auth import EVERYONE, Principal
 from web.errors import ApiError
@@ -107,6 +107,21 @@ def wrong_node(node: str, owner: str, what: str) -> ApiError:
     here = f"this is node {node}" if node else "this campaignd is not in a cluster"
     return ApiError(421, "wrong_node", f"{what}, and {here}: route /n/{owner}/... and uuids "
                     f"starting with {owner}- to node {owner} (the proxy's map)")
+
+
+def check_node(request: web.Request) -> None:
+    """On a /n/{node}/ route: refuse, before anything is stored, a request for another
+    node (421) or for a name that is no node's (404). Called by the handlers after they
+    have validated the request, so bad input is still answered as bad input."""
+    named = request.match_info.get("node")
+    if named is None:
+        return
+    node = request.app[RUNTIME].config["cluster.node"]
+    if not NODE_RE.match(named):
+        raise ApiError(404, "unknown_node", f"no node is called {named[:20]!r} (a node name is "
+                       "lowercase letters and digits)")
+    if named != node:
+        raise wrong_node(node, named, f"this request is for node {named!r}")
 
 
 def cluster_uuid(rt: Runtime, given: str | None) -> str | None:

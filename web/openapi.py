@@ -609,9 +609,9 @@ NODE_PARAM = {"name": "node", "in": "path", "required": True,
               "description": "The node this request is for (cluster.node); nginx routes "
                              "/n/{node}/ by it.",
               "schema": {"type": "string", "pattern": f"^{NODE_PATTERN}$"}}
-WRONG_NODE = {"404": err("Not a route (a node name cannot contain '/')."),
-              "421": err("This is not node {node} (or not a cluster node): the proxy "
-                         "routed it wrongly; nothing was done.")}
+WRONG_NODE = {"404": err("No node has this name (unknown_node)."),
+              "421": err("A valid request for another node (or this is not a cluster "
+                         "node): the proxy routed it wrongly; nothing was done.")}
 
 
 def _on_node(item: dict[str, Any], what: str) -> dict[str, Any]:
