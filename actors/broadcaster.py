@@ -29,6 +29,7 @@ from actors.bus import EventBus
 from actors.messages import CampaignAlert, CampaignChanged, CampaignStatusChanged
 from core.aio import Reply
 from core.metrics import Metrics
+from domain.engagement import row_fields
 from domain.failures import Failure
 from domain.ledger import Ledger
 from domain.records import CampaignInfo
@@ -146,9 +147,11 @@ def statistics_payload(info: CampaignInfo, stats: dict[str, Any]) -> dict[str, A
 
 def row_payload(state: tuple[Any, ...]) -> dict[str, Any]:
     """A CampaignChanged row (row, level, failed, class, reason, ts pending..failed,
-    failure)."""
-    row, level, failed, cls, reason, *stamps = state
-    failure = stamps.pop() if len(stamps) > len(TS_NAMES) else None
+    failure, engagement); the last two may be missing (None)."""
+    row, level, failed, cls, reason = state[:5]
+    end = 5 + len(TS_NAMES)
+    stamps = state[5:end]
+    failure, engagement = (*state[end:end + 2], None, None)[:2]
     return {
         "row": row,
         "status": CLASS_NAMES[cls],
@@ -157,6 +160,7 @@ def row_payload(state: tuple[Any, ...]) -> dict[str, Any]:
         "failure_reason": reason,
         "failure": failure_payload(failure),
         "timestamps": dict(zip(TS_NAMES, map(iso_time, stamps), strict=True)),
+        **row_fields(engagement),  # replied_at, reply_count, button, opted_out_at (SPEC 6.3)
     }
 
 

@@ -18,15 +18,19 @@ import structlog
 from actors.bus import EventBus, StatsBoard
 from actors.messages import (
     CampaignChanged,
+    CampaignEngagement,
     CampaignEvents,
     CollectDirty,
     GetStatistics,
     GetTimeline,
     Loaded,
     RegisterMessages,
+    RowFacts,
+    RowFactsAnswer,
 )
 from core.metrics import Metrics
-from domain.ledger import Ledger
+from domain.engagement import EngagementBook
+from domain.ledger import NONE, Ledger
 from domain.records import CampaignInfo
 from domain.timefmt import iso_time
 
@@ -51,6 +55,7 @@ class CampaignActor(pykka.ThreadingActor):
         self.board = board
         self.metrics = metrics
         self.ledger = Ledger()
+        self.engagement = EngagementBook()  # replies, buttons, opt-outs: sparse (SPEC 6)
         self._loader = loader
         # Fields other parts add to the statistics (the sender's progress); thread-safe.
         self._extras = extras
@@ -85,10 +90,15 @@ class CampaignActor(pykka.ThreadingActor):
                              orjson.dumps(self.statistics()).decode())
         elif isinstance(message, Loaded):
             self._loaded(message)
+        elif isinstance(message, CampaignEngagement):
+            self._engage(message)
+        elif isinstance(message, RowFacts):
+            self._row_facts(message)
         return None
 
     def statistics(self) -> dict[str, Any]:
         stats = self.ledger.statistics()
+        stats.update(self.engagement.statistics(stats["total_delivered_count"]))
         stats["updated_at"] = iso_time(self.ledger.updated_at)
         if self._extras is not None:
             stats.update(self._extras(self.info.no))
@@ -98,6 +108,7 @@ class CampaignActor(pykka.ThreadingActor):
         changed: list[int] = []
         applied = duplicate = 0
         ledger = self.ledger
+        engaged = self.engagement.rows
         for row, event in message.items:
             if row >= len(ledger):
                 self.log.warning("campaign.unknown_row", row=row)
@@ -106,6 +117,8 @@ class CampaignActor(pykka.ThreadingActor):
                             event.failure):
                 changed.append(row)
                 applied += 1
+                if engaged and row in engaged:  # its reply delay is measured from sent
+                    self.engagement.restart(row, self._start(row))
             else:
                 duplicate += 1
         if applied:
@@ -128,6 +141,8 @@ class CampaignActor(pykka.ThreadingActor):
                 # An existing (queued) row got its gateway id or its send outcome.
                 if ledger.apply(m.row, m.level, m.failed, at, m.reason, m.failure):
                     rows.append(m.row)
+                    if m.row in self.engagement.rows:
+                        self.engagement.restart(m.row, self._start(m.row))
                 continue
             stamps = [at, *(at if m.level >= s else 0.0 for s in range(1, 6)),
                       at if m.failed else 0.0]
@@ -142,14 +157,53 @@ class CampaignActor(pykka.ThreadingActor):
         stats = self.statistics()
         self.board.publish(self.info.no, stats)
         ledger = self.ledger
-        states = tuple((row, *ledger.row_state(row)) for row in rows[-500:])
+        engagement = self.engagement.rows
+        states = tuple((row, *ledger.row_state(row), engagement.get(row))
+                       for row in rows[-500:])
         self.bus.publish(CampaignChanged(self.info, stats, states))
+
+    # --- engagement (SPEC 6) ------------------------------------------------------------
+
+    def _start(self, row: int) -> float:
+        """When the row was sent (pending), else registered: reply delays start here."""
+        ledger = self.ledger
+        return ledger.timestamp(1, row) or ledger.timestamp(0, row) or 0.0
+
+    def _engage(self, message: CampaignEngagement) -> None:
+        changed = []
+        known = len(self.ledger)
+        for row, inbound_id, touch in message.items:
+            if row >= known:
+                self.log.warning("campaign.unknown_row", row=row)
+                continue
+            if self.engagement.credit(row, inbound_id, touch, self._start(row)):
+                changed.append(row)
+        if changed:
+            self._publish(changed)
+
+    def _row_facts(self, message: RowFacts) -> None:
+        """The send state of rows a live reply may be credited to (domain/attribution)."""
+        ledger = self.ledger
+        base = ledger.base or 0
+        queued, pending = ledger.ts[0], ledger.ts[1]
+        facts = []
+        for row in message.rows:
+            if row >= len(ledger):  # registered, but its registration is not here yet
+                facts.append((row, None, 0, False, None))
+                continue
+            tick = pending[row]
+            facts.append((row, None if tick == NONE else tick + base, ledger.level[row],
+                          bool(ledger.failed[row]), queued[row] + base))
+        message.reply_to.tell(RowFactsAnswer(message.serial, self.info.no, tuple(facts)))
 
     def _loaded(self, message: Loaded) -> None:
         if message.rows:
             self.ledger.load_ticks(message.base, message.rows)
         if not message.done:
             return
+        for row, inbound_id, touch in message.touches:
+            if row < len(self.ledger):
+                self.engagement.credit(row, inbound_id, touch, self._start(row))
         self.ledger.clear_dirty()
         self.board.publish(self.info.no, self.statistics())
         stash, self._stash = self._stash or [], None

@@ -5,6 +5,12 @@ events, registrations and questions in the order the loop sent them (a read afte
 webhook's 2xx sees that webhook). It owns the id index, the orphan shelf and the map of
 active campaign actors; it starts a campaign actor on demand and passivates idle ones
 after a checkpoint has stored their state.
+
+Inbound events (SPEC 6) go to the attributor (domain/attribution.py), which sees every
+registration and status here in journal order; its lookups of the rows sent to a
+number run on the loop (`NumberRows` comes back), its questions about a row's send
+state go to the campaign actors (`RowFactsAnswer` comes back), and its credits go to
+the campaign actors like events. Stops and starts update the suppression list.
 """
 
 from __future__ import annotations
@@ -21,26 +27,37 @@ import structlog
 from actors.messages import (
     ApplyEvents,
     CampaignCreated,
+    CampaignEngagement,
     CampaignEvents,
     Checkpoint,
     CheckpointDone,
     CollectDirty,
     GetStatistics,
+    GetSuppressions,
     GetTimeline,
+    NumberRows,
     RegisterMessages,
+    RowFacts,
+    RowFactsAnswer,
 )
+from actors.suppressions import SuppressionList
 from core.aio import Reply
 from core.metrics import Metrics
+from domain.attribution import Ask, Attributor, Credit, Lookup, Outcome, Suppress, pack
 from domain.events import StatusEvent
+from domain.inbound import MANUAL, InboundEvent
 from domain.index import MessageIndex
 from domain.ledger import DirtyRows
 from domain.orphans import OrphanShelf
+from domain.phones import number_key
 from domain.records import CampaignInfo, CheckpointData
 
 log = structlog.get_logger(__name__)
 
 # (info, load_from_store) -> a started campaign actor
 CampaignFactory = Callable[[CampaignInfo, bool], "pykka.ActorRef[Any]"]
+# (lookup, ingest ref) -> runs the lookup on the loop and tells the ref `NumberRows`
+NumberLookup = Callable[[Lookup, "pykka.ActorRef[Any]"], None]
 
 
 class UnknownCampaign(LookupError):
@@ -79,9 +96,16 @@ class IngestActor(pykka.ThreadingActor):
         metrics: Metrics,
         passivate_after: float,
         start_seq: int = 0,
+        attributor: Attributor | None = None,
+        suppressions: SuppressionList | None = None,
+        lookup: NumberLookup | None = None,
     ) -> None:
         super().__init__()
         self.index = index
+        self.attributor = attributor or Attributor(
+            72 * 3600.0, index.get, lambda no: getattr(campaigns.get(no), "workspace_id", None))
+        self.suppressions = suppressions or SuppressionList()
+        self.lookup = lookup
         self.campaigns = campaigns
         self.orphans = orphans
         self.factory = factory
@@ -103,6 +127,9 @@ class IngestActor(pykka.ThreadingActor):
             if isinstance(reply, Reply):
                 reply.fail(exc)
             return None
+
+    def on_start(self) -> None:
+        self._carry_out()  # events restored from the store look their numbers up again
 
     def on_stop(self) -> None:
         refs = list(self.active.values())
@@ -146,41 +173,111 @@ class IngestActor(pykka.ThreadingActor):
             self._checkpoint(message.reply)
         elif isinstance(message, CheckpointDone):
             self._passivate(message.seq)
+        elif isinstance(message, NumberRows):
+            self.attributor.number_rows(message.serial, message.keys, list(message.rows))
+            self._carry_out()
+        elif isinstance(message, RowFactsAnswer):
+            self.attributor.row_facts(message.serial, message.campaign_no,
+                                      list(message.facts))
+            self._carry_out()
+        elif isinstance(message, GetSuppressions):
+            message.reply.set((self.suppressions.count(message.workspace_id),
+                               self.suppressions.page(message.workspace_id, message.after,
+                                                      message.limit)))
         else:
             log.warning("ingest.unknown_message", message=type(message).__name__)
         return None
 
-    def _route(self, groups: tuple[tuple[str, tuple[StatusEvent, ...]], ...]) -> None:
+    def _route(self, groups: tuple[tuple[str, tuple[Any, ...]], ...]) -> None:
         index = self.index
+        attributor = self.attributor
+        watched = attributor.watched  # rows a live reply may be credited to (few, or none)
         for source, events in groups:
             per_campaign: dict[int, list[tuple[int, StatusEvent]]] = defaultdict(list)
             orphaned = 0
+            inbound: list[InboundEvent] = []
             for event in events:
+                if event.__class__ is InboundEvent:
+                    inbound.append(event)
+                    continue
                 hit = index.get(event.message_id)
                 if hit is None:
                     self.orphans.keep(source, event)
                     orphaned += 1
                 else:
                     per_campaign[hit[0]].append((hit[1], event))
+                    if watched and pack(*hit) in watched:
+                        attributor.status(hit[0], hit[1], event.level, event.failed,
+                                          event.at)
             for no, items in per_campaign.items():
                 self._campaign(no).tell(CampaignEvents(source, tuple(items)))
             if orphaned:
                 self.metrics.events.labels(source, "orphaned").inc(orphaned)
                 self.metrics.orphans_pending.set(len(self.orphans))
+            if inbound:
+                self._inbound(source, inbound)
+        self._carry_out()
+
+    # --- engagement (SPEC 6) ------------------------------------------------------------
+
+    def _inbound(self, source: str, events: list[InboundEvent]) -> None:
+        now = time.time()
+        for event in events:
+            if event.via == MANUAL:  # the suppression-list API: no message to credit
+                if event.number and event.workspace_id is not None:
+                    self.suppressions.put(event.inbound_id, event.number,
+                                          (event.workspace_id,), event.at, event.kind,
+                                          event.reason, source)
+                continue
+            key = number_key(event.number) if event.number else None
+            self.attributor.inbound(source, event, now, key)
+        self.metrics.inbound_live.set(len(self.attributor))
+
+    def _carry_out(self) -> None:
+        """Do what the attributor decided: look numbers up, ask campaign actors, move
+        credits, update the suppression list, count."""
+        credits: dict[int, list[tuple[int, str, Any]]] = defaultdict(list)
+        for effect in self.attributor.take_effects():
+            if isinstance(effect, Credit):
+                credits[effect.campaign_no].append((effect.row, effect.inbound_id,
+                                                    effect.touch))
+            elif isinstance(effect, Ask):
+                if effect.campaign_no in self.campaigns:
+                    self._campaign(effect.campaign_no).tell(
+                        RowFacts(effect.serial, effect.rows, self.actor_ref))
+            elif isinstance(effect, Lookup):
+                if self.lookup is not None:
+                    self.lookup(effect, self.actor_ref)
+            elif isinstance(effect, Suppress):
+                self.suppressions.put(effect.fact_id, effect.number, effect.workspaces,
+                                      effect.at, effect.kind, effect.reason, effect.source)
+            elif isinstance(effect, Outcome):
+                self.metrics.inbound.labels(effect.source, effect.outcome).inc()
+        for no, items in credits.items():
+            if no in self.campaigns:
+                self._campaign(no).tell(CampaignEngagement(tuple(items)))
 
     def _register(self, message: RegisterMessages) -> None:
         no = message.campaign_no
         ref = self._campaign(no)
         ref.tell(message)
         claimed: dict[str, list[tuple[int, StatusEvent]]] = defaultdict(list)
+        attributor = self.attributor
         for m in message.messages:
+            if m.message_id is not None:
+                self.index.add(m.message_id, no, m.row)
+            if attributor.numbers or attributor.quotes:  # live replies wait for facts
+                attributor.registered(no, m.row, m.message_id, m.number_key, m.level,
+                                      m.failed, m.registered_at)
             if m.message_id is None:
                 continue
-            self.index.add(m.message_id, no, m.row)
             for source, event in self.orphans.claim(m.message_id):
                 claimed[source].append((m.row, event))
+                if attributor.watched and attributor.is_watched(no, m.row):
+                    attributor.status(no, m.row, event.level, event.failed, event.at)
         for source, items in claimed.items():
             ref.tell(CampaignEvents(source, tuple(items)))
+        self._carry_out()
         if claimed:
             self.metrics.orphans_pending.set(len(self.orphans))
             log.info("ingest.orphans_claimed", campaign_no=no,
@@ -192,8 +289,14 @@ class IngestActor(pykka.ThreadingActor):
             self.metrics.orphans_expired.inc(expired)
             self.metrics.orphans_pending.set(len(self.orphans))
             log.warning("ingest.orphans_expired", events=expired)
+        unanswered = self.attributor.expire(time.time())
+        if unanswered:
+            log.info("ingest.inbound_window_ended", uncredited=unanswered)
+        self.metrics.inbound_live.set(len(self.attributor))
         data = CheckpointData(seq=self.seq, orphan_ops=self.orphans.take_delta(),
-                              orphans_expired=expired)
+                              orphans_expired=expired,
+                              inbound_ops=self.attributor.take_ops(),
+                              suppression_ops=self.suppressions.take_ops())
         self._checkpoint_started[self.seq] = time.monotonic()
         collector = CheckpointCollector(data, len(self.active), reply)
         for ref in self.active.values():

@@ -81,12 +81,14 @@ class CampaignEvents:
 class Loaded:
     """A chunk of a campaign's stored rows, for an actor coming back from passivation:
     columns (rows, levels, faileds, reasons, 7 tick columns, then the kept failures'
-    source, code, title, details and tick) against `base`."""
+    source, code, title, details and tick) against `base`. The last chunk (`done`)
+    brings the inbound events credited to its rows: (row, id, Touch)."""
 
     info: CampaignInfo
     rows: list[tuple[Any, ...]]
     done: bool = True
     base: int = 0
+    touches: tuple[tuple[int, str, Any], ...] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -128,3 +130,54 @@ class CampaignAlert:
 
     info: CampaignInfo
     alert: dict[str, Any]
+
+
+# --- engagement (SPEC 6): replies, button taps, opt-outs -------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class NumberRows:
+    """To the ingest actor, from the loop: the answer to an attribution `Lookup`,
+    (number key, campaign_no, row) of every row sent to the numbers asked about."""
+
+    serial: int
+    keys: tuple[int, ...]
+    rows: tuple[tuple[int, int, int], ...]
+
+
+@dataclass(slots=True, frozen=True)
+class RowFacts:
+    """To a campaign actor: tell `reply_to` these rows' send state (an attribution
+    `Ask`), as a `RowFactsAnswer`."""
+
+    serial: int
+    rows: tuple[int, ...]
+    reply_to: Any  # the ingest actor's ActorRef
+
+
+@dataclass(slots=True, frozen=True)
+class RowFactsAnswer:
+    """(row, sent tenths or None, level, failed, registered tenths or None) for each row
+    asked about."""
+
+    serial: int
+    campaign_no: int
+    facts: tuple[tuple[int, int | None, int, bool, int | None], ...]
+
+
+@dataclass(slots=True, frozen=True)
+class CampaignEngagement:
+    """Inbound events credited to (touch) or withdrawn from (None) rows of a campaign."""
+
+    items: tuple[tuple[int, str, Any], ...]  # (row, inbound id, Touch | None)
+
+
+@dataclass(slots=True, frozen=True)
+class GetSuppressions:
+    """A page of a workspace's suppression list (through the ingest actor, so it sees
+    every change acknowledged before it)."""
+
+    workspace_id: int
+    after: str | None
+    limit: int
+    reply: Reply

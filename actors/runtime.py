@@ -28,13 +28,16 @@ from actors.messages import (
     Checkpoint,
     CheckpointDone,
     Loaded,
+    NumberRows,
     RegisterMessages,
 )
 from actors.relay import Relay
 from actors.sender_service import SendingContext, SendingService
+from actors.suppressions import SuppressionList
 from core.aio import Reply
 from core.config import Config
 from core.metrics import Metrics
+from domain.attribution import Attributor, Lookup
 from domain.events import StatusEvent
 from domain.index import MessageIndex
 from domain.orphans import OrphanShelf
@@ -43,6 +46,7 @@ from store.account import AccountStore
 from store.campaigns import CampaignStore
 from store.checkpoint import Checkpointer
 from store.db import Store, StoreUnavailable
+from store.engagement import EngagementStore, event_of
 from store.journal import BatchStats, Journal, journal_tail
 from store.relay import Outbox
 
@@ -64,6 +68,10 @@ class Runtime:
         self.store = Store(config.db_path, config["store.busy_timeout_ms"],
                            config["store.synchronous"])
         self.campaigns = CampaignStore(self.store)
+        self.engagement = EngagementStore(self.store)
+        # The suppression list (SPEC 6.4): `is_suppressed(workspace, number)` from any
+        # thread, in O(1); the sender will consult it before each send (SPEC 9).
+        self.suppressions = SuppressionList()
         self.bus = EventBus()
         self.board = StatsBoard()
         self.journal = Journal(self.store, self._dispatch)
@@ -106,9 +114,11 @@ class Runtime:
         index = await self._load_index()
         orphans = await self._load_orphans()
         checkpoint_seq = int(await self.store.get_meta("checkpoint_seq") or 0)
+        attributor = await self._load_engagement(index, infos)
         self.ingest = IngestActor.start(
             index, infos, orphans, self._start_campaign_actor, self.metrics,
             self.config["ingest.passivate_after"], checkpoint_seq,
+            attributor=attributor, suppressions=self.suppressions, lookup=self._lookup,
         )
         self.replayed_events = await self._replay(checkpoint_seq)
         await self.journal.start()
@@ -187,6 +197,54 @@ class Runtime:
         self.metrics.orphans_pending.set(len(shelf))
         return shelf
 
+    async def _load_engagement(self, index: MessageIndex, infos: dict[int, CampaignInfo]
+                               ) -> Attributor:
+        """The suppression list, and the inbound events still inside their reply window
+        (their credits may move; they look their numbers up again once ingest runs)."""
+        from domain.phones import number_key
+
+        for fact_id, workspace, number, at, kind, reason, source in \
+                await self.engagement.suppression_facts():
+            self.suppressions.put(fact_id, number, (*self.suppressions.workspaces_of(fact_id),
+                                                    workspace), at, kind, reason, source,
+                                  durable=True)
+        window = self.config["engagement.reply_window"]
+        attributor = Attributor(window, index.get,
+                                lambda no: getattr(infos.get(no), "workspace_id", None))
+        live = await self.engagement.live_inbound(window)
+        for row in live:
+            event = event_of(row)
+            source, campaign_no, row_no, how, received_at = row[1], row[12], row[13], row[14], \
+                row[15]
+            target = (campaign_no, row_no) if campaign_no is not None else None
+            attributor.restore(source, event, received_at,
+                               number_key(event.number) if event.number else None, target,
+                               how, self.suppressions.workspaces_of(event.inbound_id))
+        self.metrics.inbound_live.set(len(attributor))
+        return attributor
+
+    def _lookup(self, lookup: Lookup, ref: pykka.ActorRef[Any]) -> None:
+        """Called in the ingest actor's thread: find the rows sent to some numbers on the
+        loop, tell the answer back."""
+        assert self.loop is not None
+        try:
+            self.loop.call_soon_threadsafe(
+                lambda: asyncio.ensure_future(self._number_rows(lookup, ref)))
+        except RuntimeError:
+            pass  # the loop is closed: we are shutting down
+
+    async def _number_rows(self, lookup: Lookup, ref: pykka.ActorRef[Any]) -> None:
+        for attempt in range(1, 10_000):
+            try:
+                rows = await self.engagement.number_rows(lookup.keys)
+                ref.tell(NumberRows(lookup.serial, lookup.keys, tuple(rows)))
+                return
+            except pykka.ActorDeadError:
+                return
+            except Exception as exc:  # storage failing: the reply waits, it is journaled
+                log.warning("runtime.number_lookup_failed", attempt=attempt, error=str(exc))
+                await asyncio.sleep(min(5.0, 0.2 * attempt))
+
     async def _replay(self, after_seq: int) -> int:
         assert self.ingest is not None
         total = 0
@@ -230,7 +288,8 @@ class Runtime:
             try:
                 async for base, columns in self.campaigns.state_columns(info.no):
                     ref.tell(Loaded(info, columns, done=False, base=base))
-                ref.tell(Loaded(info, [], done=True))
+                touches = await self.engagement.campaign_touches(info.no)
+                ref.tell(Loaded(info, [], done=True, touches=tuple(touches)))
                 return
             except pykka.ActorDeadError:
                 return

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from bench.common import Row
 
-ROWS = ["webhook", "cloud_batch", "latency", "fanout", "big_campaign", "recovery", "seed"]
+ROWS = ["webhook", "cloud_batch", "inbound_batch", "latency", "fanout", "big_campaign",
+        "recovery", "seed"]
 
 
 def main(argv: list[str]) -> int:

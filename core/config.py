@@ -76,6 +76,19 @@ def _tokens_check(value: Any) -> str | None:
     return None
 
 
+# Default opt-out keywords (SPEC 6.4), compared as whole messages: "Please stop" is a reply.
+STOP_KEYWORDS = ("STOP", "STOP ALL", "STOP PROMOTIONS", "STOP PROMO", "UNSUBSCRIBE", "OPT OUT",
+                 "BERHENTI", "BERHENTI BERLANGGANAN")
+START_KEYWORDS = ("START", "UNSTOP", "MULAI", "MULAI LAGI")
+
+
+def _words_check(value: Any) -> str | None:
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not any(ch.isalnum() for ch in item):
+            return f"item {i} ({item!r}) must be a word or phrase"
+    return None
+
+
 KEYS: dict[str, Key] = {
     "server.host": Key(str, "127.0.0.1", "Address to listen on."),
     "server.port": Key(int, 8080, "TCP port (Reverb's default, so Echo needs no change).",
@@ -258,6 +271,32 @@ KEYS: dict[str, Key] = {
     "gateways.cloud.access_token": Key(str, "", "Bearer token (system user).", secret=True),
     "gateways.cloud.rate": Key((int, float), 80.0, "Messages/s over all campaigns (Cloud API "
                                "default throughput is 80/s).", minimum=0, maximum=100000),
+    # --- engagement: replies, button taps, opt-outs (docs/engagement.md) ---
+    "webhooks.max_inbound_bytes": Key(int, 32 * 1024 * 1024, "Largest whatsapp-web.js "
+                                      "message_received body (its media is streamed past, "
+                                      "never stored or decoded).",
+                                      minimum=1024, maximum=1024 * 1024 * 1024),
+    "gateways.simulator.reply_ratio": Key((int, float), 0.15, "Of the delivered, share that "
+                                          "answer (a text or a button tap).",
+                                          minimum=0, maximum=1),
+    "gateways.simulator.button_ratio": Key((int, float), 0.5, "Of the answers, share that "
+                                           "are a quick-reply button tap.",
+                                           minimum=0, maximum=1),
+    "gateways.simulator.stop_ratio": Key((int, float), 0.02, "Of the delivered, share that "
+                                         "send STOP.", minimum=0, maximum=1),
+    "gateways.simulator.reply_after": Key((int, float), 5.0, "Mean seconds from delivered "
+                                          "(or read) to the answer.", minimum=0, maximum=86400),
+    "engagement.reply_window": Key((int, float), 72 * 3600.0, "Seconds after a campaign "
+                                   "message is sent during which a reply from its number "
+                                   "that quotes nothing is credited to it.",
+                                   minimum=60, maximum=90 * 86400),
+    "engagement.keep_reply_text": Key(bool, False, "Keep what recipients wrote (shown in the "
+                                      "table and CSV). Off: only that and when they replied."),
+    "engagement.stop_keywords": Key(list, list(STOP_KEYWORDS), "Whole-message replies or "
+                                    "button payloads / titles that opt a number out (case, "
+                                    "spaces and punctuation ignored).", check=_words_check),
+    "engagement.start_keywords": Key(list, list(START_KEYWORDS), "Whole-message replies or "
+                                     "buttons that lift an opt-out.", check=_words_check),
     # --- more than one machine (docs/cluster.md) ---
     "cluster.node": Key(str, "", "This node's name in a cluster (1-16 lowercase letters and "
                         "digits, starting with a letter): its campaign uuids start with it "

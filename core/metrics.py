@@ -66,6 +66,19 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        # engagement (SPEC 6)
+        self.inbound = Counter(
+            "campaignd_inbound",
+            "Inbound messages by source and outcome when first decided: credited (to a "
+            "campaign message), unattributed (a reply to no campaign message), duplicate.",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.inbound_live = Gauge(
+            "campaignd_inbound_live",
+            "Inbound events inside their reply window (their credit may still move).",
+            registry=r,
+        )
         self.sends = Counter(
             "campaignd_sends", "Send attempts by gateway and outcome.", ["gateway", "outcome"],
             registry=r,

@@ -63,7 +63,9 @@ async def start_sample(url: str, token: str | None, n: int, rate: float) -> None
             s = campaign["statistics"]
             line = (f"{campaign['status']}: {s['progress']}% ({s['total_sent_count']} + "
                     f"{s['total_failed_count']} / {s['total_message_count']}), delivered "
-                    f"{s['total_delivered_count']}, read {s['total_read_count']}")
+                    f"{s['total_delivered_count']}, read {s['total_read_count']}, replied "
+                    f"{s.get('total_replied_count', 0)}, opted out "
+                    f"{s.get('total_opted_out_count', 0)}")
             quiet = quiet + 1 if line == last and campaign["status"] != "processing" else 0
             if line != last:
                 print(line, flush=True)

@@ -161,6 +161,7 @@ def cmd_stats(args: argparse.Namespace, db: Path) -> int:
 
 
 def export_from_file(db: Path, uuid: str, out: IO[str]) -> int:
+    from store.engagement import TOUCH_RANGE_SQL, summarize_rows
     from web.export import CHUNK_ROWS, EXPORT_SQL, EXPORT_SQL_0_1, csv_text
 
     conn = open_readonly(db)
@@ -176,7 +177,12 @@ def export_from_file(db: Path, uuid: str, out: IO[str]) -> int:
             rows = conn.execute(sql, (row[0], after, CHUNK_ROWS)).fetchall()
             if not rows:
                 return count
-            out.write(csv_text(rows))
+            try:
+                engagement = summarize_rows(conn.execute(
+                    TOUCH_RANGE_SQL, (row[0], after, rows[-1][0])).fetchall())
+            except sqlite3.OperationalError:  # a database no 0.2 daemon has opened yet
+                engagement = {}
+            out.write(csv_text(rows, engagement=engagement))
             count += len(rows)
             after = rows[-1][0]
     finally:

@@ -35,6 +35,12 @@ from domain.status import (
 MAX_BACKDATE_SECONDS = 24 * 3600
 MAX_BACKDATE_TICKS = MAX_BACKDATE_SECONDS * 10
 
+
+def bounded_time(t: int, registered: int) -> int:
+    """A provider time (tenths) as counted: the registration time when it is more than
+    MAX_BACKDATE before it, else itself (domain/attribution.py bounds send times alike)."""
+    return registered if t < registered - MAX_BACKDATE_TICKS else t
+
 # Timestamp slots: 0 queued (registration), 1..5 pending..played, 6 failed.
 TS_SLOTS = 7
 TS_FAILED = 6
@@ -271,8 +277,7 @@ class Ledger:
         # are real: a gateway often sends before campaignd hears of the message. The
         # bound is the row's own queued time, fixed at registration: the result is still
         # a function of the event set.
-        if t < ts[0][row] - MAX_BACKDATE_TICKS:
-            t = ts[0][row]
+        t = bounded_time(t, ts[0][row])
         slots = LEVEL_SLOTS[level]
         old_level = self.level[row]
         old_failed = self.failed[row]

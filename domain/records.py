@@ -30,6 +30,9 @@ class RegisteredMessage:
     reason: str | None
     registered_at: float
     failure: Failure | None = None
+    # The recipient's number key (domain/phones.number_key) on a fresh row; None when a
+    # registration only brings an existing row's gateway id or send outcome.
+    number_key: int | None = None
 
 
 @dataclass(slots=True)
@@ -39,3 +42,6 @@ class CheckpointData:
     campaigns: list[tuple[int, str]] = field(default_factory=list)  # (no, stats json)
     orphan_ops: list[tuple[str, Any]] = field(default_factory=list)
     orphans_expired: int = 0
+    # engagement (SPEC 6): changes to the inbound and suppressions tables, in order
+    inbound_ops: list[tuple[str, Any]] = field(default_factory=list)
+    suppression_ops: list[tuple[str, Any]] = field(default_factory=list)

@@ -25,6 +25,16 @@ def seed_signature(secret: str, timestamp: str, body: bytes) -> str:
     return hex_hmac(secret, timestamp.encode("ascii") + body, "sha256")
 
 
+def seed_mac(secret: str, timestamp: str) -> hmac.HMAC:
+    """`seed_signature` computed incrementally: feed the body with update()."""
+    return hmac.new(secret.encode(), timestamp.encode("ascii"), "sha256")
+
+
+def body_mac(secret: str) -> hmac.HMAC:
+    """The HMAC of `body_signature` (without its "sha256=" prefix), fed incrementally."""
+    return hmac.new(secret.encode(), digestmod="sha256")
+
+
 def body_signature(secret: str, body: bytes) -> str:
     """`sha256=<hex HMAC-SHA256 of the body>`: webjs's X-Signature and Meta's
     X-Hub-Signature-256 have the same form."""

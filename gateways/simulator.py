@@ -6,6 +6,11 @@ ACKs after configurable random latencies, a share of recipients with read receip
 and a share of delivery failures. ACKs go through the SAME durable path as webhooks
 (`journal.append`), so they may beat the send's own registration like real ones do.
 
+Some recipients answer (SPEC 6): a text reply (now and then quoting the message), a tap
+on one of three quick-reply buttons, or a STOP, as the same `InboundEvent`s a gateway's
+webhook becomes, read with the configured keywords; so `campaignd demo` shows the
+Replied card, the button breakdown and opt-outs moving.
+
 `record` keeps what the simulator sent and acknowledged, for tests and the demo.
 """
 
@@ -23,12 +28,30 @@ import structlog
 
 from domain.events import StatusEvent
 from domain.failures import Failure
+from domain.inbound import (
+    MESSAGE,
+    REPLY,
+    STOP,
+    Event,
+    InboundEvent,
+    Keywords,
+    opt_out_of_failure,
+    reason_for,
+)
+from domain.phones import e164_digits
 from domain.status import Level
 from gateways.base import Outbound, Outcome
 
 log = structlog.get_logger(__name__)
 
-Append = Callable[[str, Sequence[StatusEvent]], Awaitable[int]]
+Append = Callable[[str, Sequence[Event]], Awaitable[int]]
+
+# What simulated recipients write and tap (the demo speaks Indonesian and English).
+REPLY_TEXTS = ("Berapa harganya?", "Masih ada stok?", "Terima kasih!", "Info lebih lanjut",
+               "Ok, saya mau", "Can I order two?", "Thanks!")
+STOP_TEXTS = ("STOP", "Berhenti", "stop")
+BUTTONS = (("interested", "Ya, saya tertarik"), ("later", "Nanti saja"),
+           ("stop", "Stop promotions"))
 
 
 @dataclass(slots=True)
@@ -43,11 +66,24 @@ class SimSettings:
     delivery_ratio: float = 0.95  # of the others, share delivered
     read_ratio: float = 0.6  # of the delivered, share read
     receipts_off_ratio: float = 0.1  # never send read receipts
+    reply_ratio: float = 0.15  # of the delivered, share that answer (text or button)
+    button_ratio: float = 0.5  # of the answers, share that are a button tap
+    stop_ratio: float = 0.02  # of the delivered, share that send STOP
+    reply_after: float = 5.0  # mean seconds from delivered (or read) to the answer
+    # from engagement.*, not gateways.simulator.*
+    keep_reply_text: bool = False
+    stop_keywords: tuple[str, ...] = ()
+    start_keywords: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: Any) -> SimSettings:
         p = "gateways.simulator."
-        return cls(**{name: config[p + name] for name in cls.__dataclass_fields__})
+        engagement = ("keep_reply_text", "stop_keywords", "start_keywords")
+        values = {name: config[p + name] for name in cls.__dataclass_fields__
+                  if name not in engagement}
+        return cls(**values, keep_reply_text=config["engagement.keep_reply_text"],
+                   stop_keywords=tuple(config["engagement.stop_keywords"]),
+                   start_keywords=tuple(config["engagement.start_keywords"]))
 
 
 @dataclass(slots=True)
@@ -57,7 +93,8 @@ class SimRecord:
     recipient: str
     message_id: str | None
     rejected: bool = False
-    acked: list[str] = field(default_factory=list)  # "sent", "delivered", "read", "failed"
+    # "sent", "delivered", "read", "failed"; then maybe "replied", "tapped", "stopped"
+    acked: list[str] = field(default_factory=list)
 
 
 SIMULATED_FAILURES = {
@@ -78,6 +115,8 @@ class Simulator:
         self.sends = 0
         self._counter = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.keywords = Keywords(settings.stop_keywords or STOP_TEXTS,
+                                 settings.start_keywords or ("START",))
 
     def _rng(self, recipient: str, campaign: str) -> random.Random:
         digest = hashlib.sha256(f"{self.settings.seed}:{campaign}:{recipient}".encode()).digest()
@@ -122,28 +161,65 @@ class Simulator:
         if not receipts_off and rng.random() < s.read_ratio:
             t += rng.expovariate(1 / s.read_after) if s.read_after else 0.0
             plan.append((t, "read"))
+        answer = rng.random()
+        if answer < s.stop_ratio + s.reply_ratio:
+            t += rng.expovariate(1 / s.reply_after) if s.reply_after else 0.0
+            if answer < s.stop_ratio:
+                plan.append((t, "stopped"))
+            else:
+                plan.append((t, "tapped" if rng.random() < s.button_ratio else "replied"))
         return plan
+
+    def _answer(self, message_id: str, rec: SimRecord, status: str,
+                rng: random.Random) -> InboundEvent:
+        """What a recipient sends back, as a gateway's webhook would become."""
+        number = e164_digits(rec.recipient)
+        at = _now()
+        inbound_id = f"simulator:{message_id}:{status}"
+        if status == "tapped":
+            payload, title = BUTTONS[rng.randrange(len(BUTTONS))]
+            kind = self.keywords.kind_of_button(payload, title)
+            return InboundEvent(inbound_id, kind, MESSAGE, at, number, None, message_id,
+                                payload, title, None,
+                                None if kind == REPLY else reason_for(kind, MESSAGE,
+                                                                      button=title))
+        texts = STOP_TEXTS if status == "stopped" else REPLY_TEXTS
+        text = texts[rng.randrange(len(texts))]
+        kind = self.keywords.kind_of_text(text)
+        quoted = message_id if rng.random() < 0.3 else None  # most replies quote nothing
+        return InboundEvent(inbound_id, kind, MESSAGE, at, number, None, quoted, None, None,
+                            text if self.settings.keep_reply_text else None,
+                            None if kind == REPLY else reason_for(kind, MESSAGE, text))
 
     async def _acks(self, message_id: str, rec: SimRecord,
                     plan: list[tuple[float, str]]) -> None:
         loop = asyncio.get_running_loop()
         start = loop.time()
         levels = {"sent": Level.SENT, "delivered": Level.DELIVERED, "read": Level.READ}
+        rng = self._rng(message_id, "answers")
         for delay, status in plan:
             await asyncio.sleep(max(0.0, start + delay - loop.time()))
-            if status.startswith("failed"):
+            event: Event
+            extra: list[Event] = []
+            if status in ("replied", "tapped", "stopped"):
+                event = self._answer(message_id, rec, status, rng)
+            elif status.startswith("failed"):
                 code = status.partition(":")[2] or "131026"
                 title = SIMULATED_FAILURES[code]
+                failure = Failure("simulator", code, title, "simulated")
                 event = StatusEvent(message_id, Level.QUEUED, True, _now(),
-                                    f"{code}: {title}", rec.recipient,
-                                    Failure("simulator", code, title, "simulated"))
+                                    f"{code}: {title}", rec.recipient, failure)
+                # An opted_out failure (131050) is also a stop, as the Cloud API's is.
+                stop = opt_out_of_failure(f"simulator-failure:{message_id}", message_id,
+                                          event.at, rec.recipient, failure)
+                extra = [stop] if stop is not None else []
                 status = "failed"
             else:
                 event = StatusEvent(message_id, levels[status], False, _now(), None,
                                     rec.recipient)
             for attempt in range(20):
                 try:
-                    await self.append("simulator", [event])
+                    await self.append("simulator", [event, *extra])
                     break
                 except Exception as exc:  # storage busy or shutting down: like a gateway
                     if attempt == 19:
@@ -151,20 +227,28 @@ class Simulator:
                                     error=str(exc))
                         return
                     await asyncio.sleep(0.2 * (attempt + 1))
+            if isinstance(event, InboundEvent):
+                status = "stopped" if event.kind == STOP else "replied"
             rec.acked.append(status)
+            if extra:
+                rec.acked.append("stopped")
 
     def expected_counts(self) -> dict[str, int]:
         """The statistics the campaign must show once every ACK is in (SPEC 2.2 rules)."""
-        sent = delivered = read = failed = 0
+        sent = delivered = read = failed = replied = stopped = 0
         for rec in self.record.values():
             if rec.rejected or "failed" in rec.acked:
                 failed += 1
+                stopped += "stopped" in rec.acked  # a 131050 failure: also an opt-out
                 continue
             sent += 1
             delivered += "delivered" in rec.acked
             read += "read" in rec.acked
+            replied += "replied" in rec.acked
+            stopped += "stopped" in rec.acked
         return {"total_sent_count": sent, "total_delivered_count": delivered,
-                "total_read_count": read, "total_failed_count": failed}
+                "total_read_count": read, "total_failed_count": failed,
+                "total_replied_count": replied, "total_opted_out_count": stopped}
 
     @property
     def busy(self) -> bool:

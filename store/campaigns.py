@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from domain.engagement import ENGAGEMENT_FILTERS
 from domain.failures import CATEGORY_NAMES, Failure, lookup
 from domain.index import id_hash
 from domain.ledger import NONE, to_tenths
+from domain.phones import number_key_of
 from domain.records import CampaignInfo, RegisteredMessage
 from domain.status import FAILED_CLASS, STATUS_FILTERS, message_class
 from store.db import Store
@@ -200,6 +202,7 @@ class CampaignStore:
         for offset, m in enumerate(fresh):
             row = first + offset
             sent_at = now if m.level >= 1 else None
+            nh = number_key_of(m.recipient)  # how replies from the number find the row
             params.append(
                 (
                     campaign_no, row, m.message_id, m.raw_id,
@@ -209,12 +212,12 @@ class CampaignStore:
                     now if m.level >= 2 else None, now if m.level >= 3 else None,
                     now if m.level >= 4 else None, now if m.level >= 5 else None,
                     now if m.failed else None,
-                    *failure_columns(m.failure, now if m.failed else None),
+                    *failure_columns(m.failure, now if m.failed else None), nh,
                 )
             )
             registered.append(
                 RegisteredMessage(row, m.message_id, m.level, m.failed, m.reason, now,
-                                  m.failure)
+                                  failure=m.failure, number_key=nh)
             )
         await self.store.transaction(
             [
@@ -223,7 +226,8 @@ class CampaignStore:
                     " contact_id, level, failed, cls, reason, ts_queued, ts_pending, ts_sent,"
                     " ts_delivered, ts_read, ts_played, ts_failed, failure_source,"
                     " failure_code, failure_title, failure_details, failure_category,"
-                    " failure_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " failure_at, nh)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     params,
                     True,
                 ),
@@ -246,7 +250,11 @@ class CampaignStore:
         that category (domain/failures.py), rows failed without one count as other."""
         where = ["campaign_no = ?"]
         params: list[Any] = [campaign_no]
-        if status is not None:
+        if status in ENGAGEMENT_FILTERS:  # replied / opted_out: rows with such events
+            where.append("row IN (SELECT row FROM inbound WHERE campaign_no = ? AND kind = ?"
+                         + (" AND via = ?)" if status == "replied" else ")"))
+            params += [campaign_no, *ENGAGEMENT_FILTERS[status]]
+        elif status is not None:
             low, high = STATUS_FILTERS[status]
             where.append("cls BETWEEN ? AND ?")
             params += [low, high]

@@ -25,6 +25,7 @@ from core.aio import Reply, cancel_and_wait
 from core.metrics import Metrics
 from domain.records import CheckpointData
 from store.db import Statement, Store, StoreUnavailable
+from store.engagement import checkpoint_statements
 
 log = structlog.get_logger(__name__)
 
@@ -150,6 +151,8 @@ class Checkpointer:
                     )
                 else:
                     out.append(("DELETE FROM orphans WHERE message_id = ?", (arg,), False))
+            # engagement (SPEC 6): inbound events and suppression facts
+            out.extend(checkpoint_statements(data.inbound_ops, data.suppression_ops))
         out.append(("DELETE FROM journal WHERE seq <= ?", (seq,), False))
         out.append(
             (

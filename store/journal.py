@@ -19,19 +19,21 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import structlog
 
 from core.aio import cancel_and_wait
 from domain.events import StatusEvent
+from domain.inbound import Event, InboundEvent
 from store.db import Statement, Store, StoreUnavailable
 from store.relay import INSERT as OUTBOX_INSERT
 from store.relay import OutboxEntry
 
 log = structlog.get_logger(__name__)
 
-Committed = Callable[[list[tuple[str, tuple[StatusEvent, ...]]], int, "BatchStats"], None]
+Committed = Callable[[list[tuple[str, tuple[Event, ...]]], int, "BatchStats"], None]
 
 
 JOURNAL_INSERT = "INSERT INTO journal (seq, source, received_at, events) VALUES (?,?,?,?)"
@@ -48,7 +50,7 @@ class BatchStats:
 @dataclass(slots=True)
 class _Waiting:
     source: str
-    events: tuple[StatusEvent, ...]
+    events: tuple[Event, ...]
     future: asyncio.Future[int]
     relay: OutboxEntry | None = None
 
@@ -75,7 +77,7 @@ class Journal:
         self.next_seq = max(row[0] or 0, int(checkpoint or 0)) + 1
         self._task = asyncio.create_task(self._run(), name="journal-writer")
 
-    async def append(self, source: str, events: Sequence[StatusEvent],
+    async def append(self, source: str, events: Sequence[Event],
                      relay: OutboxEntry | None = None) -> int:
         """Return the journal seq once the events (and the request's relay copy, if
         any) are committed; raise StoreUnavailable."""
@@ -155,11 +157,20 @@ class Journal:
         self._task = None
 
 
-Groups = tuple[tuple[str, tuple[StatusEvent, ...]], ...]
+Groups = tuple[tuple[str, tuple[Event, ...]], ...]
+
+
+def decode_event(row: Any, source: str = "") -> Event:
+    """A journaled event: a status is a list (as release 0.1 wrote it, or with its
+    failure's fields after them), an inbound event a one-key object
+    (`InboundEvent.to_row`)."""
+    if isinstance(row, dict):
+        return InboundEvent.from_row(row)
+    return StatusEvent.from_row(row, source)
 
 
 def decode_batch(blob: bytes) -> Groups:
-    return tuple((source, tuple(StatusEvent.from_row(r, source) for r in rows))
+    return tuple((source, tuple(decode_event(r, source) for r in rows))
                  for source, rows in orjson.loads(blob))
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from domain.failures import from_text, lookup
+from domain.phones import number_key_of
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,61 @@ async def _failure_columns(conn: aiosqlite.Connection) -> None:
                        " WHERE failure_category IS NOT NULL")
 
 
+# --- engagement (SPEC 6, docs/engagement.md) ---------------------------------------
+
+
+async def _engagement(conn: aiosqlite.Connection) -> None:
+    """Replies, button taps and opt-outs: each message row gets the key of its number
+    (found by an index when a reply from that number arrives), inbound events and the
+    suppression list get their tables. Rows of older releases get their key here."""
+    await add_columns("messages", (("nh", "INTEGER"),))(conn)
+    async with conn.execute(
+            "SELECT campaign_no, row, recipient FROM messages WHERE nh IS NULL") as cur:
+        keys = [(number_key_of(recipient), no, row) for no, row, recipient in
+                await cur.fetchall()]
+    await conn.executemany("UPDATE messages SET nh = ? WHERE campaign_no = ? AND row = ?",
+                           [k for k in keys if k[0] is not None])
+    await conn.execute("CREATE INDEX IF NOT EXISTS messages_number ON messages (nh)"
+                       " WHERE nh IS NOT NULL")
+    # One row per inbound event that is credited to a message or still waiting for the
+    # facts that place it (store/engagement.py). `how`: explicit | window.
+    await conn.execute("""
+        CREATE TABLE IF NOT EXISTS inbound (
+            id TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            workspace_id INTEGER,
+            number TEXT,
+            at REAL NOT NULL,
+            quoted_id TEXT,
+            kind INTEGER NOT NULL,
+            via INTEGER NOT NULL,
+            button_payload TEXT,
+            button_title TEXT,
+            body TEXT,
+            reason TEXT,
+            campaign_no INTEGER,
+            row INTEGER,
+            how TEXT,
+            received_at REAL NOT NULL
+        )""")
+    await conn.execute("CREATE INDEX IF NOT EXISTS inbound_target ON inbound"
+                       " (campaign_no, row) WHERE campaign_no IS NOT NULL")
+    await conn.execute("CREATE INDEX IF NOT EXISTS inbound_received ON inbound (received_at)")
+    # The suppression list as the set of stop / start facts per workspace and number;
+    # the latest fact decides (domain/suppression.py).
+    await conn.execute("""
+        CREATE TABLE IF NOT EXISTS suppressions (
+            fact_id TEXT NOT NULL,
+            workspace_id INTEGER NOT NULL,
+            number TEXT NOT NULL,
+            at REAL NOT NULL,
+            kind INTEGER NOT NULL,
+            reason TEXT,
+            source TEXT NOT NULL,
+            PRIMARY KEY (fact_id, workspace_id)
+        ) WITHOUT ROWID""")
+
+
 MIGRATIONS: list[Migration] = [
     # 0.1 added these lazily when the sender started; now every database has them at open.
     Migration("0001_sending_columns", _sending_columns),
@@ -114,6 +170,7 @@ MIGRATIONS: list[Migration] = [
         " phone TEXT, template_id TEXT, template_name TEXT, template_language TEXT,"
         " value TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS account_events_at ON account_events (at)")),
+    Migration("0006_engagement", _engagement),
 ]
 
 

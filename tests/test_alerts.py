@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -292,3 +293,37 @@ async def test_an_alert_pauses_the_campaign_when_asked(daemon_factory: Any,
     assert sending["send_states"].get("queued", 0) > 0  # the rest waits for an operator
     _, body = await d.request("GET", "/api/campaigns/bad-list")
     assert body["campaign"]["alerts"][0]["pause"] is True
+
+
+async def test_a_reply_rate_rule_judges_the_replies_webhooks_bring(
+        daemon_factory: Any) -> None:
+    """reply_rate (SPEC 7.2) over the replies of SPEC 6.3, in a running daemon: it fires
+    while few of the delivered messages got an answer and clears once recipients reply
+    (each quoting the campaign's message) through the webhook."""
+    d = await daemon_factory(**{
+        "alerts": [{"name": "quiet", "metric": "reply_rate", "threshold": 20,
+                    "window": 0, "min_volume": 10, "hold": 0}]})
+    d.runtime.alerts.clock = Clock()
+    await d.create_campaign(uuid="promo")
+    await d.register("promo", [{"recipient": f"6281200{i:06d}", "message_id": f"ID{i:05d}"}
+                               for i in range(10)])
+    for i in range(10):
+        await d.post_json("/webhooks/webjs", webjs_ack(f"ID{i:05d}", 2))  # delivered
+    await settle(d, "promo", total_delivered_count=10)
+    assert notices(d, "quiet", "firing") == 1  # 0 replies of 10 delivered
+    _, body = await d.request("GET", "/api/campaigns/promo")
+    assert [a["rule"] for a in body["campaign"]["alerts"]] == ["quiet"]
+
+    for i in range(3):  # three answer: 30 % of the delivered
+        status, _ = await d.post_json("/webhooks/webjs", {
+            "event": "message_received", "data": {"message": {
+                "id": f"false_6281200{i:06d}@c.us_3EB0REPLY{i:05d}",
+                "from": f"6281200{i:06d}@c.us", "body": "berapa harganya?",
+                "timestamp": int(time.time()), "from_me": False, "chat_type": "private",
+                "type": "chat", "quoted_message_id": f"ID{i:05d}"}}})
+        assert status == 200
+    stats = await settle(d, "promo", total_replied_count=3)
+    assert stats["reply_rate"] == 30.0
+    assert notices(d, "quiet", "cleared") == 1
+    _, body = await d.request("GET", "/api/campaigns/promo")
+    assert body["campaign"]["alerts"] == []

@@ -184,6 +184,7 @@ def api_routes(daemon: Daemon) -> list[tuple[str, str]]:
         if route.method in ("HEAD", "*"):
             continue
         path = path.replace("{uuid}", "camp-2").replace("{action:[a-z-]+}", "{action}")
+        path = path.replace("{workspace_id}", "2")  # workspace routes: workspace 2's
         actions = ("start", "pause", "resume", "cancel", "retry-failed", "retry-unknown")
         for p in ([path.replace("{action}", a) for a in actions] if "{action}" in path
                   else [path]):
@@ -275,11 +276,13 @@ async def test_a_workspace_token_cannot_reach_another_workspaces_campaign(
             path = path.replace("camp-2", uuid)
             doc = {"messages": [{"recipient": "6281", "message_id": "INTRUDER"}]}
             status, body = await daemon.request(method, path, headers=bearer(ONE), json=doc)
-            # exactly what a campaign that does not exist answers
-            missing = await daemon.request(method, path.replace(uuid, "no-such-campaign"),
-                                           headers=bearer(ONE), json=doc)
+            # exactly what a campaign (or workspace) that does not exist answers
+            missing = await daemon.request(
+                method, path.replace(uuid, "no-such-campaign").replace(
+                    "/workspaces/2/", "/workspaces/999999/"), headers=bearer(ONE), json=doc)
             assert status == 404, (method, path, status, body)
-            assert body["error"]["code"] == missing[1]["error"]["code"] == "campaign_not_found"
+            code = "workspace_not_found" if "/workspaces/" in path else "campaign_not_found"
+            assert body["error"]["code"] == missing[1]["error"]["code"] == code
             assert not leaks(body), (path, body)
     # the list, filtered or not, holds only the token's own workspace
     for query in ("", "?workspace_id=2", "?status=processing", "?workspace_id=2&limit=1"):

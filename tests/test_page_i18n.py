@@ -15,7 +15,7 @@ from tests.page_catalogue import STATIC, forms, languages, load, placeholders
 PLURAL_FORMS = {"zero", "one", "two", "few", "many", "other"}  # Intl.PluralRules categories
 # Keys for features whose branches are on their way (issue 10: replies, issue 13:
 # scheduling); their words are settled. Remove a key from here once the page uses it.
-RESERVED = {"card.replied", "status.scheduled"}
+RESERVED = {"status.scheduled"}
 CALL = re.compile(r"""\b(tn?)\(\s*(["'`]?)([^"'`),\s]*)""")
 
 

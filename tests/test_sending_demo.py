@@ -17,7 +17,8 @@ from tests.proc import REPO
 async def test_demo_prints_the_page_url_and_the_campaign_completes(tmp_path: Path) -> None:
     config = tmp_path / "daemon.toml"
     config.write_text('[store]\npath = "demo.sqlite3"\n[gateways.simulator]\n'
-                      'sent_after = 0.05\ndelivered_after = 0.1\nread_after = 0.2\n')
+                      'sent_after = 0.05\ndelivered_after = 0.1\nread_after = 0.2\n'
+                      'reply_ratio = 0.9\nreply_after = 0.1\n')
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "daemon", "--config", str(config), "demo", "--port", "0",
         "--recipients", "12", "--rate", "50", cwd=REPO,
@@ -37,8 +38,10 @@ async def test_demo_prints_the_page_url_and_the_campaign_completes(tmp_path: Pat
                 async with s.get(f"{base}/api/campaigns/{uuid}") as resp:
                     c = (await resp.json())["campaign"]
                 st = c["statistics"]
+                # ...and recipients answer (SPEC 6): replies or stops move too
                 return (c["status"] == "completed" and st["total_message_count"] == 12
-                        and st["total_delivered_count"] > 0)
+                        and st["total_delivered_count"] > 0
+                        and st["total_replied_count"] + st["total_opted_out_count"] > 0)
             await eventually(done, timeout=30)
             async with s.get(f"{base}/") as resp:
                 assert resp.status == 200  # the page the URL points at

@@ -13,6 +13,7 @@ FAST_SIM = {
     "gateways.simulator.read_after": 0.2,
     "gateways.simulator.reject_ratio": 0.04,
     "gateways.simulator.failure_ratio": 0.05,
+    "gateways.simulator.reply_after": 0.2,  # answers (SPEC 6) come quickly too
     "sender.max_in_flight": 32,
 }
 
@@ -54,10 +55,19 @@ async def test_500_recipients_complete_with_the_simulators_counters(daemon_facto
     assert stats["total_sent_count"] + stats["total_failed_count"] == 500
     assert 0 < stats["total_failed_count"] < 100
     assert 0 < stats["total_read_count"] < stats["total_delivered_count"]
+    # some recipients answered, through the same ingest path (SPEC 6)
+    assert 0 < stats["total_replied_count"] < stats["total_delivered_count"]
+    assert stats["buttons"] and stats["time_to_reply"]["median"] is not None
     rejected = [r for r in sim.record.values() if r.rejected]
     _, rows = await d.request("GET", f"/api/campaigns/{uuid}/messages?status=failed&limit=1000")
     reasons = {r["recipient"]: r["failure_reason"] for r in rows["messages"]}
     assert all("not on WhatsApp" in reasons[r.recipient] for r in rejected)
+    # a simulated 131050 (opted_out in domain/failures.py) is also the recipient's stop,
+    # shown on the failed row, as the Cloud API's is
+    stopped = {r.recipient for r in sim.record.values() if "failed" in r.acked
+               and "stopped" in r.acked}
+    assert stopped and stopped <= {r["recipient"] for r in rows["messages"]
+                                   if r["opted_out_at"] and r["failure"]["code"] == "131050"}
 
 
 async def test_invalid_and_duplicate_recipients_are_reported_by_index(daemon: Any) -> None:

@@ -225,12 +225,14 @@ def test_cloud_batch_across_entries_and_changes():
                                             Level.PLAYED]
 
 
-def test_cloud_incoming_messages_and_unknown_status_skipped():
+def test_cloud_unknown_status_skipped_and_messages_beside_statuses_parsed():
     doc = fixture_json("cloud_status_sent.json")
     value = doc["entry"][0]["changes"][0]["value"]
     value["messages"] = [{"from": "1650555", "id": "wamid.IN", "type": "text"}]
     value["statuses"].append({"id": "wamid.X", "status": "deleted", "timestamp": "1"})
-    assert len(cloud.parse(dumps(doc), CTX)) == 1
+    status, received = cloud.parse(dumps(doc), CTX)  # SPEC 6.1: both in one POST
+    assert status.message_id != "wamid.X"
+    assert received.inbound_id == "cloud:wamid.IN" and received.number == "1650555"
 
 
 def test_cloud_one_bad_status_in_a_large_batch_refuses_the_whole_request():

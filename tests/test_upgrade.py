@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Daemon, eventually, webjs_ack
+from tests.conftest import Daemon, close_server, eventually, webjs_ack
 
 UPGRADE = Path(__file__).resolve().parent / "fixtures" / "upgrade"
 COUNTS = ("total_message_count", "total_sent_count", "total_delivered_count",
@@ -33,7 +33,10 @@ def copy_release(release: str, case: str, tmp_path: Path) -> tuple[Path, dict[st
 async def test_a_database_of_release_0_1_opens_with_nothing_lost(
         daemon_factory: Any, tmp_path: Path, case: str) -> None:
     db, expected = copy_release("0.1", case, tmp_path)
-    d: Daemon = await daemon_factory(**{"store.path": str(db)})
+    # The fixture's orphan was kept when the fixture was made: whatever its age now, it
+    # must still be waiting (ingest.orphan_ttl would otherwise expire it an hour later).
+    d: Daemon = await daemon_factory(**{"store.path": str(db),
+                                        "ingest.orphan_ttl": 3650 * 86400.0})
     for uuid, old in expected.items():
         status, body = await d.request("GET", f"/api/campaigns/{uuid}")
         assert status == 200, body
@@ -108,9 +111,9 @@ async def test_the_relay_outbox_works_on_a_database_of_release_0_1(
 @pytest.mark.parametrize("case", ["clean", "killed"])
 async def test_failures_of_release_0_1_get_their_category(
         daemon_factory: Any, tmp_path: Path, case: str) -> None:
-    """Migration 0003: rows and journal rows of 0.1 kept failures as text only; they now
+    """Migration 0004: rows and journal rows of 0.1 kept failures as text only; they now
     have a code (from the text where it starts with one) and a category, are counted in
-    the breakdown, filtered by category, and the account table (0004) works too."""
+    the breakdown, filtered by category, and the account table (0005) works too."""
     db, expected = copy_release("0.1", case, tmp_path)
     d: Daemon = await daemon_factory(**{"store.path": str(db)})
     for uuid, old in expected.items():
@@ -130,7 +133,7 @@ async def test_failures_of_release_0_1_get_their_category(
     # leading code, so `other`; its webjs ACK errors have no code either.
     tracked = await d.stats("tracked")
     assert [e["category"] for e in tracked["failures"]] == ["other"]
-    # the account table of migration 0004 takes Meta's webhooks on the upgraded database
+    # the account table of migration 0005 takes Meta's webhooks on the upgraded database
     status, body = await d.post_json("/webhooks/cloud", {
         "object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
         "time": 1748454394, "changes": [{"field": "phone_number_quality_update", "value": {
@@ -139,3 +142,48 @@ async def test_failures_of_release_0_1_get_their_category(
     assert status == 200, body
     status, body = await d.request("GET", "/api/account/health")
     assert body["health"]["numbers"][0]["current_limit"] == "TIER_UNLIMITED"
+
+
+@pytest.mark.parametrize("case", ["clean", "killed"])
+async def test_engagement_works_on_a_database_of_release_0_1(
+        daemon_factory: Any, tmp_path: Path, case: str) -> None:
+    """Migration 0006 gives every 0.1 message row its number's key, and adds the inbound
+    and suppression tables: a reply from a number 0.1 registered is credited by that
+    number alone, a STOP reaches the suppression list, and both survive a restart (the
+    killed database's journal, rows 0.1 wrote, replays beside the new inbound events)."""
+    import time
+
+    db, expected = copy_release("0.1", case, tmp_path)
+    settings = {"store.path": str(db)}
+    d: Daemon = await daemon_factory(**settings)
+    keyed = await d.runtime.store.fetchone(
+        "SELECT COUNT(*), COUNT(nh) FROM messages m JOIN campaigns c ON c.no = m.campaign_no"
+        " WHERE c.uuid = 'tracked'")
+    assert keyed[0] == keyed[1] > 0  # every 0.1 row got its key
+    # ID00002 went to 628120000002 (as 0.1 registered it); the reply quotes nothing
+    now = int(time.time())
+
+    def received(sender: str, body: str, mid: str) -> dict[str, Any]:
+        return {"event": "message_received", "data": {"workspace_id": 1, "message": {
+            "id": f"false_{sender}@c.us_{mid}", "from": f"{sender}@c.us", "body": body,
+            "timestamp": now, "from_me": False, "chat_type": "private", "type": "chat"}}}
+
+    for doc in (received("628120000002", "berapa harganya?", "3EB0UPGRADE1"),
+                received("628120000003", "STOP", "3EB0UPGRADE2")):
+        status, _ = await d.post_json("/webhooks/webjs", doc)
+        assert status == 200
+
+    async def engaged() -> bool:
+        stats = await d.stats("tracked")
+        return stats["total_replied_count"] == 1 and stats["total_opted_out_count"] == 1
+
+    await eventually(engaged)
+    assert d.runtime.suppressions.is_suppressed(1, "628120000003")
+    old = expected["tracked"]["statistics"]
+    assert (await d.stats("tracked"))["total_read_count"] == old["total_read_count"]
+    await close_server(d.server)  # a clean stop: the inbound table carries them over
+    again: Daemon = await daemon_factory(**settings)
+    stats = await again.stats("tracked")
+    assert (stats["total_replied_count"], stats["total_opted_out_count"]) == (1, 1)
+    status, body = await again.request("GET", "/api/workspaces/1/suppressions")
+    assert [s["number"] for s in body["suppressions"]] == ["628120000003"]

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from actors.messages import GetTimeline, RegisterMessages
 from actors.runtime import Runtime
+from domain.engagement import ENGAGEMENT_FILTERS, RowEngagement, row_fields
 from domain.failures import CATEGORY_NAMES, Failure, clean_code, from_text, lookup, short
 from domain.records import CampaignInfo
 from domain.status import LEVEL_NAMES, STATUS_FILTERS, Level, class_name, parse_status_name
@@ -37,6 +38,8 @@ from web.keys import RUNTIME
 from web.sources import digits
 
 MAX_MESSAGES_PER_REQUEST = 10_000
+# The rows API's `status` filter: the cards' classes, and who replied / opted out.
+ROW_FILTERS = (*STATUS_FILTERS, *ENGAGEMENT_FILTERS)
 CAMPAIGN_STATUSES = ("tracking", "pending", "processing", "paused", "completed", "cancelled",
                      "failed")
 
@@ -44,7 +47,8 @@ CAMPAIGN_STATUSES = ("tracking", "pending", "processing", "paused", "completed",
 # --- helpers ---------------------------------------------------------------------------
 
 
-def present_row(row: dict[str, Any]) -> dict[str, Any]:
+def present_row(row: dict[str, Any], engagement: RowEngagement | None = None
+                ) -> dict[str, Any]:
     return {
         "row": row["row"],
         "message_id": row["message_id"],  # bare: the form ACKs are matched by
@@ -66,6 +70,8 @@ def present_row(row: dict[str, Any]) -> dict[str, Any]:
             "played": iso_time(row["ts_played"]),
             "failed": iso_time(row["ts_failed"]),
         },
+        # replied_at, reply_count, button, opted_out_at, reply_text (SPEC 6.3)
+        **row_fields(engagement),
     }
 
 
@@ -256,9 +262,9 @@ async def list_messages(request: web.Request) -> web.Response:
     rt: Runtime = request.app[RUNTIME]
     campaign = await visible_campaign(request)
     status = request.query.get("status")
-    if status is not None and status not in STATUS_FILTERS:
+    if status is not None and status not in ROW_FILTERS:
         raise ApiError(400, "invalid_query",
-                       f"status must be one of {', '.join(STATUS_FILTERS)}", "status")
+                       f"status must be one of {', '.join(ROW_FILTERS)}", "status")
     category = request.query.get("category")
     if category is not None:
         if category not in CATEGORY_NAMES:
@@ -276,7 +282,9 @@ async def list_messages(request: web.Request) -> web.Response:
     rows = await rt.campaigns.rows(campaign["no"], status, search, after, limit + 1, category)
     more, rows = len(rows) > limit, rows[:limit]
     next_cursor = str(rows[-1]["row"]) if more else None
-    return json_response({"messages": [present_row(r) for r in rows],
+    engagement = await rt.engagement.row_engagement(campaign["no"], [r["row"] for r in rows])
+    return json_response({"messages": [present_row(r, engagement.get(r["row"]))
+                                       for r in rows],
                           "next_cursor": next_cursor})
 
 

@@ -27,6 +27,7 @@ from web import (
     pusher,
     relay,
     sending,
+    suppressions,
     webhooks,
 )
 from web.auth import Guard
@@ -106,4 +107,5 @@ def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
     relay.add_routes(app)
     passthrough.add_routes(app)
     cluster.add_routes(app)  # node paths and the list across nodes (docs/cluster.md)
+    suppressions.add_routes(app)
     return app

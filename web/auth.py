@@ -20,8 +20,9 @@ from aiohttp import web
 
 from core.config import KEYS, SOURCE_SECRET, Config
 from domain.signatures import (
+    body_mac,
     body_signature,
-    seed_signature,
+    seed_mac,
     timestamp_problem,
     twilio_signature,
     waha_signature,
@@ -52,38 +53,79 @@ class Refusal:
 Checker = Callable[[str, web.Request, bytes], "bool | Refusal"]
 
 
+class WebjsCheck:
+    """The webjs credentials of one request, checked over a body fed in chunks: a
+    `message_received` with media can be tens of megabytes, which the route streams
+    (web/bigbody.py) and never holds whole. Accepted, in this order: `X-API-Key` (when
+    webhooks.webjs.api_key is set); the seed's scheme, `X-Timestamp` + hex
+    HMAC-SHA256(secret, timestamp + raw body) in `X-HMAC-Signature` or, unprefixed,
+    `X-Signature` (its earlier versions), within the replay window; `X-Signature:
+    sha256=<hex HMAC of the body>`; `Authorization: Bearer`. The HMACs are those of
+    domain/signatures.py, computed incrementally."""
+
+    def __init__(self, api_key: str, window: float, secret: str,
+                 request: web.BaseRequest) -> None:
+        headers = request.headers
+        self.window = window
+        self.secret = secret
+        self._accepted = False
+        self._refusal: Refusal | None = None
+        self._mac: Any = None
+        self._given = ""
+        self._timestamp: str | None = None
+        self._bearer: str | None = None
+        given_key = headers.get("X-API-Key")
+        if api_key and given_key is not None and _same(given_key, api_key):
+            self._accepted = True
+            return
+        if not secret:
+            return  # only the API key is configured
+        signature = headers.get("X-HMAC-Signature") or headers.get("X-Signature", "")
+        if signature.startswith("sha256="):
+            self._given, self._mac = signature.lower(), body_mac(secret)
+        elif signature:
+            timestamp = headers.get("X-Timestamp")
+            if timestamp is None:
+                self._refusal = Refusal("bad_signature",
+                                        "X-HMAC-Signature needs an X-Timestamp header")
+            elif timestamp.isascii():
+                self._given, self._timestamp = signature.lower(), timestamp
+                self._mac = seed_mac(secret, timestamp)
+        else:
+            auth = headers.get("Authorization", "")
+            self._bearer = auth[7:] if auth.startswith("Bearer ") else None
+
+    def update(self, chunk: bytes) -> None:
+        if self._mac is not None:
+            self._mac.update(chunk)
+
+    def verdict(self) -> bool | Refusal:
+        if self._accepted:
+            return True
+        if self._refusal is not None:
+            return self._refusal
+        if self._mac is not None:
+            digest = self._mac.hexdigest()
+            if self._timestamp is None:
+                return _same(self._given, "sha256=" + digest)
+            if not _same(self._given, digest):
+                return False
+            problem = timestamp_problem(self._timestamp, time.time(), self.window)
+            if problem:
+                return Refusal("stale_timestamp", f"{problem}; see webhooks.webjs.replay_window")
+            return True
+        return self._bearer is not None and _same(self._bearer, self.secret)
+
+
 def _webjs_factory(config: Config) -> Checker:
-    """webjs accepts, in this order: `X-API-Key` (when webhooks.webjs.api_key is set);
-    the seed's scheme, `X-Timestamp` + hex HMAC-SHA256(secret, timestamp + raw body) in
-    `X-HMAC-Signature` or, unprefixed, `X-Signature` (its earlier versions), within the
-    replay window; `X-Signature: sha256=<hex HMAC of the body>`; `Authorization: Bearer`."""
+    """webjs: see WebjsCheck (the whole body at once here)."""
     api_key: str = config["webhooks.webjs.api_key"]
     window: float = config["webhooks.webjs.replay_window"]
 
     def check(secret: str, request: web.Request, body: bytes) -> bool | Refusal:
-        headers = request.headers
-        given_key = headers.get("X-API-Key")
-        if api_key and given_key is not None and _same(given_key, api_key):
-            return True
-        if not secret:
-            return False  # only the API key is configured
-        signature = headers.get("X-HMAC-Signature") or headers.get("X-Signature", "")
-        if signature.startswith("sha256="):
-            return _same(signature.lower(), body_signature(secret, body))
-        if signature:
-            timestamp = headers.get("X-Timestamp")
-            if timestamp is None:
-                return Refusal("bad_signature", "X-HMAC-Signature needs an X-Timestamp header")
-            if not timestamp.isascii() or not _same(
-                    signature.lower(), seed_signature(secret, timestamp, body)):
-                return False
-            problem = timestamp_problem(timestamp, time.time(), window)
-            if problem:
-                return Refusal("stale_timestamp",
-                               f"{problem}; see webhooks.webjs.replay_window")
-            return True
-        auth = headers.get("Authorization", "")
-        return auth.startswith("Bearer ") and _same(auth[7:], secret)
+        checking = WebjsCheck(api_key, window, secret, request)
+        checking.update(body)
+        return checking.verdict()
 
     return check
 
@@ -138,6 +180,8 @@ class WebhookAuth:
     secret: str
     checker: Checker
     alternative: str = ""  # a second credential (webjs: webhooks.webjs.api_key)
+    # (secret, request) -> an incremental check, for sources whose bodies are streamed
+    streamer: Callable[[str, web.BaseRequest], WebjsCheck] | None = None
 
     @property
     def open_(self) -> bool:
@@ -155,14 +199,47 @@ class WebhookAuth:
         return Refusal("bad_signature",
                        f"missing or invalid signature for the {self.source} webhook")
 
+    def streamed(self, request: web.BaseRequest) -> StreamCheck:
+        """A check fed the body in chunks (only webjs bodies are streamed)."""
+        if self.open_:
+            return StreamCheck(self.source, None)
+        if self.streamer is None:
+            raise ValueError(f"the {self.source} webhook's body is not streamed")
+        return StreamCheck(self.source, self.streamer(self.secret, request))
+
+
+class StreamCheck:
+    """Feeds a streamed body to a source's check; `refusal()` answers like `verify`."""
+
+    def __init__(self, source: str, checking: WebjsCheck | None) -> None:
+        self.source = source
+        self._checking = checking
+
+    def update(self, chunk: bytes) -> None:
+        if self._checking is not None:
+            self._checking.update(chunk)
+
+    def refusal(self) -> Refusal | None:
+        if self._checking is None:
+            return None
+        verdict = self._checking.verdict()
+        if verdict is True:
+            return None
+        if isinstance(verdict, Refusal):
+            return verdict
+        return Refusal("bad_signature",
+                       f"missing or invalid signature for the {self.source} webhook")
+
 
 def webhook_auth(config: Config) -> dict[str, WebhookAuth]:
     checkers: dict[str, Checker] = {
         "webjs": _webjs_factory(config), "waha": _waha, "cloud": _cloud,
         "evolution": _evolution, "twilio": _twilio_factory(config)}
     alternatives = {"webjs": config["webhooks.webjs.api_key"]}
+    api_key, window = config["webhooks.webjs.api_key"], config["webhooks.webjs.replay_window"]
+    streamers = {"webjs": lambda secret, request: WebjsCheck(api_key, window, secret, request)}
     return {source: WebhookAuth(source, config[key], checkers[source],
-                                alternatives.get(source, ""))
+                                alternatives.get(source, ""), streamers.get(source))
             for source, key in SOURCE_SECRET.items()}
 
 

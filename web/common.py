@@ -153,7 +153,8 @@ def present_campaign(campaign: dict[str, Any], statistics: dict[str, Any] | None
                      alerts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     stats = statistics
     if stats is None and campaign.get("statistics"):
-        stats = orjson.loads(campaign["statistics"])
+        # as last checkpointed; a release without some fields stored none of them
+        stats = {**empty_statistics(), **orjson.loads(campaign["statistics"])}
     return {
         "uuid": campaign["uuid"],
         "id": campaign["no"],
@@ -171,9 +172,11 @@ def present_campaign(campaign: dict[str, Any], statistics: dict[str, Any] | None
 
 
 def empty_statistics() -> dict[str, Any]:
+    from domain.engagement import empty_statistics as no_engagement
     from domain.ledger import Ledger
 
     stats = Ledger().statistics()
+    stats.update(no_engagement())
     stats["updated_at"] = None
     return stats
 

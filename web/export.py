@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
 
+from domain.engagement import RowEngagement
 from domain.failures import from_text, lookup
 from domain.status import LEVEL_NAMES, class_name
 from domain.timefmt import iso_time
+from store.engagement import TOUCH_RANGE_SQL, summarize_rows
 from web.common import visible_campaign
 from web.keys import RUNTIME
 
@@ -26,9 +28,12 @@ TIMESTAMP_COLUMNS = ("queued_at", "pending_at", "sent_at", "delivered_at", "read
                      "played_at", "failed_at")
 # message_id is the bare id ACKs are matched by, as in the rows API; raw_message_id the id
 # exactly as registered or as the gateway returned it (whatsapp-web.js's serialized form).
+# Then what recipients did (SPEC 6.3): first reply, replies, last button, opt-out, and
+# the latest reply's text when engagement.keep_reply_text kept it.
+ENGAGEMENT_COLUMNS = ("replied_at", "reply_count", "button", "opted_out_at", "reply_text")
 CSV_COLUMNS = ("row", "recipient", "contact_id", "message_id", "raw_message_id", "status",
                "level", "failed", "failure_reason", "failure_code", "failure_category",
-               *TIMESTAMP_COLUMNS)
+               *TIMESTAMP_COLUMNS, *ENGAGEMENT_COLUMNS)
 EXPORT_SQL = (
     "SELECT row, recipient, contact_id, raw_id, message_id, level, failed, reason,"
     " failure_code, ts_queued, ts_pending, ts_sent, ts_delivered, ts_read, ts_played,"
@@ -45,23 +50,31 @@ def _cell(value: str | None) -> str:
     return "'" + value if value[0] in "=@\t\r" else value
 
 
-def csv_text(rows: Iterable[Sequence[Any]], header: bool = False) -> str:
-    """Rows selected by EXPORT_SQL as CSV lines (RFC 4180, CRLF)."""
+def csv_text(rows: Iterable[Sequence[Any]], header: bool = False,
+             engagement: Mapping[int, RowEngagement] | None = None) -> str:
+    """Rows selected by EXPORT_SQL as CSV lines (RFC 4180, CRLF), with the figures of
+    the rows that have engagement (store/engagement.py TOUCH_RANGE_SQL)."""
     out = io.StringIO()
     writer = csv.writer(out)
     if header:
         writer.writerow(CSV_COLUMNS)
+    engagement = engagement or {}
     for (row, recipient, contact, raw_id, message_id, level, failed, reason, code,
          *stamps) in rows:
         category = ""
         if failed or reason or code:
             code = code or (from_text(reason, "").code if reason else None)
             category = lookup(code).category
+        e = engagement.get(row)
+        button = (e.button[1] or e.button[0]) if e is not None and e.button else None
         writer.writerow((
             row, _cell(recipient), _cell(contact), _cell(message_id),
             _cell(raw_id or message_id),
             class_name(level, bool(failed)), LEVEL_NAMES[level], "true" if failed else "false",
             _cell(reason), _cell(code), category, *(iso_time(ts) or "" for ts in stamps),
+            iso_time(e.replied_at) or "" if e else "", e.reply_count if e else 0,
+            _cell(button), iso_time(e.opted_out_at) or "" if e else "",
+            _cell(e.text) if e else "",
         ))
     return out.getvalue()
 
@@ -80,17 +93,22 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
         await response.write_eof()
         return response
     response.enable_chunked_encoding()
-    rows = await rt.store.fetchall(EXPORT_SQL, (campaign["no"], -1, CHUNK_ROWS))
+    no = campaign["no"]
+    rows = await rt.store.fetchall(EXPORT_SQL, (no, -1, CHUNK_ROWS))
     await response.prepare(request)  # errors above still become JSON; from here we stream
     header = True
+    after = -1
     while True:
         # A chunk is small enough (~10 ms to format) that webhooks are never held up long.
-        text = csv_text(rows, header)
+        engagement = summarize_rows(await rt.store.fetchall(
+            TOUCH_RANGE_SQL, (no, after, rows[-1][0]))) if rows else {}
+        text = csv_text(rows, header, engagement)
         await response.write(text.encode())
         header = False
         if len(rows) < CHUNK_ROWS:
             break
-        rows = await rt.store.fetchall(EXPORT_SQL, (campaign["no"], rows[-1][0], CHUNK_ROWS))
+        after = rows[-1][0]
+        rows = await rt.store.fetchall(EXPORT_SQL, (no, after, CHUNK_ROWS))
     await response.write_eof()
     return response
 

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from domain.cluster import NODE_PATTERN
+from domain.engagement import ENGAGEMENT_FILTERS
 from domain.failures import CATEGORY_NAMES
 from domain.status import LEVEL_NAMES, STATUS_FILTERS
 from web.errors import json_response
@@ -344,31 +345,139 @@ SCHEMAS: dict[str, Any] = {
     "WebhookResult": {
         "type": "object", "required": ["ok", "events"],
         "properties": {"ok": {"type": "boolean", "const": True},
-                       "events": {"type": "integer", "description": "Status events (and, on "
-                                  "/webhooks/cloud, account and template changes) "
-                                  "stored."},
+                       "events": {"type": "integer", "description": "Status and inbound "
+                                  "events (and, on /webhooks/cloud, account and template "
+                                  "changes) stored."},
                        "ignored": {"type": "object", "description": "Events accepted but not "
-                                   "used (not delivery statuses), by name: count.",
+                                   "used (not delivery statuses nor inbound messages, or our "
+                                   "own / a group's message), by name: count.",
                                    "additionalProperties": {"type": "integer"}}},
     },
 }
+
+
+# --- engagement (SPEC 6): replies, button taps, opt-outs, suppression list -------------
+
+BUTTON = {"type": "object", "required": ["payload", "title"],
+          "properties": {"payload": nullable({"type": "string"}),
+                         "title": nullable({"type": "string"})}}
+SCHEMAS["Statistics"]["properties"].update({
+    "total_replied_count": {**COUNT, "description": "Messages with a reply (a message or "
+                            "button tap that is not a stop / start keyword)."},
+    "reply_rate": {**RATE, "description": "replied / delivered x 100, one decimal."},
+    "time_to_reply": {**LATENCY, "description": "Seconds from sent to the first reply."},
+    "total_opted_out_count": {**COUNT, "description": "Messages answered with a stop."},
+    "total_skipped_count": {**COUNT, "description": "Recipients the sender skipped "
+                            "(suppressed); 0 until the sender skips them."},
+    "buttons": {"type": "array", "description": "Messages per tapped button, most first "
+                "(at most 20).", "items": {
+                    "type": "object", "required": ["payload", "title", "count"],
+                    "properties": {"payload": nullable({"type": "string"}),
+                                   "title": nullable({"type": "string"}), "count": COUNT}}},
+})
+SCHEMAS["MessageRow"]["properties"].update({
+    "replied_at": {**TIME, "description": "First reply."},
+    "reply_count": COUNT,
+    "button": {**nullable(BUTTON), "description": "The last button tapped."},
+    "opted_out_at": TIME,
+    "reply_text": {**nullable({"type": "string"}), "description": "The latest reply's text, "
+                   "only with engagement.keep_reply_text = true."},
+})
+SCHEMAS["Suppression"] = {
+    "type": "object", "required": ["number", "reason", "source", "suppressed_at"],
+    "properties": {"number": {"type": "string", "description": "E.164 digits."},
+                   "reason": nullable({"type": "string"}),
+                   "source": {"type": "string", "description": "Where the stop came from: a "
+                              "webhook source, simulator, api or import."},
+                   "suppressed_at": TIME}}
+SCHEMAS["SuppressionList"] = {
+    "type": "object", "required": ["workspace_id", "total", "suppressions", "next_cursor"],
+    "properties": {"workspace_id": {"type": "integer"}, "total": COUNT,
+                   "suppressions": {"type": "array", "items": ref("Suppression")},
+                   "next_cursor": nullable({"type": "string"})}}
+SCHEMAS["SuppressionChange"] = {
+    "type": "object",
+    "properties": {"number": {"type": "string", "examples": ["+6281234567890"]},
+                   "numbers": {"type": "array", "minItems": 1, "maxItems": 100000,
+                               "items": {"type": "string"}},
+                   "reason": {"type": "string", "maxLength": 200}}}
+
+
+def _suppression_paths() -> dict[str, Any]:
+    workspace = {"name": "workspace_id", "in": "path", "required": True,
+                 "schema": {"type": "integer", "minimum": 0}}
+    csv_body = {"type": "string", "description": "number[,reason] lines, an optional "
+                "header line (number,reason)."}
+    return {"/api/workspaces/{workspace_id}/suppressions": {
+        "get": {"tags": ["engagement"], "operationId": "list_suppressions",
+                "parameters": [workspace,
+                               query("format", {"type": "string", "enum": ["json", "csv"]},
+                                     "csv: every entry as a CSV file (number, reason, "
+                                     "source, suppressed_at)."),
+                               query("limit", {"type": "integer", "minimum": 1,
+                                               "maximum": 5000, "default": 100}, "Page size."),
+                               query("cursor", {"type": "string"}, "next_cursor of the last "
+                                     "page.")],
+                "summary": "The workspace's suppressed numbers (SPEC 6.4), in number order.",
+                "responses": {"200": {"description": "A page (or the CSV file).", "content": {
+                    J: {"schema": ref("SuppressionList")}, "text/csv": {"schema": csv_body}}},
+                    "400": err("A query parameter is invalid."), **AUTH_ERRORS,
+                    "404": err("No such workspace for this token."),
+                    "503": err("The list did not answer in time.")}},
+        "post": {"tags": ["engagement"], "operationId": "add_suppressions",
+                 "parameters": [workspace],
+                 "summary": "Suppress numbers (JSON, or a CSV file to import).",
+                 "description": "A CSV import is the same POST with Content-Type: text/csv "
+                                "and number[,reason] lines (an optional header line "
+                                "number,reason); every line must be a phone number or "
+                                "nothing is stored (422 names the line).",
+                 "requestBody": {"required": True, "content": {
+                     J: {"schema": ref("SuppressionChange")}}},
+                 "responses": {"201": ok("Stored (durable).", {
+                     "type": "object", "required": ["workspace_id", "added"],
+                     "properties": {"workspace_id": {"type": "integer"}, "added": COUNT}}),
+                     "400": err("Not JSON / not a readable CSV file."), **AUTH_ERRORS,
+                     "404": err("No such workspace for this token."),
+                     "413": err("More than 100,000 numbers."),
+                     "415": err("Neither application/json nor text/csv."),
+                     "422": err("A number is not a phone number (named in `field`)."),
+                     "503": err("Storage unavailable; retry.")}},
+        "delete": {"tags": ["engagement"], "operationId": "remove_suppressions",
+                   "parameters": [workspace, query("number", {"type": "string"},
+                                                   "The number to lift (or a JSON body).")],
+                   "summary": "Lift suppressions (a number, or numbers in the body).",
+                   "requestBody": {"required": False,
+                                   "content": {J: {"schema": ref("SuppressionChange")}}},
+                   "responses": {"200": ok("Lifted (durable); numbers not listed are "
+                                           "skipped.", {
+                                               "type": "object",
+                                               "required": ["workspace_id", "removed"],
+                                               "properties": {
+                                                   "workspace_id": {"type": "integer"},
+                                                   "removed": COUNT}}),
+                                 "400": err("Neither ?number nor a JSON body."), **AUTH_ERRORS,
+                                 "404": err("No such workspace for this token."),
+                                 "422": err("A number is not a phone number."),
+                                 "503": err("Storage unavailable; retry.")}}}}
 
 
 def _webhook(source: str) -> dict[str, Any]:
     media = "application/x-www-form-urlencoded" if source == "twilio" else J
     return {"post": {
         "tags": ["webhooks"], "operationId": f"webhook_{source}", "security": [],
-        "summary": f"Receive {source} delivery receipts (SPEC 3.1).",
-        "description": "2xx means every status in the request is durably stored (and, "
-                       "with forward_to, the request's relay copy too). Events that are not "
-                       "delivery statuses are answered 2xx with `ignored`.",
+        "summary": f"Receive {source} delivery receipts (SPEC 3.1) and what recipients "
+                   "send back (SPEC 6.1).",
+        "description": "2xx means every status and inbound message in the request is "
+                       "durably stored (and, with forward_to, the request's relay copy "
+                       "too). Events that are neither are answered 2xx with `ignored`.",
         "requestBody": {"required": True, **body({"type": "object"}, media)},
         "responses": {
             "200": ok("Stored.", ref("WebhookResult")),
             "400": err("Not valid JSON or form data."),
             "401": err("Missing or invalid signature; nothing changed."),
             "404": err("This source is disabled."),
-            "413": err("Body larger than server.max_body_bytes."),
+            "413": err("Body larger than server.max_body_bytes (webjs message_received: "
+                       "webhooks.max_inbound_bytes)."),
             "415": err("Wrong Content-Type."),
             "422": err("A field is missing or has the wrong type (named in `field`)."),
             "503": err("Storage unavailable, or this source's relay backlog is full "
@@ -429,8 +538,10 @@ def _campaign_paths() -> dict[str, Any]:
                     "summary": "Per-recipient rows, cursor paging.",
                     "parameters": [
                         UUID_PARAM,
-                        query("status", {"type": "string", "enum": list(STATUS_FILTERS)},
-                              "Filter as the cards count (read includes played, ...)."),
+                        query("status", {"type": "string", "enum": [
+                            *STATUS_FILTERS, *ENGAGEMENT_FILTERS]},
+                              "Filter as the cards count (read includes played, ...); "
+                              "replied / opted_out: rows with a reply / a stop."),
                         query("search", {"type": "string", "maxLength": 100},
                               "Substring of the recipient or message id."),
                         query("category", {"type": "string", "enum": list(CATEGORY_NAMES)},
@@ -458,7 +569,8 @@ def _campaign_paths() -> dict[str, Any]:
             "description": "Streamed (chunked). Columns: row, recipient, contact_id, "
                            "message_id (bare), raw_message_id (as registered), status, level, "
                            "failed, failure_reason, failure_code, failure_category, queued_at, "
-                           "pending_at, sent_at, delivered_at, read_at, played_at, failed_at.",
+                           "pending_at, sent_at, delivered_at, read_at, played_at, failed_at, "
+                           "replied_at, reply_count, button, opted_out_at, reply_text.",
             "responses": {"200": ok("CSV with a header line.", {"type": "string"}, "text/csv"),
                           **AUTH_ERRORS, **NOT_FOUND}}},
     }
@@ -679,6 +791,7 @@ def document() -> dict[str, Any]:
     paths.update(_relay_paths())
     paths.update(_failure_paths())
     paths.update(_cluster_paths(paths))
+    paths.update(_suppression_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "campaignd", "version": "0.1.0",

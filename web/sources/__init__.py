@@ -1,11 +1,14 @@
-"""Webhook sources: each turns one provider's payload into `StatusEvent`s.
+"""Webhook sources: each turns one provider's payload into `StatusEvent`s (delivery
+statuses) and `InboundEvent`s (what recipients sent back, SPEC 6.1).
 
-A parser is a pure function `parse(body, ctx) -> list[StatusEvent]`: no I/O, no state,
-so it is tested with the fixtures alone. Its vocabulary is mapped through the tables of
-actors/status.py, never with numbers of its own. Structural problems raise `BadPayload`
+A parser is a pure function `parse(body, ctx) -> list[Event]`: no I/O, no state, so it
+is tested with the fixtures alone (Meta's account webhooks go to `ctx.extras`). Its
+vocabulary is mapped through the tables of domain/status.py (and domain/failures.py),
+never with numbers of its own. Structural problems raise `BadPayload`
 naming the field (JSON path) at fault; the whole request is then refused (SPEC 3.1:
-never a partial apply). Values that are valid but are not delivery statuses (incoming
-messages, DELETED, an unknown future status) are skipped, not refused.
+never a partial apply). Values that are valid but are neither delivery statuses nor
+recipients' messages (DELETED, our own or a group's messages, an unknown future status)
+are skipped, not refused.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from typing import Any
 
 import orjson
 
+from domain.inbound import Event, Keywords
+
+__all__ = ["Event"]
 
 class BadPayload(Exception):
     def __init__(self, field: str, message: str) -> None:
@@ -25,10 +31,15 @@ class BadPayload(Exception):
         self.message = message
 
 
+DEFAULT_KEYWORDS = Keywords()
+
+
 @dataclass(frozen=True, slots=True)
 class ParseContext:
     now: float
     ack_numbering: str = "webjs"
+    keywords: Keywords = DEFAULT_KEYWORDS  # engagement.stop_keywords / start_keywords
+    keep_reply_text: bool = False  # engagement.keep_reply_text
     # Names of events the parser accepted but does not use (not ours: answered 2xx).
     ignored: list[str] = field(default_factory=list)
     # What a parser finds beside delivery statuses and the handler stores too: Meta's

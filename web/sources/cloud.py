@@ -1,14 +1,17 @@
-"""Meta WhatsApp Cloud API status webhooks: entry[].changes[].value.statuses[].
+"""Meta WhatsApp Cloud API webhooks: entry[].changes[].value with `statuses[]` (delivery
+statuses), `messages[]` + `contacts[]` (what recipients send, SPEC 6.1) and
+`user_preferences[]` (marketing stop / resume, SPEC 6.4). One request may carry all.
 
-Up to 1000 statuses per request. Partial batches: a status that is malformed (missing
-id, wrong type) refuses the whole request with the path of the bad status, so nothing
+Up to 1000 items per request. Partial batches: an item that is malformed (missing
+id, wrong type) refuses the whole request with the path of the bad item, so nothing
 is half-applied; a well-formed status whose value is not a delivery status we know is
-skipped, like incoming `messages[]`, which are not ours to count.
+skipped. A failed status whose failure is in the `opted_out` category (131050: the
+recipient stopped marketing messages) is also an opt-out of that message's recipient.
 
 Account and template webhooks (`phone_number_quality_update`, `account_update`,
 `message_template_status_update`, `message_template_quality_update`) come to the same
 URL: each such change goes to `ctx.extras` as an `AccountEvent`, stored by the handler
-with the statuses.
+with the events.
 """
 
 from __future__ import annotations
@@ -18,18 +21,40 @@ from typing import Any
 from domain.account import event_from_change, field_of
 from domain.events import StatusEvent
 from domain.failures import Failure, clean_code, short
+from domain.inbound import (
+    PREFERENCE,
+    START,
+    STOP,
+    InboundEvent,
+    opt_out_of_failure,
+    reason_for,
+)
+from domain.phones import e164_digits
 from domain.status import CLOUD_STATUS
-from web.sources import BadPayload, ParseContext, epoch_seconds, load_json, obj, text
+from web.sources import BadPayload, Event, ParseContext, epoch_seconds, load_json, obj, text
+from web.sources.inbound import optional_text, quoted, reply, sender_number
 
 MAX_STATUSES = 5000
+# Message types that are not something a recipient said (a number change, a first open).
+IGNORED_TYPES = ("system", "request_welcome", "ephemeral")
+MEDIA_TYPES = ("image", "video", "document", "audio", "sticker")
+PREFERENCES = {"stop": STOP, "resume": START}
 
 
-def parse(body: bytes, ctx: ParseContext) -> list[StatusEvent]:
+def _array(value: Any, field: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadPayload(field, "must be an array")
+    return value
+
+
+def parse(body: bytes, ctx: ParseContext) -> list[Event]:
     doc = obj(load_json(body), "body")
     entries = doc.get("entry")
     if not isinstance(entries, list):
         raise BadPayload("entry", "must be an array")
-    events: list[StatusEvent] = []
+    events: list[Event] = []
     for e, entry in enumerate(entries):
         entry = obj(entry, f"entry[{e}]")
         changes = entry.get("changes", [])
@@ -37,30 +62,106 @@ def parse(body: bytes, ctx: ParseContext) -> list[StatusEvent]:
             raise BadPayload(f"entry[{e}].changes", "must be an array")
         for c, change in enumerate(changes):
             change = obj(change, f"entry[{e}].changes[{c}]")
-            value = obj(change.get("value"), f"entry[{e}].changes[{c}].value")
+            at = f"entry[{e}].changes[{c}].value"
+            value = obj(change.get("value"), at)
             kind = field_of(change.get("field"), value)
             if kind is not None:
                 waba = text(entry.get("id"), f"entry[{e}].id", required=False) if isinstance(
                     entry.get("id"), str) else None
-                at = epoch_seconds(entry.get("time"), f"entry[{e}].time", ctx.now)
-                ctx.extras.append(event_from_change(kind, waba, at, value))
+                when = epoch_seconds(entry.get("time"), f"entry[{e}].time", ctx.now)
+                ctx.extras.append(event_from_change(kind, waba, when, value))
                 if len(ctx.extras) > MAX_STATUSES:
                     raise BadPayload("entry", f"more than {MAX_STATUSES} changes in one request")
                 continue
             statuses = value.get("statuses", [])
             if not isinstance(statuses, list):
-                raise BadPayload(f"entry[{e}].changes[{c}].value.statuses", "must be an array")
+                raise BadPayload(f"{at}.statuses", "must be an array")
             for s, status in enumerate(statuses):
-                path = f"entry[{e}].changes[{c}].value.statuses[{s}]"
-                event = _status(status, path, ctx)
-                if event is not None:
-                    events.append(event)
+                events.extend(_status(status, f"{at}.statuses[{s}]", ctx))
                 if len(events) > MAX_STATUSES:
                     raise BadPayload("entry", f"more than {MAX_STATUSES} statuses in one request")
+            for k, contact in enumerate(_array(value.get("contacts"), f"{at}.contacts")):
+                contact = obj(contact, f"{at}.contacts[{k}]")
+                text(contact.get("wa_id"), f"{at}.contacts[{k}].wa_id", required=False)
+            for m, message in enumerate(_array(value.get("messages"), f"{at}.messages")):
+                received = _message(message, f"{at}.messages[{m}]", ctx)
+                if received is not None:
+                    events.append(received)
+            for p, pref in enumerate(_array(value.get("user_preferences"),
+                                            f"{at}.user_preferences")):
+                preference = _preference(pref, f"{at}.user_preferences[{p}]", ctx)
+                if preference is not None:
+                    events.append(preference)
+            if len(events) > MAX_STATUSES:
+                raise BadPayload("entry", f"more than {MAX_STATUSES} items in one request")
     return events
 
 
-def _status(status: Any, path: str, ctx: ParseContext) -> StatusEvent | None:
+def _message(message: Any, path: str, ctx: ParseContext) -> Event | None:
+    """value.messages[i]: text, a template quick-reply `button`, an `interactive`
+    button / list reply, media, a reaction; `context.id` names the message it answers."""
+    message = obj(message, path)
+    message_id = text(message.get("id"), f"{path}.id")
+    kind = text(message.get("type"), f"{path}.type", max_len=64)
+    assert message_id is not None and kind is not None
+    if kind in IGNORED_TYPES:
+        return None
+    number = sender_number(message.get("from"), f"{path}.from")
+    when = epoch_seconds(message.get("timestamp"), f"{path}.timestamp", ctx.now)
+    context = message.get("context")
+    if context is not None and not isinstance(context, dict):
+        raise BadPayload(f"{path}.context", "must be an object")
+    quote = quoted(context.get("id"), f"{path}.context.id") if context else None
+    body = payload = title = None
+    if kind == "text":
+        content = message.get("text")
+        if content is not None:
+            body = optional_text(obj(content, f"{path}.text").get("body"), f"{path}.text.body")
+    elif kind == "button":
+        button = obj(message.get("button"), f"{path}.button")
+        payload = optional_text(button.get("payload"), f"{path}.button.payload", 1024)
+        title = optional_text(button.get("text"), f"{path}.button.text", 1024)
+        body = title
+    elif kind == "interactive":
+        interactive = obj(message.get("interactive"), f"{path}.interactive")
+        sub = interactive.get("type")
+        picked = interactive.get(sub) if isinstance(sub, str) else None
+        if isinstance(picked, dict):
+            payload = optional_text(picked.get("id"), f"{path}.interactive.{sub}.id", 1024)
+            title = optional_text(picked.get("title"), f"{path}.interactive.{sub}.title", 1024)
+            body = title
+    elif kind == "reaction":
+        reaction = obj(message.get("reaction"), f"{path}.reaction")
+        if not reaction.get("emoji"):
+            return None  # a reaction taken back
+        quote = quoted(reaction.get("message_id"), f"{path}.reaction.message_id") or quote
+        body = optional_text(reaction.get("emoji"), f"{path}.reaction.emoji", 64)
+    elif kind in MEDIA_TYPES:
+        media = message.get(kind)
+        if isinstance(media, dict):
+            body = optional_text(media.get("caption"), f"{path}.{kind}.caption")
+    return reply(ctx, "cloud:" + message_id, when, number, quoted_id=quote, body=body,
+                 button_payload=payload, button_title=title)
+
+
+def _preference(pref: Any, path: str, ctx: ParseContext) -> Event | None:
+    """value.user_preferences[i]: a recipient stopped (or resumed) marketing messages."""
+    pref = obj(pref, path)
+    number = e164_digits(text(pref.get("wa_id"), f"{path}.wa_id"))
+    if number is None:
+        raise BadPayload(f"{path}.wa_id", "is not a phone number")
+    value = text(pref.get("value"), f"{path}.value", max_len=64)
+    assert value is not None
+    kind = PREFERENCES.get(value.lower())
+    if kind is None:
+        return None  # a preference we do not know: not an opt-out
+    when = epoch_seconds(pref.get("timestamp"), f"{path}.timestamp", ctx.now)
+    category = pref.get("category") if isinstance(pref.get("category"), str) else "marketing"
+    return InboundEvent(f"cloud-pref:{number}:{category}:{int(when)}:{value.lower()}", kind,
+                        PREFERENCE, when, number, reason=reason_for(kind, PREFERENCE))
+
+
+def _status(status: Any, path: str, ctx: ParseContext) -> list[Event]:
     status = obj(status, path)
     message_id = text(status.get("id"), f"{path}.id")
     name = text(status.get("status"), f"{path}.status")
@@ -72,13 +173,19 @@ def _status(status: Any, path: str, ctx: ParseContext) -> StatusEvent | None:
     assert message_id is not None and name is not None
     mapped = CLOUD_STATUS.get(name.lower())
     if mapped is None:
-        return None
+        return []
     level, failed = mapped
     if not failed:
-        return StatusEvent(message_id, level, failed, at, None, recipient)
+        return [StatusEvent(message_id, level, failed, at, None, recipient)]
     failure = cloud_failure(errors)
     reason = failure.text() if failure.code or failure.title else "failed (no error given)"
-    return StatusEvent(message_id, level, failed, at, reason, recipient, failure)
+    events: list[Event] = [StatusEvent(message_id, level, failed, at, reason, recipient,
+                                       failure)]
+    stop = opt_out_of_failure(f"cloud-failure:{message_id}", message_id, at, recipient,
+                              failure)
+    if stop is not None:
+        events.append(stop)
+    return events
 
 
 def cloud_failure(errors: list[Any] | None, source: str = "cloud") -> Failure:

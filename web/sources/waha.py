@@ -1,11 +1,29 @@
-"""WAHA `message.ack` webhooks. Other WAHA events are accepted and ignored."""
+"""WAHA webhooks: `message.ack` (statuses) and `message` / `message.any` (what recipients
+send, SPEC 6.1; `message.any` also carries our own messages: `fromMe` ones are dropped).
+`payload.replyTo.id` is the bare id of a quoted message. Other WAHA events are accepted
+and ignored."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from domain.events import StatusEvent
 from domain.failures import Failure, short
+from domain.phones import is_group
 from domain.status import ACK_NUMBERINGS, Level, bare_message_id
-from web.sources import BadPayload, ParseContext, integer, load_json, obj, text
+from web.sources import (
+    BadPayload,
+    Event,
+    ParseContext,
+    epoch_seconds,
+    integer,
+    load_json,
+    obj,
+    text,
+)
+from web.sources.inbound import optional_text, quoted, reply, sender_number
+
+MESSAGE_EVENTS = ("message", "message.any")
 
 ACK_NAMES = {
     "ERROR": (Level.QUEUED, True),
@@ -17,9 +35,12 @@ ACK_NAMES = {
 }
 
 
-def parse(body: bytes, ctx: ParseContext) -> list[StatusEvent]:
+def parse(body: bytes, ctx: ParseContext) -> list[Event]:
     doc = obj(load_json(body), "body")
     event = text(doc.get("event"), "event")
+    if event in MESSAGE_EVENTS:
+        received = _message(obj(doc.get("payload"), "payload"), ctx)
+        return [received] if received is not None else []
     if event != "message.ack":
         return []
     payload = obj(doc.get("payload"), "payload")
@@ -46,3 +67,22 @@ def parse(body: bytes, ctx: ParseContext) -> list[StatusEvent]:
         failure = Failure("waha", "ack_error", short(error) if error else None, None)
     return [StatusEvent(bare_message_id(message_id), level, failed, ctx.now, reason, recipient,
                         failure)]
+
+
+def _message(payload: dict[str, Any], ctx: ParseContext) -> Event | None:
+    if payload.get("fromMe") is True:
+        return None  # message.any: our own message
+    sender = payload.get("from")
+    if is_group(sender) or payload.get("participant"):
+        return None
+    message_id = text(payload.get("id"), "payload.id")
+    assert message_id is not None
+    number = sender_number(sender, "payload.from")
+    when = epoch_seconds(payload.get("timestamp"), "payload.timestamp", ctx.now)
+    body = optional_text(payload.get("body"), "payload.body")
+    reply_to = payload.get("replyTo")
+    if reply_to is not None and not isinstance(reply_to, dict):
+        raise BadPayload("payload.replyTo", "must be an object")
+    quote = quoted(reply_to.get("id"), "payload.replyTo.id") if reply_to else None
+    return reply(ctx, "waha:" + bare_message_id(message_id), when, number,
+                 quoted_id=quote, body=body)

@@ -7,6 +7,13 @@ The seed's service posts every event it has to this one URL (sessions, QR codes,
 by configuration). Without it, `message_delivered` / `message_read` name their level,
 and `status` is read with our own names. `data.timestamp` is the message's creation
 time, not the ACK's, so the receive time is used.
+
+`message_received` (SPEC 6.1) is a recipient's message: `data.message` with `from`,
+`body`, `timestamp`, `from_me`, `chat_type`, maybe `quoted_message_id` (or whatsapp-web.js
+`_data.quotedStanzaID`) and a `media` object whose base64 `data` can be megabytes; the
+route streams such bodies and blanks that string before it gets here
+(web/bigbody.py), and nothing here reads or decodes it. Our own messages (`from_me`),
+group chats and status broadcasts are ignored.
 """
 
 from __future__ import annotations
@@ -15,14 +22,29 @@ from typing import Any
 
 from domain.events import StatusEvent
 from domain.failures import Failure, clean_code, from_text, short
+from domain.phones import is_group
 from domain.status import ACK_NUMBERINGS, Level, bare_message_id, parse_status_name
-from web.sources import BadPayload, ParseContext, integer, load_json, obj, text
+from web.sources import (
+    BadPayload,
+    Event,
+    ParseContext,
+    epoch_seconds,
+    integer,
+    load_json,
+    obj,
+    text,
+)
+from web.sources.inbound import optional_text, quoted, reply, sender_number, workspace
 
-EVENTS = ("message_status_updated", "message_delivered", "message_read")
+STATUS_EVENTS = ("message_status_updated", "message_delivered", "message_read")
+INBOUND_EVENTS = ("message_received",)
+EVENTS = STATUS_EVENTS + INBOUND_EVENTS
 MAX_ITEMS = 1000
+# whatsapp-web.js message types that are a tapped button or a picked list row.
+BUTTON_TYPES = ("buttons_response", "template_button_reply", "list_response", "interactive")
 
 
-def parse(body: bytes, ctx: ParseContext) -> list[StatusEvent]:
+def parse(body: bytes, ctx: ParseContext) -> list[Event]:
     doc = load_json(body)
     if isinstance(doc, list):
         if not doc:
@@ -32,7 +54,7 @@ def parse(body: bytes, ctx: ParseContext) -> list[StatusEvent]:
         items = [(f"[{i}]", item) for i, item in enumerate(doc)]
     else:
         items = [("", doc)]
-    events = []
+    events: list[Event] = []
     for prefix, item in items:
         event = _one(item, prefix, ctx)
         if event is not None:
@@ -40,7 +62,7 @@ def parse(body: bytes, ctx: ParseContext) -> list[StatusEvent]:
     return events
 
 
-def _one(item: Any, prefix: str, ctx: ParseContext) -> StatusEvent | None:
+def _one(item: Any, prefix: str, ctx: ParseContext) -> Event | None:
     item = obj(item, prefix or "body")
     name = text(item.get("event"), f"{prefix}.event".lstrip("."))
     if name not in EVENTS:  # the seed posts ALL its events here: not ours, not an error
@@ -48,6 +70,11 @@ def _one(item: Any, prefix: str, ctx: ParseContext) -> StatusEvent | None:
         return None
     data = obj(item.get("data"), f"{prefix}.data".lstrip("."))
     at = f"{prefix}.data.".lstrip(".")
+    if name in INBOUND_EVENTS:
+        received = _received(data, at, ctx)
+        if received is None:  # our own message, a group's: accepted, not counted
+            ctx.ignored.append(name)
+        return received
     if data.get("fromMe") is False:
         return None  # message_ack fires for incoming messages too
     message_id = text(data.get("message_id"), at + "message_id")
@@ -108,3 +135,34 @@ def _reason(error: Any) -> str | None:
         return error[:500] or None
     message = error.get("message") or error.get("title") or error.get("code")
     return str(message)[:500] if message is not None else None
+
+
+def _received(data: dict[str, Any], at: str, ctx: ParseContext) -> Event | None:
+    """A recipient's message; None for our own, a group's or a status broadcast."""
+    ws = workspace(data.get("workspace_id"), at + "workspace_id")
+    message = obj(data.get("message"), at + "message")
+    at += "message."
+    if message.get("from_me") is True or message.get("fromMe") is True:
+        return None
+    sender = message.get("from")
+    if message.get("chat_type") == "group" or message.get("group_id") or is_group(sender):
+        return None
+    message_id = text(message.get("id"), at + "id")
+    assert message_id is not None
+    number = sender_number(sender, at + "from")
+    when = epoch_seconds(message.get("timestamp"), at + "timestamp", ctx.now)
+    body = optional_text(message.get("body"), at + "body")
+    raw = message.get("_data") if isinstance(message.get("_data"), dict) else {}
+    quote = quoted(message.get("quoted_message_id") or message.get("quotedStanzaID")
+                   or raw.get("quotedStanzaID"), at + "quoted_message_id")
+    payload = title = None
+    if message.get("type") in BUTTON_TYPES:
+        list_reply = raw.get("listResponse") if isinstance(raw.get("listResponse"), dict) else {}
+        single = list_reply.get("singleSelectReply")
+        picked = (message.get("selectedButtonId") or message.get("selectedRowId")
+                  or raw.get("selectedButtonId")
+                  or (single.get("selectedRowId") if isinstance(single, dict) else None))
+        payload = optional_text(picked, at + "selectedButtonId", 1024)
+        title = body
+    return reply(ctx, "webjs:" + bare_message_id(message_id), when, number, workspace_id=ws,
+                 quoted_id=quote, body=body, button_payload=payload, button_title=title)

@@ -1,6 +1,7 @@
-// One campaign, live: status and actions, progress, five cards, chart, latencies, and
-// the recipient table. Numbers come from the API first and then from `campaign.{uuid}`;
-// after every reconnect everything is fetched again, so nothing stale stays on screen.
+// One campaign, live: status and actions, progress, six cards (replies too), chart,
+// latencies, the buttons recipients tapped, and the recipient table. Numbers come from
+// the API first and then from `campaign.{uuid}`; after every reconnect everything is
+// fetched again, so nothing stale stays on screen.
 
 import { api, channelName, connectLive, describeError, errorParts, onReconnect, pageConfig, token } from "./api.js";
 import { renderChart, series } from "./chart.js";
@@ -28,6 +29,7 @@ const CARDS = [
   ["delivered", () => t("card.delivered"), (s) => s.total_delivered_count],
   ["read", () => t("card.read"), (s) => s.total_read_count],
   ["failed", () => t("card.failed"), (s) => s.total_failed_count],
+  ["replied", () => t("card.replied"), (s) => s.total_replied_count ?? 0],
 ];
 
 function cardNote(key, s) {
@@ -41,6 +43,11 @@ function cardNote(key, s) {
       return t("card.delivered.note", { pct: fmtPct(s.delivery_rate) });
     case "read":
       return t("card.read.note", { pct: fmtPct(s.read_rate) }) + (s.total_played_count ? ` · ${t("card.read.played", { count: s.total_played_count })}` : "");
+    case "replied": {
+      // replies over delivered (SPEC 6.3), and who asked to stop
+      const opted = s.total_opted_out_count || 0;
+      return t("card.replied.note", { pct: fmtPct(s.reply_rate || 0) }) + (opted ? ` · ${t("card.replied.opted_out", { count: opted })}` : "");
+    }
     default:
       return t("card.failed.note", { pct: fmtPct(pct(s.total_failed_count, total)) });
   }
@@ -94,6 +101,7 @@ export function mountCampaign(root, uuid) {
   const cardsEl = h("section", { class: "cards", id: "cards" });
   const chartEl = h("div", { class: "chart" });
   const latencyEl = h("div", { class: "latency" });
+  const buttonsEl = h("section", { class: "panel", id: "buttons", hidden: true });
   const errorEl = h("div", { class: "banner banner-error", hidden: true });
   const unknownEl = h("div", { class: "banner banner-warn", id: "unknown-banner", hidden: true });
   const table = new RecipientTable(uuid);
@@ -131,6 +139,7 @@ export function mountCampaign(root, uuid) {
       ),
       h("div", {}, h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, t("speed.title"))), latencyEl), health.el),
     ),
+    buttonsEl,
     table.el,
   );
 
@@ -320,7 +329,32 @@ export function mountCampaign(root, uuid) {
     latencyEl.replaceChildren(
       block(t("speed.deliver"), stats.time_to_deliver, t("speed.deliver_hint")),
       block(t("speed.read"), stats.time_to_read, t("speed.read_hint")),
+      block(t("speed.reply"), stats.time_to_reply, t("speed.reply_hint")),
       h("div", { class: "lat-updated muted", id: "stats-updated" }, stats.updated_at ? t("speed.updated", { time: fmtClock(stats.updated_at) }) : ""),
+    );
+  }
+
+  /** Which quick-reply buttons recipients tapped, most tapped first (SPEC 6.3). */
+  function renderButtons() {
+    const buttons = stats.buttons || [];
+    buttonsEl.hidden = !buttons.length;
+    if (!buttons.length) return;
+    const most = Math.max(...buttons.map((b) => b.count));
+    buttonsEl.replaceChildren(
+      h("div", { class: "panel-head" }, h("h2", {}, t("buttons.title")), h("span", { class: "muted" }, t("buttons.hint"))),
+      h(
+        "div",
+        { class: "buttons-list" },
+        ...buttons.map((b) =>
+          h(
+            "div",
+            { class: "button-row", dataset: { payload: b.payload || "", count: b.count } },
+            h("span", { class: "button-title", translate: "no", title: b.payload || "" }, b.title || b.payload || "—"),
+            h("span", { class: "button-bar" }, h("i", { style: `width:${most ? (b.count * 100) / most : 0}%` })),
+            h("b", { class: "button-count" }, fmtInt(b.count)),
+          ),
+        ),
+      ),
     );
   }
 
@@ -351,6 +385,7 @@ export function mountCampaign(root, uuid) {
     breakdown.render(stats);
     renderBar();
     renderLatency();
+    renderButtons();
     if (campaign) {
       renderSending();
       renderActions();

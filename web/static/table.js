@@ -16,13 +16,39 @@ const TABS = [
   ["read", () => t("tab.read"), [4, 5], (s) => s.total_read_count],
   ["failed", () => t("tab.failed"), [6, 6], (s) => s.total_failed_count],
   ["queued", () => t("tab.queued"), [0, 0], (s) => s.total_queued_count],
+  // rows with a reply (SPEC 6.3): the API's status=replied
+  ["replied", () => t("tab.replied"), "replied", (s) => s.total_replied_count],
 ];
 
-function inTab(tab, status) {
+function inTab(tab, row) {
   const range = TABS.find((t) => t[0] === tab)[2];
   if (!range) return true;
-  const c = CLASSES.indexOf(status);
+  if (range === "replied") return Boolean(row.replied_at);
+  const c = CLASSES.indexOf(row.status);
   return c >= range[0] && c <= range[1];
+}
+
+/** What the recipient did: a reply mark and time, the button tapped, or a stop. */
+function engagement(row) {
+  const parts = [];
+  if (row.replied_at) {
+    parts.push(
+      h(
+        "span",
+        { class: "reply-mark", title: tn("table.replies", { count: row.reply_count || 1 }) },
+        "↩ ",
+        stamp(row.replied_at),
+        row.reply_count > 1 ? h("small", { class: "muted" }, ` ×${fmtInt(row.reply_count)}`) : "",
+      ),
+    );
+  }
+  if (row.button) {
+    parts.push(h("span", { class: "chip", translate: "no", title: row.button.payload || "" }, row.button.title || row.button.payload));
+  }
+  if (row.opted_out_at) {
+    parts.push(h("span", { class: "opted-out", title: t("table.opted_out_title") }, `⊘ ${t("table.opted_out")}`));
+  }
+  return parts.length ? parts : [h("span", { class: "muted" }, "—")];
 }
 
 /** The ticks of a row, as WhatsApp shows them. */
@@ -60,6 +86,8 @@ function rowElement(row) {
     : row.failure_reason
       ? h("span", { class: reasonClass, title: row.failure_reason, dataset: { category: "" }, translate: "no" }, row.failure_reason)
       : "";
+  // what they wrote, only when engagement.keep_reply_text keeps it (their words: data)
+  const said = row.reply_text ? h("q", { class: "reply-text", translate: "no", title: row.reply_text }, row.reply_text) : "";
   return h(
     "tr",
     { dataset: { row: row.row, status: row.status } },
@@ -68,7 +96,8 @@ function rowElement(row) {
     h("td", {}, ts.sent ? stamp(ts.sent) : ts.pending ? h("span", { class: "muted", title: t("tick.pending_title") }, stamp(ts.pending)) : stamp(null)),
     h("td", {}, stamp(ts.delivered)),
     h("td", {}, stamp(ts.read)),
-    h("td", { class: "note" }, note, row.status === "failed" && ts.failed ? h("small", { class: "muted" }, ` ${fmtTime(ts.failed)}`) : ""),
+    h("td", { class: "engaged", dataset: { replied: row.replied_at ? "1" : "", opted: row.opted_out_at ? "1" : "" } }, ...engagement(row)),
+    h("td", { class: "note" }, note, row.status === "failed" && ts.failed ? h("small", { class: "muted" }, ` ${fmtTime(ts.failed)}`) : "", said),
   );
 }
 
@@ -127,7 +156,7 @@ export class RecipientTable {
             h(
               "tr",
               {},
-              ...[t("table.recipient"), t("table.status"), t("table.sent"), t("table.delivered"), t("table.read"), t("table.note")].map((label) => h("th", {}, label)),
+              ...[t("table.recipient"), t("table.status"), t("table.sent"), t("table.delivered"), t("table.read"), t("table.replied"), t("table.note")].map((label) => h("th", {}, label)),
             ),
           ),
           this.bodyEl,
@@ -228,7 +257,7 @@ export class RecipientTable {
         : this.tab === "all"
           ? t("table.empty")
           : t("table.empty_tab", { tab: tab[1]() });
-      this.bodyEl.append(h("tr", { class: "empty-row" }, h("td", { colspan: 6 }, what)));
+      this.bodyEl.append(h("tr", { class: "empty-row" }, h("td", { colspan: 7 }, what)));
     }
     const first = (this.cursors.length - 1) * PAGE_SIZE;
     this.infoEl.textContent = doc.messages.length ? t("table.rows", { first: first + 1, last: first + doc.messages.length }) : "";
@@ -248,7 +277,7 @@ export class RecipientTable {
     for (const update of rows) {
       const old = this.rows.get(update.row);
       if (!old) {
-        if (this.tab !== "all" ? inTab(this.tab, update.status) : !this.nextCursor) reload = true;
+        if (this.tab !== "all" ? inTab(this.tab, update) : !this.nextCursor) reload = true;
         continue;
       }
       const leaves = this.category && update.failure && update.failure.category !== this.category;
@@ -257,8 +286,8 @@ export class RecipientTable {
       const tr = this.bodyEl.querySelector(`tr[data-row="${update.row}"]`);
       if (!tr) continue;
       const fresh = rowElement(merged);
-      if (!inTab(this.tab, merged.status) || leaves) fresh.classList.add("row-leaving");
-      else if (old.status !== merged.status) fresh.classList.add("row-flash");
+      if (!inTab(this.tab, merged) || leaves) fresh.classList.add("row-leaving");
+      else if (old.status !== merged.status || old.replied_at !== merged.replied_at || old.opted_out_at !== merged.opted_out_at) fresh.classList.add("row-flash");
       tr.replaceWith(fresh);
     }
     if (reload && !replaying) this.refresh();

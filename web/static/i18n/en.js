@@ -127,8 +127,10 @@ export default {
   "card.read.played": "{count} played",
   "card.failed": "Failed",
   "card.failed.note": "{pct} of messages",
-  // for the replies feature (issue 10)
+  // replies, button taps and opt-outs (SPEC 6, docs/engagement.md)
   "card.replied": "Replied",
+  "card.replied.note": "{pct} of delivered",
+  "card.replied.opted_out": {"one": "{count} opted out", "other": "{count} opted out"},
 
   // where the messages are
   "spread.title": "Where the messages are",
@@ -360,5 +362,16 @@ export default {
   "relay.waiting_title": "Passing accepted webhooks on to {targets}; the oldest has waited {age}",
   "relay.failing": "Relay failing: {count} waiting",
   "relay.failing_title": "{source}: {error}. Next try in {retry}; the oldest request has waited {age}. Webhooks are still accepted and kept until the app takes them (GET /api/relay).",
-  "relay.unknown_error": "the app does not take them"
+  "relay.unknown_error": "the app does not take them",
+
+  // replies, button taps and opt-outs (SPEC 6): speed, buttons, table
+  "speed.reply": "Time to reply",
+  "speed.reply_hint": "from sent to the first reply",
+  "buttons.title": "Buttons tapped",
+  "buttons.hint": "messages per quick-reply button",
+  "tab.replied": "Replied",
+  "table.replied": "Replied",
+  "table.replies": {"one": "{count} reply", "other": "{count} replies"},
+  "table.opted_out": "opted out",
+  "table.opted_out_title": "asked to stop receiving these messages"
 };

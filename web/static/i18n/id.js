@@ -125,8 +125,10 @@ export default {
   "card.read.played": "{count} diputar",
   "card.failed": "Gagal",
   "card.failed.note": "{pct} dari semua pesan",
-  // for the replies feature (issue 10)
+  // replies, button taps and opt-outs (SPEC 6, docs/engagement.md)
   "card.replied": "Dibalas",
+  "card.replied.note": "{pct} dari yang sampai ke perangkat",
+  "card.replied.opted_out": "{count} berhenti langganan",
 
   // where the messages are
   "spread.title": "Posisi pesan",
@@ -352,5 +354,16 @@ export default {
   "relay.waiting_title": "Meneruskan webhook yang diterima ke {targets}; yang tertua sudah menunggu {age}",
   "relay.failing": "Relay gagal: {count} menunggu",
   "relay.failing_title": "{source}: {error}. Dicoba lagi dalam {retry}; permintaan tertua sudah menunggu {age}. Webhook tetap diterima dan disimpan sampai aplikasi menerimanya (GET /api/relay).",
-  "relay.unknown_error": "aplikasi tidak menerimanya"
+  "relay.unknown_error": "aplikasi tidak menerimanya",
+
+  // replies, button taps and opt-outs (SPEC 6): speed, buttons, table
+  "speed.reply": "Waktu sampai dibalas",
+  "speed.reply_hint": "dari terkirim sampai balasan pertama",
+  "buttons.title": "Tombol yang diketuk",
+  "buttons.hint": "pesan per tombol balasan cepat",
+  "tab.replied": "Dibalas",
+  "table.replied": "Dibalas",
+  "table.replies": "{count} balasan",
+  "table.opted_out": "berhenti langganan",
+  "table.opted_out_title": "meminta berhenti menerima pesan ini"
 };

@@ -1,0 +1,486 @@
+"""Reply attribution (SPEC 6.2): which campaign message an inbound message answers.
+
+The rules, the one place they live:
+1. An event that names a message (a quoted reply, a button's context, Twilio's
+   OriginalRepliedMessageSid, the message a 131050 failure belongs to) is credited to
+   that message, once its id is registered.
+2. Otherwise (messages and Cloud `user_preferences`, never failures) it is credited to
+   the most recent campaign message sent to the same number (E.164 digits, any
+   gateway's spelling; `@lid` senders have none) in the same workspace (when the
+   gateway says which) within `engagement.reply_window` before it: "sent" is the
+   earliest time the message was at least pending, as total_sent_count counts it, and
+   a message that counts as failed is not a candidate. Ties go to the higher campaign
+   and row number.
+3. Nothing matches: counted in a metric, nothing else.
+
+The result is a function of the SET of events (registrations, statuses, inbound
+events): an event that arrives before the facts that place it (its message not yet
+registered, not yet sent) is kept for the window and placed when they arrive, and a
+credit moves when a better candidate appears. Each event is decided once per change of
+what is known, duplicates count once, and the journal replays safely.
+
+Where the facts live: the ingest actor owns this `Attributor` (it sees every
+registration and status in journal order), but not a per-number index of every message:
+that would cost memory for every message though few are ever answered. The rows sent
+to a number are looked up in SQLite when a reply from it arrives (`Lookup`, an index on
+the number key), and their send state is asked from their campaign actors (`Ask`), whose
+ledgers have it. From the moment a row is asked about it is *watched*: statuses routed
+after the question are merged here, so question + answer + later events give exactly
+the row's state. Only numbers with live replies are watched; everything is dropped when
+their window ends.
+
+Pure: no threads, no I/O. Inputs are method calls; outputs are effects (`take_effects`)
+the ingest actor carries out and store operations (`take_ops`) the checkpoint writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.engagement import Touch
+from domain.inbound import FAILURE, MANUAL, REPLY, InboundEvent
+from domain.ledger import bounded_time, to_tenths
+from domain.status import Level
+
+EXPLICIT = "explicit"
+WINDOW = "window"
+PENDING, DELIVERED = int(Level.PENDING), int(Level.DELIVERED)
+
+
+def pack(campaign_no: int, row: int) -> int:
+    return (campaign_no << 32) | row
+
+
+def unpack(value: int) -> tuple[int, int]:
+    return value >> 32, value & 0xFFFFFFFF
+
+
+# --- effects -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Find every message row sent to these numbers; answer with `number_rows`."""
+
+    serial: int
+    keys: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """Ask a campaign actor for these rows' send state; answer with `row_facts`."""
+
+    serial: int
+    campaign_no: int
+    rows: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """Credit an inbound event to a message (touch None: withdraw the credit)."""
+
+    campaign_no: int
+    row: int
+    inbound_id: str
+    touch: Touch | None
+
+
+@dataclass(frozen=True, slots=True)
+class Suppress:
+    """A stop or start of `number` now applies to these workspaces (replacing earlier)."""
+
+    fact_id: str
+    number: str
+    workspaces: tuple[int, ...]
+    at: float
+    kind: int
+    reason: str | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """For the metrics: what became of an event the first time it was decided."""
+
+    source: str
+    outcome: str  # credited | unattributed | duplicate
+
+
+# --- state ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RowState:
+    """What is known of one watched message: the merge of its facts (min / max / or).
+
+    Times are tenths of a second since the epoch. Like the ledger, a time more than
+    MAX_BACKDATE before the message was registered counts as its registration time
+    (`floor`), so the send time here is the one its campaign shows. (The bound applies
+    to the earliest time: only times on both sides of that day-old edge could differ
+    from the ledger, which bounds each event's time.)"""
+
+    earliest: int | None = None  # the earliest time at pending or above, unbounded
+    level: int = 0
+    failed: bool = False
+    serial: int = 0  # the Ask this row waits for (0: none, complete)
+    answered: bool = True
+    floor: int | None = None  # registration time
+
+    @property
+    def sent(self) -> int | None:
+        if self.earliest is None or self.floor is None:
+            return self.earliest
+        return bounded_time(self.earliest, self.floor)
+
+    def merge(self, sent: int | None, level: int, failed: bool,
+              floor: int | None = None) -> None:
+        if sent is not None and (self.earliest is None or sent < self.earliest):
+            self.earliest = sent
+        if level > self.level:
+            self.level = level
+        if failed:
+            self.failed = True
+        if floor is not None:
+            self.floor = floor
+
+    def merge_event(self, level: int, failed: bool, at: float) -> None:
+        self.merge(to_tenths(at) if level >= PENDING else None, level, failed)
+
+    @property
+    def eligible(self) -> bool:
+        return self.sent is not None and not (self.failed and self.level < DELIVERED)
+
+
+@dataclass(slots=True)
+class Watch:
+    """A number with live inbound events, and the rows sent to it."""
+
+    serial: int  # the Lookup this watch waits for (0: answered)
+    rows: dict[int, RowState] = field(default_factory=dict)
+    events: set[str] = field(default_factory=set)
+
+    @property
+    def complete(self) -> bool:
+        return not self.serial and all(r.answered for r in self.rows.values())
+
+
+@dataclass(slots=True)
+class Pending:
+    """A live inbound event: decided, but open to better facts until its window ends."""
+
+    source: str
+    event: InboundEvent
+    key: int | None  # number key (domain/phones.number_key)
+    received_at: float
+    target: tuple[int, int] | None = None
+    how: str | None = None
+    workspaces: tuple[int, ...] = ()  # where a stop / start applies
+    counted: bool = False
+
+    def record(self) -> tuple[Any, ...]:
+        """The inbound table's row (store/engagement.py)."""
+        e = self.event
+        c, r = self.target if self.target else (None, None)
+        return (e.inbound_id, self.source, e.workspace_id, e.number, e.at, e.quoted_id,
+                e.kind, e.via, e.button_payload, e.button_title, e.text, e.reason, c, r,
+                self.how, self.received_at)
+
+
+def touch_of(event: InboundEvent) -> Touch:
+    return Touch(event.at, event.kind, event.via, event.button_payload, event.button_title,
+                 event.text)
+
+
+class Attributor:
+    def __init__(self, window_seconds: float, resolve: Any, workspace_of: Any) -> None:
+        """`resolve(bare_id) -> (campaign_no, row) | None` is the id index;
+        `workspace_of(campaign_no) -> int | None` knows the campaigns."""
+        self.window = to_tenths(window_seconds)
+        self.window_seconds = window_seconds
+        self.resolve = resolve
+        self.workspace_of = workspace_of
+        self.live: dict[str, Pending] = {}
+        self.numbers: dict[int, Watch] = {}
+        self.watched: dict[int, int] = {}  # packed row -> number key
+        self.quotes: dict[str, set[str]] = {}  # quoted id not registered yet -> events
+        self._serial = 0
+        self._lookups: list[int] = []
+        self._lookup_serial = 0
+        self._effects: list[Any] = []
+        self._ops: list[tuple[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+    def _next(self) -> int:
+        self._serial += 1
+        return self._serial
+
+    def take_effects(self) -> list[Any]:
+        """What to do now, in order: lookups first (one for all new numbers)."""
+        effects, self._effects = self._effects, []
+        if self._lookups:
+            effects.insert(0, Lookup(self._lookup_serial, tuple(self._lookups)))
+            self._lookups = []
+            self._lookup_serial = 0
+        return effects
+
+    def take_ops(self) -> list[tuple[str, Any]]:
+        """Changes for the inbound table since the last call: ("put", record) or
+        ("drop", inbound_id)."""
+        ops, self._ops = self._ops, []
+        return ops
+
+    # --- inputs -------------------------------------------------------------------------
+
+    def inbound(self, source: str, event: InboundEvent, received_at: float,
+                key: int | None) -> None:
+        """A journaled inbound event (MANUAL ones never come here)."""
+        if event.via == MANUAL:
+            raise ValueError("suppression-list changes are not attributed")
+        if event.inbound_id in self.live:
+            self._effects.append(Outcome(source, "duplicate"))
+            return
+        pending = Pending(source, event, key, received_at)
+        self.live[event.inbound_id] = pending
+        self._ops.append(("put", pending.record()))
+        if not (event.quoted_id and self.resolve(event.quoted_id) is not None):
+            if event.quoted_id:
+                self.quotes.setdefault(event.quoted_id, set()).add(event.inbound_id)
+            if key is not None and event.via != FAILURE:
+                self._watch(pending)
+        self._evaluate(pending)
+
+    def restore(self, source: str, event: InboundEvent, received_at: float, key: int | None,
+                target: tuple[int, int] | None, how: str | None,
+                workspaces: tuple[int, ...]) -> None:
+        """A live event as the last checkpoint stored it (its credit and its stop are
+        loaded by their owners); decided again once the facts are looked up."""
+        pending = Pending(source, event, key, received_at, target, how, workspaces,
+                          counted=True)
+        self.live[event.inbound_id] = pending
+        if event.quoted_id and self.resolve(event.quoted_id) is None:
+            self.quotes.setdefault(event.quoted_id, set()).add(event.inbound_id)
+        if key is not None and event.via != FAILURE:
+            self._watch(pending)
+        else:
+            self._evaluate(pending)
+
+    def registered(self, campaign_no: int, row: int, message_id: str | None,
+                   key: int | None, level: int, failed: bool, at: float) -> None:
+        """A registration the ingest actor routed: a fresh row (with its number key) or
+        an id / outcome for an existing row (without)."""
+        if message_id and message_id in self.quotes:
+            for inbound_id in sorted(self.quotes.pop(message_id)):
+                pending = self.live.get(inbound_id)
+                if pending is not None:
+                    self._evaluate(pending)
+        packed = pack(campaign_no, row)
+        if key is not None and key in self.numbers:
+            watch = self.numbers[key]
+            state = watch.rows.get(packed)
+            if state is None:  # its first fact: nothing to ask
+                state = watch.rows[packed] = RowState()
+                self.watched[packed] = key
+            state.merge_event(level, failed, at)
+            state.floor = to_tenths(at)
+            self._reconsider(key)
+        elif packed in self.watched:
+            self.status(campaign_no, row, level, failed, at)
+
+    def is_watched(self, campaign_no: int, row: int) -> bool:
+        return pack(campaign_no, row) in self.watched
+
+    def status(self, campaign_no: int, row: int, level: int, failed: bool, at: float) -> None:
+        """A status routed to a watched row (call only when `is_watched`)."""
+        packed = pack(campaign_no, row)
+        key = self.watched.get(packed)
+        if key is None:
+            return
+        state = self.numbers[key].rows[packed]
+        before = (state.sent, state.eligible)
+        state.merge_event(level, failed, at)
+        if (state.sent, state.eligible) != before:
+            self._reconsider(key)
+
+    def number_rows(self, serial: int, keys: tuple[int, ...],
+                    rows: list[tuple[int, int, int]]) -> None:
+        """The answer to a `Lookup`: (number key, campaign_no, row) of every row sent
+        to those numbers, as stored."""
+        asks: dict[int, list[int]] = {}
+        ask_serial = self._next()
+        for key, campaign_no, row in rows:
+            watch = self.numbers.get(key)
+            if watch is None or watch.serial != serial:
+                continue  # the number's window ended meanwhile (or a newer lookup runs)
+            packed = pack(campaign_no, row)
+            if packed in watch.rows or self.workspace_of(campaign_no) is None:
+                continue
+            watch.rows[packed] = RowState(serial=ask_serial, answered=False)
+            self.watched[packed] = key
+            asks.setdefault(campaign_no, []).append(row)
+        for campaign_no, rows_ in sorted(asks.items()):
+            self._effects.append(Ask(ask_serial, campaign_no, tuple(rows_)))
+        for key in keys:
+            watch = self.numbers.get(key)
+            if watch is not None and watch.serial == serial:
+                watch.serial = 0
+                self._reconsider(key)
+
+    def row_facts(self, serial: int, campaign_no: int,
+                  facts: list[tuple[int, int | None, int, bool, int | None]]) -> None:
+        """The answer to an `Ask`: (row, sent tenths or None, level, failed, registered
+        tenths or None) per row, as the campaign actor's ledger had it when the question
+        reached it."""
+        touched: set[int] = set()
+        for row, sent, level, failed, floor in facts:
+            packed = pack(campaign_no, row)
+            key = self.watched.get(packed)
+            if key is None:
+                continue
+            state = self.numbers[key].rows[packed]
+            if state.answered or state.serial != serial:
+                continue
+            state.merge(sent, level, failed, floor)
+            state.answered = True
+            touched.add(key)
+        for key in sorted(touched):
+            self._reconsider(key)
+
+    def expire(self, now: float) -> int:
+        """End the window of events received more than `reply_window` ago: their credit
+        is final. Returns how many were never credited (dropped)."""
+        limit = now - self.window_seconds
+        dropped = 0
+        for pending in [p for p in self.live.values() if p.received_at < limit]:
+            dropped += pending.target is None
+            self._finish(pending)
+        return dropped
+
+    # --- deciding -----------------------------------------------------------------------
+
+    def _watch(self, pending: Pending) -> None:
+        assert pending.key is not None
+        watch = self.numbers.get(pending.key)
+        if watch is None:
+            if not self._lookup_serial:
+                self._lookup_serial = self._next()
+            watch = self.numbers[pending.key] = Watch(self._lookup_serial)
+            self._lookups.append(pending.key)
+        watch.events.add(pending.event.inbound_id)
+
+    def _reconsider(self, key: int) -> None:
+        watch = self.numbers.get(key)
+        if watch is None or not watch.complete:
+            return
+        for inbound_id in sorted(watch.events):
+            pending = self.live.get(inbound_id)
+            if pending is not None:
+                self._evaluate(pending)
+
+    def _evaluate(self, pending: Pending) -> None:
+        event = pending.event
+        hit = self.resolve(event.quoted_id) if event.quoted_id else None
+        if hit is not None:
+            self._decide(pending, hit, EXPLICIT)
+            self._finish(pending)  # an id never moves: final
+            return
+        watch = self.numbers.get(pending.key) if pending.key is not None else None
+        if event.workspace_id is not None and event.kind != REPLY:
+            self._set_workspaces(pending, (event.workspace_id,))
+        if watch is None or event.via == FAILURE:
+            if event.quoted_id:
+                return  # only its quoted id can place it: wait for the registration
+            self._decide(pending, None, None)  # nothing to go by (an @lid, no quote)
+            self._finish(pending)
+            return
+        if not watch.complete:
+            return  # the old credit stands until the facts are in
+        self._decide(pending, self._latest(watch, event), WINDOW)
+
+    def _latest(self, watch: Watch, event: InboundEvent) -> tuple[int, int] | None:
+        at = to_tenths(event.at)
+        best: tuple[int, int, int] | None = None
+        for packed, state in watch.rows.items():
+            if not state.eligible:
+                continue
+            assert state.sent is not None
+            if not 0 <= at - state.sent <= self.window:
+                continue
+            campaign_no, row = unpack(packed)
+            workspace = self.workspace_of(campaign_no)
+            if workspace is None or (event.workspace_id is not None
+                                     and workspace != event.workspace_id):
+                continue
+            candidate = (state.sent, campaign_no, row)
+            if best is None or candidate > best:
+                best = candidate
+        return (best[1], best[2]) if best else None
+
+    def _decide(self, pending: Pending, target: tuple[int, int] | None,
+                how: str | None) -> None:
+        event = pending.event
+        how = how if target is not None else None
+        if target != pending.target:
+            if pending.target is not None:
+                self._effects.append(Credit(*pending.target, event.inbound_id, None))
+            if target is not None:
+                self._effects.append(Credit(*target, event.inbound_id, touch_of(event)))
+            pending.target, pending.how = target, how
+            self._ops.append(("put", pending.record()))
+        elif how != pending.how:
+            pending.how = how
+            self._ops.append(("put", pending.record()))
+        if event.kind != REPLY:
+            self._set_workspaces(pending, self._workspaces(pending))
+        if not pending.counted:
+            pending.counted = True
+            self._effects.append(Outcome(pending.source,
+                                         "credited" if target else "unattributed"))
+
+    def _workspaces(self, pending: Pending) -> tuple[int, ...]:
+        """Where a stop / start applies: the workspace the gateway named; else the
+        credited message's; else every workspace that ever messaged the number."""
+        event = pending.event
+        if event.workspace_id is not None:
+            return (event.workspace_id,)
+        if pending.target is not None:
+            workspace = self.workspace_of(pending.target[0])
+            return (workspace,) if workspace is not None else ()
+        watch = self.numbers.get(pending.key) if pending.key is not None else None
+        if watch is None or event.via == FAILURE:
+            return ()
+        found = {self.workspace_of(unpack(packed)[0]) for packed in watch.rows}
+        return tuple(sorted(w for w in found if w is not None))
+
+    def _set_workspaces(self, pending: Pending, workspaces: tuple[int, ...]) -> None:
+        event = pending.event
+        if workspaces == pending.workspaces or event.number is None:
+            return
+        pending.workspaces = workspaces
+        self._effects.append(Suppress(event.inbound_id, event.number, workspaces, event.at,
+                                      event.kind, event.reason, pending.source))
+
+    def _finish(self, pending: Pending) -> None:
+        """The event leaves the live set; its credit (if any) stays in the store."""
+        event = pending.event
+        if self.live.pop(event.inbound_id, None) is None:
+            return
+        if pending.target is None:
+            # A reply to nothing is only counted; a stop's effect is in the suppressions.
+            self._ops.append(("drop", event.inbound_id))
+        if event.quoted_id in self.quotes:
+            waiting = self.quotes[event.quoted_id]
+            waiting.discard(event.inbound_id)
+            if not waiting:
+                del self.quotes[event.quoted_id]
+        watch = self.numbers.get(pending.key) if pending.key is not None else None
+        if watch is not None:
+            watch.events.discard(event.inbound_id)
+            if not watch.events:
+                del self.numbers[pending.key]  # type: ignore[arg-type]
+                for packed in watch.rows:
+                    self.watched.pop(packed, None)
+                if watch.serial == self._lookup_serial and pending.key in self._lookups:
+                    self._lookups.remove(pending.key)  # type: ignore[arg-type]

@@ -1,0 +1,380 @@
+"""SPEC 6.2 as properties: who is credited with a reply is a function of the SET of
+events (registrations, ACKs, inbound messages), like the counters of SPEC 2.
+
+Hypothesis draws registrations, statuses and inbound events, then plays them in a
+random order with random duplicates through the same parts the daemon uses
+(domain/attribution.py, domain/engagement.py, domain/suppression.py, domain/ledger.py),
+wired as the ingest and campaign actors wire them: the store lookups and the campaign
+actors' answers arrive late and in any order, a registration is committed to the store
+before the ingest actor hears of it, a reply can come before its message is registered
+or sent. The result must equal a rebuild computed directly from the rules over the set.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.attribution import Ask, Attributor, Credit, Lookup, Suppress, touch_of
+from domain.engagement import EngagementBook
+from domain.inbound import FAILURE, MESSAGE, PREFERENCE, REPLY, START, STOP, InboundEvent
+from domain.ledger import NONE, Ledger, to_tenths
+from domain.phones import number_key
+from domain.status import Level
+from domain.suppression import SuppressionBook
+
+WINDOW = 50.0
+CAMPAIGNS = {1: 10, 2: 10, 3: 20}  # campaign -> workspace
+NUMBERS = ("6281100000001", "6281100000002", "6281100000003")
+# The messages that may exist: (message id, campaign, number)
+MESSAGES = [(f"M{c}{n}", c, NUMBERS[n]) for c in CAMPAIGNS for n in range(3)] + \
+    [("M1x", 1, NUMBERS[0])]  # a second message to the same number in one campaign
+
+times = st.integers(1_000, 1_200).map(float)
+registration = st.tuples(st.just("reg"), st.sampled_from([m[0] for m in MESSAGES]),
+                         st.sampled_from([Level.QUEUED, Level.PENDING]), times)
+status = st.tuples(st.just("status"), st.sampled_from([m[0] for m in MESSAGES] + ["M9"]),
+                   st.integers(Level.QUEUED, Level.READ), st.booleans(), times)
+
+
+@st.composite
+def inbound(draw: Any) -> tuple[str, InboundEvent]:
+    via = draw(st.sampled_from([MESSAGE, MESSAGE, MESSAGE, PREFERENCE, FAILURE]))
+    number = draw(st.sampled_from([*NUMBERS, None])) if via == MESSAGE else \
+        draw(st.sampled_from(NUMBERS))
+    quoted = draw(st.sampled_from([None, None, *[m[0] for m in MESSAGES], "M9"]))
+    if via == FAILURE:
+        quoted = quoted or "M10"
+    if via == PREFERENCE:
+        quoted = None
+    kind = STOP if via == FAILURE else draw(st.sampled_from(
+        [STOP, START] if via == PREFERENCE else [REPLY, REPLY, STOP, START]))
+    button = draw(st.sampled_from([None, ("yes", "Yes"), ("no", "No")])) \
+        if via == MESSAGE else None
+    workspace = draw(st.sampled_from([None, None, 10, 20]))
+    at = draw(times)
+    event = InboundEvent(f"in{draw(st.integers(0, 9))}", kind, via, at, number,
+                         workspace, quoted, button[0] if button else None,
+                         button[1] if button else None, None, "why")
+    return ("in", event)
+
+
+operations = st.lists(st.one_of(registration, status, inbound()), max_size=24)
+
+
+@dataclass
+class World:
+    """The ingest actor, the campaign actors and the store, as one deterministic model."""
+
+    attributor: Attributor = field(init=False)
+    rows: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # committed
+    untold: list[tuple[str, int, float]] = field(default_factory=list)
+    index: dict[str, tuple[int, int]] = field(default_factory=dict)  # told (ingest's)
+    ledgers: dict[int, Ledger] = field(default_factory=dict)
+    books: dict[int, EngagementBook] = field(default_factory=dict)
+    orphans: dict[str, list[tuple[int, bool, float]]] = field(
+        default_factory=lambda: defaultdict(list))
+    suppressions: SuppressionBook = field(default_factory=SuppressionBook)
+    in_flight: list[tuple[Any, ...]] = field(default_factory=list)
+    next_row: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+    def __post_init__(self) -> None:
+        self.attributor = Attributor(WINDOW, self.index.get, CAMPAIGNS.get)
+        self.ledgers = {c: Ledger() for c in CAMPAIGNS}
+        self.books = {c: EngagementBook() for c in CAMPAIGNS}
+
+    # --- the store and the loop ---------------------------------------------------------
+
+    def commit_registration(self, mid: str, level: int, at: float) -> None:
+        if mid in self.rows:
+            return  # registration is idempotent
+        campaign, number = next((c, n) for m, c, n in MESSAGES if m == mid)
+        row = self.next_row[campaign]
+        self.next_row[campaign] += 1
+        self.rows[mid] = (campaign, row, number)
+        self.untold.append((mid, level, at))
+
+    def tell_registration(self) -> None:
+        """The ingest actor hears of the oldest committed registration."""
+        mid, level, at = self.untold.pop(0)
+        campaign, row, number = self.rows[mid]
+        ledger = self.ledgers[campaign]
+        ledger.add(row, at, level, False, None,
+                   [at, *(at if level >= s else 0.0 for s in range(1, 6)), 0.0])
+        self.index[mid] = (campaign, row)
+        self.attributor.registered(campaign, row, mid, number_key(number), level, False, at)
+        for lvl, failed, when in self.orphans.pop(mid, []):
+            self.apply(campaign, row, lvl, failed, when)
+        self.run_effects()
+
+    def apply(self, campaign: int, row: int, level: int, failed: bool, at: float) -> None:
+        ledger = self.ledgers[campaign]
+        if ledger.apply(row, level, failed, at, None) and row in self.books[campaign]:
+            self.books[campaign].restart(row, self.start(campaign, row))
+        if self.attributor.is_watched(campaign, row):
+            self.attributor.status(campaign, row, level, failed, at)
+
+    def status(self, mid: str, level: int, failed: bool, at: float) -> None:
+        hit = self.index.get(mid)
+        if hit is None:
+            self.orphans[mid].append((level, failed, at))
+        else:
+            self.apply(*hit, level, failed, at)
+        self.run_effects()
+
+    def inbound(self, event: InboundEvent) -> None:
+        key = number_key(event.number) if event.number else None
+        self.attributor.inbound("test", event, 0.0, key)
+        self.run_effects()
+
+    def start(self, campaign: int, row: int) -> float:
+        ledger = self.ledgers[campaign]
+        return ledger.timestamp(1, row) or ledger.timestamp(0, row) or 0.0
+
+    def facts(self, campaign: int, rows: tuple[int, ...]) -> list[tuple[Any, ...]]:
+        """What the campaign actor answers to an Ask (its ledger as it is now)."""
+        ledger = self.ledgers[campaign]
+        out = []
+        for row in rows:
+            if row >= len(ledger):
+                out.append((row, None, 0, False, None))
+                continue
+            tick = ledger.ts[1][row]
+            base = ledger.base or 0
+            sent = None if tick == NONE else tick + base
+            out.append((row, sent, ledger.level[row], bool(ledger.failed[row]),
+                        ledger.ts[0][row] + base))
+        return out
+
+    def run_effects(self) -> None:
+        for effect in self.attributor.take_effects():
+            if isinstance(effect, Lookup):
+                self.in_flight.append(("lookup", effect))
+            elif isinstance(effect, Ask):
+                self.in_flight.append(("ask", effect, self.facts(effect.campaign_no,
+                                                                 effect.rows)))
+            elif isinstance(effect, Credit):
+                self.books[effect.campaign_no].credit(
+                    effect.row, effect.inbound_id, effect.touch,
+                    self.start(effect.campaign_no, effect.row))
+            elif isinstance(effect, Suppress):
+                self.suppressions.put(effect.fact_id, effect.number, effect.workspaces,
+                                      effect.at, effect.kind, effect.reason, effect.source)
+
+    def answer(self, i: int) -> None:
+        item = self.in_flight.pop(i % len(self.in_flight))
+        if item[0] == "lookup":
+            effect: Lookup = item[1]
+            wanted = set(effect.keys)
+            rows = [(number_key(n), c, r) for c, r, n in self.rows.values()
+                    if number_key(n) in wanted]
+            self.attributor.number_rows(effect.serial, effect.keys, rows)
+        else:
+            self.attributor.row_facts(item[1].serial, item[1].campaign_no, item[2])
+        self.run_effects()
+
+    def settle(self) -> None:
+        while self.untold or self.in_flight:
+            if self.untold:
+                self.tell_registration()
+            else:
+                self.answer(0)
+
+    # --- what a user sees ---------------------------------------------------------------
+
+    def message_of(self, campaign: int, row: int) -> str:
+        """Rows are numbered in registration order; compare by message id."""
+        return next(m for m, (c, r, _) in self.rows.items() if (c, r) == (campaign, row))
+
+    def credits(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for campaign, book in self.books.items():
+            for row, touches in book.touches.items():
+                for inbound_id in touches:
+                    assert inbound_id not in out, "credited twice"
+                    out[inbound_id] = self.message_of(campaign, row)
+        return out
+
+    def observable(self) -> tuple[Any, ...]:
+        delivered = {c: led.statistics()["total_delivered_count"]
+                     for c, led in self.ledgers.items()}
+        return (self.credits(),
+                {c: b.statistics(delivered[c]) for c, b in self.books.items()},
+                {self.message_of(c, r): e for c, b in self.books.items()
+                 for r, e in b.rows.items()},
+                self.suppressions.state())
+
+
+def play(ops: list[tuple[Any, ...]], schedule: list[int]) -> World:
+    """Play the operations; `schedule` interleaves registrations told late and answers."""
+    world = World()
+    steps = iter(schedule)
+    for op in ops:
+        if op[0] == "reg":
+            world.commit_registration(op[1], op[2], op[3])
+        elif op[0] == "status":
+            world.status(*op[1:])
+        else:
+            world.inbound(op[1])
+        for _ in range(next(steps, 0) % 4):  # now and then, let late things arrive
+            if world.untold and next(steps, 0) % 2:
+                world.tell_registration()
+            elif world.in_flight:
+                world.answer(next(steps, 0))
+    world.settle()
+    return world
+
+
+def rebuild(ops: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The rules of SPEC 6.2 / 6.4 applied directly to the final set of facts."""
+    facts = World()
+    for op in ops:  # registrations first, then the statuses: no race at all
+        if op[0] == "reg":
+            facts.commit_registration(op[1], op[2], op[3])
+    facts.settle()
+    for op in ops:
+        if op[0] == "status":
+            facts.status(*op[1:])
+    events = {op[1].inbound_id: op[1] for op in ops if op[0] == "in"}
+    credits: dict[str, str] = {}
+    books = {c: EngagementBook() for c in CAMPAIGNS}
+    suppressions = SuppressionBook()
+    for inbound_id, event in sorted(events.items()):
+        target = facts.index.get(event.quoted_id) if event.quoted_id else None
+        candidates = []
+        if target is None and event.via != FAILURE and event.number is not None:
+            for _mid, (campaign, row, number) in facts.rows.items():
+                if number != event.number:
+                    continue
+                if event.workspace_id is not None and CAMPAIGNS[campaign] != \
+                        event.workspace_id:
+                    candidates.append(None)
+                    continue
+                ledger = facts.ledgers[campaign]
+                tick = ledger.ts[1][row]
+                failed = ledger.failed[row] and ledger.level[row] < Level.DELIVERED
+                if tick == NONE or failed:
+                    continue
+                sent = tick + (ledger.base or 0)
+                if 0 <= to_tenths(event.at) - sent <= to_tenths(WINDOW):
+                    candidates.append((sent, campaign, row))
+            best = max((c for c in candidates if c), default=None)
+            target = (best[1], best[2]) if best else None
+        if target is not None:
+            credits[inbound_id] = facts.message_of(*target)
+            books[target[0]].credit(target[1], inbound_id, touch_of(event),
+                                    facts.start(*target))
+        if event.kind != REPLY and event.number is not None:
+            if event.workspace_id is not None:
+                workspaces: tuple[int, ...] = (event.workspace_id,)
+            elif target is not None:
+                workspaces = (CAMPAIGNS[target[0]],)
+            elif event.via == FAILURE:
+                workspaces = ()
+            else:
+                workspaces = tuple(sorted({CAMPAIGNS[c] for c, r, n in facts.rows.values()
+                                           if n == event.number}))
+            suppressions.put(inbound_id, event.number, workspaces, event.at, event.kind,
+                             event.reason, "test")
+    delivered = {c: led.statistics()["total_delivered_count"]
+                 for c, led in facts.ledgers.items()}
+    return (credits, {c: b.statistics(delivered[c]) for c, b in books.items()},
+            {facts.message_of(c, r): e for c, b in books.items() for r, e in b.rows.items()},
+            suppressions.state())
+
+
+def unique_ids(ops: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """One event per inbound id (a provider's retry repeats the same event), one
+    registration per message id (registering again is the same registration)."""
+    seen: dict[Any, tuple[Any, ...]] = {}
+    out = []
+    for op in ops:
+        if op[0] in ("in", "reg"):
+            key = (op[0], op[1].inbound_id if op[0] == "in" else op[1])
+            op = seen.setdefault(key, op)
+        out.append(op)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=operations, data=st.data())
+def test_attribution_is_a_function_of_the_set_of_events(ops, data):
+    ops = unique_ids(ops)
+    shuffled = data.draw(st.permutations(ops))
+    if ops:
+        shuffled = shuffled + data.draw(st.lists(st.sampled_from(ops), max_size=8))
+    steps = 4 * len(shuffled)
+    schedule = data.draw(st.lists(st.integers(0, 50), min_size=steps, max_size=steps))
+    world = play(shuffled, schedule)
+    assert world.observable() == rebuild(ops)
+    assert world.attributor.quotes.keys() <= {op[1].quoted_id for op in ops if op[0] == "in"}
+
+
+def test_a_reply_before_its_message_is_registered_is_credited_when_it_is():
+    world = World()
+    reply = InboundEvent("r1", REPLY, MESSAGE, 1_010.0, NUMBERS[0])
+    world.inbound(reply)
+    world.settle()
+    assert world.credits() == {}  # nothing sent to that number yet
+    world.commit_registration("M10", Level.PENDING, 1_000.0)
+    world.settle()
+    assert world.credits() == {"r1": "M10"}
+    assert world.books[1].statistics(0)["total_replied_count"] == 1
+
+
+def test_a_reply_before_the_sent_ack_is_credited_when_it_arrives():
+    world = World()
+    world.commit_registration("M10", Level.QUEUED, 990.0)  # queued: not sent yet
+    world.settle()
+    world.inbound(InboundEvent("r1", REPLY, MESSAGE, 1_010.0, NUMBERS[0]))
+    world.settle()
+    assert world.credits() == {}
+    world.status("M10", Level.SENT, False, 1_000.0)
+    world.settle()
+    assert world.credits() == {"r1": "M10"}
+
+
+def test_the_credit_moves_to_a_later_message_registered_afterwards():
+    world = World()
+    world.commit_registration("M10", Level.PENDING, 1_000.0)
+    world.inbound(InboundEvent("r1", REPLY, MESSAGE, 1_030.0, NUMBERS[0]))
+    world.settle()
+    assert world.credits() == {"r1": "M10"}
+    world.commit_registration("M20", Level.PENDING, 1_020.0)  # sent later, still before
+    world.settle()
+    assert world.credits() == {"r1": "M20"}
+    assert world.books[1].statistics(0)["total_replied_count"] == 0
+
+
+def test_quoted_id_beats_the_window_and_waits_for_its_registration():
+    world = World()
+    world.commit_registration("M20", Level.PENDING, 1_020.0)
+    event = InboundEvent("r1", REPLY, MESSAGE, 1_190.0, NUMBERS[0], quoted_id="M10",
+                         button_payload="yes", button_title="Yes")
+    world.inbound(event)
+    world.settle()
+    assert world.credits() == {}  # out of M20's window, and M10 is not registered
+    world.commit_registration("M10", Level.PENDING, 1_000.0)
+    world.settle()
+    assert world.credits() == {"r1": "M10"}
+    stats = world.books[1].statistics(1)
+    assert stats["buttons"] == [{"payload": "yes", "title": "Yes", "count": 1}]
+    assert stats["reply_rate"] == 100.0
+
+
+def test_a_stop_suppresses_and_a_later_start_lifts():
+    world = World()
+    world.commit_registration("M10", Level.PENDING, 1_000.0)
+    world.inbound(InboundEvent("s1", STOP, MESSAGE, 1_010.0, NUMBERS[0], reason="STOP"))
+    world.settle()
+    assert world.suppressions.is_suppressed(10, NUMBERS[0])
+    assert world.books[1].row(0).opted_out_at == 1_010.0
+    assert world.books[1].statistics(0)["total_replied_count"] == 0  # a stop is no reply
+    world.inbound(InboundEvent("s2", START, MESSAGE, 1_020.0, NUMBERS[0], reason="START"))
+    world.settle()
+    assert not world.suppressions.is_suppressed(10, NUMBERS[0])
+    assert world.books[1].row(0).opted_out_at == 1_010.0  # the message's history stays
