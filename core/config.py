@@ -343,6 +343,26 @@ KEYS: dict[str, Key] = {
                                     "spaces and punctuation ignored).", check=_words_check),
     "engagement.start_keywords": Key(list, list(START_KEYWORDS), "Whole-message replies or "
                                      "buttons that lift an opt-out.", check=_words_check),
+    # --- more than one machine (docs/cluster.md) ---
+    "cluster.node": Key(str, "", "This node's name in a cluster (1-16 lowercase letters and "
+                        "digits, starting with a letter): its campaign uuids start with it "
+                        "and its webhooks arrive at /n/{node}/webhooks/... \"\" = a single "
+                        "node: no cluster, no Redis."),
+    "cluster.redis_url": Key(str, "", "Redis for live push across nodes (pub/sub only, "
+                             "nothing stored), e.g. redis://10.0.0.5:6379/0; required with "
+                             "cluster.node.", secret=True),
+    "cluster.channel": Key(str, "campaignd", "The Redis pub/sub channel the nodes of one "
+                           "cluster share (another cluster on the same Redis takes another).",
+                           check=lambda v: None if v.strip() else "must not be empty"),
+    "cluster.peers": Key(dict, {}, "The other nodes: {n2 = \"http://10.0.0.2:8080\"}, for "
+                         "the campaign list across nodes and private channels of their "
+                         "campaigns."),
+    "cluster.peer_timeout": Key((int, float), 3.0, "Seconds a peer has to answer before the "
+                                "campaign list shows it as not answering.",
+                                minimum=0.1, maximum=60),
+    "cluster.reconnect_max": Key((int, float), 5.0, "Longest wait between two attempts to "
+                                 "reach Redis (from 0.1 s, doubling).",
+                                 minimum=0.1, maximum=300),
     "log.level": Key(str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
     "log.format": Key(str, "auto", "auto: readable on a terminal, JSON lines otherwise.",
                       choices=("auto", "json", "console")),

@@ -60,7 +60,8 @@ INDONESIAN_BROWSER = ["--lang=id-ID", "--accept-lang=id-ID,id"]
 # Indonesian WhatsApp marketers use for a message template.
 ALLOWED = {"campaignd", "whatsapp", "csv", "api", "http", "id", "ms", "browser", "gateway",
            "simulator", "status", "token", "valid", "internal", "per", "relay", "webhook",
-           "get", "meta", "business", "manager", "template"}
+           "get", "meta", "business", "manager", "template", "node",
+           "proxy"}
 
 TRACKED = "promo-ramadan"
 # An operator's alert rule (its name is the operator's data): bad numbers over 7 % of

@@ -22,6 +22,8 @@ from store.campaigns import CampaignExists, MessageConflict, NewMessage
 from web import sending
 from web.common import (
     UUID_RE,
+    check_node,
+    cluster_uuid,
     int_field,
     live_statistics,
     present_campaign,
@@ -121,11 +123,13 @@ async def create_campaign(request: web.Request) -> web.Response:
     if not principal_of(request).sees(workspace_id):
         raise ApiError(403, "forbidden", "this token may not create campaigns in workspace "
                        f"{workspace_id}", "workspace_id")
+    uuid = cluster_uuid(rt, uuid)  # on a cluster node: starts with the node's name
     # campaignd sends it (web/sending.py). Any sending option counts: a `gateway` or a
     # `rate` without recipients is a mistake to report, not something to drop silently.
     if any(field in doc for field in SENDING_FIELDS):
 
         return await sending.create_sending_campaign(request, doc, workspace_id, name, uuid)
+    check_node(request)  # /n/{node}/api/campaigns: only on that node, once it is valid
     try:
         campaign = await rt.campaigns.create(workspace_id, name, uuid)
     except CampaignExists:
@@ -136,8 +140,8 @@ async def create_campaign(request: web.Request) -> web.Response:
     return json_response({"campaign": present_campaign(campaign, None)}, status=201)
 
 
-async def list_campaigns(request: web.Request) -> web.Response:
-    rt: Runtime = request.app[RUNTIME]
+def list_query(request: web.Request) -> tuple[int | None, str | None, int, bool]:
+    """The list's filters: (workspace_id, status, limit, nothing_visible)."""
     principal = principal_of(request)
     workspace_id = None
     if "workspace_id" in request.query:
@@ -146,23 +150,39 @@ async def list_campaigns(request: web.Request) -> web.Response:
             raise ApiError(400, "invalid_query", "workspace_id must be an integer",
                            "workspace_id")
         workspace_id = int(raw)
+    nothing = False
     if principal.workspace is not None:
-        if workspace_id is not None and workspace_id != principal.workspace:
-            return json_response({"campaigns": [], "next_cursor": None})
+        nothing = workspace_id is not None and workspace_id != principal.workspace
         workspace_id = principal.workspace
     status = request.query.get("status")
     if status is not None and status not in CAMPAIGN_STATUSES:
         raise ApiError(400, "invalid_query",
                        f"status must be one of {', '.join(CAMPAIGN_STATUSES)}", "status")
     limit = query_int(request, "limit", 50, 1, 500)
-    after = query_cursor(request)
+    return workspace_id, status, limit, nothing
+
+
+async def campaign_page(rt: Runtime, workspace_id: int | None, status: str | None,
+                        limit: int, after: int | None
+                        ) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of this node's campaigns, newest first, and the cursor of the next."""
     # One row more than asked says whether a next page exists: the last page never
     # hands out a cursor that leads to an empty page.
     rows = await rt.campaigns.list(workspace_id, status, after, limit + 1)
     more, rows = len(rows) > limit, rows[:limit]
     items = [present_campaign(r, rt.board.get(r["no"]), rt.alerts.alerts_of(r["no"]))
              for r in rows]
-    next_cursor = str(rows[-1]["no"]) if more else None
+    return items, (str(rows[-1]["no"]) if more else None)
+
+
+async def list_campaigns(request: web.Request) -> web.Response:
+    rt: Runtime = request.app[RUNTIME]
+    workspace_id, status, limit, nothing = list_query(request)
+    after = query_cursor(request)
+    check_node(request)
+    if nothing:
+        return json_response({"campaigns": [], "next_cursor": None})
+    items, next_cursor = await campaign_page(rt, workspace_id, status, limit, after)
     return json_response({"campaigns": items, "next_cursor": next_cursor})
 
 

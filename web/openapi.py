@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from domain.cluster import NODE_PATTERN
 from domain.engagement import ENGAGEMENT_FILTERS
 from domain.failures import CATEGORY_NAMES
 from domain.status import LEVEL_NAMES, STATUS_FILTERS
@@ -59,7 +60,9 @@ TIME = nullable({"type": "string", "format": "date-time"})
 COUNT = {"type": "integer", "minimum": 0}
 RATE = {"type": "number", "minimum": 0, "maximum": 100}
 AUTH_ERRORS = {"401": err("Missing or wrong bearer token.")}
-NOT_FOUND = {"404": err("No such campaign, or it belongs to another workspace.")}
+NOT_FOUND = {"404": err("No such campaign, or it belongs to another workspace."),
+             "421": err("On a cluster node: the uuid's prefix names another node, where "
+                        "the campaign lives (docs/cluster.md); route it there.")}
 UUID_PARAM = {"name": "uuid", "in": "path", "required": True,
               "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"}}
 
@@ -798,6 +801,60 @@ def _failure_paths() -> dict[str, Any]:
     }
 
 
+NODE_PARAM = {"name": "node", "in": "path", "required": True,
+              "description": "The node this request is for (cluster.node); nginx routes "
+                             "/n/{node}/ by it.",
+              "schema": {"type": "string", "pattern": f"^{NODE_PATTERN}$"}}
+WRONG_NODE = {"404": err("No node has this name (unknown_node)."),
+              "421": err("A valid request for another node (or this is not a cluster "
+                         "node): the proxy routed it wrongly; nothing was done.")}
+
+
+def _on_node(item: dict[str, Any], what: str) -> dict[str, Any]:
+    """A route of `item` under /n/{node}/: the same operation for one node."""
+    out = {}
+    for method, op in item.items():
+        out[method] = {**op, "operationId": f"{op['operationId']}_on_node",
+                       "summary": f"{op['summary']} {what}",
+                       "parameters": [NODE_PARAM, *op.get("parameters", [])],
+                       "responses": {**op["responses"], **WRONG_NODE}}
+    return out
+
+
+def _cluster_paths(paths: dict[str, Any]) -> dict[str, Any]:
+    """Node paths (docs/cluster.md) and the campaign list across nodes."""
+    out = {f"/n/{{node}}{path}": _on_node(paths[path], "On node {node}: Meta's per-number "
+                                          "webhook override points each number here.")
+           for path in paths if path.startswith("/webhooks/")}
+    out["/n/{node}/api/campaigns"] = _on_node(
+        paths["/api/campaigns"], "On node {node} (its uuid then starts with {node}-).")
+    node_line = {"type": "object", "required": ["node", "ok"], "properties": {
+        "node": nullable({"type": "string"}), "ok": {"type": "boolean"},
+        "error": {"type": "string", "description": "Why it is missing from the list."}}}
+    listed = {"allOf": [ref("Campaign"), {"type": "object", "properties": {
+        "node": nullable({"type": "string"})}}]}
+    out["/api/cluster/campaigns"] = {"get": {
+        "tags": ["campaigns"], "operationId": "list_campaigns_across_nodes",
+        "summary": "Campaigns of every node, newest first: this node's and each peer's "
+                   "(cluster.peers) GET /api/campaigns with the same token, merged. A node "
+                   "that does not answer is reported in `nodes` and its campaigns are "
+                   "missing. On a single node: its own list.",
+        "parameters": [
+            query("workspace_id", {"type": "integer"}, "Only this workspace."),
+            query("status", {"type": "string", "enum": list(CAMPAIGN_STATUSES)},
+                  "Only campaigns in this status."),
+            query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                  "Page size."),
+            query("cursor", {"type": "string"}, "next_cursor of the last page.")],
+        "responses": {"200": ok("A page of campaigns across nodes.", {
+            "type": "object", "required": ["campaigns", "next_cursor", "nodes"],
+            "properties": {"campaigns": {"type": "array", "items": listed},
+                           "next_cursor": nullable({"type": "string"}),
+                           "nodes": {"type": "array", "items": node_line}}}),
+            "400": err("A query parameter is invalid."), **AUTH_ERRORS}}}
+    return out
+
+
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for source in SOURCES:
@@ -817,6 +874,7 @@ def document() -> dict[str, Any]:
     paths.update(_service_paths())
     paths.update(_relay_paths())
     paths.update(_failure_paths())
+    paths.update(_cluster_paths(paths))
     paths.update(_suppression_paths())
     return {
         "openapi": "3.1.0",

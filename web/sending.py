@@ -23,7 +23,7 @@ from domain.status import Level
 from domain.timefmt import iso_time
 from gateways.recipients import parse_recipients
 from store.campaigns import CampaignExists, NewMessage
-from web.common import present_campaign, read_json_object, visible_campaign
+from web.common import check_node, present_campaign, read_json_object, visible_campaign
 from web.errors import ApiError, json_response
 from web.keys import RUNTIME
 
@@ -148,6 +148,7 @@ async def create_sending_campaign(request: web.Request, doc: dict[str, Any], wor
                         f"recipients[{first['index']}]", report.as_dict())
     if not report.valid:
         return _refused("no valid recipient", "recipients", report.as_dict())
+    check_node(request)  # /n/{node}/api/campaigns: only on that node (docs/cluster.md)
     try:
         campaign = await rt.campaigns.create(workspace_id, name, uuid, message or "",
                                              gateway, float(rate), window)

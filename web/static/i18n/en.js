@@ -55,6 +55,7 @@ export default {
   "list.empty_status": "No campaigns with this status",
   "list.empty_hint": "Start one with {form}, or create one with {api} and register the messages you send elsewhere.",
   "list.empty_form": "New campaign",
+  "list.node_down": "Node {node} is not answering: its campaigns are missing from this list.",
 
   // a campaign: head
   "meta.workspace": "Workspace {id}",
@@ -63,6 +64,7 @@ export default {
   "meta.created": "created {when}",
   "meta.window": "sends {days} {from}–{to} ({zone})",
   "window.every_day": "every day",
+  "meta.node": "node {node}",
   "campaign.load_failed": "Could not load the campaign.",
 
   // buttons and what they say when done or refused
@@ -274,6 +276,8 @@ export default {
   "form.invalid.rate": "The rate must be above 0 and at most {max} messages per second.",
   "form.invalid.rate_any": "The rate must be a number of messages per second above 0.",
   "form.invalid.other": "Check this value.",
+  "form.node": "Node",
+  "form.node_hint": "the node that owns the sending number; the campaign lives there",
 
   // API token prompt
   "token.title": "API token needed",
@@ -303,6 +307,7 @@ export default {
   "error.body_too_large": "That is too much to send at once.",
   "error.internal_error": "campaignd ran into an internal error; it is in its log.",
   "error.other": "The request failed (HTTP {status}).",
+  "error.wrong_node": "This request reached a node that does not hold it: the proxy in front of campaignd must route it to its node.",
 
   // why messages failed (docs/failures.md): the breakdown, the Failed tab's chips
   "failure.breakdown.title": "Why messages failed",

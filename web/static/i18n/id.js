@@ -56,6 +56,7 @@ export default {
   "list.empty_status": "Tidak ada kampanye dengan status ini",
   "list.empty_hint": "Mulai lewat {form}, atau buat kampanye dengan {api} lalu daftarkan pesan yang Anda kirim dari sistem lain.",
   "list.empty_form": "Kampanye baru",
+  "list.node_down": "Node {node} tidak menjawab: kampanyenya tidak ada di daftar ini.",
 
   // a campaign: head
   "meta.workspace": "Ruang kerja {id}",
@@ -64,6 +65,7 @@ export default {
   "meta.created": "dibuat {when}",
   "meta.window": "mengirim {days} {from}–{to} ({zone})",
   "window.every_day": "setiap hari",
+  "meta.node": "node {node}",
   "campaign.load_failed": "Kampanye tidak dapat dimuat.",
 
   // buttons and what they say when done or refused
@@ -266,6 +268,8 @@ export default {
   "form.invalid.rate": "Kecepatan harus di atas 0 dan paling banyak {max} pesan per detik.",
   "form.invalid.rate_any": "Kecepatan harus berupa jumlah pesan per detik, di atas 0.",
   "form.invalid.other": "Periksa isian ini.",
+  "form.node": "Node",
+  "form.node_hint": "node pemilik nomor pengirim; kampanye disimpan di sana",
 
   // API token prompt
   "token.title": "Perlu token API",
@@ -295,6 +299,7 @@ export default {
   "error.body_too_large": "Data yang dikirim terlalu besar.",
   "error.internal_error": "Terjadi kesalahan internal di campaignd; kesalahannya sudah dicatat.",
   "error.other": "Permintaan gagal (HTTP {status}).",
+  "error.wrong_node": "Permintaan ini sampai ke node yang tidak memegangnya: proxy di depan campaignd harus meneruskannya ke node-nya.",
 
   // why messages failed (docs/failures.md): the breakdown, the Failed tab's chips
   "failure.breakdown.title": "Mengapa pesan gagal",
