@@ -10,12 +10,22 @@ from typing import Any
 
 
 async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
-    """Cancel a background task and wait until it has really stopped."""
+    """Cancel a background task and wait until it has really stopped.
+
+    The cancel is repeated until the task is done: on Python 3.11 `asyncio.wait_for`
+    can swallow a cancel that arrives as its inner future completes, and a loop task
+    (the checkpointer's) then runs on, so a single cancel could leave shutdown waiting
+    forever. An exception the task ended with (other than being cancelled) is raised.
+    """
     if task is None:
         return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    if not task.cancelled():
+        error = task.exception()
+        if error is not None:
+            raise error
 
 
 @dataclass(slots=True)
