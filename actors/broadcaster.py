@@ -106,6 +106,17 @@ class Snapshot:
     items: tuple[tuple[CampaignInfo, dict[str, Any]], ...]
 
 
+@dataclass(slots=True, frozen=True)
+class Refresh:
+    """Push this campaign's current state to every subscriber, coalesced like a change:
+    another node of the cluster asked for it (web/cluster_push.py). `resync` also tells
+    live tables to reload their rows (after an outage they may have missed some)."""
+
+    info: CampaignInfo
+    statistics: dict[str, Any]
+    resync: bool = False
+
+
 @dataclass(slots=True)
 class SnapshotReply(Reply):
     """A `GetStatistics` reply that also forwards the answer to the broadcaster.
@@ -209,6 +220,8 @@ class BroadcasterActor(pykka.ThreadingActor):
                 self._snapshot(message)
             elif isinstance(message, CampaignAlert):
                 self._alert(message)
+            elif isinstance(message, Refresh):
+                self._refresh(message)
         except Exception:  # an exception in a tell would kill the actor (SPEC 1.1)
             log.exception("broadcaster.message_failed", message=type(message).__name__)
         return None
@@ -301,6 +314,22 @@ class BroadcasterActor(pykka.ThreadingActor):
                   for info, stats in message.items]
         if pushes:
             self._hand_over(pushes)
+
+    def _refresh(self, message: Refresh) -> None:
+        info = message.info
+        stats = self._not_older(info.no, message.statistics)  # never take numbers back
+        self.latest[info.no] = stats
+        window = self.windows.get(info.no)
+        if window is None or self.interval <= 0:
+            self._send([_Window(info, stats, resync=message.resync)])
+            if self.interval > 0:
+                self.windows[info.no] = _Window(info)
+                self._arm(info.no)
+            return
+        window.info, window.stats = info, stats  # goes out when the window ends
+        if message.resync:
+            window.rows.clear()
+            window.resync = True
 
     def _not_older(self, campaign_no: int, stats: dict[str, Any]) -> dict[str, Any]:
         latest = self.latest.get(campaign_no)

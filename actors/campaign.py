@@ -34,6 +34,7 @@ from domain.engagement import EngagementBook
 from domain.insights import engagement_of
 from domain.ledger import NONE, DirtyRows, Ledger
 from domain.records import CampaignInfo
+from domain.status import Level
 from domain.timefmt import iso_time
 
 log = structlog.get_logger(__name__)
@@ -111,12 +112,14 @@ class CampaignActor(pykka.ThreadingActor):
         applied = duplicate = 0
         ledger = self.ledger
         engaged = self.engagement.rows
-        for row, event in message.items:
+        later = message.attempts  # SPEC 9: events of a later attempt, sparse
+        for position, (row, event) in enumerate(message.items):
             if row >= len(ledger):
                 self.log.warning("campaign.unknown_row", row=row)
                 continue
+            attempt = later.get(position, 1) if later else 1
             if ledger.apply(row, event.level, event.failed, event.at, event.reason,
-                            event.failure):
+                            event.failure, attempt):
                 changed.append(row)
                 applied += 1
                 if engaged and row in engaged:  # its reply delay is measured from sent
@@ -141,10 +144,16 @@ class CampaignActor(pykka.ThreadingActor):
             at = m.registered_at
             if m.row < known:
                 # An existing (queued) row got its gateway id or its send outcome.
-                if ledger.apply(m.row, m.level, m.failed, at, m.reason, m.failure):
+                changed = ledger.apply(m.row, m.level, m.failed, at, m.reason, m.failure,
+                                       m.attempt)
+                if changed:
                     rows.append(m.row)
-                    if m.row in self.engagement.rows:
-                        self.engagement.restart(m.row, self._start(m.row))
+                # A later attempt the gateway accepted is now the latest message sent to
+                # the recipient (SPEC 6.2 and 9): replies are measured from it.
+                resent = m.attempt > 1 and m.level >= Level.PENDING and \
+                    ledger.attempt_accepted(m.row, m.attempt, at)
+                if (changed or resent) and m.row in self.engagement.rows:
+                    self.engagement.restart(m.row, self._start(m.row))
                 continue
             stamps = [at, *(at if m.level >= s else 0.0 for s in range(1, 6)),
                       at if m.failed else 0.0]
@@ -167,9 +176,10 @@ class CampaignActor(pykka.ThreadingActor):
     # --- engagement (SPEC 6) ------------------------------------------------------------
 
     def _start(self, row: int) -> float:
-        """When the row was sent (pending), else registered: reply delays start here."""
+        """When the latest message was sent to the row's recipient (its latest accepted
+        attempt, SPEC 9), else registered: reply delays start here."""
         ledger = self.ledger
-        return ledger.timestamp(1, row) or ledger.timestamp(0, row) or 0.0
+        return ledger.sent_at(row) or ledger.timestamp(0, row) or 0.0
 
     def _engage(self, message: CampaignEngagement) -> None:
         changed = []
@@ -201,20 +211,24 @@ class CampaignActor(pykka.ThreadingActor):
         """The send state of rows a live reply may be credited to (domain/attribution)."""
         ledger = self.ledger
         base = ledger.base or 0
-        queued, pending = ledger.ts[0], ledger.ts[1]
+        queued = ledger.ts[0]
         facts = []
         for row in message.rows:
             if row >= len(ledger):  # registered, but its registration is not here yet
-                facts.append((row, None, 0, False, None))
+                facts.append((row, None, 0, False, None, 1, 1))
                 continue
-            tick = pending[row]
+            # SPEC 9: sent is the latest accepted attempt's, failed the latest attempt's
+            sent_attempt, tick = ledger.sent_tick(row)
             facts.append((row, None if tick == NONE else tick + base, ledger.level[row],
-                          bool(ledger.failed[row]), queued[row] + base))
+                          bool(ledger.failed[row]), queued[row] + base,
+                          ledger.attempts.get(row), sent_attempt))
         message.reply_to.tell(RowFactsAnswer(message.serial, self.info.no, tuple(facts)))
 
     def _loaded(self, message: Loaded) -> None:
         if message.rows:
             self.ledger.load_ticks(message.base, message.rows)
+        if message.attempts:
+            self.ledger.load_attempts(message.attempts)
         if not message.done:
             return
         for row, inbound_id, touch in message.touches:

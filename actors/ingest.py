@@ -194,6 +194,7 @@ class IngestActor(pykka.ThreadingActor):
         watched = attributor.watched  # rows a live reply may be credited to (few, or none)
         for source, events in groups:
             per_campaign: dict[int, list[tuple[int, StatusEvent]]] = defaultdict(list)
+            later: dict[int, dict[int, int]] = {}  # campaign -> {position: attempt > 1}
             orphaned = 0
             inbound: list[InboundEvent] = []
             for event in events:
@@ -205,12 +206,15 @@ class IngestActor(pykka.ThreadingActor):
                     self.orphans.keep(source, event)
                     orphaned += 1
                 else:
-                    per_campaign[hit[0]].append((hit[1], event))
-                    if watched and pack(*hit) in watched:
+                    items = per_campaign[hit[0]]
+                    if hit[2] != 1:
+                        later.setdefault(hit[0], {})[len(items)] = hit[2]
+                    items.append((hit[1], event))
+                    if watched and pack(hit[0], hit[1]) in watched:
                         attributor.status(hit[0], hit[1], event.level, event.failed,
-                                          event.at)
+                                          event.at, hit[2])
             for no, items in per_campaign.items():
-                self._campaign(no).tell(CampaignEvents(source, tuple(items)))
+                self._campaign(no).tell(CampaignEvents(source, tuple(items), later.get(no)))
             if orphaned:
                 self.metrics.events.labels(source, "orphaned").inc(orphaned)
                 self.metrics.orphans_pending.set(len(self.orphans))
@@ -263,20 +267,24 @@ class IngestActor(pykka.ThreadingActor):
         ref.tell(message)
         claimed: dict[str, list[tuple[int, StatusEvent]]] = defaultdict(list)
         attributor = self.attributor
+        later: dict[str, dict[int, int]] = {}  # source -> {position: attempt > 1}
         for m in message.messages:
             if m.message_id is not None:
-                self.index.add(m.message_id, no, m.row)
+                self.index.add(m.message_id, no, m.row, attempt=m.attempt)
             if attributor.numbers or attributor.quotes:  # live replies wait for facts
                 attributor.registered(no, m.row, m.message_id, m.number_key, m.level,
-                                      m.failed, m.registered_at)
+                                      m.failed, m.registered_at, m.attempt)
             if m.message_id is None:
                 continue
             for source, event in self.orphans.claim(m.message_id):
+                if m.attempt != 1:
+                    later.setdefault(source, {})[len(claimed[source])] = m.attempt
                 claimed[source].append((m.row, event))
                 if attributor.watched and attributor.is_watched(no, m.row):
-                    attributor.status(no, m.row, event.level, event.failed, event.at)
+                    attributor.status(no, m.row, event.level, event.failed, event.at,
+                                      m.attempt)
         for source, items in claimed.items():
-            ref.tell(CampaignEvents(source, tuple(items)))
+            ref.tell(CampaignEvents(source, tuple(items), later.get(source)))
         self._carry_out()
         if claimed:
             self.metrics.orphans_pending.set(len(self.orphans))

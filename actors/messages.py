@@ -75,6 +75,9 @@ class CampaignEvents:
 
     source: str
     items: tuple[tuple[int, StatusEvent], ...]
+    # Sparse: position in `items` -> attempt number, for events of an attempt other
+    # than the first (SPEC 9); None when every event belongs to attempt 1.
+    attempts: dict[int, int] | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -89,6 +92,9 @@ class Loaded:
     done: bool = True
     base: int = 0
     touches: tuple[tuple[int, str, Any], ...] = ()
+    # (row, latest attempt, latest accepted attempt above 1 or None, its tick or None)
+    # of the rows sent more than once (store/campaigns.py state_columns)
+    attempts: list[tuple[int, ...]] | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -157,12 +163,14 @@ class RowFacts:
 
 @dataclass(slots=True, frozen=True)
 class RowFactsAnswer:
-    """(row, sent tenths or None, level, failed, registered tenths or None) for each row
-    asked about."""
+    """(row, sent tenths or None, level, failed, registered tenths or None, latest
+    attempt, the attempt `sent` belongs to) for each row asked about (SPEC 6.2 and 9:
+    a retried recipient's send time is its latest accepted attempt's; its failure is its
+    latest attempt's)."""
 
     serial: int
     campaign_no: int
-    facts: tuple[tuple[int, int | None, int, bool, int | None], ...]
+    facts: tuple[tuple[int, int | None, int, bool, int | None, int, int], ...]
 
 
 @dataclass(slots=True, frozen=True)

@@ -34,7 +34,7 @@ from actors.messages import (
 from actors.relay import Relay
 from actors.sender_service import SendingContext, SendingService
 from actors.suppressions import SuppressionList
-from core.aio import Reply
+from core.aio import Reply, SharedExclusive
 from core.config import Config
 from core.metrics import Metrics
 from domain.attribution import Attributor, Lookup
@@ -42,6 +42,7 @@ from domain.events import StatusEvent
 from domain.index import MessageIndex
 from domain.orphans import OrphanShelf
 from domain.records import CampaignInfo
+from store import attempts as attempt_store
 from store.account import AccountStore
 from store.campaigns import CampaignStore
 from store.checkpoint import Checkpointer
@@ -76,6 +77,7 @@ class Runtime:
         self.bus = EventBus()
         self.board = StatsBoard()
         self.journal = Journal(self.store, self._dispatch)
+        self.state_gate = SharedExclusive()  # checkpoints vs the sender's row writes
         self.ingest: pykka.ActorRef[Any] | None = None
         self.checkpointer: Checkpointer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -89,7 +91,7 @@ class Runtime:
         self.sending = SendingService(SendingContext(
             config=config, campaigns=self.campaigns, metrics=self.metrics, bus=self.bus,
             board=self.board, journal_append=self.journal.append, register=self.register,
-            ask=self.ask, checkpoint=self.checkpoint))
+            ask=self.ask, checkpoint=self.checkpoint, gate=self.state_gate))
         self.extensions.append(self.sending)
         # Passes every accepted webhook request on to the app behind (forward_to).
         self.relay = Relay(lambda: self.config, Outbox(self.store), self.metrics)
@@ -133,6 +135,7 @@ class Runtime:
             written=lambda seq: ingest.tell(CheckpointDone(seq)),
             metrics=self.metrics,
             interval=self.config["store.checkpoint_interval"],
+            gate=self.state_gate,
         )
         self.checkpointer.start()
         for ext in self.extensions:
@@ -169,24 +172,38 @@ class Runtime:
     async def _load_index(self) -> MessageIndex:
         count = await self.store.fetchone("SELECT COUNT(*) FROM messages WHERE h IS NOT NULL")
         index = MessageIndex(capacity=max(1024, int(count[0] * 1.5)))
-        collided: list[tuple[int, int]] = []
+        collided: list[tuple[int, int, int]] = []
         after = (-1, -1)
         while True:
+            # A row's id is its latest attempt's (attempt 1 for messages sent elsewhere).
             rows = await self.store.fetchall(
-                "SELECT campaign_no, row, h FROM messages WHERE h IS NOT NULL AND"
-                " (campaign_no, row) > (?, ?) ORDER BY campaign_no, row LIMIT 50000",
+                "SELECT campaign_no, row, h, MAX(attempts, 1) FROM messages WHERE h IS NOT NULL"
+                " AND (campaign_no, row) > (?, ?) ORDER BY campaign_no, row LIMIT 50000",
                 after,
             )
             if not rows:
                 break
-            for no, row, h in rows:
-                if not index.load(h, no, row):
-                    collided.append((no, row))
+            for no, row, h, attempt in rows:
+                if not index.load(h, no, row, attempt):
+                    collided.append((no, row, 0))
             after = (rows[-1][0], rows[-1][1])
-        for no, row in collided:
-            hit = await self.store.fetchone(
-                "SELECT message_id FROM messages WHERE campaign_no = ? AND row = ?", (no, row))
-            index.add(hit[0], no, row)
+        # Earlier attempts' ids (SPEC 9): an ACK for one is still evidence for its row.
+        later = (-1, -1, -1)
+        while entries := await attempt_store.index_entries(self.store, later, 50000):
+            for no, row, attempt, h in entries:
+                if not index.load(h, no, row, attempt):
+                    collided.append((no, row, attempt))
+            later = entries[-1][:3]
+        for no, row, attempt in collided:
+            if attempt:
+                message_id = await attempt_store.message_id_of(self.store, no, row, attempt)
+            else:
+                hit = await self.store.fetchone(
+                    "SELECT message_id, MAX(attempts, 1) FROM messages WHERE campaign_no = ?"
+                    " AND row = ?", (no, row))
+                message_id, attempt = hit[0], hit[1]
+            if message_id:
+                index.add(message_id, no, row, attempt=attempt)
         return index
 
     async def _load_orphans(self) -> OrphanShelf:
@@ -290,8 +307,8 @@ class Runtime:
     async def _load_campaign(self, info: CampaignInfo, ref: pykka.ActorRef[Any]) -> None:
         for attempt in range(1, 1000):
             try:
-                async for base, columns in self.campaigns.state_columns(info.no):
-                    ref.tell(Loaded(info, columns, done=False, base=base))
+                async for base, columns, attempts in self.campaigns.state_columns(info.no):
+                    ref.tell(Loaded(info, columns, done=False, base=base, attempts=attempts))
                 touches = await self.engagement.campaign_touches(info.no)
                 ref.tell(Loaded(info, [], done=True, touches=tuple(touches)))
                 return

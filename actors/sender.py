@@ -1,9 +1,15 @@
 """One sender actor per running campaign: decides what to send next, and when.
 
-The actor owns the campaign's send queue, its retry schedule and its token bucket. It
-never does I/O and never waits: a send is handed to the event loop (`dispatch`), whose
-coroutine records the attempt, calls the gateway, stores the outcome and `tell`s a
-`SendResult` back. Timers are the loop's `call_later`, which `tell`s a `Tick`.
+The actor owns the campaign's send queue, its retry schedule and its own token bucket;
+it shares its gateway account's rate (actors/accounts.py) with every other campaign on
+that account, and keeps to the campaign's send window. It never does I/O and never
+waits: a send is handed to the event loop (`dispatch`), whose coroutine records the
+attempt, calls the gateway, stores the outcome and `tell`s a `SendResult` back. Timers
+are the loop's `call_later`, which `tell`s a `Tick`. Time comes from a `Clock`, so a
+test can move it by hand.
+
+Before a job is dispatched is where a future "skip this recipient" step (suppressed or
+unreachable numbers, SPEC 9) belongs: `_next_job` hands out the job, `_pump` sends it.
 """
 
 from __future__ import annotations
@@ -11,54 +17,21 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-import threading
-import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pykka
 import structlog
 
+from actors.accounts import SharedAccount
+from core.clock import SYSTEM_CLOCK, Clock
+from domain.pacing import TokenBucket
+from domain.sendwindow import SendWindow
+from domain.timefmt import iso_time
+
 log = structlog.get_logger(__name__)
-
-
-class TokenBucket:
-    """`rate` tokens per second, at most `burst` saved; rate 0 means no limit.
-
-    Shared by every campaign on one gateway, hence the lock.
-    """
-
-    def __init__(self, rate: float, burst: float = 1.0) -> None:
-        self.rate = float(rate)
-        self.capacity = max(1.0, float(burst))
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
-        self._lock = threading.Lock()
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-
-    def wait_time(self) -> float:
-        if self.rate <= 0:
-            return 0.0
-        with self._lock:
-            self._refill()
-            return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
-
-    def try_take(self) -> float:
-        """Take a token now (0.0) or say how long until one is there."""
-        if self.rate <= 0:
-            return 0.0
-        with self._lock:
-            self._refill()
-            if self.tokens >= 1.0:
-                self.tokens -= 1.0
-                return 0.0
-            return (1.0 - self.tokens) / self.rate
 
 
 @dataclass(slots=True, frozen=True)
@@ -67,7 +40,8 @@ class Job:
     recipient: str
     contact_id: str | None
     variables: str | None  # JSON object or None
-    attempt: int = 0  # attempts made so far
+    attempt: int = 0  # the row's attempt number (durable: attempts made, ever)
+    tries: int = 0  # attempts made by this run, for max_attempts and the backoff
 
 
 @dataclass(slots=True, frozen=True)
@@ -83,9 +57,10 @@ class Tick:
 @dataclass(slots=True, frozen=True)
 class SendResult:
     row: int
-    kind: str  # accepted | transient | permanent | halt | unknown | later
+    kind: str  # accepted | transient | permanent | halt | unknown | later | not_attempted
     reason: str | None = None
     retry_after: float | None = None
+    throttled: bool = False  # HTTP 429 / Meta 130429: the account's rate goes down
 
 
 @dataclass(slots=True, frozen=True)
@@ -102,6 +77,7 @@ class SenderPolicy:
     backoff_max: float
     failure_threshold: float
     failure_min_sample: int
+    window: SendWindow | None = None  # None: always open
 
 
 # The loop side, as callables (see actors/sender_service.py):
@@ -113,14 +89,15 @@ Notify = Callable[[str, str | None], None]  # "drained" | "auto_pause" | "halt",
 class SenderActor(pykka.ThreadingActor):
     RATE_WINDOW = 5.0
 
-    def __init__(self, campaign_no: int, policy: SenderPolicy, gateway_bucket: TokenBucket,
+    def __init__(self, campaign_no: int, policy: SenderPolicy, account: SharedAccount,
                  dispatch: Dispatch, schedule: Schedule, notify: Notify,
-                 progress: dict[int, dict[str, Any]]) -> None:
+                 progress: dict[int, dict[str, Any]], clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__()
         self.no = campaign_no
         self.policy = policy
-        self.bucket = TokenBucket(policy.rate)
-        self.gateway_bucket = gateway_bucket
+        self.clock = clock
+        self.bucket = TokenBucket(policy.rate, clock.monotonic())
+        self.account = account
         self.dispatch = dispatch
         self.schedule = schedule
         self.notify = notify
@@ -130,12 +107,15 @@ class SenderActor(pykka.ThreadingActor):
         self.in_flight: dict[int, Job] = {}
         self.known: set[int] = set()
         self.paused = False
-        self.hold_until = 0.0  # a 429's Retry-After holds the whole campaign
+        self.slot: float | None = None  # a send time reserved on the account
+        self.window_until: float | None = None  # wall time the window state holds until
+        self.window_open = True
         self.ok = self.failed = 0
         self.done_times: deque[float] = deque()
         self._seq = itertools.count()
         self._tick_due: float | None = None
         self._drained_sent = False
+        self._window_state(clock.time(), force=True)
 
     def on_receive(self, message: Any) -> Any:
         try:
@@ -168,19 +148,27 @@ class SenderActor(pykka.ThreadingActor):
         job = self.in_flight.pop(result.row, None)
         if job is None:
             return
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if result.kind == "later":
-            # This recipient only (Limited by Meta): no hold on the campaign, no backoff.
+            # This recipient only (Limited by Meta): no hold on the campaign or the
+            # account, no backoff.
             heapq.heappush(self.retries, (now + (result.retry_after or 0.0),
                                           next(self._seq), job))
             return
-        if result.kind == "transient":
+        if result.throttled:
+            if self.account.throttled(result.retry_after):
+                log.warning("sender.account_throttled", gateway=self.account.name,
+                            rate=self.account.rate(), reason=result.reason)
+        elif result.retry_after is not None:
+            self.account.hold(result.retry_after)  # the service asked everyone to wait
+        if result.kind in ("transient", "not_attempted"):
+            if result.kind == "not_attempted":  # not recorded, so not sent: same numbers
+                job = replace(job, attempt=job.attempt - 1, tries=job.tries - 1)
             delay = min(self.policy.backoff_max,
-                        self.policy.backoff_base * 2 ** max(0, job.attempt - 1))
+                        self.policy.backoff_base * 2 ** max(0, job.tries - 1))
             delay *= random.uniform(0.5, 1.5)  # jitter: retries of many rows spread out
             if result.retry_after is not None:
                 delay = max(delay, result.retry_after)
-                self.hold_until = max(self.hold_until, now + result.retry_after)
             heapq.heappush(self.retries, (now + delay, next(self._seq), job))
             return
         if result.kind == "halt":
@@ -201,39 +189,57 @@ class SenderActor(pykka.ThreadingActor):
                 self.notify("auto_pause", f"{self.failed} of {judged} sends failed (more than "
                             f"{self.policy.failure_threshold:.0%}); last: {result.reason}")
 
-    def _next_job(self, now: float) -> Job | None:
+    def _has_work(self, now: float) -> bool:
+        return bool(self.queue) or (bool(self.retries) and self.retries[0][0] <= now)
+
+    def _next_job(self, now: float) -> Job:
         if self.retries and self.retries[0][0] <= now:
             return heapq.heappop(self.retries)[2]
-        if self.queue:
-            return self.queue.popleft()
-        return None
+        return self.queue.popleft()
+
+    def _window_state(self, wall: float, force: bool = False) -> bool:
+        """Open now? Asks the window only when its last answer has run out."""
+        window = self.policy.window
+        if window is None:
+            return True
+        if force or (self.window_until is not None and wall >= self.window_until):
+            self.window_open, self.window_until = window.state(wall)
+        return self.window_open
 
     def _pump(self) -> None:
-        """Dispatch as much as the buckets and the in-flight limit allow."""
+        """Dispatch as much as the window, the rates and the in-flight limit allow."""
         if self.paused:
             return
-        now = time.monotonic()
+        now = self.clock.monotonic()
         while len(self.in_flight) < self.policy.max_in_flight:
-            if now < self.hold_until:
-                self._wake(self.hold_until - now)
-                return
-            has_due = bool(self.retries) and self.retries[0][0] <= now
-            if not has_due and not self.queue:
+            if not self._has_work(now):
                 if self.retries:
                     self._wake(self.retries[0][0] - now)
                 break
-            wait = self.bucket.wait_time()
+            wall = self.clock.time()
+            if not self._window_state(wall):
+                if self.window_until is not None:
+                    self._wake(self.window_until - wall)
+                return
+            wait = self.bucket.wait_time(now)
             if wait > 0:
                 self._wake(wait)
                 return
-            wait = self.gateway_bucket.try_take()
-            if wait > 0:
-                self._wake(wait)
+            if self.slot is None:
+                self.slot = self.account.reserve()
+            hold = self.account.hold_until()
+            if self.slot < hold:  # a Retry-After came after the slot was reserved
+                self.slot = None
+                self._wake(hold - now)
                 return
-            self.bucket.try_take()
+            if self.slot > now:
+                self._wake(self.slot - now)
+                return
+            self.slot = None
+            self.bucket.try_take(now)
             job = self._next_job(now)
-            assert job is not None
-            job = Job(job.row, job.recipient, job.contact_id, job.variables, job.attempt + 1)
+            # Here a skip step would go (SPEC 9 item 4): not dispatched, outcome "skipped".
+            job = replace(job, attempt=job.attempt + 1, tries=job.tries + 1)
             self.in_flight[job.row] = job
             self.dispatch(job)
         if not self.queue and not self.retries and not self.in_flight and not self._drained_sent:
@@ -241,7 +247,7 @@ class SenderActor(pykka.ThreadingActor):
             self.notify("drained", None)
 
     def _wake(self, delay: float) -> None:
-        due = time.monotonic() + delay
+        due = self.clock.monotonic() + delay
         if self._tick_due is not None and self._tick_due <= due:
             return
         self._tick_due = due
@@ -250,19 +256,35 @@ class SenderActor(pykka.ThreadingActor):
     # --- progress ---------------------------------------------------------------------
 
     def _publish(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         while self.done_times and self.done_times[0] < now - self.RATE_WINDOW:
             self.done_times.popleft()
         window = min(self.RATE_WINDOW, max(1.0, now - (self.done_times[0] if self.done_times
                                                         else now)))
         rate = round(len(self.done_times) / window, 2) if self.done_times else 0.0
         remaining = len(self.queue) + len(self.retries) + len(self.in_flight)
-        speed = rate or self.policy.rate
+        account_rate = self.account.rate()
+        speed = rate or min(self.policy.rate, account_rate or self.policy.rate)
+        wall = self.clock.time()
+        waiting = remaining and not self.paused and not self._window_state(wall)
+        opens = self.window_until if waiting else None
+        eta: float | None = None
+        if remaining and not self.paused:
+            eta = remaining / speed
+            if self.policy.window is not None:
+                done = self.policy.window.finish_time(wall, eta)
+                eta = None if done is None else done - wall
+        elif not remaining:
+            eta = 0.0
         self.progress[self.no] = {
             "total_remaining_count": remaining,
             "in_flight_count": len(self.in_flight),
             "retrying_count": len(self.retries),
             "send_rate": rate,
-            "eta_seconds": round(remaining / speed, 1) if remaining and not self.paused
-            else (0.0 if not remaining else None),
+            "eta_seconds": None if eta is None else round(eta, 1),
+            "account_rate": account_rate,
+            "waiting_for": "send_window" if waiting else None,
+            "window_opens_at": iso_time(opens) if opens else None,
+            "window_opens": self.policy.window.label(opens, wall)
+            if opens and self.policy.window else None,
         }

@@ -1,10 +1,15 @@
 """The sending runtime extension: lifecycle, gateway calls and durable outcomes.
 
-Runs on the event loop. It owns the aiohttp ClientSession, the gateway clients, one
-`SenderActor` per running campaign and every status change. Exactly-once intent: a row
-is marked `attempting` (committed) before its gateway call; the gateway id, or the
-failure, is committed before the campaign actor hears of it. At start-up a row still
-`attempting` has an unknown outcome: it is marked `unknown` and only re-sent on request.
+Runs on the event loop. It owns the aiohttp ClientSession, the gateway clients and
+their accounts (one shared rate each), one `SenderActor` per running campaign, the
+schedule of `scheduled` campaigns and every status change. Exactly-once intent: each
+gateway call is an attempt (SPEC 9), recorded (committed) before the call; the gateway
+id, or the failure, is committed before the campaign actor hears of it. At start-up an
+attempt without an outcome is marked `unknown` and only re-sent on request.
+
+Storing an attempt or an outcome and telling the campaign actor happen under the
+runtime's state gate (shared), so a checkpoint (exclusive) never writes a row's state
+as it was before an outcome already stored here.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import itertools
 import re
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -22,9 +28,11 @@ import orjson
 import pykka
 import structlog
 
+from actors.accounts import COEXISTENCE_RATE, SharedAccount
 from actors.bus import EventBus, StatsBoard
 from actors.messages import CampaignStatusChanged, GetStatistics, RegisterMessages
 from actors.outbound import post_signed
+from actors.scheduler import Scheduler
 from actors.sender import (
     Job,
     SenderActor,
@@ -32,12 +40,16 @@ from actors.sender import (
     SendResult,
     SendWork,
     SetPaused,
-    TokenBucket,
 )
+from core.aio import SharedExclusive
+from core.clock import SYSTEM_CLOCK, Clock
 from core.config import Config
 from core.metrics import Metrics
-from domain.failures import FAIL, PAUSE, Failure, decide, from_text, known
+from domain.attempts import MAX_ATTEMPT
+from domain.failures import FAIL, PAUSE, Failure, decide, from_text, known, slows_account
+from domain.pacing import Aimd
 from domain.records import CampaignInfo, RegisteredMessage
+from domain.sendwindow import SendWindow, parse_window
 from domain.status import Level, bare_message_id
 from domain.timefmt import iso_time
 from gateways.base import Gateway, Outbound, Outcome
@@ -53,10 +65,11 @@ log = structlog.get_logger(__name__)
 GATEWAYS = ("simulator", "http", "waha", "cloud")
 # action -> (statuses it is allowed from, status after it)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
-    "start": (("pending",), "processing"),
+    "start": (("pending", "scheduled"), "processing"),
+    "schedule": (("pending", "scheduled"), "scheduled"),
     "pause": (("processing",), "paused"),
     "resume": (("paused",), "processing"),
-    "cancel": (("pending", "processing", "paused"), "cancelled"),
+    "cancel": (("pending", "scheduled", "processing", "paused"), "cancelled"),
     "retry-failed": (("processing", "paused", "completed", "failed"), "processing"),
     "retry-unknown": (("processing", "paused", "completed", "failed"), "processing"),
 }
@@ -140,6 +153,8 @@ class SendingContext:
     register: Callable[[RegisterMessages], None]
     ask: Callable[..., Awaitable[Any]]
     checkpoint: Callable[[], Awaitable[int]]
+    gate: SharedExclusive  # shared here, exclusive while a checkpoint collects and writes
+    clock: Clock = SYSTEM_CLOCK
 
 
 class SendingService:
@@ -149,15 +164,21 @@ class SendingService:
         self.session: aiohttp.ClientSession | None = None
         self.gateways: dict[str, Gateway] = {}
         self.unconfigured: dict[str, str] = {}  # gateway -> missing key
-        self.buckets: dict[str, TokenBucket] = {}
+        self.accounts: dict[str, SharedAccount] = {}  # gateway -> its account's rate
         self.runs: dict[int, Run] = {}
         self.progress: dict[int, dict[str, Any]] = {}
         self.unknown: dict[int, int] = {}
+        self.calls: Counter[int] = Counter()  # gateway calls under way, per campaign
         self.lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         # Longest pause between tries to store a send's outcome (a test hook: the tests
         # shorten it to go past any number of failed tries quickly).
         self.outcome_retry_max_delay = 2.0
+        self.scheduler = Scheduler(self._start_scheduled, ctx.clock)
+        c = ctx.config
+        self.window_defaults = {"days": c["sender.window_days"], "from": c["sender.window_from"],
+                                "to": c["sender.window_to"],
+                                "timezone": c["sender.window_timezone"]}
 
     # --- extension lifecycle ----------------------------------------------------------
 
@@ -188,14 +209,28 @@ class SendingService:
         else:
             self.unconfigured["cloud"] = ("gateways.cloud.phone_number_id and "
                                           "gateways.cloud.access_token")
-        self.buckets = {name: TokenBucket(c[f"gateways.{name}.rate"]) for name in GATEWAYS}
+        aimd = Aimd(c["sender.throttle_decrease"], c["sender.throttle_recovery"],
+                    c["sender.throttle_min_rate"])
+        for name in GATEWAYS:
+            rate = c[f"gateways.{name}.rate"]
+            if name == "cloud" and c["gateways.cloud.coexistence"]:
+                rate = min(rate or COEXISTENCE_RATE, COEXISTENCE_RATE)
+            self.accounts[name] = SharedAccount(name, rate, aimd, rt.clock)
         for no, count in await rt.campaigns.mark_unknown():
             log.warning("sender.unknown_outcomes", campaign_no=no, messages=count)
         self.unknown.update(await rt.campaigns.unknown_counts())
         for campaign in await rt.campaigns.list(None, "processing", None, 1_000_000):
             await self._launch(campaign)
+        now = rt.clock.time()
+        for campaign in await rt.campaigns.list(None, "scheduled", None, 1_000_000):
+            if campaign["send_at"] is not None and campaign["send_at"] <= now:
+                await self._start_scheduled(campaign["uuid"], late=True)
+            else:
+                self.scheduler.set(campaign["uuid"], campaign["send_at"] or now)
+        self.scheduler.start()
 
     async def stop(self) -> None:
+        await self.scheduler.stop()
         runs, self.runs = list(self.runs.values()), {}
         await asyncio.get_running_loop().run_in_executor(None, _stop_all, runs)
         if self._tasks:  # in-flight sends: let them store their outcome
@@ -217,8 +252,10 @@ class SendingService:
             return f"gateway {name!r} is not configured: set {self.unconfigured[name]}"
         return None
 
-    async def transition(self, uuid: str, action: str) -> tuple[dict[str, Any], int]:
-        """Apply a lifecycle action; (campaign, rows affected). TransitionError if invalid."""
+    async def transition(self, uuid: str, action: str, send_at: float | None = None,
+                         reason: str | None = None) -> tuple[dict[str, Any], int]:
+        """Apply a lifecycle action; (campaign, rows affected). TransitionError if invalid.
+        `schedule` needs `send_at`; `reason` is shown as the status reason."""
         allowed, target = TRANSITIONS[action]
         async with self.lock:
             campaign = await self.ctx.campaigns.get(uuid)
@@ -242,7 +279,13 @@ class SendingService:
                     raise TransitionError("nothing_to_retry", f"no {what} messages to re-send")
                 if action == "retry-unknown":
                     self.unknown[no] = 0
-            await self._set_status(campaign, target, None)
+            if action == "schedule":
+                assert send_at is not None
+                await self.ctx.campaigns.set_schedule(no, status, send_at)
+                self.scheduler.set(uuid, send_at)
+            elif status == "scheduled":  # started now, or cancelled: no longer due
+                self.scheduler.discard(uuid)
+            await self._set_status(campaign, target, reason)
             if target == "processing":
                 run = self.runs.get(no)
                 if run is None:
@@ -261,9 +304,35 @@ class SendingService:
             assert campaign is not None
             return campaign, affected
 
+    async def _start_scheduled(self, uuid: str, late: bool = False) -> None:
+        """A scheduled campaign's time has come (or passed while the daemon was down)."""
+        campaign = await self.ctx.campaigns.get(uuid)
+        if campaign is None or campaign["status"] != "scheduled":
+            return
+        reason = None
+        send_at = campaign["send_at"] or self.ctx.clock.time()
+        lateness = self.ctx.clock.time() - send_at
+        if late:
+            reason = (f"scheduled for {iso_time(send_at)}; the daemon was not running then, "
+                      f"so it started {_duration(lateness)} late")
+            log.warning("sender.schedule_missed", campaign_uuid=uuid,
+                        send_at=iso_time(send_at), late_seconds=round(lateness, 1))
+            await self.ctx.campaigns.set_start_note(campaign["no"], reason)
+        try:
+            await self.transition(uuid, "start", reason=reason)
+        except TransitionError as exc:  # cancelled meanwhile
+            log.info("sender.schedule_skipped", campaign_uuid=uuid, reason=str(exc))
+        else:
+            log.info("sender.schedule_started", campaign_uuid=uuid, send_at=iso_time(send_at))
+
+    def window_of(self, campaign: dict[str, Any]) -> SendWindow:
+        """The campaign's send window: its own, else the [sender] defaults."""
+        raw = campaign.get("send_window")
+        return parse_window(orjson.loads(raw) if raw else None, self.window_defaults)
+
     async def _jobs(self, no: int) -> tuple[Job, ...]:
         rows = await self.ctx.campaigns.sendable_rows(no)
-        return tuple(Job(r[0], r[1], r[2], r[3]) for r in rows)
+        return tuple(Job(r[0], r[1], r[2], r[3], r[4]) for r in rows)
 
     async def _launch(self, campaign: dict[str, Any]) -> None:
         assert self.loop is not None
@@ -283,14 +352,16 @@ class SendingService:
             failure_threshold=c["sender.failure_threshold"],
             failure_min_sample=c["sender.failure_min_sample"],
         )
+        window = self.window_of(campaign)
+        policy.window = None if window.always_open else window
         counts = await self.ctx.campaigns.send_state_counts(no)
         self.unknown[no] = counts.get("unknown", 0)
         ref = SenderActor.start(
-            no, policy, self.buckets[gateway],
+            no, policy, self.accounts[gateway],
             lambda job: self._dispatch(no, job),
             lambda delay, msg: self._schedule(no, delay, msg),
             lambda kind, reason: self._notify(no, kind, reason),
-            self.progress,
+            self.progress, self.ctx.clock,
         )
         run = Run({**campaign, "gateway": gateway}, options, ref)
         self.runs[no] = run
@@ -304,7 +375,8 @@ class SendingService:
         progress = self.progress.get(no)
         if progress:
             self.progress[no] = {**progress, "in_flight_count": 0, "send_rate": 0.0,
-                                 "eta_seconds": None}
+                                 "eta_seconds": None, "waiting_for": None,
+                                 "window_opens_at": None, "window_opens": None}
 
     async def _set_status(self, campaign: dict[str, Any], status: str,
                           reason: str | None) -> None:
@@ -325,7 +397,11 @@ class SendingService:
 
     def progress_of(self, no: int) -> dict[str, Any]:
         out = {"total_remaining_count": 0, "in_flight_count": 0, "retrying_count": 0,
-               "send_rate": 0.0, "eta_seconds": None, **self.progress.get(no, {})}
+               "send_rate": 0.0, "eta_seconds": None, "account_rate": None,
+               "waiting_for": None, "window_opens_at": None, "window_opens": None,
+               **self.progress.get(no, {})}
+        if no not in self.runs:  # cancelled or done: only calls still under way
+            out["in_flight_count"] = self.calls.get(no, 0)
         out["total_unknown_count"] = self.unknown.get(no, 0)
         return out
 
@@ -379,64 +455,93 @@ class SendingService:
     async def _send(self, no: int, job: Job) -> None:
         assert self.session is not None
         run = self.runs.get(no)
-        if run is None:
+        if run is None:  # cancelled (or stopped) before this send began: nothing is sent
             return
-        result = SendResult(job.row, "transient", "not attempted")
+        campaigns = self.ctx.campaigns
+        result = SendResult(job.row, "not_attempted", "not attempted")
+        self.calls[no] += 1
         try:
-            try:
-                await self.ctx.campaigns.record_attempt(no, job.row)
-            except StoreUnavailable as exc:  # not recorded, so not sent: retry later
-                result = SendResult(job.row, "transient", f"storage unavailable: {exc}")
+            if job.attempt > MAX_ATTEMPT:  # no further gateway id fits the id index
+                outcome = Outcome("permanent", reason=f"not sent again: {MAX_ATTEMPT} "
+                                  "attempts were made")
+                await self._store_outcome(no, replace(job, attempt=MAX_ATTEMPT), outcome)
+                result = SendResult(job.row, "permanent", outcome.reason)
                 return
+            now = self.ctx.clock.time()
+            try:
+                async with self.ctx.gate.shared():
+                    await campaigns.record_attempt(no, job.row, job.attempt, now)
+                    if job.attempt > 1:  # a retry under way is not failed any more
+                        self.ctx.register(RegisterMessages(no, (RegisteredMessage(
+                            job.row, None, Level.QUEUED, False, None, now,
+                            attempt=job.attempt),)))
+            except StoreUnavailable as exc:  # not recorded, so not sent: retry later
+                result = SendResult(job.row, "not_attempted", f"storage unavailable: {exc}")
+                return
+            # Recorded: whatever happens now, this attempt number is used.
+            result = SendResult(job.row, "transient", "the send did not complete")
             outbound = Outbound(run.uuid, job.row, job.recipient, render(run.text, job.variables),
                                 job.contact_id, run.options, run.workspace_id)
             outcome = await self.gateways[run.gateway].send(self.session, outbound)
-            outcome = judge_outcome(outcome, job.attempt, run.gateway, self.ctx.config)
+            outcome = judge_outcome(outcome, job.tries, run.gateway, self.ctx.config)
             self.ctx.metrics.sends.labels(run.gateway, outcome.kind).inc()
             await self._store_outcome(no, job, outcome)
-            result = SendResult(job.row, outcome.kind, outcome.reason, outcome.retry_after)
+            # HTTP 429, Meta 130429, ...: the account's shared rate goes down (SPEC 9).
+            throttled = outcome.failure is not None and slows_account(outcome.failure.code)
+            result = SendResult(job.row, outcome.kind, outcome.reason, outcome.retry_after,
+                                throttled)
         except Exception:
             log.exception("sender.send_failed", campaign_no=no, row=job.row)
         finally:
+            self.calls[no] -= 1
+            if not self.calls[no]:
+                del self.calls[no]
             _tell(self.runs.get(no), result)
 
     async def _store_outcome(self, no: int, job: Job, outcome: Outcome) -> None:
-        now = time.time()
-        campaigns = self.ctx.campaigns
+        now = self.ctx.clock.time()
         # The message may be out: its outcome must be stored, however long storage fails
         # (giving up would leave the row `attempting` and the campaign never finished).
         # A shutdown cancels this; the row is then an unknown outcome at the next start.
         for attempt in itertools.count():
             try:
-                if outcome.kind == "accepted":
-                    assert outcome.message_id is not None
-                    bare = bare_message_id(outcome.message_id)
-                    await campaigns.record_accepted(no, job.row, bare, outcome.message_id, now)
-                    self.ctx.register(RegisterMessages(no, (RegisteredMessage(
-                        job.row, bare, Level.PENDING, False, None, now),)))
-                elif outcome.kind in ("permanent", "later"):
-                    # "later" (Limited by Meta) is shown failed until its retry goes out.
-                    reason = (outcome.reason or "refused by the gateway")[:500]
-                    failure = outcome.failure or Failure(self.runs[no].gateway
-                                                         if no in self.runs else "", None,
-                                                         reason, None)
-                    await campaigns.record_failed(no, job.row, reason, now, failure)
-                    self.ctx.register(RegisterMessages(no, (RegisteredMessage(
-                        job.row, None, Level.QUEUED, True, reason, now, failure),)))
-                elif outcome.kind == "halt" or outcome.retry_after is not None:
-                    # Refused before taking the message (credentials, 429): not sent.
-                    await campaigns.record_requeued(no, job.row)
-                elif outcome.kind == "unknown":  # taken, but no id: maybe out, not re-sent
-                    await campaigns.record_unknown(no, job.row)
-                    self.unknown[no] = self.unknown.get(no, 0) + 1
-                    log.warning("sender.unknown_outcome", campaign_no=no, row=job.row,
-                                reason=outcome.reason)
+                async with self.ctx.gate.shared():
+                    await self._write_outcome(no, job, outcome, now)
                 return
             except StoreUnavailable as exc:
                 if attempt % 10 == 0:
                     log.warning("sender.outcome_store_failed", campaign_no=no, row=job.row,
                                 attempt=attempt, error=str(exc))
                 await asyncio.sleep(min(self.outcome_retry_max_delay, 0.1 * (attempt + 1)))
+
+    async def _write_outcome(self, no: int, job: Job, outcome: Outcome, now: float) -> None:
+        campaigns = self.ctx.campaigns
+        if outcome.kind == "accepted":
+            assert outcome.message_id is not None
+            bare = bare_message_id(outcome.message_id)
+            await campaigns.record_accepted(no, job.row, bare, outcome.message_id, now)
+            self.ctx.register(RegisterMessages(no, (RegisteredMessage(
+                job.row, bare, Level.PENDING, False, None, now, attempt=job.attempt),)))
+        elif outcome.kind in ("permanent", "later"):
+            # "later" (Limited by Meta) is shown failed until its retry goes out.
+            reason = (outcome.reason or "refused by the gateway")[:500]
+            failure = outcome.failure or Failure(self.runs[no].gateway
+                                                 if no in self.runs else "", None,
+                                                 reason, None)
+            await campaigns.record_failed(no, job.row, reason, now, failure)
+            self.ctx.register(RegisterMessages(no, (RegisteredMessage(
+                job.row, None, Level.QUEUED, True, reason, now, failure,
+                attempt=job.attempt),)))
+        elif outcome.kind == "halt" or outcome.retry_after is not None:
+            # Refused before taking the message (credentials, 429): not sent.
+            await campaigns.record_requeued(no, job.row, outcome.reason, now)
+        elif outcome.kind == "unknown":  # taken, but no id: maybe out, not re-sent
+            await campaigns.record_unknown(no, job.row, outcome.reason, now)
+            self.unknown[no] = self.unknown.get(no, 0) + 1
+            log.warning("sender.unknown_outcome", campaign_no=no, row=job.row,
+                        reason=outcome.reason)
+        else:  # transient: retried by the actor
+            await campaigns.record_transient(no, job.row, outcome.reason or "transient", now)
 
     async def _on_notify(self, no: int, kind: str, reason: str | None) -> None:
         async with self.lock:
@@ -529,3 +634,18 @@ def _stop_all(runs: list[Run]) -> None:
             run.ref.stop(block=True, timeout=5)
         except (pykka.ActorDeadError, pykka.Timeout):
             pass
+
+
+def _duration(seconds: float) -> str:
+    """A lateness as people say it: "40 s", "12 min", "3 h 5 min", "2 d 4 h"."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

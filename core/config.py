@@ -8,10 +8,12 @@ the layers below only read values from it, so it lives here, beside the metrics.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_PREFIX = "CAMPAIGND_"
 # Environment variables of the command line that are not configuration keys.
@@ -97,6 +99,29 @@ def _words_check(value: Any) -> str | None:
     for i, item in enumerate(value):
         if not isinstance(item, str) or not any(ch.isalnum() for ch in item):
             return f"item {i} ({item!r}) must be a word or phrase"
+    return None
+
+
+# --- sending, completed (SPEC 9): send windows ---------------------------------------
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+
+
+def _days_check(value: Any) -> str | None:
+    if not value or not all(isinstance(d, str) and d.lower()[:3] in WEEKDAYS for d in value):
+        return f"must be a non-empty list of day names ({', '.join(WEEKDAYS)})"
+    return None
+
+
+def _hhmm_check(value: Any) -> str | None:
+    return None if HHMM.match(value) else "must be a time of day as HH:MM (00:00 to 24:00)"
+
+
+def _zone_check(value: Any) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "must be an IANA time zone name such as Asia/Jakarta or UTC"
     return None
 
 
@@ -237,6 +262,27 @@ KEYS: dict[str, Key] = {
     "alerts": Key(list, [], "Alert rules, each a [[alerts]] table: metric, threshold, "
                   "direction, window, min_volume, hold, pause (docs/failures.md). Every "
                   "problem is reported per key, e.g. alerts[2].threshold."),
+    # --- sending, completed (SPEC 9: send windows, shared account rates) ---
+    "sender.window_days": Key(list, list(WEEKDAYS), "Days a campaign created without a "
+                              "window may send on (in window_timezone).", check=_days_check),
+    "sender.window_from": Key(str, "00:00", "Local time the default send window opens "
+                              "(HH:MM).", check=_hhmm_check),
+    "sender.window_to": Key(str, "24:00", "Local time the default send window closes "
+                            "(HH:MM; at or before window_from: the next day).",
+                            check=_hhmm_check),
+    "sender.window_timezone": Key(str, "UTC", "IANA time zone of the default send window "
+                                  "(e.g. Asia/Jakarta).", check=_zone_check),
+    "sender.throttle_decrease": Key((int, float), 0.5, "A throttling answer (HTTP 429, Meta "
+                                    "130429) multiplies the account's rate by this.",
+                                    minimum=0.05, maximum=0.95),
+    "sender.throttle_recovery": Key((int, float), 1.0, "Messages/s the account's rate gains "
+                                    "back per second without a throttling answer.",
+                                    minimum=0.01, maximum=10000),
+    "sender.throttle_min_rate": Key((int, float), 0.5, "The account's rate never goes below "
+                                    "this many messages/s.", minimum=0.01, maximum=10000),
+    "gateways.cloud.coexistence": Key(bool, False, "The number is also used in the WhatsApp "
+                                      "Business app (coexistence): Meta allows it 20 "
+                                      "messages/s, so the rate is at most 20."),
     "gateways.simulator.rate": Key((int, float), 0.0, "Messages/s over all campaigns (0 = no "
                                    "gateway limit).", minimum=0, maximum=100000),
     "gateways.simulator.seed": Key(int, 1, "Seed: the same seed gives the same ACK stream."),
@@ -308,6 +354,26 @@ KEYS: dict[str, Key] = {
                                     "spaces and punctuation ignored).", check=_words_check),
     "engagement.start_keywords": Key(list, list(START_KEYWORDS), "Whole-message replies or "
                                      "buttons that lift an opt-out.", check=_words_check),
+    # --- more than one machine (docs/cluster.md) ---
+    "cluster.node": Key(str, "", "This node's name in a cluster (1-16 lowercase letters and "
+                        "digits, starting with a letter): its campaign uuids start with it "
+                        "and its webhooks arrive at /n/{node}/webhooks/... \"\" = a single "
+                        "node: no cluster, no Redis."),
+    "cluster.redis_url": Key(str, "", "Redis for live push across nodes (pub/sub only, "
+                             "nothing stored), e.g. redis://10.0.0.5:6379/0; required with "
+                             "cluster.node.", secret=True),
+    "cluster.channel": Key(str, "campaignd", "The Redis pub/sub channel the nodes of one "
+                           "cluster share (another cluster on the same Redis takes another).",
+                           check=lambda v: None if v.strip() else "must not be empty"),
+    "cluster.peers": Key(dict, {}, "The other nodes: {n2 = \"http://10.0.0.2:8080\"}, for "
+                         "the campaign list across nodes and private channels of their "
+                         "campaigns."),
+    "cluster.peer_timeout": Key((int, float), 3.0, "Seconds a peer has to answer before the "
+                                "campaign list shows it as not answering.",
+                                minimum=0.1, maximum=60),
+    "cluster.reconnect_max": Key((int, float), 5.0, "Longest wait between two attempts to "
+                                 "reach Redis (from 0.1 s, doubling).",
+                                 minimum=0.1, maximum=300),
     # --- analytics across campaigns (docs/insights.md) ---
     "analytics.timezone": Key(str, "Asia/Jakarta", "IANA time zone the best-time heatmaps "
                               "are shown in (weekday and hour of sending and of reading).",

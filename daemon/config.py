@@ -31,6 +31,7 @@ from core.config import (
     is_loopback,
 )
 from domain.alerts import parse_rules
+from domain.cluster import config_problems as cluster_problems
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -62,7 +63,7 @@ def _coerce_env(key: Key, raw: str) -> Any:
         if low in ("0", "false", "no", "off"):
             return False
         return raw
-    if list in types:
+    if list in types or dict in types:
         try:
             return tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
@@ -77,7 +78,7 @@ def _coerce_env(key: Key, raw: str) -> Any:
 
 
 _TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-               list: "an array"}
+               list: "an array", dict: "a table"}
 
 
 def _num(value: float) -> str:
@@ -161,6 +162,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
             values[name] = float(values[name])
     if isinstance(values["alerts"], list):  # each rule's problems, per key
         problems.extend(parse_rules(values["alerts"])[1])
+    problems.extend(cluster_problems(values))
     # Checked even when other keys are wrong, so one run names every problem.
     host_ok = isinstance(values["server.host"], str)
     off_loopback = host_ok and not is_loopback(values["server.host"])
@@ -215,7 +217,8 @@ def reference_markdown() -> str:
         allowed = [_allowed(key)] if _allowed(key) else []
         if key.secret:
             allowed.append("secret (masked)")
-        default = "`[]`" if key.default == [] else f"`{key.default!r}`".replace("'", '"')
+        default = ("`[]`" if key.default == [] else "`{}`" if key.default == {}
+                   else f"`{key.default!r}`".replace("'", '"'))
         cells = [f"`{name}`", f"`{env_name(name)}`", " or ".join(t.__name__ for t in types),
                  default, "; ".join(allowed), key.help.replace("|", "\\|")]
         lines.append("| " + " | ".join(cells) + " |")

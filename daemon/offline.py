@@ -172,7 +172,8 @@ def export_from_file(db: Path, uuid: str, out: IO[str]) -> int:
         out.write(csv_text([], header=True))
         count, after = 0, -1
         columns = {c[1] for c in conn.execute("PRAGMA table_info(messages)")}
-        sql = EXPORT_SQL if "failure_code" in columns else EXPORT_SQL_0_1
+        # A database this release has not opened yet: no failure fields, no attempts.
+        sql = EXPORT_SQL if "attempt_at" in columns else EXPORT_SQL_0_1
         while True:
             rows = conn.execute(sql, (row[0], after, CHUNK_ROWS)).fetchall()
             if not rows:

@@ -11,6 +11,11 @@ The rules, the one place they live:
    earliest time the message was at least pending, as total_sent_count counts it, and
    a message that counts as failed is not a candidate. Ties go to the higher campaign
    and row number.
+   A recipient campaignd sent more than once (SPEC 9, domain/attempts.py) was last sent
+   its latest ACCEPTED attempt: "sent" is when the gateway accepted that one (attempt
+   1: the earliest pending time, as above), and it counts as failed only when its
+   latest attempt failed (and it was never delivered). Any attempt's gateway id names
+   the row when quoted.
 3. Nothing matches: counted in a metric, nothing else.
 
 The result is a function of the SET of events (registrations, statuses, inbound
@@ -112,20 +117,28 @@ class Outcome:
 
 @dataclass(slots=True)
 class RowState:
-    """What is known of one watched message: the merge of its facts (min / max / or).
+    """What is known of one watched message: the merge of its facts (a join: max level;
+    the highest attempt's failure; the latest accepted attempt's earliest send time).
 
     Times are tenths of a second since the epoch. Like the ledger, a time more than
     MAX_BACKDATE before the message was registered counts as its registration time
     (`floor`), so the send time here is the one its campaign shows. (The bound applies
     to the earliest time: only times on both sides of that day-old edge could differ
-    from the ledger, which bounds each event's time.)"""
+    from the ledger, which bounds each event's time.)
 
-    earliest: int | None = None  # the earliest time at pending or above, unbounded
+    Attempts (SPEC 9) as the ledger counts them: `failed` is the latest attempt's
+    (`attempt`: the highest seen); the send time is the latest accepted attempt's
+    (`sent_attempt`): attempt 1's earliest pending time, or a later attempt's acceptance
+    (its registration at pending; its statuses bring level and failure only)."""
+
+    earliest: int | None = None  # the send time of `sent_attempt`, unbounded
     level: int = 0
     failed: bool = False
     serial: int = 0  # the Ask this row waits for (0: none, complete)
     answered: bool = True
     floor: int | None = None  # registration time
+    attempt: int = 1  # the latest attempt seen: its failure is the row's
+    sent_attempt: int = 1  # the attempt `earliest` belongs to
 
     @property
     def sent(self) -> int | None:
@@ -134,18 +147,27 @@ class RowState:
         return bounded_time(self.earliest, self.floor)
 
     def merge(self, sent: int | None, level: int, failed: bool,
-              floor: int | None = None) -> None:
-        if sent is not None and (self.earliest is None or sent < self.earliest):
-            self.earliest = sent
+              floor: int | None = None, attempt: int = 1, sent_attempt: int = 1) -> None:
+        if sent is not None:
+            if sent_attempt > self.sent_attempt:
+                self.sent_attempt, self.earliest = sent_attempt, sent
+            elif sent_attempt == self.sent_attempt and (self.earliest is None
+                                                        or sent < self.earliest):
+                self.earliest = sent
         if level > self.level:
             self.level = level
-        if failed:
+        if attempt > self.attempt:  # a newer attempt: the older one's failure is history
+            self.attempt, self.failed = attempt, failed
+        elif failed and attempt == self.attempt:
             self.failed = True
         if floor is not None:
             self.floor = floor
 
-    def merge_event(self, level: int, failed: bool, at: float) -> None:
-        self.merge(to_tenths(at) if level >= PENDING else None, level, failed)
+    def merge_event(self, level: int, failed: bool, at: float, attempt: int = 1,
+                    registration: bool = False) -> None:
+        """A status, or a registration (the gateway id or send outcome of an attempt)."""
+        sends = level >= PENDING and (attempt == 1 or registration)
+        self.merge(to_tenths(at) if sends else None, level, failed, None, attempt, attempt)
 
     @property
     def eligible(self) -> bool:
@@ -194,7 +216,8 @@ def touch_of(event: InboundEvent) -> Touch:
 
 class Attributor:
     def __init__(self, window_seconds: float, resolve: Any, workspace_of: Any) -> None:
-        """`resolve(bare_id) -> (campaign_no, row) | None` is the id index;
+        """`resolve(bare_id) -> (campaign_no, row, ...) | None` is the id index (it also
+        says which attempt the id belongs to: any attempt's id names its row);
         `workspace_of(campaign_no) -> int | None` knows the campaigns."""
         self.window = to_tenths(window_seconds)
         self.window_seconds = window_seconds
@@ -212,6 +235,11 @@ class Attributor:
 
     def __len__(self) -> int:
         return len(self.live)
+
+    def _quoted(self, quoted_id: str) -> tuple[int, int] | None:
+        """The row a quoted id names (an earlier attempt's id names its row too)."""
+        hit = self.resolve(quoted_id)
+        return None if hit is None else (hit[0], hit[1])
 
     def _next(self) -> int:
         self._serial += 1
@@ -245,7 +273,7 @@ class Attributor:
         pending = Pending(source, event, key, received_at)
         self.live[event.inbound_id] = pending
         self._ops.append(("put", pending.record()))
-        if not (event.quoted_id and self.resolve(event.quoted_id) is not None):
+        if not (event.quoted_id and self._quoted(event.quoted_id) is not None):
             if event.quoted_id:
                 self.quotes.setdefault(event.quoted_id, set()).add(event.inbound_id)
             if key is not None and event.via != FAILURE:
@@ -260,7 +288,7 @@ class Attributor:
         pending = Pending(source, event, key, received_at, target, how, workspaces,
                           counted=True)
         self.live[event.inbound_id] = pending
-        if event.quoted_id and self.resolve(event.quoted_id) is None:
+        if event.quoted_id and self._quoted(event.quoted_id) is None:
             self.quotes.setdefault(event.quoted_id, set()).add(event.inbound_id)
         if key is not None and event.via != FAILURE:
             self._watch(pending)
@@ -268,9 +296,10 @@ class Attributor:
             self._evaluate(pending)
 
     def registered(self, campaign_no: int, row: int, message_id: str | None,
-                   key: int | None, level: int, failed: bool, at: float) -> None:
+                   key: int | None, level: int, failed: bool, at: float,
+                   attempt: int = 1) -> None:
         """A registration the ingest actor routed: a fresh row (with its number key) or
-        an id / outcome for an existing row (without)."""
+        an id / outcome for an existing row (without), of attempt `attempt`."""
         if message_id and message_id in self.quotes:
             for inbound_id in sorted(self.quotes.pop(message_id)):
                 pending = self.live.get(inbound_id)
@@ -283,24 +312,26 @@ class Attributor:
             if state is None:  # its first fact: nothing to ask
                 state = watch.rows[packed] = RowState()
                 self.watched[packed] = key
-            state.merge_event(level, failed, at)
+            state.merge_event(level, failed, at, attempt, registration=True)
             state.floor = to_tenths(at)
             self._reconsider(key)
         elif packed in self.watched:
-            self.status(campaign_no, row, level, failed, at)
+            self.status(campaign_no, row, level, failed, at, attempt, registration=True)
 
     def is_watched(self, campaign_no: int, row: int) -> bool:
         return pack(campaign_no, row) in self.watched
 
-    def status(self, campaign_no: int, row: int, level: int, failed: bool, at: float) -> None:
-        """A status routed to a watched row (call only when `is_watched`)."""
+    def status(self, campaign_no: int, row: int, level: int, failed: bool, at: float,
+               attempt: int = 1, registration: bool = False) -> None:
+        """A status of attempt `attempt` routed to a watched row (call only when
+        `is_watched`)."""
         packed = pack(campaign_no, row)
         key = self.watched.get(packed)
         if key is None:
             return
         state = self.numbers[key].rows[packed]
         before = (state.sent, state.eligible)
-        state.merge_event(level, failed, at)
+        state.merge_event(level, failed, at, attempt, registration)
         if (state.sent, state.eligible) != before:
             self._reconsider(key)
 
@@ -329,12 +360,13 @@ class Attributor:
                 self._reconsider(key)
 
     def row_facts(self, serial: int, campaign_no: int,
-                  facts: list[tuple[int, int | None, int, bool, int | None]]) -> None:
+                  facts: list[tuple[int, int | None, int, bool, int | None, int, int]]
+                  ) -> None:
         """The answer to an `Ask`: (row, sent tenths or None, level, failed, registered
-        tenths or None) per row, as the campaign actor's ledger had it when the question
-        reached it."""
+        tenths or None, latest attempt, the attempt `sent` belongs to) per row, as the
+        campaign actor's ledger had it when the question reached it."""
         touched: set[int] = set()
-        for row, sent, level, failed, floor in facts:
+        for row, sent, level, failed, floor, attempt, sent_attempt in facts:
             packed = pack(campaign_no, row)
             key = self.watched.get(packed)
             if key is None:
@@ -342,7 +374,7 @@ class Attributor:
             state = self.numbers[key].rows[packed]
             if state.answered or state.serial != serial:
                 continue
-            state.merge(sent, level, failed, floor)
+            state.merge(sent, level, failed, floor, attempt, sent_attempt)
             state.answered = True
             touched.add(key)
         for key in sorted(touched):
@@ -381,7 +413,7 @@ class Attributor:
 
     def _evaluate(self, pending: Pending) -> None:
         event = pending.event
-        hit = self.resolve(event.quoted_id) if event.quoted_id else None
+        hit = self._quoted(event.quoted_id) if event.quoted_id else None
         if hit is not None:
             self._decide(pending, hit, EXPLICIT)
             self._finish(pending)  # an id never moves: final

@@ -385,6 +385,16 @@ def decide(code: str | None, *, attempt: int, max_attempts: int, retry_later: bo
     return Decision(FAIL, category=category.name)
 
 
+# Of the throttled codes, those that say the ACCOUNT (the number, the app, the gateway)
+# sends too fast: its rate, shared by every campaign on it, goes down (SPEC 9,
+# domain/pacing.py). 131056 is about one recipient and slows nobody else.
+ACCOUNT_PACE_CODES = frozenset({"130429", "80007", "4", "63018", "http_429"})
+
+
+def slows_account(code: str | None) -> bool:
+    return code in ACCOUNT_PACE_CODES
+
+
 # --- the documentation ---------------------------------------------------------------------
 
 RETRY_WORDS = {NEVER: "no", BACKOFF: "yes, with backoff",

@@ -1,5 +1,8 @@
 """Message id -> (campaign, row): the routing table of the ingest actor.
 
+Several ids may lead to one row: each attempt of a recipient (SPEC 9) has its own
+gateway id, and an ACK for an earlier attempt's id is still evidence for that row.
+
 A dict of a million id strings costs ~140 bytes per message before any state is kept,
 so ids are reduced to a stable 64-bit hash (stored with each message row, so a restart
 loads integers, not strings) in an open-addressing table of two flat arrays. Two
@@ -22,12 +25,20 @@ def id_hash(message_id: str) -> int:
     return value or 1
 
 
-def pack(campaign_no: int, row: int) -> int:
-    return (campaign_no << 32) | row
+# A value packs the attempt (8 bits, SPEC 9: each attempt of a row has its own gateway
+# id), the campaign number (24 bits) and the row (32 bits) into one unsigned 64-bit int.
+CAMPAIGN_LIMIT = 1 << 24
 
 
-def unpack(value: int) -> tuple[int, int]:
-    return value >> 32, value & 0xFFFFFFFF
+def pack(campaign_no: int, row: int, attempt: int = 1) -> int:
+    if campaign_no >= CAMPAIGN_LIMIT:
+        raise ValueError(f"campaign number {campaign_no} is beyond the id index's limit")
+    return (attempt << 56) | (campaign_no << 32) | row
+
+
+def unpack(value: int) -> tuple[int, int, int]:
+    """(campaign number, row, attempt)."""
+    return (value >> 32) & 0xFFFFFF, value & 0xFFFFFFFF, value >> 56
 
 
 class MessageIndex:
@@ -56,7 +67,8 @@ class MessageIndex:
                 return i
             i = (i + 1) & mask
 
-    def get(self, message_id: str, h: int | None = None) -> tuple[int, int] | None:
+    def get(self, message_id: str, h: int | None = None) -> tuple[int, int, int] | None:
+        """(campaign number, row, attempt) of a registered id, else None."""
         if self.overflow:
             hit = self.overflow.get(message_id)
             if hit is not None:
@@ -68,11 +80,12 @@ class MessageIndex:
             return None
         return unpack(self._values[i])
 
-    def add(self, message_id: str, campaign_no: int, row: int, h: int | None = None) -> None:
+    def add(self, message_id: str, campaign_no: int, row: int, h: int | None = None,
+            attempt: int = 1) -> None:
         """Add an id the store has just confirmed to be new."""
         if h is None:
             h = id_hash(message_id)
-        value = pack(campaign_no, row)
+        value = pack(campaign_no, row, attempt)
         i = self._slot(h)
         if self._keys[i] == h:
             if self._values[i] != value:
@@ -84,9 +97,9 @@ class MessageIndex:
         if self._size * 10 > len(self._keys) * 7:
             self._grow()
 
-    def load(self, h: int, campaign_no: int, row: int) -> bool:
+    def load(self, h: int, campaign_no: int, row: int, attempt: int = 1) -> bool:
         """Add a stored entry at start-up; False when its hash is taken (needs the id)."""
-        value = pack(campaign_no, row)
+        value = pack(campaign_no, row, attempt)
         i = self._slot(h)
         if self._keys[i] == h:
             return self._values[i] == value

@@ -21,6 +21,7 @@ from itertools import compress, repeat
 from operator import add, floordiv, mul, sub
 from typing import Any
 
+from domain.attempts import NEWER, OLDER, LatestAttempts
 from domain.failure_book import FailureBook
 from domain.failures import Failure, lookup
 from domain.status import (
@@ -160,6 +161,7 @@ class Ledger:
         self.read_latency = LatencyHistogram()
         self.timeline: dict[int, list[int]] = {}  # second -> per-series increments
         self.updated = LOWEST  # latest time seen, in ticks
+        self.attempts = LatestAttempts()  # SPEC 9: sparse, see the attempts block below
 
     def __len__(self) -> int:
         return len(self.level)
@@ -269,8 +271,13 @@ class Ledger:
     # --- applying events --------------------------------------------------------------
 
     def apply(self, row: int, level: int, failed: bool, at: float, reason: str | None,
-              failure: Failure | None = None) -> bool:
-        """Merge one event into the row; True when anything visible changed."""
+              failure: Failure | None = None, attempt: int = 1) -> bool:
+        """Merge one event of attempt `attempt` into the row; True when anything visible
+        changed."""
+        started = False
+        if attempt != 1 or self.attempts:  # the common case (one attempt) skips this
+            failed, reason, failure, started = self._attempt_gate(row, attempt, failed,
+                                                                  reason, failure)
         t = self.tick(at)
         ts = self.ts
         # --- times outside the message's life (issue 22, docs/architecture.md "Times") --
@@ -284,7 +291,7 @@ class Ledger:
         slots = LEVEL_SLOTS[level]
         old_level = self.level[row]
         old_failed = self.failed[row]
-        changes = level > old_level or (failed and not old_failed)
+        changes = started or level > old_level or (failed and not old_failed)
         if not changes:
             # A duplicate or older event can still carry an earlier timestamp.
             for slot in slots:
@@ -324,6 +331,64 @@ class Ledger:
         if t > self.updated:
             self.updated = t
         return True
+
+    # --- attempts (SPEC 9, domain/attempts.py) -----------------------------------------
+    # Only the latest attempt's failure counts: an event of an older attempt brings its
+    # level (delivery evidence) but not its failure; the first event of a newer attempt
+    # clears the row's failure, its time and reason before it is merged.
+
+    def _attempt_gate(self, row: int, attempt: int, failed: bool, reason: str | None,
+                      failure: Failure | None
+                      ) -> tuple[bool, str | None, Failure | None, bool]:
+        """(failed, reason, failure, started a newer attempt) as the event may apply them."""
+        order = self.attempts.compare(row, attempt)
+        if order == OLDER:
+            return False, None, None, False
+        if order == NEWER:
+            self._start_attempt(row, attempt)
+            return failed, reason, failure, True
+        return failed, reason, failure, False
+
+    def _start_attempt(self, row: int, attempt: int) -> None:
+        self.attempts.advance(row, attempt)
+        if not self.failed[row] and self.ts[TS_FAILED][row] == NONE \
+                and row not in self.failures.kept:
+            return
+        old_class = self.message_class(row)
+        before = self._shares(row)
+        if old_class == FAILED_CLASS:
+            self.failures.count(row, -1)  # leaves the failure breakdown
+        self.failed[row] = 0
+        self.ts[TS_FAILED][row] = NONE
+        self.failures.kept.pop(row, None)  # the old attempt's failure is history now
+        after = self._shares(row)
+        if after != before:
+            self._reshare(before, after)
+        self.counts.move(old_class, self.message_class(row))
+
+    def load_attempts(self, pairs: Iterable[tuple[int, ...]]) -> None:
+        """Latest attempt numbers as stored (rows above attempt 1 only), each optionally
+        with its latest accepted attempt above the first and that one's tick."""
+        self.attempts.load(pairs)
+
+    def attempt_accepted(self, row: int, attempt: int, at: float) -> bool:
+        """The gateway accepted attempt `attempt` of the row at `at` (its registration at
+        pending); True when the row's send time for reply attribution moved."""
+        if attempt <= 1:
+            return False  # the first attempt's send time is the row's pending time
+        return self.attempts.accepted(row, attempt, bounded_time(self.tick(at),
+                                                                 self.ts[0][row]))
+
+    def sent_tick(self, row: int) -> tuple[int, int]:
+        """(attempt, tick) of the latest message sent to the recipient (SPEC 6.2): its
+        latest accepted attempt above the first, else the row's pending time (NONE: never
+        sent) as attempt 1."""
+        sent = self.attempts.sent(row)
+        return sent if sent is not None else (1, self.ts[1][row])
+
+    def sent_at(self, row: int) -> float | None:
+        """When the latest message was sent to the recipient, in seconds (None: never)."""
+        return self.seconds(self.sent_tick(row)[1])
 
     # --- derived figures ----------------------------------------------------------------
 

@@ -33,6 +33,7 @@ class RegisteredMessage:
     # The recipient's number key (domain/phones.number_key) on a fresh row; None when a
     # registration only brings an existing row's gateway id or send outcome.
     number_key: int | None = None
+    attempt: int = 1  # SPEC 9: the attempt this id / outcome belongs to
 
 
 @dataclass(slots=True)

@@ -4,7 +4,8 @@
 #    installed with `npm ci` when node_modules is missing or older than package-lock.json;
 #  - chromium (Debian package) for the page tests;
 #  - chattr, mount for the storage-fault tests;
-#  - nginx, openssl, systemd and systemd-container for the deployment tests.
+#  - nginx, openssl, systemd and systemd-container for the deployment tests;
+#  - redis-server for the cluster tests (run in the foreground on a free port).
 # Idempotent and quick when everything is there. As root it installs Debian packages
 # (apt-get update first). Whatever is still missing at the end is listed and the script
 # fails, so `make test` stops with that list instead of running a suite whose tests for
@@ -57,6 +58,10 @@ apt_install openssl openssl
 # of a container (systemd-nspawn) over this machine's own /usr.
 apt_install systemd-analyze systemd
 apt_install systemd-nspawn systemd-container
+# tests/test_cluster_*.py: Debian's redis-server, run by the tests themselves in the
+# foreground on a free loopback port with its own folder (the package's own service, if
+# the machine starts it, is not used).
+apt_install redis-server redis-server
 
 if command -v node >/dev/null 2>&1; then
     major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)

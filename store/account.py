@@ -1,4 +1,4 @@
-"""Meta account and template webhooks as stored (table `account_events`, migration 0004).
+"""Meta account and template webhooks as stored (table `account_events`, migration 0005).
 
 Written inside the webhook's request, before its 2xx (like the journal: a 2xx means
 durable). Meta retries a webhook it did not see answered: the same change is stored once

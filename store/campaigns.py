@@ -8,8 +8,10 @@ import time
 import uuid as uuidlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
+from domain.attempts import MAX_ATTEMPT
 from domain.engagement import ENGAGEMENT_FILTERS
 from domain.failures import CATEGORY_NAMES, Failure, lookup
 from domain.index import id_hash
@@ -18,17 +20,18 @@ from domain.phones import number_key_of
 from domain.records import CampaignInfo, RegisteredMessage
 from domain.status import FAILED_CLASS, STATUS_FILTERS, message_class
 from store.aggregates import Rows, recount
+from store.attempts import ACCEPTED_AT_SQL, ACCEPTED_ATTEMPT_SQL, SUPERSEDE_ATTEMPT
 from store.db import Statement, Store
 
 CAMPAIGN_COLUMNS = (
     "no, uuid, workspace_id, name, status, message, gateway, rate, created_at, updated_at,"
-    " statistics"
+    " statistics, send_at, send_window, start_note"
 )
 ROW_COLUMNS = (
     "row, message_id, raw_id, recipient, contact_id, level, failed, cls, reason, ts_queued,"
     " ts_pending, ts_sent, ts_delivered, ts_read, ts_played, ts_failed, send_state,"
     " failure_source, failure_code, failure_title, failure_details, failure_category,"
-    " failure_at"
+    " failure_at, attempts, attempt_at, outcome_at, note"
 )
 
 
@@ -92,6 +95,7 @@ class CampaignStore:
         message: str | None = None,
         gateway: str | None = None,
         rate: float | None = None,
+        send_window: str | None = None,
     ) -> dict[str, Any]:
         uuid = uuid or str(uuidlib.uuid4())
         if await self.get(uuid) is not None:
@@ -104,9 +108,10 @@ class CampaignStore:
                 [
                     (
                         "INSERT INTO campaigns (no, uuid, workspace_id, name, status, message,"
-                        " gateway, rate, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        " gateway, rate, created_at, updated_at, send_window)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                         (no, uuid, workspace_id, name, initial_status(message, gateway),
-                         message, gateway, rate, now, now),
+                         message, gateway, rate, now, now, send_window),
                         False,
                     )
                 ]
@@ -177,6 +182,12 @@ class CampaignStore:
             chunk = ids[start : start + 500]
             rows = await self.store.fetchall(
                 f"SELECT message_id, campaign_no FROM messages WHERE message_id IN"
+                f" ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            existing.update({mid: no for mid, no in rows})
+            rows = await self.store.fetchall(  # ids of earlier attempts (SPEC 9) are taken
+                f"SELECT message_id, campaign_no FROM attempts WHERE message_id IN"
                 f" ({','.join('?' * len(chunk))})",
                 chunk,
             )
@@ -273,8 +284,10 @@ class CampaignStore:
                 params.append(category)
         if search:
             escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.append("(recipient LIKE ? ESCAPE '\\' OR message_id LIKE ? ESCAPE '\\')")
-            params += [f"%{escaped}%", f"%{escaped}%"]
+            where.append("(recipient LIKE ? ESCAPE '\\' OR message_id LIKE ? ESCAPE '\\'"
+                         " OR row IN (SELECT row FROM attempts WHERE campaign_no = ? AND"
+                         " message_id LIKE ? ESCAPE '\\'))")
+            params += [f"%{escaped}%", f"%{escaped}%", campaign_no, f"%{escaped}%"]
         if after_row is not None:
             where.append("row > ?")
             params.append(after_row)
@@ -286,9 +299,11 @@ class CampaignStore:
         )
         return [_row(r) for r in rows]
 
-    async def state_columns(self, campaign_no: int, chunk: int = 50_000
-                            ) -> AsyncIterator[tuple[int, list[tuple[Any, ...]]]]:
-        """A campaign's stored rows as (base, columns) chunks, for an actor being loaded.
+    async def state_columns(self, campaign_no: int, chunk: int = 50_000) -> AsyncIterator[
+            tuple[int, list[tuple[Any, ...]], list[tuple[int, ...]]]]:
+        """A campaign's stored rows as (base, columns, attempts) chunks, for an actor being
+        loaded; attempts: (row, latest attempt, latest accepted attempt above the first or
+        None, its tick or None) of the rows sent more than once.
 
         Times come as int32 tenths of a second relative to the first row's registration,
         computed by SQLite exactly as actors/ledger.py's `tick` does (NONE = not reached),
@@ -308,13 +323,21 @@ class CampaignStore:
         while True:
             rows = await self.store.fetchall(
                 f"SELECT row, level, failed, reason, {ticks}, failure_source, failure_code,"
-                f" failure_title, failure_details, {tick('failure_at')} FROM messages"
+                f" failure_title, failure_details, {tick('failure_at')}, attempts,"
+                f" {ACCEPTED_ATTEMPT_SQL}, CAST(({ACCEPTED_AT_SQL}) * 10 + 0.5 AS INTEGER)"
+                " - :base FROM messages"
                 " WHERE campaign_no = :no AND row > :after ORDER BY row LIMIT :chunk",
                 {"base": base, "no": campaign_no, "after": after, "chunk": chunk})
             if not rows:
                 return
             after = rows[-1][0]
-            yield base, list(zip(*rows, strict=True))
+            columns = list(zip(*rows, strict=True))
+            accepted_at, accepted, attempts = columns.pop(), columns.pop(), columns.pop()
+            # SPEC 9: the latest attempt of the few rows sent more than once (and their
+            # latest accepted one, for reply attribution).
+            later = list(compress(zip(columns[0], attempts, accepted, accepted_at,
+                                      strict=True), map((1).__lt__, attempts)))
+            yield base, columns, later
 
 
     # --- sending (actors/sender_service.py) ------------------------------------------
@@ -340,11 +363,11 @@ class CampaignStore:
         return (row[0], row[1]) if row else (None, None)
 
     async def sendable_rows(self, no: int) -> list[tuple[Any, ...]]:
-        """(row, recipient, contact_id, variables) still to send, in row order."""
+        """(row, recipient, contact_id, variables, attempts so far) still to send."""
         return [tuple(r) for r in await self.store.fetchall(
-            "SELECT row, recipient, contact_id, variables FROM messages WHERE campaign_no = ?"
-            " AND (send_state = 'queued' OR (send_state IS NULL AND message_id IS NULL"
-            " AND failed = 0)) ORDER BY row", (no,))]
+            "SELECT row, recipient, contact_id, variables, attempts FROM messages"
+            " WHERE campaign_no = ? AND (send_state = 'queued' OR (send_state IS NULL AND"
+            " message_id IS NULL AND failed = 0)) ORDER BY row", (no,))]
 
     async def send_state_counts(self, no: int) -> dict[str, int]:
         rows = await self.store.fetchall(
@@ -359,27 +382,36 @@ class CampaignStore:
         return [{"row": r[0], "recipient": r[1], "contact_id": r[2], "attempts": r[3]}
                 for r in rows]
 
-    async def record_attempt(self, no: int, row: int) -> None:
-        """Durable BEFORE the gateway call: after a crash this row is 'unknown'."""
-        await self.store.transaction([(
-            "UPDATE messages SET send_state = 'attempting', attempts = attempts + 1"
-            " WHERE campaign_no = ? AND row = ?", (no, row), False)])
+    # Each gateway call is an attempt (SPEC 9). The latest lives in the message row; when
+    # a new one starts, the previous one moves to `attempts` (store/attempts.py reads it).
+
+    async def record_attempt(self, no: int, row: int, attempt: int, at: float) -> None:
+        """Durable BEFORE the gateway call: after a crash this row is 'unknown'.
+
+        The previous attempt (if any) becomes history, and the row's failure (which is
+        always its latest attempt's) is cleared: a retry under way is not failed."""
+        await self.store.transaction([
+            (SUPERSEDE_ATTEMPT, (no, row, attempt - 1), False),
+            ("UPDATE messages SET send_state = 'attempting', attempts = ?, attempt_at = ?,"
+             " outcome = NULL, outcome_at = NULL, note = NULL, message_id = NULL,"
+             " raw_id = NULL, h = NULL, failed = 0, reason = NULL, ts_failed = NULL,"
+             " failure_source = NULL, failure_code = NULL, failure_title = NULL,"
+             " failure_details = NULL, failure_category = NULL, failure_at = NULL,"
+             " cls = level"
+             " WHERE campaign_no = ? AND row = ?", (attempt, at, no, row), False),
+            *recounted(no, [row], keep=True),  # no longer failed: the analytics move too
+        ])
 
     async def record_accepted(self, no: int, row: int, message_id: str, raw_id: str,
                               at: float) -> None:
-        """The gateway id and level pending, in one transaction.
-
-        A row that had failed and was re-sent by retry-failed becomes 'resent': its old
-        failure stays in the ledger (evidence is never removed), so it is not picked up
-        again by the next retry-failed; delivery evidence will still count it delivered.
-        """
+        """The gateway id and level pending, in one transaction."""
         await self.store.transaction([(
-            "UPDATE messages SET send_state = CASE WHEN failed = 1 THEN 'resent' ELSE"
-            " 'accepted' END, message_id = ?, raw_id = ?, h = ?,"
+            "UPDATE messages SET send_state = 'accepted', outcome = 'accepted',"
+            " message_id = ?, raw_id = ?, h = ?,"
             " level = MAX(level, 1), cls = CASE WHEN failed = 1 AND MAX(level, 1) < 3 THEN 6"
-            " ELSE MAX(level, 1) END, ts_pending = COALESCE(ts_pending, ?)"
+            " ELSE MAX(level, 1) END, ts_pending = COALESCE(ts_pending, ?), outcome_at = ?"
             " WHERE campaign_no = ? AND row = ?",
-            (message_id, raw_id, id_hash(message_id), at, no, row), False),
+            (message_id, raw_id, id_hash(message_id), at, at, no, row), False),
             *recounted(no, [row], keep=True)])
 
     async def record_failed(self, no: int, row: int, reason: str, at: float,
@@ -388,9 +420,9 @@ class CampaignStore:
         stays: the campaign actor keeps the earliest too (domain/failure_book.py)."""
         source, code, title, details, category, _ = failure_columns(failure, at)
         await self.store.transaction([(
-            "UPDATE messages SET send_state = 'failed', failed = 1,"
+            "UPDATE messages SET send_state = 'failed', outcome = 'failed', failed = 1,"
             " cls = CASE WHEN level < 3 THEN 6 ELSE level END,"
-            " ts_failed = COALESCE(ts_failed, :at),"
+            " ts_failed = COALESCE(ts_failed, :at), outcome_at = :at,"
             " reason = CASE WHEN failure_at <= :at THEN reason ELSE :reason END,"
             " failure_source = CASE WHEN failure_at <= :at THEN failure_source ELSE :source END,"
             " failure_code = CASE WHEN failure_at <= :at THEN failure_code ELSE :code END,"
@@ -405,27 +437,39 @@ class CampaignStore:
              "details": details, "category": category, "no": no, "row": row}, False),
             *recounted(no, [row], keep=True)])
 
-    async def record_requeued(self, no: int, row: int) -> None:
-        """The gateway refused before taking the message (e.g. bad credentials)."""
+    async def record_transient(self, no: int, row: int, reason: str, at: float) -> None:
+        """A timeout or 5xx: retried automatically. After a crash it counts as unknown
+        (a timed-out call may have reached WhatsApp)."""
         await self.store.transaction([(
-            "UPDATE messages SET send_state = 'queued' WHERE campaign_no = ? AND row = ?",
-            (no, row), False)])
+            "UPDATE messages SET send_state = 'retrying', outcome = 'retried', note = ?,"
+            " outcome_at = ?"
+            " WHERE campaign_no = ? AND row = ?", (reason, at, no, row), False)])
 
-    async def record_unknown(self, no: int, row: int) -> None:
+    async def record_requeued(self, no: int, row: int, reason: str | None = None,
+                              at: float | None = None) -> None:
+        """The gateway refused before taking the message (e.g. bad credentials, 429)."""
+        await self.store.transaction([(
+            "UPDATE messages SET send_state = 'queued', outcome = 'not_sent', note = ?,"
+            " outcome_at = ?"
+            " WHERE campaign_no = ? AND row = ?", (reason, at, no, row), False)])
+
+    async def record_unknown(self, no: int, row: int, reason: str | None = None,
+                             at: float | None = None) -> None:
         """The gateway took the message but gave no id: it may be out (not re-sent)."""
         await self.store.transaction([(
-            "UPDATE messages SET send_state = 'unknown' WHERE campaign_no = ? AND row = ?",
-            (no, row), False)])
+            "UPDATE messages SET send_state = 'unknown', outcome = 'unknown', note = ?,"
+            " outcome_at = ? WHERE campaign_no = ? AND row = ?", (reason, at, no, row), False)])
 
     async def mark_unknown(self) -> list[tuple[int, int]]:
         """At start-up: attempts without an outcome. Returns (campaign_no, count) pairs."""
         rows = await self.store.fetchall(
-            "SELECT campaign_no, COUNT(*) FROM messages WHERE send_state = 'attempting'"
-            " GROUP BY campaign_no")
+            "SELECT campaign_no, COUNT(*) FROM messages WHERE send_state IN"
+            " ('attempting', 'retrying') GROUP BY campaign_no")
         if rows:
             await self.store.transaction([(
-                "UPDATE messages SET send_state = 'unknown' WHERE send_state = 'attempting'",
-                (), False)])
+                "UPDATE messages SET send_state = 'unknown', outcome = 'unknown' WHERE"
+                " send_state IN"
+                " ('attempting', 'retrying')", (), False)])
         return [(r[0], r[1]) for r in rows]
 
     async def unknown_counts(self) -> dict[int, int]:
@@ -440,10 +484,12 @@ class CampaignStore:
         """retry-failed / retry-unknown: put those rows back in the queue.
 
         'failed' covers refusals at send time and failure ACKs after acceptance (as of
-        the last checkpoint: callers run one first).
+        the last checkpoint: callers run one first). The row's failure is its latest
+        attempt's, so an earlier retry that was accepted is not picked up again.
         """
-        cond = ("(send_state = 'failed' OR (send_state = 'accepted' AND failed = 1 AND"
-                " level < 3))") if state == "failed" else "send_state = 'unknown'"
+        cond = ("(send_state = 'failed' OR (send_state IN ('accepted', 'resent') AND"
+                " failed = 1 AND level < 3))") if state == "failed" else "send_state = 'unknown'"
+        cond += f" AND attempts < {MAX_ATTEMPT}"
         row = await self.store.fetchone(
             f"SELECT COUNT(*) FROM messages WHERE campaign_no = ? AND {cond}", (no,))
         if row[0]:
@@ -452,10 +498,25 @@ class CampaignStore:
                 (no,), False)])
         return int(row[0])
 
+    # --- scheduling and send windows (SPEC 9) -------------------------------------------
+
+    async def set_schedule(self, no: int, status: str, send_at: float | None) -> None:
+        await self.store.transaction([(
+            "UPDATE campaigns SET status = ?, send_at = ?, status_reason = NULL,"
+            " start_note = NULL, updated_at = ? WHERE no = ?",
+            (status, send_at, time.time(), no), False)])
+
+    async def set_start_note(self, no: int, note: str) -> None:
+        await self.store.transaction([(
+            "UPDATE campaigns SET start_note = ? WHERE no = ?", (note, no), False)])
+
 
     # --- Limited by Meta, retried later (actors/limited_retry.py) ----------------------
 
-    LIMITED = ("failure_category = 'limited_by_meta' AND cls = 6 AND send_state = 'accepted'")
+    # Once: a row whose earlier attempt failed (SPEC 9 history) was retried already.
+    LIMITED = ("failure_category = 'limited_by_meta' AND cls = 6 AND send_state = 'accepted'"
+               " AND NOT EXISTS (SELECT 1 FROM attempts AS a WHERE a.campaign_no ="
+               " messages.campaign_no AND a.row = messages.row AND a.outcome = 'failed')")
 
     async def limited_waiting(self) -> list[tuple[int, float]]:
         """(campaign_no, earliest failure time) of campaigns with sends Meta limited that
@@ -467,7 +528,8 @@ class CampaignStore:
 
     async def requeue_limited(self, no: int, failed_before: float) -> tuple[int, float | None]:
         """Queue again the limited sends that failed before `failed_before` (each once: a
-        re-sent row is 'resent'); (rows queued, earliest failure time of the others)."""
+        retried row has a failed earlier attempt); (rows queued, earliest failure time of
+        the others)."""
         due = f"campaign_no = ? AND {self.LIMITED} AND failure_at <= ?"
         row = await self.store.fetchone(f"SELECT COUNT(*) FROM messages WHERE {due}",
                                         (no, failed_before))

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import structlog
 
-from core.aio import Reply, cancel_and_wait
+from core.aio import Reply, SharedExclusive, cancel_and_wait
 from core.metrics import Metrics
 from domain.records import CheckpointData
 from store.aggregates import Rows, recount
@@ -63,8 +63,12 @@ class Checkpointer:
         metrics: Metrics,
         interval: float,
         collect_timeout: float = 30.0,
+        gate: SharedExclusive | None = None,
     ) -> None:
         self.store = store
+        # Held exclusively from collecting to writing: the sender stores outcomes in the
+        # rows under it (shared), so none lands between our collect and our write.
+        self.gate = gate or SharedExclusive()
         self.collect = collect
         self.written = written
         self.metrics = metrics
@@ -99,7 +103,7 @@ class Checkpointer:
 
     async def run(self) -> int:
         """Take one checkpoint now; return the journal seq it covers."""
-        async with self._lock:
+        async with self._lock, self.gate.exclusive():
             started = time.perf_counter()
             pending = self._collecting
             if pending is None or (pending.done() and (

@@ -144,6 +144,33 @@ async def _engagement(conn: aiosqlite.Connection) -> None:
         ) WITHOUT ROWID""")
 
 
+# --- sending, completed (SPEC 9; docs/sending.md) -------------------------------------
+
+async def _sending_attempts(conn: aiosqlite.Connection) -> None:
+    # The latest attempt stays in its message row (number in `attempts`, gateway id in
+    # message_id); these say when it started, when its outcome came and a transient
+    # error's reason. Earlier attempts move to `attempts`, so a recipient sent once (most
+    # of them) has no row there: the history stays sparse.
+    await add_columns("messages", (("attempt_at", "REAL"), ("outcome", "TEXT"),
+                                   ("outcome_at", "REAL"), ("note", "TEXT")))(conn)
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS attempts ("
+        " campaign_no INTEGER NOT NULL REFERENCES campaigns (no),"
+        " row INTEGER NOT NULL, attempt INTEGER NOT NULL,"
+        " message_id TEXT, raw_id TEXT, h INTEGER,"
+        " outcome TEXT NOT NULL, reason TEXT, started_at REAL, ended_at REAL,"
+        " PRIMARY KEY (campaign_no, row, attempt)) WITHOUT ROWID")
+    await conn.execute("CREATE INDEX IF NOT EXISTS attempts_message ON attempts (message_id)")
+
+
+async def _sending_schedule(conn: aiosqlite.Connection) -> None:
+    # send_at: when a `scheduled` campaign starts (epoch seconds); send_window: the
+    # campaign's own window as JSON (NULL: the [sender] defaults); start_note: why it
+    # started later than scheduled (the daemon was down at its time).
+    await add_columns("campaigns", (("send_at", "REAL"), ("send_window", "TEXT"),
+                                    ("start_note", "TEXT")))(conn)
+
+
 MIGRATIONS: list[Migration] = [
     # 0.1 added these lazily when the sender started; now every database has them at open.
     Migration("0001_sending_columns", _sending_columns),
@@ -172,10 +199,13 @@ MIGRATIONS: list[Migration] = [
         " value TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS account_events_at ON account_events (at)")),
     Migration("0006_engagement", _engagement),
+    # --- sending, completed (SPEC 9): attempts, scheduling and send windows
+    Migration("0007_sending_attempts", _sending_attempts),
+    Migration("0008_sending_schedule", _sending_schedule),
     # --- analytics (SPEC 8, docs/insights.md): the aggregate tables and each row's
     # counted figures; the rows already here are counted by the backfill once the daemon
     # runs (store/aggregates.py, store/insights.py Backfill).
-    Migration("0007_insights", create_tables),
+    Migration("0009_insights", create_tables),
 ]
 
 

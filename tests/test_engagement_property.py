@@ -8,6 +8,11 @@ wired as the ingest and campaign actors wire them: the store lookups and the cam
 actors' answers arrive late and in any order, a registration is committed to the store
 before the ingest actor hears of it, a reply can come before its message is registered
 or sent. The result must equal a rebuild computed directly from the rules over the set.
+
+Recipients may be sent more than once (SPEC 9): an attempt registers when it starts and,
+with its own gateway id ("M10.2"), when the gateway accepts it; statuses come for any
+attempt's id. A retried recipient was last sent its latest accepted attempt, and it
+fails only by its latest attempt.
 """
 
 from __future__ import annotations
@@ -37,7 +42,12 @@ MESSAGES = [(f"M{c}{n}", c, NUMBERS[n]) for c in CAMPAIGNS for n in range(3)] + 
 times = st.integers(1_000, 1_200).map(float)
 registration = st.tuples(st.just("reg"), st.sampled_from([m[0] for m in MESSAGES]),
                          st.sampled_from([Level.QUEUED, Level.PENDING]), times)
-status = st.tuples(st.just("status"), st.sampled_from([m[0] for m in MESSAGES] + ["M9"]),
+# Attempt 2 or 3 of a message: started (queued, no id yet) or accepted (pending, its id)
+retry = st.tuples(st.just("retry"), st.sampled_from([m[0] for m in MESSAGES]),
+                  st.integers(2, 3), st.sampled_from([Level.QUEUED, Level.PENDING]), times)
+ATTEMPT_IDS = [f"{m[0]}.{n}" for m in MESSAGES[:4] for n in (2, 3)]
+status = st.tuples(st.just("status"),
+                   st.sampled_from([m[0] for m in MESSAGES] + ["M9"] + ATTEMPT_IDS),
                    st.integers(Level.QUEUED, Level.READ), st.booleans(), times)
 
 
@@ -46,7 +56,8 @@ def inbound(draw: Any) -> tuple[str, InboundEvent]:
     via = draw(st.sampled_from([MESSAGE, MESSAGE, MESSAGE, PREFERENCE, FAILURE]))
     number = draw(st.sampled_from([*NUMBERS, None])) if via == MESSAGE else \
         draw(st.sampled_from(NUMBERS))
-    quoted = draw(st.sampled_from([None, None, *[m[0] for m in MESSAGES], "M9"]))
+    quoted = draw(st.sampled_from([None, None, *[m[0] for m in MESSAGES], "M9",
+                                   "M10.2"]))
     if via == FAILURE:
         quoted = quoted or "M10"
     if via == PREFERENCE:
@@ -63,7 +74,7 @@ def inbound(draw: Any) -> tuple[str, InboundEvent]:
     return ("in", event)
 
 
-operations = st.lists(st.one_of(registration, status, inbound()), max_size=24)
+operations = st.lists(st.one_of(registration, retry, status, inbound()), max_size=24)
 
 
 @dataclass
@@ -72,8 +83,13 @@ class World:
 
     attributor: Attributor = field(init=False)
     rows: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # committed
-    untold: list[tuple[str, int, float]] = field(default_factory=list)
-    index: dict[str, tuple[int, int]] = field(default_factory=dict)  # told (ingest's)
+    # committed registrations the ingest actor has not heard of: (mid, attempt, level, at)
+    untold: list[tuple[str, int, int, float]] = field(default_factory=list)
+    # attempts of a message whose row is not committed yet (the sender retries rows only)
+    early: dict[str, list[tuple[str, int, int, float]]] = field(
+        default_factory=lambda: defaultdict(list))
+    # told (ingest's): id -> (campaign, row, attempt), as domain/index.py answers
+    index: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     ledgers: dict[int, Ledger] = field(default_factory=dict)
     books: dict[int, EngagementBook] = field(default_factory=dict)
     orphans: dict[str, list[tuple[int, bool, float]]] = field(
@@ -96,34 +112,56 @@ class World:
         row = self.next_row[campaign]
         self.next_row[campaign] += 1
         self.rows[mid] = (campaign, row, number)
-        self.untold.append((mid, level, at))
+        self.untold.append((mid, 1, level, at))
+        self.untold.extend(self.early.pop(mid, []))
+
+    def commit_attempt(self, mid: str, attempt: int, level: int, at: float) -> None:
+        """The sender stored attempt `attempt` of a row: started, or accepted (its id)."""
+        if mid in self.rows:
+            self.untold.append((mid, attempt, level, at))
+        else:
+            self.early[mid].append((mid, attempt, level, at))
 
     def tell_registration(self) -> None:
         """The ingest actor hears of the oldest committed registration."""
-        mid, level, at = self.untold.pop(0)
+        mid, attempt, level, at = self.untold.pop(0)
         campaign, row, number = self.rows[mid]
         ledger = self.ledgers[campaign]
-        ledger.add(row, at, level, False, None,
-                   [at, *(at if level >= s else 0.0 for s in range(1, 6)), 0.0])
-        self.index[mid] = (campaign, row)
-        self.attributor.registered(campaign, row, mid, number_key(number), level, False, at)
-        for lvl, failed, when in self.orphans.pop(mid, []):
-            self.apply(campaign, row, lvl, failed, when)
+        if attempt == 1:
+            ledger.add(row, at, level, False, None,
+                       [at, *(at if level >= s else 0.0 for s in range(1, 6)), 0.0])
+            message_id: str | None = mid
+            key: int | None = number_key(number)
+        else:  # as actors/campaign.py applies a registration of an existing row
+            message_id = f"{mid}.{attempt}" if level >= Level.PENDING else None
+            key = None
+            changed = ledger.apply(row, level, False, at, None, None, attempt)
+            resent = level >= Level.PENDING and ledger.attempt_accepted(row, attempt, at)
+            if (changed or resent) and row in self.books[campaign]:
+                self.books[campaign].restart(row, self.start(campaign, row))
+        if message_id is not None:
+            self.index[message_id] = (campaign, row, attempt)
+        self.attributor.registered(campaign, row, message_id, key, level, False, at,
+                                   attempt)
+        for lvl, failed, when in self.orphans.pop(message_id, []) if message_id else ():
+            self.apply(campaign, row, lvl, failed, when, attempt)
         self.run_effects()
 
-    def apply(self, campaign: int, row: int, level: int, failed: bool, at: float) -> None:
+    def apply(self, campaign: int, row: int, level: int, failed: bool, at: float,
+              attempt: int = 1) -> None:
         ledger = self.ledgers[campaign]
-        if ledger.apply(row, level, failed, at, None) and row in self.books[campaign]:
+        if ledger.apply(row, level, failed, at, None, None, attempt) and \
+                row in self.books[campaign]:
             self.books[campaign].restart(row, self.start(campaign, row))
         if self.attributor.is_watched(campaign, row):
-            self.attributor.status(campaign, row, level, failed, at)
+            self.attributor.status(campaign, row, level, failed, at, attempt)
 
     def status(self, mid: str, level: int, failed: bool, at: float) -> None:
         hit = self.index.get(mid)
         if hit is None:
             self.orphans[mid].append((level, failed, at))
         else:
-            self.apply(*hit, level, failed, at)
+            self.apply(hit[0], hit[1], level, failed, at, hit[2])
         self.run_effects()
 
     def inbound(self, event: InboundEvent) -> None:
@@ -133,7 +171,7 @@ class World:
 
     def start(self, campaign: int, row: int) -> float:
         ledger = self.ledgers[campaign]
-        return ledger.timestamp(1, row) or ledger.timestamp(0, row) or 0.0
+        return ledger.sent_at(row) or ledger.timestamp(0, row) or 0.0
 
     def facts(self, campaign: int, rows: tuple[int, ...]) -> list[tuple[Any, ...]]:
         """What the campaign actor answers to an Ask (its ledger as it is now)."""
@@ -141,13 +179,13 @@ class World:
         out = []
         for row in rows:
             if row >= len(ledger):
-                out.append((row, None, 0, False, None))
+                out.append((row, None, 0, False, None, 1, 1))
                 continue
-            tick = ledger.ts[1][row]
+            sent_attempt, tick = ledger.sent_tick(row)
             base = ledger.base or 0
             sent = None if tick == NONE else tick + base
             out.append((row, sent, ledger.level[row], bool(ledger.failed[row]),
-                        ledger.ts[0][row] + base))
+                        ledger.ts[0][row] + base, ledger.attempts.get(row), sent_attempt))
         return out
 
     def run_effects(self) -> None:
@@ -216,6 +254,8 @@ def play(ops: list[tuple[Any, ...]], schedule: list[int]) -> World:
     for op in ops:
         if op[0] == "reg":
             world.commit_registration(op[1], op[2], op[3])
+        elif op[0] == "retry":
+            world.commit_attempt(*op[1:])
         elif op[0] == "status":
             world.status(*op[1:])
         else:
@@ -236,6 +276,10 @@ def rebuild(ops: list[tuple[Any, ...]]) -> tuple[Any, ...]:
         if op[0] == "reg":
             facts.commit_registration(op[1], op[2], op[3])
     facts.settle()
+    for op in ops:  # then the attempts of registered rows (SPEC 9)
+        if op[0] == "retry" and op[1] in facts.rows:
+            facts.commit_attempt(*op[1:])
+    facts.settle()
     for op in ops:
         if op[0] == "status":
             facts.status(*op[1:])
@@ -244,7 +288,8 @@ def rebuild(ops: list[tuple[Any, ...]]) -> tuple[Any, ...]:
     books = {c: EngagementBook() for c in CAMPAIGNS}
     suppressions = SuppressionBook()
     for inbound_id, event in sorted(events.items()):
-        target = facts.index.get(event.quoted_id) if event.quoted_id else None
+        hit = facts.index.get(event.quoted_id) if event.quoted_id else None
+        target = hit[:2] if hit else None  # any attempt's id names its row
         candidates = []
         if target is None and event.via != FAILURE and event.number is not None:
             for _mid, (campaign, row, number) in facts.rows.items():
@@ -255,7 +300,8 @@ def rebuild(ops: list[tuple[Any, ...]]) -> tuple[Any, ...]:
                     candidates.append(None)
                     continue
                 ledger = facts.ledgers[campaign]
-                tick = ledger.ts[1][row]
+                # the latest message sent there: a retried row's latest accepted attempt
+                _, tick = ledger.sent_tick(row)
                 failed = ledger.failed[row] and ledger.level[row] < Level.DELIVERED
                 if tick == NONE or failed:
                     continue
@@ -289,12 +335,14 @@ def rebuild(ops: list[tuple[Any, ...]]) -> tuple[Any, ...]:
 
 def unique_ids(ops: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """One event per inbound id (a provider's retry repeats the same event), one
-    registration per message id (registering again is the same registration)."""
+    registration per message id (registering again is the same registration), one time
+    per attempt's start and acceptance."""
     seen: dict[Any, tuple[Any, ...]] = {}
     out = []
     for op in ops:
-        if op[0] in ("in", "reg"):
-            key = (op[0], op[1].inbound_id if op[0] == "in" else op[1])
+        if op[0] in ("in", "reg", "retry"):
+            key = (op[0], op[1].inbound_id) if op[0] == "in" else \
+                (op[0], op[1], *op[2:4]) if op[0] == "retry" else (op[0], op[1])
             op = seen.setdefault(key, op)
         out.append(op)
     return out
@@ -378,3 +426,68 @@ def test_a_stop_suppresses_and_a_later_start_lifts():
     world.settle()
     assert not world.suppressions.is_suppressed(10, NUMBERS[0])
     assert world.books[1].row(0).opted_out_at == 1_010.0  # the message's history stays
+
+
+# --- attempts (SPEC 9): a retried recipient was last sent its latest accepted attempt ---
+
+
+def _retried_world(reply_first: bool) -> World:
+    """M10 (campaign 1) went to the number at 1000 and failed; M20 (campaign 2) went there
+    at 1020; M10's retry was accepted at 1040 (attempt 2, id M10.2). A reply at 1050
+    answers the retry. With `reply_first` the reply is in before the retry: its facts
+    arrive live, after the campaign actors answered."""
+    world = World()
+    world.commit_registration("M10", Level.PENDING, 1_000.0)
+    world.status("M10", Level.PENDING, True, 1_001.0)  # attempt 1 failed
+    world.commit_registration("M20", Level.PENDING, 1_020.0)
+    world.settle()
+    if reply_first:
+        world.inbound(InboundEvent("r1", REPLY, MESSAGE, 1_050.0, NUMBERS[0]))
+        world.settle()
+        assert world.credits() == {"r1": "M20"}  # M10 failed: not a candidate yet
+    world.commit_attempt("M10", 2, Level.QUEUED, 1_030.0)  # retry-failed: attempt 2
+    world.commit_attempt("M10", 2, Level.PENDING, 1_040.0)  # accepted, id M10.2
+    world.settle()
+    if not reply_first:
+        world.inbound(InboundEvent("r1", REPLY, MESSAGE, 1_050.0, NUMBERS[0]))
+        world.settle()
+    return world
+
+
+def test_a_reply_is_credited_to_the_retried_recipients_latest_attempt():
+    for reply_first in (False, True):
+        world = _retried_world(reply_first)
+        assert world.credits() == {"r1": "M10"}, reply_first
+        # its reply delay is measured from the retry, not from the failed first attempt
+        # (a histogram's median: about 10 s, where the first attempt would give 50 s)
+        assert abs(world.books[1].statistics(1)["time_to_reply"]["median"] - 10.0) < 1.0
+
+
+def test_a_later_attempts_status_brings_no_earlier_send_time():
+    """A status of the retry with an earlier time than its acceptance (a gateway clock)
+    changes its level, not when it was sent: the send time stays the acceptance, as after
+    a restart (store/attempts.py reads it from the row)."""
+    world = _retried_world(reply_first=True)
+    world.status("M10.2", Level.SENT, False, 1_010.0)
+    world.settle()
+    assert world.credits() == {"r1": "M10"}
+    assert world.ledgers[1].sent_tick(0)[0] == 2
+
+
+def test_only_the_latest_attempts_failure_makes_it_no_candidate():
+    world = _retried_world(reply_first=True)
+    world.status("M10", Level.PENDING, True, 1_002.0)  # attempt 1's failure: history
+    world.settle()
+    assert world.credits() == {"r1": "M10"}
+    world.status("M10.2", Level.PENDING, True, 1_045.0)  # the retry failed too
+    world.settle()
+    assert world.credits() == {"r1": "M20"}
+
+
+def test_an_earlier_attempts_id_quoted_names_the_row():
+    world = _retried_world(reply_first=False)
+    world.inbound(InboundEvent("r2", REPLY, MESSAGE, 1_060.0, NUMBERS[0], quoted_id="M10"))
+    world.inbound(InboundEvent("r3", REPLY, MESSAGE, 1_070.0, NUMBERS[0],
+                               quoted_id="M10.2"))
+    world.settle()
+    assert world.credits() == {"r1": "M10", "r2": "M10", "r3": "M10"}

@@ -23,15 +23,15 @@ def test_two_registered_ids_with_one_hash_are_both_routed() -> None:
     index = MessageIndex(capacity=4)
     index.add("A", 1, 0, h=SAME)
     index.add("B", 2, 7, h=SAME)  # the store said B is new: a true collision
-    assert index.get("A", h=SAME) == (1, 0)
-    assert index.get("B", h=SAME) == (2, 7)
+    assert index.get("A", h=SAME) == (1, 0, 1)  # (campaign, row, attempt)
+    assert index.get("B", h=SAME) == (2, 7, 1)
     assert len(index) == 2
     index.add("A", 1, 0, h=SAME)  # registering again changes nothing
     assert len(index) == 2
     for n in range(100):  # the table grows (rehashing) with the collision in it
         index.add(f"other{n}", 3, n)
-    assert (index.get("A", h=SAME), index.get("B", h=SAME)) == ((1, 0), (2, 7))
-    assert index.get("other99") == (3, 99)
+    assert (index.get("A", h=SAME), index.get("B", h=SAME)) == ((1, 0, 1), (2, 7, 1))
+    assert index.get("other99") == (3, 99, 1)
 
 
 def test_an_unregistered_id_that_collides_is_misrouted_until_it_is_registered() -> None:
@@ -40,10 +40,10 @@ def test_an_unregistered_id_that_collides_is_misrouted_until_it_is_registered() 
     applied to that row). Once registered, it routes to its own row."""
     index = MessageIndex()
     index.add("A", 1, 0, h=SAME)
-    assert index.get("C", h=SAME) == (1, 0)  # misrouted, as docs/architecture.md says
+    assert index.get("C", h=SAME) == (1, 0, 1)  # misrouted, as docs/architecture.md says
     assert index.get("D") is None  # no collision: unknown, kept as an orphan
     index.add("C", 4, 2, h=SAME)
-    assert (index.get("A", h=SAME), index.get("C", h=SAME)) == ((1, 0), (4, 2))
+    assert (index.get("A", h=SAME), index.get("C", h=SAME)) == ((1, 0, 1), (4, 2, 1))
 
 
 def test_stored_collisions_are_found_again_at_start() -> None:
@@ -54,7 +54,21 @@ def test_stored_collisions_are_found_again_at_start() -> None:
     assert index.load(SAME, 1, 0) is True  # the same entry twice is no collision
     assert index.load(SAME, 2, 7) is False
     index.add("B", 2, 7, h=SAME)
-    assert (index.get("A", h=SAME), index.get("B", h=SAME)) == ((1, 0), (2, 7))
+    assert (index.get("A", h=SAME), index.get("B", h=SAME)) == ((1, 0, 1), (2, 7, 1))
+
+
+def test_each_attempt_of_a_row_has_its_own_id_and_a_collision_keeps_them_apart() -> None:
+    """SPEC 9: a retried recipient's ids all lead to its row, each with its attempt."""
+    index = MessageIndex()
+    index.add("FIRST", 5, 3)
+    index.add("SECOND", 5, 3, attempt=2)
+    index.add("THIRD", 5, 3, h=SAME, attempt=3)
+    index.add("OTHER", 5, 3, h=SAME, attempt=255)  # the same hash: a true collision
+    assert [index.get(i, h=SAME if i in ("THIRD", "OTHER") else None)
+            for i in ("FIRST", "SECOND", "THIRD", "OTHER")] == [
+        (5, 3, 1), (5, 3, 2), (5, 3, 3), (5, 3, 255)]
+    assert index.load(SAME, 5, 3, attempt=3) is True
+    assert index.load(SAME, 5, 3, attempt=4) is False  # another attempt under that hash
 
 
 @pytest.fixture

@@ -90,12 +90,15 @@ def site_for_test(upstream: int, https: int, http: int, cert: Path, key: Path) -
 class Nginx:
     """nginx in the foreground with its own prefix, config, logs and temp folders."""
 
-    def __init__(self, folder: Path, upstream: int, cert: Path, key: Path) -> None:
+    def __init__(self, folder: Path, upstream: int, cert: Path, key: Path,
+                 site_text: Any = None) -> None:
+        """`site_text(https_port, http_port)`: another site file (tests/test_cluster_nginx.py)."""
         folder.mkdir()
         self.folder = folder
         self.port = free_port()
         site = folder / "campaignd.conf"
-        site.write_text(site_for_test(upstream, self.port, free_port(), cert, key))
+        site.write_text(site_text(self.port, free_port()) if site_text is not None else
+                        site_for_test(upstream, self.port, free_port(), cert, key))
         user = "user root root;\n" if os.geteuid() == 0 else ""
         temp = "\n".join(f"    {name}_temp_path {folder}/{name};" for name in
                          ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))

@@ -13,9 +13,10 @@ import re
 from tests.page_catalogue import STATIC, forms, languages, load, placeholders
 
 PLURAL_FORMS = {"zero", "one", "two", "few", "many", "other"}  # Intl.PluralRules categories
-# Keys for features whose branches are on their way (issue 10: replies, issue 13:
-# scheduling); their words are settled. Remove a key from here once the page uses it.
-RESERVED = {"status.scheduled"}
+# Keys for features whose branches are on their way; their words are settled. Remove a
+# key from here once the page uses it (issue 10's replies and issue 13's scheduling both
+# use theirs now).
+RESERVED: set[str] = set()
 CALL = re.compile(r"""\b(tn?)\(\s*(["'`]?)([^"'`),\s]*)""")
 
 

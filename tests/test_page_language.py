@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import fixture_bytes, make_config
+from tests.conftest import eventually, fixture_bytes, fixture_json, make_config
 from tests.page_catalogue import WORD, load, words
 from tests.test_page_browser import (
     CHROMIUM,
@@ -59,7 +60,8 @@ INDONESIAN_BROWSER = ["--lang=id-ID", "--accept-lang=id-ID,id"]
 # Indonesian WhatsApp marketers use for a message template.
 ALLOWED = {"campaignd", "whatsapp", "csv", "api", "http", "id", "ms", "browser", "gateway",
            "simulator", "status", "token", "valid", "internal", "per", "relay", "webhook",
-           "get", "meta", "business", "manager", "template"}
+           "get", "meta", "business", "manager", "template", "node",
+           "proxy"}
 
 TRACKED = "promo-ramadan"
 # An operator's alert rule (its name is the operator's data): bad numbers over 7 % of
@@ -178,7 +180,9 @@ async def indonesian_page(tmp_path: Path) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def walk(tmp_path: Path, indonesian_page: Any) -> AsyncIterator[Walk]:
-    server = Server(make_config(tmp_path, **SIMULATOR, alerts=[BAD_NUMBERS_ALERT]))
+    # A rate on the simulator's account, so the sending views show it (SPEC 9).
+    server = Server(make_config(tmp_path, **SIMULATOR, alerts=[BAD_NUMBERS_ALERT],
+                                **{"gateways.simulator.rate": 50}))
     await server.start()
     try:
         status, body = await server.post("/api/campaigns", {
@@ -357,6 +361,62 @@ async def view_cancelled(walk: Walk) -> None:
     await expect(page, lambda p: _text(p, "#campaign-status", "Dibatalkan"))
 
 
+async def view_scheduled(walk: Walk) -> None:
+    page = walk.page
+    send_at = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    status, body = await walk.server.post("/api/campaigns", {
+        "workspace_id": 1, "uuid": "nanti", "name": "Nanti", "message": "Halo",
+        "recipients": ["6281277770001"], "send_at": send_at})
+    assert status == 201, body
+    await page.goto(walk.server.url("/#/campaigns/nanti"))
+    await expect(page, lambda p: _has(p, "#scheduled-at"))
+    assert (await page.inner_text("#scheduled-at")).startswith("Dijadwalkan: mulai ")
+    assert await page.inner_text("#campaign-status") == "Dijadwalkan"
+
+
+async def view_send_window(walk: Walk) -> None:
+    page = walk.page
+    now = datetime.now(UTC)
+    window = {"from": f"{now + timedelta(hours=2):%H:%M}",
+              "to": f"{now + timedelta(hours=3):%H:%M}", "timezone": "Asia/Jakarta"}
+    status, body = await walk.server.post("/api/campaigns", {
+        "workspace_id": 1, "uuid": "sopan", "name": "Sopan", "message": "Halo",
+        "recipients": ["6281277770002"], "window": window, "start": True})
+    assert status == 201, body
+    await page.goto(walk.server.url("/#/campaigns/sopan"))
+    await expect(page, lambda p: _has(p, "#window-wait"))
+    wait = await page.inner_text("#window-wait")
+    assert wait.startswith("Menunggu jendela pengiriman, dibuka ") and "WIB" in wait, wait
+    assert await page.inner_text("#account-rate") == "batas akun 50 pesan/detik"
+
+
+async def view_attempts(walk: Walk) -> None:
+    """A recipient whose first attempt failed and whose retry went out: its history."""
+    page, server = walk.page, walk.server
+    status, body = await server.post("/api/campaigns", {
+        "workspace_id": 1, "uuid": "ulang", "name": "Ulang", "message": "Halo",
+        "recipients": ["6281277770003", "6281277770004"], "start": True})
+    assert status == 201, body
+
+    async def first_id() -> Any:
+        async with server.http.get(server.url("/api/campaigns/ulang/messages")) as resp:
+            row = (await resp.json())["messages"][0]
+        return row["send_state"] == "accepted" and row["raw_message_id"]
+    message_id = await eventually(first_id)
+    failure = fixture_json("webjs_message_status_updated.json")
+    failure["data"].update(message_id=message_id, ack_level=-1, error="131026 undeliverable")
+    assert (await server.post("/webhooks/webjs", failure))[0] == 200
+    status, body = await server.post("/api/campaigns/ulang/retry-failed", {})
+    assert status == 200 and body["requeued"] == 1, body
+    await page.goto(server.url("/#/campaigns/ulang"))
+    row = '#recipients tr[data-row="0"]'
+    await expect(page, lambda p: _has(p, f"{row} details.attempts"))
+    assert await page.inner_text(f"{row} details.attempts summary") == "percobaan ke-2"
+    await page.click(f"{row} details.attempts summary")
+    line = await page.inner_text(f'{row} .attempt-list li[data-attempt="1"]')
+    assert line.startswith("#1 gagal ") and "131026 undeliverable" in line, line
+
+
 View = Callable[[Walk], Awaitable[None]]
 VIEWS: list[tuple[str, View]] = [
     ("list", view_list),
@@ -372,6 +432,9 @@ VIEWS: list[tuple[str, View]] = [
     ("paused", view_paused),
     ("cancel-dialog", view_cancel_dialog),
     ("cancelled", view_cancelled),
+    ("scheduled", view_scheduled),
+    ("send-window", view_send_window),
+    ("attempts", view_attempts),
 ]
 
 

@@ -311,6 +311,12 @@ async def storage_fault_scenario(tmp_path: Path, folder: Path, fault: Any, hold:
             assert sending["progress"]["total_unknown_count"] == 0
             assert sending["send_states"] == {"accepted": len(recipients)}, sending
             assert sorted(fake.per_recipient().values()) == [1] * len(recipients)
+            # Nobody was sent an unrecorded attempt: each gateway call of a recipient is
+            # one recorded attempt (a call made while storage refused the record would
+            # show as a request beyond the row's attempt number).
+            sent_rows = await all_rows(s, url, sending_uuid)
+            assert {r["recipient"]: r["attempt"] for r in sent_rows.values()} == \
+                dict(fake.per_recipient())
 
             # Nothing lost, nothing twice: kill -9, restart, compare every row.
             await kill(proc)

@@ -75,3 +75,71 @@ async def test_sigkill_mid_campaign_then_restart(tmp_path: Path) -> None:
             if proc is not None and proc.proc.poll() is None:
                 await loop.run_in_executor(None, proc.kill)
         await fake.close()
+
+
+async def test_sigkill_during_a_retry_attempt_never_double_sends(tmp_path: Path) -> None:
+    """The retry's attempt is recorded before its call: killed during that call, the
+    restarted daemon shows it as unknown and does not send it again by itself."""
+    fake = await FakeGateway().start()
+    loop = asyncio.get_running_loop()
+    recipients = [str(6281600000000 + i) for i in range(10)]
+    flaky = recipients[3]
+    fake.script = {flaky: [400, "hang", 200]}  # refused, then the retry hangs
+    config = write_config(tmp_path, **{
+        "gateways.http.url": fake.url + "/api/messages/send",
+        "sender.request_timeout": 20.0, "store.checkpoint_interval": 0.2})
+    first = await loop.run_in_executor(None, DaemonProcess, config)
+    second = None
+    try:
+        async with aiohttp.ClientSession() as s:
+            status, body = await api(s, "POST", first.url + "/api/campaigns", json={
+                "workspace_id": 1, "name": "Retry crash", "message": "Hi", "gateway": "http",
+                "recipients": recipients, "rate": 50, "start": True})
+            assert status == 201, body
+            uuid = body["campaign"]["uuid"]
+
+            def completed(url: str) -> Any:
+                async def check() -> Any:
+                    _, got = await api(s, "GET", f"{url}/api/campaigns/{uuid}")
+                    return got["campaign"]["status"] == "completed" and got["campaign"]
+                return check
+            campaign = await eventually(completed(first.url), timeout=20)
+            assert campaign["statistics"]["total_failed_count"] == 1
+            status, body = await api(s, "POST", f"{first.url}/api/campaigns/{uuid}/retry-failed")
+            assert status == 200 and body["requeued"] == 1
+
+            async def retry_in_flight() -> bool:
+                return fake.per_recipient()[flaky] == 2
+            await eventually(retry_in_flight, timeout=20)
+            await loop.run_in_executor(None, first.kill)
+
+            second = await loop.run_in_executor(None, DaemonProcess, config)
+            base = f"{second.url}/api/campaigns/{uuid}"
+            campaign = await eventually(completed(second.url), timeout=30)
+            assert fake.per_recipient() == {r: (2 if r == flaky else 1) for r in recipients}
+            _, sending = await api(s, "GET", base + "/sending")
+            assert [u["recipient"] for u in sending["sending"]["unknown"]] == [flaky]
+            # The retry was under way: not failed any more, its outcome unknown.
+            assert campaign["statistics"]["total_failed_count"] == 0
+            assert campaign["statistics"]["total_queued_count"] == 1
+            _, got = await api(s, "GET", base + "/messages?search=" + flaky)
+            [row] = got["messages"]
+            assert row["attempt"] == 2 and row["send_state"] == "unknown"
+            assert [a["outcome"] for a in row["previous_attempts"]] == ["failed"]
+
+            status, body = await api(s, "POST", base + "/retry-unknown")
+            assert status == 200 and body["requeued"] == 1
+
+            async def resent() -> Any:
+                _, got = await api(s, "GET", base + "/messages?search=" + flaky)
+                row = got["messages"][0]
+                return row["send_state"] == "accepted" and row
+            row = await eventually(resent, timeout=20)
+            assert fake.per_recipient()[flaky] == 3  # only on request
+            assert row["attempt"] == 3
+            assert [a["outcome"] for a in row["previous_attempts"]] == ["failed", "unknown"]
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.proc.poll() is None:
+                await loop.run_in_executor(None, proc.kill)
+        await fake.close()

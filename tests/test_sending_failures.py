@@ -101,7 +101,9 @@ async def test_limited_by_meta_is_retried_after_the_cap_when_enabled(
     uuid = await send(d, ["6281200000003"])
     await settled(d, uuid, "completed")
     assert fake.per_recipient()["6281200000003"] == 2
-    assert (await rows(d, uuid))["6281200000003"]["send_state"] == "resent"
+    row = (await rows(d, uuid))["6281200000003"]  # the retry is attempt 2 (SPEC 9)
+    assert row["send_state"] == "accepted" and row["attempt"] == 2
+    assert [a["outcome"] for a in row["previous_attempts"]] == ["failed"]
 
 
 async def test_an_account_problem_pauses_the_campaign_with_its_reason(
@@ -159,11 +161,23 @@ async def test_limited_by_meta_reported_after_acceptance_is_re_sent_once(
 
     async def re_sent() -> Any:
         by = await rows(d, uuid)
-        return (fake.per_recipient()["6281200000001"] == 2
-                and by["6281200000001"]["send_state"] == "resent" and by)
-    await eventually(re_sent, timeout=15)
+        row = by["6281200000001"]  # the retry is attempt 2 (SPEC 9), the first failed
+        return (fake.per_recipient()["6281200000001"] == 2 and row["attempt"] == 2
+                and row["send_state"] == "accepted"
+                and [a["outcome"] for a in row["previous_attempts"]] == ["failed"] and by)
+    by = await eventually(re_sent, timeout=15)
     await settled(d, uuid, "completed")
     assert fake.per_recipient()["6281200000002"] == 1  # only the limited one
+    # Once: Meta limits the retry too; it counts as failed again and waits for nobody.
+    status, _ = await d.post_json("/webhooks/cloud", {"object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {"statuses": [{
+            "id": by["6281200000001"]["message_id"], "status": "failed",
+            "timestamp": "1751247600", "recipient_id": "6281200000001",
+            "errors": [{"code": 131049, "title": "Not delivered"}]}]}}]}]})
+    assert status == 200
+    assert (await d.stats(uuid))["total_failed_count"] == 1
+    await d.runtime.checkpoint()
+    assert await d.runtime.campaigns.limited_waiting() == []
 
 
 async def _limited(d: Daemon, uuid: str) -> bool:

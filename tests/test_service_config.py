@@ -135,7 +135,7 @@ def test_environment_problems_name_the_variable() -> None:
 
 def test_every_key_can_come_from_the_environment_and_is_documented() -> None:
     docs = (ROOT / "docs" / "configuration.md").read_text()
-    samples = {str: "x", bool: "false", int: "7", float: "7.5", list: "[]"}
+    samples = {str: "x", bool: "false", int: "7", float: "7.5", list: "[]", dict: "{}"}
     for name, key in KEYS.items():
         assert env_name(name) in docs, (
             f"{env_name(name)} is not in docs/configuration.md: regenerate its table with "
@@ -147,7 +147,7 @@ def test_every_key_can_come_from_the_environment_and_is_documented() -> None:
         except ConfigError as exc:  # a value out of range still proves it was read
             assert any(name in p for p in exc.problems), (name, exc.problems)
             continue
-        assert str(value).lower() in (raw, "7.5", "7.0", "[]"), (name, value)
+        assert str(value).lower() in (raw, "7.5", "7.0", "[]", "{}"), (name, value)
 
 
 def test_sighup_reloads_tokens_and_names_what_needs_a_restart(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ async def test_a_database_of_release_0_1_opens_with_nothing_lost(
         status, body = await d.request("GET", f"/api/campaigns/{uuid}")
         assert status == 200, body
         campaign = body["campaign"]
-        # Migration 0002: a campaign sent elsewhere says "tracking" (0.1: "pending").
+        # Migration 0003: a campaign sent elsewhere says "tracking" (0.1: "pending").
         assert campaign["status"] == ("tracking" if uuid == "tracked" else old["status"])
         for name in COUNTS:
             assert campaign["statistics"][name] == old["statistics"][name], (uuid, name)
@@ -187,6 +187,47 @@ async def test_engagement_works_on_a_database_of_release_0_1(
     assert (stats["total_replied_count"], stats["total_opted_out_count"]) == (1, 1)
     status, body = await again.request("GET", "/api/workspaces/1/suppressions")
     assert [s["number"] for s in body["suppressions"]] == ["628120000003"]
+
+
+@pytest.mark.parametrize("case", ["clean", "killed"])
+async def test_retry_failed_works_on_a_campaign_release_0_1_sent(
+        daemon_factory: Any, tmp_path: Path, case: str) -> None:
+    """0.1's sender left one recipient refused at send time and one failed by an ACK.
+    After the upgrade (migration 0007_sending_attempts: attempt columns and the
+    `attempts` table) both are retried as attempt 2 (this time the simulator delivers),
+    the history shows attempt 1, and every other row is as 0.1 left it."""
+    db, expected = copy_release("0.1", case, tmp_path)
+    d: Daemon = await daemon_factory(**{
+        "store.path": str(db), "gateways.simulator.reject_ratio": 0.0,
+        "gateways.simulator.failure_ratio": 0.0, "gateways.simulator.delivery_ratio": 1.0,
+        "gateways.simulator.sent_after": 0.01, "gateways.simulator.delivered_after": 0.01})
+    old = expected["sent"]["statistics"]
+    status, before = await d.request("GET", "/api/campaigns/sent/messages?limit=500")
+    assert status == 200
+    failed = {r["recipient"] for r in before["messages"] if r["status"] == "failed"}
+    assert len(failed) == old["total_failed_count"] == 2
+    assert all(r["attempt"] == 1 and r["previous_attempts"] == [] for r in before["messages"])
+
+    status, body = await d.post_json("/api/campaigns/sent/retry-failed", {})
+    assert status == 200 and body["requeued"] == 2
+
+    async def delivered() -> Any:
+        stats = await d.stats("sent")
+        return stats["total_delivered_count"] == old["total_delivered_count"] + 2 and stats
+    stats = await eventually(delivered, timeout=10)
+    assert stats["total_failed_count"] == 0
+    assert stats["total_message_count"] == old["total_message_count"]
+    assert stats["total_read_count"] >= old["total_read_count"]
+    status, after = await d.request("GET", "/api/campaigns/sent/messages?limit=500")
+    rows = {r["recipient"]: r for r in after["messages"]}
+    for recipient in failed:
+        row = rows[recipient]
+        assert row["attempt"] == 2 and row["status"] in ("delivered", "read")
+        [first] = row["previous_attempts"]
+        assert first["attempt"] == 1 and first["outcome"] == "failed" and first["reason"]
+    unchanged = [r for r in before["messages"] if r["recipient"] not in failed]
+    assert all(rows[r["recipient"]]["status"] == r["status"] and
+               rows[r["recipient"]]["message_id"] == r["message_id"] for r in unchanged)
 
 
 @pytest.mark.parametrize("case", ["clean", "killed"])

@@ -17,10 +17,13 @@ from domain.failures import CATEGORY_NAMES, Failure, clean_code, from_text, look
 from domain.records import CampaignInfo
 from domain.status import LEVEL_NAMES, STATUS_FILTERS, Level, class_name, parse_status_name
 from domain.timefmt import iso_time
+from store import attempts as attempt_store
 from store.campaigns import CampaignExists, MessageConflict, NewMessage
 from web import sending
 from web.common import (
     UUID_RE,
+    check_node,
+    cluster_uuid,
     int_field,
     live_statistics,
     present_campaign,
@@ -38,14 +41,21 @@ from web.sources import digits
 MAX_MESSAGES_PER_REQUEST = 10_000
 # The rows API's `status` filter: the cards' classes, and who replied / opted out.
 ROW_FILTERS = (*STATUS_FILTERS, *ENGAGEMENT_FILTERS)
-CAMPAIGN_STATUSES = ("tracking", "pending", "processing", "paused", "completed", "cancelled",
-                     "failed")
+CAMPAIGN_STATUSES = ("tracking", "pending", "scheduled", "processing", "paused", "completed",
+                     "cancelled", "failed")
 
 
 # --- helpers ---------------------------------------------------------------------------
 
 
-def present_row(row: dict[str, Any], engagement: RowEngagement | None = None
+def present_attempt(attempt: dict[str, Any]) -> dict[str, Any]:
+    """An earlier attempt (SPEC 9), as the rows API and the page show it."""
+    return {**attempt, "started_at": iso_time(attempt["started_at"]),
+            "ended_at": iso_time(attempt["ended_at"])}
+
+
+def present_row(row: dict[str, Any], engagement: RowEngagement | None = None,
+                earlier: list[dict[str, Any]] | None = None
                 ) -> dict[str, Any]:
     return {
         "row": row["row"],
@@ -59,6 +69,12 @@ def present_row(row: dict[str, Any], engagement: RowEngagement | None = None
         "failure_reason": row["reason"],
         "failure": present_failure(row),
         "send_state": row.get("send_state"),
+        # SPEC 9: the latest attempt's number (null: never sent by campaignd), when it
+        # started, a transient error it met, and every earlier attempt, oldest first.
+        "attempt": row.get("attempts") or None,
+        "attempt_started_at": iso_time(row.get("attempt_at")),
+        "attempt_note": row.get("note"),
+        "previous_attempts": [present_attempt(a) for a in earlier or ()],
         "timestamps": {
             "queued": iso_time(row["ts_queued"]),
             "pending": iso_time(row["ts_pending"]),
@@ -92,7 +108,7 @@ def present_failure(row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 SENDING_FIELDS = ("recipients", "message", "gateway", "rate", "start", "skip_invalid",
-                  "template", "audience")
+                  "template", "send_at", "window", "audience")
 
 
 async def create_campaign(request: web.Request) -> web.Response:
@@ -107,11 +123,13 @@ async def create_campaign(request: web.Request) -> web.Response:
     if not principal_of(request).sees(workspace_id):
         raise ApiError(403, "forbidden", "this token may not create campaigns in workspace "
                        f"{workspace_id}", "workspace_id")
+    uuid = cluster_uuid(rt, uuid)  # on a cluster node: starts with the node's name
     # campaignd sends it (web/sending.py). Any sending option counts: a `gateway` or a
     # `rate` without recipients is a mistake to report, not something to drop silently.
     if any(field in doc for field in SENDING_FIELDS):
 
         return await sending.create_sending_campaign(request, doc, workspace_id, name, uuid)
+    check_node(request)  # /n/{node}/api/campaigns: only on that node, once it is valid
     try:
         campaign = await rt.campaigns.create(workspace_id, name, uuid)
     except CampaignExists:
@@ -122,8 +140,8 @@ async def create_campaign(request: web.Request) -> web.Response:
     return json_response({"campaign": present_campaign(campaign, None)}, status=201)
 
 
-async def list_campaigns(request: web.Request) -> web.Response:
-    rt: Runtime = request.app[RUNTIME]
+def list_query(request: web.Request) -> tuple[int | None, str | None, int, bool]:
+    """The list's filters: (workspace_id, status, limit, nothing_visible)."""
     principal = principal_of(request)
     workspace_id = None
     if "workspace_id" in request.query:
@@ -132,23 +150,39 @@ async def list_campaigns(request: web.Request) -> web.Response:
             raise ApiError(400, "invalid_query", "workspace_id must be an integer",
                            "workspace_id")
         workspace_id = int(raw)
+    nothing = False
     if principal.workspace is not None:
-        if workspace_id is not None and workspace_id != principal.workspace:
-            return json_response({"campaigns": [], "next_cursor": None})
+        nothing = workspace_id is not None and workspace_id != principal.workspace
         workspace_id = principal.workspace
     status = request.query.get("status")
     if status is not None and status not in CAMPAIGN_STATUSES:
         raise ApiError(400, "invalid_query",
                        f"status must be one of {', '.join(CAMPAIGN_STATUSES)}", "status")
     limit = query_int(request, "limit", 50, 1, 500)
-    after = query_cursor(request)
+    return workspace_id, status, limit, nothing
+
+
+async def campaign_page(rt: Runtime, workspace_id: int | None, status: str | None,
+                        limit: int, after: int | None
+                        ) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of this node's campaigns, newest first, and the cursor of the next."""
     # One row more than asked says whether a next page exists: the last page never
     # hands out a cursor that leads to an empty page.
     rows = await rt.campaigns.list(workspace_id, status, after, limit + 1)
     more, rows = len(rows) > limit, rows[:limit]
     items = [present_campaign(r, rt.board.get(r["no"]), rt.alerts.alerts_of(r["no"]))
              for r in rows]
-    next_cursor = str(rows[-1]["no"]) if more else None
+    return items, (str(rows[-1]["no"]) if more else None)
+
+
+async def list_campaigns(request: web.Request) -> web.Response:
+    rt: Runtime = request.app[RUNTIME]
+    workspace_id, status, limit, nothing = list_query(request)
+    after = query_cursor(request)
+    check_node(request)
+    if nothing:
+        return json_response({"campaigns": [], "next_cursor": None})
+    items, next_cursor = await campaign_page(rt, workspace_id, status, limit, after)
     return json_response({"campaigns": items, "next_cursor": next_cursor})
 
 
@@ -262,9 +296,11 @@ async def list_messages(request: web.Request) -> web.Response:
     rows = await rt.campaigns.rows(campaign["no"], status, search, after, limit + 1, category)
     more, rows = len(rows) > limit, rows[:limit]
     next_cursor = str(rows[-1]["row"]) if more else None
-    engagement = await rt.engagement.row_engagement(campaign["no"], [r["row"] for r in rows])
-    return json_response({"messages": [present_row(r, engagement.get(r["row"]))
-                                       for r in rows],
+    numbers = [r["row"] for r in rows]
+    engagement = await rt.engagement.row_engagement(campaign["no"], numbers)
+    earlier = await attempt_store.history(rt.store, campaign["no"], numbers)
+    return json_response({"messages": [present_row(r, engagement.get(r["row"]),
+                                                   earlier.get(r["row"])) for r in rows],
                           "next_cursor": next_cursor})
 
 

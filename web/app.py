@@ -7,6 +7,7 @@ checkpoint, actors, database).
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -16,6 +17,8 @@ from actors.runtime import Runtime
 from core.config import Config
 from web import (
     api,
+    cluster,
+    cluster_push,
     export,
     failures,
     insights,
@@ -34,6 +37,7 @@ from web.errors import error_middleware, json_response
 from web.keys import GUARD, RUNTIME
 
 PUBLIC_PREFIXES = ("/webhooks/", "/healthz", "/readyz", "/metrics")
+NODE_API = re.compile(r"^/n/[^/]*/api/")  # /n/{node}/api/... (web/cluster.py)
 
 
 @web.middleware
@@ -41,7 +45,8 @@ async def auth_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Bearer tokens for /api (SPEC 3.2); webhooks carry their own signatures."""
-    if request.path.startswith("/api/") and request.path != "/api/openapi.json":
+    path = request.path
+    if (path.startswith("/api/") and path != "/api/openapi.json") or NODE_API.match(path):
         request[PRINCIPAL] = request.app[GUARD].api_principal(request)
     return await handler(request)
 
@@ -94,12 +99,15 @@ def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     pusher.setup(app, rt)  # the WebSocket, /broadcasting/auth, the broadcaster actor
+    if config["cluster.node"]:
+        cluster_push.setup(app, rt)  # live push across nodes over Redis (docs/cluster.md)
     page.setup(app)
     export.add_routes(app)
     openapi.add_routes(app)
     sending.add_routes(app)
     relay.add_routes(app)
     passthrough.add_routes(app)
+    cluster.add_routes(app)  # node paths and the list across nodes (docs/cluster.md)
     suppressions.add_routes(app)
     insights.add_routes(app)
     return app

@@ -5,6 +5,7 @@ campaign's public shape (SPEC 3.2)."""
 from __future__ import annotations
 
 import re
+import uuid as uuidlib
 from typing import Any
 
 import orjson
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from actors.messages import GetStatistics
 from actors.runtime import Runtime
+from domain.cluster import NODE_RE, NotThisNode, UuidTooLong, campaign_uuid, node_of
 from domain.timefmt import iso_time
 from web.auth import EVERYONE, Principal
 from web.errors import ApiError
@@ -89,8 +91,54 @@ async def visible_campaign(request: web.Request) -> dict[str, Any]:
     uuid = request.match_info["uuid"]
     campaign = await rt.campaigns.get(uuid) if UUID_RE.match(uuid) else None
     if campaign is None or not principal_of(request).sees(campaign["workspace_id"]):
+        owner = node_of(uuid) if campaign is None else None
+        if owner is not None and owner in rt.config["cluster.peers"]:
+            raise wrong_node(rt.config["cluster.node"], owner,
+                             f"campaign {uuid!r} lives on node {owner}")
         raise ApiError(404, "campaign_not_found", f"no campaign {uuid!r}")
     return campaign
+
+
+# --- the cluster (docs/cluster.md) -----------------------------------------------------
+
+
+def wrong_node(node: str, owner: str, what: str) -> ApiError:
+    """421 Misdirected Request: a proxy sent this to the wrong node (or none is set)."""
+    here = f"this is node {node}" if node else "this campaignd is not in a cluster"
+    return ApiError(421, "wrong_node", f"{what}, and {here}: route /n/{owner}/... and uuids "
+                    f"starting with {owner}- to node {owner} (the proxy's map)")
+
+
+def check_node(request: web.Request) -> None:
+    """On a /n/{node}/ route: refuse, before anything is stored, a request for another
+    node (421) or for a name that is no node's (404). Called by the handlers after they
+    have validated the request, so bad input is still answered as bad input."""
+    named = request.match_info.get("node")
+    if named is None:
+        return
+    node = request.app[RUNTIME].config["cluster.node"]
+    if not NODE_RE.match(named):
+        raise ApiError(404, "unknown_node", f"no node is called {named[:20]!r} (a node name is "
+                       "lowercase letters and digits)")
+    if named != node:
+        raise wrong_node(node, named, f"this request is for node {named!r}")
+
+
+def cluster_uuid(rt: Runtime, given: str | None) -> str | None:
+    """The uuid a new campaign gets: unchanged on a single node; on a cluster node it
+    starts with the node's name (domain/cluster.py), so the proxy can route it."""
+    node = rt.config["cluster.node"]
+    if not node:
+        return given
+    try:
+        return campaign_uuid(node, given, list(rt.config["cluster.peers"]),
+                             str(uuidlib.uuid4()))
+    except NotThisNode as exc:
+        raise ApiError(421, "wrong_node", f"{exc}: create it there (POST "
+                       f"/n/{exc.node}/api/campaigns), or give a uuid without a node's "
+                       "prefix", "uuid") from None
+    except UuidTooLong as exc:
+        raise ApiError(422, "invalid_field", str(exc), "uuid") from None
 
 
 async def live_statistics(rt: Runtime, campaign_no: int) -> dict[str, Any]:
@@ -118,6 +166,10 @@ def present_campaign(campaign: dict[str, Any], statistics: dict[str, Any] | None
         "rate": campaign.get("rate"),
         "created_at": iso_time(campaign["created_at"]),
         "updated_at": iso_time(campaign["updated_at"]),
+        "send_at": iso_time(campaign.get("send_at")),  # when a `scheduled` campaign starts
+        "start_note": campaign.get("start_note"),  # why it started later than that
+        "window": orjson.loads(campaign["send_window"]) if campaign.get("send_window")
+        else None,
         "statistics": stats or empty_statistics(),
         "alerts": alerts or [],
     }

@@ -13,12 +13,14 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from domain.engagement import RowEngagement
 from domain.failures import from_text, lookup
 from domain.status import LEVEL_NAMES, class_name
 from domain.timefmt import iso_time
+from store.attempts import HISTORY_JSON_SQL
 from store.engagement import TOUCH_RANGE_SQL, summarize_rows
 from web.common import visible_campaign
 from web.keys import RUNTIME
@@ -31,16 +33,23 @@ TIMESTAMP_COLUMNS = ("queued_at", "pending_at", "sent_at", "delivered_at", "read
 # Then what recipients did (SPEC 6.3): first reply, replies, last button, opt-out, and
 # the latest reply's text when engagement.keep_reply_text kept it.
 ENGAGEMENT_COLUMNS = ("replied_at", "reply_count", "button", "opted_out_at", "reply_text")
+# Then SPEC 9: `attempt` is the latest attempt's number (empty: never sent by campaignd);
+# `previous_attempts` lists the earlier ones, oldest first, as
+# "#1 failed 2026-11-27T15:09:02.369Z (id ABC): 63016 outside window | #2 ...".
+ATTEMPT_COLUMNS = ("attempt", "previous_attempts")
 CSV_COLUMNS = ("row", "recipient", "contact_id", "message_id", "raw_message_id", "status",
                "level", "failed", "failure_reason", "failure_code", "failure_category",
-               *TIMESTAMP_COLUMNS, *ENGAGEMENT_COLUMNS)
-EXPORT_SQL = (
+               *TIMESTAMP_COLUMNS, *ENGAGEMENT_COLUMNS, *ATTEMPT_COLUMNS)
+_EXPORT_COLUMNS = (
     "SELECT row, recipient, contact_id, raw_id, message_id, level, failed, reason,"
-    " failure_code, ts_queued, ts_pending, ts_sent, ts_delivered, ts_read, ts_played,"
-    " ts_failed FROM messages WHERE campaign_no = ? AND row > ? ORDER BY row LIMIT ?"
+    " {code}, ts_queued, ts_pending, ts_sent, ts_delivered, ts_read, ts_played,"
+    " ts_failed, attempts, {history} FROM messages WHERE campaign_no = ? AND row > ?"
+    " ORDER BY row LIMIT ?"
 )
-# A database of release 0.1 not yet opened by this release (the CLI reads it as it is).
-EXPORT_SQL_0_1 = EXPORT_SQL.replace(" failure_code,", " NULL AS failure_code,")
+EXPORT_SQL = _EXPORT_COLUMNS.format(code="failure_code", history=HISTORY_JSON_SQL)
+# A database of release 0.1 not yet opened by this release (the CLI reads it as it is):
+# no failure fields, no attempt history.
+EXPORT_SQL_0_1 = _EXPORT_COLUMNS.format(code="NULL AS failure_code", history="'[]'")
 
 
 def _cell(value: str | None) -> str:
@@ -60,7 +69,7 @@ def csv_text(rows: Iterable[Sequence[Any]], header: bool = False,
         writer.writerow(CSV_COLUMNS)
     engagement = engagement or {}
     for (row, recipient, contact, raw_id, message_id, level, failed, reason, code,
-         *stamps) in rows:
+         *stamps, attempts, history) in rows:
         category = ""
         if failed or reason or code:
             code = code or (from_text(reason, "").code if reason else None)
@@ -75,8 +84,22 @@ def csv_text(rows: Iterable[Sequence[Any]], header: bool = False,
             iso_time(e.replied_at) or "" if e else "", e.reply_count if e else 0,
             _cell(button), iso_time(e.opted_out_at) or "" if e else "",
             _cell(e.text) if e else "",
+            attempts or "", _cell(previous_attempts_text(history)),
         ))
     return out.getvalue()
+
+
+def previous_attempts_text(history: str | None) -> str:
+    """Earlier attempts (a JSON array from HISTORY_JSON_SQL) as one readable cell."""
+    parts = []
+    for attempt, message_id, outcome, reason, started, ended in orjson.loads(history or "[]"):
+        text = f"#{attempt} {outcome} {iso_time(ended or started) or ''}".rstrip()
+        if message_id:
+            text += f" (id {message_id})"
+        if reason:
+            text += f": {reason}"
+        parts.append(text)
+    return " | ".join(parts)
 
 
 async def export_csv(request: web.Request) -> web.StreamResponse:

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from domain.cluster import NODE_PATTERN
 from domain.engagement import ENGAGEMENT_FILTERS
 from domain.failures import CATEGORY_NAMES
 from domain.status import LEVEL_NAMES, STATUS_FILTERS
@@ -21,10 +22,11 @@ from web.errors import json_response
 # Routes deliberately not described: the Pusher WebSocket and the page's static files.
 UNDOCUMENTED = (("GET", "/app/{key}"), ("GET", "/static/{filename}"))
 
-CAMPAIGN_STATUSES = ("tracking", "pending", "processing", "paused", "completed", "cancelled",
-                     "failed")
+CAMPAIGN_STATUSES = ("tracking", "pending", "scheduled", "processing", "paused", "completed",
+                     "cancelled", "failed")
 SOURCES = ("webjs", "waha", "evolution", "cloud", "twilio")
 # web/sending.py's lifecycle actions (actors/sender_service.py TRANSITIONS).
+# (`schedule` has a path of its own: it takes a body.)
 ACTIONS = ("start", "pause", "resume", "cancel", "retry-failed", "retry-unknown")
 GATEWAYS = ("simulator", "http", "waha", "cloud")
 
@@ -59,7 +61,9 @@ TIME = nullable({"type": "string", "format": "date-time"})
 COUNT = {"type": "integer", "minimum": 0}
 RATE = {"type": "number", "minimum": 0, "maximum": 100}
 AUTH_ERRORS = {"401": err("Missing or wrong bearer token.")}
-NOT_FOUND = {"404": err("No such campaign, or it belongs to another workspace.")}
+NOT_FOUND = {"404": err("No such campaign, or it belongs to another workspace."),
+             "421": err("On a cluster node: the uuid's prefix names another node, where "
+                        "the campaign lives (docs/cluster.md); route it there.")}
 UUID_PARAM = {"name": "uuid", "in": "path", "required": True,
               "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"}}
 
@@ -71,6 +75,43 @@ def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]
 
 LATENCY = {"type": "object", "required": ["median", "p90"], "properties": {
     "median": nullable({"type": "number"}), "p90": nullable({"type": "number"})}}
+SEND_AT = {"type": "string", "format": "date-time", "examples": ["2026-12-01T08:00:00+07:00"],
+           "description": "ISO 8601 with an offset; at most 60 s in the past (starts at "
+                          "once) and a year ahead."}
+WINDOW = {
+    "type": "object", "additionalProperties": False,
+    "description": "Send window (SPEC 9): the days and local hours sending may happen in. "
+                   "Missing fields come from sender.window_*; `to` at or before `from` "
+                   "closes the next day.",
+    "properties": {
+        "days": {"type": "array", "minItems": 1, "items": {
+            "type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}},
+        "from": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                 "examples": ["08:00"]},
+        "to": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$",
+               "examples": ["20:00"]},
+        "timezone": {"type": "string", "examples": ["Asia/Jakarta"],
+                     "description": "IANA time zone name."}}}
+ATTEMPT = {
+    "type": "object", "description": "An earlier attempt of this recipient (SPEC 9).",
+    "required": ["attempt", "message_id", "outcome", "reason", "started_at", "ended_at"],
+    "properties": {
+        "attempt": {"type": "integer", "minimum": 1},
+        "message_id": nullable({"type": "string"}),
+        "outcome": {"type": "string",
+                    "enum": ["accepted", "failed", "unknown", "retried", "not_sent"]},
+        "reason": nullable({"type": "string"}), "started_at": TIME, "ended_at": TIME}}
+SEND_PROGRESS = {
+    "total_remaining_count": COUNT, "in_flight_count": COUNT, "retrying_count": COUNT,
+    "send_rate": {"type": "number"}, "eta_seconds": nullable({"type": "number"}),
+    "total_unknown_count": COUNT,
+    "account_rate": nullable({"type": "number", "description": "The gateway account's "
+                              "effective rate in messages/s (null: no limit), shared by "
+                              "its campaigns and lowered on throttling (SPEC 9)."}),
+    "waiting_for": nullable({"type": "string", "enum": ["send_window"]}),
+    "window_opens_at": TIME,
+    "window_opens": nullable({"type": "string", "examples": ["08:00 WIB"]}),
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -98,7 +139,7 @@ SCHEMAS: dict[str, Any] = {
             "total_failed_count": COUNT,
             "delivery_rate": RATE, "read_rate": RATE, "progress": RATE,
             "time_to_deliver": LATENCY, "time_to_read": LATENCY,
-            "updated_at": TIME,
+            "updated_at": TIME, **SEND_PROGRESS,
             "failures": {"type": "array", "items": ref("FailureCount"),
                          "description": "The failed messages by category of their failure "
                                         "(docs/failures.md), in the table's order; counts add "
@@ -116,6 +157,10 @@ SCHEMAS: dict[str, Any] = {
             "message": nullable({"type": "string"}), "gateway": nullable({"type": "string"}),
             "rate": nullable({"type": "number"}),
             "created_at": TIME, "updated_at": TIME, "statistics": ref("Statistics"),
+            "send_at": {**TIME, "description": "When a scheduled campaign starts."},
+            "start_note": nullable({"type": "string", "description": "Why it started later "
+                                    "than send_at (the daemon was down then)."}),
+            "window": nullable(WINDOW),
             "alerts": {"type": "array", "items": ref("Alert"),
                        "description": "Alert rules firing now on this campaign."},
         },
@@ -150,6 +195,9 @@ SCHEMAS: dict[str, Any] = {
             "rate": {"type": "number", "exclusiveMinimum": 0,
                      "description": "Messages per second, at most sender.max_rate."},
             "start": {"type": "boolean", "default": False, "description": "Start at once."},
+            "send_at": {**SEND_AT, "description": "Start then (status scheduled); not with "
+                        "start. " + SEND_AT["description"]},
+            "window": WINDOW,
             "skip_invalid": {"type": "boolean", "default": False,
                              "description": "Drop invalid numbers instead of refusing."},
             "template": {"type": "object", "required": ["name"],
@@ -187,9 +235,24 @@ SCHEMAS: dict[str, Any] = {
             "status": {"type": "string", "enum": list(CAMPAIGN_STATUSES)},
             "status_reason": nullable({"type": "string"}),
             "gateway": nullable({"type": "string"}), "rate": nullable({"type": "number"}),
+            "send_at": TIME, "start_note": nullable({"type": "string"}),
+            "window": {"type": "object", "description": "The effective send window, whether "
+                       "it is open now, when that changes and (closed) its local opening "
+                       "time.", "properties": {
+                           **WINDOW["properties"], "always_open": {"type": "boolean"},
+                           "open": {"type": "boolean"}, "changes_at": TIME,
+                           "opens": nullable({"type": "string"})}},
+            "account": nullable({"type": "object", "description": "The gateway account "
+                                 "this campaign shares its rate with.", "properties": {
+                                     "gateway": {"type": "string"},
+                                     "configured_rate": nullable({"type": "number"}),
+                                     "effective_rate": nullable({"type": "number"}),
+                                     "throttled_count": COUNT,
+                                     "last_throttled_at": TIME, "held_until": TIME}}),
             "send_states": {"type": "object", "additionalProperties": COUNT},
-            "progress": {}, "unknown": {"type": "array", "description": "Recipients whose "
-                                        "send outcome is unknown (after a crash)."}}}},
+            "progress": {"type": "object", "properties": SEND_PROGRESS},
+            "unknown": {"type": "array", "description": "Recipients whose "
+                        "send outcome is unknown (after a crash)."}}}},
     },
     "Registration": {
         "type": "object", "required": ["messages"],
@@ -228,6 +291,12 @@ SCHEMAS: dict[str, Any] = {
             "level": {"type": "string", "enum": list(LEVEL_NAMES)},
             "failed": {"type": "boolean"}, "failure_reason": nullable({"type": "string"}),
             "failure": nullable(ref("Failure")),
+            "attempt": nullable({"type": "integer", "description": "The latest attempt's "
+                                 "number (null: not sent by campaignd)."}),
+            "attempt_started_at": TIME,
+            "attempt_note": nullable({"type": "string", "description": "A transient error "
+                                      "the latest attempt met."}),
+            "previous_attempts": {"type": "array", "items": ATTEMPT},
             "timestamps": {"type": "object", "properties": {
                 name: TIME for name in (*LEVEL_NAMES, "failed")}},
         },
@@ -568,7 +637,8 @@ def _campaign_paths() -> dict[str, Any]:
                            "message_id (bare), raw_message_id (as registered), status, level, "
                            "failed, failure_reason, failure_code, failure_category, queued_at, "
                            "pending_at, sent_at, delivered_at, read_at, played_at, failed_at, "
-                           "replied_at, reply_count, button, opted_out_at, reply_text.",
+                           "replied_at, reply_count, button, opted_out_at, reply_text, "
+                           "attempt, previous_attempts.",
             "responses": {"200": ok("CSV with a header line.", {"type": "string"}, "text/csv"),
                           **AUTH_ERRORS, **NOT_FOUND}}},
     }
@@ -582,7 +652,8 @@ def _sending_paths() -> dict[str, Any]:
             "tags": ["sending"], "operationId": "campaign_action",
             "parameters": [UUID_PARAM, action],
             "summary": "Start, pause, resume or cancel sending, or requeue the failed / "
-                       "unknown recipients (SPEC 3.4).",
+                       "unknown recipients (SPEC 3.4, 9). start also starts a scheduled "
+                       "campaign now; cancel cancels it.",
             "responses": {
                 "200": ok("The campaign after the change.", {
                     "type": "object", "required": ["campaign"],
@@ -591,6 +662,22 @@ def _sending_paths() -> dict[str, Any]:
                 **AUTH_ERRORS,
                 "404": err("No such campaign (or another workspace's), or no such action."),
                 "409": err("Not possible in the campaign's status, or it is sent elsewhere."),
+                "503": err("The sender is not running.")}}},
+        "/api/campaigns/{uuid}/schedule": {"post": {
+            "tags": ["sending"], "operationId": "schedule_campaign",
+            "parameters": [UUID_PARAM],
+            "summary": "Start sending at send_at (status scheduled), or move that time "
+                       "(SPEC 9). Allowed from pending and scheduled; kept across restarts.",
+            "requestBody": {"required": True, **body({
+                "type": "object", "required": ["send_at"],
+                "properties": {"send_at": SEND_AT}})},
+            "responses": {
+                "200": ok("The campaign, scheduled.", ref("CampaignEnvelope")),
+                "400": err("The body is not a JSON object."), **AUTH_ERRORS, **NOT_FOUND,
+                "409": err("Not possible in the campaign's status, or it is sent elsewhere."),
+                "415": err("The body is not application/json."),
+                "422": err("send_at is missing or invalid (no offset, in the past, more "
+                           "than a year ahead)."),
                 "503": err("The sender is not running.")}}},
         "/api/campaigns/{uuid}/sending": {"get": {
             "tags": ["sending"], "operationId": "sending", "parameters": [UUID_PARAM],
@@ -715,6 +802,60 @@ def _failure_paths() -> dict[str, Any]:
     }
 
 
+NODE_PARAM = {"name": "node", "in": "path", "required": True,
+              "description": "The node this request is for (cluster.node); nginx routes "
+                             "/n/{node}/ by it.",
+              "schema": {"type": "string", "pattern": f"^{NODE_PATTERN}$"}}
+WRONG_NODE = {"404": err("No node has this name (unknown_node)."),
+              "421": err("A valid request for another node (or this is not a cluster "
+                         "node): the proxy routed it wrongly; nothing was done.")}
+
+
+def _on_node(item: dict[str, Any], what: str) -> dict[str, Any]:
+    """A route of `item` under /n/{node}/: the same operation for one node."""
+    out = {}
+    for method, op in item.items():
+        out[method] = {**op, "operationId": f"{op['operationId']}_on_node",
+                       "summary": f"{op['summary']} {what}",
+                       "parameters": [NODE_PARAM, *op.get("parameters", [])],
+                       "responses": {**op["responses"], **WRONG_NODE}}
+    return out
+
+
+def _cluster_paths(paths: dict[str, Any]) -> dict[str, Any]:
+    """Node paths (docs/cluster.md) and the campaign list across nodes."""
+    out = {f"/n/{{node}}{path}": _on_node(paths[path], "On node {node}: Meta's per-number "
+                                          "webhook override points each number here.")
+           for path in paths if path.startswith("/webhooks/")}
+    out["/n/{node}/api/campaigns"] = _on_node(
+        paths["/api/campaigns"], "On node {node} (its uuid then starts with {node}-).")
+    node_line = {"type": "object", "required": ["node", "ok"], "properties": {
+        "node": nullable({"type": "string"}), "ok": {"type": "boolean"},
+        "error": {"type": "string", "description": "Why it is missing from the list."}}}
+    listed = {"allOf": [ref("Campaign"), {"type": "object", "properties": {
+        "node": nullable({"type": "string"})}}]}
+    out["/api/cluster/campaigns"] = {"get": {
+        "tags": ["campaigns"], "operationId": "list_campaigns_across_nodes",
+        "summary": "Campaigns of every node, newest first: this node's and each peer's "
+                   "(cluster.peers) GET /api/campaigns with the same token, merged. A node "
+                   "that does not answer is reported in `nodes` and its campaigns are "
+                   "missing. On a single node: its own list.",
+        "parameters": [
+            query("workspace_id", {"type": "integer"}, "Only this workspace."),
+            query("status", {"type": "string", "enum": list(CAMPAIGN_STATUSES)},
+                  "Only campaigns in this status."),
+            query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                  "Page size."),
+            query("cursor", {"type": "string"}, "next_cursor of the last page.")],
+        "responses": {"200": ok("A page of campaigns across nodes.", {
+            "type": "object", "required": ["campaigns", "next_cursor", "nodes"],
+            "properties": {"campaigns": {"type": "array", "items": listed},
+                           "next_cursor": nullable({"type": "string"}),
+                           "nodes": {"type": "array", "items": node_line}}}),
+            "400": err("A query parameter is invalid."), **AUTH_ERRORS}}}
+    return out
+
+
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for source in SOURCES:
@@ -734,6 +875,7 @@ def document() -> dict[str, Any]:
     paths.update(_service_paths())
     paths.update(_relay_paths())
     paths.update(_failure_paths())
+    paths.update(_cluster_paths(paths))
     paths.update(_suppression_paths())
     openapi_insights.extend(SCHEMAS, paths)  # analytics (SPEC 8)
     return {

@@ -60,6 +60,10 @@ async def page_config(request: web.Request) -> web.Response:
         "default_gateway": config.values.get("sender.default_gateway", "simulator"),
         "default_rate": config.values.get("sender.default_rate", 10.0),
         "max_rate": config.values.get("sender.max_rate"),
+        # A cluster node lists campaigns across nodes and creates them on a chosen node.
+        "cluster": ({"node": config["cluster.node"],
+                     "nodes": [config["cluster.node"], *config["cluster.peers"]]}
+                    if config["cluster.node"] else None),
     }
     return json_response(doc, headers=NO_CACHE)
 

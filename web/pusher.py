@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -32,6 +32,7 @@ from actors.runtime import Runtime
 from core.config import Config
 from domain.records import CampaignInfo
 from web.auth import Guard
+from web.cluster import PEERS
 from web.common import UUID_RE, present_campaign, read_json_object
 from web.errors import ApiError, json_response
 from web.keys import GUARD, RUNTIME
@@ -61,6 +62,16 @@ def sign(config: Config, socket_id: str, channel: str) -> str:
     return f"{config['pusher.app_key']}:{digest}"
 
 
+class ClusterPort(Protocol):
+    """Live push across nodes (web/cluster_push.py), set on a cluster node only."""
+
+    def published(self, pushes: list[Push]) -> None: ...
+
+    def want_campaign(self, uuid: str) -> None: ...
+
+    def want_workspace(self, workspace: int) -> None: ...
+
+
 class Hub:
     def __init__(self, rt: Runtime, guard: Guard) -> None:
         self.rt = rt
@@ -69,7 +80,8 @@ class Hub:
         self.metrics = rt.metrics
         self.connections: dict[str, Connection] = {}
         self.subscribers: dict[str, set[Connection]] = {}
-        self.broadcaster = Broadcaster(self.deliver, rt.bus, rt.metrics,
+        self.cluster: ClusterPort | None = None
+        self.broadcaster = Broadcaster(self.deliver_local, rt.bus, rt.metrics,
                                        rt.config["pusher.coalesce_ms"],
                                        rt.config["pusher.max_rows_per_event"])
         self.closing = False
@@ -81,6 +93,12 @@ class Hub:
         self._state_pending: dict[tuple[str, str], bool] = {}
 
     # --- fan-out (on the loop, called by the broadcaster) -----------------------------
+
+    def deliver_local(self, pushes: list[Push]) -> None:
+        """This node's pushes: to its own subscribers first, then to the other nodes."""
+        self.deliver(pushes)
+        if self.cluster is not None:
+            self.cluster.published(pushes)
 
     def deliver(self, pushes: list[Push]) -> None:
         touched: set[Connection] = set()
@@ -310,6 +328,11 @@ class Hub:
         rt = self.rt
         try:
             campaign = await rt.campaigns.get(uuid)
+            if campaign is None and self.cluster is not None and not conn.closing:
+                # Another node's campaign (or none): its node pushes its current state
+                # to every subscriber, through Redis, in order with its live pushes.
+                self.cluster.want_campaign(uuid)
+                return
             if campaign is None or conn.closing:
                 return
             info = CampaignInfo(campaign["no"], uuid, campaign["workspace_id"],
@@ -328,6 +351,8 @@ class Hub:
 
     async def _workspace_state(self, conn: Connection, channel: str, workspace: int) -> None:
         rt = self.rt
+        if self.cluster is not None:
+            self.cluster.want_workspace(workspace)  # the other nodes' campaigns in it
         try:
             rows = await rt.campaigns.list(workspace, None, None, WORKSPACE_SNAPSHOT_CAMPAIGNS)
             if conn.closing or not rows:
@@ -424,6 +449,10 @@ async def broadcasting_auth(request: web.Request) -> web.Response:
         uuid = match.group("uuid")
         campaign = await rt.campaigns.get(uuid) if UUID_RE.match(uuid) else None
         allowed = campaign is not None and principal.sees(campaign["workspace_id"])
+        if campaign is None and rt.config["cluster.node"] and UUID_RE.match(uuid):
+            # Another node's campaign (its live pushes reach this node through Redis):
+            # that node says whether this token may see it.
+            allowed = await request.app[PEERS].sees(request, uuid)
     if not allowed:  # the same answer for another workspace's and a missing campaign
         raise ApiError(403, "forbidden", f"this token may not subscribe to {channel}",
                        "channel_name")

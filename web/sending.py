@@ -1,12 +1,15 @@
-"""Routes for sending (SPEC 3.4): create with recipients, lifecycle actions, progress.
+"""Routes for sending (SPEC 3.4, 9): create with recipients, lifecycle actions, progress.
 
 `create_sending_campaign` is called by web/api.py's create handler when the body has
 `recipients` or `message`; the lifecycle routes are
-POST /api/campaigns/{uuid}/{start|pause|resume|cancel|retry-failed|retry-unknown}.
+POST /api/campaigns/{uuid}/{start|schedule|pause|resume|cancel|retry-failed|retry-unknown}
+(`schedule` takes `{"send_at": ISO 8601 with offset}`).
 """
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -15,15 +18,19 @@ from aiohttp import web
 from actors.messages import RegisterMessages
 from actors.sender_service import TRANSITIONS, SendingService, TransitionError
 from domain.records import CampaignInfo
+from domain.sendwindow import WindowError, parse_window
 from domain.status import Level
+from domain.timefmt import iso_time
 from gateways.recipients import parse_recipients
 from store.campaigns import CampaignExists, NewMessage
-from web.common import present_campaign, visible_campaign
+from web.common import check_node, present_campaign, read_json_object, visible_campaign
 from web.errors import ApiError, json_response
 from web.insights import audience_of, parse_audience
 from web.keys import RUNTIME
 
 MAX_MESSAGE_CHARS = 4096
+SEND_AT_PAST = 60.0  # seconds: a send_at this close to now starts at once
+SEND_AT_FUTURE = 366 * 86400.0
 
 
 def _service(request: web.Request) -> SendingService:
@@ -53,6 +60,39 @@ def _refused(message: str, field: str, recipients: dict[str, Any]) -> web.Respon
     """The usual error shape, plus the per-index report the form shows."""
     return json_response({"error": {"code": "invalid_recipients", "message": message,
                                     "field": field, "recipients": recipients}}, status=422)
+
+
+def parse_send_at(value: Any, field: str = "send_at") -> float:
+    """ISO 8601 with an offset ("2026-12-01T08:00:00+07:00" or "...Z") -> epoch seconds."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise ApiError(422, "invalid_field", f"{field} must be an ISO 8601 date and time with "
+                       "an offset, e.g. 2026-12-01T08:00:00+07:00", field)
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ApiError(422, "invalid_field", f"{field} is not an ISO 8601 date and time "
+                       "(e.g. 2026-12-01T08:00:00+07:00)", field) from None
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ApiError(422, "invalid_field", f"{field} needs an offset (+07:00 or Z): a time "
+                       "without one could mean any time zone", field)
+    at = when.timestamp()
+    now = time.time()
+    if at < now - SEND_AT_PAST:
+        raise ApiError(422, "invalid_field", f"{field} is in the past ({iso_time(at)})", field)
+    if at > now + SEND_AT_FUTURE:
+        raise ApiError(422, "invalid_field", f"{field} is more than a year ahead", field)
+    return at
+
+
+def parse_campaign_window(service: SendingService, doc: dict[str, Any]) -> str | None:
+    """The `window` of a create request as stored JSON (None: the [sender] defaults)."""
+    if doc.get("window") is None:
+        return None
+    try:
+        window = parse_window(doc["window"], service.window_defaults)
+    except WindowError as exc:
+        raise ApiError(422, "invalid_field", str(exc), exc.field) from None
+    return orjson.dumps(window.as_doc()).decode()
 
 
 async def create_sending_campaign(request: web.Request, doc: dict[str, Any], workspace_id: int,
@@ -85,6 +125,13 @@ async def create_sending_campaign(request: web.Request, doc: dict[str, Any], wor
     for field, value in (("start", start), ("skip_invalid", skip_invalid)):
         if not isinstance(value, bool):
             raise ApiError(422, "invalid_field", f"{field} must be true or false", field)
+    send_at = None
+    if doc.get("send_at") is not None:
+        if start:
+            raise ApiError(422, "invalid_field", "send_at schedules the start: leave out "
+                           "start (or send start without send_at)", "send_at")
+        send_at = parse_send_at(doc["send_at"])
+    window = parse_campaign_window(service, doc)
     items = doc.get("recipients")
     if not isinstance(items, list) or not items:
         raise ApiError(422, "invalid_field", "recipients must be a non-empty array of phone "
@@ -102,6 +149,7 @@ async def create_sending_campaign(request: web.Request, doc: dict[str, Any], wor
                         f"recipients[{first['index']}]", report.as_dict())
     if not report.valid:
         return _refused("no valid recipient", "recipients", report.as_dict())
+    check_node(request)  # /n/{node}/api/campaigns: only on that node (docs/cluster.md)
     audience = None  # analytics (SPEC 8): filter by engagement tier, before anything is stored
     if doc.get("audience") is not None:
         report.valid, audience = await audience_of(rt, workspace_id, parse_audience(
@@ -112,7 +160,7 @@ async def create_sending_campaign(request: web.Request, doc: dict[str, Any], wor
                 "the audience rules removed every recipient", "audience": audience}}, status=422)
     try:
         campaign = await rt.campaigns.create(workspace_id, name, uuid, message or "",
-                                             gateway, float(rate))
+                                             gateway, float(rate), window)
     except CampaignExists:
         raise ApiError(409, "campaign_exists", f"a campaign with uuid {uuid!r} exists",
                        "uuid") from None
@@ -128,6 +176,8 @@ async def create_sending_campaign(request: web.Request, doc: dict[str, Any], wor
     rt.register(RegisterMessages(no, tuple(registered)))
     if start:
         campaign, _ = await service.transition(campaign["uuid"], "start")
+    elif send_at is not None:
+        campaign, _ = await service.transition(campaign["uuid"], "schedule", send_at=send_at)
     stats = await service.statistics(no)
     body = {"campaign": present_campaign(campaign, stats), "recipients": report.as_dict()}
     if audience is not None:
@@ -141,15 +191,26 @@ async def _campaign(request: web.Request) -> dict[str, Any]:
 
 
 async def lifecycle(request: web.Request) -> web.Response:
-
     action = request.match_info["action"]
-    if action not in TRANSITIONS:
+    if action not in TRANSITIONS or action == "schedule":
         raise ApiError(404, "not_found", f"unknown action {action!r}; one of "
                        + ", ".join(TRANSITIONS))
+    return await _act(request, action, None)
+
+
+async def schedule(request: web.Request) -> web.Response:
+    """POST /api/campaigns/{uuid}/schedule {"send_at": ISO 8601 with offset}."""
     campaign = await _campaign(request)
+    send_at = parse_send_at((await read_json_object(request)).get("send_at"))
+    return await _act(request, "schedule", send_at, campaign)
+
+
+async def _act(request: web.Request, action: str, send_at: float | None,
+               campaign: dict[str, Any] | None = None) -> web.Response:
+    campaign = campaign or await _campaign(request)
     service = _service(request)
     try:
-        campaign, affected = await service.transition(campaign["uuid"], action)
+        campaign, affected = await service.transition(campaign["uuid"], action, send_at)
     except TransitionError as exc:
         raise ApiError(409, exc.code, str(exc), "status") from None
     stats = await service.statistics(campaign["no"])
@@ -172,9 +233,18 @@ async def sending(request: web.Request) -> web.Response:
     progress = service.progress_of(no)
     if no not in service.runs:  # not sending now (pending, paused after a restart, ...)
         progress["total_remaining_count"] = counts.get("queued", 0)
+    window = service.window_of(campaign)
+    now = time.time()
+    is_open, changes = window.state(now)
+    account = service.accounts.get(campaign["gateway"] or "")
     return json_response({"sending": {
         "status": campaign["status"], "status_reason": reason,
         "gateway": campaign["gateway"], "rate": campaign["rate"],
+        "send_at": iso_time(campaign["send_at"]), "start_note": campaign["start_note"],
+        "window": {**window.as_doc(), "always_open": window.always_open, "open": is_open,
+                   "changes_at": iso_time(changes) if changes else None,
+                   "opens": None if is_open or not changes else window.label(changes, now)},
+        "account": account.snapshot() if account is not None else None,
         "send_states": {k: v for k, v in counts.items() if k != "none"},
         "progress": progress,
         "unknown": unknown,
@@ -183,4 +253,5 @@ async def sending(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/campaigns/{uuid}/sending", sending)
+    app.router.add_post("/api/campaigns/{uuid}/schedule", schedule)  # before {action}
     app.router.add_post(r"/api/campaigns/{uuid}/{action:[a-z-]+}", lifecycle)

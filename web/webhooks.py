@@ -21,6 +21,7 @@ from actors.runtime import Runtime
 from core.config import SOURCE_SECRET, Config
 from domain.inbound import Event, Keywords
 from web.bigbody import read_streamed
+from web.common import check_node
 from web.errors import ApiError, error_response
 from web.keys import GUARD, RUNTIME
 from web.sources import BadPayload, ParseContext, cloud, evolution, twilio, waha, webjs
@@ -141,6 +142,7 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
         except RecursionError:
             rt.metrics.events.labels(source, "rejected").inc()
             return error_response(400, "invalid_payload", "the body is nested too deeply")
+        check_node(request)  # /n/{node}/...: only the node named (docs/cluster.md)
         if ctx.extras:  # Meta account and template webhooks (actors/account.py)
             await rt.account.record(ctx.extras)
         relay = None
@@ -178,6 +180,7 @@ async def cloud_verify(request: web.Request) -> web.Response:
     expected = rt.config["webhooks.cloud.verify_token"]
     if mode != "subscribe" or challenge is None:
         raise ApiError(400, "bad_handshake", "expected hub.mode=subscribe and hub.challenge")
+    check_node(request)
     if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
         raise ApiError(403, "bad_verify_token", "hub.verify_token does not match")
     return web.Response(text=challenge, content_type="text/plain")

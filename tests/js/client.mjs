@@ -7,7 +7,7 @@
 // Channels named "private-..." are subscribed as private channels (auth through
 // POST /broadcasting/auth with the bearer token). Prints one JSON line per happening:
 // {"type": "connected"|"subscribed"|"subscription_error"|"event", ...}. Exits when
-// stdin closes (the test is done) or after 60 s.
+// stdin closes (the test is done) or after "lifetime" seconds (default 60).
 import Pusher from 'pusher-js';
 
 const opts = JSON.parse(process.argv[2]);
@@ -72,4 +72,4 @@ const quit = () => process.exit(0);
 process.stdin.on('end', quit);
 process.stdin.on('close', quit);
 process.stdin.resume();
-setTimeout(quit, 60000);
+setTimeout(quit, (opts.lifetime || 60) * 1000);

@@ -46,6 +46,7 @@ export function describeError(err) {
     page_config: () => t("error.page_config"),
     body_too_large: () => t("error.body_too_large"),
     internal_error: () => t("error.internal_error"),
+    wrong_node: () => t("error.wrong_node"),
   };
   const text = known[code] ? known[code]() : t("error.other", { status: String((err && err.status) || "?") });
   const message = (err && err.message) || "";

@@ -5,7 +5,7 @@
 
 import { api, channelName, connectLive, describeError, errorParts, onReconnect, pageConfig, token } from "./api.js";
 import { renderChart, series } from "./chart.js";
-import { t, tn } from "./i18n.js";
+import { locale, t, tn } from "./i18n.js";
 import { AlertBanner, alertText, FailureBreakdown, NumberHealth } from "./failures.js";
 import { RecipientTable } from "./table.js";
 import {
@@ -21,6 +21,7 @@ import {
   statusLabel,
   throttle,
   toast,
+  weekday,
 } from "./util.js";
 
 const CARDS = [
@@ -69,6 +70,7 @@ function actionText(action) {
 
 function nowStatus(status) {
   const texts = {
+    scheduled: t("now.scheduled"),
     processing: t("now.processing"),
     paused: t("now.paused"),
     completed: t("now.completed"),
@@ -145,6 +147,13 @@ export function mountCampaign(root, uuid) {
 
   // --- rendering ------------------------------------------------------------------
 
+  /** The send window, as "Mon–Fri 08:00–20:00 (Asia/Jakarta)" in the reader's language. */
+  function windowText(w) {
+    const names = w.days.map((day) => weekday(day));
+    const days = w.days.length === 7 ? t("window.every_day") : new Intl.ListFormat(locale(), { style: "narrow" }).format(names);
+    return tn("meta.window", { days, from: w.from, to: w.to, zone: h("span", { translate: "no" }, w.timezone) });
+  }
+
   function renderHead() {
     document.title = `${campaign.name} · campaignd`;
     titleEl.textContent = campaign.name;
@@ -156,6 +165,7 @@ export function mountCampaign(root, uuid) {
       h("span", {}, t("meta.workspace", { id: String(campaign.workspace_id) })),
       campaign.gateway ? h("span", {}, t("meta.via", { gateway: campaign.gateway })) : h("span", {}, t("meta.tracked")),
       h("span", {}, tn("meta.created", { when: h("time", { datetime: campaign.created_at }, fmtDateTime(campaign.created_at)) })),
+      campaign.window ? h("span", { id: "send-window" }, ...windowText(campaign.window)) : "",
       h("span", { class: "mono muted", translate: "no" }, campaign.uuid),
     );
     renderActions();
@@ -173,7 +183,7 @@ export function mountCampaign(root, uuid) {
     const failed = stats ? stats.total_failed_count : 0;
     // Rebuild only when something they show changed: a button replaced under the
     // pointer loses its click, and statistics arrive up to ten times a second.
-    const key = `${s}|${failed}|${isTracked()}|${Boolean(campaign.message)}`;
+    const key = `${s}|${failed}|${isTracked()}|${Boolean(campaign.message)}|${campaign.send_at}`;
     if (key === actionsKey) return;
     actionsKey = key;
     const buttons = [];
@@ -183,9 +193,10 @@ export function mountCampaign(root, uuid) {
       return;
     }
     if (s === "pending" && campaign.message) buttons.push(["start", actionText("start").label, "btn-primary", false]);
+    if (s === "scheduled") buttons.push(["start", t("action.start_now"), "btn-primary", false]);
     if (s === "paused") buttons.push(["resume", actionText("resume").label, "btn-primary", false]);
     else buttons.push(["pause", actionText("pause").label, "", s !== "processing"]);
-    buttons.push(["cancel", actionText("cancel").label, "btn-danger-ghost", !["pending", "processing", "paused"].includes(s)]);
+    buttons.push(["cancel", actionText("cancel").label, "btn-danger-ghost", !["pending", "scheduled", "processing", "paused"].includes(s)]);
     const retry = failed ? t("action.retry_failed.count", { count: failed }) : actionText("retry-failed").label;
     buttons.push(["retry-failed", retry, "", !failed || !["processing", "paused", "completed", "failed"].includes(s)]);
     actionsEl.replaceChildren(
@@ -196,8 +207,49 @@ export function mountCampaign(root, uuid) {
     );
   }
 
+  /** A scheduled campaign: when it starts (and in how long). */
+  function renderScheduled() {
+    const when = campaign.send_at;
+    const left = when ? (new Date(when).getTime() - Date.now()) / 1000 : null;
+    sendingEl.hidden = false;
+    sendingEl.className = "sending sending-scheduled";
+    sendingEl.replaceChildren(
+      h(
+        "div",
+        { class: "sending-row" },
+        h("strong", { class: "sending-label", id: "scheduled-at" }, ...tn("sending.scheduled", { when: h("time", { datetime: when }, fmtDateTime(when)) })),
+        left !== null && left > 0 ? h("span", { class: "sending-speed" }, t("sending.scheduled_in", { duration: fmtDuration(left) })) : "",
+      ),
+    );
+  }
+
+  /** The lines under the progress bar: a late start, the send window, the account's rate. */
+  function sendingNotes(s) {
+    const notes = [];
+    if (campaign.start_note && campaign.send_at) {
+      notes.push(h("div", { class: "sending-note", id: "started-late" }, ...tn("sending.started_late", { when: h("time", { datetime: campaign.send_at }, fmtDateTime(campaign.send_at)) })));
+    }
+    if (s === "processing" && stats.waiting_for === "send_window") {
+      notes.push(h("div", { class: "sending-window", id: "window-wait" }, ...tn("sending.waiting_window", { opens: h("span", { translate: "no" }, stats.window_opens || "?") })));
+    }
+    return notes;
+  }
+
+  /** The gateway account's effective rate, shared with its other campaigns. */
+  function accountRate() {
+    const rate = stats.account_rate ?? (sendInfo && sendInfo.account ? sendInfo.account.effective_rate : null);
+    if (rate === null || rate === undefined) return "";
+    const account = sendInfo && sendInfo.account;
+    const lowered = account && account.throttled_count && account.configured_rate && rate < account.configured_rate;
+    return h("span", { id: "account-rate", title: t("sending.account_rate_title") }, t("sending.account_rate", { rate }), lowered ? ` ${t("sending.account_lowered")}` : "");
+  }
+
   function renderSending() {
     const s = campaign.status;
+    if (s === "scheduled") {
+      renderScheduled();
+      return;
+    }
     if (!stats || !["processing", "paused"].includes(s)) {
       sendingEl.hidden = true;
       return;
@@ -219,10 +271,12 @@ export function mountCampaign(root, uuid) {
           "span",
           { class: "sending-speed" },
           rate ? h("span", { id: "send-rate" }, t("sending.rate", { rate: fmtNum(rate) })) : "",
+          s === "processing" ? accountRate() : "",
           eta ? h("span", { id: "send-eta" }, t("sending.eta", { eta: fmtDuration(eta) })) : "",
         ),
       ),
       h("div", { class: "progress" }, h("div", { class: "progress-fill", style: `width:${Math.min(100, progress)}%` })),
+      ...sendingNotes(s),
       reason ? h("div", { class: "sending-reason" }, t("sending.reason"), " ", h("span", { translate: "no" }, reason)) : "",
     );
   }
@@ -483,6 +537,7 @@ export function mountCampaign(root, uuid) {
         if (!mine(data) || !campaign) return;
         const before = campaign.status;
         campaign = { ...campaign, status: data.status };
+        if (before === "scheduled" && data.status !== "scheduled") loadAll(); // its start note
         renderHead();
         if (data.statistics) applyStats(data.statistics, "live");
         else renderSending();
@@ -510,6 +565,9 @@ export function mountCampaign(root, uuid) {
       loadAll();
     }),
   );
+  // A scheduled campaign's "starts in ..." counts down; its start comes as a status push.
+  const ticker = setInterval(() => campaign && campaign.status === "scheduled" && renderSending(), 15000);
+  cleanups.push(() => clearInterval(ticker));
   const onResize = throttle(() => timeline && renderChart(chartEl, timeline), 200);
   window.addEventListener("resize", onResize);
   cleanups.push(() => window.removeEventListener("resize", onResize));

@@ -5,7 +5,7 @@ import { api, channelName, connectLive, errorParts, onReconnect, pageConfig } fr
 import { t, tn } from "./i18n.js";
 import { fmtAgo, fmtInt, fmtPct, h, morph, pct, statusLabel, throttle } from "./util.js";
 
-const FILTERS = ["", "processing", "paused", "pending", "tracking", "completed", "cancelled", "failed"];
+const FILTERS = ["", "processing", "paused", "scheduled", "pending", "tracking", "completed", "cancelled", "failed"];
 
 function miniBar(s) {
   const total = s.total_message_count || 0;
@@ -44,6 +44,7 @@ function rowFor(c) {
           t("meta.workspace", { id: String(c.workspace_id) }),
           c.gateway ? t("meta.via", { gateway: c.gateway }) : t("list.tracked"),
           t("meta.created", { when: fmtAgo(c.created_at) }),
+          ...(c.node ? [t("meta.node", { node: c.node })] : []),
         ].join(" · "),
       ),
       miniBar(s),
@@ -74,6 +75,8 @@ export function mountList(root) {
   const campaigns = new Map();
   const channels = new Set();
   const listEl = h("div", { class: "camp-list", id: "campaign-list" });
+  // On a cluster: which nodes did not answer (their campaigns are missing below).
+  const nodesEl = h("div", { id: "nodes-missing" });
   const moreEl = h("button", { class: "btn", hidden: true, onclick: () => load(false) }, t("list.more"));
   const filterEl = h(
     "div",
@@ -85,6 +88,7 @@ export function mountList(root) {
   root.append(
     h("div", { class: "head" }, h("div", {}, h("h1", { class: "title" }, t("list.title")), h("div", { class: "meta" }, t("list.subtitle")))),
     filterEl,
+    nodesEl,
     listEl,
     h("div", { class: "center" }, moreEl),
   );
@@ -103,7 +107,9 @@ export function mountList(root) {
     if (cursor) query.set("cursor", cursor);
     let doc;
     try {
-      doc = await api("GET", `/api/campaigns?${query}`);
+      // A cluster node lists every node's campaigns (GET /api/cluster/campaigns).
+      const cluster = (await pageConfig()).cluster;
+      doc = await api("GET", `/api/${cluster ? "cluster/" : ""}campaigns?${query}`);
     } catch (err) {
       listEl.replaceChildren(h("div", { class: "banner banner-error" }, errorParts(t("list.load_failed"), err)));
       return;
@@ -119,6 +125,10 @@ export function mountList(root) {
     }
     cursor = doc.next_cursor;
     moreEl.hidden = !cursor;
+    const missing = (doc.nodes || []).filter((n) => !n.ok);
+    nodesEl.replaceChildren(
+      ...missing.map((n) => h("div", { class: "banner banner-warn", dataset: { node: n.node } }, t("list.node_down", { node: n.node }), n.error ? h("small", { class: "detail", translate: "no" }, n.error) : "")),
+    );
     if (!campaigns.size) {
       listEl.replaceChildren(
         h(

@@ -56,6 +56,9 @@ export function mountNew(root, _match, { relabel = false } = {}) {
   const country = h("input", { class: "input input-short", id: "f-country", placeholder: t("form.country_placeholder"), inputmode: "numeric", maxlength: 4, value: localStorage.getItem(CC_KEY) || "" });
   const report = h("div", { class: "report", id: "recipient-report" });
   const gateway = h("select", { class: "input", id: "f-gateway", name: "gateway" });
+  // On a cluster (docs/cluster.md): the node that owns the sending number; the campaign lives there.
+  const node = h("select", { class: "input", id: "f-node", name: "node" });
+  const nodeField = h("div", { hidden: true }, field(t("form.node"), node, t("form.node_hint"), "f-node"));
   const rate = h("input", { class: "input input-short", id: "f-rate", name: "rate", type: "number", min: "0.1", step: "0.1", value: "10" });
   const submit = h("button", { class: "btn btn-primary", type: "submit", disabled: true }, t("form.submit"));
   const errorBox = h("div", { class: "banner banner-error", hidden: true, id: "form-error" });
@@ -76,6 +79,11 @@ export function mountNew(root, _match, { relabel = false } = {}) {
     if (!kept && !localStorage.getItem(WS_KEY) && cfg.default_workspace) workspace.value = cfg.default_workspace;
     if (cfg.default_rate) rate.value = cfg.default_rate;
     if (cfg.max_rate) rate.max = cfg.max_rate;
+    if (cfg.cluster) {
+      for (const n of cfg.cluster.nodes) node.append(h("option", { value: n, selected: n === cfg.cluster.node, translate: "no" }, n));
+      nodeField.hidden = cfg.cluster.nodes.length < 2;
+      if (kept && [...node.options].some((o) => o.value === kept.node)) node.value = kept.node;
+    }
     if (kept) {
       if ([...gateway.options].some((o) => o.value === kept.gateway)) gateway.value = kept.gateway;
       rate.value = kept.rate;
@@ -161,7 +169,8 @@ export function mountNew(root, _match, { relabel = false } = {}) {
         submit.textContent = t("form.starting");
         localStorage.setItem(WS_KEY, workspace.value);
         try {
-          const doc = await api("POST", "/api/campaigns", {
+          const path = cfg && cfg.cluster ? `/n/${encodeURIComponent(node.value)}/api/campaigns` : "/api/campaigns";
+          const doc = await api("POST", path, {
             workspace_id: Number(workspace.value),
             name: name.value.trim(),
             message: message.value,
@@ -191,6 +200,7 @@ export function mountNew(root, _match, { relabel = false } = {}) {
       report,
     ),
     h("div", { class: "form-grid" }, field(t("form.gateway"), gateway, t("form.gateway_hint"), "f-gateway"), field(t("form.rate"), rate, t("form.rate_hint"), "f-rate")),
+    nodeField,
     h("div", { class: "form-actions" }, h("a", { class: "btn", href: "#/" }, t("form.cancel")), submit),
   );
 
@@ -208,6 +218,7 @@ export function mountNew(root, _match, { relabel = false } = {}) {
       country: country.value,
       gateway: gateway.value,
       rate: rate.value,
+      node: node.value,
     };
   };
 }

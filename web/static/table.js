@@ -75,7 +75,39 @@ function stamp(iso) {
   return iso ? h("time", { datetime: iso, title: fmtDateTime(iso) }, fmtTime(iso)) : h("span", { class: "muted" }, "—");
 }
 
-function rowElement(row) {
+const OUTCOMES = {
+  accepted: () => t("attempt.accepted"),
+  failed: () => t("attempt.failed"),
+  unknown: () => t("attempt.unknown"),
+  retried: () => t("attempt.retried"),
+  not_sent: () => t("attempt.not_sent"),
+};
+
+/** A recipient sent more than once: which attempt this is, and every earlier one. Opened
+ * histories (`opened`: row numbers) stay open when the row is drawn again: receipts and
+ * replies re-render rows while the reader looks at one. */
+function attempts(row, opened) {
+  if (!row.attempt || row.attempt < 2) return "";
+  const earlier = (row.previous_attempts || []).map((a) =>
+    h(
+      "li",
+      { dataset: { attempt: a.attempt, outcome: a.outcome } },
+      t("attempt.line", { n: a.attempt, outcome: (OUTCOMES[a.outcome] || (() => a.outcome))() }),
+      a.ended_at || a.started_at ? [" ", stamp(a.ended_at || a.started_at)] : "",
+      a.reason ? [": ", h("span", { class: "reason reason-old", translate: "no" }, a.reason)] : "",
+      a.message_id ? h("small", { class: "mono muted", translate: "no", title: t("attempt.id") }, ` ${a.message_id}`) : "",
+    ),
+  );
+  return h(
+    "details",
+    { class: "attempts", open: opened.has(row.row) },
+    // noted at the click, before the details toggle: a redraw right after keeps it open
+    h("summary", { onclick: (e) => (e.currentTarget.parentElement.open ? opened.delete(row.row) : opened.add(row.row)) }, t("attempt.this", { n: row.attempt })),
+    h("ol", { class: "attempt-list" }, ...earlier),
+  );
+}
+
+function rowElement(row, opened = new Set()) {
   const ts = row.timestamps || {};
   // The failure's plain label (in the page's language) and code, its own words on hover
   // (the provider's words are data: translate="no").
@@ -97,7 +129,7 @@ function rowElement(row) {
     h("td", {}, stamp(ts.delivered)),
     h("td", {}, stamp(ts.read)),
     h("td", { class: "engaged", dataset: { replied: row.replied_at ? "1" : "", opted: row.opted_out_at ? "1" : "" } }, ...engagement(row)),
-    h("td", { class: "note" }, note, row.status === "failed" && ts.failed ? h("small", { class: "muted" }, ` ${fmtTime(ts.failed)}`) : "", said),
+    h("td", { class: "note" }, note, row.status === "failed" && ts.failed ? h("small", { class: "muted" }, ` ${fmtTime(ts.failed)}`) : "", said, attempts(row, opened)),
   );
 }
 
@@ -114,6 +146,7 @@ export class RecipientTable {
     this.lastPatchAt = 0;
     this.inflight = 0;
     this.replay = []; // rows pushed while a load was on its way: applied on top of it
+    this.opened = new Set(); // rows whose attempt history the reader opened
     this.refresh = throttle(() => this.load(), 1500);
     this.el = this.build();
   }
@@ -249,7 +282,7 @@ export class RecipientTable {
     this.errorEl.hidden = true;
     this.nextCursor = doc.next_cursor;
     this.rows = new Map(doc.messages.map((r) => [r.row, r]));
-    this.bodyEl.replaceChildren(...doc.messages.map(rowElement));
+    this.bodyEl.replaceChildren(...doc.messages.map((r) => rowElement(r, this.opened)));
     if (!doc.messages.length) {
       const tab = TABS.find(([key]) => key === this.tab);
       const what = this.search
@@ -282,10 +315,13 @@ export class RecipientTable {
       }
       const leaves = this.category && update.failure && update.failure.category !== this.category;
       const merged = { ...old, ...update, timestamps: { ...old.timestamps, ...(update.timestamps || {}) } };
+      // Failed and no longer: a retry is under way, a new attempt (SPEC 9) the push does
+      // not describe; the page reloads its rows to show it with the earlier ones.
+      if (old.status === "failed" && merged.status !== "failed") reload = true;
       this.rows.set(update.row, merged);
       const tr = this.bodyEl.querySelector(`tr[data-row="${update.row}"]`);
       if (!tr) continue;
-      const fresh = rowElement(merged);
+      const fresh = rowElement(merged, this.opened);
       if (!inTab(this.tab, merged) || leaves) fresh.classList.add("row-leaving");
       else if (old.status !== merged.status || old.replied_at !== merged.replied_at || old.opted_out_at !== merged.opted_out_at) fresh.classList.add("row-flash");
       tr.replaceWith(fresh);

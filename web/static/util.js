@@ -88,6 +88,14 @@ export function fmtDateTime(iso) {
   return iso ? new Date(iso).toLocaleString(locale()) : "";
 }
 
+/** A day of the send window ("mon" ... "sun") by its short name in the reader's locale. */
+export function weekday(day) {
+  const monday = new Date(Date.UTC(2024, 0, 1)); // a Monday
+  const offset = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].indexOf(day);
+  const date = new Date(monday.getTime() + Math.max(0, offset) * 86400000);
+  return date.toLocaleDateString(locale(), { weekday: "short", timeZone: "UTC" });
+}
+
 export function fmtClock(msOrIso) {
   return new Date(msOrIso).toLocaleTimeString(locale());
 }
@@ -175,6 +183,7 @@ export function statusLabel(status, tracked = false) {
   const labels = {
     tracking: t("status.tracking"),
     pending: t("status.pending"),
+    scheduled: t("status.scheduled"),
     processing: t("status.processing"),
     paused: t("status.paused"),
     completed: t("status.completed"),

@@ -55,12 +55,16 @@ export default {
   "list.empty_status": "No campaigns with this status",
   "list.empty_hint": "Start one with {form}, or create one with {api} and register the messages you send elsewhere.",
   "list.empty_form": "New campaign",
+  "list.node_down": "Node {node} is not answering: its campaigns are missing from this list.",
 
   // a campaign: head
   "meta.workspace": "Workspace {id}",
   "meta.via": "via {gateway}",
   "meta.tracked": "tracked (sent elsewhere)",
   "meta.created": "created {when}",
+  "meta.window": "sends {days} {from}–{to} ({zone})",
+  "window.every_day": "every day",
+  "meta.node": "node {node}",
   "campaign.load_failed": "Could not load the campaign.",
 
   // buttons and what they say when done or refused
@@ -85,6 +89,7 @@ export default {
   "action.retry_unknown.failed": "Could not send them again.",
   "action.requeued": "{done}: {count} queued again",
   "action.export": "⤓ Export CSV",
+  "action.start_now": "▶ Start now",
   "export.failed": "The export failed.",
   "cancel.title": "Cancel this campaign?",
   "cancel.text": "Messages not sent yet will not be sent. Messages already sent keep being tracked.",
@@ -99,6 +104,7 @@ export default {
   "now.cancelled": "The campaign was cancelled",
   "now.failed": "The campaign failed",
   "now.other": "The campaign is now: {status}",
+  "now.scheduled": "The campaign is scheduled",
 
   // progress line while sending (the old page's format: sent + failed / total)
   "sending.progress": "Sending… {pct} ({sent} + {failed} / {total})",
@@ -106,6 +112,13 @@ export default {
   "sending.rate": "{rate} msg/s",
   "sending.eta": "about {eta} left",
   "sending.reason": "Paused because:",
+  "sending.scheduled": "Scheduled: starts {when}",
+  "sending.scheduled_in": "in {duration}",
+  "sending.started_late": "Scheduled for {when}: campaignd was not running then, so sending started late.",
+  "sending.waiting_window": "Waiting for the send window, opens {opens}",
+  "sending.account_rate": "account limit {rate} msg/s",
+  "sending.account_rate_title": "The rate of the WhatsApp number, shared by every campaign sending through it",
+  "sending.account_lowered": "(lowered: WhatsApp asked to slow down)",
   "unknown.text": {
     "one": "{count} message may or may not have been sent: the daemon stopped during the gateway call. It is not re-sent unless you ask.",
     "other": "{count} messages may or may not have been sent: the daemon stopped during the gateway call. They are not re-sent unless you ask."
@@ -202,6 +215,16 @@ export default {
   "tick.queued": "Queued",
   "tick.queued_title": "not handed to a gateway yet",
 
+  // attempts of a recipient (SPEC 9)
+  "attempt.this": "attempt {n}",
+  "attempt.line": "#{n} {outcome}",
+  "attempt.accepted": "accepted",
+  "attempt.failed": "failed",
+  "attempt.unknown": "outcome unknown",
+  "attempt.retried": "error, tried again",
+  "attempt.not_sent": "not taken, sent again",
+  "attempt.id": "gateway id of that attempt",
+
   // New campaign form
   "form.title": "New campaign",
   "form.name": "Name",
@@ -253,6 +276,8 @@ export default {
   "form.invalid.rate": "The rate must be above 0 and at most {max} messages per second.",
   "form.invalid.rate_any": "The rate must be a number of messages per second above 0.",
   "form.invalid.other": "Check this value.",
+  "form.node": "Node",
+  "form.node_hint": "the node that owns the sending number; the campaign lives there",
 
   // API token prompt
   "token.title": "API token needed",
@@ -282,6 +307,7 @@ export default {
   "error.body_too_large": "That is too much to send at once.",
   "error.internal_error": "campaignd ran into an internal error; it is in its log.",
   "error.other": "The request failed (HTTP {status}).",
+  "error.wrong_node": "This request reached a node that does not hold it: the proxy in front of campaignd must route it to its node.",
 
   // why messages failed (docs/failures.md): the breakdown, the Failed tab's chips
   "failure.breakdown.title": "Why messages failed",

@@ -56,12 +56,16 @@ export default {
   "list.empty_status": "Tidak ada kampanye dengan status ini",
   "list.empty_hint": "Mulai lewat {form}, atau buat kampanye dengan {api} lalu daftarkan pesan yang Anda kirim dari sistem lain.",
   "list.empty_form": "Kampanye baru",
+  "list.node_down": "Node {node} tidak menjawab: kampanyenya tidak ada di daftar ini.",
 
   // a campaign: head
   "meta.workspace": "Ruang kerja {id}",
   "meta.via": "lewat {gateway}",
   "meta.tracked": "dipantau (dikirim dari sistem lain)",
   "meta.created": "dibuat {when}",
+  "meta.window": "mengirim {days} {from}–{to} ({zone})",
+  "window.every_day": "setiap hari",
+  "meta.node": "node {node}",
   "campaign.load_failed": "Kampanye tidak dapat dimuat.",
 
   // buttons and what they say when done or refused
@@ -86,6 +90,7 @@ export default {
   "action.retry_unknown.failed": "Tidak bisa mengirim ulang.",
   "action.requeued": "{done}: {count} pesan masuk antrean lagi",
   "action.export": "⤓ Unduh CSV",
+  "action.start_now": "▶ Mulai sekarang",
   "export.failed": "Unduhan CSV gagal.",
   "cancel.title": "Batalkan kampanye ini?",
   "cancel.text": "Pesan yang belum terkirim tidak akan dikirim. Pesan yang sudah terkirim tetap dipantau.",
@@ -100,6 +105,7 @@ export default {
   "now.cancelled": "Kampanye dibatalkan",
   "now.failed": "Kampanye gagal",
   "now.other": "Status kampanye sekarang: {status}",
+  "now.scheduled": "Kampanye dijadwalkan",
 
   // progress line while sending (the old page's format: sent + failed / total)
   "sending.progress": "Sedang mengirim pesan… {pct} ({sent} + {failed} / {total})",
@@ -107,6 +113,13 @@ export default {
   "sending.rate": "{rate} pesan/detik",
   "sending.eta": "sekitar {eta} lagi",
   "sending.reason": "Dijeda karena:",
+  "sending.scheduled": "Dijadwalkan: mulai {when}",
+  "sending.scheduled_in": "dalam {duration}",
+  "sending.started_late": "Dijadwalkan pada {when}: campaignd tidak berjalan saat itu, jadi pengiriman mulai terlambat.",
+  "sending.waiting_window": "Menunggu jendela pengiriman, dibuka {opens}",
+  "sending.account_rate": "batas akun {rate} pesan/detik",
+  "sending.account_rate_title": "Kecepatan nomor WhatsApp ini, dibagi oleh semua kampanye yang mengirim lewat nomor ini",
+  "sending.account_lowered": "(diturunkan: WhatsApp meminta pengiriman diperlambat)",
   "unknown.text": "{count} pesan belum pasti terkirim: campaignd berhenti saat pesan sedang diserahkan ke gateway. Pesan ini tidak dikirim ulang kecuali Anda memintanya.",
 
   // cards
@@ -200,6 +213,16 @@ export default {
   "tick.queued": "Dalam antrean",
   "tick.queued_title": "belum diserahkan ke gateway",
 
+  // attempts of a recipient (SPEC 9)
+  "attempt.this": "percobaan ke-{n}",
+  "attempt.line": "#{n} {outcome}",
+  "attempt.accepted": "diterima",
+  "attempt.failed": "gagal",
+  "attempt.unknown": "hasil tidak diketahui",
+  "attempt.retried": "galat, dicoba lagi",
+  "attempt.not_sent": "tidak diterima, dikirim ulang",
+  "attempt.id": "id gateway percobaan itu",
+
   // New campaign form
   "form.title": "Kampanye baru",
   "form.name": "Nama",
@@ -245,6 +268,8 @@ export default {
   "form.invalid.rate": "Kecepatan harus di atas 0 dan paling banyak {max} pesan per detik.",
   "form.invalid.rate_any": "Kecepatan harus berupa jumlah pesan per detik, di atas 0.",
   "form.invalid.other": "Periksa isian ini.",
+  "form.node": "Node",
+  "form.node_hint": "node pemilik nomor pengirim; kampanye disimpan di sana",
 
   // API token prompt
   "token.title": "Perlu token API",
@@ -274,6 +299,7 @@ export default {
   "error.body_too_large": "Data yang dikirim terlalu besar.",
   "error.internal_error": "Terjadi kesalahan internal di campaignd; kesalahannya sudah dicatat.",
   "error.other": "Permintaan gagal (HTTP {status}).",
+  "error.wrong_node": "Permintaan ini sampai ke node yang tidak memegangnya: proxy di depan campaignd harus meneruskannya ke node-nya.",
 
   // why messages failed (docs/failures.md): the breakdown, the Failed tab's chips
   "failure.breakdown.title": "Mengapa pesan gagal",
