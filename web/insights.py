@@ -163,7 +163,7 @@ def present_contact(contact: Contact, tier: str) -> dict[str, Any]:
 
 
 def _contact_query(request: web.Request) -> tuple[str | None, str | None]:
-    tier = request.query.get("tier") or None
+    tier = request.query.get("tier")  # absent: every tier; "" is not a tier
     if tier is not None and tier not in TIERS:
         raise ApiError(400, "invalid_query", f"tier must be one of {', '.join(TIERS)}", "tier")
     search = request.query.get("search") or None

@@ -209,7 +209,11 @@ SCHEMAS: dict[str, Any] = {
     },
     "RecipientReport": {
         "type": "object", "required": ["accepted", "invalid", "duplicates"],
-        "properties": {"accepted": COUNT, "duplicates": COUNT,
+        "properties": {"accepted": COUNT,
+                       "duplicates": {"type": "array", "items": {
+                           "type": "object", "properties": {
+                               "index": {"type": "integer"}, "recipient": {"type": "string"},
+                               "first_index": {"type": "integer"}}}},
                        "invalid": {"type": "array", "items": {
                            "type": "object", "properties": {
                                "index": {"type": "integer"}, "value": {},
