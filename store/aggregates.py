@@ -57,6 +57,7 @@ log = structlog.get_logger(__name__)
 
 CHUNK = 500
 OFFLOAD = 200  # rows: above this, the figures are worked out in a worker thread
+FLUSH = 5000  # changed rows written (in the same transaction) before more are read
 
 FIGURE_COLUMNS = ("ag_flags", "ag_sent_at", "ag_read_at", "ag_reply_at", "ag_last_reply",
                   "ag_delays")
@@ -165,6 +166,9 @@ async def recount(conn: aiosqlite.Connection, batches: Sequence[Rows]) -> None:
                 await asyncio.to_thread(_work, fetched, workspace, batch, deltas, updates)
             else:
                 _work(fetched, workspace, batch, deltas, updates)
+            if len(updates) >= FLUSH:  # a million changed rows must not sit in memory
+                await _write(conn, deltas, updates)
+                deltas, updates = Deltas(), []
         if len(batches) > 1 and updates:
             # The same row may come again in a later batch (a checkpoint writing what an
             # earlier, failed one collected): it must be recounted from these figures.

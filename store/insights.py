@@ -241,6 +241,10 @@ class Backfill:
             except StoreUnavailable:  # storage failing: the next try goes on from the cursor
                 await asyncio.sleep(1.0)
                 continue
+            except Exception:  # a defect: rolled back; say so, and try again later
+                log.exception("insights.backfill_failed", rows=self.rows)
+                await asyncio.sleep(5.0)
+                continue
             if looked:
                 self.rows += looked
                 if self.rows % (100 * self.BATCH) < self.BATCH:
