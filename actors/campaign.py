@@ -8,7 +8,6 @@ and keeps every message that arrives meanwhile, in order, until they are there.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
@@ -31,8 +30,7 @@ from actors.messages import (
 )
 from core.metrics import Metrics
 from domain.engagement import EngagementBook
-from domain.insights import engagement_of
-from domain.ledger import NONE, DirtyRows, Ledger
+from domain.ledger import NONE, Ledger
 from domain.records import CampaignInfo
 from domain.status import Level
 from domain.timefmt import iso_time
@@ -89,7 +87,7 @@ class CampaignActor(pykka.ThreadingActor):
         elif isinstance(message, GetTimeline):
             message.reply.set(self.ledger.timeline_points(message.points))
         elif isinstance(message, CollectDirty):
-            message.sink.add(self.info.no, self._dirty_rows(),
+            message.sink.add(self.info.no, self.ledger.take_dirty_rows(self.info.no),
                              orjson.dumps(self.statistics()).decode())
         elif isinstance(message, Loaded):
             self._loaded(message)
@@ -190,22 +188,9 @@ class CampaignActor(pykka.ThreadingActor):
                 continue
             if self.engagement.credit(row, inbound_id, touch, self._start(row)):
                 changed.append(row)
-                self.ledger.touch(row)  # the analytics recount it (SPEC 8)
+                self.ledger.touch(row)  # written again: the analytics recount it (SPEC 8)
         if changed:
             self._publish(changed)
-
-    def _dirty_rows(self) -> DirtyRows | None:
-        """The changed rows for a checkpoint, with the replies and stop of those that have
-        any: the checkpoint recounts them for the analytics (store/aggregates.py)."""
-        rows = self.ledger.take_dirty_rows(self.info.no)
-        touches = self.engagement.touches
-        if rows is not None and touches:
-            dirty = rows.rows  # sorted; usually far more rows than rows with replies
-            for row, mine in touches.items():
-                at = bisect_left(dirty, row)
-                if mine and at < len(dirty) and dirty[at] == row:
-                    rows.engagement[row] = engagement_of(mine.values())
-        return rows
 
     def _row_facts(self, message: RowFacts) -> None:
         """The send state of rows a live reply may be credited to (domain/attribution)."""

@@ -16,7 +16,7 @@ import math
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import add, floordiv, mul, sub
 from typing import Any
@@ -68,9 +68,6 @@ class DirtyRows:
     ticks: tuple[array[int], ...]  # pending, sent, delivered, read, played, failed
     # row -> (reason, failure, failure tick) for rows that keep a failure
     failures: dict[int, tuple[str | None, Failure, int]]
-    # analytics (SPEC 8): row -> its replies and stop (domain/insights.Engagement) for the
-    # rows that have any; the checkpoint recounts the rows with it (store/aggregates.py)
-    engagement: dict[int, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -1,7 +1,7 @@
 """The analytics aggregates (SPEC 8) in SQLite: recounting message rows, on the writer
 connection, inside the transaction that writes them.
 
-Tables (migration 0007_insights):
+Tables (migration 0009_insights):
 - `insight_slots` (workspace_id, slot): per quarter-hour of SEND time, the messages sent,
   delivered, read, replied, failed and opted out; per quarter-hour of the event, the
   reads and replies that happened then (domain/insights.py SLOT_FIELDS),
@@ -11,11 +11,15 @@ Tables (migration 0007_insights):
   latest sends and whether they failed as a bad number (domain/contacts.py),
 - `messages.ag_*`: the figures each row is counted with.
 
-`recount` is a step of a write transaction (store/db.py runs callables in order with
-the statements): it reads the rows as they now are, works out their figures, and moves
-the aggregates by new minus counted. Checkpoints, registrations and the sender's writes
-call it for the rows they wrote; the backfill calls it once for every row a database
-held when migration 0007 added the aggregates.
+Whoever writes a row's state (a checkpoint, a registration, the sender) also marks it
+(`ag_dirty = 1`, in the same statement, so for free). The Recounter (store/insights.py)
+then recounts marked rows in small transactions of their own: `recount_marked` reads
+the rows as they now are and the inbound events credited to them, works out their
+figures, moves the aggregates by new minus counted, stores the new figures and clears
+the marks, all in one transaction. So the aggregates always equal the sum of the stored
+figures, and a row's figures catch up with its state a moment after it is written:
+ingest never waits for the analytics. The backfill (`backfill`) recounts once every row
+a database held when migration 0009 added the aggregates.
 This module does not import store/db.py (db imports the migrations, which import this).
 """
 
@@ -112,27 +116,24 @@ def stored_figures(row: Sequence[Any]) -> Figures:
 
 
 class Rows(NamedTuple):
-    """Rows of one campaign to recount: row numbers in ascending order, the engagement
-    of those that have any (domain/insights.Engagement); the others have none, or with
-    `keep` the one they were counted with (the sender's writes change no reply)."""
+    """Rows of one campaign to recount: row numbers in ascending order, and the
+    engagement of those that have any (domain/insights.Engagement, from the inbound
+    events credited to them); the others have none."""
 
     campaign_no: int
     rows: Sequence[int]
     engagement: Mapping[int, Engagement] = {}
-    keep: bool = False
 
 
 def _work(fetched: list[Any], workspace: int, batch: Rows, deltas: Deltas,
           updates: list[tuple[Any, ...]]) -> None:
     """Figures of fetched rows (ROW_SQL); what changed goes into deltas and updates."""
-    no, engagements, keep = batch.campaign_no, batch.engagement, batch.keep
+    no, engagements = batch.campaign_no, batch.engagement
     for r in fetched:
         row = r[0]
         old = stored_figures(r[9:15])
-        engagement = engagements.get(row)
-        if engagement is None:
-            engagement = old.engagement if keep else NO_ENGAGEMENT
-        new = figures(r[1], r[2], r[3], r[4], r[5], r[6], r[7], engagement)
+        new = figures(r[1], r[2], r[3], r[4], r[5], r[6], r[7],
+                      engagements.get(row, NO_ENGAGEMENT))
         if new == old:
             continue
         deltas.move(workspace, no, row, e164_digits(r[8]), old, new)
@@ -254,36 +255,66 @@ async def _recount_contact(conn: aiosqlite.Connection, workspace: int, contact: 
     recounted(contact, what, read_at, replied_at, sends)
 
 
-# --- migration 0007 and the backfill: existing rows counted once, in the background ------
+# --- marked rows, migration 0009 and the backfill ------------------------------------------
 
 BACKFILL_KEY = "insights_backfill"  # meta: "done", or the last (campaign_no, row) counted
 DONE = "done"
+# Set by every write of a row's state (checkpoint, registration, the sender) in its own
+# statement: the row must be recounted. Cleared by `recount_marked` in the transaction
+# that recounts it, so a crash in between leaves the mark and the row is recounted later.
+MARK = "ag_dirty = 1"
 
 
 async def create_tables(conn: aiosqlite.Connection) -> None:
-    """Migration 0007_insights: the aggregate tables and each row's figure columns. The
-    rows a database already holds are counted afterwards by the backfill (`backfill`,
-    run by store/insights.py's Backfill once the daemon listens): a million rows take
-    about a minute, longer than a service may take to start."""
+    """Migration 0009_insights: the aggregate tables, each row's figure columns and its
+    mark. The rows a database already holds are counted afterwards by the backfill
+    (`backfill`, run by store/insights.py's Recounter once the daemon listens): a million
+    rows take over a minute, longer than a service may take to start."""
     async with conn.execute("PRAGMA table_info(messages)") as cur:
         have = {r[1] for r in await cur.fetchall()}
-    for name, decl in zip(FIGURE_COLUMNS, ("INTEGER", "REAL", "REAL", "REAL", "REAL",
-                                           "INTEGER"), strict=True):
+    for name, decl in (*zip(FIGURE_COLUMNS, ("INTEGER", "REAL", "REAL", "REAL", "REAL",
+                                             "INTEGER"), strict=True),
+                       ("ag_dirty", "INTEGER NOT NULL DEFAULT 0")):
         if name not in have:
             await conn.execute(f"ALTER TABLE messages ADD COLUMN {name} {decl}")
     for sql in SCHEMA:
         await conn.execute(sql)
+    await conn.execute("CREATE INDEX IF NOT EXISTS messages_ag_dirty ON messages"
+                       " (campaign_no, row) WHERE ag_dirty = 1")
     async with conn.execute("SELECT 1 FROM messages LIMIT 1") as cur:
         existing = await cur.fetchone() is not None
     await conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                        (BACKFILL_KEY, "0 -1" if existing else DONE))
 
 
+async def _recount_rows(conn: aiosqlite.Connection, rows: Sequence[tuple[int, int]]) -> None:
+    """Recount (campaign_no, row) pairs in that order, with their credited engagement."""
+    batches: dict[int, list[int]] = defaultdict(list)
+    for campaign_no, number in rows:
+        batches[campaign_no].append(number)
+    await recount(conn, [Rows(campaign_no, numbers,
+                              await _credited(conn, campaign_no, numbers))
+                         for campaign_no, numbers in batches.items()])
+
+
+async def recount_marked(conn: aiosqlite.Connection, limit: int) -> int:
+    """Recount up to `limit` marked rows and clear their marks (a transaction step);
+    returns how many there were."""
+    async with conn.execute("SELECT campaign_no, row FROM messages WHERE ag_dirty = 1"
+                            " ORDER BY campaign_no, row LIMIT ?", (limit,)) as cur:
+        rows = list(await cur.fetchall())
+    if rows:
+        await _recount_rows(conn, rows)
+        await conn.executemany("UPDATE messages SET ag_dirty = 0 WHERE campaign_no = ?"
+                               " AND row = ?", rows)
+    return len(rows)
+
+
 async def backfill(conn: aiosqlite.Connection, limit: int) -> int | None:
     """Count the next `limit` rows after the backfill's cursor (a transaction step):
-    how many were looked at, None when the backfill is done. Recounting a row that a
-    checkpoint counted meanwhile changes nothing, so the backfill and the live counting
-    never count a row twice, and a restart goes on from the cursor."""
+    how many were looked at, None when the backfill is done. Recounting a row counted
+    meanwhile changes nothing, so the backfill and the live counting never count a row
+    twice, and a restart goes on from the cursor."""
     async with conn.execute("SELECT value FROM meta WHERE key = ?", (BACKFILL_KEY,)) as cur:
         found = await cur.fetchone()
     if found is None or found[0] == DONE:
@@ -293,16 +324,8 @@ async def backfill(conn: aiosqlite.Connection, limit: int) -> int | None:
                             " > (?, ?) ORDER BY campaign_no, row LIMIT ?",
                             (no, row, limit)) as cur:
         rows = list(await cur.fetchall())
-    if not rows:
-        await conn.execute("UPDATE meta SET value = ? WHERE key = ?", (DONE, BACKFILL_KEY))
-        log.info("insights.backfill_done")
-        return 0
-    batches: dict[int, list[int]] = defaultdict(list)
-    for campaign_no, number in rows:
-        batches[campaign_no].append(number)
-    await recount(conn, [Rows(campaign_no, numbers,
-                              await _credited(conn, campaign_no, numbers[0], numbers[-1]))
-                         for campaign_no, numbers in batches.items()])
+    if rows:
+        await _recount_rows(conn, rows)
     cursor = f"{rows[-1][0]} {rows[-1][1]}" if len(rows) == limit else DONE
     await conn.execute("UPDATE meta SET value = ? WHERE key = ?", (cursor, BACKFILL_KEY))
     if cursor == DONE:
@@ -321,12 +344,15 @@ async def count_all(conn: aiosqlite.Connection, chunk: int = 5000) -> int:
     return total
 
 
-async def _credited(conn: aiosqlite.Connection, campaign_no: int, first: int, last: int
+async def _credited(conn: aiosqlite.Connection, campaign_no: int, rows: Sequence[int]
                     ) -> dict[int, Engagement]:
-    """Each row's engagement from the inbound events credited to it (store/engagement)."""
+    """Each row's engagement from the inbound events credited to it (store/engagement),
+    for ascending rows of one campaign."""
+    wanted = set(rows)
     touches: dict[int, list[Touch]] = defaultdict(list)
     async with conn.execute("SELECT row, at, kind, via FROM inbound WHERE campaign_no = ?"
-                            " AND row BETWEEN ? AND ?", (campaign_no, first, last)) as cur:
+                            " AND row BETWEEN ? AND ?", (campaign_no, rows[0], rows[-1])) as cur:
         for row, at, kind, via in await cur.fetchall():
-            touches[row].append(Touch(at, kind, via))
+            if row in wanted:
+                touches[row].append(Touch(at, kind, via))
     return {row: engagement_of(items) for row, items in touches.items()}

@@ -19,9 +19,9 @@ from domain.ledger import NONE, to_tenths
 from domain.phones import number_key_of
 from domain.records import CampaignInfo, RegisteredMessage
 from domain.status import FAILED_CLASS, STATUS_FILTERS, message_class
-from store.aggregates import Rows, recount
+from store.aggregates import MARK
 from store.attempts import ACCEPTED_AT_SQL, ACCEPTED_ATTEMPT_SQL, SUPERSEDE_ATTEMPT
-from store.db import Statement, Store
+from store.db import Store
 
 CAMPAIGN_COLUMNS = (
     "no, uuid, workspace_id, name, status, message, gateway, rate, created_at, updated_at,"
@@ -225,6 +225,8 @@ class CampaignStore:
                     now if m.level >= 4 else None, now if m.level >= 5 else None,
                     now if m.failed else None,
                     *failure_columns(m.failure, now if m.failed else None), nh,
+                    # analytics (SPEC 8): a row registered already sent is to be counted
+                    int(m.level >= 1 or m.failed),
                 )
             )
             registered.append(
@@ -238,15 +240,12 @@ class CampaignStore:
                     " contact_id, level, failed, cls, reason, ts_queued, ts_pending, ts_sent,"
                     " ts_delivered, ts_read, ts_played, ts_failed, failure_source,"
                     " failure_code, failure_title, failure_details, failure_category,"
-                    " failure_at, nh)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " failure_at, nh, ag_dirty)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     params,
                     True,
                 ),
                 ("UPDATE campaigns SET updated_at = ? WHERE no = ?", (now, campaign_no), False),
-                # analytics (SPEC 8): rows registered already sent count at once
-                *recounted(campaign_no, [m.row for m in registered
-                                         if m.level >= 1 or m.failed]),
             ]
         )
         self._next_row[campaign_no] = first + len(fresh)
@@ -392,27 +391,26 @@ class CampaignStore:
         always its latest attempt's) is cleared: a retry under way is not failed."""
         await self.store.transaction([
             (SUPERSEDE_ATTEMPT, (no, row, attempt - 1), False),
-            ("UPDATE messages SET send_state = 'attempting', attempts = ?, attempt_at = ?,"
+            (f"UPDATE messages SET {MARK}, send_state = 'attempting', attempts = ?,"
+             " attempt_at = ?,"
              " outcome = NULL, outcome_at = NULL, note = NULL, message_id = NULL,"
              " raw_id = NULL, h = NULL, failed = 0, reason = NULL, ts_failed = NULL,"
              " failure_source = NULL, failure_code = NULL, failure_title = NULL,"
              " failure_details = NULL, failure_category = NULL, failure_at = NULL,"
              " cls = level"
              " WHERE campaign_no = ? AND row = ?", (attempt, at, no, row), False),
-            *recounted(no, [row], keep=True),  # no longer failed: the analytics move too
         ])
 
     async def record_accepted(self, no: int, row: int, message_id: str, raw_id: str,
                               at: float) -> None:
         """The gateway id and level pending, in one transaction."""
         await self.store.transaction([(
-            "UPDATE messages SET send_state = 'accepted', outcome = 'accepted',"
+            f"UPDATE messages SET {MARK}, send_state = 'accepted', outcome = 'accepted',"
             " message_id = ?, raw_id = ?, h = ?,"
             " level = MAX(level, 1), cls = CASE WHEN failed = 1 AND MAX(level, 1) < 3 THEN 6"
             " ELSE MAX(level, 1) END, ts_pending = COALESCE(ts_pending, ?), outcome_at = ?"
             " WHERE campaign_no = ? AND row = ?",
-            (message_id, raw_id, id_hash(message_id), at, at, no, row), False),
-            *recounted(no, [row], keep=True)])
+            (message_id, raw_id, id_hash(message_id), at, at, no, row), False)])
 
     async def record_failed(self, no: int, row: int, reason: str, at: float,
                             failure: Failure | None = None) -> None:
@@ -420,7 +418,8 @@ class CampaignStore:
         stays: the campaign actor keeps the earliest too (domain/failure_book.py)."""
         source, code, title, details, category, _ = failure_columns(failure, at)
         await self.store.transaction([(
-            "UPDATE messages SET send_state = 'failed', outcome = 'failed', failed = 1,"
+            f"UPDATE messages SET {MARK}, send_state = 'failed', outcome = 'failed',"
+            " failed = 1,"
             " cls = CASE WHEN level < 3 THEN 6 ELSE level END,"
             " ts_failed = COALESCE(ts_failed, :at), outcome_at = :at,"
             " reason = CASE WHEN failure_at <= :at THEN reason ELSE :reason END,"
@@ -434,8 +433,7 @@ class CampaignStore:
             " failure_at = MIN(COALESCE(failure_at, :at), :at)"
             " WHERE campaign_no = :no AND row = :row",
             {"at": at, "reason": reason, "source": source, "code": code, "title": title,
-             "details": details, "category": category, "no": no, "row": row}, False),
-            *recounted(no, [row], keep=True)])
+             "details": details, "category": category, "no": no, "row": row}, False)])
 
     async def record_transient(self, no: int, row: int, reason: str, at: float) -> None:
         """A timeout or 5xx: retried automatically. After a crash it counts as unknown
@@ -541,15 +539,6 @@ class CampaignStore:
             f"SELECT MIN(failure_at) FROM messages WHERE campaign_no = ? AND {self.LIMITED}",
             (no,))
         return int(row[0]), rest[0]
-
-
-def recounted(campaign_no: int, rows: list[int], keep: bool = False) -> list[Statement]:
-    """The step that recounts rows just written into the analytics (store/aggregates.py),
-    for the same transaction; `keep`: the write changed no reply or stop."""
-    if not rows:
-        return []
-    batch = [Rows(campaign_no, rows, keep=keep)]
-    return [(lambda conn: recount(conn, batch), (), False)]
 
 
 def initial_status(message: str | None, gateway: str | None) -> str:

@@ -24,14 +24,15 @@ import structlog
 from core.aio import Reply, SharedExclusive, cancel_and_wait
 from core.metrics import Metrics
 from domain.records import CheckpointData
-from store.aggregates import Rows, recount
+from store.aggregates import MARK
 from store.db import Statement, Store, StoreUnavailable
 from store.engagement import checkpoint_statements
 
 log = structlog.get_logger(__name__)
 
+# MARK: the analytics recount the row a moment later (store/aggregates.py).
 UPDATE_ROW = (
-    "UPDATE messages SET level = ?, failed = ?, cls = ?, reason = ?, ts_pending = ?,"
+    f"UPDATE messages SET {MARK}, level = ?, failed = ?, cls = ?, reason = ?, ts_pending = ?,"
     " ts_sent = ?, ts_delivered = ?, ts_read = ?, ts_played = ?, ts_failed = ?,"
     " failure_source = ?, failure_code = ?, failure_title = ?, failure_details = ?,"
     " failure_category = ?, failure_at = ?"
@@ -158,12 +159,6 @@ class Checkpointer:
                     out.append(("DELETE FROM orphans WHERE message_id = ?", (arg,), False))
             # engagement (SPEC 6): inbound events and suppression facts
             out.extend(checkpoint_statements(data.inbound_ops, data.suppression_ops))
-        # analytics (SPEC 8): the written rows recounted into the aggregates, in the same
-        # transaction (store/aggregates.py), so a replay or a crash never counts twice
-        batches = [Rows(block.campaign_no, block.rows, block.engagement)
-                   for data in pending for block in data.rows]
-        if batches:
-            out.append((lambda conn: recount(conn, batches), (), False))
         out.append(("DELETE FROM journal WHERE seq <= ?", (seq,), False))
         out.append(
             (

@@ -9,6 +9,7 @@ rules rendered as SQL here (`tier_sql`), the same conditions `tier_of` evaluates
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,8 +20,16 @@ import structlog
 from core.aio import cancel_and_wait
 from domain.contacts import Contact
 from domain.insights import SLOT_FIELDS, SLOT_SECONDS
-from domain.tiers import TIERS, Condition, ContactFacts, TierPolicy, rules, tier_of
-from store.aggregates import CONTACT_COLUMNS, backfill, contact_of
+from domain.tiers import (
+    TIERS,
+    Condition,
+    ContactFacts,
+    TierPolicy,
+    holds,
+    rules,
+    tier_from,
+)
+from store.aggregates import CONTACT_COLUMNS, backfill, contact_of, recount_marked
 from store.db import Store, StoreUnavailable
 
 log = structlog.get_logger(__name__)
@@ -149,9 +158,10 @@ class InsightStore:
 
         Without the suppression list each tier is one range count of the contacts_facts
         index (its conditions and the earlier tiers' negations); the suppressed contacts
-        are then looked up one by one (an index seek each), classified by domain/tiers.py
-        as they would be without the list, and moved to opted_out. With a search, the
-        matching contacts' facts are classified in Python instead (a search matches few)."""
+        are then grouped by the conditions they meet (an index seek each), each group
+        named by domain/tiers.py as if unlisted, and moved to opted_out. With a search,
+        the matching contacts' facts are classified in Python instead (a search matches
+        few)."""
         rule_set = rules(now, policy)
         counts = dict.fromkeys(TIERS, 0)
         params: dict[str, Any] = {"ws": workspace,
@@ -163,8 +173,8 @@ class InsightStore:
                 f"SELECT {facts}, {SUPPRESSED} FROM contacts WHERE workspace_id = :ws"
                 " AND instr(number, :search) > 0", params)
             for r in rows:
-                counts[tier_of(ContactFacts(bool(r[3]), bool(r[0]), r[1] or None, r[2]),
-                               now, policy)] += 1
+                facts_of_row = ContactFacts(bool(r[3]), bool(r[0]), r[1] or None, r[2])
+                counts[tier_from(rule_set, lambda c, f=facts_of_row: holds(c, f))] += 1
             return counts
         total = await self.store.fetchone(
             "SELECT COUNT(*) FROM contacts WHERE workspace_id = :ws", params)
@@ -178,12 +188,21 @@ class InsightStore:
             counts[tier] = int(row[0])
             rest -= counts[tier]
         counts[rule_set[-1][0]] = rest
-        listed = await self.store.fetchall(
-            f"SELECT {facts} FROM contacts WHERE workspace_id = :ws AND {SUPPRESSED}", params)
-        for r in listed:
-            counts[tier_of(ContactFacts(False, bool(r[0]), r[1] or None, r[2]), now,
-                           policy)] -= 1
-            counts["opted_out"] += 1
+        # The listed ones: grouped by the (non-list) conditions they meet, each group named
+        # by the rules as if unlisted (so it is taken out of that tier) and moved.
+        conditions = list(dict.fromkeys(c for _, cs in rule_set for c in cs
+                                        if c.fact != "suppressed"))
+        exprs = [condition_sql(c, params) for c in conditions]
+        groups = await self.store.fetchall(
+            f"SELECT {', '.join(exprs)}, COUNT(*) FROM contacts WHERE workspace_id = :ws"
+            f" AND {SUPPRESSED} GROUP BY {', '.join(str(i + 1) for i in range(len(exprs)))}",
+            params)
+        for g in groups:
+            truth = dict(zip(conditions, g[:-1], strict=True))
+            unlisted = tier_from(rule_set, lambda c, t=truth: c.fact != "suppressed"
+                                 and bool(t[c]))
+            counts[unlisted] -= g[-1]
+            counts["opted_out"] += g[-1]
         return counts
 
     async def facts(self, workspace: int, numbers: Sequence[str], suppressed: frozenset[str]
@@ -208,46 +227,80 @@ def facts_of(contact: Contact | None, suppressed: bool) -> ContactFacts:
                         contact.delivered)
 
 
-class Backfill:
-    """Counts the rows a database held before the aggregates existed (migration 0007),
-    BATCH rows per transaction, in the background once the daemon runs: webhooks'
-    commits go in between, and a restart goes on where it stopped. Until it is done the
-    analytics say so (`counting`) and their figures leave the rest out."""
+class Recounter:
+    """Keeps the aggregates up with the rows (store/aggregates.py): recounts the rows
+    every write marks, BATCH per transaction, and then the backfill of the rows a
+    database held before the aggregates existed. It runs beside ingest on the loop;
+    each transaction is short, so webhooks' commits go in between, and the marks and the
+    backfill's cursor are durable, so a crash or a restart loses nothing.
+
+    Freshness: it is woken after every checkpoint (and looks every POLL seconds), so the
+    analytics follow the rows by about a checkpoint interval."""
 
     BATCH = 1000
+    POLL = 1.0
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.done = asyncio.Event()
-        self.rows = 0
+        self.backfilled = False
+        self.rows = 0  # rows recounted since start (marked and backfilled)
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="insights-backfill")
+        self._task = asyncio.create_task(self._run(), name="insights-recounter")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
 
-    async def _run(self) -> None:
-        looked: int | None = 0
-        while looked is not None:
-            async def step(conn: aiosqlite.Connection) -> None:
-                nonlocal looked
-                looked = await backfill(conn, self.BATCH)
+    def wake(self) -> None:
+        self._wake.set()
 
+    async def counting(self) -> bool:
+        """Rows wait to be counted: the figures leave them out for now."""
+        if not self.backfilled:
+            return True
+        row = await self.store.fetchone(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE ag_dirty = 1)")
+        return bool(row and row[0])
+
+    async def settle(self) -> None:
+        """Recount everything waiting now (tests and the benchmark wait for this)."""
+        while await self._pass():
+            pass
+
+    async def _pass(self) -> bool:
+        """One transaction of work; False when there was none."""
+        async with self._lock:
+            done = 0
+            backfill_left: int | None = 0
+
+            async def step(conn: aiosqlite.Connection) -> None:
+                nonlocal done, backfill_left
+                done = await recount_marked(conn, self.BATCH)
+                if not done and not self.backfilled:
+                    backfill_left = await backfill(conn, self.BATCH)
+
+            await self.store.transaction([(step, (), False)])
+            if backfill_left is None:
+                self.backfilled = True
+            self.rows += done + (backfill_left or 0)
+            return bool(done or backfill_left)
+
+    async def _run(self) -> None:
+        while True:
             try:
-                await self.store.transaction([(step, (), False)])
-            except StoreUnavailable:  # storage failing: the next try goes on from the cursor
+                while await self._pass():
+                    await asyncio.sleep(0)  # let the journal's commits in between
+            except StoreUnavailable:  # storage failing: the marks and cursor wait
                 await asyncio.sleep(1.0)
                 continue
             except Exception:  # a defect: rolled back; say so, and try again later
-                log.exception("insights.backfill_failed", rows=self.rows)
+                log.exception("insights.recount_failed", rows=self.rows)
                 await asyncio.sleep(5.0)
                 continue
-            if looked:
-                self.rows += looked
-                if self.rows % (100 * self.BATCH) < self.BATCH:
-                    log.info("insights.backfill", rows=self.rows)
-            await asyncio.sleep(0)  # let the journal's commits in between
-        self.done.set()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.POLL)

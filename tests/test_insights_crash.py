@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import webjs_ack
+from tests.conftest import eventually, webjs_ack
 from tests.proc import write_config
 from tests.reliability_helpers import call, kill, start, terminate
 
@@ -33,11 +33,18 @@ def reply(i: int) -> dict[str, Any]:
 
 
 async def figures(session: aiohttp.ClientSession, base: str) -> dict[str, Any]:
-    # The rows API takes a checkpoint first: what the journal held is counted then.
+    # The rows API takes a checkpoint first: what the journal held is written then, and
+    # recounted a moment later (the answers say "counting" until it is).
     status, _ = await call(session, "GET", f"{base}/api/campaigns/crash/messages?limit=1")
     assert status == 200
-    status, trends = await call(session, "GET", f"{base}/api/workspaces/3/insights/trends")
-    assert status == 200, trends
+
+    async def settled() -> Any:
+        status, trends = await call(session, "GET",
+                                    f"{base}/api/workspaces/3/insights/trends")
+        assert status == 200, trends
+        return not trends["counting"] and trends
+
+    trends = await eventually(settled, timeout=30)
     status, best = await call(session, "GET", f"{base}/api/workspaces/3/insights/best-time")
     status, listed = await call(session, "GET", f"{base}/api/workspaces/3/contacts?limit=100")
     return {"week": trends["totals"]["7"]["current"],

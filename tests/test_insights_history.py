@@ -92,7 +92,8 @@ def history(tmp_path: Path, campaigns: list[Campaign]) -> Path:
 
 async def counted(d: Daemon) -> Daemon:
     """The daemon once its backfill has counted the rows the database held."""
-    await asyncio.wait_for(d.runtime.backfill.done.wait(), 30)
+    await asyncio.wait_for(d.runtime.recounter.settle(), 30)
+    assert d.runtime.recounter.backfilled
     return d
 
 

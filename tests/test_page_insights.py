@@ -70,7 +70,7 @@ async def test_the_insights_view(tmp_path: Path, page: Any) -> None:  # noqa: F8
     await server.start()
     try:
         d = Daemon(server.server, server.http)
-        await asyncio.wait_for(d.runtime.backfill.done.wait(), 30)
+        await asyncio.wait_for(d.runtime.recounter.settle(), 30)
         await setup_tiers(d)  # campaigns "first" and "second": a contact of each tier
         status, trends = await d.request("GET", "/api/workspaces/1/insights/trends")
         assert status == 200

@@ -233,7 +233,7 @@ async def test_retry_failed_works_on_a_campaign_release_0_1_sent(
 @pytest.mark.parametrize("case", ["clean", "killed"])
 async def test_the_analytics_count_a_database_of_release_0_1(
         daemon_factory: Any, tmp_path: Path, case: str, monkeypatch: Any) -> None:
-    """Migration 0007 adds the aggregates and the backfill counts every message 0.1
+    """Migration 0009 adds the aggregates and the backfill counts every message 0.1
     stored, in the background; the killed database's
     journal, replayed on top, is counted once more only by what it changed: the 90-day
     totals equal the campaigns' own statistics, and each number's history adds up to
@@ -241,12 +241,12 @@ async def test_the_analytics_count_a_database_of_release_0_1(
     import asyncio
     import time as clock
 
-    from store.insights import Backfill
+    from store.insights import Recounter
     from web import insights
 
     # Small batches: the backfill takes dozens of transactions, checkpoints of the
-    # replayed journal in between (a row counted by either is not counted again).
-    monkeypatch.setattr(Backfill, "BATCH", 7)
+    # replayed journal and their recounts in between (a row is never counted twice).
+    monkeypatch.setattr(Recounter, "BATCH", 7)
     db, expected = copy_release("0.1", case, tmp_path)
     d: Daemon = await daemon_factory(**{"store.path": str(db),
                                         "ingest.orphan_ttl": 3650 * 86400.0,
@@ -255,9 +255,10 @@ async def test_the_analytics_count_a_database_of_release_0_1(
                - clock.timezone for c in expected.values())
     insights.clock = lambda: made + 86400.0  # the day after the fixture was made
     try:
-        await asyncio.wait_for(d.runtime.backfill.done.wait(), 30)
-        assert d.runtime.backfill.rows == 260  # every row 0.1 stored, looked at once
-        await d.runtime.checkpoint()  # the replayed journal, written and counted
+        await d.runtime.checkpoint()  # the replayed journal, written and marked
+        await asyncio.wait_for(d.runtime.recounter.settle(), 30)
+        assert d.runtime.recounter.backfilled
+        assert d.runtime.recounter.rows >= 260  # every row 0.1 stored, and the marked
         for uuid, old in expected.items():
             stats = old["statistics"]
             workspace = old["workspace_id"]

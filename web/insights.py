@@ -30,6 +30,7 @@ from domain.tiers import TIERS, Audience, AudienceError, TierPolicy, tier_of, ti
 from domain.timefmt import iso_time
 from domain.trends import PERIODS, campaign_counts, curves, figures, period
 from gateways.recipients import Recipient, parse_recipients
+from store.db import StoreUnavailable
 from store.insights import InsightStore, facts_of
 from web.common import query_int, read_json_object
 from web.errors import ApiError, json_response
@@ -62,10 +63,13 @@ def slots_end(now: float) -> float:
     return (slot_of(now) + 1) * SLOT_SECONDS
 
 
-def counting(rt: Runtime) -> bool:
-    """Still counting the messages stored before the aggregates existed (an upgrade):
-    the figures leave part of them out until it is done."""
-    return not rt.backfill.done.is_set()
+async def counting(rt: Runtime) -> bool:
+    """Rows wait to be counted (just written, or stored before the aggregates existed, an
+    upgrade): the figures leave them out until they are."""
+    try:
+        return await rt.recounter.counting()
+    except StoreUnavailable:
+        return True
 
 
 def _store(request: web.Request) -> tuple[Runtime, InsightStore]:
@@ -101,7 +105,7 @@ async def trends(request: web.Request) -> web.Response:
         previous = await store.slot_totals(workspace, end - 2 * span, end - span)
         totals[str(length)] = period(current, previous)
     return json_response({"workspace_id": workspace, "days": days, "now": iso_time(now),
-                          "counting": counting(rt),
+                          "counting": await counting(rt),
                           "campaigns": [_campaign_figures(rt, c) for c in campaigns],
                           "totals": totals})
 
@@ -145,7 +149,7 @@ async def best_time_route(request: web.Request) -> web.Response:
     cells = fold(await store.slots(workspace, end - days * DAY, end), tz)
     policy = best_time_policy(config)
     return json_response({"workspace_id": workspace, "timezone": name, "days": days,
-                          "counting": counting(rt),
+                          "counting": await counting(rt),
                           "min_cell_messages": policy.min_cell_messages,
                           "prior_strength": policy.prior_strength,
                           **best_time(cells, policy)})
@@ -203,7 +207,7 @@ async def contacts(request: web.Request) -> web.Response:
     now = clock()
     page, more, suppressed = await _page(rt, store, workspace, tier, search, after, limit, now)
     body: dict[str, Any] = {"workspace_id": workspace, "tier": tier, "search": search,
-                            "counting": counting(rt), "contacts": page,
+                            "counting": await counting(rt), "contacts": page,
                             "next_cursor": page[-1]["number"] if more else None}
     if after is None:  # the first page says how many there are in each tier
         body["tiers"] = await store.tier_counts(workspace, now, tier_policy(rt.config),
