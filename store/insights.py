@@ -244,6 +244,8 @@ class Recounter:
         self.store = store
         self.backfilled = False
         self.rows = 0  # rows recounted since start (marked and backfilled)
+        self.version = 0  # moves whenever the aggregates may have: a key for caches
+        self.cache: dict[tuple[Any, ...], Any] = {}  # answers valid for one version
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -287,6 +289,8 @@ class Recounter:
             if backfill_left is None:
                 self.backfilled = True
             self.rows += done + (backfill_left or 0)
+            if done or backfill_left:
+                self.version += 1
             return bool(done or backfill_left)
 
     async def _run(self) -> None:

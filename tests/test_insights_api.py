@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Daemon, close_server, webjs_ack
+from tests.conftest import Daemon, close_server, eventually, webjs_ack
 from web import insights
 
 DAY = 86400.0
@@ -63,8 +63,6 @@ async def setup_tiers(d: Daemon) -> None:
 
     async def replied() -> bool:
         return (await d.stats("first"))["total_replied_count"] == 1
-
-    from tests.conftest import eventually
 
     await eventually(replied)
     await counted(d)
@@ -139,6 +137,20 @@ async def test_contacts_a_tier_of_each_kind_with_search_paging_and_csv(
             for r in lines} == EXPECTED
     status, text = await d.request("GET", "/api/workspaces/1/contacts.csv?tier=new")
     assert sorted(r["number"] for r in csv.DictReader(io.StringIO(text))) == [HALF, NEW]
+    # The counts follow a change (they are kept between changes): NEW reads, HALF stops.
+    status, _ = await d.post_json("/webhooks/webjs", webjs_ack("F-NEW", 3))
+    assert status == 200
+    await counted(d)
+    assert (await contacts(d))["tiers"] == {"opted_out": 1, "unreachable": 1, "engaged": 4,
+                                            "unengaged": 1, "new": 1}
+    status, _ = await d.post_json("/api/workspaces/1/suppressions", {"number": HALF})
+    assert status == 201
+
+    async def listed() -> bool:  # the list changes when the ingest actor applies the stop
+        return (await contacts(d))["tiers"] == {"opted_out": 2, "unreachable": 1,
+                                                "engaged": 4, "unengaged": 1, "new": 0}
+
+    await eventually(listed)
     # Bad queries are 400 naming the parameter.
     for query, field in (("?tier=loyal", "tier"), ("?search=abc", "search"),
                          ("?cursor=x1", "cursor"), ("?limit=0", "limit")):
