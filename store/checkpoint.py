@@ -24,13 +24,15 @@ import structlog
 from core.aio import Reply, SharedExclusive, cancel_and_wait
 from core.metrics import Metrics
 from domain.records import CheckpointData
+from store.aggregates import MARK
 from store.db import Statement, Store, StoreUnavailable
 from store.engagement import checkpoint_statements
 
 log = structlog.get_logger(__name__)
 
+# MARK: the analytics recount the row a moment later (store/aggregates.py).
 UPDATE_ROW = (
-    "UPDATE messages SET level = ?, failed = ?, cls = ?, reason = ?, ts_pending = ?,"
+    f"UPDATE messages SET {MARK}, level = ?, failed = ?, cls = ?, reason = ?, ts_pending = ?,"
     " ts_sent = ?, ts_delivered = ?, ts_read = ?, ts_played = ?, ts_failed = ?,"
     " failure_source = ?, failure_code = ?, failure_title = ?, failure_details = ?,"
     " failure_category = ?, failure_at = ?"

@@ -22,7 +22,15 @@ import itertools
 import math
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +42,11 @@ from store.schema import PRAGMAS, SCHEMA, SCHEMA_VERSION
 
 log = structlog.get_logger(__name__)
 
-Statement = tuple[str, Sequence[Any] | Iterable[Sequence[Any]], bool]  # sql, params, many
+# A step of a transaction that reads as well as writes (store/aggregates.py `recount`):
+# called with the writer connection between the statements before and after it.
+Step = Callable[[aiosqlite.Connection], Awaitable[None]]
+# (sql, params, many), or (step, (), False)
+Statement = tuple[str | Step, Sequence[Any] | Iterable[Sequence[Any]], bool]
 
 
 class StoreUnavailable(Exception):
@@ -109,7 +121,9 @@ class Store:
             try:
                 await conn.execute("BEGIN IMMEDIATE")
                 for sql, params, many in statements:
-                    if many:
+                    if callable(sql):
+                        await sql(conn)
+                    elif many:
                         await conn.executemany(sql, params)  # type: ignore[arg-type]
                     else:
                         await conn.execute(sql, params)  # type: ignore[arg-type]
@@ -121,6 +135,9 @@ class Store:
                 await self._rollback()
                 self._failed(exc)
                 raise StoreUnavailable(str(exc)) from exc
+            except BaseException:  # a defect in a step: never leave BEGIN open behind it
+                await self._rollback()
+                raise
             self._recovered()
 
     async def execute_atomic(self, sql: str, params: Sequence[Any]) -> None:
