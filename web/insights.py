@@ -13,10 +13,8 @@ checkpoints (store/aggregates.py): as of the last checkpoint, a couple of second
 
 from __future__ import annotations
 
-import csv
-import io
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +31,7 @@ from gateways.recipients import Recipient, parse_recipients
 from store.db import StoreUnavailable
 from store.insights import InsightStore, facts_of
 from web.common import query_int, read_json_object
+from web.csvstream import stream_csv
 from web.errors import ApiError, json_response
 from web.keys import RUNTIME
 from web.suppressions import workspace_of
@@ -246,30 +245,20 @@ async def contacts_csv(request: web.Request) -> web.StreamResponse:
     workspace = workspace_of(request)
     tier, search = _contact_query(request)
     now = clock()
-    page, more, _ = await _page(rt, store, workspace, tier, search, None, CSV_PAGE, now)
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="contacts-{workspace}'
-                               f'{"-" + tier if tier else ""}.csv"',
-        "Cache-Control": "no-store"})
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    header = True
-    while True:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        if header:
-            writer.writerow(CSV_COLUMNS)
-            header = False
-        for contact in page:  # numbers and tier names: nothing a spreadsheet would run
-            writer.writerow([_cell(contact[c]) for c in CSV_COLUMNS])
-        await response.write(out.getvalue().encode())
-        if not more:
-            break
-        page, more, _ = await _page(rt, store, workspace, tier, search, page[-1]["number"],
-                                    CSV_PAGE, now)
-    await response.write_eof()
-    return response
+
+    async def pages() -> AsyncIterator[list[list[str]]]:
+        after = None
+        while True:
+            page, more, _ = await _page(rt, store, workspace, tier, search, after, CSV_PAGE,
+                                        now)
+            # numbers and tier names: nothing a spreadsheet would run
+            yield [[_cell(contact[c]) for c in CSV_COLUMNS] for contact in page]
+            if not more:
+                return
+            after = page[-1]["number"]
+
+    name = f'contacts-{workspace}{"-" + tier if tier else ""}.csv'
+    return await stream_csv(request, name, CSV_COLUMNS, pages())
 
 
 # --- audiences ------------------------------------------------------------------------------
