@@ -36,6 +36,10 @@ class Skip(NamedTuple):
     detail: str | None = None  # the suppression's reason, or the tier rule
     source: str | None = None  # where the suppression came from (webjs, api, sender, ...)
 
+    def rank(self) -> tuple[float, str, str, str]:
+        """The earliest skip of a row wins; ties by the fields (None sorts first)."""
+        return (self.at, self.reason, self.detail or "", self.source or "")
+
     def as_dict(self) -> dict[str, Any]:
         return {"reason": self.reason, "detail": self.detail, "source": self.source,
                 "at": iso_time(self.at)}
@@ -74,7 +78,7 @@ class SkipBook:
         """A skip fact for the row, whose class is `cls`; True if anything changed."""
         old = self.skips.get(row)
         changed = False
-        if old is None or skip < old:
+        if old is None or skip.rank() < old.rank():
             self.skips[row] = skip
             changed = True
         return self.refresh(row, cls) or changed

@@ -12,12 +12,15 @@ import io
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.conftest import Daemon, eventually
 from tests.fakes.gateways import FakeGateway
+from tests.proc import DaemonProcess, write_config
 from tests.test_inbound_sources import inbound_bytes
 
 A, B, C = "6281300000001", "6281300000002", "6281300000003"
@@ -201,3 +204,64 @@ async def test_an_opted_out_refusal_suppresses_the_number_for_the_next_campaign(
     assert campaign["statistics"]["total_skipped_count"] == 1
     row = (await rows(d, uuid))[B]
     assert row["skip"]["reason"] == "suppressed" and "21610" in row["skip"]["detail"]
+
+
+async def test_a_skip_survives_kill_9_counted_once_never_sent(tmp_path: Path) -> None:
+    """Killed while C's call hangs, after B was skipped: the restarted daemon counts B
+    once, as skipped, and neither it nor the sender's retries ever send it."""
+    fake = await FakeGateway().start()
+    fake.held[C] = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    config = write_config(tmp_path, **{"gateways.http.url": fake.url + "/api/messages/send",
+                                       "store.checkpoint_interval": 0.2})
+    first = await loop.run_in_executor(None, DaemonProcess, config)
+    second = None
+    try:
+        async with aiohttp.ClientSession() as s:
+            async def api(base: str, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+                async with s.request(method, base + path, **kw) as resp:
+                    return resp.status, await resp.json()
+
+            status, _ = await api(first.url, "POST", "/api/workspaces/1/suppressions",
+                                  json={"number": B, "reason": "asked by phone"})
+            assert status == 201
+            status, body = await api(first.url, "POST", "/api/campaigns", json={
+                "workspace_id": 1, "name": "Crash", "message": "Hi", "gateway": "http",
+                "recipients": [A, B, C], "rate": 100, "start": True})
+            assert status == 201, body
+            path = f"/api/campaigns/{body['campaign']['uuid']}"
+
+            async def skipped_and_in_flight() -> bool:
+                _, got = await api(first.url, "GET", path + "/messages?status=skipped")
+                return C in fake.waiting and [r["recipient"] for r in got["messages"]] == [B]
+            await eventually(skipped_and_in_flight, timeout=20)
+            await loop.run_in_executor(None, first.kill)
+            fake.held[C].set()  # its answer goes to a dead daemon
+
+            second = await loop.run_in_executor(None, DaemonProcess, config)
+
+            async def completed() -> Any:
+                _, got = await api(second.url, "GET", path)
+                return got["campaign"]["status"] == "completed" and got["campaign"]
+            campaign = await eventually(completed, timeout=30)
+            stats = campaign["statistics"]
+            assert stats["total_skipped_count"] == 1
+            assert stats["total_sent_count"] == 1  # A; C's outcome is unknown
+            assert stats["total_queued_count"] == 1
+            _, got = await api(second.url, "GET", path + "/messages?status=skipped")
+            assert [(r["recipient"], r["skip"]["reason"]) for r in got["messages"]] == [
+                (B, "suppressed")]
+            status, _ = await api(second.url, "POST", path + "/retry-unknown")
+            assert status == 200
+
+            async def resent() -> bool:
+                return fake.per_recipient()[C] == 2
+            await eventually(resent, timeout=20)
+            await eventually(completed, timeout=20)
+            assert B not in fake.per_recipient()
+            assert (await eventually(completed))["statistics"]["total_skipped_count"] == 1
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.proc.poll() is None:
+                await loop.run_in_executor(None, proc.kill)
+        await fake.close()
