@@ -265,3 +265,43 @@ async def test_a_skip_survives_kill_9_counted_once_never_sent(tmp_path: Path) ->
             if proc is not None and proc.proc.poll() is None:
                 await loop.run_in_executor(None, proc.kill)
         await fake.close()
+
+
+async def test_pusher_clients_see_the_skip(daemon_factory: Any, fake: FakeGateway) -> None:
+    """The statistics and rows pushed on `campaign.{uuid}` carry the skip, as pusher-js
+    clients (and the page) get them."""
+    d = await daemon_factory(**http_config(fake))
+    status, _ = await d.post_json("/api/workspaces/1/suppressions", {"number": B})
+    assert status == 201
+    await eventually(lambda: suppressed(d, B))
+    status, body = await d.post_json("/api/campaigns", {
+        "workspace_id": 1, "name": "Live", "message": "Hi", "gateway": "http",
+        "recipients": [A, B], "rate": 100})
+    assert status == 201, body
+    uuid = body["campaign"]["uuid"]
+    async with d.session.ws_connect(d.url("/app/campaignd-key?protocol=7&client=js")) as ws:
+        assert (await ws.receive_json(timeout=5))["event"] == "pusher:connection_established"
+        await ws.send_json({"event": "pusher:subscribe", "data": {"channel": f"campaign.{uuid}"}})
+        while (await ws.receive_json(timeout=5))["event"] != \
+                "pusher_internal:subscription_succeeded":
+            pass
+        status, _ = await d.post_json(f"/api/campaigns/{uuid}/start", {})
+        assert status == 200
+        pushed_row: dict[int, Any] = {}
+        pushed_stats: dict[str, Any] = {}
+
+        async def until_skipped() -> None:
+            # until A is sent and B skipped: nothing left queued (a skip is done)
+            while not (pushed_stats.get("total_skipped_count") == 1 and 1 in pushed_row
+                       and pushed_stats.get("total_queued_count") == 0):
+                frame = await ws.receive_json()
+                data = json.loads(frame["data"]) if isinstance(frame.get("data"), str) else {}
+                if frame["event"] == "campaign.messages.updated":
+                    pushed_row.update({r["row"]: r for r in data["rows"]})
+                if frame["event"] == "campaign.statistics.updated":
+                    pushed_stats.update(data["statistics"])
+        await asyncio.wait_for(until_skipped(), 20)
+    assert pushed_stats["total_sent_count"] == 1 and pushed_stats["progress"] == 100.0
+    assert pushed_row[1]["status"] == "skipped"
+    assert pushed_row[1]["skip"]["reason"] == "suppressed"
+    assert pushed_row[1]["skip"]["source"] == "api"
