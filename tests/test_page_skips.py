@@ -72,6 +72,7 @@ async def test_skipped_recipients_on_the_page(srv: Server, fake: FakeGateway,
     await expect(pg, lambda p: _is(p, skipped_tab, "1"))
     await expect(pg, lambda p: _contains(p, "#card-total .card-note", "1 skipped"))
     assert B not in fake.per_recipient() and A in fake.per_recipient()
+    assert await dom(pg, "() => document.querySelector('.seg-skipped')?.dataset.count") == "1"
     await pg.click("[data-tab=skipped]")
     await expect(pg, lambda p: _rows(p, [B]))
     note = await text(pg, "#recipients tbody tr .note")

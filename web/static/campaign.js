@@ -333,6 +333,8 @@ export function mountCampaign(root, uuid) {
       ["failed", s.total_failed_count, t("spread.failed")],
       ["queued", s.total_queued_count, t("spread.queued")],
     ];
+    // skipped by the sender (SPEC 9): shown only when there are any
+    if (s.total_skipped_count) parts.push(["skipped", s.total_skipped_count, t("spread.skipped")]);
     const bar = h(
       "div",
       { class: "spread-bar", role: "img", "aria-label": t("spread.title") },

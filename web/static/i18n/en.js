@@ -150,6 +150,7 @@ export default {
   "spread.sent": "Sent, not delivered yet",
   "spread.failed": "Failed",
   "spread.queued": "Queued",
+  "spread.skipped": "Skipped",
   "spread.summary": "{delivered} delivered · {read} read",
   "spread.none": "no messages yet",
 

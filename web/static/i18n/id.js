@@ -148,6 +148,7 @@ export default {
   "spread.sent": "Terkirim, belum sampai ke perangkat",
   "spread.failed": "Gagal",
   "spread.queued": "Dalam antrean",
+  "spread.skipped": "Dilewati",
   "spread.summary": "{delivered} terkirim ke perangkat · {read} dibaca",
   "spread.none": "belum ada pesan",
 
