@@ -33,6 +33,7 @@ from domain.engagement import row_fields
 from domain.failures import Failure
 from domain.ledger import Ledger
 from domain.records import CampaignInfo
+from domain.skips import row_status
 from domain.status import CLASS_NAMES, LEVEL_NAMES
 from domain.timefmt import iso_time
 
@@ -147,20 +148,21 @@ def statistics_payload(info: CampaignInfo, stats: dict[str, Any]) -> dict[str, A
 
 def row_payload(state: tuple[Any, ...]) -> dict[str, Any]:
     """A CampaignChanged row (row, level, failed, class, reason, ts pending..failed,
-    failure, engagement); the last two may be missing (None)."""
+    failure, engagement, skip); the last three may be missing (None)."""
     row, level, failed, cls, reason = state[:5]
     end = 5 + len(TS_NAMES)
     stamps = state[5:end]
-    failure, engagement = (*state[end:end + 2], None, None)[:2]
+    failure, engagement, skip = (*state[end:end + 3], None, None, None)[:3]
     return {
         "row": row,
-        "status": CLASS_NAMES[cls],
+        "status": row_status(CLASS_NAMES[cls], skip.reason if skip else None),
         "level": LEVEL_NAMES[level],
         "failed": bool(failed),
         "failure_reason": reason,
         "failure": failure_payload(failure),
         "timestamps": dict(zip(TS_NAMES, map(iso_time, stamps), strict=True)),
         **row_fields(engagement),  # replied_at, reply_count, button, opted_out_at (SPEC 6.3)
+        "skip": skip.as_dict() if skip else None,  # why the sender skipped it (SPEC 9)
     }
 
 

@@ -27,11 +27,13 @@ from actors.messages import (
     RegisterMessages,
     RowFacts,
     RowFactsAnswer,
+    SkipRows,
 )
 from core.metrics import Metrics
 from domain.engagement import EngagementBook
 from domain.ledger import NONE, Ledger
 from domain.records import CampaignInfo
+from domain.skips import SkipBook, with_skips
 from domain.status import Level
 from domain.timefmt import iso_time
 
@@ -57,6 +59,7 @@ class CampaignActor(pykka.ThreadingActor):
         self.metrics = metrics
         self.ledger = Ledger()
         self.engagement = EngagementBook()  # replies, buttons, opt-outs: sparse (SPEC 6)
+        self.skips = SkipBook()  # rows the sender skipped: sparse (SPEC 9)
         self._loader = loader
         # Fields other parts add to the statistics (the sender's progress); thread-safe.
         self._extras = extras
@@ -95,11 +98,14 @@ class CampaignActor(pykka.ThreadingActor):
             self._engage(message)
         elif isinstance(message, RowFacts):
             self._row_facts(message)
+        elif isinstance(message, SkipRows):
+            self._skip(message)
         return None
 
     def statistics(self) -> dict[str, Any]:
         stats = self.ledger.statistics()
         stats.update(self.engagement.statistics(stats["total_delivered_count"]))
+        with_skips(stats, self.skips.count)
         stats["updated_at"] = iso_time(self.ledger.updated_at)
         if self._extras is not None:
             stats.update(self._extras(self.info.no))
@@ -124,6 +130,9 @@ class CampaignActor(pykka.ThreadingActor):
                     self.engagement.restart(row, self._start(row))
             else:
                 duplicate += 1
+        if self.skips.skips:  # a skipped row that now has a status counts as that (rare)
+            for row in changed:
+                self.skips.refresh(row, ledger.message_class(row))
         if applied:
             self.metrics.events.labels(message.source, "applied").inc(applied)
         if duplicate:
@@ -157,6 +166,9 @@ class CampaignActor(pykka.ThreadingActor):
                       at if m.failed else 0.0]
             ledger.fill(m.row, at, m.level, m.failed, m.reason, stamps, m.failure)
             rows.append(m.row)
+        if rows and self.skips.skips:
+            for row in rows:
+                self.skips.refresh(row, ledger.message_class(row))
         if rows:
             self._publish(rows)
         if message.reply is not None:
@@ -167,9 +179,19 @@ class CampaignActor(pykka.ThreadingActor):
         self.board.publish(self.info.no, stats)
         ledger = self.ledger
         engagement = self.engagement.rows
-        states = tuple((row, *ledger.row_state(row), engagement.get(row))
+        skips = self.skips.skips
+        states = tuple((row, *ledger.row_state(row), engagement.get(row), skips.get(row))
                        for row in rows[-500:])
         self.bus.publish(CampaignChanged(self.info, stats, states))
+
+    # --- skips (SPEC 9) -----------------------------------------------------------------
+
+    def _skip(self, message: SkipRows) -> None:
+        ledger = self.ledger
+        changed = [row for row, skip in message.items if row < len(ledger)
+                   and self.skips.offer(row, skip, ledger.message_class(row))]
+        if changed:
+            self._publish(changed)
 
     # --- engagement (SPEC 6) ------------------------------------------------------------
 
@@ -219,6 +241,9 @@ class CampaignActor(pykka.ThreadingActor):
         for row, inbound_id, touch in message.touches:
             if row < len(self.ledger):
                 self.engagement.credit(row, inbound_id, touch, self._start(row))
+        for row, skip in message.skips:
+            if row < len(self.ledger):
+                self.skips.offer(row, skip, self.ledger.message_class(row))
         self.ledger.clear_dirty()
         self.board.publish(self.info.no, self.statistics())
         stash, self._stash = self._stash or [], None

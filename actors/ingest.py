@@ -39,6 +39,7 @@ from actors.messages import (
     RegisterMessages,
     RowFacts,
     RowFactsAnswer,
+    SkipRows,
 )
 from actors.suppressions import SuppressionList
 from core.aio import Reply
@@ -161,6 +162,8 @@ class IngestActor(pykka.ThreadingActor):
             self.seq = max(self.seq, message.seq)
         elif isinstance(message, RegisterMessages):
             self._register(message)
+        elif isinstance(message, SkipRows):  # in order with the campaign's other messages
+            self._campaign(message.campaign_no).tell(message)
         elif isinstance(message, CampaignCreated):
             self.campaigns[message.info.no] = message.info
             self._campaign(message.info.no, load=False)

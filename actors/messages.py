@@ -35,6 +35,14 @@ class RegisterMessages:
 
 
 @dataclass(slots=True, frozen=True)
+class SkipRows:
+    """Rows the sender skipped (already stored, SPEC 9): (row, domain.skips.Skip)."""
+
+    campaign_no: int
+    items: tuple[tuple[int, Any], ...]
+
+
+@dataclass(slots=True, frozen=True)
 class CampaignCreated:
     info: CampaignInfo
 
@@ -95,6 +103,8 @@ class Loaded:
     # (row, latest attempt, latest accepted attempt above 1 or None, its tick or None)
     # of the rows sent more than once (store/campaigns.py state_columns)
     attempts: list[tuple[int, ...]] | None = None
+    # (row, domain.skips.Skip) of the rows the sender skipped (SPEC 9)
+    skips: tuple[tuple[int, Any], ...] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -110,8 +120,9 @@ class CollectDirty:
 class CampaignChanged:
     """A campaign's counters moved; `rows` are the changed rows' new states.
 
-    Each row is (row, level, failed, class, reason, ts_pending..ts_failed, failure) so
-    a live table can update its ticks without asking for the row again.
+    Each row is (row, level, failed, class, reason, ts_pending..ts_failed, failure,
+    engagement, skip) so a live table can update its ticks without asking for the row
+    again.
     """
 
     info: CampaignInfo

@@ -30,6 +30,7 @@ from actors.messages import (
     Loaded,
     NumberRows,
     RegisterMessages,
+    SkipRows,
 )
 from actors.relay import Relay
 from actors.sender_service import SendingContext, SendingService
@@ -72,7 +73,7 @@ class Runtime:
         self.campaigns = CampaignStore(self.store)
         self.engagement = EngagementStore(self.store)
         # The suppression list (SPEC 6.4): `is_suppressed(workspace, number)` from any
-        # thread, in O(1); the sender will consult it before each send (SPEC 9).
+        # thread, in O(1); the sender consults it before each send (SPEC 9 skips).
         self.suppressions = SuppressionList()
         self.bus = EventBus()
         self.board = StatsBoard()
@@ -91,7 +92,8 @@ class Runtime:
         self.sending = SendingService(SendingContext(
             config=config, campaigns=self.campaigns, metrics=self.metrics, bus=self.bus,
             board=self.board, journal_append=self.journal.append, register=self.register,
-            ask=self.ask, checkpoint=self.checkpoint, gate=self.state_gate))
+            ask=self.ask, checkpoint=self.checkpoint, gate=self.state_gate,
+            suppressions=self.suppressions))
         self.extensions.append(self.sending)
         # Passes every accepted webhook request on to the app behind (forward_to).
         self.relay = Relay(lambda: self.config, Outbox(self.store), self.metrics)
@@ -318,7 +320,9 @@ class Runtime:
                 async for base, columns, attempts in self.campaigns.state_columns(info.no):
                     ref.tell(Loaded(info, columns, done=False, base=base, attempts=attempts))
                 touches = await self.engagement.campaign_touches(info.no)
-                ref.tell(Loaded(info, [], done=True, touches=tuple(touches)))
+                skips = await self.campaigns.skips(info.no)
+                ref.tell(Loaded(info, [], done=True, touches=tuple(touches),
+                                skips=tuple(skips)))
                 return
             except pykka.ActorDeadError:
                 return
@@ -350,7 +354,7 @@ class Runtime:
         assert self.ingest is not None
         self.ingest.tell(CampaignCreated(info))
 
-    def register(self, message: RegisterMessages) -> None:
+    def register(self, message: RegisterMessages | SkipRows) -> None:
         assert self.ingest is not None
         self.ingest.tell(message)
 

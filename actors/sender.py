@@ -8,8 +8,11 @@ attempt, calls the gateway, stores the outcome and `tell`s a `SendResult` back. 
 are the loop's `call_later`, which `tell`s a `Tick`. Time comes from a `Clock`, so a
 test can move it by hand.
 
-Before a job is dispatched is where a future "skip this recipient" step (suppressed or
-unreachable numbers, SPEC 9) belongs: `_next_job` hands out the job, `_pump` sends it.
+Skips (SPEC 9): before the next job costs a token or a slot of the account's rate,
+`skip_of` (from the service: the suppression list, the unreachable tier) may say it is
+not to be sent; the job is then handed to `dispatch_skip` instead of `dispatch`, which
+stores it as skipped and `tell`s a `SendResult` of kind "skipped" back. Asked when the
+job is about to go, so a stop that arrives mid-campaign is honoured.
 """
 
 from __future__ import annotations
@@ -57,7 +60,9 @@ class Tick:
 @dataclass(slots=True, frozen=True)
 class SendResult:
     row: int
-    kind: str  # accepted | transient | permanent | halt | unknown | later | not_attempted
+    # accepted | transient | permanent | halt | unknown | later | not_attempted, and for a
+    # skip: skipped | skip_failed (not stored: asked again later)
+    kind: str
     reason: str | None = None
     retry_after: float | None = None
     throttled: bool = False  # HTTP 429 / Meta 130429: the account's rate goes down
@@ -84,6 +89,8 @@ class SenderPolicy:
 Dispatch = Callable[[Job], None]  # start sending this job on the loop
 Schedule = Callable[[float, Any], None]  # tell(message) to this actor after a delay
 Notify = Callable[[str, str | None], None]  # "drained" | "auto_pause" | "halt", reason
+SkipOf = Callable[[Job], Any]  # a domain.skips.Skip when the job must not be sent, else None
+DispatchSkip = Callable[[Job, Any], None]  # store the skip on the loop, tell a SendResult
 
 
 class SenderActor(pykka.ThreadingActor):
@@ -91,8 +98,12 @@ class SenderActor(pykka.ThreadingActor):
 
     def __init__(self, campaign_no: int, policy: SenderPolicy, account: SharedAccount,
                  dispatch: Dispatch, schedule: Schedule, notify: Notify,
-                 progress: dict[int, dict[str, Any]], clock: Clock = SYSTEM_CLOCK) -> None:
+                 progress: dict[int, dict[str, Any]], clock: Clock = SYSTEM_CLOCK,
+                 skip_of: SkipOf | None = None, dispatch_skip: DispatchSkip | None = None
+                 ) -> None:
         super().__init__()
+        self.skip_of = skip_of
+        self.dispatch_skip = dispatch_skip
         self.no = campaign_no
         self.policy = policy
         self.clock = clock
@@ -149,6 +160,12 @@ class SenderActor(pykka.ThreadingActor):
         if job is None:
             return
         now = self.clock.monotonic()
+        if result.kind == "skipped":  # done: neither sent nor failed
+            self.known.discard(job.row)
+            return
+        if result.kind == "skip_failed":  # not stored: asked again after a pause
+            heapq.heappush(self.retries, (now + self.policy.backoff_base, next(self._seq), job))
+            return
         if result.kind == "later":
             # This recipient only (Limited by Meta): no hold on the campaign or the
             # account, no backoff.
@@ -221,6 +238,8 @@ class SenderActor(pykka.ThreadingActor):
                 if self.window_until is not None:
                     self._wake(self.window_until - wall)
                 return
+            if self._skip_next(now):
+                continue
             wait = self.bucket.wait_time(now)
             if wait > 0:
                 self._wake(wait)
@@ -238,13 +257,27 @@ class SenderActor(pykka.ThreadingActor):
             self.slot = None
             self.bucket.try_take(now)
             job = self._next_job(now)
-            # Here a skip step would go (SPEC 9 item 4): not dispatched, outcome "skipped".
             job = replace(job, attempt=job.attempt + 1, tries=job.tries + 1)
             self.in_flight[job.row] = job
             self.dispatch(job)
         if not self.queue and not self.retries and not self.in_flight and not self._drained_sent:
             self._drained_sent = True
             self.notify("drained", None)
+
+    def _skip_next(self, now: float) -> bool:
+        """Hand the next job to `dispatch_skip` if it must not be sent (SPEC 9): it costs
+        no token and no slot of the account's rate, and is never given an attempt."""
+        if self.skip_of is None or self.dispatch_skip is None:
+            return False
+        due = self.retries and self.retries[0][0] <= now
+        job = self.retries[0][2] if due else self.queue[0]
+        skip = self.skip_of(job)
+        if skip is None:
+            return False
+        self._next_job(now)
+        self.in_flight[job.row] = job
+        self.dispatch_skip(job, skip)
+        return True
 
     def _wake(self, delay: float) -> None:
         due = self.clock.monotonic() + delay

@@ -30,7 +30,7 @@ import structlog
 
 from actors.accounts import COEXISTENCE_RATE, SharedAccount
 from actors.bus import EventBus, StatsBoard
-from actors.messages import CampaignStatusChanged, GetStatistics, RegisterMessages
+from actors.messages import CampaignStatusChanged, GetStatistics, RegisterMessages, SkipRows
 from actors.outbound import post_signed
 from actors.scheduler import Scheduler
 from actors.sender import (
@@ -41,16 +41,21 @@ from actors.sender import (
     SendWork,
     SetPaused,
 )
+from actors.suppressions import SuppressionList
 from core.aio import SharedExclusive
 from core.clock import SYSTEM_CLOCK, Clock
 from core.config import Config
 from core.metrics import Metrics
+from domain import skips
 from domain.attempts import MAX_ATTEMPT
 from domain.failures import FAIL, PAUSE, Failure, decide, from_text, known, slows_account
+from domain.inbound import opt_out_of_refusal
 from domain.pacing import Aimd
+from domain.phones import e164_digits
 from domain.records import CampaignInfo, RegisteredMessage
 from domain.sendwindow import SendWindow, parse_window
 from domain.status import Level, bare_message_id
+from domain.tiers import TierPolicy, is_unreachable
 from domain.timefmt import iso_time
 from gateways.base import Gateway, Outbound, Outcome
 from gateways.cloud import CloudGateway
@@ -59,6 +64,7 @@ from gateways.simulator import SimSettings, Simulator
 from gateways.waha import WahaGateway
 from store.campaigns import CampaignStore
 from store.db import StoreUnavailable
+from store.insights import InsightStore
 
 log = structlog.get_logger(__name__)
 
@@ -138,6 +144,10 @@ class Run:
         self.workspace_id: int = campaign["workspace_id"]
         self.options = options
         self.ref = ref
+        # SPEC 9: skip recipients in the unreachable tier (the campaign's choice), judged
+        # from the contacts each time its rows are (re)loaded: launch, resume, retries.
+        self.skip_unreachable = bool(options.pop("skip_unreachable", False))
+        self.unreachable: frozenset[str] = frozenset()  # recipients as stored
 
 
 @dataclass(frozen=True)
@@ -150,11 +160,13 @@ class SendingContext:
     bus: EventBus
     board: StatsBoard
     journal_append: Callable[..., Awaitable[Any]]  # simulated ACKs take the webhook path
-    register: Callable[[RegisterMessages], None]
+    register: Callable[[RegisterMessages | SkipRows], None]  # told to the ingest actor
     ask: Callable[..., Awaitable[Any]]
     checkpoint: Callable[[], Awaitable[int]]
     gate: SharedExclusive  # shared here, exclusive while a checkpoint collects and writes
     clock: Clock = SYSTEM_CLOCK
+    # The workspace suppression lists (SPEC 6.4): a listed number is skipped (SPEC 9).
+    suppressions: SuppressionList | None = None
 
 
 class SendingService:
@@ -332,7 +344,22 @@ class SendingService:
 
     async def _jobs(self, no: int) -> tuple[Job, ...]:
         rows = await self.ctx.campaigns.sendable_rows(no)
+        run = self.runs.get(no)
+        if run is not None and run.skip_unreachable and rows:
+            run.unreachable = await self._unreachable(run.workspace_id, [r[1] for r in rows])
         return tuple(Job(r[0], r[1], r[2], r[3], r[4]) for r in rows)
+
+    async def _unreachable(self, workspace: int, recipients: list[str]) -> frozenset[str]:
+        """The recipients in the unreachable tier (domain/tiers.py), from the contacts
+        facts as of the analytics' last recount (store/insights.py)."""
+        c = self.ctx.config
+        policy = TierPolicy(c["analytics.engaged_days"], c["analytics.unengaged_min_delivered"])
+        numbers = [e164_digits(r) or "" for r in recipients]
+        facts = await InsightStore(self.ctx.campaigns.store).facts(workspace, numbers,
+                                                                   frozenset())
+        now = self.ctx.clock.time()
+        return frozenset(r for r, f in zip(recipients, facts, strict=True)
+                         if is_unreachable(f, now, policy))
 
     async def _launch(self, campaign: dict[str, Any]) -> None:
         assert self.loop is not None
@@ -362,6 +389,8 @@ class SendingService:
             lambda delay, msg: self._schedule(no, delay, msg),
             lambda kind, reason: self._notify(no, kind, reason),
             self.progress, self.ctx.clock,
+            lambda job: self._skip_of(no, job),
+            lambda job, skip: self._dispatch_skip(no, job, skip),
         )
         run = Run({**campaign, "gateway": gateway}, options, ref)
         self.runs[no] = run
@@ -436,6 +465,23 @@ class SendingService:
     def _dispatch(self, no: int, job: Job) -> None:
         self._call(lambda: self._spawn(self._send(no, job)))
 
+    def _skip_of(self, no: int, job: Job) -> skips.Skip | None:
+        """Why this job must not be sent, if it must not (SPEC 9); O(1), no I/O: the
+        suppression list as it is now, the run's unreachable recipients."""
+        run = self.runs.get(no)
+        if run is None:
+            return None
+        if self.ctx.suppressions is not None:
+            entry = self.ctx.suppressions.entry(run.workspace_id, job.recipient)
+            if entry is not None:
+                return skips.suppressed(self.ctx.clock.time(), entry.reason, entry.source)
+        if job.recipient in run.unreachable:
+            return skips.unreachable(self.ctx.clock.time())
+        return None
+
+    def _dispatch_skip(self, no: int, job: Job, skip: skips.Skip) -> None:
+        self._call(lambda: self._spawn(self._skip(no, job, skip)))
+
     def _schedule(self, no: int, delay: float, message: Any) -> None:
         def later() -> None:
             assert self.loop is not None
@@ -486,6 +532,8 @@ class SendingService:
             outcome = judge_outcome(outcome, job.tries, run.gateway, self.ctx.config)
             self.ctx.metrics.sends.labels(run.gateway, outcome.kind).inc()
             await self._store_outcome(no, job, outcome)
+            if outcome.kind == "permanent":
+                await self._suppress_refused(no, job, outcome.failure)
             # HTTP 429, Meta 130429, ...: the account's shared rate goes down (SPEC 9).
             throttled = outcome.failure is not None and slows_account(outcome.failure.code)
             result = SendResult(job.row, outcome.kind, outcome.reason, outcome.retry_after,
@@ -497,6 +545,49 @@ class SendingService:
             if not self.calls[no]:
                 del self.calls[no]
             _tell(self.runs.get(no), result)
+
+    async def _skip(self, no: int, job: Job, skip: skips.Skip) -> None:
+        """Store a skip (durable before the campaign actor counts it), then tell the
+        sender. A kill -9 before the write leaves the row queued: asked again at start."""
+        result = SendResult(job.row, "skip_failed", "the skip was not stored")
+        try:
+            for attempt in itertools.count():
+                try:
+                    async with self.ctx.gate.shared():
+                        await self.ctx.campaigns.record_skipped(no, job.row, skip)
+                        self.ctx.register(SkipRows(no, ((job.row, skip),)))
+                    break
+                except StoreUnavailable as exc:
+                    if attempt % 10 == 0:
+                        log.warning("sender.skip_store_failed", campaign_no=no, row=job.row,
+                                    attempt=attempt, error=str(exc))
+                    await asyncio.sleep(min(self.outcome_retry_max_delay, 0.1 * (attempt + 1)))
+            run = self.runs.get(no)
+            self.ctx.metrics.sends.labels(run.gateway if run else "", "skipped").inc()
+            log.info("sender.skipped", campaign_no=no, row=job.row, reason=skip.reason,
+                     detail=skip.detail)
+            result = SendResult(job.row, "skipped", skip.reason)
+        except Exception:
+            log.exception("sender.skip_failed", campaign_no=no, row=job.row)
+        finally:
+            _tell(self.runs.get(no), result)
+
+    async def _suppress_refused(self, no: int, job: Job, failure: Failure | None) -> None:
+        """A send refused as opted out (131050, 63014, Twilio 21610: domain/failures.py)
+        puts the number on the workspace's suppression list, so the next campaign skips it
+        (status webhooks with those codes do so through engagement, domain/inbound.py)."""
+        run = self.runs.get(no)
+        if run is None or failure is None:
+            return
+        event = opt_out_of_refusal(f"sender:{run.uuid}:{job.row}:{job.attempt}",
+                                   e164_digits(job.recipient), run.workspace_id,
+                                   self.ctx.clock.time(), failure)
+        if event is None:
+            return
+        try:
+            await self.ctx.journal_append("sender", [event])
+        except StoreUnavailable as exc:
+            log.warning("sender.suppress_failed", campaign_no=no, row=job.row, error=str(exc))
 
     async def _store_outcome(self, no: int, job: Job, outcome: Outcome) -> None:
         now = self.ctx.clock.time()

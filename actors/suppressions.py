@@ -2,9 +2,10 @@
 
 The ingest actor writes it (stop / start facts from the journal, in journal order);
 anyone may ask `is_suppressed(workspace, number)` from any thread in O(1), without
-going through an actor: that is the question the sender will ask before handing a
-message to a gateway (SPEC 9, a later wave). Pages for the API go through the ingest
-actor (`GetSuppressions`) so that a read after an acknowledged change sees it.
+going through an actor: the sender asks `entry` before handing a message to a gateway
+(SPEC 9: a listed number is skipped, with the entry's reason). Pages for the API go
+through the ingest actor (`GetSuppressions`) so that a read after an acknowledged
+change sees it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ class SuppressionList:
             return False
         with self._lock:
             return self._book.is_suppressed(workspace_id, digits)
+
+    def entry(self, workspace_id: int, number: str) -> Entry | None:
+        """The listing of a suppressed recipient (its reason, source and time), else None;
+        O(1) like `is_suppressed`: the sender asks it before each send (SPEC 9)."""
+        digits = e164_digits(number)
+        if digits is None:
+            return None
+        with self._lock:
+            return self._book.entry(workspace_id, digits)
 
     def suppressed_numbers(self, workspace_id: int) -> frozenset[str]:
         """Every suppressed number of a workspace, as E.164 digits (a snapshot a sender

@@ -394,6 +394,11 @@ KEYS: dict[str, Key] = {
     "analytics.unengaged_min_delivered": Key(int, 5, "Delivered messages without a read or "
                                              "reply in engaged_days that make a contact "
                                              "unengaged.", minimum=1, maximum=100000),
+    # --- skips (SPEC 9: suppressed and unreachable recipients, docs/sending.md) ---
+    "sender.skip_unreachable": Key(bool, False, "Skip recipients in the unreachable tier "
+                                   "(their last 2 sends failed as Not on WhatsApp) in "
+                                   "campaigns created without skip_unreachable. Suppressed "
+                                   "numbers are always skipped."),
     "log.level": Key(str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
     "log.format": Key(str, "auto", "auto: readable on a terminal, JSON lines otherwise.",
                       choices=("auto", "json", "console")),

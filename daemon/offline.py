@@ -162,7 +162,7 @@ def cmd_stats(args: argparse.Namespace, db: Path) -> int:
 
 def export_from_file(db: Path, uuid: str, out: IO[str]) -> int:
     from store.engagement import TOUCH_RANGE_SQL, summarize_rows
-    from web.export import CHUNK_ROWS, EXPORT_SQL, EXPORT_SQL_0_1, csv_text
+    from web.export import CHUNK_ROWS, EXPORT_SQL, EXPORT_SQL_0_1, EXPORT_SQL_NO_SKIPS, csv_text
 
     conn = open_readonly(db)
     try:
@@ -173,7 +173,8 @@ def export_from_file(db: Path, uuid: str, out: IO[str]) -> int:
         count, after = 0, -1
         columns = {c[1] for c in conn.execute("PRAGMA table_info(messages)")}
         # A database this release has not opened yet: no failure fields, no attempts.
-        sql = EXPORT_SQL if "attempt_at" in columns else EXPORT_SQL_0_1
+        sql = EXPORT_SQL if "skip_reason" in columns else (
+            EXPORT_SQL_NO_SKIPS if "attempt_at" in columns else EXPORT_SQL_0_1)
         while True:
             rows = conn.execute(sql, (row[0], after, CHUNK_ROWS)).fetchall()
             if not rows:

@@ -187,8 +187,8 @@ class EngagementBook:
             "time_to_reply": {"median": self.reply_latency.quantile(0.5),
                               "p90": self.reply_latency.quantile(0.9)},
             "total_opted_out_count": self.opted_out,
-            # Recipients the sender skipped (suppressed numbers); filled in by the sender
-            # once it skips them (SPEC 9); nothing is skipped yet.
+            # Recipients the sender skipped: the campaign actor sets it from its skips
+            # (domain/skips.py, SPEC 9); 0 where there is none.
             "total_skipped_count": 0,
             "buttons": [{"payload": p, "title": t, "count": n} for (p, t), n in top],
         }

@@ -141,3 +141,14 @@ def opt_out_of_failure(inbound_id: str, message_id: str, at: float, recipient: s
     return InboundEvent(inbound_id, STOP, FAILURE, at, e164_digits(recipient),
                         quoted_id=message_id,
                         reason=reason_for(STOP, FAILURE, code=failure.code))
+
+
+def opt_out_of_refusal(inbound_id: str, number: str | None, workspace: int, at: float,
+                       failure: Failure) -> InboundEvent | None:
+    """The stop a send refused at once as `opted_out` also is (SPEC 9: 131050, 63014,
+    21610 answered to the sender's call, not in a status webhook): no message id was
+    given, so it goes straight to the campaign's workspace list, like an operator's."""
+    if failure.category != OPTED_OUT or not number:
+        return None
+    return InboundEvent(inbound_id, STOP, MANUAL, at, number, workspace,
+                        reason=reason_for(STOP, FAILURE, code=failure.code))

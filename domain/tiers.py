@@ -87,6 +87,13 @@ def tier_of(facts: ContactFacts, now: float, policy: TierPolicy) -> str:
     return tier_from(rules(now, policy), lambda c: holds(c, facts))
 
 
+def is_unreachable(facts: ContactFacts, now: float, policy: TierPolicy) -> bool:
+    """Whether the contact is in the unreachable tier, whatever the suppression list says
+    (the sender's skip_unreachable, SPEC 9: a suppressed number is skipped as suppressed,
+    so this asks the tier rule as if it were not listed)."""
+    return tier_of(facts._replace(suppressed=False), now, policy) == "unreachable"
+
+
 # --- audiences: a new campaign filtered by tiers ----------------------------------------
 
 

@@ -18,6 +18,7 @@ from domain.index import id_hash
 from domain.ledger import NONE, to_tenths
 from domain.phones import number_key_of
 from domain.records import CampaignInfo, RegisteredMessage
+from domain.skips import SKIPPED, Skip
 from domain.status import FAILED_CLASS, STATUS_FILTERS, message_class
 from store.aggregates import MARK
 from store.attempts import ACCEPTED_AT_SQL, ACCEPTED_ATTEMPT_SQL, SUPERSEDE_ATTEMPT
@@ -31,7 +32,8 @@ ROW_COLUMNS = (
     "row, message_id, raw_id, recipient, contact_id, level, failed, cls, reason, ts_queued,"
     " ts_pending, ts_sent, ts_delivered, ts_read, ts_played, ts_failed, send_state,"
     " failure_source, failure_code, failure_title, failure_details, failure_category,"
-    " failure_at, attempts, attempt_at, outcome_at, note"
+    " failure_at, attempts, attempt_at, outcome_at, note, skip_reason, skip_detail,"
+    " skip_source, skipped_at"
 )
 
 
@@ -268,10 +270,14 @@ class CampaignStore:
             where.append("row IN (SELECT row FROM inbound WHERE campaign_no = ? AND kind = ?"
                          + (" AND via = ?)" if status == "replied" else ")"))
             params += [campaign_no, *ENGAGEMENT_FILTERS[status]]
+        elif status == SKIPPED:  # counted as skipped: nothing sent or failed (domain/skips)
+            where.append("cls = 0 AND skip_reason IS NOT NULL")
         elif status is not None:
             low, high = STATUS_FILTERS[status]
             where.append("cls BETWEEN ? AND ?")
             params += [low, high]
+            if status == "queued":  # the Queued card does not count skipped rows
+                where.append("skip_reason IS NULL")
         if category is not None:
             assert category in CATEGORY_NAMES
             where.append("cls = ?")
@@ -434,6 +440,22 @@ class CampaignStore:
             " WHERE campaign_no = :no AND row = :row",
             {"at": at, "reason": reason, "source": source, "code": code, "title": title,
              "details": details, "category": category, "no": no, "row": row}, False)])
+
+    async def record_skipped(self, no: int, row: int, skip: Skip) -> None:
+        """Not sent, and never will be by this campaign (SPEC 9): retry-failed and
+        retry-unknown do not pick a skipped row up. Its delivery state is untouched."""
+        await self.store.transaction([(
+            "UPDATE messages SET send_state = 'skipped', outcome = 'skipped',"
+            " outcome_at = ?, skip_reason = ?, skip_detail = ?, skip_source = ?,"
+            " skipped_at = ? WHERE campaign_no = ? AND row = ?",
+            (skip.at, skip.reason, skip.detail, skip.source, skip.at, no, row), False)])
+
+    async def skips(self, no: int) -> list[tuple[int, Skip]]:
+        """The campaign's skipped rows, for its actor coming back from passivation."""
+        rows = await self.store.fetchall(
+            "SELECT row, skipped_at, skip_reason, skip_detail, skip_source FROM messages"
+            " WHERE campaign_no = ? AND skip_reason IS NOT NULL ORDER BY row", (no,))
+        return [(r[0], Skip(r[1] or 0.0, r[2], r[3], r[4])) for r in rows]
 
     async def record_transient(self, no: int, row: int, reason: str, at: float) -> None:
         """A timeout or 5xx: retried automatically. After a crash it counts as unknown

@@ -206,6 +206,12 @@ MIGRATIONS: list[Migration] = [
     # counted figures; the rows already here are counted by the backfill once the daemon
     # runs (store/aggregates.py, store/insights.py Backfill).
     Migration("0009_insights", create_tables),
+    # --- skips (SPEC 9, docs/sending.md "Skips"): why the sender did not send a row
+    # (send_state 'skipped'): suppressed | unreachable, the suppression's reason and
+    # source, and when. NULL on every row it did not skip.
+    Migration("0010_skips", add_columns("messages", (
+        ("skip_reason", "TEXT"), ("skip_detail", "TEXT"), ("skip_source", "TEXT"),
+        ("skipped_at", "REAL")))),
 ]
 
 

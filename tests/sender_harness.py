@@ -61,6 +61,7 @@ class Harness:
     notices: list[tuple[int, str, str | None]] = field(default_factory=list)
     progress: dict[int, dict[str, Any]] = field(default_factory=dict)
     answer: Answer | None = None
+    skipped: list[Call] = field(default_factory=list)  # jobs handed to dispatch_skip
     _timers: list[tuple[float, int]] = field(default_factory=list)
     _results: list[tuple[int, SendResult]] = field(default_factory=list)
     actors: dict[int, pykka.ActorRef[Any]] = field(default_factory=dict)
@@ -69,7 +70,8 @@ class Harness:
         return SharedAccount("test", rate, aimd, self.clock)
 
     def start(self, no: int, account: SharedAccount, rate: float, rows: int,
-              window: SendWindow | None = None, max_in_flight: int = 4) -> None:
+              window: SendWindow | None = None, max_in_flight: int = 4,
+              skip_of: Callable[[Job], Any] | None = None) -> None:
         policy = SenderPolicy(rate=rate, max_in_flight=max_in_flight, max_attempts=5,
                               backoff_base=0.5, backoff_max=5.0, failure_threshold=1.0,
                               failure_min_sample=10**6, window=window)
@@ -78,7 +80,8 @@ class Harness:
             lambda job: self._call(no, job),
             lambda delay, _msg: self._timers.append((self.clock.now + delay, no)),
             lambda kind, reason: self.notices.append((no, kind, reason)),
-            self.progress, self.clock)
+            self.progress, self.clock, skip_of,
+            lambda job, _skip: self._skip(no, job))
         self.actors[no] = ref
         ref.tell(SendWork(tuple(Job(r, f"62812{no:03d}{r:05d}", None, None)
                                 for r in range(rows))))
@@ -89,6 +92,10 @@ class Harness:
         self.calls.append(call)
         result = self.answer(call) if self.answer else SendResult(job.row, "accepted")
         self._results.append((no, result))
+
+    def _skip(self, no: int, job: Job) -> None:  # in the actor's thread: stored at once
+        self.skipped.append(Call(self.clock.now, self.clock.time(), no, job))
+        self._results.append((no, SendResult(job.row, "skipped")))
 
     def tell(self, no: int, message: Any) -> None:
         self.actors[no].tell(message)

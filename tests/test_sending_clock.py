@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from actors.sender import SendResult, SetPaused
+from actors.sender import Job, SendResult, SetPaused
 from domain.pacing import AccountPacer, Aimd
 from domain.sendwindow import parse_window
 from tests.sender_harness import Call, Harness, most_in_any_window
@@ -167,3 +167,23 @@ def test_window_labels_use_the_zone_abbreviation() -> None:
     now = datetime(2026, 11, 30, 14, 0, tzinfo=UTC).timestamp()  # 21:00 WIB
     opens = window.next_open(now)
     assert opens is not None and window.label(opens, now) == "08:00 WIB"
+
+
+def test_skips_cost_no_rate_and_a_stop_mid_campaign_is_honoured(h: Harness) -> None:
+    """SPEC 9 skips with a clock the test holds: a skipped recipient takes no token of the
+    rate (the others go out as if it were not there) and is never called; a number that
+    becomes suppressed while the campaign sends is skipped when its turn comes."""
+    stopped = {1, 3, 5}
+
+    def skip_of(job: Job) -> str | None:  # read in the actor's thread, when the job is due
+        return "suppressed" if job.row in stopped else None
+
+    h.start(1, h.account(0), rate=1.0, rows=10, max_in_flight=1, skip_of=skip_of)
+    h.run_until(1002.5)
+    assert [c.job.row for c in h.sent_by(1)] == [0, 2, 4]  # 1 / s, the skips in between
+    stopped.add(8)  # a STOP arrives mid-campaign
+    h.run_until(1100.0, stop=lambda: ("drained" in {n[1] for n in h.notices}))
+    assert [c.job.row for c in h.sent_by(1)] == [0, 2, 4, 6, 7, 9]
+    assert sorted(c.job.row for c in h.skipped) == [1, 3, 5, 8]
+    assert [c.at for c in h.sent_by(1)] == [1000.0, 1001.0, 1002.0, 1003.0, 1004.0, 1005.0]
+    assert h.progress[1]["total_remaining_count"] == 0

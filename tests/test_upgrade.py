@@ -8,6 +8,8 @@ every campaign must show exactly the statistics 0.1 served before it stopped.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -291,3 +293,57 @@ async def test_the_analytics_count_a_database_of_release_0_1(
                 assert c["failed"] == sum(r["status"] == "failed" for r in its)
     finally:
         insights.clock = clock.time
+
+
+@pytest.mark.parametrize("case", ["clean", "killed"])
+async def test_skips_work_on_a_database_of_release_0_1(
+        daemon_factory: Any, tmp_path: Path, case: str) -> None:
+    """Migration 0010_skips adds the skip columns: on the upgraded database a suppressed
+    number is skipped by retry-failed (it stays failed: its latest attempt is the failed
+    one, and its row shows the skip) and by a new campaign (counted as skipped), and the
+    CSV export carries the skip."""
+    db, _ = copy_release("0.1", case, tmp_path)
+    d: Daemon = await daemon_factory(**{
+        "store.path": str(db), "gateways.simulator.reject_ratio": 0.0,
+        "gateways.simulator.failure_ratio": 0.0, "gateways.simulator.delivery_ratio": 1.0,
+        "gateways.simulator.sent_after": 0.01, "gateways.simulator.delivered_after": 0.01})
+    _, body = await d.request("GET", "/api/campaigns/sent")
+    workspace = body["campaign"]["workspace_id"]
+    _, before = await d.request("GET", "/api/campaigns/sent/messages?status=failed")
+    stopped, other = sorted(r["recipient"] for r in before["messages"])
+    status, _ = await d.post_json(f"/api/workspaces/{workspace}/suppressions",
+                                  {"number": stopped, "reason": "asked by phone"})
+    assert status == 201
+
+    async def listed() -> bool:
+        _, got = await d.request("GET", f"/api/workspaces/{workspace}/suppressions")
+        return got["total"] == 1
+    await eventually(listed)
+
+    status, body = await d.post_json("/api/campaigns/sent/retry-failed", {})
+    assert status == 200 and body["requeued"] == 2
+
+    async def retried() -> Any:
+        _, got = await d.request("GET", "/api/campaigns/sent/messages?limit=500")
+        rows = {r["recipient"]: r for r in got["messages"]}
+        return (rows[stopped]["send_state"] == "skipped"
+                and rows[other]["status"] in ("delivered", "read") and rows)
+    rows = await eventually(retried, timeout=10)
+    assert rows[stopped]["status"] == "failed" and rows[stopped]["attempt"] == 1
+    assert rows[stopped]["skip"]["reason"] == "suppressed"
+    assert (await d.stats("sent"))["total_skipped_count"] == 0  # it counts as failed
+
+    status, body = await d.post_json("/api/campaigns", {
+        "workspace_id": workspace, "name": "Again", "message": "Hi",
+        "recipients": [stopped, other], "rate": 50, "start": True})
+    assert status == 201, body
+    uuid = body["campaign"]["uuid"]
+
+    async def skipped() -> Any:
+        stats = await d.stats(uuid)
+        return stats["total_skipped_count"] == 1 and stats["total_sent_count"] == 1 and stats
+    await eventually(skipped, timeout=10)
+    status, text = await d.request("GET", f"/api/campaigns/{uuid}/export.csv")
+    assert status == 200
+    found = {r["recipient"]: r for r in csv.DictReader(io.StringIO(text))}
+    assert found[stopped]["status"] == "skipped" and found[stopped]["skip_reason"] == "suppressed"

@@ -15,6 +15,7 @@ from actors.runtime import Runtime
 from domain.engagement import ENGAGEMENT_FILTERS, RowEngagement, row_fields
 from domain.failures import CATEGORY_NAMES, Failure, clean_code, from_text, lookup, short
 from domain.records import CampaignInfo
+from domain.skips import SKIPPED, Skip, row_status
 from domain.status import LEVEL_NAMES, STATUS_FILTERS, Level, class_name, parse_status_name
 from domain.timefmt import iso_time
 from store import attempts as attempt_store
@@ -40,7 +41,7 @@ from web.sources import digits
 
 MAX_MESSAGES_PER_REQUEST = 10_000
 # The rows API's `status` filter: the cards' classes, and who replied / opted out.
-ROW_FILTERS = (*STATUS_FILTERS, *ENGAGEMENT_FILTERS)
+ROW_FILTERS = (*STATUS_FILTERS, *ENGAGEMENT_FILTERS, SKIPPED)
 CAMPAIGN_STATUSES = ("tracking", "pending", "scheduled", "processing", "paused", "completed",
                      "cancelled", "failed")
 
@@ -63,7 +64,9 @@ def present_row(row: dict[str, Any], engagement: RowEngagement | None = None,
         "raw_message_id": row["raw_id"] or row["message_id"],  # as registered
         "recipient": row["recipient"],
         "contact_id": row["contact_id"],
-        "status": class_name(row["level"], bool(row["failed"])),
+        # `skipped` when the sender skipped it and nothing was sent or failed (SPEC 9)
+        "status": row_status(class_name(row["level"], bool(row["failed"])),
+                             row.get("skip_reason")),
         "level": LEVEL_NAMES[row["level"]],
         "failed": bool(row["failed"]),
         "failure_reason": row["reason"],
@@ -75,6 +78,8 @@ def present_row(row: dict[str, Any], engagement: RowEngagement | None = None,
         "attempt_started_at": iso_time(row.get("attempt_at")),
         "attempt_note": row.get("note"),
         "previous_attempts": [present_attempt(a) for a in earlier or ()],
+        # why the sender did not send it: {reason, detail, source, at} (SPEC 9)
+        "skip": present_skip(row),
         "timestamps": {
             "queued": iso_time(row["ts_queued"]),
             "pending": iso_time(row["ts_pending"]),
@@ -87,6 +92,13 @@ def present_row(row: dict[str, Any], engagement: RowEngagement | None = None,
         # replied_at, reply_count, button, opted_out_at, reply_text (SPEC 6.3)
         **row_fields(engagement),
     }
+
+
+def present_skip(row: dict[str, Any]) -> dict[str, Any] | None:
+    if not row.get("skip_reason"):
+        return None
+    return Skip(row.get("skipped_at") or 0.0, row["skip_reason"], row.get("skip_detail"),
+                row.get("skip_source")).as_dict()
 
 
 def present_failure(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -108,7 +120,7 @@ def present_failure(row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 SENDING_FIELDS = ("recipients", "message", "gateway", "rate", "start", "skip_invalid",
-                  "template", "send_at", "window", "audience")
+                  "template", "send_at", "window", "audience", "skip_unreachable")
 
 
 async def create_campaign(request: web.Request) -> web.Response:

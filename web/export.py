@@ -18,6 +18,7 @@ from aiohttp import web
 
 from domain.engagement import RowEngagement
 from domain.failures import from_text, lookup
+from domain.skips import row_status
 from domain.status import LEVEL_NAMES, class_name
 from domain.timefmt import iso_time
 from store.attempts import HISTORY_JSON_SQL
@@ -37,19 +38,28 @@ ENGAGEMENT_COLUMNS = ("replied_at", "reply_count", "button", "opted_out_at", "re
 # `previous_attempts` lists the earlier ones, oldest first, as
 # "#1 failed 2026-11-27T15:09:02.369Z (id ABC): 63016 outside window | #2 ...".
 ATTEMPT_COLUMNS = ("attempt", "previous_attempts")
+# Then a row the sender skipped (SPEC 9; status `skipped`): suppressed | unreachable, the
+# suppression's reason (or the tier rule) and source, and when it was skipped.
+SKIP_COLUMNS = ("skip_reason", "skip_detail", "skip_source", "skipped_at")
 CSV_COLUMNS = ("row", "recipient", "contact_id", "message_id", "raw_message_id", "status",
                "level", "failed", "failure_reason", "failure_code", "failure_category",
-               *TIMESTAMP_COLUMNS, *ENGAGEMENT_COLUMNS, *ATTEMPT_COLUMNS)
+               *TIMESTAMP_COLUMNS, *ENGAGEMENT_COLUMNS, *ATTEMPT_COLUMNS, *SKIP_COLUMNS)
 _EXPORT_COLUMNS = (
     "SELECT row, recipient, contact_id, raw_id, message_id, level, failed, reason,"
     " {code}, ts_queued, ts_pending, ts_sent, ts_delivered, ts_read, ts_played,"
-    " ts_failed, attempts, {history} FROM messages WHERE campaign_no = ? AND row > ?"
-    " ORDER BY row LIMIT ?"
+    " ts_failed, attempts, {history}, {skips} FROM messages WHERE campaign_no = ?"
+    " AND row > ? ORDER BY row LIMIT ?"
 )
-EXPORT_SQL = _EXPORT_COLUMNS.format(code="failure_code", history=HISTORY_JSON_SQL)
-# A database of release 0.1 not yet opened by this release (the CLI reads it as it is):
-# no failure fields, no attempt history.
-EXPORT_SQL_0_1 = _EXPORT_COLUMNS.format(code="NULL AS failure_code", history="'[]'")
+_SKIPS = "skip_reason, skip_detail, skip_source, skipped_at"
+_NO_SKIPS = "NULL, NULL, NULL, NULL"
+EXPORT_SQL = _EXPORT_COLUMNS.format(code="failure_code", history=HISTORY_JSON_SQL,
+                                    skips=_SKIPS)
+# Databases this release has not opened yet (the CLI reads them as they are): one of
+# release 0.1 (no failure fields, no attempt history), one before skips.
+EXPORT_SQL_0_1 = _EXPORT_COLUMNS.format(code="NULL AS failure_code", history="'[]'",
+                                        skips=_NO_SKIPS)
+EXPORT_SQL_NO_SKIPS = _EXPORT_COLUMNS.format(code="failure_code", history=HISTORY_JSON_SQL,
+                                             skips=_NO_SKIPS)
 
 
 def _cell(value: str | None) -> str:
@@ -69,7 +79,8 @@ def csv_text(rows: Iterable[Sequence[Any]], header: bool = False,
         writer.writerow(CSV_COLUMNS)
     engagement = engagement or {}
     for (row, recipient, contact, raw_id, message_id, level, failed, reason, code,
-         *stamps, attempts, history) in rows:
+         *stamps, attempts, history, skip_reason, skip_detail, skip_source,
+         skipped_at) in rows:
         category = ""
         if failed or reason or code:
             code = code or (from_text(reason, "").code if reason else None)
@@ -79,12 +90,15 @@ def csv_text(rows: Iterable[Sequence[Any]], header: bool = False,
         writer.writerow((
             row, _cell(recipient), _cell(contact), _cell(message_id),
             _cell(raw_id or message_id),
-            class_name(level, bool(failed)), LEVEL_NAMES[level], "true" if failed else "false",
+            row_status(class_name(level, bool(failed)), skip_reason), LEVEL_NAMES[level],
+            "true" if failed else "false",
             _cell(reason), _cell(code), category, *(iso_time(ts) or "" for ts in stamps),
             iso_time(e.replied_at) or "" if e else "", e.reply_count if e else 0,
             _cell(button), iso_time(e.opted_out_at) or "" if e else "",
             _cell(e.text) if e else "",
             attempts or "", _cell(previous_attempts_text(history)),
+            skip_reason or "", _cell(skip_detail), _cell(skip_source),
+            iso_time(skipped_at) or "",
         ))
     return out.getvalue()
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from domain.cluster import NODE_PATTERN
 from domain.engagement import ENGAGEMENT_FILTERS
 from domain.failures import CATEGORY_NAMES
+from domain.skips import SKIP_REASONS, SKIPPED
 from domain.status import LEVEL_NAMES, STATUS_FILTERS
 from web import openapi_insights
 from web.errors import json_response
@@ -200,6 +201,10 @@ SCHEMAS: dict[str, Any] = {
             "window": WINDOW,
             "skip_invalid": {"type": "boolean", "default": False,
                              "description": "Drop invalid numbers instead of refusing."},
+            "skip_unreachable": {"type": "boolean", "description": "Skip recipients in the "
+                                 "unreachable tier when their turn comes (status skipped, "
+                                 "never sent); default sender.skip_unreachable. Suppressed "
+                                 "numbers are always skipped."},
             "template": {"type": "object", "required": ["name"],
                          "description": "Cloud API template (gateway cloud only).",
                          "properties": {"name": {"type": "string"},
@@ -254,6 +259,8 @@ SCHEMAS: dict[str, Any] = {
                                      "throttled_count": COUNT,
                                      "last_throttled_at": TIME, "held_until": TIME}}),
             "send_states": {"type": "object", "additionalProperties": COUNT},
+            "skip_unreachable": {"type": "boolean", "description": "Unreachable recipients "
+                                 "are skipped too (suppressed ones always are)."},
             "progress": {"type": "object", "properties": SEND_PROGRESS},
             "unknown": {"type": "array", "description": "Recipients whose "
                         "send outcome is unknown (after a crash)."}}}},
@@ -291,7 +298,7 @@ SCHEMAS: dict[str, Any] = {
             "raw_message_id": nullable({"type": "string", "description": (
                 "The id exactly as registered or as the gateway returned it.")}),
             "recipient": {"type": "string"}, "contact_id": nullable({"type": "string"}),
-            "status": {"type": "string", "enum": [*LEVEL_NAMES, "failed"]},
+            "status": {"type": "string", "enum": [*LEVEL_NAMES, "failed", "skipped"]},
             "level": {"type": "string", "enum": list(LEVEL_NAMES)},
             "failed": {"type": "boolean"}, "failure_reason": nullable({"type": "string"}),
             "failure": nullable(ref("Failure")),
@@ -301,6 +308,13 @@ SCHEMAS: dict[str, Any] = {
             "attempt_note": nullable({"type": "string", "description": "A transient error "
                                       "the latest attempt met."}),
             "previous_attempts": {"type": "array", "items": ATTEMPT},
+            "skip": nullable({"type": "object", "description": "Why the sender did not "
+                              "send it (status skipped unless an earlier attempt failed).",
+                              "required": ["reason", "detail", "source", "at"],
+                              "properties": {
+                                  "reason": {"type": "string", "enum": list(SKIP_REASONS)},
+                                  "detail": nullable({"type": "string"}),
+                                  "source": nullable({"type": "string"}), "at": TIME}}),
             "timestamps": {"type": "object", "properties": {
                 name: TIME for name in (*LEVEL_NAMES, "failed")}},
         },
@@ -439,7 +453,8 @@ SCHEMAS["Statistics"]["properties"].update({
     "time_to_reply": {**LATENCY, "description": "Seconds from sent to the first reply."},
     "total_opted_out_count": {**COUNT, "description": "Messages answered with a stop."},
     "total_skipped_count": {**COUNT, "description": "Recipients the sender skipped "
-                            "(suppressed); 0 until the sender skips them."},
+                            "(suppressed, or unreachable with skip_unreachable) and never "
+                            "sent; not in total_queued_count, done in progress."},
     "buttons": {"type": "array", "description": "Messages per tapped button, most first "
                 "(at most 20).", "items": {
                     "type": "object", "required": ["payload", "title", "count"],
@@ -610,9 +625,10 @@ def _campaign_paths() -> dict[str, Any]:
                     "parameters": [
                         UUID_PARAM,
                         query("status", {"type": "string", "enum": [
-                            *STATUS_FILTERS, *ENGAGEMENT_FILTERS]},
+                            *STATUS_FILTERS, *ENGAGEMENT_FILTERS, SKIPPED]},
                               "Filter as the cards count (read includes played, ...); "
-                              "replied / opted_out: rows with a reply / a stop."),
+                              "replied / opted_out: rows with a reply / a stop; skipped: "
+                              "rows the sender skipped."),
                         query("search", {"type": "string", "maxLength": 100},
                               "Substring of the recipient or message id."),
                         query("category", {"type": "string", "enum": list(CATEGORY_NAMES)},
@@ -642,7 +658,8 @@ def _campaign_paths() -> dict[str, Any]:
                            "failed, failure_reason, failure_code, failure_category, queued_at, "
                            "pending_at, sent_at, delivered_at, read_at, played_at, failed_at, "
                            "replied_at, reply_count, button, opted_out_at, reply_text, "
-                           "attempt, previous_attempts.",
+                           "attempt, previous_attempts, skip_reason, skip_detail, "
+                           "skip_source, skipped_at.",
             "responses": {"200": ok("CSV with a header line.", {"type": "string"}, "text/csv"),
                           **AUTH_ERRORS, **NOT_FOUND}}},
     }

@@ -60,6 +60,7 @@ async def page_config(request: web.Request) -> web.Response:
         "default_gateway": config.values.get("sender.default_gateway", "simulator"),
         "default_rate": config.values.get("sender.default_rate", 10.0),
         "max_rate": config.values.get("sender.max_rate"),
+        "skip_unreachable": config.values.get("sender.skip_unreachable", False),  # SPEC 9
         # A cluster node lists campaigns across nodes and creates them on a chosen node.
         "cluster": ({"node": config["cluster.node"],
                      "nodes": [config["cluster.node"], *config["cluster.peers"]]}

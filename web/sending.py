@@ -122,7 +122,11 @@ async def create_sending_campaign(request: web.Request, doc: dict[str, Any], wor
                        f"above 0 and at most {c['sender.max_rate']:g}", "rate")
     start = doc.get("start", False)
     skip_invalid = doc.get("skip_invalid", False)
-    for field, value in (("start", start), ("skip_invalid", skip_invalid)):
+    # SPEC 9: skip recipients in the unreachable tier at send time (suppressed ones are
+    # always skipped); the choice is kept with the campaign, the default from config.
+    skip_unreachable = doc.get("skip_unreachable", c["sender.skip_unreachable"])
+    for field, value in (("start", start), ("skip_invalid", skip_invalid),
+                         ("skip_unreachable", skip_unreachable)):
         if not isinstance(value, bool):
             raise ApiError(422, "invalid_field", f"{field} must be true or false", field)
     send_at = None
@@ -171,6 +175,8 @@ async def create_sending_campaign(request: web.Request, doc: dict[str, Any], wor
     registered, _ = await rt.campaigns.register(no, new)
     variables = [(m.row, orjson.dumps(r.variables).decode() if r.variables else None)
                  for m, r in zip(registered, report.valid, strict=True)]
+    if skip_unreachable:
+        options["skip_unreachable"] = True
     await rt.campaigns.set_send_options(no, orjson.dumps(options).decode() if options else None,
                                         variables)
     rt.register(RegisterMessages(no, tuple(registered)))
@@ -228,7 +234,7 @@ async def sending(request: web.Request) -> web.Response:
     service = _service(request)
     no = campaign["no"]
     counts = await rt.campaigns.send_state_counts(no)
-    _, reason = await rt.campaigns.send_options(no)
+    raw_options, reason = await rt.campaigns.send_options(no)
     unknown = await rt.campaigns.rows_in_state(no, "unknown", 1000)
     progress = service.progress_of(no)
     if no not in service.runs:  # not sending now (pending, paused after a restart, ...)
@@ -246,6 +252,9 @@ async def sending(request: web.Request) -> web.Response:
                    "opens": None if is_open or not changes else window.label(changes, now)},
         "account": account.snapshot() if account is not None else None,
         "send_states": {k: v for k, v in counts.items() if k != "none"},
+        # SPEC 9: unreachable recipients are skipped too (suppressed ones always are)
+        "skip_unreachable": bool(orjson.loads(raw_options).get("skip_unreachable"))
+        if raw_options else False,
         "progress": progress,
         "unknown": unknown,
     }})

@@ -8,7 +8,10 @@ One aiohttp server speaks three dialects:
 It records every request (time, recipient, body) so tests count what was sent, and a
 per-recipient script says what to answer: a status code (with the real service's error
 body), ("429", seconds) for Retry-After, ("graph", code, status) for a Cloud API error
-with that Graph error code, or "hang" to trigger the client's timeout.
+with that Graph error code, ("coded", status, code, message) for a service that relays
+its provider's error code (Twilio's 21610 through an HTTP gateway, say), or "hang" to
+trigger the client's timeout. `held` keeps a recipient's call waiting (listed in
+`waiting`) until the test sets its event: a call deterministically in flight.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-Answer = Any  # 200 | 400 | 500 | ("429", seconds) | ("graph", code, status) | "hang"
+Answer = Any  # 200 | 400 | 500 | ("429", s) | ("graph", code, status) | ("coded", ...) | "hang"
 
 WEBJS_ERRORS = {
     400: {"success": False, "error": "Invalid phone number: the number is not registered"},
@@ -59,6 +62,8 @@ class FakeGateway:
     default_delay: float = 0.0
     requests: list[Sent] = field(default_factory=list)
     hooks: list[tuple[dict[str, str], bytes]] = field(default_factory=list)  # webhooks in
+    held: dict[str, asyncio.Event] = field(default_factory=dict)  # recipient -> release
+    waiting: set[str] = field(default_factory=set)  # held calls now waiting
     url: str = ""
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -103,6 +108,11 @@ class FakeGateway:
             await self._runner.cleanup()
 
     async def _answer(self, dialect: str, recipient: str, body: dict[str, Any]) -> Answer:
+        gate = self.held.get(recipient)
+        if gate is not None:
+            self.waiting.add(recipient)
+            await gate.wait()
+            self.waiting.discard(recipient)
         steps = self.script.get(recipient)
         answer = steps.pop(0) if steps else 200
         if answer == "hang":
@@ -116,6 +126,8 @@ class FakeGateway:
             await asyncio.sleep(self.default_delay)
         if isinstance(answer, tuple) and answer[0] == "graph":
             status = int(answer[2])
+        elif isinstance(answer, tuple) and answer[0] == "coded":
+            status = int(answer[1])
         else:
             status = int(answer[0]) if isinstance(answer, tuple) else int(answer)
         self.requests.append(Sent(time.time(), dialect, recipient, body, status))
@@ -129,6 +141,11 @@ class FakeGateway:
     async def webjs(self, request: web.Request) -> web.Response:
         body = await request.json()
         answer = await self._answer("webjs", body["to"], body)
+        if isinstance(answer, tuple) and answer[0] == "coded":
+            _, status, code, message = answer
+            return web.json_response({"success": False, "error": {"code": code,
+                                                                  "message": message}},
+                                     status=status)
         if isinstance(answer, tuple):
             return web.json_response({"success": False, "error": "Too many requests"},
                                      status=429, headers={"Retry-After": str(answer[1])})

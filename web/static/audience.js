@@ -10,7 +10,8 @@ import { debounce, h } from "./util.js";
 /**
  * The audience field. `workspace()` and `recipients()` give the form's current values;
  * `onKept(n)` hears how many recipients the audience keeps (null: no audience).
- * Returns {el, value(), refresh(), set(include, exclude)}.
+ * Returns {el, value(), refresh(), set(include, exclude), skipUnreachable(),
+ * setSkipUnreachable(on)}: the last two are the campaign's skip_unreachable (SPEC 9).
  */
 export function audienceField(workspace, recipients, onKept = () => {}) {
   const include = new Set();
@@ -93,7 +94,32 @@ export function audienceField(workspace, recipients, onKept = () => {}) {
     refresh();
   }
 
+  // Skips (SPEC 9): unlike the tiers above, judged when each recipient's turn comes.
+  const skipBox = h("input", { type: "checkbox", id: "f-skip-unreachable", name: "skip_unreachable" });
+  const skipField = h(
+    "label",
+    { class: "chip-check skip-unreachable", for: "f-skip-unreachable", title: t("skip.unreachable_hint") },
+    skipBox,
+    t("skip.unreachable_option"),
+  );
+
   draw();
-  const el = h("div", { class: "field", id: "audience" }, h("span", { class: "field-label" }, t("audience.title")), h("span", { class: "field-hint" }, t("audience.hint")), rows, preview);
-  return { el, value, refresh, set };
+  const el = h(
+    "div",
+    { class: "field", id: "audience" },
+    h("span", { class: "field-label" }, t("audience.title")),
+    h("span", { class: "field-hint" }, t("audience.hint")),
+    rows,
+    preview,
+    skipField,
+    h("span", { class: "field-hint" }, t("skip.unreachable_hint")),
+  );
+  return {
+    el,
+    value,
+    refresh,
+    set,
+    skipUnreachable: () => skipBox.checked,
+    setSkipUnreachable: (on) => (skipBox.checked = Boolean(on)),
+  };
 }

@@ -36,8 +36,11 @@ const CARDS = [
 function cardNote(key, s) {
   const total = s.total_message_count;
   switch (key) {
-    case "total":
-      return s.total_queued_count ? t("card.total.queued", { count: s.total_queued_count }) : total ? t("card.total.handed") : t("card.total.none");
+    case "total": {
+      // skipped recipients (SPEC 9) are done, not queued: said beside the queued ones
+      const skipped = s.total_skipped_count ? ` · ${t("card.total.skipped", { count: s.total_skipped_count })}` : "";
+      return (s.total_queued_count ? t("card.total.queued", { count: s.total_queued_count }) : total ? t("card.total.handed") : t("card.total.none")) + skipped;
+    }
     case "sent":
       return t("card.sent.note", { pct: fmtPct(pct(s.total_sent_count, total)) });
     case "delivered":
@@ -254,7 +257,8 @@ export function mountCampaign(root, uuid) {
       sendingEl.hidden = true;
       return;
     }
-    const done = stats.total_sent_count + stats.total_failed_count;
+    const skipped = stats.total_skipped_count || 0; // done too: never to be sent (SPEC 9)
+    const done = stats.total_sent_count + stats.total_failed_count + skipped;
     const total = stats.total_message_count;
     const progress = stats.progress ?? pct(done, total);
     const counts = { pct: fmtPct(progress), sent: stats.total_sent_count, failed: stats.total_failed_count, total };
@@ -273,6 +277,7 @@ export function mountCampaign(root, uuid) {
           rate ? h("span", { id: "send-rate" }, t("sending.rate", { rate: fmtNum(rate) })) : "",
           s === "processing" ? accountRate() : "",
           eta ? h("span", { id: "send-eta" }, t("sending.eta", { eta: fmtDuration(eta) })) : "",
+          skipped ? h("span", { id: "send-skipped" }, t("sending.skipped", { count: skipped })) : "",
         ),
       ),
       h("div", { class: "progress" }, h("div", { class: "progress-fill", style: `width:${Math.min(100, progress)}%` })),
@@ -328,6 +333,8 @@ export function mountCampaign(root, uuid) {
       ["failed", s.total_failed_count, t("spread.failed")],
       ["queued", s.total_queued_count, t("spread.queued")],
     ];
+    // skipped by the sender (SPEC 9): shown only when there are any
+    if (s.total_skipped_count) parts.push(["skipped", s.total_skipped_count, t("spread.skipped")]);
     const bar = h(
       "div",
       { class: "spread-bar", role: "img", "aria-label": t("spread.title") },

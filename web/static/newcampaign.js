@@ -86,6 +86,7 @@ export function mountNew(root, match, { relabel = false } = {}) {
     if (!kept && !localStorage.getItem(WS_KEY) && cfg.default_workspace) workspace.value = cfg.default_workspace;
     if (cfg.default_rate) rate.value = cfg.default_rate;
     if (cfg.max_rate) rate.max = cfg.max_rate;
+    if (!kept) audience.setSkipUnreachable(cfg.skip_unreachable); // sender.skip_unreachable
     if (cfg.cluster) {
       for (const n of cfg.cluster.nodes) node.append(h("option", { value: n, selected: n === cfg.cluster.node, translate: "no" }, n));
       nodeField.hidden = cfg.cluster.nodes.length < 2;
@@ -187,6 +188,7 @@ export function mountNew(root, match, { relabel = false } = {}) {
             rate: Number(rate.value),
             start: true,
             ...(audience.value() ? { audience: audience.value() } : {}),
+            skip_unreachable: audience.skipUnreachable(),
           });
           sent = true;
           location.hash = `#/campaigns/${encodeURIComponent(doc.campaign.uuid)}`;
@@ -218,6 +220,7 @@ export function mountNew(root, match, { relabel = false } = {}) {
   countChars();
   fromInsights(new URLSearchParams((match && match[1]) || ""));
   if (kept && kept.audience) audience.set(kept.audience.include_tiers, kept.audience.exclude_tiers);
+  if (kept) audience.setSkipUnreachable(kept.skipUnreachable);
   workspace.addEventListener("input", () => audience.refresh());
   check();
   name.focus();
@@ -251,6 +254,7 @@ export function mountNew(root, match, { relabel = false } = {}) {
       rate: rate.value,
       node: node.value,
       audience: audience.value(),
+      skipUnreachable: audience.skipUnreachable(),
     };
   };
 }

@@ -18,12 +18,15 @@ const TABS = [
   ["queued", () => t("tab.queued"), [0, 0], (s) => s.total_queued_count],
   // rows with a reply (SPEC 6.3): the API's status=replied
   ["replied", () => t("tab.replied"), "replied", (s) => s.total_replied_count],
+  // rows the sender skipped (SPEC 9): the API's status=skipped
+  ["skipped", () => t("tab.skipped"), "skipped", (s) => s.total_skipped_count],
 ];
 
 function inTab(tab, row) {
   const range = TABS.find((t) => t[0] === tab)[2];
   if (!range) return true;
   if (range === "replied") return Boolean(row.replied_at);
+  if (range === "skipped") return row.status === "skipped";
   const c = CLASSES.indexOf(row.status);
   return c >= range[0] && c <= range[1];
 }
@@ -54,6 +57,8 @@ function engagement(row) {
 /** The ticks of a row, as WhatsApp shows them. */
 export function ticks(row) {
   switch (row.status) {
+    case "skipped": // why is in the row's note (SPEC 9)
+      return h("span", { class: "tick tick-skipped", title: t("tick.skipped_title") }, "⊘", h("span", { class: "tick-label" }, t("tick.skipped")));
     case "failed": // the reason (the gateway's words) is in the row's note, marked as data
       return h("span", { class: "tick tick-failed", title: t("tick.failed") }, "✗", h("span", { class: "tick-label" }, t("tick.failed")));
     case "played":
@@ -107,6 +112,16 @@ function attempts(row, opened) {
   );
 }
 
+/** Why the sender skipped the row (SPEC 9): the reason in the page's language, then the
+ * suppression's own words and where it came from (data: not translated). */
+function skipNote(skip) {
+  if (!skip) return "";
+  const text = skip.reason === "unreachable" ? t("skip.unreachable") : t("skip.suppressed");
+  const words = skip.reason === "suppressed" && skip.detail ? h("q", { class: "skip-detail", translate: "no" }, skip.detail) : "";
+  const source = skip.reason === "suppressed" && skip.source ? h("small", { class: "muted" }, ` ${t("skip.source", { source: skip.source })}`) : "";
+  return h("span", { class: "skip-note", dataset: { skip: skip.reason } }, text, " ", words, source, skip.at ? h("small", { class: "muted" }, ` ${fmtTime(skip.at)}`) : "");
+}
+
 function rowElement(row, opened = new Set()) {
   const ts = row.timestamps || {};
   // The failure's plain label (in the page's language) and code, its own words on hover
@@ -129,7 +144,7 @@ function rowElement(row, opened = new Set()) {
     h("td", {}, stamp(ts.delivered)),
     h("td", {}, stamp(ts.read)),
     h("td", { class: "engaged", dataset: { replied: row.replied_at ? "1" : "", opted: row.opted_out_at ? "1" : "" } }, ...engagement(row)),
-    h("td", { class: "note" }, note, row.status === "failed" && ts.failed ? h("small", { class: "muted" }, ` ${fmtTime(ts.failed)}`) : "", said, attempts(row, opened)),
+    h("td", { class: "note" }, skipNote(row.skip), note, row.status === "failed" && ts.failed ? h("small", { class: "muted" }, ` ${fmtTime(ts.failed)}`) : "", said, attempts(row, opened)),
   );
 }
 

@@ -150,6 +150,7 @@ export default {
   "spread.sent": "Sent, not delivered yet",
   "spread.failed": "Failed",
   "spread.queued": "Queued",
+  "spread.skipped": "Skipped",
   "spread.summary": "{delivered} delivered · {read} read",
   "spread.none": "no messages yet",
 
@@ -490,5 +491,17 @@ export default {
   "audience.failed": "The audience could not be checked.",
   "audience.kept": "{kept} of {total} recipients will get the message.",
   "audience.removed_include": "{count} removed: {tier} is not kept",
-  "audience.removed_exclude": "{count} removed: {tier} is left out"
+  "audience.removed_exclude": "{count} removed: {tier} is left out",
+
+  // skips (SPEC 9): recipients the sender did not send to
+  "skip.unreachable_option": "Skip unreachable recipients",
+  "skip.unreachable_hint": "Recipients whose last 2 messages failed as not on WhatsApp are skipped when their turn comes. Numbers on the suppression list are always skipped.",
+  "card.total.skipped": "{count} skipped",
+  "tab.skipped": "Skipped",
+  "tick.skipped": "Skipped",
+  "tick.skipped_title": "not sent: the sender skipped this recipient",
+  "skip.suppressed": "Skipped: on the suppression list",
+  "skip.unreachable": "Skipped: unreachable (the last 2 messages failed as not on WhatsApp)",
+  "skip.source": "from {source}",
+  "sending.skipped": "{count} skipped"
 };

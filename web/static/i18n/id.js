@@ -148,6 +148,7 @@ export default {
   "spread.sent": "Terkirim, belum sampai ke perangkat",
   "spread.failed": "Gagal",
   "spread.queued": "Dalam antrean",
+  "spread.skipped": "Dilewati",
   "spread.summary": "{delivered} terkirim ke perangkat · {read} dibaca",
   "spread.none": "belum ada pesan",
 
@@ -482,5 +483,17 @@ export default {
   "audience.failed": "Audiens tidak dapat diperiksa.",
   "audience.kept": "{kept} dari {total} penerima akan menerima pesan ini.",
   "audience.removed_include": "{count} dibuang: {tier} tidak termasuk",
-  "audience.removed_exclude": "{count} dibuang: {tier} dikecualikan"
+  "audience.removed_exclude": "{count} dibuang: {tier} dikecualikan",
+
+  // skips (SPEC 9): penerima yang dilewati pengirim
+  "skip.unreachable_option": "Lewati penerima yang tidak terjangkau",
+  "skip.unreachable_hint": "Penerima yang 2 pesan terakhirnya gagal karena tidak terdaftar di WhatsApp dilewati saat gilirannya tiba. Nomor dalam daftar berhenti berlangganan selalu dilewati.",
+  "card.total.skipped": "{count} dilewati",
+  "tab.skipped": "Dilewati",
+  "tick.skipped": "Dilewati",
+  "tick.skipped_title": "tidak dikirim: pengirim melewati penerima ini",
+  "skip.suppressed": "Dilewati: ada dalam daftar berhenti berlangganan",
+  "skip.unreachable": "Dilewati: tidak terjangkau (2 pesan terakhir gagal karena tidak terdaftar di WhatsApp)",
+  "skip.source": "dari {source}",
+  "sending.skipped": "{count} dilewati"
 };
