@@ -473,6 +473,51 @@ async def test_page_comes_back_after_the_daemon_is_killed(tmp_path: Path, page: 
         await asyncio.to_thread(proc.terminate)
 
 
+async def test_an_api_answer_read_before_a_live_change_does_not_take_it_back(
+        server: Server, page: Any) -> None:
+    """docs/live.md: the page never shows an older state after a newer one. Under load the
+    page's own GET of the campaign can be answered with the state before a change and
+    reach the page after that change's live frame; here the answer is held until then.
+    A failure that arrives late keeps `updated_at` (the time of the latest event) as it
+    was, so only the order of arrival can tell the two states apart."""
+    status, body = await server.post("/api/campaigns", {"workspace_id": 1, "uuid": UUID,
+                                                        "name": "Late answer"})
+    assert status == 201, body
+    status, body = await server.post(f"/api/campaigns/{UUID}/messages", {"messages": [
+        {"recipient": r, "message_id": m} for r, m in NAMED[:3]]})
+    assert status == 201, body
+    loop = asyncio.get_running_loop()
+    read: asyncio.Future[None] = loop.create_future()  # the daemon has answered the GET
+    release = asyncio.Event()
+
+    async def hold_the_first_answer(route: Any) -> None:
+        if read.done():
+            await route.continue_()
+            return
+        response = await route.fetch()  # the state as the daemon has it now
+        read.set_result(None)
+        await release.wait()
+        await route.fulfill(response=response)
+
+    await page.route(f"**/api/campaigns/{UUID}", hold_the_first_answer)
+    await page.goto(server.url(f"/#/campaigns/{UUID}"))
+    await asyncio.wait_for(read, 30)
+    # The numbers come live (the state on subscribe) while the answer is held.
+    await expect(page, lambda p: _cards_are(p, total=3, sent=3, delivered=0, read=0,
+                                            failed=0))
+    status, body = await server.post("/webhooks/cloud",
+                                     fixture_bytes("cloud_status_failed.json"))
+    assert status == 200, body
+    await expect(page, lambda p: _cards_are(p, total=3, sent=2, delivered=0, read=0,
+                                            failed=1))
+    release.set()
+    await expect(page, lambda p: _text_is(p, "h1.title", "Late answer"))  # answer handled
+    assert await _cards_are(page, total=3, sent=2, delivered=0, read=0, failed=1), \
+        await cards(page)
+    assert await _text_is(page, "#campaign-status", "Tracking")
+    assert page.errors == []
+
+
 async def test_the_page_shows_why_messages_failed_alerts_and_number_health(
         tmp_path: Path, page: Any) -> None:
     """SPEC 7: the breakdown beside the Failed card (label, count, codes, what to do), the
