@@ -16,6 +16,7 @@ from typing import Any
 
 from domain.engagement import RowEngagement, Touch, summarize
 from domain.inbound import InboundEvent
+from store.aggregates import MARK
 from store.db import Statement, Store
 
 INBOUND_COLUMNS = ("id, source, workspace_id, number, at, quoted_id, kind, via,"
@@ -32,6 +33,10 @@ PUT_SUPPRESSION = (
     " number = excluded.number, at = excluded.at, kind = excluded.kind,"
     " reason = excluded.reason, source = excluded.source"
 )
+MARK_CREDITED = (
+    f"UPDATE messages SET {MARK} WHERE (campaign_no, row) IN"
+    " (SELECT campaign_no, row FROM inbound WHERE id = ? AND campaign_no IS NOT NULL)"
+)
 CHUNK = 500
 
 
@@ -40,8 +45,14 @@ def checkpoint_statements(inbound_ops: Iterable[tuple[str, Any]],
     """The writes of one checkpoint's engagement changes, in the order they happened."""
     out: list[Statement] = []
     for op, arg in inbound_ops:
+        # The rows a credit leaves and the row it goes to are marked for the analytics
+        # recount in the same transaction (store/aggregates.py): the campaign actor's row
+        # may reach a checkpoint before its credit does, and then nothing else would.
+        inbound_id = arg[0] if op == "put" else arg
+        out.append((MARK_CREDITED, (inbound_id,), False))
         if op == "put":
             out.append((PUT_INBOUND, arg, False))
+            out.append((MARK_CREDITED, (inbound_id,), False))
         else:
             out.append(("DELETE FROM inbound WHERE id = ?", (arg,), False))
     for op, arg in suppression_ops:

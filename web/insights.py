@@ -13,10 +13,8 @@ checkpoints (store/aggregates.py): as of the last checkpoint, a couple of second
 
 from __future__ import annotations
 
-import csv
-import io
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +31,7 @@ from gateways.recipients import Recipient, parse_recipients
 from store.db import StoreUnavailable
 from store.insights import InsightStore, facts_of
 from web.common import query_int, read_json_object
+from web.csvstream import stream_csv
 from web.errors import ApiError, json_response
 from web.keys import RUNTIME
 from web.suppressions import workspace_of
@@ -65,7 +64,9 @@ def slots_end(now: float) -> float:
 
 async def counting(rt: Runtime) -> bool:
     """Rows wait to be counted (just written, or stored before the aggregates existed, an
-    upgrade): the figures leave them out until they are."""
+    upgrade): the figures leave them out until they are. A route asks this BEFORE it reads
+    the aggregates: a recount that commits in between then only makes the answer newer,
+    whereas asked after, "not counting" could stand beside figures read before it."""
     try:
         return await rt.recounter.counting()
     except StoreUnavailable:
@@ -95,6 +96,7 @@ async def trends(request: web.Request) -> web.Response:
     rt, store = _store(request)
     workspace = workspace_of(request)
     days = query_int(request, "days", 90, 1, 3650)
+    waiting = await counting(rt)  # asked BEFORE reading: see counting()
     now = clock()
     campaigns = await store.campaigns(workspace, now - days * DAY, MAX_TREND_CAMPAIGNS)
     end = slots_end(now)
@@ -105,7 +107,7 @@ async def trends(request: web.Request) -> web.Response:
         previous = await store.slot_totals(workspace, end - 2 * span, end - span)
         totals[str(length)] = period(current, previous)
     return json_response({"workspace_id": workspace, "days": days, "now": iso_time(now),
-                          "counting": await counting(rt),
+                          "counting": waiting,
                           "campaigns": [_campaign_figures(rt, c) for c in campaigns],
                           "totals": totals})
 
@@ -145,11 +147,12 @@ async def best_time_route(request: web.Request) -> web.Response:
     if tz is None:
         raise ApiError(400, "invalid_query", "timezone must be an IANA time zone name like "
                        "Asia/Jakarta", "timezone")
+    waiting = await counting(rt)
     end = slots_end(clock())
     cells = fold(await store.slots(workspace, end - days * DAY, end), tz)
     policy = best_time_policy(config)
     return json_response({"workspace_id": workspace, "timezone": name, "days": days,
-                          "counting": await counting(rt),
+                          "counting": waiting,
                           "min_cell_messages": policy.min_cell_messages,
                           "prior_strength": policy.prior_strength,
                           **best_time(cells, policy)})
@@ -204,10 +207,11 @@ async def contacts(request: web.Request) -> web.Response:
     after = request.query.get("cursor") or None
     if after is not None and not (after.isascii() and after.isdigit() and len(after) <= 15):
         raise ApiError(400, "invalid_query", "cursor is not valid", "cursor")
+    waiting = await counting(rt)
     now = clock()
     page, more, suppressed = await _page(rt, store, workspace, tier, search, after, limit, now)
     body: dict[str, Any] = {"workspace_id": workspace, "tier": tier, "search": search,
-                            "counting": await counting(rt), "contacts": page,
+                            "counting": waiting, "contacts": page,
                             "next_cursor": page[-1]["number"] if more else None}
     if after is None:  # the first page says how many there are in each tier
         body["tiers"] = await tier_counts(rt, store, workspace, now, suppressed, search)
@@ -241,30 +245,20 @@ async def contacts_csv(request: web.Request) -> web.StreamResponse:
     workspace = workspace_of(request)
     tier, search = _contact_query(request)
     now = clock()
-    page, more, _ = await _page(rt, store, workspace, tier, search, None, CSV_PAGE, now)
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="contacts-{workspace}'
-                               f'{"-" + tier if tier else ""}.csv"',
-        "Cache-Control": "no-store"})
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    header = True
-    while True:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        if header:
-            writer.writerow(CSV_COLUMNS)
-            header = False
-        for contact in page:  # numbers and tier names: nothing a spreadsheet would run
-            writer.writerow([_cell(contact[c]) for c in CSV_COLUMNS])
-        await response.write(out.getvalue().encode())
-        if not more:
-            break
-        page, more, _ = await _page(rt, store, workspace, tier, search, page[-1]["number"],
-                                    CSV_PAGE, now)
-    await response.write_eof()
-    return response
+
+    async def pages() -> AsyncIterator[list[list[str]]]:
+        after = None
+        while True:
+            page, more, _ = await _page(rt, store, workspace, tier, search, after, CSV_PAGE,
+                                        now)
+            # numbers and tier names: nothing a spreadsheet would run
+            yield [[_cell(contact[c]) for c in CSV_COLUMNS] for contact in page]
+            if not more:
+                return
+            after = page[-1]["number"]
+
+    name = f'contacts-{workspace}{"-" + tier if tier else ""}.csv'
+    return await stream_csv(request, name, CSV_COLUMNS, pages())
 
 
 # --- audiences ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import csv
 import io
 import time
 import uuid as uuidlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from domain.phones import e164_digits
 from domain.suppression import Entry
 from domain.timefmt import iso_time
 from web.common import principal_of, query_int, read_json_object
+from web.csvstream import stream_csv
 from web.errors import ApiError, json_response
 from web.keys import RUNTIME
 from web.sources import digits
@@ -80,28 +82,16 @@ async def list_suppressions(request: web.Request) -> web.StreamResponse:
 
 
 async def _export(request: web.Request, rt: Runtime, workspace: int) -> web.StreamResponse:
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="suppressions-{workspace}.csv"',
-        "Cache-Control": "no-store"})
-    response.enable_chunked_encoding()
-    _, entries = await _page(rt, workspace, None, PAGE)
-    await response.prepare(request)
-    header = True
-    while True:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        if header:
-            writer.writerow(CSV_HEADER)
-            header = False
-        for e in entries:
-            writer.writerow((e.number, _cell(e.reason), e.source, iso_time(e.at)))
-        await response.write(out.getvalue().encode())
-        if len(entries) < PAGE:
-            break
-        _, entries = await _page(rt, workspace, entries[-1].number, PAGE)
-    await response.write_eof()
-    return response
+    async def pages() -> AsyncIterator[list[tuple[str, ...]]]:
+        after = None
+        while True:
+            _, entries = await _page(rt, workspace, after, PAGE)
+            yield [(e.number, _cell(e.reason), e.source, iso_time(e.at)) for e in entries]
+            if len(entries) < PAGE:
+                return
+            after = entries[-1].number
+
+    return await stream_csv(request, f"suppressions-{workspace}.csv", CSV_HEADER, pages())
 
 
 def _cell(value: str | None) -> str:
