@@ -522,6 +522,52 @@ async def test_an_api_answer_read_before_a_live_change_does_not_take_it_back(
     assert page.errors == []
 
 
+async def test_a_list_answer_read_before_a_live_change_does_not_take_it_back(
+        server: Server, page: Any) -> None:
+    """The same for the campaign list: its GET (here: a click on the "All" tab) answered
+    with the state before a failure, held until the failure's live frame is shown."""
+    status, body = await server.post("/api/campaigns", {"workspace_id": 1, "uuid": UUID,
+                                                        "name": "Late list"})
+    assert status == 201, body
+    status, body = await server.post(f"/api/campaigns/{UUID}/messages", {"messages": [
+        {"recipient": r, "message_id": m} for r, m in NAMED[:3]]})
+    assert status == 201, body
+    await page.goto(server.url("/#/"))
+    await expect(page, lambda p: _list_count(p, "n-sent", "3"))
+    await expect(page, lambda p: dom(p, """() => [...window.campaigndLive.channels.values()]
+        .some(c => c.name === 'workspace.1' && c.subscribed)"""))
+
+    loop = asyncio.get_running_loop()
+    read: asyncio.Future[None] = loop.create_future()
+    release = asyncio.Event()
+
+    async def hold_the_answer(route: Any) -> None:
+        if read.done():
+            await route.continue_()
+            return
+        response = await route.fetch()
+        read.set_result(None)
+        await release.wait()
+        await route.fulfill(response=response)
+
+    await page.route(lambda url: url.split("?")[0].endswith("/api/campaigns"), hold_the_answer)
+    await page.click(".tabs .tab[data-filter='']")
+    await asyncio.wait_for(read, 30)
+    status, body = await server.post("/webhooks/cloud",
+                                     fixture_bytes("cloud_status_failed.json"))
+    assert status == 200, body
+    await expect(page, lambda p: _list_count(p, "n-failed", "1"))
+    row = f".camp[data-uuid='{UUID}']"
+    await dom(page, f"() => {{ document.querySelector(\"{row}\").shownBefore = true; }}")
+    release.set()
+    await expect(page, lambda p: dom(  # the answer handled: the list is built anew
+        p, f"() => !!document.querySelector(\"{row}\") && "
+           f"!document.querySelector(\"{row}\").shownBefore"))
+    assert await _list_count(page, "n-failed", "1")
+    assert await _list_count(page, "n-sent", "2")
+    assert page.errors == []
+
+
 async def test_the_page_shows_why_messages_failed_alerts_and_number_health(
         tmp_path: Path, page: Any) -> None:
     """SPEC 7: the breakdown beside the Failed card (label, count, codes, what to do), the
