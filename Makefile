@@ -24,10 +24,15 @@ demo: $(STAMP)
 test-deps: $(STAMP)
 	@if [ -x scripts/test-deps.sh ]; then scripts/test-deps.sh; fi
 
+# Two pytest-xdist workers (one per core of the 2-core machines we and CI run on);
+# `make test WORKERS=0` runs in one process. Groups of tests that must not run side by
+# side stay on one worker (tests/conftest.py, SERIAL_GROUPS).
+WORKERS ?= 2
+
 test: test-deps
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n $(WORKERS) --dist loadgroup
 
 soak: test-deps
 	$(BIN)/python -m pytest -q -m slow

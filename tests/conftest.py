@@ -24,6 +24,34 @@ if not FIXTURES.exists():  # CI clones the repo with shared/ beside it
     FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`). Each
+# worker is its own process (its own event loop, Pykka registry, rlimits, environment),
+# every test has its own tmp_path, and daemons listen on port 0; what the workers share is
+# the machine. The tests of one group below run one after the other on one worker:
+# - "chromium": real headless Chromium, the heaviest tests of all; they also share
+#   test-output/ (a test empties its screenshot folder before it starts).
+# - "services": real nginx, redis-server and systemd-nspawn on ports picked by probing
+#   (free_port: free when asked, not reserved), and whole systems booted in containers.
+SERIAL_GROUPS = {
+    "chromium": {"test_page_browser", "test_page_engagement", "test_page_insights",
+                 "test_page_language", "test_page_sending", "test_relay_page",
+                 "test_cluster_page"},
+    "services": {"test_nginx", "test_cluster_nginx", "test_cluster_push",
+                 "test_systemd_unit", "test_service_systemd"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        module = module.__name__.rpartition(".")[2] if module else ""
+        for group, modules in SERIAL_GROUPS.items():
+            # The page fixture (tests/test_page_browser.py) starts Chromium, wherever used.
+            if module in modules or (group == "chromium" and "page" in item.fixturenames):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+
+
 def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 

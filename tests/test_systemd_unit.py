@@ -107,8 +107,14 @@ class Container:
                                      f"{self.console_text()}")
             children = subprocess.run(["pgrep", "-P", str(self.proc.pid)],
                                       capture_output=True, text=True).stdout.split()
-            if children:
-                return int(children[0])
+            # nspawn's first child only sets the container up and exits (on a busy machine
+            # it is still there when we look): the init is the child running systemd.
+            for child in children:
+                try:
+                    if Path(f"/proc/{child}/comm").read_text().strip() == "systemd":
+                        return int(child)
+                except OSError:
+                    pass  # gone meanwhile
             time.sleep(0.1)
         raise AssertionError(f"no container init: {self.console_text()}")
 

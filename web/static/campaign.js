@@ -88,8 +88,16 @@ export function mountCampaign(root, uuid) {
   const path = `/api/campaigns/${encodeURIComponent(uuid)}`;
   let campaign = null;
   let stats = null;
-  let epoch = 0; // bumps on reconnect: the first numbers of a new epoch always win
-  let statsEpoch = -1;
+  // Live frames arrive in order (the daemon keeps its state on subscribe in order with its
+  // pushes, docs/live.md), so each one is the newest we know. An API answer is a state
+  // read while its request was on its way: once a live frame came in that time, it may be
+  // older than what is shown, and the live stream brings anything newer by itself. So an
+  // answer's numbers (or status) count only when no live numbers (status) came meanwhile.
+  // `updated_at` cannot order them: it is the time of the latest status event, which
+  // stays the same when an older event changes the counts, e.g. a late failure.
+  let liveStats = 0; // live frames with statistics so far
+  let liveStatus = 0; // live status changes so far
+  let lastLiveStatus = null;
   let samples = []; // [ms, sent + failed] while sending, for rate and ETA
   let timeline = null;
   let announced = null; // the status our own button just set: its push needs no second toast
@@ -431,13 +439,21 @@ export function mountCampaign(root, uuid) {
     }
   }, 3000);
 
-  function applyStats(next, source) {
+  /** What live frames have come so far, taken when an API request is sent: its answer
+   *  may set the numbers (the status) only if no live ones came before it. */
+  const liveSoFar = () => ({ stats: liveStats, status: liveStatus });
+
+  /** The campaign from an API answer, keeping a live status that came while it was asked. */
+  function answered(doc, asked) {
+    return liveStatus === asked.status ? doc : { ...doc, status: lastLiveStatus };
+  }
+
+  function applyStats(next, source, asked = null) {
     if (!next || !alive) return;
-    const fresh = statsEpoch !== epoch;
-    if (!fresh && stats && stats.updated_at && next.updated_at && next.updated_at < stats.updated_at) return;
+    if (source === "live") liveStats += 1;
+    else if (asked && asked.stats !== liveStats) return; // a live frame is as new or newer
     const previous = stats;
     stats = next;
-    statsEpoch = epoch;
     if (campaign && campaign.status === "processing") {
       samples.push([Date.now(), stats.total_sent_count + stats.total_failed_count]);
       samples = samples.filter(([t]) => Date.now() - t < 30000);
@@ -462,13 +478,14 @@ export function mountCampaign(root, uuid) {
 
   async function loadAll() {
     try {
+      const asked = liveSoFar();
       const doc = await api("GET", path);
       if (!alive) return;
-      campaign = doc.campaign;
+      campaign = answered(doc.campaign, asked);
       errorEl.hidden = true;
       alerts.set(campaign.alerts);
       renderHead();
-      applyStats(campaign.statistics, "api");
+      applyStats(campaign.statistics, "api", asked);
     } catch (err) {
       errorEl.hidden = false;
       errorEl.replaceChildren(...errorParts(err.status === 404 ? "" : t("campaign.load_failed"), err));
@@ -485,11 +502,12 @@ export function mountCampaign(root, uuid) {
     announced = TARGET[action] || null;
     setTimeout(() => (announced = null), 5000);
     try {
+      const asked = liveSoFar();
       const doc = await api("POST", `${path}/${action}`, {});
       if (doc && doc.campaign) {
-        campaign = { ...campaign, ...doc.campaign };
+        campaign = answered({ ...campaign, ...doc.campaign }, asked);
         renderHead();
-        if (doc.campaign.statistics) applyStats(doc.campaign.statistics, "api");
+        if (doc.campaign.statistics) applyStats(doc.campaign.statistics, "api", asked);
         else renderSending();
       }
       loadSending();
@@ -541,7 +559,13 @@ export function mountCampaign(root, uuid) {
     channel
       .bind("campaign.statistics.updated", (data) => mine(data) && applyStats(data.statistics, "live"))
       .bind("campaign.status.changed", (data) => {
-        if (!mine(data) || !campaign) return;
+        if (!mine(data)) return;
+        liveStatus += 1;
+        lastLiveStatus = data.status;
+        if (!campaign) {
+          if (data.statistics) applyStats(data.statistics, "live"); // the head comes with the API
+          return;
+        }
         const before = campaign.status;
         campaign = { ...campaign, status: data.status };
         if (before === "scheduled" && data.status !== "scheduled") loadAll(); // its start note
@@ -566,12 +590,7 @@ export function mountCampaign(root, uuid) {
       })
       .bind("pusher:subscription_error", (data) => toast(t("live.refused"), "error", data.message));
   });
-  cleanups.push(
-    onReconnect(() => {
-      epoch += 1;
-      loadAll();
-    }),
-  );
+  cleanups.push(onReconnect(() => loadAll()));
   // A scheduled campaign's "starts in ..." counts down; its start comes as a status push.
   const ticker = setInterval(() => campaign && campaign.status === "scheduled" && renderSending(), 15000);
   cleanups.push(() => clearInterval(ticker));

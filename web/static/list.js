@@ -100,8 +100,22 @@ export function mountList(root) {
     load(true);
   }
 
+  // Live frames arrive in order; a list answer may have been read before the last of
+  // them (campaign.js says more): a campaign's live numbers and status that came while
+  // the list was asked are kept over the answer's.
+  let liveFrames = 0;
+  const lastLive = new Map(); // uuid -> { statistics, statisticsAt, status, statusAt }
+
+  function keepNewerLive(c, asked) {
+    const live = lastLive.get(c.uuid);
+    if (!live) return;
+    if (live.statisticsAt > asked) c.statistics = live.statistics;
+    if (live.statusAt > asked) c.status = live.status;
+  }
+
   async function load(reset) {
     if (reset) cursor = null;
+    const asked = liveFrames;
     const query = new URLSearchParams({ limit: "50" });
     if (status) query.set("status", status);
     if (cursor) query.set("cursor", cursor);
@@ -120,6 +134,7 @@ export function mountList(root) {
       listEl.replaceChildren();
     }
     for (const c of doc.campaigns) {
+      keepNewerLive(c, asked);
       campaigns.set(c.uuid, c);
       listEl.append(rowFor(c));
     }
@@ -147,6 +162,13 @@ export function mountList(root) {
   const elsewhere = new Set(); // campaigns on later pages or in other tabs: no reloads for them
 
   function update(data) {
+    if (data.campaign_uuid && (data.statistics || data.status)) {
+      liveFrames += 1;
+      const live = lastLive.get(data.campaign_uuid) || {};
+      if (data.statistics) Object.assign(live, { statistics: data.statistics, statisticsAt: liveFrames });
+      if (data.status) Object.assign(live, { status: data.status, statusAt: liveFrames });
+      lastLive.set(data.campaign_uuid, live);
+    }
     const c = campaigns.get(data.campaign_uuid);
     if (!c) {
       // A campaign we do not list: a new one (reload once to show it on top), or one
