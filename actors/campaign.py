@@ -49,6 +49,7 @@ class CampaignActor(pykka.ThreadingActor):
         metrics: Metrics,
         loader: Loader | None,
         extras: Callable[[int], dict[str, Any]] | None = None,
+        watched: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__()
         self.info = info
@@ -60,6 +61,8 @@ class CampaignActor(pykka.ThreadingActor):
         self._loader = loader
         # Fields other parts add to the statistics (the sender's progress); thread-safe.
         self._extras = extras
+        # Whether anyone watches the rows live (web/pusher.py); else no row states.
+        self._watched = watched or (lambda uuid: True)
         self._stash: list[Any] | None = [] if loader is not None else None
         self.log = log.bind(campaign_uuid=info.uuid)
 
@@ -168,7 +171,7 @@ class CampaignActor(pykka.ThreadingActor):
         ledger = self.ledger
         engagement = self.engagement.rows
         states = tuple((row, *ledger.row_state(row), engagement.get(row))
-                       for row in rows[-500:])
+                       for row in rows[-500:]) if self._watched(self.info.uuid) else ()
         self.bus.publish(CampaignChanged(self.info, stats, states))
 
     # --- engagement (SPEC 6) ------------------------------------------------------------

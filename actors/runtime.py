@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import pykka
@@ -75,6 +76,10 @@ class Runtime:
         self.suppressions = SuppressionList()
         self.bus = EventBus()
         self.board = StatsBoard()
+        # Whether anyone watches a campaign's rows live (uuid -> bool, read from campaign
+        # actors' threads): the push layer sets it; unwatched, a campaign actor skips the
+        # per-row states of its changes (most of its work per batch of statuses).
+        self.rows_watched: Callable[[str], bool] = lambda uuid: True
         self.journal = Journal(self.store, self._dispatch)
         self.state_gate = SharedExclusive()  # checkpoints vs the sender's row writes
         self.ingest: pykka.ActorRef[Any] | None = None
@@ -289,7 +294,8 @@ class Runtime:
         """Called in the ingest actor's thread."""
         loader = self._request_load if load else None
         return CampaignActor.start(info, self.bus, self.board, self.metrics, loader,
-                                   self.sending.extras)
+                                   self.sending.extras,
+                                   watched=lambda uuid: self.rows_watched(uuid))
 
     def _request_load(self, info: CampaignInfo, ref: pykka.ActorRef[Any]) -> None:
         """Called in a campaign actor's thread: load its rows on the loop, tell them back."""

@@ -72,11 +72,13 @@ class DirtyRows:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def params(self) -> Iterator[tuple[Any, ...]]:
-        """One UPDATE's parameters per row, made as they are consumed (re-iterable):
-        store/checkpoint.py's UPDATE_ROW."""
+    def params(self, lo: int = 0, hi: int | None = None) -> Iterator[tuple[Any, ...]]:
+        """One UPDATE's parameters per row (of rows[lo:hi]), made as they are consumed
+        (re-iterable): store/checkpoint.py's UPDATE_ROW."""
         base, no, failures, ticks = self.base, self.campaign_no, self.failures, self.ticks
-        for i, row in enumerate(self.rows):
+        rows = self.rows
+        for i in range(lo, len(rows) if hi is None else min(hi, len(rows))):
+            row = rows[i]
             kept = failures.get(row)
             if kept is None:
                 failure_cols: tuple[Any, ...] = (None,) * 7
