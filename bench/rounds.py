@@ -81,6 +81,9 @@ class Target:
         if self.daemon is None:  # the bare handler keeps no state: any bodies will do
             result = wrk(self.url + self.path, self.script(), seconds)
             self.rates.append(result.rps)
+            # the same kind of bodies next time, never past the ladder's end
+            self.position = (self.position + result.generated) % max(
+                1, self.ladder.capacity // 2)
             return result.rps
         d = self.daemon
         done, duplicates = self._counts()
