@@ -191,6 +191,7 @@ class CampaignActor(pykka.ThreadingActor):
                 continue
             if self.engagement.credit(row, inbound_id, touch, self._start(row)):
                 changed.append(row)
+                self.ledger.touch(row)  # written again: the analytics recount it (SPEC 8)
         if changed:
             self._publish(changed)
 

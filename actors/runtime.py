@@ -49,6 +49,7 @@ from store.campaigns import CampaignStore
 from store.checkpoint import Checkpointer
 from store.db import Store, StoreUnavailable
 from store.engagement import EngagementStore, event_of
+from store.insights import Recounter
 from store.journal import BatchStats, Journal, journal_tail
 from store.relay import Outbox
 
@@ -109,6 +110,10 @@ class Runtime:
         self.account = AccountService(AccountStore(self.store), self.campaigns, self.sending,
                                       self.metrics)
         self.extensions.append(self.account)
+        # Analytics (SPEC 8): rows written are recounted into the aggregates a moment
+        # later, and those stored before the aggregates existed once (store/insights.py).
+        self.recounter = Recounter(self.store)
+        self.extensions.append(self.recounter)
 
     # --- start / stop -----------------------------------------------------------------
 
@@ -133,7 +138,7 @@ class Runtime:
         self.checkpointer = Checkpointer(
             self.store,
             collect=lambda reply: ingest.tell(Checkpoint(reply)),
-            written=lambda seq: ingest.tell(CheckpointDone(seq)),
+            written=self._checkpoint_written,
             metrics=self.metrics,
             interval=self.config["store.checkpoint_interval"],
             gate=self.state_gate,
@@ -289,6 +294,13 @@ class Runtime:
             self.relay.committed(stats.relayed)
         self.metrics.journal_commit.observe(stats.seconds)
         self.metrics.journal_batch.observe(stats.requests)
+
+    def _checkpoint_written(self, seq: int) -> None:
+        """After a checkpoint (on the loop): idle actors may passivate, and the rows it
+        wrote are recounted into the analytics."""
+        if self.ingest is not None:
+            self.ingest.tell(CheckpointDone(seq))
+        self.recounter.wake()
 
     def _start_campaign_actor(self, info: CampaignInfo, load: bool) -> pykka.ActorRef[Any]:
         """Called in the ingest actor's thread."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.common import Row, machine
 
 ROWS = ["webhook", "cloud_batch", "inbound_batch", "latency", "fanout", "big_campaign",
-        "recovery", "seed"]
+        "recovery", "seed", "analytics"]
 
 
 def main(argv: list[str]) -> int:

@@ -78,6 +78,17 @@ def _tokens_check(value: Any) -> str | None:
     return None
 
 
+def _zone_check(value: Any) -> str | None:
+    """An IANA time zone name the system knows (zoneinfo)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return "must be an IANA time zone name like Asia/Jakarta or Europe/Berlin"
+    return None
+
+
 # Default opt-out keywords (SPEC 6.4), compared as whole messages: "Please stop" is a reply.
 STOP_KEYWORDS = ("STOP", "STOP ALL", "STOP PROMOTIONS", "STOP PROMO", "UNSUBSCRIBE", "OPT OUT",
                  "BERHENTI", "BERHENTI BERLANGGANAN")
@@ -366,6 +377,26 @@ KEYS: dict[str, Key] = {
     "cluster.reconnect_max": Key((int, float), 5.0, "Longest wait between two attempts to "
                                  "reach Redis (from 0.1 s, doubling).",
                                  minimum=0.1, maximum=300),
+    # --- analytics across campaigns (docs/insights.md) ---
+    "analytics.timezone": Key(str, "Asia/Jakarta", "IANA time zone the best-time heatmaps "
+                              "are shown in (weekday and hour of sending and of reading).",
+                              check=_zone_check),
+    "analytics.best_time_days": Key(int, 90, "Days of sending the best-time heatmaps look "
+                                    "back over.", minimum=1, maximum=3650),
+    "analytics.min_cell_messages": Key(int, 30, "Delivered messages a heatmap cell needs "
+                                       "before its rate is judged (fewer: marked too little "
+                                       "data).", minimum=1, maximum=1000000),
+    "analytics.prior_strength": Key((int, float), 50.0, "k of the shrinkage: a cell's rate is "
+                                    "(reads + k x average) / (delivered + k).",
+                                    minimum=0, maximum=1000000),
+    "analytics.advice_min_messages": Key(int, 200, "Delivered messages a two-hour block needs "
+                                         "before it can be advised.", minimum=1,
+                                         maximum=100000000),
+    "analytics.engaged_days": Key((int, float), 90.0, "A contact who read or replied within "
+                                  "this many days is engaged.", minimum=1, maximum=3650),
+    "analytics.unengaged_min_delivered": Key(int, 5, "Delivered messages without a read or "
+                                             "reply in engaged_days that make a contact "
+                                             "unengaged.", minimum=1, maximum=100000),
     "log.level": Key(str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
     "log.format": Key(str, "auto", "auto: readable on a terminal, JSON lines otherwise.",
                       choices=("auto", "json", "console")),

@@ -19,6 +19,7 @@ from domain.ledger import NONE, to_tenths
 from domain.phones import number_key_of
 from domain.records import CampaignInfo, RegisteredMessage
 from domain.status import FAILED_CLASS, STATUS_FILTERS, message_class
+from store.aggregates import MARK
 from store.attempts import ACCEPTED_AT_SQL, ACCEPTED_ATTEMPT_SQL, SUPERSEDE_ATTEMPT
 from store.db import Store
 
@@ -224,6 +225,8 @@ class CampaignStore:
                     now if m.level >= 4 else None, now if m.level >= 5 else None,
                     now if m.failed else None,
                     *failure_columns(m.failure, now if m.failed else None), nh,
+                    # analytics (SPEC 8): a row registered already sent is to be counted
+                    int(m.level >= 1 or m.failed),
                 )
             )
             registered.append(
@@ -237,8 +240,8 @@ class CampaignStore:
                     " contact_id, level, failed, cls, reason, ts_queued, ts_pending, ts_sent,"
                     " ts_delivered, ts_read, ts_played, ts_failed, failure_source,"
                     " failure_code, failure_title, failure_details, failure_category,"
-                    " failure_at, nh)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " failure_at, nh, ag_dirty)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     params,
                     True,
                 ),
@@ -388,7 +391,8 @@ class CampaignStore:
         always its latest attempt's) is cleared: a retry under way is not failed."""
         await self.store.transaction([
             (SUPERSEDE_ATTEMPT, (no, row, attempt - 1), False),
-            ("UPDATE messages SET send_state = 'attempting', attempts = ?, attempt_at = ?,"
+            (f"UPDATE messages SET {MARK}, send_state = 'attempting', attempts = ?,"
+             " attempt_at = ?,"
              " outcome = NULL, outcome_at = NULL, note = NULL, message_id = NULL,"
              " raw_id = NULL, h = NULL, failed = 0, reason = NULL, ts_failed = NULL,"
              " failure_source = NULL, failure_code = NULL, failure_title = NULL,"
@@ -401,7 +405,7 @@ class CampaignStore:
                               at: float) -> None:
         """The gateway id and level pending, in one transaction."""
         await self.store.transaction([(
-            "UPDATE messages SET send_state = 'accepted', outcome = 'accepted',"
+            f"UPDATE messages SET {MARK}, send_state = 'accepted', outcome = 'accepted',"
             " message_id = ?, raw_id = ?, h = ?,"
             " level = MAX(level, 1), cls = CASE WHEN failed = 1 AND MAX(level, 1) < 3 THEN 6"
             " ELSE MAX(level, 1) END, ts_pending = COALESCE(ts_pending, ?), outcome_at = ?"
@@ -414,7 +418,8 @@ class CampaignStore:
         stays: the campaign actor keeps the earliest too (domain/failure_book.py)."""
         source, code, title, details, category, _ = failure_columns(failure, at)
         await self.store.transaction([(
-            "UPDATE messages SET send_state = 'failed', outcome = 'failed', failed = 1,"
+            f"UPDATE messages SET {MARK}, send_state = 'failed', outcome = 'failed',"
+            " failed = 1,"
             " cls = CASE WHEN level < 3 THEN 6 ELSE level END,"
             " ts_failed = COALESCE(ts_failed, :at), outcome_at = :at,"
             " reason = CASE WHEN failure_at <= :at THEN reason ELSE :reason END,"

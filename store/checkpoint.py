@@ -30,13 +30,15 @@ from core.aio import Reply, SharedExclusive, cancel_and_wait
 from core.metrics import Metrics
 from domain.ledger import DirtyRows
 from domain.records import CheckpointData
+from store.aggregates import MARK
 from store.db import Statement, Store, StoreUnavailable
 from store.engagement import checkpoint_statements
 
 log = structlog.get_logger(__name__)
 
+# MARK: the analytics recount the row a moment later (store/aggregates.py).
 UPDATE_ROW = (
-    "UPDATE messages SET level = ?, failed = ?, cls = ?, reason = ?, ts_pending = ?,"
+    f"UPDATE messages SET {MARK}, level = ?, failed = ?, cls = ?, reason = ?, ts_pending = ?,"
     " ts_sent = ?, ts_delivered = ?, ts_read = ?, ts_played = ?, ts_failed = ?,"
     " failure_source = ?, failure_code = ?, failure_title = ?, failure_details = ?,"
     " failure_category = ?, failure_at = ?"
@@ -56,11 +58,12 @@ UPDATE_MANY = 500
 
 @cache
 def update_many_sql(rows: int) -> str:
-    """UPDATE_ROW for `rows` rows at once (parameters: UPDATE_ROW's, row after row)."""
+    """UPDATE_ROW for `rows` rows at once (parameters: UPDATE_ROW's, row after row),
+    marking each for the analytics' recount as UPDATE_ROW does."""
     columns = (*STATE_COLUMNS, "campaign_no", "row")
     one = "(" + ",".join("?" * len(columns)) + ")"
     return (f"WITH v({','.join(columns)}) AS (VALUES {','.join([one] * rows)})"
-            " UPDATE messages SET " + ", ".join(f"{c} = v.{c}" for c in STATE_COLUMNS) +
+            f" UPDATE messages SET {MARK}, " + ", ".join(f"{c} = v.{c}" for c in STATE_COLUMNS) +
             " FROM v WHERE messages.campaign_no = v.campaign_no AND messages.row = v.row")
 
 

@@ -18,6 +18,7 @@ import aiosqlite
 
 from domain.failures import from_text, lookup
 from domain.phones import number_key_of
+from store.aggregates import create_tables
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,10 @@ MIGRATIONS: list[Migration] = [
     # --- sending, completed (SPEC 9): attempts, scheduling and send windows
     Migration("0007_sending_attempts", _sending_attempts),
     Migration("0008_sending_schedule", _sending_schedule),
+    # --- analytics (SPEC 8, docs/insights.md): the aggregate tables and each row's
+    # counted figures; the rows already here are counted by the backfill once the daemon
+    # runs (store/aggregates.py, store/insights.py Backfill).
+    Migration("0009_insights", create_tables),
 ]
 
 

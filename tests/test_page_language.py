@@ -17,8 +17,8 @@ says translate="yes"). An element in another language says so with its lang attr
 Then the EN / ID switch: it re-renders without a reload, sets <html lang>, is
 remembered across a reload. Screenshots go to test-output/page/id-*.png.
 
-To add a view (Insights, when it lands): write `async def view_x(walk)` that brings the
-page there and waits until it shows its data, and append ("x", view_x) to VIEWS.
+To add a view: write `async def view_x(walk)` that brings the page there and waits
+until it shows its data, and append ("x", view_x) to VIEWS (Insights is there).
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ INDONESIAN_BROWSER = ["--lang=id-ID", "--accept-lang=id-ID,id"]
 ALLOWED = {"campaignd", "whatsapp", "csv", "api", "http", "id", "ms", "browser", "gateway",
            "simulator", "status", "token", "valid", "internal", "per", "relay", "webhook",
            "get", "meta", "business", "manager", "template", "node",
-           "proxy"}
+           "proxy",
+           # the Insights view: "n = 40" (a sample's size), "data" (Indonesian too), and
+           # "min" (the minute's symbol; in Indonesian also Minggu, Sunday, abbreviated)
+           "n", "data", "min"}
 
 TRACKED = "promo-ramadan"
 # An operator's alert rule (its name is the operator's data): bad numbers over 7 % of
@@ -417,6 +420,29 @@ async def view_attempts(walk: Walk) -> None:
     assert line.startswith("#1 gagal ") and "131026 undeliverable" in line, line
 
 
+async def view_insights(walk: Walk) -> None:
+    """The Insights view over what the walk sent: totals, rates chart, comparison, both
+    heatmaps with their tooltips, and the contacts with their tiers."""
+    page = walk.page
+    await page.goto(walk.server.url("/#/insights"))
+    await expect(page, lambda p: _has(p, "#insight-totals tbody tr"))
+    await expect(page, lambda p: _has(p, "#trend-chart svg circle"))
+    await expect(page, lambda p: _has(p, "#compare-table tbody tr"))
+    await expect(page, lambda p: _has(p, "#heat-sent .hm-cell"))
+    await expect(page, lambda p: _has(p, "#insight-contacts tbody tr[data-number]"))
+    assert await page.inner_text("#insight-best-time h2") == "Waktu terbaik untuk mengirim"
+    assert (await page.inner_text('#tier-filter [data-tier="engaged"]')).startswith("Aktif")
+
+
+async def view_insights_audience(walk: Walk) -> None:
+    """"Jadikan audiens": the New campaign form with the tiers set and the preview."""
+    page = walk.page
+    await page.click("#use-audience")
+    await expect(page, lambda p: _has(p, "#audience-kept"))
+    kept = await page.inner_text("#audience-kept")
+    assert kept.endswith("penerima akan menerima pesan ini."), kept
+
+
 View = Callable[[Walk], Awaitable[None]]
 VIEWS: list[tuple[str, View]] = [
     ("list", view_list),
@@ -435,6 +461,8 @@ VIEWS: list[tuple[str, View]] = [
     ("scheduled", view_scheduled),
     ("send-window", view_send_window),
     ("attempts", view_attempts),
+    ("insights", view_insights),
+    ("insights-audience", view_insights_audience),
 ]
 
 

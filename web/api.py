@@ -108,7 +108,7 @@ def present_failure(row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 SENDING_FIELDS = ("recipients", "message", "gateway", "rate", "start", "skip_invalid",
-                  "template", "send_at", "window")
+                  "template", "send_at", "window", "audience")
 
 
 async def create_campaign(request: web.Request) -> web.Response:

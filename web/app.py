@@ -21,6 +21,7 @@ from web import (
     cluster_push,
     export,
     failures,
+    insights,
     openapi,
     page,
     passthrough,
@@ -113,4 +114,5 @@ def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
     passthrough.add_routes(app)
     cluster.add_routes(app)  # node paths and the list across nodes (docs/cluster.md)
     suppressions.add_routes(app)
+    insights.add_routes(app)
     return app

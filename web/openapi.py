@@ -16,6 +16,7 @@ from domain.cluster import NODE_PATTERN
 from domain.engagement import ENGAGEMENT_FILTERS
 from domain.failures import CATEGORY_NAMES
 from domain.status import LEVEL_NAMES, STATUS_FILTERS
+from web import openapi_insights
 from web.errors import json_response
 
 # Routes deliberately not described: the Pusher WebSocket and the page's static files.
@@ -208,7 +209,11 @@ SCHEMAS: dict[str, Any] = {
     },
     "RecipientReport": {
         "type": "object", "required": ["accepted", "invalid", "duplicates"],
-        "properties": {"accepted": COUNT, "duplicates": COUNT,
+        "properties": {"accepted": COUNT,
+                       "duplicates": {"type": "array", "items": {
+                           "type": "object", "properties": {
+                               "index": {"type": "integer"}, "recipient": {"type": "string"},
+                               "first_index": {"type": "integer"}}}},
                        "invalid": {"type": "array", "items": {
                            "type": "object", "properties": {
                                "index": {"type": "integer"}, "value": {},
@@ -876,6 +881,7 @@ def document() -> dict[str, Any]:
     paths.update(_failure_paths())
     paths.update(_cluster_paths(paths))
     paths.update(_suppression_paths())
+    openapi_insights.extend(SCHEMAS, paths)  # analytics (SPEC 8)
     return {
         "openapi": "3.1.0",
         "info": {"title": "campaignd", "version": "0.1.0",

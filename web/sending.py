@@ -25,6 +25,7 @@ from gateways.recipients import parse_recipients
 from store.campaigns import CampaignExists, NewMessage
 from web.common import check_node, present_campaign, read_json_object, visible_campaign
 from web.errors import ApiError, json_response
+from web.insights import audience_of, parse_audience
 from web.keys import RUNTIME
 
 MAX_MESSAGE_CHARS = 4096
@@ -149,6 +150,14 @@ async def create_sending_campaign(request: web.Request, doc: dict[str, Any], wor
     if not report.valid:
         return _refused("no valid recipient", "recipients", report.as_dict())
     check_node(request)  # /n/{node}/api/campaigns: only on that node (docs/cluster.md)
+    audience = None  # analytics (SPEC 8): filter by engagement tier, before anything is stored
+    if doc.get("audience") is not None:
+        report.valid, audience = await audience_of(rt, workspace_id, parse_audience(
+            doc["audience"]), report.valid)
+        if not report.valid:
+            return json_response({"error": {
+                "code": "empty_audience", "field": "audience", "message":
+                "the audience rules removed every recipient", "audience": audience}}, status=422)
     try:
         campaign = await rt.campaigns.create(workspace_id, name, uuid, message or "",
                                              gateway, float(rate), window)
@@ -170,8 +179,10 @@ async def create_sending_campaign(request: web.Request, doc: dict[str, Any], wor
     elif send_at is not None:
         campaign, _ = await service.transition(campaign["uuid"], "schedule", send_at=send_at)
     stats = await service.statistics(no)
-    return json_response({"campaign": present_campaign(campaign, stats),
-                          "recipients": report.as_dict()}, status=201)
+    body = {"campaign": present_campaign(campaign, stats), "recipients": report.as_dict()}
+    if audience is not None:
+        body["audience"] = audience
+    return json_response(body, status=201)
 
 
 async def _campaign(request: web.Request) -> dict[str, Any]:

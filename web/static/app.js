@@ -1,9 +1,11 @@
-// The page's entry: hash routing between the list, a campaign and the "new" form, the
+// The page's entry: hash routing between the list, a campaign, the "new" form and the
+// Insights view (#/insights; #/new?include_tiers=… comes from its contacts), the
 // live indicator and the language switch in the top bar. Views are functions
 // mount(el, params) → unmount; switching the language mounts the current view again.
 
 import { connectLive, liveState, onLiveState, pageConfig } from "./api.js";
 import { mountCampaign } from "./campaign.js";
+import { mountInsights } from "./insights.js";
 import { initLanguage, language, LANGUAGES, onLanguage, setLanguage, t, translateStatic } from "./i18n.js";
 import { mountList } from "./list.js";
 import { mountNew } from "./newcampaign.js";
@@ -13,7 +15,8 @@ import { h } from "./util.js";
 const routes = [
   [/^#?\/?$/, mountList, "list"],
   [/^#\/campaigns\/?$/, mountList, "list"],
-  [/^#\/new\/?$/, mountNew, "new"],
+  [/^#\/new\/?(?:\?(.*))?$/, mountNew, "new"],
+  [/^#\/insights\/?$/, mountInsights, "insights"],
   [/^#\/campaigns\/([^/?]+)\/?$/, (el, m) => mountCampaign(el, decodeURIComponent(m[1])), "campaign"],
 ];
 

@@ -2,6 +2,8 @@
 // submit), gateway and rate; POST /api/campaigns with start:true, then the campaign view.
 
 import { api, describeError, pageConfig } from "./api.js";
+import { audienceField } from "./audience.js";
+import { contactNumbers } from "./contacts.js";
 import { t, tn } from "./i18n.js";
 import { parseRecipients } from "./recipients.js";
 import { h } from "./util.js";
@@ -36,7 +38,7 @@ function fieldText(field, cfg) {
   return (texts[field] || (() => t("form.invalid.other")))();
 }
 
-export function mountNew(root, _match, { relabel = false } = {}) {
+export function mountNew(root, match, { relabel = false } = {}) {
   document.title = `${t("form.title")} · campaignd`;
   let parsed = { valid: [], invalid: [], duplicates: [] };
   let cfg = null;
@@ -62,6 +64,11 @@ export function mountNew(root, _match, { relabel = false } = {}) {
   const rate = h("input", { class: "input input-short", id: "f-rate", name: "rate", type: "number", min: "0.1", step: "0.1", value: "10" });
   const submit = h("button", { class: "btn btn-primary", type: "submit", disabled: true }, t("form.submit"));
   const errorBox = h("div", { class: "banner banner-error", hidden: true, id: "form-error" });
+  // Analytics (SPEC 8): filter the recipients by engagement tier (audience.js).
+  const audience = audienceField(() => Math.max(1, Number(workspace.value) || 1), () => parsed.valid, (kept) => {
+    // what the audience keeps is what will be sent
+    if (!submit.disabled && parsed.valid.length) submit.textContent = t("form.submit_count", { count: kept ?? parsed.valid.length });
+  });
 
   const kept = relabel ? draft : null;
   draft = null;
@@ -122,6 +129,7 @@ export function mountNew(root, _match, { relabel = false } = {}) {
       );
     }
     report.replaceChildren(...parts);
+    audience.refresh();
     submit.disabled = parsed.valid.length === 0;
     submit.textContent = parsed.valid.length ? t("form.submit_count", { count: parsed.valid.length }) : t("form.submit");
   }
@@ -178,6 +186,7 @@ export function mountNew(root, _match, { relabel = false } = {}) {
             gateway: gateway.value,
             rate: Number(rate.value),
             start: true,
+            ...(audience.value() ? { audience: audience.value() } : {}),
           });
           sent = true;
           location.hash = `#/campaigns/${encodeURIComponent(doc.campaign.uuid)}`;
@@ -199,6 +208,7 @@ export function mountNew(root, _match, { relabel = false } = {}) {
       h("span", { class: "field-error", "data-for": "f-recipients" }),
       report,
     ),
+    audience.el,
     h("div", { class: "form-grid" }, field(t("form.gateway"), gateway, t("form.gateway_hint"), "f-gateway"), field(t("form.rate"), rate, t("form.rate_hint"), "f-rate")),
     nodeField,
     h("div", { class: "form-actions" }, h("a", { class: "btn", href: "#/" }, t("form.cancel")), submit),
@@ -206,8 +216,29 @@ export function mountNew(root, _match, { relabel = false } = {}) {
 
   root.append(h("a", { href: "#/", class: "back" }, t("nav.back")), h("div", { class: "head" }, h("h1", { class: "title" }, t("form.title"))), form);
   countChars();
+  fromInsights(new URLSearchParams((match && match[1]) || ""));
+  if (kept && kept.audience) audience.set(kept.audience.include_tiers, kept.audience.exclude_tiers);
+  workspace.addEventListener("input", () => audience.refresh());
   check();
   name.focus();
+  /** Opened by "use as audience" (#/new?include_tiers=…&contacts=1): those tiers set, and
+   * the recipients filled with the workspace's contacts of them. */
+  function fromInsights(query) {
+    const list = (key) => (query.get(key) || "").split(",").filter(Boolean);
+    if (!query.has("include_tiers") && !query.has("exclude_tiers")) return;
+    if (query.get("workspace")) workspace.value = query.get("workspace");
+    audience.set(list("include_tiers"), list("exclude_tiers"));
+    if (query.get("contacts") !== "1" || kept) return;
+    recipients.placeholder = t("audience.loading");
+    contactNumbers(Number(workspace.value), list("include_tiers"), query.get("search") || "")
+      .then((numbers) => {
+        if (!recipients.value.trim()) recipients.value = numbers.join("\n");
+        recipients.placeholder = "";
+        check();
+      })
+      .catch((err) => showError(err));
+  }
+
   return () => {
     if (sent) return;
     draft = {
@@ -219,6 +250,7 @@ export function mountNew(root, _match, { relabel = false } = {}) {
       gateway: gateway.value,
       rate: rate.value,
       node: node.value,
+      audience: audience.value(),
     };
   };
 }
