@@ -112,7 +112,7 @@ class Runtime:
         self.extensions.append(self.account)
         # Analytics (SPEC 8): rows written are recounted into the aggregates a moment
         # later, and those stored before the aggregates existed once (store/insights.py).
-        self.recounter = Recounter(self.store)
+        self.recounter = Recounter(self.store, busy=self._ingest_busy)
         self.extensions.append(self.recounter)
 
     # --- start / stop -----------------------------------------------------------------
@@ -294,6 +294,12 @@ class Runtime:
             self.relay.committed(stats.relayed)
         self.metrics.journal_commit.observe(stats.seconds)
         self.metrics.journal_batch.observe(stats.requests)
+
+    def _ingest_busy(self) -> bool:
+        """Webhooks are being committed or a checkpoint written: the analytics' recount
+        gives way (store/insights.py)."""
+        return self.journal.busy() or (self.checkpointer is not None
+                                       and self.checkpointer.running)
 
     def _checkpoint_written(self, seq: int) -> None:
         """After a checkpoint (on the loop): idle actors may passivate, and the rows it

@@ -135,6 +135,17 @@ class Daemon:
         finally:
             db.close()
 
+    def analytics_settled(self, timeout: float = 600) -> float:
+        """Wait until the analytics have recounted every marked row (store/insights.py);
+        the seconds it took. Registration marks every row it writes: a row waits for
+        that before measuring ingest, and reports how far the recount lags after it."""
+        t0 = time.perf_counter()
+        while self.count("SELECT EXISTS (SELECT 1 FROM messages WHERE ag_dirty = 1)"):
+            if time.perf_counter() - t0 > timeout:
+                raise BenchError(f"the analytics still recount after {timeout:.0f} s")
+            time.sleep(0.1)
+        return time.perf_counter() - t0
+
     def levels(self) -> dict[str, dict[int, int]]:
         """After `stop`: {uuid: {level: messages}} as stored (every row written by the
         final checkpoint)."""

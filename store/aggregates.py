@@ -68,7 +68,10 @@ FIGURE_COLUMNS = ("ag_flags", "ag_sent_at", "ag_read_at", "ag_reply_at", "ag_las
 ROW_SQL = ("SELECT row, cls, failure_category, ts_queued, ts_pending, ts_delivered, ts_read,"
            " ts_failed, recipient, " + ", ".join(FIGURE_COLUMNS) +
            " FROM messages WHERE campaign_no = ? AND row IN ({})")
-SET_FIGURES = ("UPDATE messages SET " + ", ".join(f"{c} = ?" for c in FIGURE_COLUMNS) +
+# Clears the row's mark in the same write: a row is recounted as it stands in this
+# transaction, so any mark on it is answered (one write per row instead of two).
+SET_FIGURES = ("UPDATE messages SET ag_dirty = 0, " +
+               ", ".join(f"{c} = ?" for c in FIGURE_COLUMNS) +
                " WHERE campaign_no = ? AND row = ?")
 ADD_SLOTS = ("INSERT INTO insight_slots (workspace_id, slot, " + ", ".join(SLOT_FIELDS) +
              ") VALUES (" + ", ".join("?" * (len(SLOT_FIELDS) + 2)) + ")"
@@ -296,8 +299,9 @@ def recount_marked(conn: sqlite3.Connection, limit: int) -> int:
                         " ORDER BY campaign_no, row LIMIT ?", (limit,)).fetchall()
     if rows:
         _recount_rows(conn, rows)
+        # those whose figures did not move (SET_FIGURES cleared the others' marks)
         conn.executemany("UPDATE messages SET ag_dirty = 0 WHERE campaign_no = ?"
-                               " AND row = ?", rows)
+                         " AND row = ? AND ag_dirty = 1", rows)
     return len(rows)
 
 

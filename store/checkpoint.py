@@ -22,7 +22,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from functools import cache, partial
-from itertools import chain, islice
+from itertools import chain
 
 import structlog
 
@@ -56,22 +56,48 @@ STATE_COLUMNS = ("level", "failed", "cls", "reason", "ts_pending", "ts_sent", "t
 UPDATE_MANY = 500
 
 
+# Columns of a row with no failure kept (the failure's are NULL): most rows. Writing the
+# failure columns too costs a delete and insert in messages_failure_category per row,
+# so those rows leave them out and CLEAR_FAILURES empties them where a stored row still
+# has one (rare: a retried row whose earlier attempt failed).
+PLAIN_COLUMNS = STATE_COLUMNS[:10]
+FAILURE_COLUMNS = STATE_COLUMNS[10:]
+
+
 @cache
-def update_many_sql(rows: int) -> str:
-    """UPDATE_ROW for `rows` rows at once (parameters: UPDATE_ROW's, row after row),
-    marking each for the analytics' recount as UPDATE_ROW does."""
-    columns = (*STATE_COLUMNS, "campaign_no", "row")
-    one = "(" + ",".join("?" * len(columns)) + ")"
-    return (f"WITH v({','.join(columns)}) AS (VALUES {','.join([one] * rows)})"
-            f" UPDATE messages SET {MARK}, " + ", ".join(f"{c} = v.{c}" for c in STATE_COLUMNS) +
+def update_many_sql(rows: int, columns: tuple[str, ...] = STATE_COLUMNS) -> str:
+    """UPDATE_ROW for `rows` rows at once (parameters: the columns', then campaign_no and
+    row, row after row), marking each for the analytics' recount as UPDATE_ROW does."""
+    keyed = (*columns, "campaign_no", "row")
+    one = "(" + ",".join("?" * len(keyed)) + ")"
+    return (f"WITH v({','.join(keyed)}) AS (VALUES {','.join([one] * rows)})"
+            f" UPDATE messages SET {MARK}, " + ", ".join(f"{c} = v.{c}" for c in columns) +
             " FROM v WHERE messages.campaign_no = v.campaign_no AND messages.row = v.row")
+
+
+@cache
+def clear_failures_sql(rows: int) -> str:
+    """Empty the failure columns of these rows of one campaign where any is set."""
+    return ("UPDATE messages SET " + ", ".join(f"{c} = NULL" for c in FAILURE_COLUMNS) +
+            f" WHERE campaign_no = ? AND row IN ({','.join('?' * rows)})"
+            f" AND COALESCE({', '.join(FAILURE_COLUMNS)}) IS NOT NULL")
 
 
 def update_rows(conn: sqlite3.Connection, block: DirtyRows, lo: int, hi: int) -> None:
     """Write rows[lo:hi] of a block (on the writer thread, inside a transaction)."""
-    params = block.params(lo, hi)
-    while chunk := list(islice(params, UPDATE_MANY)):
+    params = list(block.params(lo, hi))
+    with_failure = [p for p in params if p[15] is not None]  # failure_at: one is kept
+    plain = [(*p[:10], p[16], p[17]) for p in params if p[15] is None] \
+        if with_failure else [(*p[:10], p[16], p[17]) for p in params]
+    for start in range(0, len(with_failure), UPDATE_MANY):
+        chunk = with_failure[start:start + UPDATE_MANY]
         conn.execute(update_many_sql(len(chunk)), list(chain.from_iterable(chunk)))
+    for start in range(0, len(plain), UPDATE_MANY):
+        chunk = plain[start:start + UPDATE_MANY]
+        conn.execute(update_many_sql(len(chunk), PLAIN_COLUMNS),
+                     list(chain.from_iterable(chunk)))
+        conn.execute(clear_failures_sql(len(chunk)), [block.campaign_no,
+                                                       *(p[-1] for p in chunk)])
 
 
 TRIM_EVERY = 30.0  # seconds
@@ -122,6 +148,11 @@ class Checkpointer:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._periodic(), name="checkpointer")
+
+    @property
+    def running(self) -> bool:
+        """A checkpoint is being taken (background work gives way to it)."""
+        return self._lock.locked()
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)

@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 Committed = Callable[[list[tuple[str, tuple[Event, ...]]], int, "BatchStats"], None]
 
 
+BUSY_FOR = 1.0  # seconds after a commit during which the journal counts as busy
 JOURNAL_INSERT = "INSERT INTO journal (seq, source, received_at, events) VALUES (?,?,?,?)"
 
 
@@ -62,6 +63,7 @@ class Journal:
         self.store = store
         self.on_committed = on_committed
         self.next_seq = 1  # advanced on the writer thread, read anywhere
+        self.last_commit = -BUSY_FOR  # time.monotonic() of the last batch answered
         self._closing = False
         self._pending: set[asyncio.Future[int]] = set()
 
@@ -71,6 +73,11 @@ class Journal:
         self.next_seq = max(row[0] or 0, int(checkpoint or 0)) + 1
         assert self.store.thread is not None
         self.store.thread.batch_fn = self._commit
+
+    def busy(self) -> bool:
+        """Webhooks were committed within the last BUSY_FOR seconds (background work
+        such as the analytics' recount gives way: store/insights.py)."""
+        return time.monotonic() - self.last_commit < BUSY_FOR
 
     async def append(self, source: str, events: Sequence[Event],
                      relay: OutboxEntry | None = None) -> int:
@@ -134,6 +141,7 @@ class Journal:
 
     def _committed(self, batch: list[_Waiting], seq: int, stats: BatchStats,
                    error: StoreUnavailable | None) -> None:
+        self.last_commit = time.monotonic()
         if error is not None:
             for w in batch:
                 if not w.future.done():
