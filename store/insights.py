@@ -238,16 +238,18 @@ class Recounter:
     Freshness: it is woken after every checkpoint (and looks every POLL seconds), so the
     analytics follow the rows by about a checkpoint interval.
 
-    Ingest first: while webhooks are being committed (`busy`), it works in smaller
-    transactions and rests SHARE_REST times as long as each took, so it takes at most
-    about a fifth of the writer's time and of the interpreter: a recount costs far more
-    per row than ingesting a status (docs/BENCHMARKS.md), and at full load it would
-    otherwise halve what the webhooks get. The marks wait on disk meanwhile; under a
-    sustained flood the analytics lag and catch up at full speed once it eases."""
+    Ingest first: while webhooks are being committed or a checkpoint written (`busy`),
+    it works in small transactions and rests SHARE_REST times as long as each took, so
+    it takes about a tenth of the writer's time and of the interpreter. Every webhook
+    commit waits while a transaction of it runs, and a recount costs far more per row
+    than ingesting a status (docs/BENCHMARKS.md): at full speed it took 38 % of the
+    daemon's time under load and the webhooks' rate with it. The marks wait on disk
+    meanwhile; under a sustained flood the analytics lag, and they catch up at full
+    speed once it eases (the responses say "counting" until then)."""
 
     BATCH = 1000
-    BUSY_BATCH = 250
-    SHARE_REST = 4.0
+    BUSY_BATCH = 100
+    SHARE_REST = 9.0
     POLL = 1.0
 
     def __init__(self, store: Store, busy: Callable[[], bool] = lambda: False) -> None:
