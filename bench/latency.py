@@ -70,6 +70,8 @@ def run() -> list[Row]:
         uuid = create_campaign(d.url, LOAD_MESSAGES, prefix="wamid.L")
         api(f"{d.url}/api/campaigns/{uuid}/messages", "POST", {"messages": [
             {"recipient": f"1{i}", "message_id": f"wamid.P{i}"} for i in range(2 * PROBES)]})
+        # the analytics' recount of the registered rows is not what is measured
+        settled = d.analytics_settled()
         idle = asyncio.run(probe(d.url, uuid, PROBES, 0))
         seconds = PROBES * 0.2 + 5
         load = subprocess.Popen(
@@ -104,7 +106,7 @@ def run() -> list[Row]:
         rows.append(Row(f"webhook 2xx -> WebSocket frame, {label}",
                         f"p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {worst * 1e3:.1f} ms",
                         f"p99 <= {bar * 1e3:.0f} ms", p99 <= bar,
-                        {"samples": len(values)}))
+                        {"samples": len(values), "registration_recount_s": round(settled, 1)}))
     rows[-1].figure += f" (load {result['achieved_rate']:,.0f} ACKs/s achieved)"
     rows[-1].details.update(result)
     return rows
