@@ -51,6 +51,7 @@ class CampaignActor(pykka.ThreadingActor):
         metrics: Metrics,
         loader: Loader | None,
         extras: Callable[[int], dict[str, Any]] | None = None,
+        watched: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__()
         self.info = info
@@ -63,6 +64,8 @@ class CampaignActor(pykka.ThreadingActor):
         self._loader = loader
         # Fields other parts add to the statistics (the sender's progress); thread-safe.
         self._extras = extras
+        # Whether anyone watches the rows live (web/pusher.py); else no row states.
+        self._watched = watched or (lambda uuid: True)
         self._stash: list[Any] | None = [] if loader is not None else None
         self.log = log.bind(campaign_uuid=info.uuid)
 
@@ -181,7 +184,7 @@ class CampaignActor(pykka.ThreadingActor):
         engagement = self.engagement.rows
         skips = self.skips.skips
         states = tuple((row, *ledger.row_state(row), engagement.get(row), skips.get(row))
-                       for row in rows[-500:])
+                       for row in rows[-500:]) if self._watched(self.info.uuid) else ()
         self.bus.publish(CampaignChanged(self.info, stats, states))
 
     # --- skips (SPEC 9) -----------------------------------------------------------------

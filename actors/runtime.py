@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import pykka
@@ -77,6 +78,10 @@ class Runtime:
         self.suppressions = SuppressionList()
         self.bus = EventBus()
         self.board = StatsBoard()
+        # Whether anyone watches a campaign's rows live (uuid -> bool, read from campaign
+        # actors' threads): the push layer sets it; unwatched, a campaign actor skips the
+        # per-row states of its changes (most of its work per batch of statuses).
+        self.rows_watched: Callable[[str], bool] = lambda uuid: True
         self.journal = Journal(self.store, self._dispatch)
         self.state_gate = SharedExclusive()  # checkpoints vs the sender's row writes
         self.ingest: pykka.ActorRef[Any] | None = None
@@ -109,7 +114,7 @@ class Runtime:
         self.extensions.append(self.account)
         # Analytics (SPEC 8): rows written are recounted into the aggregates a moment
         # later, and those stored before the aggregates existed once (store/insights.py).
-        self.recounter = Recounter(self.store)
+        self.recounter = Recounter(self.store, busy=self._ingest_busy)
         self.extensions.append(self.recounter)
 
     # --- start / stop -----------------------------------------------------------------
@@ -292,6 +297,12 @@ class Runtime:
         self.metrics.journal_commit.observe(stats.seconds)
         self.metrics.journal_batch.observe(stats.requests)
 
+    def _ingest_busy(self) -> bool:
+        """Webhooks are being committed or a checkpoint written: the analytics' recount
+        gives way (store/insights.py)."""
+        return self.journal.busy() or (self.checkpointer is not None
+                                       and self.checkpointer.running)
+
     def _checkpoint_written(self, seq: int) -> None:
         """After a checkpoint (on the loop): idle actors may passivate, and the rows it
         wrote are recounted into the analytics."""
@@ -303,7 +314,8 @@ class Runtime:
         """Called in the ingest actor's thread."""
         loader = self._request_load if load else None
         return CampaignActor.start(info, self.bus, self.board, self.metrics, loader,
-                                   self.sending.extras)
+                                   self.sending.extras,
+                                   watched=lambda uuid: self.rows_watched(uuid))
 
     def _request_load(self, info: CampaignInfo, ref: pykka.ActorRef[Any]) -> None:
         """Called in a campaign actor's thread: load its rows on the loop, tell them back."""

@@ -9,7 +9,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.common import Row
+from bench.common import Row, machine
 
 ROWS = ["webhook", "cloud_batch", "inbound_batch", "latency", "fanout", "big_campaign",
         "recovery", "seed", "analytics"]
@@ -23,6 +23,8 @@ def main(argv: list[str]) -> int:
         return 2
     rows: list[Row] = []
     started = time.time()
+    facts = machine()
+    print(f"machine: {facts}", flush=True)
     for name in names:
         print(f"--- {name} ...", flush=True)
         t0 = time.time()
@@ -48,7 +50,9 @@ def main(argv: list[str]) -> int:
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
     (out / "last.json").write_text(json.dumps(
-        [r.__dict__ for r in rows], indent=2, default=str))
+        {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": facts,
+         "load_after": machine()["load"], "seconds": round(time.time() - started),
+         "rows": [r.__dict__ for r in rows]}, indent=2, default=str))
     return 0 if all(r.holds is not False for r in rows) else 1
 
 

@@ -147,17 +147,22 @@ async def _open_close(store: Any) -> None:
 
 
 async def _count(db: Path) -> int:
-    """Migration 0007's counting, as one transaction on the file."""
-    import aiosqlite
-
+    """The backfill's counting, as one transaction on the file (in a thread: the
+    aggregates' steps are sync functions of a sqlite3 connection)."""
     from store.aggregates import count_all
 
-    async with aiosqlite.connect(db, isolation_level=None) as conn:
-        await conn.execute("PRAGMA synchronous=OFF")
-        await conn.execute("BEGIN IMMEDIATE")
-        counted = await count_all(conn)
-        await conn.execute("COMMIT")
-        return counted
+    def count() -> int:
+        conn = sqlite3.connect(db, isolation_level=None)
+        try:
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("BEGIN IMMEDIATE")
+            counted = count_all(conn)
+            conn.execute("COMMIT")
+            return counted
+        finally:
+            conn.close()
+
+    return await asyncio.to_thread(count)
 
 
 def _active_campaigns(url: str) -> float:

@@ -1,95 +1,84 @@
-"""Inbound replies (SPEC 6) in Cloud API batches of 100, against statuses in batches of 100:
-the per-item cost must be the same (within 20 %).
+"""Inbound replies (SPEC 6) in Cloud API batches of 100, against statuses in batches of
+100: the per-item cost must be the same (within 20 %).
 
-One daemon, one campaign of 20,000 messages; wrk loads /webhooks/cloud with batches of
-100 statuses and with batches of 100 replies (text replies from the campaign's numbers,
-a third of them quoting their message, so attribution looks numbers up and credits)
-in alternating rounds, and the medians are compared as items per second.
+One daemon, one campaign; wrk loads /webhooks/cloud with batches of 100 statuses
+(bench/ladder.py CloudLadder: each raises its message one level) and batches of 100
+replies (ReplyLadder: each reply has its own id, from a campaign number, a third of them
+quoting their message) in alternating rounds. A reply's credit is decided after its
+2xx (attribution looks the number up), so a replies round lasts until the daemon has
+decided every reply it answered, and a statuses round until its checkpoint is written.
+Every reply must be decided once (credited or unattributed, never a duplicate).
 """
 
 from __future__ import annotations
 
-import json
-import tempfile
+import os
+import shutil
 import time
-from pathlib import Path
 
-from bench.common import Row, create_campaign, daemon, median, wrk
+from bench.common import BenchError, Daemon, Row, create_campaign, daemon, scratch
+from bench.ladder import CloudLadder, ReplyLadder
+from bench.rounds import Target, alternate
 
-MESSAGES = 20_000
+MESSAGES = int(os.environ.get("BENCH_INBOUND_MESSAGES", "600000"))
 PER_REQUEST = 100
-BODIES = 600
-STATUSES = ("sent", "delivered", "read")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+PATH = "/webhooks/cloud"
 
 
-def _envelope(value: dict[str, object]) -> dict[str, object]:
-    return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
-        {"field": "messages", "value": {"messaging_product": "whatsapp", **value}}]}]}
+def inbound_counts(d: Daemon) -> tuple[int, int]:
+    m = d.metrics()
+
+    def get(outcome: str) -> int:
+        return int(m.get(f'campaignd_inbound_total{{outcome="{outcome}",source="cloud"}}', 0))
+
+    return get("credited") + get("unattributed"), get("duplicate")
 
 
-def _script(docs: list[dict[str, object]]) -> str:
-    lines = ["wrk.method = 'POST'", "wrk.headers['Content-Type'] = 'application/json'",
-             "local bodies = {}"]
-    for b, doc in enumerate(docs):
-        lines.append(f"bodies[{b + 1}] = [[{json.dumps(doc, separators=(',', ':'))}]]")
-    lines.append(f"""
-local counter = 0
-request = function()
-  counter = counter % {len(docs)} + 1
-  return wrk.format(nil, nil, nil, bodies[counter])
-end""")
-    return "\n".join(lines)
+def settle(d: Daemon, target: int | None) -> None:
+    """Until the daemon decided `target` replies (None: until the count stops moving)."""
+    deadline = time.monotonic() + 300
+    last, quiet = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        done, dup = inbound_counts(d)
+        if target is not None and done >= target:
+            return
+        if target is None:
+            if done + dup != last:
+                last, quiet = done + dup, time.monotonic()
+            elif time.monotonic() - quiet > 3.0:
+                return
+        time.sleep(0.05)
+    raise BenchError(f"replies still undecided after 300 s ({inbound_counts(d)}, want {target})")
 
 
-def statuses_script() -> str:
-    docs = []
-    for b in range(BODIES):
-        docs.append(_envelope({"statuses": [
-            {"id": f"wamid.C{(b * PER_REQUEST + i) % MESSAGES}",
-             "status": STATUSES[(b * PER_REQUEST + i) // MESSAGES % 3],
-             "timestamp": str(1750000000 + b), "recipient_id": "16505551234"}
-            for i in range(PER_REQUEST)]}))
-    return _script(docs)
-
-
-def replies_script(at: int) -> str:
-    """Replies from the campaign's numbers (bench.common.create_campaign: 62 + 10 digits),
-    each with its own id; every third quotes its message (explicit), the others are
-    placed by their number within the reply window."""
-    docs = []
-    for b in range(BODIES):
-        messages = []
-        for i in range(PER_REQUEST):
-            n = (b * PER_REQUEST + i) % MESSAGES
-            item: dict[str, object] = {"from": f"62{n:010d}", "id": f"wamid.IN{b}x{i}",
-                                       "timestamp": str(at), "type": "text",
-                                       "text": {"body": "berapa harganya?"}}
-            if n % 3 == 0:
-                item["context"] = {"from": "15550783881", "id": f"wamid.C{n}"}
-            messages.append(item)
-        docs.append(_envelope({"contacts": [{"wa_id": "16505551234"}],
-                               "messages": messages}))
-    return _script(docs)
-
-
-def run(rounds: int = 3, seconds: float = 5) -> list[Row]:
-    folder = Path(tempfile.mkdtemp(prefix="campaignd-bench-inbound-"))
-    statuses, replies = folder / "statuses.lua", folder / "replies.lua"
-    statuses.write_text(statuses_script())
-    with daemon() as d:
-        create_campaign(d.url, MESSAGES, prefix="wamid.C")
-        replies.write_text(replies_script(int(time.time()) + 5))
-        status_rates, reply_rates = [], []
-        for _ in range(rounds):  # alternating, so drift hits both alike
-            status_rates.append(wrk(f"{d.url}/webhooks/cloud", statuses, seconds))
-            reply_rates.append(wrk(f"{d.url}/webhooks/cloud", replies, seconds))
-    if any(r["non_2xx"] for r in status_rates + reply_rates):
-        raise RuntimeError("some Cloud API webhooks were not answered 2xx")
-    per_status = median([r["rps"] for r in status_rates]) * PER_REQUEST
-    per_reply = median([r["rps"] for r in reply_rates]) * PER_REQUEST
+def run() -> list[Row]:
+    folder = scratch("inbound")
+    try:
+        with daemon() as d:
+            uuid = create_campaign(d.url, MESSAGES, prefix="wamid.C")
+            statuses = Target("statuses", d.url, PATH, CloudLadder(MESSAGES), folder, d, [uuid],
+                              source="cloud", items_per_request=PER_REQUEST)
+            replies = Target("replies", d.url, PATH, ReplyLadder(MESSAGES), folder, d, [uuid],
+                             source="cloud", items_per_request=PER_REQUEST,
+                             counts=inbound_counts, settle=settle, check_replay=False)
+            alternate([statuses, replies], ROUNDS, SECONDS)
+            sent = replies.position * PER_REQUEST
+            d.flush(uuid)
+            stored = d.count("SELECT COUNT(*) FROM inbound")
+            replied = d.statistics(uuid)["total_replied_count"]
+            if stored != sent or replied != min(MESSAGES, sent):
+                raise BenchError(f"{sent} replies sent: {stored} stored, {replied} messages"
+                                 f" replied (want {min(MESSAGES, sent)})")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    per_status = statuses.median * PER_REQUEST
+    per_reply = replies.median * PER_REQUEST
     ratio = per_reply / per_status if per_status else 0.0
     return [Row("inbound replies, Cloud API batches of 100 (vs statuses)",
-                f"{per_reply:,.0f} replies/s vs {per_status:,.0f} statuses/s "
-                f"= {ratio:.0%}", "same per-item cost (>= 80 %)", ratio >= 0.8,
-                {"replies_rps": [r["rps"] for r in reply_rates],
-                 "statuses_rps": [r["rps"] for r in status_rates]})]
+                f"{per_reply:,.0f} replies/s vs {per_status:,.0f} statuses/s = {ratio:.0%}",
+                "same per-item cost (80-120 %)", ratio >= 0.8,
+                {"replies_rps": replies.rates, "statuses_rps": statuses.rates,
+                 "replies_settle_s": replies.flushes, "statuses_checkpoint_s": statuses.flushes,
+                 "replies_sent": sent, "replies_stored": stored, "replied": replied})]

@@ -1,50 +1,62 @@
 """A load generator process: Cloud API batches at a fixed ACK rate, then it stops.
 
-`python -m bench.load URL PREFIX MESSAGES RATE SECONDS [STATUS]` posts RATE statuses
-per second (batches of 50, 20 ms apart per connection slot) for SECONDS, to 127.0.0.1
-only, and prints how many were answered 2xx and when the last answer came (epoch s).
+`python -m bench.load URL PREFIX MESSAGES RATE SECONDS [FIRST_STATUS]` posts RATE
+statuses per second (batches of 50 on a fixed schedule) for SECONDS, to 127.0.0.1 only.
+The statuses climb a ladder (bench/ladder.py CloudLadder) over MESSAGES registered
+messages: sent, then delivered, then read (or from FIRST_STATUS up), so every status
+changes its message, for the whole run. Prints one JSON line: statuses answered 2xx,
+non-2xx answers, the time of the last answer (epoch s) and the rate achieved (statuses
+answered per second between the first request and the last answer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 
 import aiohttp
 
-from bench.acks import cloud_body
+from bench.ladder import CloudLadder, cloud_envelope
 
 PER_REQUEST = 50
 
 
 async def main(url: str, prefix: str, messages: int, rate: float, seconds: float,
-               status: str) -> None:
+               first_status: str) -> None:
     if not url.startswith("http://127.0.0.1"):
         raise SystemExit("load goes to 127.0.0.1 only")
-    requests_per_s = rate / PER_REQUEST
-    interval = 1.0 / requests_per_s
-    ok = 0
+    ladder = CloudLadder(messages, prefix, PER_REQUEST)
+    offset = CloudLadder.STATUSES.index(first_status) * messages
+    interval = PER_REQUEST / rate
+    ok = refused = 0
     last = 0.0
-    next_id = 0
     started = time.perf_counter()
+    started_epoch = time.time()
     tasks: set[asyncio.Task[None]] = set()
 
     async def post(session: aiohttp.ClientSession, body: bytes) -> None:
-        nonlocal ok, last
+        nonlocal ok, refused, last
         async with session.post(f"{url}/webhooks/cloud", data=body,
                                 headers={"Content-Type": "application/json"}) as resp:
             await resp.read()
             if resp.status == 200:
-                ok += 1
+                ok += PER_REQUEST
                 last = time.time()
+            else:
+                refused += 1
 
-    async with aiohttp.ClientSession() as session:
+    connector = aiohttp.TCPConnector(limit=64)
+    async with aiohttp.ClientSession(connector=connector) as session:
         n = 0
         while time.perf_counter() - started < seconds:
-            ids = [f"{prefix}{(next_id + i) % messages}" for i in range(PER_REQUEST)]
-            next_id += PER_REQUEST
-            task = asyncio.create_task(post(session, cloud_body(ids, status, 1750000000 + n)))
+            first = offset + n * PER_REQUEST
+            if first + PER_REQUEST > len(CloudLadder.STATUSES) * messages:
+                raise SystemExit("the ladder ran out: register more messages")
+            body = cloud_envelope({"statuses": [ladder.status(j) for j in
+                                                range(first, first + PER_REQUEST)]})
+            task = asyncio.create_task(post(session, body))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             n += 1
@@ -52,10 +64,12 @@ async def main(url: str, prefix: str, messages: int, rate: float, seconds: float
             if delay > 0:
                 await asyncio.sleep(delay)
         await asyncio.gather(*tasks)
-    print(f"{ok * PER_REQUEST} {last:.6f}", flush=True)
+    achieved = ok / max(1e-9, last - started_epoch)
+    print(json.dumps({"acked": ok, "sent": n * PER_REQUEST, "refused": refused,
+                      "last_ack": last, "achieved_rate": achieved}), flush=True)
 
 
 if __name__ == "__main__":
     url, prefix, messages, rate, seconds = sys.argv[1:6]
-    status = sys.argv[6] if len(sys.argv) > 6 else "delivered"
-    asyncio.run(main(url, prefix, int(messages), float(rate), float(seconds), status))
+    first_status = sys.argv[6] if len(sys.argv) > 6 else "sent"
+    asyncio.run(main(url, prefix, int(messages), float(rate), float(seconds), first_status))

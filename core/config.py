@@ -142,8 +142,11 @@ KEYS: dict[str, Key] = {
                                   check=_networks_check),
     "store.path": Key(str, "campaignd.sqlite3",
                       "SQLite file; relative paths are relative to the config file's folder."),
-    "store.synchronous": Key(str, "NORMAL", "SQLite synchronous mode. NORMAL survives a crash "
-                             "of the process (kill -9); FULL also a power loss.",
+    "store.synchronous": Key(str, "FULL", "SQLite synchronous mode (SPEC 10.2). FULL: a 2xx "
+                             "survives a crash of the process (kill -9) and a power loss "
+                             "(fsync at every group commit). NORMAL survives kill -9 only: "
+                             "a power loss can take back events already answered 2xx, "
+                             "which providers never resend.",
                              choices=("NORMAL", "FULL")),
     "store.busy_timeout_ms": Key(int, 2000, "How long a write waits for a lock before 503.",
                                  minimum=0, maximum=60000),

@@ -1,5 +1,6 @@
 """The analytics aggregates (SPEC 8) in SQLite: recounting message rows, on the writer
-connection, inside the transaction that writes them.
+thread's sqlite3 connection (store/db.py runs these steps there), inside the transaction
+that writes them.
 
 Tables (migration 0009_insights):
 - `insight_slots` (workspace_id, slot): per quarter-hour of SEND time, the messages sent,
@@ -25,7 +26,7 @@ This module does not import store/db.py (db imports the migrations, which import
 
 from __future__ import annotations
 
-import asyncio
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -60,7 +61,6 @@ from domain.phones import e164_digits, number_key
 log = structlog.get_logger(__name__)
 
 CHUNK = 500
-OFFLOAD = 200  # rows: above this, the figures are worked out in a worker thread
 FLUSH = 5000  # changed rows written (in the same transaction) before more are read
 
 FIGURE_COLUMNS = ("ag_flags", "ag_sent_at", "ag_read_at", "ag_reply_at", "ag_last_reply",
@@ -68,7 +68,10 @@ FIGURE_COLUMNS = ("ag_flags", "ag_sent_at", "ag_read_at", "ag_reply_at", "ag_las
 ROW_SQL = ("SELECT row, cls, failure_category, ts_queued, ts_pending, ts_delivered, ts_read,"
            " ts_failed, recipient, " + ", ".join(FIGURE_COLUMNS) +
            " FROM messages WHERE campaign_no = ? AND row IN ({})")
-SET_FIGURES = ("UPDATE messages SET " + ", ".join(f"{c} = ?" for c in FIGURE_COLUMNS) +
+# Clears the row's mark in the same write: a row is recounted as it stands in this
+# transaction, so any mark on it is answered (one write per row instead of two).
+SET_FIGURES = ("UPDATE messages SET ag_dirty = 0, " +
+               ", ".join(f"{c} = ?" for c in FIGURE_COLUMNS) +
                " WHERE campaign_no = ? AND row = ?")
 ADD_SLOTS = ("INSERT INTO insight_slots (workspace_id, slot, " + ", ".join(SLOT_FIELDS) +
              ") VALUES (" + ", ".join("?" * (len(SLOT_FIELDS) + 2)) + ")"
@@ -140,8 +143,9 @@ def _work(fetched: list[Any], workspace: int, batch: Rows, deltas: Deltas,
         updates.append((*((None,) * 6 if new == ZERO else new), no, row))
 
 
-async def recount(conn: aiosqlite.Connection, batches: Sequence[Rows]) -> None:
-    """Recount these rows as they now stand in the database (a transaction step)."""
+def recount(conn: sqlite3.Connection, batches: Sequence[Rows]) -> None:
+    """Recount these rows as they now stand in the database (a transaction step, on the
+    writer thread: store/db.py runs steps there, so no work here holds the event loop)."""
     batches = [b for b in batches if len(b.rows)]
     if not batches:
         return
@@ -149,9 +153,9 @@ async def recount(conn: aiosqlite.Connection, batches: Sequence[Rows]) -> None:
     workspaces: dict[int, int] = {}
     for start in range(0, len(nos), CHUNK):
         chunk = nos[start:start + CHUNK]
-        async with conn.execute(f"SELECT no, workspace_id FROM campaigns WHERE no IN"
-                                f" ({','.join('?' * len(chunk))})", chunk) as cur:
-            workspaces.update({no: ws for no, ws in await cur.fetchall()})
+        workspaces.update({no: ws for no, ws in conn.execute(
+            f"SELECT no, workspace_id FROM campaigns WHERE no IN"
+            f" ({','.join('?' * len(chunk))})", chunk)})
     deltas = Deltas()
     updates: list[tuple[Any, ...]] = []
     for batch in batches:
@@ -160,46 +164,40 @@ async def recount(conn: aiosqlite.Connection, batches: Sequence[Rows]) -> None:
             continue
         for start in range(0, len(batch.rows), CHUNK):
             chunk = list(batch.rows[start:start + CHUNK])
-            async with conn.execute(ROW_SQL.format(",".join("?" * len(chunk))),
-                                    (batch.campaign_no, *chunk)) as cur:
-                fetched = list(await cur.fetchall())
-            if len(fetched) > OFFLOAD:  # keep the event loop free for webhooks
-                await asyncio.to_thread(_work, fetched, workspace, batch, deltas, updates)
-            else:
-                _work(fetched, workspace, batch, deltas, updates)
+            fetched = conn.execute(ROW_SQL.format(",".join("?" * len(chunk))),
+                                   (batch.campaign_no, *chunk)).fetchall()
+            _work(fetched, workspace, batch, deltas, updates)
             if len(updates) >= FLUSH:  # a million changed rows must not sit in memory
-                await _write(conn, deltas, updates)
+                _write(conn, deltas, updates)
                 deltas, updates = Deltas(), []
         if len(batches) > 1 and updates:
             # The same row may come again in a later batch (a checkpoint writing what an
             # earlier, failed one collected): it must be recounted from these figures.
-            await _write(conn, deltas, updates)
+            _write(conn, deltas, updates)
             deltas, updates = Deltas(), []
-    await _write(conn, deltas, updates)
+    _write(conn, deltas, updates)
 
 
-async def _write(conn: aiosqlite.Connection, deltas: Deltas,
-                 updates: list[tuple[Any, ...]]) -> None:
+def _write(conn: sqlite3.Connection, deltas: Deltas, updates: list[tuple[Any, ...]]) -> None:
     if not updates:
         return
-    contacts = await _load_contacts(conn, deltas.contacts)
+    contacts = _load_contacts(conn, deltas.contacts)
     recounts: dict[tuple[int, str], int] = {}
     for key, changes in deltas.contacts.items():
         what = apply_changes(contacts[key], changes)
         if what:
             recounts[key] = what
-    await conn.executemany(SET_FIGURES, updates)
-    await conn.executemany(ADD_SLOTS, [(ws, slot, *counts)
-                                       for ws, slot, counts in deltas.nonzero_slots()])
-    await conn.executemany(ADD_DELAYS, deltas.nonzero_delays())
+    conn.executemany(SET_FIGURES, updates)
+    conn.executemany(ADD_SLOTS, [(ws, slot, *counts)
+                                 for ws, slot, counts in deltas.nonzero_slots()])
+    conn.executemany(ADD_DELAYS, deltas.nonzero_delays())
     for key, what in recounts.items():  # rare: reads this number's rows as written above
-        await _recount_contact(conn, key[0], contacts[key], what)
-    await conn.executemany(PUT_CONTACT, [_contact_params(ws, c)
-                                         for (ws, _), c in contacts.items()])
+        _recount_contact(conn, key[0], contacts[key], what)
+    conn.executemany(PUT_CONTACT, [_contact_params(ws, c) for (ws, _), c in contacts.items()])
 
 
-async def _load_contacts(conn: aiosqlite.Connection, keys: Iterable[tuple[int, str]]
-                         ) -> dict[tuple[int, str], Contact]:
+def _load_contacts(conn: sqlite3.Connection, keys: Iterable[tuple[int, str]]
+                   ) -> dict[tuple[int, str], Contact]:
     by_workspace: dict[int, list[str]] = defaultdict(list)
     for ws, number in keys:
         by_workspace[ws].append(number)
@@ -207,11 +205,10 @@ async def _load_contacts(conn: aiosqlite.Connection, keys: Iterable[tuple[int, s
     for ws, numbers in by_workspace.items():
         for start in range(0, len(numbers), CHUNK):
             chunk = numbers[start:start + CHUNK]
-            async with conn.execute(
+            for r in conn.execute(
                     f"SELECT {', '.join(CONTACT_COLUMNS)} FROM contacts WHERE workspace_id = ?"
-                    f" AND number IN ({','.join('?' * len(chunk))})", (ws, *chunk)) as cur:
-                for r in await cur.fetchall():
-                    out[(ws, r[0])] = contact_of(r)
+                    f" AND number IN ({','.join('?' * len(chunk))})", (ws, *chunk)):
+                out[(ws, r[0])] = contact_of(r)
         for number in numbers:
             out.setdefault((ws, number), Contact(number))
     return out
@@ -235,23 +232,22 @@ WORKSPACE_ROWS = ("FROM messages WHERE nh = ? AND campaign_no IN"
                   " (SELECT no FROM campaigns WHERE workspace_id = ?)")
 
 
-async def _recount_contact(conn: aiosqlite.Connection, workspace: int, contact: Contact,
-                           what: int) -> None:
+def _recount_contact(conn: sqlite3.Connection, workspace: int, contact: Contact,
+                     what: int) -> None:
     """The contact's latest read, reply and sends from its rows' figures."""
     key = (number_key(contact.number), workspace)
     read_at = replied_at = None
     sends: list[Send] = []
     if what & (RECOUNT_READ | RECOUNT_REPLY):
-        async with conn.execute(f"SELECT MAX(ag_read_at), MAX(ag_last_reply) {WORKSPACE_ROWS}",
-                                key) as cur:
-            read_at, replied_at = await cur.fetchone() or (None, None)
+        read_at, replied_at = conn.execute(
+            f"SELECT MAX(ag_read_at), MAX(ag_last_reply) {WORKSPACE_ROWS}", key
+        ).fetchone() or (None, None)
     if what & RECOUNT_SENDS:
-        async with conn.execute(
-                f"SELECT ag_sent_at, campaign_no, row, ag_flags {WORKSPACE_ROWS}"
-                f" AND ag_flags & {ATTEMPTED} ORDER BY ag_sent_at DESC, campaign_no DESC,"
-                " row DESC LIMIT 2", key) as cur:
-            sends = [Send(at, no, row, bool(flags & BAD_NUMBER))
-                     for at, no, row, flags in await cur.fetchall()]
+        sends = [Send(at, no, row, bool(flags & BAD_NUMBER))
+                 for at, no, row, flags in conn.execute(
+                     f"SELECT ag_sent_at, campaign_no, row, ag_flags {WORKSPACE_ROWS}"
+                     f" AND ag_flags & {ATTEMPTED} ORDER BY ag_sent_at DESC, campaign_no DESC,"
+                     " row DESC LIMIT 2", key)]
     recounted(contact, what, read_at, replied_at, sends)
 
 
@@ -287,72 +283,68 @@ async def create_tables(conn: aiosqlite.Connection) -> None:
                        (BACKFILL_KEY, "0 -1" if existing else DONE))
 
 
-async def _recount_rows(conn: aiosqlite.Connection, rows: Sequence[tuple[int, int]]) -> None:
+def _recount_rows(conn: sqlite3.Connection, rows: Sequence[tuple[int, int]]) -> None:
     """Recount (campaign_no, row) pairs in that order, with their credited engagement."""
     batches: dict[int, list[int]] = defaultdict(list)
     for campaign_no, number in rows:
         batches[campaign_no].append(number)
-    await recount(conn, [Rows(campaign_no, numbers,
-                              await _credited(conn, campaign_no, numbers))
-                         for campaign_no, numbers in batches.items()])
+    recount(conn, [Rows(campaign_no, numbers, _credited(conn, campaign_no, numbers))
+                   for campaign_no, numbers in batches.items()])
 
 
-async def recount_marked(conn: aiosqlite.Connection, limit: int) -> int:
+def recount_marked(conn: sqlite3.Connection, limit: int) -> int:
     """Recount up to `limit` marked rows and clear their marks (a transaction step);
     returns how many there were."""
-    async with conn.execute("SELECT campaign_no, row FROM messages WHERE ag_dirty = 1"
-                            " ORDER BY campaign_no, row LIMIT ?", (limit,)) as cur:
-        rows = list(await cur.fetchall())
+    rows = conn.execute("SELECT campaign_no, row FROM messages WHERE ag_dirty = 1"
+                        " ORDER BY campaign_no, row LIMIT ?", (limit,)).fetchall()
     if rows:
-        await _recount_rows(conn, rows)
-        await conn.executemany("UPDATE messages SET ag_dirty = 0 WHERE campaign_no = ?"
-                               " AND row = ?", rows)
+        _recount_rows(conn, rows)
+        # those whose figures did not move (SET_FIGURES cleared the others' marks)
+        conn.executemany("UPDATE messages SET ag_dirty = 0 WHERE campaign_no = ?"
+                         " AND row = ? AND ag_dirty = 1", rows)
     return len(rows)
 
 
-async def backfill(conn: aiosqlite.Connection, limit: int) -> int | None:
+def backfill(conn: sqlite3.Connection, limit: int) -> int | None:
     """Count the next `limit` rows after the backfill's cursor (a transaction step):
     how many were looked at, None when the backfill is done. Recounting a row counted
     meanwhile changes nothing, so the backfill and the live counting never count a row
     twice, and a restart goes on from the cursor."""
-    async with conn.execute("SELECT value FROM meta WHERE key = ?", (BACKFILL_KEY,)) as cur:
-        found = await cur.fetchone()
+    found = conn.execute("SELECT value FROM meta WHERE key = ?", (BACKFILL_KEY,)).fetchone()
     if found is None or found[0] == DONE:
         return None
     no, row = (int(part) for part in found[0].split())
-    async with conn.execute("SELECT campaign_no, row FROM messages WHERE (campaign_no, row)"
-                            " > (?, ?) ORDER BY campaign_no, row LIMIT ?",
-                            (no, row, limit)) as cur:
-        rows = list(await cur.fetchall())
+    rows = conn.execute("SELECT campaign_no, row FROM messages WHERE (campaign_no, row)"
+                        " > (?, ?) ORDER BY campaign_no, row LIMIT ?", (no, row, limit)).fetchall()
     if rows:
-        await _recount_rows(conn, rows)
+        _recount_rows(conn, rows)
     cursor = f"{rows[-1][0]} {rows[-1][1]}" if len(rows) == limit else DONE
-    await conn.execute("UPDATE meta SET value = ? WHERE key = ?", (cursor, BACKFILL_KEY))
+    conn.execute("UPDATE meta SET value = ? WHERE key = ?", (cursor, BACKFILL_KEY))
     if cursor == DONE:
         log.info("insights.backfill_done")
     return len(rows)
 
 
-async def count_all(conn: aiosqlite.Connection, chunk: int = 5000) -> int:
+def count_all(conn: sqlite3.Connection, chunk: int = 5000) -> int:
     """The whole backfill at once, from the start (the benchmark's bulk-written database,
     a repair): every row recounted; returns how many rows were looked at."""
-    await conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '0 -1')",
-                       (BACKFILL_KEY,))
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '0 -1')",
+                 (BACKFILL_KEY,))
     total = 0
-    while (done := await backfill(conn, chunk)) is not None:
+    while (done := backfill(conn, chunk)) is not None:
         total += done
     return total
 
 
-async def _credited(conn: aiosqlite.Connection, campaign_no: int, rows: Sequence[int]
-                    ) -> dict[int, Engagement]:
+def _credited(conn: sqlite3.Connection, campaign_no: int, rows: Sequence[int]
+              ) -> dict[int, Engagement]:
     """Each row's engagement from the inbound events credited to it (store/engagement),
     for ascending rows of one campaign."""
     wanted = set(rows)
     touches: dict[int, list[Touch]] = defaultdict(list)
-    async with conn.execute("SELECT row, at, kind, via FROM inbound WHERE campaign_no = ?"
-                            " AND row BETWEEN ? AND ?", (campaign_no, rows[0], rows[-1])) as cur:
-        for row, at, kind, via in await cur.fetchall():
-            if row in wanted:
-                touches[row].append(Touch(at, kind, via))
+    for row, at, kind, via in conn.execute(
+            "SELECT row, at, kind, via FROM inbound WHERE campaign_no = ?"
+            " AND row BETWEEN ? AND ?", (campaign_no, rows[0], rows[-1])):
+        if row in wanted:
+            touches[row].append(Touch(at, kind, via))
     return {row: engagement_of(items) for row, items in touches.items()}

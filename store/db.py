@@ -1,37 +1,26 @@
-"""The SQLite connections: one writer, one reader, both through aiosqlite (WAL).
+"""The SQLite connections: one writer on a thread of its own, one reader (aiosqlite), WAL.
 
-All writes go through the writer connection (Datasette's one-writer rule).
-`Store.transaction` runs several statements as one transaction and holds the write gate
-exclusively, so nothing interleaves with it; `Store.execute_atomic` runs one statement
-in autocommit mode and holds the gate shared, so several journal commits can be queued
-on the writer thread back to back (pipelined) without a round trip through the loop
-between them. The gate is first come, first served (neither kind starves the other),
-except while storage is failing: then a journal commit does not queue behind
-transactions that will each wait out the busy timeout only to fail too; it tries at
-once, so a webhook gets its 503 within about two busy timeouts, however long a lock
-lasts. A failing write raises `StoreUnavailable`; the caller
-answers 503 and the next transaction simply tries again, so the daemon recovers by
-itself when the disk has room again or the lock is released.
+All writes go through the writer (Datasette's one-writer rule): store/writer.py runs
+them one after the other on its own thread and connection, each transaction as ONE
+piece of work handed over and answered once (no hop through the loop per statement).
+The journal's group commits go first: when the writer is free it takes every webhook
+request waiting, then at most one transaction, then the requests again. So a webhook
+waits for at most one transaction in progress; while storage is failing that means
+its 503 comes within about two busy timeouts, however long a lock lasts. A failing
+write raises `StoreUnavailable`; the caller answers 503 and the next write simply tries
+again, so the daemon recovers by itself when the disk has room again or the lock is
+released. A transaction always runs to its end, also when its caller was cancelled (a
+timeout, shutdown): BEGIN is never left open to swallow the next commit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import math
 import sqlite3
 import time
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Coroutine,
-    Iterable,
-    Mapping,
-    Sequence,
-)
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import aiosqlite
@@ -39,14 +28,14 @@ import structlog
 
 from store.migrations import migrate
 from store.schema import PRAGMAS, SCHEMA, SCHEMA_VERSION
+from store.writer import WriterThread
 
 log = structlog.get_logger(__name__)
 
-# A step of a transaction that reads as well as writes (store/aggregates.py `recount`):
-# called with the writer connection between the statements before and after it.
-Step = Callable[[aiosqlite.Connection], Awaitable[None]]
-# (sql, params, many), or (step, (), False)
-Statement = tuple[str | Step, Sequence[Any] | Iterable[Sequence[Any]], bool]
+# (sql, params, many); or (step, (), False): `step(conn)` runs on the writer thread
+# between the statements before and after it, in the same transaction
+Statement = tuple[str | Callable[[sqlite3.Connection], Any],
+                  Sequence[Any] | Iterable[Sequence[Any]], bool]
 
 
 class StoreUnavailable(Exception):
@@ -58,13 +47,9 @@ class Store:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
         self.synchronous = synchronous
-        self.writer: aiosqlite.Connection | None = None
+        self.thread: WriterThread | None = None
+        self.writer: WriterHandle | None = None
         self.reader: aiosqlite.Connection | None = None
-        self._gate = asyncio.Condition()
-        self._exclusive = False  # a transaction is open
-        self._shared = 0  # single statements in flight
-        self._tickets = itertools.count()
-        self._waiting: dict[int, bool] = {}  # ticket -> exclusive?, in arrival order
         self.last_error: str | None = None
         self.last_error_at: float | None = None
 
@@ -72,154 +57,119 @@ class Store:
     def healthy(self) -> bool:
         return self.writer is not None and self.last_error is None
 
+    def pragmas(self) -> list[str]:
+        return [*PRAGMAS, f"PRAGMA synchronous={self.synchronous}",
+                f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}"]
+
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.writer = await self._connect()
-        await self.writer.executescript(SCHEMA)
-        await self.writer.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-            (str(SCHEMA_VERSION),),
-        )
-        applied = await migrate(self.writer)
+        setup = await self._connect()  # schema and migrations (aiosqlite: they await)
+        try:
+            await setup.executescript(SCHEMA)
+            await setup.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+            applied = await migrate(setup)
+        finally:
+            await setup.close()
         if applied:
             log.info("store.migrated", path=str(self.path), migrations=applied)
+        self.thread = WriterThread(self.path, self.pragmas())
+        await self.thread.start()
+        self.writer = WriterHandle(self.thread)
         self.reader = await self._connect()
         log.info("store.opened", path=str(self.path), synchronous=self.synchronous)
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in PRAGMAS:
+        for pragma in self.pragmas():
             await conn.execute(pragma)
-        await conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        await conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         return conn
 
     async def close(self) -> None:
-        for conn in (self.reader, self.writer):
-            if conn is not None:
-                try:
-                    await conn.close()
-                except Exception as exc:  # closing must not stop the shutdown sequence
-                    log.warning("store.close_failed", error=str(exc))
-        self.reader = self.writer = None
+        if self.reader is not None:
+            try:
+                await self.reader.close()
+            except Exception as exc:  # closing must not stop the shutdown sequence
+                log.warning("store.close_failed", error=str(exc))
+        if self.thread is not None:
+            try:
+                await self.thread.stop()
+            except Exception as exc:
+                log.warning("store.close_failed", error=str(exc))
+        self.reader = self.writer = self.thread = None
 
     async def transaction(self, statements: Iterable[Statement]) -> None:
         """Run statements as one transaction; StoreUnavailable when storage fails.
 
-        Shielded: a caller that is cancelled (a timeout, shutdown) does not cut the
-        transaction in half. Without that, BEGIN could stay open on the writer
-        connection and swallow the next journal commit into a transaction that is
-        never committed.
-        """
-        await _shielded(self._transaction(list(statements)))
-
-    async def _transaction(self, statements: list[Statement]) -> None:
-        if self.writer is None:
-            raise StoreUnavailable("the database is closed")
-        async with self._exclusive_gate():
-            conn = self.writer
-            try:
-                await conn.execute("BEGIN IMMEDIATE")
-                for sql, params, many in statements:
-                    if callable(sql):
-                        await sql(conn)
-                    elif many:
-                        await conn.executemany(sql, params)  # type: ignore[arg-type]
-                    else:
-                        await conn.execute(sql, params)  # type: ignore[arg-type]
-                await conn.execute("COMMIT")
-            except (sqlite3.IntegrityError, asyncio.CancelledError):
-                await self._rollback()
-                raise
-            except (sqlite3.OperationalError, sqlite3.DatabaseError, ValueError) as exc:
-                await self._rollback()
-                self._failed(exc)
-                raise StoreUnavailable(str(exc)) from exc
-            except BaseException:  # a defect in a step: never leave BEGIN open behind it
-                await self._rollback()
-                raise
-            self._recovered()
+        The work is handed to the writer thread whole and runs to its end even if the
+        awaiting caller is cancelled (a timeout, shutdown): BEGIN is never left open."""
+        statements = list(statements)
+        await self._run(lambda conn: self._transaction(conn, statements))
 
     async def execute_atomic(self, sql: str, params: Sequence[Any]) -> None:
-        """One statement in autocommit mode: atomic by itself, one thread round trip.
+        """One statement in autocommit mode: atomic by itself."""
+        await self._run(lambda conn: self._atomic(conn, sql, params))
 
-        The journal's group commit uses this: a whole batch is one row, so the hot path
-        pays one hop to the writer thread instead of three (BEGIN, INSERT, COMMIT).
-        """
-        await _shielded(self._execute_atomic(sql, params))
-
-    async def _execute_atomic(self, sql: str, params: Sequence[Any]) -> None:
-        if self.writer is None:
+    async def _run(self, job: Callable[[sqlite3.Connection], Any]) -> Any:
+        if self.thread is None:
             raise StoreUnavailable("the database is closed")
-        async with self._shared_gate():
-            try:
-                await self.writer.execute(sql, params)
-            except (sqlite3.OperationalError, sqlite3.DatabaseError, ValueError) as exc:
-                self._failed(exc)
-                raise StoreUnavailable(str(exc)) from exc
-            self._recovered()
-
-    def _first_exclusive_waiting(self) -> float:
-        return next((t for t, exclusive in self._waiting.items() if exclusive), math.inf)
-
-    @contextlib.asynccontextmanager
-    async def _exclusive_gate(self) -> AsyncIterator[None]:
-        async with self._gate:
-            ticket = next(self._tickets)
-            self._waiting[ticket] = True
-            try:
-                await self._gate.wait_for(lambda: not self._exclusive and not self._shared
-                                          and next(iter(self._waiting)) == ticket)
-            finally:
-                del self._waiting[ticket]
-                self._gate.notify_all()
-            self._exclusive = True
         try:
-            yield
-        finally:
-            async with self._gate:
-                self._exclusive = False
-                self._gate.notify_all()
+            future = self.thread.post(job)
+        except RuntimeError as exc:
+            raise StoreUnavailable("the database is closing") from exc
+        return await future
 
-    @contextlib.asynccontextmanager
-    async def _shared_gate(self) -> AsyncIterator[None]:
-        async with self._gate:
-            ticket = next(self._tickets)
-            self._waiting[ticket] = False
+    # --- on the writer thread -----------------------------------------------------------
+
+    def _transaction(self, conn: sqlite3.Connection, statements: list[Statement]) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for sql, params, many in statements:
+                if callable(sql):
+                    sql(conn)
+                elif many:
+                    conn.executemany(sql, params)  # type: ignore[arg-type]
+                else:
+                    conn.execute(sql, params)  # type: ignore[arg-type]
+            conn.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            self.rollback(conn)
+            raise
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, ValueError) as exc:
+            self.rollback(conn)
+            self.failed(exc)
+            raise StoreUnavailable(str(exc)) from exc
+        except BaseException:  # a defect in a step: never leave BEGIN open behind it
+            self.rollback(conn)
+            raise
+        self.recovered()
+
+    def _atomic(self, conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> None:
+        try:
+            conn.execute(sql, params)
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, ValueError) as exc:
+            self.failed(exc)
+            raise StoreUnavailable(str(exc)) from exc
+        self.recovered()
+
+    @staticmethod
+    def rollback(conn: sqlite3.Connection) -> None:
+        """Roll back if a transaction is open (the failure may have been BEGIN's own)."""
+        if conn.in_transaction:
             try:
-                await self._gate.wait_for(lambda: not self._exclusive and (
-                    ticket < self._first_exclusive_waiting() or self.last_error is not None))
-            finally:
-                del self._waiting[ticket]
-                self._gate.notify_all()
-            self._shared += 1
-        try:
-            yield
-        finally:
-            async with self._gate:
-                self._shared -= 1
-                if not self._shared:
-                    self._gate.notify_all()
-
-    async def _rollback(self) -> None:
-        """Roll back unconditionally: the writer thread runs statements in order, so this
-        comes after a BEGIN that may still be queued; "no transaction" is fine."""
-        try:
-            assert self.writer is not None
-            await self.writer.execute("ROLLBACK")
-        except sqlite3.OperationalError as exc:
-            if "no transaction is active" not in str(exc):
+                conn.execute("ROLLBACK")
+            except Exception as exc:  # the rollback of a failed write may fail too
                 log.warning("store.rollback_failed", error=str(exc))
-        except Exception as exc:  # the rollback of a failed write may fail too
-            log.warning("store.rollback_failed", error=str(exc))
 
-    def _failed(self, exc: Exception) -> None:
+    def failed(self, exc: Exception) -> None:
         if self.last_error is None:
             log.error("store.write_failed", error=str(exc))
         self.last_error = str(exc)
         self.last_error_at = time.time()
 
-    def _recovered(self) -> None:
+    def recovered(self) -> None:
         if self.last_error is not None:
             log.info("store.recovered", after_error=self.last_error)
             self.last_error = None
@@ -244,16 +194,42 @@ class Store:
         return row[0] if row else None
 
 
-async def _shielded(work: Coroutine[Any, Any, None]) -> None:
-    """Run `work` to its end even if the awaiting caller is cancelled."""
-    task = asyncio.ensure_future(work)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        task.add_done_callback(_consume)
-        raise
+class _Cursor:
+    """Rows a statement run on the writer thread gave (WriterHandle.execute)."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    async def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    async def fetchall(self) -> list[Any]:
+        return list(self._rows)
 
 
-def _consume(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("store.write_failed_after_cancel", error=str(task.exception()))
+class _Result:
+    """`await handle.execute(...)` or `async with handle.execute(...) as cursor`."""
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self._future = future
+
+    def __await__(self) -> Any:
+        return self._future.__await__()
+
+    async def __aenter__(self) -> _Cursor:
+        return await self._future  # type: ignore[no-any-return]
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        return None
+
+
+class WriterHandle:
+    """The writer connection as an awaitable API (maintenance and tests: PRAGMAs)."""
+
+    def __init__(self, thread: WriterThread) -> None:
+        self.thread = thread
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> _Result:
+        return _Result(self.thread.post(
+            lambda conn: _Cursor(conn.execute(sql, params).fetchall())))

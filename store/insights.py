@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import aiosqlite
 import orjson
 import structlog
 
@@ -235,13 +236,25 @@ class Recounter:
     backfill's cursor are durable, so a crash or a restart loses nothing.
 
     Freshness: it is woken after every checkpoint (and looks every POLL seconds), so the
-    analytics follow the rows by about a checkpoint interval."""
+    analytics follow the rows by about a checkpoint interval.
+
+    Ingest first: while webhooks are being committed or a checkpoint written (`busy`),
+    it works in small transactions and rests SHARE_REST times as long as each took, so
+    it takes about a tenth of the writer's time and of the interpreter. Every webhook
+    commit waits while a transaction of it runs, and a recount costs far more per row
+    than ingesting a status (docs/BENCHMARKS.md): at full speed it took 38 % of the
+    daemon's time under load and the webhooks' rate with it. The marks wait on disk
+    meanwhile; under a sustained flood the analytics lag, and they catch up at full
+    speed once it eases (the responses say "counting" until then)."""
 
     BATCH = 1000
+    BUSY_BATCH = 100
+    SHARE_REST = 9.0
     POLL = 1.0
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, busy: Callable[[], bool] = lambda: False) -> None:
         self.store = store
+        self.busy = busy
         self.backfilled = False
         self.rows = 0  # rows recounted since start (marked and backfilled)
         self.version = 0  # moves whenever the aggregates may have: a key for caches
@@ -273,17 +286,18 @@ class Recounter:
         while await self._pass():
             pass
 
-    async def _pass(self) -> bool:
+    async def _pass(self, batch: int | None = None) -> bool:
         """One transaction of work; False when there was none."""
+        limit = batch or self.BATCH
         async with self._lock:
             done = 0
             backfill_left: int | None = 0
 
-            async def step(conn: aiosqlite.Connection) -> None:
+            def step(conn: sqlite3.Connection) -> None:  # on the writer thread
                 nonlocal done, backfill_left
-                done = await recount_marked(conn, self.BATCH)
+                done = recount_marked(conn, limit)
                 if not done and not self.backfilled:
-                    backfill_left = await backfill(conn, self.BATCH)
+                    backfill_left = backfill(conn, limit)
 
             await self.store.transaction([(step, (), False)])
             if backfill_left is None:
@@ -296,8 +310,14 @@ class Recounter:
     async def _run(self) -> None:
         while True:
             try:
-                while await self._pass():
-                    await asyncio.sleep(0)  # let the journal's commits in between
+                while True:
+                    busy = self.busy()
+                    started = time.perf_counter()
+                    if not await self._pass(self.BUSY_BATCH if busy else None):
+                        break
+                    # let the journal's commits in between; while they flow, rest longer
+                    await asyncio.sleep(
+                        (time.perf_counter() - started) * self.SHARE_REST if busy else 0)
             except StoreUnavailable:  # storage failing: the marks and cursor wait
                 await asyncio.sleep(1.0)
                 continue

@@ -1,10 +1,11 @@
 """Group commit: a webhook's events are on disk before it answers 2xx.
 
-Handlers call `Journal.append` and await it. One writer task takes everything that is
-waiting and writes it as ONE journal row (a single autocommit INSERT: atomic, one hop
-to the writer thread), and only then resolves the waiting handlers and hands the events
-to the ingest actor, in commit order. Many concurrent requests thus share one commit,
-and no event reaches a counter before it is durable. A row holds
+Handlers call `Journal.append` and await it. The writer thread (store/writer.py) takes
+every request waiting whenever it is free and writes them as ONE journal row (a single
+autocommit INSERT: atomic), then hands the whole batch back to the loop with one
+`call_soon_threadsafe`: there the events go to the ingest actor, in commit order, and
+only then are the waiting handlers answered. Many concurrent requests thus share one
+commit, and no event reaches a counter before it is durable. A row holds
 `[[source, [event, ...]], ...]`, one entry per request.
 
 A request to relay (store/relay.py) brings its outbox entry along: a batch with any
@@ -16,6 +17,7 @@ Batches without one keep the single-statement path.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +26,9 @@ from typing import Any
 import orjson
 import structlog
 
-from core.aio import cancel_and_wait
 from domain.events import StatusEvent
 from domain.inbound import Event, InboundEvent
-from store.db import Statement, Store, StoreUnavailable
+from store.db import Store, StoreUnavailable
 from store.relay import INSERT as OUTBOX_INSERT
 from store.relay import OutboxEntry
 
@@ -36,6 +37,7 @@ log = structlog.get_logger(__name__)
 Committed = Callable[[list[tuple[str, tuple[Event, ...]]], int, "BatchStats"], None]
 
 
+BUSY_FOR = 1.0  # seconds after a commit during which the journal counts as busy
 JOURNAL_INSERT = "INSERT INTO journal (seq, source, received_at, events) VALUES (?,?,?,?)"
 
 
@@ -53,91 +55,100 @@ class _Waiting:
     events: tuple[Event, ...]
     future: asyncio.Future[int]
     relay: OutboxEntry | None = None
+    since: float = 0.0
 
 
 class Journal:
-    def __init__(self, store: Store, on_committed: Committed, max_batch: int = 512,
-                 max_in_flight: int = 3) -> None:
+    def __init__(self, store: Store, on_committed: Committed) -> None:
         self.store = store
         self.on_committed = on_committed
-        self.max_batch = max_batch
-        self.next_seq = 1
-        self._waiting: list[_Waiting] = []
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.next_seq = 1  # advanced on the writer thread, read anywhere
+        self.last_commit = -BUSY_FOR  # time.monotonic() of the last batch answered
         self._closing = False
-        # Commits in flight on the writer thread, oldest first; each batch is announced
-        # (handlers answered, events handed on) only after every older one.
-        self.max_in_flight = max_in_flight
-        self._in_flight: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Future[int]] = set()
 
     async def start(self) -> None:
         row = await self.store.fetchone("SELECT MAX(seq) FROM journal")
         checkpoint = await self.store.get_meta("checkpoint_seq")
         self.next_seq = max(row[0] or 0, int(checkpoint or 0)) + 1
-        self._task = asyncio.create_task(self._run(), name="journal-writer")
+        assert self.store.thread is not None
+        self.store.thread.batch_fn = self._commit
+
+    def busy(self) -> bool:
+        """Webhooks were committed within the last BUSY_FOR seconds (background work
+        such as the analytics' recount gives way: store/insights.py)."""
+        return time.monotonic() - self.last_commit < BUSY_FOR
 
     async def append(self, source: str, events: Sequence[Event],
                      relay: OutboxEntry | None = None) -> int:
         """Return the journal seq once the events (and the request's relay copy, if
         any) are committed; raise StoreUnavailable."""
-        if self._closing:
+        thread = self.store.thread
+        if self._closing or thread is None:
             raise StoreUnavailable("the daemon is shutting down")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(source, tuple(events), future, relay))
-        self._wakeup.set()
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        thread.post_item(_Waiting(source, tuple(events), future, relay, time.perf_counter()))
         return await future
 
-    async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._waiting:
-                self._in_flight = [t for t in self._in_flight if not t.done()]
-                if len(self._in_flight) >= self.max_in_flight:
-                    await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                batch = self._waiting[: self.max_batch]
-                del self._waiting[: self.max_batch]
-                seq = self.next_seq
-                self.next_seq += 1
-                previous = self._in_flight[-1] if self._in_flight else None
-                self._in_flight.append(asyncio.create_task(self._commit(batch, seq, previous)))
-                await asyncio.sleep(0)  # let the commit reach the writer thread's queue
+    # --- on the writer thread -----------------------------------------------------------
 
-    async def _commit(self, batch: list[_Waiting], seq: int,
-                      previous: asyncio.Task[None] | None = None) -> None:
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Waiting]) -> None:
         started = time.perf_counter()
         with_events = [w for w in batch if w.events]
-        blob = orjson.dumps([[w.source, [e.to_row() for e in w.events]] for w in with_events])
-        sources = ",".join(sorted({w.source for w in with_events}))
-        journal_row = (seq, sources, time.time(), blob)
         outbox = [w.relay for w in batch if w.relay is not None]
+        seq = self.next_seq
+        error: StoreUnavailable | None = None
         relayed: dict[str, int] = {}
         try:
+            blob = orjson.dumps([[w.source, [e.to_row() for e in w.events]]
+                                 for w in with_events])
+            journal_row = (seq, ",".join(sorted({w.source for w in with_events})),
+                           time.time(), blob)
             if not outbox:
-                await self.store.execute_atomic(JOURNAL_INSERT, journal_row)
+                conn.execute(JOURNAL_INSERT, journal_row)
             else:
-                statements: list[Statement] = [(OUTBOX_INSERT, [e.row() for e in outbox], True)]
-                if with_events:  # a batch of ignored events only has no journal row
-                    statements.insert(0, (JOURNAL_INSERT, journal_row, False))
-                await self.store.transaction(statements)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if with_events:  # a batch of ignored events only has no journal row
+                        conn.execute(JOURNAL_INSERT, journal_row)
+                    conn.executemany(OUTBOX_INSERT, [e.row() for e in outbox])
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self.store.rollback(conn)
+                    raise
                 for entry in outbox:
                     relayed[entry.source] = relayed.get(entry.source, 0) + 1
+            self.next_seq = seq + 1
+            self.store.recovered()
+        except (sqlite3.Error, ValueError) as exc:
+            self.store.failed(exc)
+            error = StoreUnavailable(str(exc))
         except Exception as exc:
-            error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
-            if not isinstance(exc, StoreUnavailable):
-                log.exception("journal.commit_failed")
+            log.exception("journal.commit_failed")
+            error = StoreUnavailable(str(exc))
+        stats = BatchStats(len(batch), sum(len(w.events) for w in batch),
+                           time.perf_counter() - started, relayed)
+        assert self.store.thread is not None and self.store.thread.loop is not None
+        try:
+            self.store.thread.loop.call_soon_threadsafe(self._committed, batch, seq, stats,
+                                                        error)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    # --- back on the loop ---------------------------------------------------------------
+
+    def _committed(self, batch: list[_Waiting], seq: int, stats: BatchStats,
+                   error: StoreUnavailable | None) -> None:
+        self.last_commit = time.monotonic()
+        if error is not None:
             for w in batch:
                 if not w.future.done():
                     w.future.set_exception(error)
             return
-        if previous is not None:
-            await asyncio.wait([previous])  # announce in commit order
-        stats = BatchStats(len(batch), sum(len(w.events) for w in batch),
-                           time.perf_counter() - started, relayed)
         try:
-            self.on_committed([(w.source, w.events) for w in with_events], seq, stats)
+            self.on_committed([(w.source, w.events) for w in batch if w.events], seq, stats)
         except Exception:  # durable already; the events are replayed at the next start
             log.exception("journal.dispatch_failed", seq=seq)
         for w in batch:
@@ -145,16 +156,10 @@ class Journal:
                 w.future.set_result(seq)
 
     async def close(self) -> None:
-        """Refuse new appends, commit what is waiting, stop the writer."""
+        """Refuse new appends; wait until what was appended is committed (or failed)."""
         self._closing = True
-        if self._in_flight:
-            await asyncio.wait(self._in_flight)
-        if self._waiting:
-            seq, self.next_seq = self.next_seq, self.next_seq + 1
-            await self._commit(self._waiting[:], seq)
-            self._waiting.clear()
-        await cancel_and_wait(self._task)
-        self._task = None
+        if self._pending:
+            await asyncio.wait(list(self._pending))
 
 
 Groups = tuple[tuple[str, tuple[Event, ...]], ...]

@@ -264,10 +264,9 @@ async def test_duplicates_replays_and_a_restart_count_nothing_twice(
         daemon_factory: Any, tmp_path: Any, monkeypatch: Any) -> None:
     from store import aggregates as kept
 
-    # Tiny batches: recounts written every 3 rows (a number's rows split between them)
-    # and worked out in a worker thread from 3 rows on, as big checkpoints are.
+    # Tiny batches: recounts written every 3 rows (a number's rows split between them),
+    # as big checkpoints are.
     monkeypatch.setattr(kept, "FLUSH", 3)
-    monkeypatch.setattr(kept, "OFFLOAD", 2)
     settings = {"store.path": str(tmp_path / "again.sqlite3")}
     d = await daemon_factory(**settings)
     await setup_tiers(d)

@@ -33,7 +33,7 @@ from web import (
 )
 from web.auth import Guard
 from web.common import PRINCIPAL
-from web.errors import error_middleware, json_response
+from web.errors import error_answer, json_response
 from web.keys import GUARD, RUNTIME
 
 PUBLIC_PREFIXES = ("/webhooks/", "/healthz", "/readyz", "/metrics")
@@ -41,14 +41,19 @@ NODE_API = re.compile(r"^/n/[^/]*/api/")  # /n/{node}/api/... (web/cluster.py)
 
 
 @web.middleware
-async def auth_middleware(
+async def middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Bearer tokens for /api (SPEC 3.2); webhooks carry their own signatures."""
-    path = request.path
-    if (path.startswith("/api/") and path != "/api/openapi.json") or NODE_API.match(path):
-        request[PRINCIPAL] = request.app[GUARD].api_principal(request)
-    return await handler(request)
+    """One layer for every route (each layer costs every webhook request a coroutine):
+    bearer tokens for /api (SPEC 3.2; webhooks carry their own signatures), and any
+    refusal a handler raises answered as JSON (web/errors.py)."""
+    try:
+        path = request.path
+        if (path.startswith("/api/") and path != "/api/openapi.json") or NODE_API.match(path):
+            request[PRINCIPAL] = request.app[GUARD].api_principal(request)
+        return await handler(request)
+    except Exception as exc:
+        return error_answer(request, exc)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -80,7 +85,7 @@ async def metrics(request: web.Request) -> web.Response:
 def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
     rt = runtime or Runtime(config)
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[middleware],
         client_max_size=config["server.max_body_bytes"],
     )
     app[RUNTIME] = rt

@@ -306,6 +306,7 @@ class Guard:
             config["pusher.app_secret"] == KEYS["pusher.app_secret"].default)
         self.trusted_proxies: tuple[Network, ...] = tuple(
             ipaddress.ip_network(item, strict=False) for item in config["server.trusted_proxies"])
+        self._peers: dict[str, bool] = {}  # peer address -> remote? (for these proxies)
 
     def is_remote(self, request: web.BaseRequest) -> bool:
         """True unless the request came straight from this machine: a proxy header, a
@@ -317,6 +318,16 @@ class Guard:
         if not peer:
             return True  # unknown peer (a closing transport): never trusted
         host = peer[0] if isinstance(peer, tuple) else peer
+        known = self._peers.get(host)
+        if known is None:
+            if len(self._peers) > 4096:  # many peers: start over rather than grow
+                self._peers.clear()
+            known = self._peers[host] = self._peer_is_remote(host)
+        return known
+
+    def _peer_is_remote(self, host: str) -> bool:
+        """The peer part of `is_remote` (remembered per address: parsing it costs more
+        than the rest of a webhook's checks)."""
         try:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:

@@ -57,26 +57,32 @@ async def error_middleware(
 ) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
+    except Exception as exc:
+        return error_answer(request, exc)
+
+
+def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The JSON answer to an exception a handler raised (re-raised when it is not ours
+    to answer: a redirect, a WebSocket upgrade, a client that went away)."""
+    if isinstance(exc, ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
-    except StoreUnavailable as exc:
+    if isinstance(exc, StoreUnavailable):
         return error_response(
             503, "storage_unavailable",
             f"storage is unavailable ({exc}); nothing was stored, retry later",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    except web.HTTPRequestEntityTooLarge as exc:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return error_response(413, "body_too_large",
                               f"the body is larger than the limit ({exc.text})")
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400 or exc.status == 101:
-            raise
+            raise exc
         code = HTTP_CODES.get(exc.status, "http_error")
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return error_response(exc.status, code, exc.reason or code, headers=headers)
-    except (ConnectionResetError, TimeoutError) as exc:
+    if isinstance(exc, (ConnectionResetError, TimeoutError)):
         log.info("http.client_gone", path=request.path, error=str(exc))
-        raise
-    except Exception:
-        log.exception("http.unhandled", path=request.path, method=request.method)
-        return error_response(500, "internal_error", "an internal error occurred; it is logged")
+        raise exc
+    log.exception("http.unhandled", path=request.path, method=request.method, exc_info=exc)
+    return error_response(500, "internal_error", "an internal error occurred; it is logged")

@@ -94,6 +94,12 @@ class Hub:
 
     # --- fan-out (on the loop, called by the broadcaster) -----------------------------
 
+    def watches_rows(self, uuid: str) -> bool:
+        """Whether a client here watches the campaign's rows (read from actor threads:
+        one dict lookup each, safe under the GIL)."""
+        subscribers = self.subscribers
+        return f"campaign.{uuid}" in subscribers or f"private-campaign.{uuid}" in subscribers
+
     def deliver_local(self, pushes: list[Push]) -> None:
         """This node's pushes: to its own subscribers first, then to the other nodes."""
         self.deliver(pushes)
@@ -469,6 +475,8 @@ def setup(app: web.Application, rt: Runtime) -> None:
                          "campaign.{uuid}; set pusher.allow_public_channels = false to "
                          "require private- channels")
     rt.extensions.append(hub.broadcaster)
+    if not rt.config["cluster.node"]:  # on a cluster, other nodes' clients may watch
+        rt.rows_watched = hub.watches_rows
     app.router.add_get("/app/{key}", websocket)
     app.router.add_post("/broadcasting/auth", broadcasting_auth)
 

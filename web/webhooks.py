@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import orjson
 from aiohttp import web
@@ -90,15 +91,41 @@ def parse_context(config: Config) -> ParseContext:
                         config["engagement.keep_reply_text"])
 
 
+@dataclass(slots=True)
+class SourceSettings:
+    """What a request of one source reads from the configuration, looked up once per
+    configuration (a SIGHUP makes a new one) instead of once per request."""
+
+    config: Config
+    enabled: bool
+    relays: bool
+    ack_numbering: str
+    keywords: Keywords
+    keep_reply_text: bool
+
+
+def source_settings(cache: list[SourceSettings], source: str, config: Config
+                    ) -> SourceSettings:
+    if not cache or cache[0].config is not config:
+        keywords = parse_context(config).keywords
+        cache[:] = [SourceSettings(config, config[f"webhooks.{source}.enabled"],
+                                   bool(config[f"webhooks.{source}.forward_to"]),
+                                   config["ingest.ack_numbering"], keywords,
+                                   config["engagement.keep_reply_text"])]
+    return cache[0]
+
+
 def make_handler(source: str) -> Callable[[web.Request], object]:
     parser = PARSERS[source]
-    enabled_key = f"webhooks.{source}.enabled"
+    cache: list[SourceSettings] = []
+    streams = source in STREAMED_SOURCES
 
     async def receive(request: web.Request) -> web.Response:
         rt: Runtime = request.app[RUNTIME]
         guard = request.app[GUARD]
         started = time.perf_counter()
-        if not rt.config[enabled_key]:
+        settings = source_settings(cache, source, rt.config)
+        if not settings.enabled:
             raise ApiError(404, "source_disabled", f"the {source} webhook is disabled")
         check = guard.webhooks[source]
         if check.open_ and guard.is_remote(request):
@@ -110,8 +137,8 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
             raise ApiError(401, "secret_required", advice)
         streamed = None
         try:
-            if source in STREAMED_SOURCES and (request.content_length is None or
-                                               request.content_length > STREAM_ABOVE):
+            if streams and (request.content_length is None or
+                            request.content_length > STREAM_ABOVE):
                 # a message_received with inline media: read past it (web/bigbody.py);
                 # what is relayed (forward_to) is this body, its media blanked
                 streamed = check.streamed(request)
@@ -123,7 +150,8 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
         except web.HTTPRequestEntityTooLarge:  # answered 413 by the error middleware
             rt.metrics.events.labels(source, "rejected").inc()
             raise
-        refusal = streamed.refusal() if streamed is not None else check.verify(request, body)
+        refusal = streamed.refusal() if streamed is not None else (
+            None if check.open_ else check.verify(request, body))
         if refusal is not None:
             rt.metrics.events.labels(source, "rejected").inc()
             raise ApiError(401, refusal.code, refusal.message)
@@ -131,8 +159,9 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
             rt.metrics.events.labels(source, "rejected").inc()
             raise ApiError(415, "unsupported_media_type",
                            f"Content-Type {request.content_type!r} is not accepted here")
-        ctx = parse_context(rt.config)
-        received = ctx.now
+        received = clock()
+        ctx = ParseContext(received, settings.ack_numbering, settings.keywords,
+                           settings.keep_reply_text)
         try:
             events = parser(body, ctx)
         except BadPayload as exc:
@@ -146,7 +175,7 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
         if ctx.extras:  # Meta account and template webhooks (actors/account.py)
             await rt.account.record(ctx.extras)
         relay = None
-        if rt.relay.enabled(source):
+        if settings.relays:
             if rt.relay.full(source):
                 raise ApiError(503, "relay_backlog_full",
                                f"{rt.relay.state[source].backlog} requests of the {source} "
@@ -155,10 +184,12 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
                                "nothing was stored, retry later",
                                headers={"Retry-After": BACKLOG_RETRY_AFTER})
             relay = rt.relay.entry(source, request.headers.items(), body)
-        if any(event.at > received for event in events):
-            # A provider clock ahead of ours: nothing happened after we heard of it.
-            # Fixed before journaling, so a replay gives the same times.
-            events = [e._replace(at=received) if e.at > received else e for e in events]
+        for event in events:
+            if event.at > received:
+                # A provider clock ahead of ours: nothing happened after we heard of it.
+                # Fixed before journaling, so a replay gives the same times.
+                events = [e._replace(at=received) if e.at > received else e for e in events]
+                break
         if events or relay is not None:
             await rt.journal.append(source, events, relay)
         for name in ctx.ignored:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.account import event_from_change, field_of
+from domain.account import ACCOUNT_FIELDS, TEMPLATE_QUALITY, event_from_change, field_of
 from domain.events import StatusEvent
 from domain.failures import Failure, clean_code, short
 from domain.inbound import (
@@ -35,6 +35,7 @@ from web.sources import BadPayload, Event, ParseContext, epoch_seconds, load_jso
 from web.sources.inbound import optional_text, quoted, reply, sender_number
 
 MAX_STATUSES = 5000
+ACCOUNT_CHANGES = frozenset((*ACCOUNT_FIELDS, TEMPLATE_QUALITY))
 # Message types that are not something a recipient said (a number change, a first open).
 IGNORED_TYPES = ("system", "request_welcome", "ephemeral")
 MEDIA_TYPES = ("image", "video", "document", "audio", "sticker")
@@ -49,8 +50,23 @@ def _array(value: Any, field: str) -> list[Any]:
     return value
 
 
+# The common shape of a delivery-status webhook, taken by `_plain_statuses` without the
+# careful walk: keys of a change's value that may be there, the statuses it knows.
+PLAIN_VALUE_KEYS = frozenset(("messaging_product", "metadata", "statuses"))
+PLAIN_STATUS_KEYS = frozenset(("id", "status", "timestamp", "recipient_id", "conversation",
+                               "pricing", "biz_opaque_callback_data"))
+PLAIN_STATUSES = {name: level for name, (level, failed) in CLOUD_STATUS.items() if not failed}
+
+
 def parse(body: bytes, ctx: ParseContext) -> list[Event]:
-    doc = obj(load_json(body), "body")
+    loaded = load_json(body)
+    plain = _plain_statuses(loaded, ctx.now)
+    return plain if plain is not None else walk(loaded, ctx)
+
+
+def walk(loaded: Any, ctx: ParseContext) -> list[Event]:
+    """The careful parse of any body: every field checked, a bad one named."""
+    doc = obj(loaded, "body")
     entries = doc.get("entry")
     if not isinstance(entries, list):
         raise BadPayload("entry", "must be an array")
@@ -94,6 +110,61 @@ def parse(body: bytes, ctx: ParseContext) -> list[Event]:
                     events.append(preference)
             if len(events) > MAX_STATUSES:
                 raise BadPayload("entry", f"more than {MAX_STATUSES} items in one request")
+    return events
+
+
+def _plain(value: Any) -> bool:
+    """A string `text()` would take unchanged: not empty, at most 512 characters, no
+    surrounding space, no control character (isprintable also refuses a few other
+    characters: such a value simply takes the careful path)."""
+    return (type(value) is str and 0 < len(value) <= 512 and value.isprintable()
+            and not value[0].isspace() and not value[-1].isspace())
+
+
+def _plain_statuses(doc: Any, now: float) -> list[Event] | None:
+    """The events of a webhook that carries only well-formed delivery statuses (what
+    nearly every Cloud API request is), or None: then the careful walk below parses it,
+    names any bad field and takes everything else (failures, messages, account changes).
+    Gives exactly what the careful walk gives for such a body, at a third of the cost:
+    every item of a batch of 100 went through five helper calls before."""
+    if type(doc) is not dict or type(entries := doc.get("entry")) is not list:
+        return None
+    events: list[Event] = []
+    levels = PLAIN_STATUSES
+    for entry in entries:
+        if type(entry) is not dict or type(changes := entry.get("changes", [])) is not list:
+            return None
+        for change in changes:
+            if type(change) is not dict or type(change.get("field", "")) is not str \
+                    or change.get("field") in ACCOUNT_CHANGES:
+                return None
+            value = change.get("value")
+            if type(value) is not dict or not PLAIN_VALUE_KEYS.issuperset(value):
+                return None
+            statuses = value.get("statuses", [])
+            if type(statuses) is not list:
+                return None
+            for status in statuses:
+                if type(status) is not dict or not PLAIN_STATUS_KEYS.issuperset(status):
+                    return None
+                message_id, name = status.get("id"), status.get("status")
+                level = levels.get(name) if type(name) is str else None
+                if level is None or not _plain(message_id):
+                    return None
+                stamp = status.get("timestamp")
+                if stamp is None:
+                    at = now
+                elif type(stamp) is str and 0 < len(stamp) <= 11 and stamp.isascii() \
+                        and stamp.isdigit():
+                    at = float(int(stamp))
+                else:
+                    return None
+                recipient = status.get("recipient_id")
+                if recipient is not None and not _plain(recipient):
+                    return None
+                events.append(StatusEvent(message_id, level, False, at, None, recipient))
+            if len(events) > MAX_STATUSES:
+                return None
     return events
 
 
