@@ -201,7 +201,7 @@ SHARDS = 4
 @pytest.mark.parametrize("shard", range(SHARDS))
 async def test_schemathesis_every_route(daemon_factory: Any, shard: int) -> None:
     daemon = await daemon_factory(**CONFIG)
-    await run_fuzz(daemon, int(os.environ.get("CAMPAIGND_FUZZ_EXAMPLES", "8")), shard, SHARDS)
+    await run_fuzz(daemon, int(os.environ.get("CAMPAIGND_FUZZ_EXAMPLES", "5")), shard, SHARDS)
 
 
 @pytest.mark.slow
