@@ -36,7 +36,7 @@ from actors.messages import (
 from actors.relay import Relay
 from actors.sender_service import SendingContext, SendingService
 from actors.suppressions import SuppressionList
-from core.aio import Reply, SharedExclusive
+from core.aio import Busy, Reply, SharedExclusive
 from core.config import Config
 from core.metrics import Metrics
 from domain.attribution import Attributor, Lookup
@@ -375,7 +375,11 @@ class Runtime:
         assert self.ingest is not None
         reply = Reply.new()
         self.ingest.tell(message_factory(reply))
-        return await asyncio.wait_for(reply.future, timeout)
+        try:
+            return await asyncio.wait_for(reply.future, timeout)
+        except TimeoutError:
+            raise Busy(f"the campaign actors did not answer within {timeout:g} s (busy "
+                       "loading campaigns or handing over a checkpoint)") from None
 
 
 def _stop_actor(ref: pykka.ActorRef[Any]) -> None:

@@ -28,6 +28,12 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
             raise error
 
 
+class Busy(TimeoutError):
+    """A part of the daemon did not answer in time (an actor loading campaigns, the
+    writer behind a checkpoint): the request may be retried. The web layer answers 503
+    with this message, which names the part (web/errors.py)."""
+
+
 @dataclass(slots=True)
 class Reply:
     """An asyncio future to resolve from an actor thread, safely."""

@@ -103,26 +103,32 @@ class CampaignStore:
         if await self.get(uuid) is not None:
             raise CampaignExists(uuid)
         now = time.time()
-        row = await self.store.fetchone("SELECT COALESCE(MAX(no), 0) + 1 FROM campaigns")
-        no = row[0]
+        # Numbered and read back inside the writer's transaction, not through the reader:
+        # the reader may still be in an older snapshot (docs/BENCHMARKS.md, the analytics
+        # row's 500), so neither MAX(no) nor the new row can come from there.
+        created: list[Any] = []
+
+        def read_back(conn: sqlite3.Connection) -> None:
+            created.append(conn.execute(
+                f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE uuid = ?", (uuid,)).fetchone())
+
         try:
             await self.store.transaction(
                 [
                     (
                         "INSERT INTO campaigns (no, uuid, workspace_id, name, status, message,"
                         " gateway, rate, created_at, updated_at, send_window)"
-                        " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                        (no, uuid, workspace_id, name, initial_status(message, gateway),
+                        " SELECT COALESCE(MAX(no), 0) + 1, ?,?,?,?,?,?,?,?,?,? FROM campaigns",
+                        (uuid, workspace_id, name, initial_status(message, gateway),
                          message, gateway, rate, now, now, send_window),
                         False,
-                    )
+                    ),
+                    (read_back, (), False),
                 ]
             )
         except sqlite3.IntegrityError as exc:
             raise CampaignExists(uuid) from exc
-        created = await self.get(uuid)
-        assert created is not None
-        return created
+        return _campaign(created[0])
 
     async def get(self, uuid: str) -> dict[str, Any] | None:
         row = await self.store.fetchone(

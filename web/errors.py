@@ -13,6 +13,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from core.aio import Busy
 from store.db import StoreUnavailable
 
 log = structlog.get_logger(__name__)
@@ -72,6 +73,9 @@ def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
             f"storage is unavailable ({exc}); nothing was stored, retry later",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+    if isinstance(exc, Busy):
+        return error_response(503, "busy", f"{exc}; retry later",
+                              headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return error_response(413, "body_too_large",
                               f"the body is larger than the limit ({exc.text})")
