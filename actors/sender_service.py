@@ -551,17 +551,12 @@ class SendingService:
         sender. A kill -9 before the write leaves the row queued: asked again at start."""
         result = SendResult(job.row, "skip_failed", "the skip was not stored")
         try:
-            for attempt in itertools.count():
-                try:
-                    async with self.ctx.gate.shared():
-                        await self.ctx.campaigns.record_skipped(no, job.row, skip)
-                        self.ctx.register(SkipRows(no, ((job.row, skip),)))
-                    break
-                except StoreUnavailable as exc:
-                    if attempt % 10 == 0:
-                        log.warning("sender.skip_store_failed", campaign_no=no, row=job.row,
-                                    attempt=attempt, error=str(exc))
-                    await asyncio.sleep(min(self.outcome_retry_max_delay, 0.1 * (attempt + 1)))
+            async def write() -> None:
+                await self.ctx.campaigns.record_skipped(no, job.row, skip)
+                self.ctx.register(SkipRows(no, ((job.row, skip),)))
+
+            await self._until_stored(write, "sender.skip_store_failed", campaign_no=no,
+                                     row=job.row)
             run = self.runs.get(no)
             self.ctx.metrics.sends.labels(run.gateway if run else "", "skipped").inc()
             log.info("sender.skipped", campaign_no=no, row=job.row, reason=skip.reason,
@@ -594,15 +589,21 @@ class SendingService:
         # The message may be out: its outcome must be stored, however long storage fails
         # (giving up would leave the row `attempting` and the campaign never finished).
         # A shutdown cancels this; the row is then an unknown outcome at the next start.
+        await self._until_stored(lambda: self._write_outcome(no, job, outcome, now),
+                                 "sender.outcome_store_failed", campaign_no=no, row=job.row)
+
+    async def _until_stored(self, write: Callable[[], Awaitable[None]], event: str,
+                            **fields: Any) -> None:
+        """Run `write` under the shared gate until storage takes it (logged every tenth
+        refusal as `event`), backing off up to sender.outcome_retry_max_delay."""
         for attempt in itertools.count():
             try:
                 async with self.ctx.gate.shared():
-                    await self._write_outcome(no, job, outcome, now)
+                    await write()
                 return
             except StoreUnavailable as exc:
                 if attempt % 10 == 0:
-                    log.warning("sender.outcome_store_failed", campaign_no=no, row=job.row,
-                                attempt=attempt, error=str(exc))
+                    log.warning(event, attempt=attempt, error=str(exc), **fields)
                 await asyncio.sleep(min(self.outcome_retry_max_delay, 0.1 * (attempt + 1)))
 
     async def _write_outcome(self, no: int, job: Job, outcome: Outcome, now: float) -> None:
