@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 import pykka
@@ -255,10 +255,14 @@ class Runtime:
     def _lookup(self, lookup: Lookup, ref: pykka.ActorRef[Any]) -> None:
         """Called in the ingest actor's thread: find the rows sent to some numbers on the
         loop, tell the answer back."""
+        self._on_loop(lambda: self._number_rows(lookup, ref))
+
+    def _on_loop(self, coroutine: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """From an actor's thread: run `coroutine()` as a task on the loop (never wait
+        for it there: the answer comes back to the actor with a tell)."""
         assert self.loop is not None
         try:
-            self.loop.call_soon_threadsafe(
-                lambda: asyncio.ensure_future(self._number_rows(lookup, ref)))
+            self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(coroutine()))
         except RuntimeError:
             pass  # the loop is closed: we are shutting down
 
@@ -319,12 +323,7 @@ class Runtime:
 
     def _request_load(self, info: CampaignInfo, ref: pykka.ActorRef[Any]) -> None:
         """Called in a campaign actor's thread: load its rows on the loop, tell them back."""
-        assert self.loop is not None
-        try:
-            self.loop.call_soon_threadsafe(
-                lambda: asyncio.ensure_future(self._load_campaign(info, ref)))
-        except RuntimeError:
-            pass  # the loop is closed: we are shutting down
+        self._on_loop(lambda: self._load_campaign(info, ref))
 
     async def _load_campaign(self, info: CampaignInfo, ref: pykka.ActorRef[Any]) -> None:
         for attempt in range(1, 1000):
