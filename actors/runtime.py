@@ -87,7 +87,11 @@ class Runtime:
         self.ingest: pykka.ActorRef[Any] | None = None
         self.checkpointer: Checkpointer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.ready = False
+        self.ready = False  # everything runs: every route answers
+        self.accepting = False  # the journal runs: webhooks are committed (start_core)
+        self._held: list[tuple[tuple[tuple[str, tuple[Any, ...]], ...], int]] | None = []
+        self._replay_upto = 0
+        self._started = 0.0
         self.started_at = time.time()
         self.replayed_events = 0
         # Further parts (sender, broadcaster, ...): objects with `async start()` and
@@ -102,7 +106,9 @@ class Runtime:
         self.extensions.append(self.sending)
         # Passes every accepted webhook request on to the app behind (forward_to).
         self.relay = Relay(lambda: self.config, Outbox(self.store), self.metrics)
-        self.extensions.append(self.relay)
+        # Started with the journal (start_core): a webhook accepted while the state is
+        # recovered may carry a relay copy.
+        self.early_extensions: list[Extension] = [self.relay]
         # Limited by Meta failures re-sent after sender.marketing_cap_retry_after, if on.
         self.extensions.append(LimitedRetry(config, self.bus, self.sending, self.checkpoint))
         # Alert rules (SPEC 7.2): a listener on the bus; its pauses go through the sender.
@@ -120,9 +126,28 @@ class Runtime:
     # --- start / stop -----------------------------------------------------------------
 
     async def start(self) -> None:
+        """Everything, in order (tests and `campaignd demo`: ready when this returns)."""
+        await self.start_core()
+        await self.recover()
+
+    async def start_core(self) -> None:
+        """What a durable webhook needs: the database and the journal writer. From here
+        webhooks may be committed (2xx) while `recover` loads the state; their events wait
+        in `_held` and go to the ingest actor after the replay, in commit order."""
         self.loop = asyncio.get_running_loop()
-        started = time.perf_counter()
+        self._started = time.perf_counter()
         await self.store.open()
+        # Replay reads the journal up to here; later rows are this run's own commits.
+        self._replay_upto = int((await self.store.fetchone(
+            "SELECT MAX(seq) FROM journal"))[0] or 0)
+        await self.journal.start()
+        for ext in self.early_extensions:
+            await ext.start()
+        self.accepting = True
+
+    async def recover(self) -> None:
+        """The state from SQLite (campaigns, id index, orphans, engagement), the ingest
+        actor, the journal replay, then the checkpointer and the other parts."""
         await self.campaigns.load_next_rows()
         infos = await self.campaigns.all_infos()
         index = await self._load_index()
@@ -134,8 +159,10 @@ class Runtime:
             self.config["ingest.passivate_after"], checkpoint_seq,
             attributor=attributor, suppressions=self.suppressions, lookup=self._lookup,
         )
-        self.replayed_events = await self._replay(checkpoint_seq)
-        await self.journal.start()
+        self.replayed_events = await self._replay(checkpoint_seq, self._replay_upto)
+        held, self._held = self._held, None
+        for groups, seq in held or ():  # committed while we recovered: after the replay
+            self.ingest.tell(ApplyEvents(groups, seq))
         ingest = self.ingest
         self.checkpointer = Checkpointer(
             self.store,
@@ -151,11 +178,13 @@ class Runtime:
         self.ready = True
         log.info("runtime.started", campaigns=len(infos), messages=len(index),
                  orphans=len(orphans), replayed_events=self.replayed_events,
-                 seconds=round(time.perf_counter() - started, 3))
+                 held_batches=len(held or ()),
+                 seconds=round(time.perf_counter() - self._started, 3))
 
     async def stop(self) -> None:
         self.ready = False
-        for ext in reversed(self.extensions):
+        self.accepting = False
+        for ext in [*reversed(self.extensions), *reversed(self.early_extensions)]:
             try:
                 await ext.stop()
             except Exception:
@@ -278,10 +307,10 @@ class Runtime:
                 log.warning("runtime.number_lookup_failed", attempt=attempt, error=str(exc))
                 await asyncio.sleep(min(5.0, 0.2 * attempt))
 
-    async def _replay(self, after_seq: int) -> int:
+    async def _replay(self, after_seq: int, upto: int) -> int:
         assert self.ingest is not None
         total = 0
-        async for seq, groups in journal_tail(self.store, after_seq):
+        async for seq, groups in journal_tail(self.store, after_seq, upto):
             self.ingest.tell(ApplyEvents(groups, seq))
             total += sum(len(events) for _, events in groups)
         if total:
@@ -292,10 +321,14 @@ class Runtime:
 
     def _dispatch(self, groups: list[tuple[str, tuple[StatusEvent, ...]]], seq: int,
                   stats: BatchStats) -> None:
-        """After a journal commit (on the loop): hand the events to the ingest actor."""
-        assert self.ingest is not None
+        """After a journal commit (on the loop): hand the events to the ingest actor (or
+        keep them until the replay has gone before them, while `recover` runs)."""
         if groups:
-            self.ingest.tell(ApplyEvents(tuple(groups), seq))
+            if self._held is not None:
+                self._held.append((tuple(groups), seq))
+            else:
+                assert self.ingest is not None
+                self.ingest.tell(ApplyEvents(tuple(groups), seq))
         if stats.relayed:
             self.relay.committed(stats.relayed)
         self.metrics.journal_commit.observe(stats.seconds)

@@ -25,7 +25,7 @@ from daemon.logging import configure_logging
 from daemon.systemd import Notifier
 from web.app import make_app
 from web.auth import Guard
-from web.keys import GUARD, RUNTIME
+from web.keys import GUARD, RECOVERY, RUNTIME
 
 log = structlog.get_logger(__name__)
 
@@ -75,11 +75,14 @@ async def serve(config: Config, on_listening: Callable[[str], None] | None = Non
                 notifier: Notifier | None = None) -> int:
     """Run until SIGTERM/SIGINT; shut down in the SPEC 3.6 order; 0 on a clean stop.
 
-    Start: bind the address, take the database lock, start the runtime (store, state,
-    actors, journal replay), then listen. runner.cleanup() is aiohttp's own stop order:
-    the site stops accepting, `on_shutdown` closes the WebSockets (4200), in-flight
-    requests finish, then the cleanup context stops the runtime (final checkpoint,
-    actors, database); the lock goes last.
+    Start: bind the address, take the database lock, open the database and the
+    journal writer, listen (webhooks are committed from here), then recover the state
+    (campaigns, actors, journal replay) while other routes answer 503 `starting`; the
+    "listening" line and systemd's READY=1 come once everything answers.
+    runner.cleanup() is aiohttp's own stop order: the site stops accepting,
+    `on_shutdown` closes the WebSockets (4200), in-flight requests finish, then the
+    cleanup context stops the runtime (final checkpoint, actors, database); the lock
+    goes last.
     """
     notifier = notifier or Notifier()
     try:
@@ -107,12 +110,12 @@ async def serve(config: Config, on_listening: Callable[[str], None] | None = Non
 
 async def _run(config: Config, sockets: list[socket.socket], notifier: Notifier,
                on_listening: Callable[[str], None] | None) -> int:
-    app = make_app(config)
+    app = make_app(config, listen_early=True)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=3, access_log=None)
-    notifier.status("starting: loading campaigns and replaying the journal")
+    notifier.status("starting: opening the database")
     notifier.start_watchdog()  # fed from the loop, so a long start is not mistaken for a hang
     try:
-        await runner.setup()  # starts the runtime: store, state, actors, journal replay
+        await runner.setup()  # the database and the journal writer (Runtime.start_core)
     except Exception as exc:
         log.error("serve.start_failed", error=str(exc), db=str(config.db_path))
         await runner.cleanup()
@@ -127,9 +130,19 @@ async def _run(config: Config, sockets: list[socket.socket], notifier: Notifier,
         await notifier.stop_watchdog()
         return fail(f"cannot listen: {exc}")
     url = page_url(config, sockets[0].getsockname()[1])
+    # Webhooks are committed from here; the rest answers 503 `starting` until recovered.
+    log.info("serve.accepting_webhooks", url=url)
+    notifier.status("starting: webhooks taken; loading campaigns and replaying the journal")
+    try:
+        await app[RECOVERY]
+    except Exception as exc:
+        log.error("serve.start_failed", error=str(exc), db=str(config.db_path))
+        await runner.cleanup()
+        await notifier.stop_watchdog()
+        return fail(f"could not start: {exc}")
     print(f"campaignd listening on {url}", flush=True)
     log.info("serve.listening", url=url)
-    notifier.ready(f"listening on {url}")  # only now: the port accepts connections
+    notifier.ready(f"listening on {url}")  # only now: every route answers
     if on_listening is not None:
         on_listening(url)
     stop = asyncio.Event()

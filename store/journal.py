@@ -179,14 +179,15 @@ def decode_batch(blob: bytes) -> Groups:
                  for source, rows in orjson.loads(blob))
 
 
-async def journal_tail(store: Store, after_seq: int, chunk: int = 500
+async def journal_tail(store: Store, after_seq: int, upto: int, chunk: int = 500
                        ) -> AsyncIterator[tuple[int, Groups]]:
-    """Journal batches after `after_seq`, oldest first, for replay at start-up."""
+    """Journal batches after `after_seq` up to `upto`, oldest first, for replay at
+    start-up (rows after `upto` were committed by this run, and dispatched by it)."""
     seq = after_seq
     while True:
         rows = await store.fetchall(
-            "SELECT seq, events FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
-            (seq, chunk),
+            "SELECT seq, events FROM journal WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (seq, upto, chunk),
         )
         if not rows:
             return

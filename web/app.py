@@ -7,6 +7,8 @@ checkpoint, actors, database).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -33,11 +35,15 @@ from web import (
 )
 from web.auth import Guard
 from web.common import PRINCIPAL
-from web.errors import error_answer, json_response
-from web.keys import GUARD, RUNTIME
+from web.errors import ApiError, error_answer, json_response
+from web.keys import GUARD, RECOVERY, RUNTIME
 
 PUBLIC_PREFIXES = ("/webhooks/", "/healthz", "/readyz", "/metrics")
 NODE_API = re.compile(r"^/n/[^/]*/api/")  # /n/{node}/api/... (web/cluster.py)
+# What needs the recovered state (campaigns, actors): answered 503 `starting` until then.
+# Webhooks are committed from the start (`Runtime.start_core`); the page's files load.
+NEEDS_STATE = ("/api/", "/n/", "/app/", "/broadcasting/")
+STARTING_RETRY_AFTER = "1"
 
 
 @web.middleware
@@ -46,9 +52,15 @@ async def middleware(
 ) -> web.StreamResponse:
     """One layer for every route (each layer costs every webhook request a coroutine):
     bearer tokens for /api (SPEC 3.2; webhooks carry their own signatures), and any
-    refusal a handler raises answered as JSON (web/errors.py)."""
+    refusal a handler raises answered as JSON (web/errors.py). While the state is
+    recovered after a start, only webhooks and the health routes answer."""
     try:
         path = request.path
+        if not request.app[RUNTIME].ready and path.startswith(NEEDS_STATE) and \
+                "/webhooks/" not in path:
+            raise ApiError(503, "starting", "campaignd is loading its campaigns after a "
+                           "restart; webhooks are already taken", headers={
+                               "Retry-After": STARTING_RETRY_AFTER})
         if (path.startswith("/api/") and path != "/api/openapi.json") or NODE_API.match(path):
             request[PRINCIPAL] = request.app[GUARD].api_principal(request)
         return await handler(request)
@@ -82,7 +94,11 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
+def make_app(config: Config, runtime: Runtime | None = None,
+             listen_early: bool = False) -> web.Application:
+    """`listen_early` (campaignd serve): the app is set up once webhooks can be committed,
+    and the state is recovered behind it (`RECOVERY`, awaited by daemon/serve.py), so a
+    restart with a long journal does not refuse the gateways' webhooks meanwhile."""
     rt = runtime or Runtime(config)
     app = web.Application(
         middlewares=[middleware],
@@ -92,8 +108,18 @@ def make_app(config: Config, runtime: Runtime | None = None) -> web.Application:
     app[GUARD] = Guard(config)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await rt.start()
+        if not listen_early:
+            await rt.start()
+            yield
+            await rt.stop()
+            return
+        await rt.start_core()
+        app[RECOVERY] = recovery = asyncio.create_task(rt.recover(), name="recover")
         yield
+        if not recovery.done():  # stopped while recovering: the journal keeps it all
+            recovery.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await recovery
         await rt.stop()
 
     app.cleanup_ctx.append(lifecycle)

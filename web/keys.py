@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from actors.runtime import Runtime
@@ -9,3 +11,5 @@ from web.auth import Guard
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 GUARD: web.AppKey[Guard] = web.AppKey("guard")
+# The state's recovery after a start, when the app listens before it (web/app.py).
+RECOVERY: web.AppKey[asyncio.Task[None]] = web.AppKey("recovery")

@@ -173,6 +173,10 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
             return error_response(400, "invalid_payload", "the body is nested too deeply")
         check_node(request)  # /n/{node}/...: only the node named (docs/cluster.md)
         if ctx.extras:  # Meta account and template webhooks (actors/account.py)
+            if not rt.ready:  # their service runs once the state is recovered
+                raise ApiError(503, "starting", "campaignd is loading its state after a "
+                               "restart; account webhooks are taken in a moment",
+                               headers={"Retry-After": "1"})
             await rt.account.record(ctx.extras)
         relay = None
         if settings.relays:
