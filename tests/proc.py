@@ -42,16 +42,40 @@ def write_config(folder: Path, **settings: Any) -> Path:
 
 class DaemonProcess:
     def __init__(self, config: Path, env: dict[str, str] | None = None,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, wait: bool = True) -> None:
         self.config = config
         self.log_path = log_path or config.parent / "daemon.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()/kill()
+        self._log_start = self._log.tell()  # this process's lines come after
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "daemon", "--config", str(config), "serve"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=self._log,
             env={**os.environ, **(env or {})},
         )
-        self.url = self._read_url()
+        # wait=False: return at once (`accepting_url`, then `wait_ready`)
+        self.url = self._read_url() if wait else ""
+
+    def accepting_url(self, timeout: float = 30.0) -> str:
+        """The URL once webhooks are taken (log event serve.accepting_webhooks), which
+        comes before everything answers (`wait_ready`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log_path, "rb") as log_file:
+                log_file.seek(self._log_start)
+                lines = log_file.read().decode(errors="replace").splitlines()
+            for line in lines:
+                if '"serve.accepting_webhooks"' in line:
+                    match = re.search(r'"url": "(http://[^"]+)"', line)
+                    if match:
+                        return match.group(1).rstrip("/")
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited {self.proc.returncode}; see {self.log_path}")
+            time.sleep(0.01)
+        raise RuntimeError("daemon did not start taking webhooks")
+
+    def wait_ready(self, timeout: float = 30.0) -> str:
+        self.url = self._read_url(timeout)
+        return self.url
 
     def _read_url(self, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
