@@ -187,9 +187,12 @@ class Checkpointer:
             log.debug("checkpoint.writing", seq=data.seq)
             # The rows in transactions of CHUNK_ROWS (a webhook's commit waits for one at
             # most), then everything else with the journal's compaction in the last one.
+            # Derived (store/db.py): until the last transaction is durable the journal
+            # keeps every event these rows and figures come from.
             for statements in self._row_chunks(self._carry):
-                await self.store.transaction(statements)
-            await self.store.transaction(self._statements(self._carry, data.seq))
+                await self.store.transaction(statements, derived=True)
+            await self.store.transaction(self._statements(self._carry, data.seq),
+                                         derived=True)
             log.debug("checkpoint.written", seq=data.seq)
             self._carry.clear()
             self.last_seq = data.seq

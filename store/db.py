@@ -100,13 +100,31 @@ class Store:
                 log.warning("store.close_failed", error=str(exc))
         self.reader = self.writer = self.thread = None
 
-    async def transaction(self, statements: Iterable[Statement]) -> None:
+    async def transaction(self, statements: Iterable[Statement], derived: bool = False
+                          ) -> None:
         """Run statements as one transaction; StoreUnavailable when storage fails.
 
         The work is handed to the writer thread whole and runs to its end even if the
-        awaiting caller is cancelled (a timeout, shutdown): BEGIN is never left open."""
+        awaiting caller is cancelled (a timeout, shutdown): BEGIN is never left open.
+
+        `derived`: everything written can be rebuilt from what is durable already (the
+        checkpoint's rows from the journal it keeps until they are written, the
+        analytics from the rows' marks), so this commit skips the fsync of
+        `synchronous = FULL`. Safe because WAL loses only a suffix in a power cut: the
+        next FULL commit (a webhook's) fsyncs the log with this one in it, and losing
+        it before that only brings the journal rows back for replay."""
         statements = list(statements)
-        await self._run(lambda conn: self._transaction(conn, statements))
+        if derived and self.synchronous == "FULL":
+            await self._run(lambda conn: self._relaxed(conn, statements))
+        else:
+            await self._run(lambda conn: self._transaction(conn, statements))
+
+    def _relaxed(self, conn: sqlite3.Connection, statements: list[Statement]) -> None:
+        conn.execute("PRAGMA synchronous=NORMAL")  # a connection setting: no I/O
+        try:
+            self._transaction(conn, statements)
+        finally:
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
 
     async def execute_atomic(self, sql: str, params: Sequence[Any]) -> None:
         """One statement in autocommit mode: atomic by itself."""

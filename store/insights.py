@@ -299,7 +299,8 @@ class Recounter:
                 if not done and not self.backfilled:
                     backfill_left = backfill(conn, limit)
 
-            await self.store.transaction([(step, (), False)])
+            # derived: a step lost in a power cut leaves its rows marked for the next
+            await self.store.transaction([(step, (), False)], derived=True)
             if backfill_left is None:
                 self.backfilled = True
             self.rows += done + (backfill_left or 0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from tests.conftest import Daemon
 
 
@@ -80,6 +82,32 @@ async def test_a_cancelled_transaction_never_swallows_a_journal_commit(tmp_path)
     rows = [r[0] for r in sqlite3.connect(tmp_path / "t.sqlite3").execute("SELECT x FROM t")]
     assert sum(r.startswith("atomic") for r in rows) == 30
     assert sum(r.startswith("tx") for r in rows) % 3 == 0  # whole transactions or none
+
+
+async def test_only_derived_writes_skip_the_fsync(tmp_path):
+    """synchronous = FULL: a checkpoint's rows and the analytics (derived from the journal
+    they keep) commit without the fsync; everything else, and every write after a
+    derived one (a webhook's journal row), still commits with it (store/db.py)."""
+    from store.db import Store
+
+    store = Store(tmp_path / "t.sqlite3", synchronous="FULL")
+    await store.open()
+    seen: list[tuple[str, int]] = []
+
+    def mode(label: str):
+        return (lambda conn: seen.append(
+            (label, conn.execute("PRAGMA synchronous").fetchone()[0])), (), False)
+
+    await store.transaction([mode("durable")])
+    await store.transaction([mode("derived")], derived=True)
+    await store.transaction([mode("after")])
+    with pytest.raises(sqlite3.IntegrityError):  # a failing derived write restores it too
+        await store.transaction([mode("failing"), ("INSERT INTO meta (key) VALUES (NULL)",
+                                                    (), False)], derived=True)
+    await store.transaction([mode("last")])
+    await store.close()
+    assert seen == [("durable", 2), ("derived", 1), ("after", 2), ("failing", 1),
+                    ("last", 2)]  # 2 = FULL, 1 = NORMAL
 
 
 async def test_a_send_outcome_is_kept_until_storage_is_back(daemon_factory):
