@@ -3,7 +3,8 @@
 Every query reads the aggregate tables store/aggregates.py keeps (a few thousand rows
 per workspace at most, or one page of contacts), never the messages, so each answers in
 milliseconds whatever the number of messages. The tier filter is domain/tiers.py's
-rules rendered as SQL here (`tier_sql`), the same conditions `tier_of` evaluates.
+rules rendered as SQL here (`tier_sql`), the same conditions `tier_of` evaluates; the
+tier counts come from the counters of store/tier_counts.py (`tier_counts`).
 """
 
 from __future__ import annotations
@@ -21,17 +22,23 @@ import structlog
 from core.aio import cancel_and_wait
 from domain.contacts import Contact
 from domain.insights import SLOT_FIELDS, SLOT_SECONDS
-from domain.tiers import (
-    TIERS,
-    Condition,
-    ContactFacts,
-    TierPolicy,
-    holds,
-    rules,
-    tier_from,
+from domain.tier_counts import (
+    CUTOFF_DAY,
+    DAY,
+    NEVER,
+    NONE,
+    OLD,
+    RECENT,
+    Group,
+    cutoff_of,
+    engaged_day,
+    split_cutoff_day,
+    tally,
 )
+from domain.tiers import Condition, ContactFacts, TierPolicy, rules
 from store.aggregates import CONTACT_COLUMNS, backfill, contact_of, recount_marked
 from store.db import Store, StoreUnavailable
+from store.tier_counts import DAY_SQL
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +50,28 @@ FACT_COLUMNS = {"unreachable": "unreachable", "engaged_at": "engaged_at",
                 "delivered": "delivered"}
 SUPPRESSED = "number IN (SELECT value FROM json_each(:suppressed))"
 NEGATED = {">=": "<", "<": ">="}
+# A search is a prefix of the number: a range of the contacts' key (':' sorts right
+# after '9'), never a scan.
+PREFIX = "number >= :prefix AND number < :prefix_end"
+# Where a contact's engagement lies against the cutoff (domain/tier_counts.py).
+ENGAGED_SQL = (f"CASE WHEN engaged_at = 0 THEN {NONE} WHEN engaged_at >= :cutoff"
+               f" THEN {RECENT} ELSE {OLD} END")
+COUNTERS_SQL = (
+    f"SELECT 'k', unreachable, CASE WHEN engaged_day = {NEVER} THEN {NONE}"
+    f" WHEN engaged_day > :cut_day THEN {RECENT} WHEN engaged_day = :cut_day"
+    f" THEN {CUTOFF_DAY} ELSE {OLD} END, delivered, SUM(n) FROM contact_tiers"
+    " WHERE workspace_id = :ws GROUP BY 2, 3, 4")
+# The contacts of the cutoff's day engaged at or after it, per (unreachable, delivered):
+# a range of contacts_facts (workspace_id, unreachable, engaged_at, delivered). The day
+# is tested as the counters computed it, so no contact is in two groups.
+CUTOFF_DAY_SQL = (
+    f"SELECT 'c', unreachable, {RECENT}, delivered, COUNT(*) FROM contacts"
+    " WHERE workspace_id = :ws AND unreachable IN (0, 1) AND engaged_at >= :cutoff"
+    f" AND engaged_at < :day_end AND {DAY_SQL} = :cut_day GROUP BY 2, 4")
+
+
+def prefix_params(search: str) -> dict[str, str]:
+    return {"prefix": search, "prefix_end": search + ":"}
 
 
 def condition_sql(c: Condition, params: dict[str, Any], negate: bool = False) -> str:
@@ -58,20 +87,15 @@ def condition_sql(c: Condition, params: dict[str, Any], negate: bool = False) ->
 
 
 def tier_sql(rule_set: Sequence[tuple[str, tuple[Condition, ...]]], tier: str,
-             params: dict[str, Any], skip: str | None = None) -> str:
+             params: dict[str, Any]) -> str:
     """The SQL condition of one tier: its own conditions and none of an earlier tier's
-    (precedence). `skip`: a fact taken as false everywhere (counting without the list)."""
+    (precedence)."""
     parts: list[str] = []
     for name, conditions in rule_set:
-        if any(c.fact == skip and c.op == "is" and c.value for c in conditions):
-            if name == tier:
-                return "0"  # that tier cannot hold
-            continue  # nothing of it to exclude
-        kept = [c for c in conditions if c.fact != skip]
         if name == tier:
-            parts += [condition_sql(c, params) for c in kept]
+            parts += [condition_sql(c, params) for c in conditions]
             break
-        negations = [condition_sql(c, params, negate=True) for c in kept]
+        negations = [condition_sql(c, params, negate=True) for c in conditions]
         parts.append("(" + " OR ".join(negations) + ")" if len(negations) > 1
                      else negations[0])
     return " AND ".join(parts) or "1"
@@ -135,15 +159,15 @@ class InsightStore:
                        after: str | None, limit: int, now: float, policy: TierPolicy,
                        suppressed: Sequence[str]) -> list[Contact]:
         """A page of contacts in number order (after the cursor), of one tier or all,
-        whose number contains `search` (digits)."""
+        whose number starts with `search` (digits: a range of the contacts' key)."""
         where = ["workspace_id = :ws"]
         params: dict[str, Any] = {"ws": workspace, "limit": limit,
                                   "suppressed": orjson.dumps(list(suppressed)).decode()}
         if tier is not None:
             where.append(tier_sql(rules(now, policy), tier, params))
         if search:
-            where.append("instr(number, :search) > 0")
-            params["search"] = search
+            where.append(PREFIX)
+            params.update(prefix_params(search))
         if after is not None:
             where.append("number > :after")
             params["after"] = after
@@ -155,55 +179,48 @@ class InsightStore:
     async def tier_counts(self, workspace: int, now: float, policy: TierPolicy,
                           suppressed: Sequence[str], search: str | None = None
                           ) -> dict[str, int]:
-        """Contacts per tier (of those whose number contains `search`).
+        """Contacts per tier (of those whose number starts with `search`), in ONE
+        statement, so one snapshot: a recount committing meanwhile is in all of it or
+        in none.
 
-        Without the suppression list each tier is one range count of the contacts_facts
-        index (its conditions and the earlier tiers' negations); the suppressed contacts
-        are then grouped by the conditions they meet (an index seek each), each group
-        named by domain/tiers.py as if unlisted, and moved to opted_out. With a search,
-        the matching contacts' facts are classified in Python instead (a search matches
-        few)."""
-        rule_set = rules(now, policy)
-        counts = dict.fromkeys(TIERS, 0)
-        params: dict[str, Any] = {"ws": workspace,
-                                  "suppressed": orjson.dumps(list(suppressed)).decode()}
-        facts = "unreachable, engaged_at, delivered"
+        Without a search: the workspace's tier counters (store/tier_counts.py, a few
+        hundred rows), the contacts engaged on the cutoff's own day (a range of the
+        contacts_facts index: one day of engagement) and the suppressed contacts (a
+        seek each). With a search: the matching contacts' facts, grouped (a range of
+        the contacts' key: as many rows as match). domain/tier_counts.py names the
+        tiers; the suppressed ones are taken out of the tier they would have unlisted
+        and counted as opted_out."""
+        cutoff = cutoff_of(now, policy)
+        cut_day = engaged_day(cutoff)
+        params: dict[str, Any] = {
+            "ws": workspace, "cutoff": cutoff, "cut_day": cut_day,
+            "day_end": (cut_day + 1) * DAY,
+            "suppressed": orjson.dumps(list(suppressed)).decode()}
+        where = "workspace_id = :ws"
         if search:
-            params["search"] = search
-            rows = await self.store.fetchall(
-                f"SELECT {facts}, {SUPPRESSED} FROM contacts WHERE workspace_id = :ws"
-                " AND instr(number, :search) > 0", params)
-            for r in rows:
-                facts_of_row = ContactFacts(bool(r[3]), bool(r[0]), r[1] or None, r[2])
-                counts[tier_from(rule_set, lambda c, f=facts_of_row: holds(c, f))] += 1
-            return counts
-        total = await self.store.fetchone(
-            "SELECT COUNT(*) FROM contacts WHERE workspace_id = :ws", params)
-        rest = int(total[0])
-        for tier, conditions in rule_set[:-1]:
-            if any(c.fact == "suppressed" for c in conditions):
-                continue  # the listed ones are counted below
-            where = tier_sql(rule_set, tier, params, skip="suppressed")
-            row = await self.store.fetchone(
-                f"SELECT COUNT(*) FROM contacts WHERE workspace_id = :ws AND {where}", params)
-            counts[tier] = int(row[0])
-            rest -= counts[tier]
-        counts[rule_set[-1][0]] = rest
-        # The listed ones: grouped by the (non-list) conditions they meet, each group named
-        # by the rules as if unlisted (so it is taken out of that tier) and moved.
-        conditions = list(dict.fromkeys(c for _, cs in rule_set for c in cs
-                                        if c.fact != "suppressed"))
-        exprs = [condition_sql(c, params) for c in conditions]
-        groups = await self.store.fetchall(
-            f"SELECT {', '.join(exprs)}, COUNT(*) FROM contacts WHERE workspace_id = :ws"
-            f" AND {SUPPRESSED} GROUP BY {', '.join(str(i + 1) for i in range(len(exprs)))}",
-            params)
-        for g in groups:
-            truth = dict(zip(conditions, g[:-1], strict=True))
-            unlisted = tier_from(rule_set, lambda c, t=truth: c.fact != "suppressed"
-                                 and bool(t[c]))
-            counts[unlisted] -= g[-1]
-            counts["opted_out"] += g[-1]
+            where += f" AND {PREFIX}"
+            params.update(prefix_params(search))
+            parts = [f"SELECT 'r', unreachable, {ENGAGED_SQL}, delivered, COUNT(*)"
+                     f" FROM contacts WHERE {where} GROUP BY 2, 3, 4"]
+        else:
+            parts = [COUNTERS_SQL, CUTOFF_DAY_SQL]
+        parts.append(f"SELECT 's', unreachable, {ENGAGED_SQL}, delivered, COUNT(*)"
+                     f" FROM contacts WHERE {where} AND {SUPPRESSED} GROUP BY 2, 3, 4")
+        rows = await self.store.fetchall(" UNION ALL ".join(parts), params)
+        by_part: dict[str, list[tuple[Any, ...]]] = {"r": [], "k": [], "c": [], "s": []}
+        for part, *rest in rows:
+            by_part[part].append(tuple(rest))
+        if search:
+            groups = [(Group(bool(u), e, d), n) for u, e, d, n in by_part["r"]]
+        else:
+            groups = split_cutoff_day(
+                by_part["k"], {(bool(u), d): n for u, _, d, n in by_part["c"]})
+        counts = tally(groups, now, policy)
+        unlisted = tally([(Group(bool(u), e, d), n) for u, e, d, n in by_part["s"]], now,
+                         policy)
+        for tier, n in unlisted.items():
+            counts[tier] -= n
+            counts["opted_out"] += n
         return counts
 
     async def facts(self, workspace: int, numbers: Sequence[str], suppressed: frozenset[str]
@@ -257,8 +274,6 @@ class Recounter:
         self.busy = busy
         self.backfilled = False
         self.rows = 0  # rows recounted since start (marked and backfilled)
-        self.version = 0  # moves whenever the aggregates may have: a key for caches
-        self.cache: dict[tuple[Any, ...], Any] = {}  # answers valid for one version
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -303,8 +318,6 @@ class Recounter:
             if backfill_left is None:
                 self.backfilled = True
             self.rows += done + (backfill_left or 0)
-            if done or backfill_left:
-                self.version += 1
             return bool(done or backfill_left)
 
     async def _run(self) -> None:

@@ -24,6 +24,7 @@ from core.config import Config
 from domain.besttime import BestTimePolicy, best_time, fold, zone
 from domain.contacts import Contact
 from domain.insights import DELAY_EDGES, SLOT_SECONDS, slot_of
+from domain.phones import number_prefix
 from domain.tiers import TIERS, Audience, AudienceError, TierPolicy, tier_of, tiers_of
 from domain.timefmt import iso_time
 from domain.trends import PERIODS, campaign_counts, curves, figures, period
@@ -178,9 +179,10 @@ def _contact_query(request: web.Request) -> tuple[str | None, str | None]:
         if len(search) > 32:
             raise ApiError(400, "invalid_query", "search is longer than 32 characters",
                            "search")
-        search = "".join(ch for ch in search if ch.isascii() and ch.isdigit())
+        search = number_prefix(search)
         if not search:
-            raise ApiError(400, "invalid_query", "search must contain digits of a number",
+            raise ApiError(400, "invalid_query", "search must be the start of a number: "
+                           "digits, with a leading + or 00 and spaces or dashes if you like",
                            "search")
     return tier, search
 
@@ -220,20 +222,8 @@ async def contacts(request: web.Request) -> web.Response:
 
 async def tier_counts(rt: Runtime, store: InsightStore, workspace: int, now: float,
                       suppressed: list[str], search: str | None) -> dict[str, int]:
-    """Tier counts read the workspace's whole contacts index (tens of ms for 200,000), and
-    a page's tabs ask for them again and again while nothing changed: kept until the
-    Recounter moves the aggregates, the suppression list changes or a minute passes."""
-    cache = rt.recounter.cache
-    key = ("tiers", workspace, search, rt.recounter.version, int(now // 60),
-           len(suppressed), hash(tuple(suppressed)))
-    found = cache.get(key)
-    if found is None:
-        found = await store.tier_counts(workspace, now, tier_policy(rt.config), suppressed,
-                                        search)
-        if len(cache) >= 64:
-            cache.clear()
-        cache[key] = found
-    return dict(found)
+    return await store.tier_counts(workspace, now, tier_policy(rt.config), suppressed,
+                                   search)
 
 
 def _cell(value: Any) -> str:
