@@ -70,6 +70,25 @@ CUTOFF_DAY_SQL = (
     f" AND engaged_at < :day_end AND {DAY_SQL} = :cut_day GROUP BY 2, 4")
 
 
+# The suppressed contacts: a seek of the contacts' key per listed number (the planner,
+# left to itself, scans the workspace's contacts and looks each up in the list).
+LISTED_SQL = (
+    f"SELECT 's', unreachable, {ENGAGED_SQL}, delivered, COUNT(*)"
+    " FROM json_each(:suppressed) AS listed CROSS JOIN contacts"
+    " ON contacts.workspace_id = :ws AND contacts.number = listed.value GROUP BY 2, 3, 4")
+# With a search: the matching contacts, at most SEARCH_COUNT_LIMIT + 1 of them read...
+SEARCH_COUNT_LIMIT = 5000
+MATCHING_SQL = (
+    f"SELECT 'r', unreachable, {ENGAGED_SQL}, delivered, COUNT(*) FROM"
+    " (SELECT unreachable, engaged_at, delivered FROM contacts WHERE workspace_id = :ws"
+    f" AND {PREFIX} LIMIT :limit) GROUP BY 2, 3, 4")
+# ...and whether the search matches every contact (two seeks).
+COVERS_ALL_SQL = (
+    "SELECT 'm', COALESCE((SELECT MIN(number) FROM contacts WHERE workspace_id = :ws)"
+    " >= :prefix AND (SELECT MAX(number) FROM contacts WHERE workspace_id = :ws)"
+    " < :prefix_end, 1), 0, 0, 0")
+
+
 def prefix_params(search: str) -> dict[str, str]:
     return {"prefix": search, "prefix_end": search + ":"}
 
@@ -178,43 +197,42 @@ class InsightStore:
 
     async def tier_counts(self, workspace: int, now: float, policy: TierPolicy,
                           suppressed: Sequence[str], search: str | None = None
-                          ) -> dict[str, int]:
-        """Contacts per tier (of those whose number starts with `search`), in ONE
-        statement, so one snapshot: a recount committing meanwhile is in all of it or
-        in none.
+                          ) -> dict[str, int] | None:
+        """Contacts per tier (of those whose number starts with `search`), read in ONE
+        statement, so from one snapshot: a recount committing meanwhile is in all of it
+        or in none.
 
-        Without a search: the workspace's tier counters (store/tier_counts.py, a few
-        hundred rows), the contacts engaged on the cutoff's own day (a range of the
-        contacts_facts index: one day of engagement) and the suppressed contacts (a
-        seek each). With a search: the matching contacts' facts, grouped (a range of
-        the contacts' key: as many rows as match). domain/tier_counts.py names the
-        tiers; the suppressed ones are taken out of the tier they would have unlisted
-        and counted as opted_out."""
+        The workspace's tier counters (store/tier_counts.py, a few thousand rows at
+        most) and the contacts engaged on the cutoff's own day (a range of the
+        contacts_facts index: one day of engagement), named by domain/tier_counts.py;
+        the suppressed contacts (a seek each) are taken out of the tier they would have
+        unlisted and counted as opted_out. With a search, the matching contacts
+        themselves, grouped (a range of the contacts' key), when at most
+        SEARCH_COUNT_LIMIT match; the counters when the search matches every contact of
+        the workspace (a country code); None (not counted) otherwise."""
         cutoff = cutoff_of(now, policy)
         cut_day = engaged_day(cutoff)
+        listed = [n for n in suppressed if not search or n.startswith(search)]
         params: dict[str, Any] = {
             "ws": workspace, "cutoff": cutoff, "cut_day": cut_day,
-            "day_end": (cut_day + 1) * DAY,
-            "suppressed": orjson.dumps(list(suppressed)).decode()}
-        where = "workspace_id = :ws"
+            "day_end": (cut_day + 1) * DAY, "limit": SEARCH_COUNT_LIMIT + 1,
+            "suppressed": orjson.dumps(listed).decode()}
+        parts = [COUNTERS_SQL, CUTOFF_DAY_SQL, LISTED_SQL]
         if search:
-            where += f" AND {PREFIX}"
             params.update(prefix_params(search))
-            parts = [f"SELECT 'r', unreachable, {ENGAGED_SQL}, delivered, COUNT(*)"
-                     f" FROM contacts WHERE {where} GROUP BY 2, 3, 4"]
-        else:
-            parts = [COUNTERS_SQL, CUTOFF_DAY_SQL]
-        parts.append(f"SELECT 's', unreachable, {ENGAGED_SQL}, delivered, COUNT(*)"
-                     f" FROM contacts WHERE {where} AND {SUPPRESSED} GROUP BY 2, 3, 4")
+            parts += [MATCHING_SQL, COVERS_ALL_SQL]
         rows = await self.store.fetchall(" UNION ALL ".join(parts), params)
-        by_part: dict[str, list[tuple[Any, ...]]] = {"r": [], "k": [], "c": [], "s": []}
+        by_part: dict[str, list[tuple[Any, ...]]] = {p: [] for p in "kcsrm"}
         for part, *rest in rows:
             by_part[part].append(tuple(rest))
-        if search:
-            groups = [(Group(bool(u), e, d), n) for u, e, d, n in by_part["r"]]
-        else:
+        matching = [(Group(bool(u), e, d), n) for u, e, d, n in by_part["r"]]
+        if search and sum(n for _, n in matching) <= SEARCH_COUNT_LIMIT:
+            groups = matching
+        elif not search or by_part["m"][0][0]:
             groups = split_cutoff_day(
                 by_part["k"], {(bool(u), d): n for u, _, d, n in by_part["c"]})
+        else:
+            return None  # too many to count one by one, and not all of them
         counts = tally(groups, now, policy)
         unlisted = tally([(Group(bool(u), e, d), n) for u, e, d, n in by_part["s"]], now,
                          policy)

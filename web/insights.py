@@ -221,7 +221,7 @@ async def contacts(request: web.Request) -> web.Response:
 
 
 async def tier_counts(rt: Runtime, store: InsightStore, workspace: int, now: float,
-                      suppressed: list[str], search: str | None) -> dict[str, int]:
+                      suppressed: list[str], search: str | None) -> dict[str, int] | None:
     return await store.tier_counts(workspace, now, tier_policy(rt.config), suppressed,
                                    search)
 
