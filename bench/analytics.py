@@ -4,8 +4,9 @@ distinct numbers; every analytics endpoint <= 200 ms (p95) while ingest runs.
 1. The workspace is written straight into SQLite in bulk (campaigns, message rows over
    180 days with realistic outcomes, replies and stops credited to them, the
    suppression list): sending 2 M messages through a daemon would take most of an hour.
-   Its aggregates are then counted by migration 0007's own code (store/aggregates.py
-   `count_all`), exactly as an upgraded database is; how long that took is reported.
+   Its aggregates are then counted by migration 0009's own code (store/aggregates.py
+   `count_all`), exactly as an upgraded database is; how long that took is reported,
+   and whether the contacts' tier counters (kept by the same code) equal a recount.
 2. A real daemon process is started on the file. A new campaign of 50,000 messages is
    registered and a load generator (bench/load.py) posts Cloud API statuses for it at
    INGEST_RATE per second for the whole measurement: every checkpoint recounts the rows
@@ -138,7 +139,26 @@ def build(db: Path, seed: int = 12) -> dict[str, Any]:
     return {"rows_written_s": round(written, 1), "rows": CAMPAIGNS * PER_CAMPAIGN,
             "replies_and_stops": len(inbound), "suppressed": len(stops),
             "counted_rows": counted,
-            "count_all_s": round(time.perf_counter() - counted_started, 1)}
+            "count_all_s": round(time.perf_counter() - counted_started, 1),
+            **_tier_counters(db)}
+
+
+def _tier_counters(db: Path) -> dict[str, Any]:
+    """How many tier counters the contacts needed, and whether they equal a count of
+    the contacts table (store/tier_counts.py REBUILD's query, compared both ways)."""
+    from store.tier_counts import DAY_SQL
+
+    recount = (f"SELECT workspace_id, unreachable, {DAY_SQL}, delivered, COUNT(*)"
+               " FROM contacts GROUP BY 1, 2, 3, 4")
+    kept = "SELECT workspace_id, unreachable, engaged_day, delivered, n FROM contact_tiers"
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT COUNT(*) FROM contact_tiers").fetchone()[0]
+        differ = conn.execute(f"SELECT COUNT(*) FROM ({recount} EXCEPT {kept})").fetchone()[0] \
+            + conn.execute(f"SELECT COUNT(*) FROM ({kept} EXCEPT {recount})").fetchone()[0]
+    finally:
+        conn.close()
+    return {"tier_counter_rows": rows, "tier_counters_equal_recount": differ == 0}
 
 
 async def _open_close(store: Any) -> None:
@@ -226,7 +246,13 @@ def measure(url: str) -> dict[str, dict[str, float]]:
         "contacts ?tier=unreachable": f"{base}/contacts?tier=unreachable",
         "contacts ?tier=engaged (first page)": f"{base}/contacts?tier=engaged",
         "contacts ?tier=new&cursor= (a later page)": f"{base}/contacts?tier=new&cursor={middle}",
-        "contacts ?search=4242": f"{base}/contacts?search=4242",
+        # a search is the start of the number: a full one typed (100 match), the first
+        # digits of many (100,000 match: too many to count by tier), the country code
+        # (every contact: the counters)
+        "contacts ?search=+62 800-0042-4 (100 match)":
+            f"{base}/contacts?search=%2B62%20800-0042-4",
+        "contacts ?search=6280001 (100,000 match)": f"{base}/contacts?search=6280001",
+        "contacts ?search=62 (all match)": f"{base}/contacts?search=62",
     }
     recipients = [_number(i) for i in range(0, NUMBERS, NUMBERS // 1000)]
     preview = {"recipients": recipients,
