@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -198,9 +199,9 @@ class InsightStore:
     async def tier_counts(self, workspace: int, now: float, policy: TierPolicy,
                           suppressed: Sequence[str], search: str | None = None
                           ) -> dict[str, int] | None:
-        """Contacts per tier (of those whose number starts with `search`), read in ONE
-        statement, so from one snapshot: a recount committing meanwhile is in all of it
-        or in none.
+        """Contacts per tier (of those whose number starts with `search`; `suppressed`
+        in number order), read in ONE statement, so from one snapshot: a recount
+        committing meanwhile is in all of it or in none.
 
         The workspace's tier counters (store/tier_counts.py, a few thousand rows at
         most) and the contacts engaged on the cutoff's own day (a range of the
@@ -212,11 +213,12 @@ class InsightStore:
         the workspace (a country code); None (not counted) otherwise."""
         cutoff = cutoff_of(now, policy)
         cut_day = engaged_day(cutoff)
-        listed = [n for n in suppressed if not search or n.startswith(search)]
+        listed = suppressed[bisect_left(suppressed, search):
+                            bisect_left(suppressed, search + ":")] if search else suppressed
         params: dict[str, Any] = {
             "ws": workspace, "cutoff": cutoff, "cut_day": cut_day,
             "day_end": (cut_day + 1) * DAY, "limit": SEARCH_COUNT_LIMIT + 1,
-            "suppressed": orjson.dumps(listed).decode()}
+            "suppressed": orjson.dumps(list(listed)).decode()}
         parts = [COUNTERS_SQL, CUTOFF_DAY_SQL, LISTED_SQL]
         if search:
             params.update(prefix_params(search))

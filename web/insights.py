@@ -191,7 +191,7 @@ async def _page(rt: Runtime, store: InsightStore, workspace: int, tier: str | No
                 search: str | None, after: str | None, limit: int, now: float
                 ) -> tuple[list[dict[str, Any]], bool, list[str]]:
     policy = tier_policy(rt.config)
-    suppressed = sorted(rt.suppressions.suppressed_numbers(workspace))
+    suppressed = list(rt.suppressions.numbers_in_order(workspace))
     rows = await store.contacts(workspace, tier=tier, search=search, after=after,
                                 limit=limit + 1, now=now, policy=policy,
                                 suppressed=suppressed)
