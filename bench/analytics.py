@@ -7,10 +7,12 @@ distinct numbers; every analytics endpoint <= 200 ms (p95) while ingest runs.
    Its aggregates are then counted by migration 0009's own code (store/aggregates.py
    `count_all`), exactly as an upgraded database is; how long that took is reported,
    and whether the contacts' tier counters (kept by the same code) equal a recount.
-2. A real daemon process is started on the file. A new campaign of 50,000 messages is
-   registered and a load generator (bench/load.py) posts Cloud API statuses for it at
-   INGEST_RATE per second for the whole measurement: every checkpoint recounts the rows
-   it changed into the aggregates meanwhile.
+2. A real daemon process is started on the file. A new campaign of 100,000 messages is
+   registered and a load generator (bench/load.py) posts Cloud API statuses for it
+   (delivered, then read: the reads move contacts between tiers) at INGEST_RATE per
+   second for the whole measurement: every checkpoint recounts the rows it changed into
+   the aggregates meanwhile. The row holds only if the load was still running when the
+   last request was answered (`ingest_ran_throughout`).
 3. Each endpoint is asked ROUNDS times, round robin, one request at a time; p50 / p95 of
    the wall time per request (HTTP included) are reported.
 
@@ -44,7 +46,7 @@ CAMPAIGNS = 200
 PER_CAMPAIGN = 10_000
 NUMBERS = 200_000
 WORKSPACE = 1
-INGEST_MESSAGES = 50_000
+INGEST_MESSAGES = 100_000  # delivered, then read: 100 s of statuses at INGEST_RATE
 INGEST_RATE = 2_000  # statuses per second while measuring
 ROUNDS = 60
 BAR_MS = 200.0
@@ -288,7 +290,7 @@ def run() -> list[Row]:
             settled = _settle(d.url)
             uuid = api(f"{d.url}/api/campaigns", "POST", {
                 "workspace_id": WORKSPACE, "name": "live", "uuid": "live"})["campaign"]["uuid"]
-            for start in range(0, INGEST_MESSAGES, 10_000):
+            for start in range(0, INGEST_MESSAGES, 10_000):  # 100,000: 10 requests
                 api(f"{d.url}/api/campaigns/{uuid}/messages", "POST", {"messages": [
                     {"recipient": _number(i % NUMBERS), "message_id": f"wamid.L{i}"}
                     for i in range(start, start + 10_000)]})
@@ -299,6 +301,7 @@ def run() -> list[Row]:
                 cwd=REPO, stdout=subprocess.PIPE, text=True)
             time.sleep(3)  # the load is under way before the first request
             results = measure(d.url)
+            ingest_ran = load.poll() is None  # the ladder had not run out, nor the load died
             load.terminate()
             out, _ = load.communicate(timeout=60)
             stats = api(f"{d.url}/api/campaigns/{uuid}")["campaign"]["statistics"]
@@ -315,11 +318,15 @@ def run() -> list[Row]:
     worst_name, worst = max(bar.items(), key=lambda kv: kv[1]["p95_ms"])
     p50 = statistics.median(r["p50_ms"] for r in bar.values())
     details = {"built": built, "listening_s": round(listening, 1), "start_up": settled,
+               "ingest_ran_throughout": ingest_ran,
                "ingest_delivered_during_run": stats["total_delivered_count"],
+               "ingest_read_during_run": stats["total_read_count"],
                "ingest_rate_asked": INGEST_RATE, "endpoints": results, "load_output": out}
     return [Row("analytics: 200 campaigns, 2 M messages, 200 k numbers, under ingest",
-                f"worst p95 {worst['p95_ms']:.0f} ms ({worst_name}); median p50 {p50:.0f} ms",
-                f"every endpoint p95 <= {BAR_MS:.0f} ms", worst["p95_ms"] <= BAR_MS, details)]
+                f"worst p95 {worst['p95_ms']:.0f} ms ({worst_name}); median p50 {p50:.0f} ms"
+                + ("" if ingest_ran else "; ingest STOPPED before the last request"),
+                f"every endpoint p95 <= {BAR_MS:.0f} ms", worst["p95_ms"] <= BAR_MS and ingest_ran,
+                details)]
 
 
 if __name__ == "__main__":  # pragma: no cover
