@@ -21,6 +21,7 @@ import orjson
 import structlog
 
 from core.aio import cancel_and_wait
+from domain.besttime import WEEK_SLOTS
 from domain.contacts import Contact
 from domain.insights import SLOT_FIELDS, SLOT_SECONDS
 from domain.tier_counts import (
@@ -135,13 +136,22 @@ class InsightStore:
             (workspace, int(since // SLOT_SECONDS), int(until // SLOT_SECONDS)))
         return dict(zip(SLOT_FIELDS, row, strict=True))
 
-    async def slots(self, workspace: int, since: float, until: float
-                    ) -> list[tuple[int, tuple[int, ...]]]:
-        rows = await self.store.fetchall(
-            f"SELECT slot, {', '.join(SLOT_FIELDS)} FROM insight_slots"
-            " WHERE workspace_id = ? AND slot >= ? AND slot < ?",
-            (workspace, int(since // SLOT_SECONDS), int(until // SLOT_SECONDS)))
-        return [(r[0], tuple(r[1:])) for r in rows]
+    async def week_sums(self, workspace: int, spans: Sequence[tuple[int, int, int]]
+                        ) -> list[tuple[int, int, tuple[int, ...]]]:
+        """Per stretch of slots [first, end) of one UTC offset (domain/besttime.py
+        `offset_spans`), the slots' counts summed by their place in the week: (offset,
+        slot % WEEK_SLOTS, counts); one statement, at most 672 rows a stretch."""
+        if not spans:
+            return []
+        sums = ", ".join(f"SUM({f})" for f in SLOT_FIELDS)
+        parts, params = [], {"ws": workspace}
+        for i, (first, end, _) in enumerate(spans):
+            parts.append(f"SELECT {i}, slot % {WEEK_SLOTS}, {sums} FROM insight_slots"
+                         f" WHERE workspace_id = :ws AND slot >= :first{i} AND slot < :end{i}"
+                         " GROUP BY 2")
+            params.update({f"first{i}": first, f"end{i}": end})
+        rows = await self.store.fetchall(" UNION ALL ".join(parts), params)
+        return [(spans[r[0]][2], r[1], tuple(r[2:])) for r in rows]
 
     # --- campaigns: trend points and comparison ----------------------------------------
 

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from actors.runtime import Runtime
 from core.config import Config
-from domain.besttime import BestTimePolicy, best_time, fold, zone
+from domain.besttime import BestTimePolicy, best_time, fold_weeks, offset_spans, zone
 from domain.contacts import Contact
 from domain.insights import DELAY_EDGES, SLOT_SECONDS, slot_of
 from domain.phones import number_prefix
@@ -150,7 +150,8 @@ async def best_time_route(request: web.Request) -> web.Response:
                        "Asia/Jakarta", "timezone")
     waiting = await counting(rt)
     end = slots_end(clock())
-    cells = fold(await store.slots(workspace, end - days * DAY, end), tz)
+    first, last = int((end - days * DAY) // SLOT_SECONDS), int(end // SLOT_SECONDS)
+    cells = fold_weeks(await store.week_sums(workspace, offset_spans(tz, first, last)))
     policy = best_time_policy(config)
     return json_response({"workspace_id": workspace, "timezone": name, "days": days,
                           "counting": waiting,
