@@ -44,9 +44,12 @@ class SuppressionList:
     def suppressed_numbers(self, workspace_id: int) -> frozenset[str]:
         """Every suppressed number of a workspace, as E.164 digits (a snapshot a sender
         can filter a whole recipient list with)."""
+        return frozenset(self.numbers_in_order(workspace_id))
+
+    def numbers_in_order(self, workspace_id: int) -> tuple[str, ...]:
+        """The same, in number order (a snapshot)."""
         with self._lock:
-            return frozenset(e.number for e in self._book.page(workspace_id, None,
-                                                               self._book.count(workspace_id)))
+            return self._book.numbers(workspace_id)
 
     def put(self, fact_id: str, number: str, workspaces: Iterable[int], at: float, kind: int,
             reason: str | None, source: str, durable: bool = False) -> None:

@@ -50,13 +50,81 @@ def local_cell(at: float, tz: ZoneInfo) -> tuple[int, int]:
 
 
 def fold(slots: Iterable[tuple[int, Sequence[int]]], tz: ZoneInfo) -> list[list[list[int]]]:
-    """Per-slot counts (SLOT_FIELDS) summed into [weekday][hour] cells of local time."""
-    cells = [[[0] * len(SLOT_FIELDS) for _ in range(24)] for _ in range(7)]
+    """Per-slot counts (SLOT_FIELDS) summed into [weekday][hour] cells of local time,
+    each slot placed by the zone's rules for it (the definition; the route sums a
+    week's worth of slots per offset first: `offset_spans`, `fold_weeks`)."""
+    cells = _empty_cells()
     for slot, counts in slots:
         weekday, hour = local_cell(slot * SLOT_SECONDS, tz)
-        cell = cells[weekday][hour]
-        for i, n in enumerate(counts):
-            cell[i] += n
+        _add(cells[weekday], hour, counts)
+    return cells
+
+
+def _empty_cells() -> list[list[list[int]]]:
+    return [[[0] * len(SLOT_FIELDS) for _ in range(24)] for _ in range(7)]
+
+
+def _add(row: list[list[int]], hour: int, counts: Sequence[int]) -> None:
+    row[hour] = [a + b for a, b in zip(row[hour], counts, strict=True)]
+
+
+# --- the same fold with a week of slots summed in SQL ------------------------------------
+# Within a stretch of time where the zone's UTC offset does not change, a slot's local
+# weekday and hour depend only on its place in the week (a week is a whole number of
+# slots), so the store sums each stretch's slots by `slot % WEEK_SLOTS`: a year of
+# slots becomes at most 672 rows per offset, instead of 35,000 rows placed one by one.
+WEEK_SLOTS = 7 * 86400 // SLOT_SECONDS
+EPOCH_WEEKDAY = 3  # 1970-01-01, slot 0, was a Thursday
+PROBE_SLOTS = 96  # offsets are looked at once a day, and bisected where they differ
+
+
+def utc_offset(slot: int, tz: ZoneInfo) -> int:
+    offset = datetime.fromtimestamp(slot * SLOT_SECONDS, tz).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def offset_spans(tz: ZoneInfo, start: int, end: int) -> list[tuple[int, int, int]]:
+    """The slots [start, end) as stretches (first, after last, UTC offset in seconds)
+    of one offset each. Found by looking once a day (PROBE_SLOTS) and bisecting between
+    two looks that differ: a zone changing its offset and back within one day would be
+    missed (no zone's rules do; transitions are months apart). Ten years: 3,650 looks."""
+    if start >= end:
+        return []
+    spans = []
+    first, offset = start, utc_offset(start, tz)
+    at = start
+    while at < end - 1:
+        look = min(at + PROBE_SLOTS, end - 1)
+        if utc_offset(look, tz) == offset:
+            at = look
+            continue
+        same, other = at, look  # the first slot of the new offset is in (same, other]
+        while other - same > 1:
+            middle = (same + other) // 2
+            if utc_offset(middle, tz) == offset:
+                same = middle
+            else:
+                other = middle
+        spans.append((first, other, offset))
+        first, offset, at = other, utc_offset(other, tz), other
+    spans.append((first, end, offset))
+    return spans
+
+
+def week_cell(week_slot: int, offset: int) -> tuple[int, int]:
+    """(weekday Mon=0, hour) of a slot's place in the week (slot % WEEK_SLOTS) at a
+    UTC offset."""
+    local = (week_slot * SLOT_SECONDS + offset) % (WEEK_SLOTS * SLOT_SECONDS)
+    return (local // 86400 + EPOCH_WEEKDAY) % 7, local % 86400 // 3600
+
+
+def fold_weeks(sums: Iterable[tuple[int, int, Sequence[int]]]) -> list[list[list[int]]]:
+    """`fold` from (UTC offset, slot % WEEK_SLOTS, counts summed over a stretch of that
+    offset: `offset_spans`) rows."""
+    cells = _empty_cells()
+    for offset, week_slot, counts in sums:
+        weekday, hour = week_cell(week_slot, offset)
+        _add(cells[weekday], hour, counts)
     return cells
 
 

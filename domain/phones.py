@@ -51,6 +51,23 @@ def e164_digits(value: str | None) -> str | None:
     return text
 
 
+def number_prefix(value: str) -> str | None:
+    """The start of a number as a person types it (a contacts search), in the form
+    numbers are stored in: the digits `e164_digits` would keep. Separators are ignored,
+    a leading '+' or `00` is the international prefix, and a national `0…` stays as
+    written (a stored number has its country code, so `0812` finds only numbers
+    registered without one). None when it is not the start of a number (letters, no
+    digit, longer than a number)."""
+    text = value.strip().translate(_SEPARATORS)
+    if text.startswith("+"):
+        text = text[1:]
+    elif text.startswith("00"):
+        text = text[2:]
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_DIGITS:
+        return None
+    return text
+
+
 def is_lid(value: str | None) -> bool:
     """A WhatsApp privacy id (`…@lid`): a person, but no phone number to match."""
     return isinstance(value, str) and value.strip().lower().endswith("@lid")

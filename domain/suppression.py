@@ -107,6 +107,11 @@ class SuppressionBook:
 
     # --- questions ----------------------------------------------------------------------
 
+    def numbers(self, workspace: int) -> tuple[str, ...]:
+        """The workspace's suppressed numbers in number order (kept so: no Entry is made,
+        the contacts' tier counts ask for all of them on every first page)."""
+        return tuple(self._sorted.get(workspace, ()))
+
     def is_suppressed(self, workspace: int, number: str) -> bool:
         winner = self._winner.get((workspace, number))
         return winner is not None and winner.kind == STOP

@@ -10,7 +10,9 @@ Tables (migration 0009_insights):
   read / replied in DELAY_EDGES buckets, and the count sent (series 0),
 - `contacts` (workspace_id, number): each number's counts, latest read and reply, its two
   latest sends and whether they failed as a bad number (domain/contacts.py),
-- `messages.ag_*`: the figures each row is counted with.
+- `messages.ag_*`: the figures each row is counted with,
+- `contact_tiers` (migration 0011): contacts counted by their tier facts, moved with
+  every contact written (store/tier_counts.py).
 
 Whoever writes a row's state (a checkpoint, a registration, the sender) also marks it
 (`ag_dirty = 1`, in the same statement, so for free). The Recounter (store/insights.py)
@@ -27,7 +29,7 @@ This module does not import store/db.py (db imports the migrations, which import
 from __future__ import annotations
 
 import sqlite3
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -57,6 +59,8 @@ from domain.insights import (
     figures,
 )
 from domain.phones import e164_digits, number_key
+from domain.tier_counts import FactKey, key_of
+from store import tier_counts
 
 log = structlog.get_logger(__name__)
 
@@ -181,7 +185,9 @@ def recount(conn: sqlite3.Connection, batches: Sequence[Rows]) -> None:
 def _write(conn: sqlite3.Connection, deltas: Deltas, updates: list[tuple[Any, ...]]) -> None:
     if not updates:
         return
-    contacts = _load_contacts(conn, deltas.contacts)
+    contacts, stored = _load_contacts(conn, deltas.contacts)
+    # the tier facts each contact was counted under (None: not in the table yet)
+    before = {key: _facts_key(c) if key in stored else None for key, c in contacts.items()}
     recounts: dict[tuple[int, str], int] = {}
     for key, changes in deltas.contacts.items():
         what = apply_changes(contacts[key], changes)
@@ -194,10 +200,21 @@ def _write(conn: sqlite3.Connection, deltas: Deltas, updates: list[tuple[Any, ..
     for key, what in recounts.items():  # rare: reads this number's rows as written above
         _recount_contact(conn, key[0], contacts[key], what)
     conn.executemany(PUT_CONTACT, [_contact_params(ws, c) for (ws, _), c in contacts.items()])
+    # Every contact written is in the table now: its tier counter moves with it, in this
+    # transaction (store/tier_counts.py).
+    moves: tier_counts.Moves = Counter()
+    for key, c in contacts.items():
+        tier_counts.moved(moves, key[0], before[key], _facts_key(c))
+    tier_counts.move(conn, moves)
+
+
+def _facts_key(c: Contact) -> FactKey:
+    return key_of(c.unreachable, c.engaged_at, c.delivered)
 
 
 def _load_contacts(conn: sqlite3.Connection, keys: Iterable[tuple[int, str]]
-                   ) -> dict[tuple[int, str], Contact]:
+                   ) -> tuple[dict[tuple[int, str], Contact], set[tuple[int, str]]]:
+    """The contacts of these keys (new ones empty), and the keys already stored."""
     by_workspace: dict[int, list[str]] = defaultdict(list)
     for ws, number in keys:
         by_workspace[ws].append(number)
@@ -209,9 +226,11 @@ def _load_contacts(conn: sqlite3.Connection, keys: Iterable[tuple[int, str]]
                     f"SELECT {', '.join(CONTACT_COLUMNS)} FROM contacts WHERE workspace_id = ?"
                     f" AND number IN ({','.join('?' * len(chunk))})", (ws, *chunk)):
                 out[(ws, r[0])] = contact_of(r)
+    stored = set(out)
+    for ws, numbers in by_workspace.items():
         for number in numbers:
             out.setdefault((ws, number), Contact(number))
-    return out
+    return out, stored
 
 
 def contact_of(r: Sequence[Any]) -> Contact:

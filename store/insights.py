@@ -3,7 +3,8 @@
 Every query reads the aggregate tables store/aggregates.py keeps (a few thousand rows
 per workspace at most, or one page of contacts), never the messages, so each answers in
 milliseconds whatever the number of messages. The tier filter is domain/tiers.py's
-rules rendered as SQL here (`tier_sql`), the same conditions `tier_of` evaluates.
+rules rendered as SQL here (`tier_sql`), the same conditions `tier_of` evaluates; the
+tier counts come from the counters of store/tier_counts.py (`tier_counts`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,19 +21,26 @@ import orjson
 import structlog
 
 from core.aio import cancel_and_wait
+from domain.besttime import WEEK_SLOTS
 from domain.contacts import Contact
 from domain.insights import SLOT_FIELDS, SLOT_SECONDS
-from domain.tiers import (
-    TIERS,
-    Condition,
-    ContactFacts,
-    TierPolicy,
-    holds,
-    rules,
-    tier_from,
+from domain.tier_counts import (
+    CUTOFF_DAY,
+    DAY,
+    NEVER,
+    NONE,
+    OLD,
+    RECENT,
+    Group,
+    cutoff_of,
+    engaged_day,
+    split_cutoff_day,
+    tally,
 )
+from domain.tiers import Condition, ContactFacts, TierPolicy, rules
 from store.aggregates import CONTACT_COLUMNS, backfill, contact_of, recount_marked
 from store.db import Store, StoreUnavailable
+from store.tier_counts import DAY_SQL
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +52,47 @@ FACT_COLUMNS = {"unreachable": "unreachable", "engaged_at": "engaged_at",
                 "delivered": "delivered"}
 SUPPRESSED = "number IN (SELECT value FROM json_each(:suppressed))"
 NEGATED = {">=": "<", "<": ">="}
+# A search is a prefix of the number: a range of the contacts' key (':' sorts right
+# after '9'), never a scan.
+PREFIX = "number >= :prefix AND number < :prefix_end"
+# Where a contact's engagement lies against the cutoff (domain/tier_counts.py).
+ENGAGED_SQL = (f"CASE WHEN engaged_at = 0 THEN {NONE} WHEN engaged_at >= :cutoff"
+               f" THEN {RECENT} ELSE {OLD} END")
+COUNTERS_SQL = (
+    f"SELECT 'k', unreachable, CASE WHEN engaged_day = {NEVER} THEN {NONE}"
+    f" WHEN engaged_day > :cut_day THEN {RECENT} WHEN engaged_day = :cut_day"
+    f" THEN {CUTOFF_DAY} ELSE {OLD} END, delivered, SUM(n) FROM contact_tiers"
+    " WHERE workspace_id = :ws GROUP BY 2, 3, 4")
+# The contacts of the cutoff's day engaged at or after it, per (unreachable, delivered):
+# a range of contacts_facts (workspace_id, unreachable, engaged_at, delivered). The day
+# is tested as the counters computed it, so no contact is in two groups.
+CUTOFF_DAY_SQL = (
+    f"SELECT 'c', unreachable, {RECENT}, delivered, COUNT(*) FROM contacts"
+    " WHERE workspace_id = :ws AND unreachable IN (0, 1) AND engaged_at >= :cutoff"
+    f" AND engaged_at < :day_end AND {DAY_SQL} = :cut_day GROUP BY 2, 4")
+
+
+# The suppressed contacts: a seek of the contacts' key per listed number (the planner,
+# left to itself, scans the workspace's contacts and looks each up in the list).
+LISTED_SQL = (
+    f"SELECT 's', unreachable, {ENGAGED_SQL}, delivered, COUNT(*)"
+    " FROM json_each(:suppressed) AS listed CROSS JOIN contacts"
+    " ON contacts.workspace_id = :ws AND contacts.number = listed.value GROUP BY 2, 3, 4")
+# With a search: the matching contacts, at most SEARCH_COUNT_LIMIT + 1 of them read...
+SEARCH_COUNT_LIMIT = 5000
+MATCHING_SQL = (
+    f"SELECT 'r', unreachable, {ENGAGED_SQL}, delivered, COUNT(*) FROM"
+    " (SELECT unreachable, engaged_at, delivered FROM contacts WHERE workspace_id = :ws"
+    f" AND {PREFIX} LIMIT :limit) GROUP BY 2, 3, 4")
+# ...and whether the search matches every contact (two seeks).
+COVERS_ALL_SQL = (
+    "SELECT 'm', COALESCE((SELECT MIN(number) FROM contacts WHERE workspace_id = :ws)"
+    " >= :prefix AND (SELECT MAX(number) FROM contacts WHERE workspace_id = :ws)"
+    " < :prefix_end, 1), 0, 0, 0")
+
+
+def prefix_params(search: str) -> dict[str, str]:
+    return {"prefix": search, "prefix_end": search + ":"}
 
 
 def condition_sql(c: Condition, params: dict[str, Any], negate: bool = False) -> str:
@@ -58,20 +108,15 @@ def condition_sql(c: Condition, params: dict[str, Any], negate: bool = False) ->
 
 
 def tier_sql(rule_set: Sequence[tuple[str, tuple[Condition, ...]]], tier: str,
-             params: dict[str, Any], skip: str | None = None) -> str:
+             params: dict[str, Any]) -> str:
     """The SQL condition of one tier: its own conditions and none of an earlier tier's
-    (precedence). `skip`: a fact taken as false everywhere (counting without the list)."""
+    (precedence)."""
     parts: list[str] = []
     for name, conditions in rule_set:
-        if any(c.fact == skip and c.op == "is" and c.value for c in conditions):
-            if name == tier:
-                return "0"  # that tier cannot hold
-            continue  # nothing of it to exclude
-        kept = [c for c in conditions if c.fact != skip]
         if name == tier:
-            parts += [condition_sql(c, params) for c in kept]
+            parts += [condition_sql(c, params) for c in conditions]
             break
-        negations = [condition_sql(c, params, negate=True) for c in kept]
+        negations = [condition_sql(c, params, negate=True) for c in conditions]
         parts.append("(" + " OR ".join(negations) + ")" if len(negations) > 1
                      else negations[0])
     return " AND ".join(parts) or "1"
@@ -91,13 +136,22 @@ class InsightStore:
             (workspace, int(since // SLOT_SECONDS), int(until // SLOT_SECONDS)))
         return dict(zip(SLOT_FIELDS, row, strict=True))
 
-    async def slots(self, workspace: int, since: float, until: float
-                    ) -> list[tuple[int, tuple[int, ...]]]:
-        rows = await self.store.fetchall(
-            f"SELECT slot, {', '.join(SLOT_FIELDS)} FROM insight_slots"
-            " WHERE workspace_id = ? AND slot >= ? AND slot < ?",
-            (workspace, int(since // SLOT_SECONDS), int(until // SLOT_SECONDS)))
-        return [(r[0], tuple(r[1:])) for r in rows]
+    async def week_sums(self, workspace: int, spans: Sequence[tuple[int, int, int]]
+                        ) -> list[tuple[int, int, tuple[int, ...]]]:
+        """Per stretch of slots [first, end) of one UTC offset (domain/besttime.py
+        `offset_spans`), the slots' counts summed by their place in the week: (offset,
+        slot % WEEK_SLOTS, counts); one statement, at most 672 rows a stretch."""
+        if not spans:
+            return []
+        sums = ", ".join(f"SUM({f})" for f in SLOT_FIELDS)
+        parts, params = [], {"ws": workspace}
+        for i, (first, end, _) in enumerate(spans):
+            parts.append(f"SELECT {i}, slot % {WEEK_SLOTS}, {sums} FROM insight_slots"
+                         f" WHERE workspace_id = :ws AND slot >= :first{i} AND slot < :end{i}"
+                         " GROUP BY 2")
+            params.update({f"first{i}": first, f"end{i}": end})
+        rows = await self.store.fetchall(" UNION ALL ".join(parts), params)
+        return [(spans[r[0]][2], r[1], tuple(r[2:])) for r in rows]
 
     # --- campaigns: trend points and comparison ----------------------------------------
 
@@ -135,15 +189,15 @@ class InsightStore:
                        after: str | None, limit: int, now: float, policy: TierPolicy,
                        suppressed: Sequence[str]) -> list[Contact]:
         """A page of contacts in number order (after the cursor), of one tier or all,
-        whose number contains `search` (digits)."""
+        whose number starts with `search` (digits: a range of the contacts' key)."""
         where = ["workspace_id = :ws"]
         params: dict[str, Any] = {"ws": workspace, "limit": limit,
                                   "suppressed": orjson.dumps(list(suppressed)).decode()}
         if tier is not None:
             where.append(tier_sql(rules(now, policy), tier, params))
         if search:
-            where.append("instr(number, :search) > 0")
-            params["search"] = search
+            where.append(PREFIX)
+            params.update(prefix_params(search))
         if after is not None:
             where.append("number > :after")
             params["after"] = after
@@ -154,56 +208,49 @@ class InsightStore:
 
     async def tier_counts(self, workspace: int, now: float, policy: TierPolicy,
                           suppressed: Sequence[str], search: str | None = None
-                          ) -> dict[str, int]:
-        """Contacts per tier (of those whose number contains `search`).
+                          ) -> dict[str, int] | None:
+        """Contacts per tier (of those whose number starts with `search`; `suppressed`
+        in number order), read in ONE statement, so from one snapshot: a recount
+        committing meanwhile is in all of it or in none.
 
-        Without the suppression list each tier is one range count of the contacts_facts
-        index (its conditions and the earlier tiers' negations); the suppressed contacts
-        are then grouped by the conditions they meet (an index seek each), each group
-        named by domain/tiers.py as if unlisted, and moved to opted_out. With a search,
-        the matching contacts' facts are classified in Python instead (a search matches
-        few)."""
-        rule_set = rules(now, policy)
-        counts = dict.fromkeys(TIERS, 0)
-        params: dict[str, Any] = {"ws": workspace,
-                                  "suppressed": orjson.dumps(list(suppressed)).decode()}
-        facts = "unreachable, engaged_at, delivered"
+        The workspace's tier counters (store/tier_counts.py, a few thousand rows at
+        most) and the contacts engaged on the cutoff's own day (a range of the
+        contacts_facts index: one day of engagement), named by domain/tier_counts.py;
+        the suppressed contacts (a seek each) are taken out of the tier they would have
+        unlisted and counted as opted_out. With a search, the matching contacts
+        themselves, grouped (a range of the contacts' key), when at most
+        SEARCH_COUNT_LIMIT match; the counters when the search matches every contact of
+        the workspace (a country code); None (not counted) otherwise."""
+        cutoff = cutoff_of(now, policy)
+        cut_day = engaged_day(cutoff)
+        listed = suppressed[bisect_left(suppressed, search):
+                            bisect_left(suppressed, search + ":")] if search else suppressed
+        params: dict[str, Any] = {
+            "ws": workspace, "cutoff": cutoff, "cut_day": cut_day,
+            "day_end": (cut_day + 1) * DAY, "limit": SEARCH_COUNT_LIMIT + 1,
+            "suppressed": orjson.dumps(list(listed)).decode()}
+        parts = [COUNTERS_SQL, CUTOFF_DAY_SQL, LISTED_SQL]
         if search:
-            params["search"] = search
-            rows = await self.store.fetchall(
-                f"SELECT {facts}, {SUPPRESSED} FROM contacts WHERE workspace_id = :ws"
-                " AND instr(number, :search) > 0", params)
-            for r in rows:
-                facts_of_row = ContactFacts(bool(r[3]), bool(r[0]), r[1] or None, r[2])
-                counts[tier_from(rule_set, lambda c, f=facts_of_row: holds(c, f))] += 1
-            return counts
-        total = await self.store.fetchone(
-            "SELECT COUNT(*) FROM contacts WHERE workspace_id = :ws", params)
-        rest = int(total[0])
-        for tier, conditions in rule_set[:-1]:
-            if any(c.fact == "suppressed" for c in conditions):
-                continue  # the listed ones are counted below
-            where = tier_sql(rule_set, tier, params, skip="suppressed")
-            row = await self.store.fetchone(
-                f"SELECT COUNT(*) FROM contacts WHERE workspace_id = :ws AND {where}", params)
-            counts[tier] = int(row[0])
-            rest -= counts[tier]
-        counts[rule_set[-1][0]] = rest
-        # The listed ones: grouped by the (non-list) conditions they meet, each group named
-        # by the rules as if unlisted (so it is taken out of that tier) and moved.
-        conditions = list(dict.fromkeys(c for _, cs in rule_set for c in cs
-                                        if c.fact != "suppressed"))
-        exprs = [condition_sql(c, params) for c in conditions]
-        groups = await self.store.fetchall(
-            f"SELECT {', '.join(exprs)}, COUNT(*) FROM contacts WHERE workspace_id = :ws"
-            f" AND {SUPPRESSED} GROUP BY {', '.join(str(i + 1) for i in range(len(exprs)))}",
-            params)
-        for g in groups:
-            truth = dict(zip(conditions, g[:-1], strict=True))
-            unlisted = tier_from(rule_set, lambda c, t=truth: c.fact != "suppressed"
-                                 and bool(t[c]))
-            counts[unlisted] -= g[-1]
-            counts["opted_out"] += g[-1]
+            params.update(prefix_params(search))
+            parts += [MATCHING_SQL, COVERS_ALL_SQL]
+        rows = await self.store.fetchall(" UNION ALL ".join(parts), params)
+        by_part: dict[str, list[tuple[Any, ...]]] = {p: [] for p in "kcsrm"}
+        for part, *rest in rows:
+            by_part[part].append(tuple(rest))
+        matching = [(Group(bool(u), e, d), n) for u, e, d, n in by_part["r"]]
+        if search and sum(n for _, n in matching) <= SEARCH_COUNT_LIMIT:
+            groups = matching
+        elif not search or by_part["m"][0][0]:
+            groups = split_cutoff_day(
+                by_part["k"], {(bool(u), d): n for u, _, d, n in by_part["c"]})
+        else:
+            return None  # too many to count one by one, and not all of them
+        counts = tally(groups, now, policy)
+        unlisted = tally([(Group(bool(u), e, d), n) for u, e, d, n in by_part["s"]], now,
+                         policy)
+        for tier, n in unlisted.items():
+            counts[tier] -= n
+            counts["opted_out"] += n
         return counts
 
     async def facts(self, workspace: int, numbers: Sequence[str], suppressed: frozenset[str]
@@ -257,8 +304,6 @@ class Recounter:
         self.busy = busy
         self.backfilled = False
         self.rows = 0  # rows recounted since start (marked and backfilled)
-        self.version = 0  # moves whenever the aggregates may have: a key for caches
-        self.cache: dict[tuple[Any, ...], Any] = {}  # answers valid for one version
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -304,8 +349,6 @@ class Recounter:
             if backfill_left is None:
                 self.backfilled = True
             self.rows += done + (backfill_left or 0)
-            if done or backfill_left:
-                self.version += 1
             return bool(done or backfill_left)
 
     async def _run(self) -> None:

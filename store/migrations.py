@@ -18,6 +18,7 @@ import aiosqlite
 
 from domain.failures import from_text, lookup
 from domain.phones import number_key_of
+from store import tier_counts
 from store.aggregates import create_tables
 
 
@@ -212,6 +213,10 @@ MIGRATIONS: list[Migration] = [
     Migration("0010_skips", add_columns("messages", (
         ("skip_reason", "TEXT"), ("skip_detail", "TEXT"), ("skip_source", "TEXT"),
         ("skipped_at", "REAL")))),
+    # --- contacts' tier counts (docs/insights.md "How it stays fast"): contacts counted
+    # by their tier facts (store/tier_counts.py), counted here from the contacts a
+    # database holds and moved from then on in each transaction that writes contacts.
+    Migration("0011_contact_tiers", run_sql(*tier_counts.SCHEMA, *tier_counts.REBUILD)),
 ]
 
 

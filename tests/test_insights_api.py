@@ -158,6 +158,57 @@ async def test_contacts_a_tier_of_each_kind_with_search_paging_and_csv(
         assert status == 400 and err["error"]["field"] == field, query
 
 
+async def test_search_finds_the_numbers_that_start_with_what_was_typed(
+        daemon_factory: Any, monkeypatch: Any) -> None:
+    """A search is the start of the number as stored (E.164 digits): with or without
+    '+', spaces and dashes, 00 for '+'. Digits inside or at the end of a number do not
+    match, and a national 0… finds only a number registered that way. The first page's
+    tier counts are those of the matches, or null when too many match to count them one
+    by one and not every contact (here: more than 3)."""
+    from store import insights as store_insights
+
+    d = await daemon_factory()
+    await setup_tiers(d)
+    every = await contacts(d)
+
+    async def numbers(query: str) -> list[str]:
+        return [r["number"] for r in (await contacts(d, f"?search={query}"))["contacts"]]
+
+    assert await numbers("62811") == sorted(EXPECTED)
+    assert await numbers("%2B62%20811-0000-0004") == [UNR]
+    assert await numbers("0062%20811%200000%200004") == [UNR]
+    assert await numbers("6281100000004") == [UNR]
+    for inside in ("811", "0004", "1100000000", "4", "62811000000041"):
+        found = await contacts(d, f"?search={inside}")
+        assert found["contacts"] == [] and sum(found["tiers"].values()) == 0, inside
+    assert await numbers("0811") == []  # no number was registered without its country
+    monkeypatch.setattr(store_insights, "SEARCH_COUNT_LIMIT", 3)
+    # 8 match, every contact of the workspace: the counters answer.
+    assert (await contacts(d, "?search=62"))["tiers"] == every["tiers"]
+    # A number registered as written, without its country code (tracking only).
+    local = "081100000009"
+    await d.register("second", [{"recipient": local, "message_id": "S-LOCAL",
+                                 "status": "delivered"}])
+    await counted(d)
+    assert await numbers("0811") == [local]
+    assert await numbers("%2B62811") == sorted(EXPECTED)
+    # 8 of 9 match: more than 3, not all: not counted; 1 matches: counted.
+    assert (await contacts(d, "?search=62"))["tiers"] is None
+    assert (await contacts(d, "?search=6281100000004"))["tiers"] == {
+        "opted_out": 0, "unreachable": 1, "engaged": 0, "unengaged": 0, "new": 0}
+    # Paging and the CSV keep to the matches.
+    page = await contacts(d, "?search=62811&limit=5")
+    rest = await contacts(d, f"?search=62811&limit=5&cursor={page['next_cursor']}")
+    assert [r["number"] for r in page["contacts"] + rest["contacts"]] == sorted(EXPECTED)
+    assert rest["next_cursor"] is None and "tiers" not in rest
+    status, text = await d.request("GET", "/api/workspaces/1/contacts.csv?search=0811")
+    assert status == 200
+    assert [r["number"] for r in csv.DictReader(io.StringIO(text))] == [local]
+    for bad in ("62a", "%2B", "-", "1234567890123456", "%2B%2B62"):
+        status, err = await d.request("GET", f"/api/workspaces/1/contacts?search={bad}")
+        assert status == 400 and err["error"]["field"] == "search", bad
+
+
 async def test_ninety_days_later_the_engaged_are_no_longer(daemon_factory: Any) -> None:
     d = await daemon_factory()
     await setup_tiers(d)

@@ -6,9 +6,14 @@ curves. Pure functions: no daemon (the API tests are in test_insights_api.py).""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain import insights as ins
 from domain.besttime import (
@@ -16,10 +21,14 @@ from domain.besttime import (
     READ,
     REPLIED,
     SENT,
+    WEEK_SLOTS,
     BestTimePolicy,
     best_time,
     fold,
+    fold_weeks,
+    offset_spans,
     shrunk,
+    utc_offset,
     zone,
 )
 from domain.contacts import RECOUNT_READ, RECOUNT_SENDS, Contact, apply_changes
@@ -122,9 +131,60 @@ def test_a_send_lands_in_its_local_weekday_and_hour(name: str, at: str,
                                                     cell: tuple[int, int]) -> None:
     tz = zone(name)
     assert tz is not None
-    cells = fold([(slot_of(utc(at)), counts(sent=1, delivered=1))], tz)
+    cells = folded([(slot_of(utc(at)), counts(sent=1, delivered=1))], tz)
     found = [(d, h) for d in range(7) for h in range(24) if cells[d][h][SENT]]
     assert found == [cell]
+
+
+def folded(slots: Sequence[tuple[int, list[int]]], tz: ZoneInfo, margin: int = 500
+           ) -> list[list[list[int]]]:
+    """`fold`, checked against the route's way: the slots summed by their place in the
+    week per stretch of one UTC offset (as store/insights.py week_sums does in SQL), each
+    slot's offset that of its stretch."""
+    cells = fold(slots, tz)
+    if not slots:
+        return cells
+    start = min(s for s, _ in slots) - margin
+    spans = offset_spans(tz, start, max(s for s, _ in slots) + 1 + margin)
+    assert spans[0][0] == start and all(a[1] == b[0] for a, b in pairwise(spans))
+    sums: dict[tuple[int, int], list[int]] = {}
+    for slot, its in slots:
+        first, end, offset = next(span for span in spans if span[0] <= slot < span[1])
+        assert utc_offset(slot, tz) == offset
+        key = (offset, slot % WEEK_SLOTS)
+        sums[key] = [a + b for a, b in zip(sums.get(key, [0] * len(its)), its, strict=True)]
+    assert fold_weeks([(o, w, c) for (o, w), c in sums.items()]) == cells
+    return cells
+
+
+ZONES = ("Asia/Jakarta", "Europe/Berlin", "America/New_York", "Asia/Kolkata",
+         "Australia/Lord_Howe", "America/St_Johns", "Pacific/Chatham", "Asia/Kathmandu")
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(ZONES),
+       start=st.integers(slot_of(utc("2024-01-01T00:00:00")),
+                         slot_of(utc("2026-12-31T00:00:00"))),
+       days=st.integers(1, 400),
+       picks=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 9)), max_size=80))
+def test_a_week_of_slots_summed_per_offset_places_each_as_its_own_rules(
+        name: str, start: int, days: int, picks: list[tuple[int, int]]) -> None:
+    tz = zone(name)
+    assert tz is not None
+    span = days * 96
+    folded([(start + p % span, counts(sent=n, read=n // 2)) for p, n in picks], tz, 0)
+
+
+@pytest.mark.parametrize(("name", "day"), [
+    ("Europe/Berlin", "2026-03-29"), ("Europe/Berlin", "2026-10-25"),
+    ("Australia/Lord_Howe", "2026-04-05"), ("Australia/Lord_Howe", "2026-10-04"),
+    ("America/St_Johns", "2026-03-08"), ("Pacific/Chatham", "2026-04-05")])
+def test_every_slot_of_a_day_the_clocks_change_lands_as_its_own_rules(name: str,
+                                                                       day: str) -> None:
+    tz = zone(name)
+    assert tz is not None
+    first = slot_of(utc(f"{day}T00:00:00")) - 96
+    folded([(first + i, counts(sent=1 + i % 3)) for i in range(3 * 96)], tz, 0)
 
 
 def test_the_fall_back_hour_gets_both_sends_and_the_skipped_hour_none() -> None:
@@ -132,8 +192,8 @@ def test_the_fall_back_hour_gets_both_sends_and_the_skipped_hour_none() -> None:
     assert berlin is not None
     sends = ["2026-10-25T00:30:00", "2026-10-25T01:30:00",  # 02:30 twice
              "2026-03-29T00:30:00", "2026-03-29T01:30:00"]  # 01:30 and 03:30
-    cells = fold([(slot_of(utc(t)), counts(sent=1, delivered=1, read=1)) for t in sends],
-                 berlin)
+    cells = folded([(slot_of(utc(t)), counts(sent=1, delivered=1, read=1)) for t in sends],
+                   berlin)
     sunday = cells[6]
     assert [sunday[h][SENT] for h in range(5)] == [0, 1, 2, 1, 0]
     assert sunday[2][DELIVERED] == 2 and sunday[2][READ] == 2 and sunday[2][REPLIED] == 0

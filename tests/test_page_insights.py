@@ -136,6 +136,14 @@ async def test_the_insights_view(tmp_path: Path, page: Any) -> None:  # noqa: F8
         await expect(page, lambda p: _numbers_are(p, [OPT]))
         assert await _text(page, f'tr[data-number="{OPT}"] .tier') == "Opted out"
         await shot(page, "insights-contacts")
+        # The start of a number only; a national 0 read with the New campaign form's
+        # remembered country code.
+        await page.fill("#contact-search", "0000 0006")
+        await expect(page, lambda p: _text_is(p, "#insight-contacts .empty-row",
+                                              "No number starts with these digits."))
+        await page.evaluate("() => localStorage.setItem('campaignd.country_code', '+62')")
+        await page.fill("#contact-search", "0811-0000-0006")
+        await expect(page, lambda p: _numbers_are(p, [OPT]))
         await page.fill("#contact-search", "")
         await expect(page, lambda p: _count_at_least(p, "#insight-contacts tbody tr", 50))
 

@@ -12,11 +12,13 @@ import csv
 import io
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from domain.tiers import TIERS
 from tests.conftest import Daemon, close_server, eventually, webjs_ack
 
 UPGRADE = Path(__file__).resolve().parent / "fixtures" / "upgrade"
@@ -291,8 +293,93 @@ async def test_the_analytics_count_a_database_of_release_0_1(
                 assert c["delivered"] == sum(r["status"] in ("delivered", "read", "played")
                                              for r in its)
                 assert c["failed"] == sum(r["status"] == "failed" for r in its)
+            # Migration 0011's tier counters, moved by the backfill: they equal a count
+            # of the contacts, and the first page's tier counts those of the rows.
+            assert await tier_counters(d) == await counted_contacts(d)
+            shown = Counter(c["tier"] for c in contacts.values())
+            assert listed["tiers"] == {t: shown[t] for t in TIERS}
     finally:
         insights.clock = clock.time
+
+
+async def tier_counters(d: Daemon) -> Counter[tuple[Any, ...]]:
+    rows = await d.runtime.store.fetchall(
+        "SELECT workspace_id, unreachable, engaged_day, delivered, n FROM contact_tiers")
+    return Counter({(ws, bool(u), day, n_delivered): n
+                    for ws, u, day, n_delivered, n in rows})
+
+
+async def counted_contacts(d: Daemon) -> Counter[tuple[Any, ...]]:
+    """The contacts table counted by their tier facts, here in Python."""
+    from domain.tier_counts import key_of
+
+    out: Counter[tuple[Any, ...]] = Counter()
+    for ws, unreachable, engaged_at, delivered in await d.runtime.store.fetchall(
+            "SELECT workspace_id, unreachable, engaged_at, delivered FROM contacts"):
+        out[(ws, *key_of(unreachable, engaged_at or None, delivered))] += 1
+    return out
+
+
+async def test_contacts_counted_before_the_tier_counters_get_them_at_upgrade(
+        daemon_factory: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    """A database whose contacts were counted by a release without migration 0011 (made
+    here as that release would: every migration before it, and no counter moved): 0011
+    counts its contacts into the tier counters at open, the first page's tier counts are
+    the contacts' own, and they move afterwards."""
+    from store import migrations, tier_counts
+
+    everything, move = migrations.MIGRATIONS, tier_counts.move
+    index = [m.name for m in everything].index("0011_contact_tiers")
+    monkeypatch.setattr(migrations, "MIGRATIONS", everything[:index])
+    monkeypatch.setattr(tier_counts, "move", lambda conn, moves: None)
+    settings = {"store.path": str(tmp_path / "before.sqlite3")}
+    d = await daemon_factory(**settings)
+    bad = {"code": "131026", "title": "Message undeliverable"}
+    numbers = [f"6281200000{i:03d}" for i in range(6)]
+    await d.create_campaign(1, "One", "one")
+    await d.create_campaign(1, "Two", "two")
+    await d.register("one", [
+        {"recipient": numbers[0], "message_id": "A0", "status": "read"},
+        {"recipient": numbers[1], "message_id": "A1", "status": "failed", "error": bad},
+        *({"recipient": numbers[2], "message_id": f"A2{i}", "status": "delivered"}
+          for i in range(3)),
+        {"recipient": numbers[3], "message_id": "A3", "status": "delivered"},
+        {"recipient": numbers[4], "message_id": "A4", "status": "delivered"}])
+    await d.register("two", [
+        {"recipient": numbers[1], "message_id": "B1", "status": "failed", "error": bad},
+        *({"recipient": numbers[2], "message_id": f"B2{i}", "status": "delivered"}
+          for i in range(2))])
+    await d.runtime.checkpoint()
+    await d.runtime.recounter.settle()
+    tables = await d.runtime.store.fetchall(
+        "SELECT name FROM sqlite_master WHERE name = 'contact_tiers'")
+    assert tables == []  # as the release before kept it
+    await close_server(d.server)
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", everything)
+    monkeypatch.setattr(tier_counts, "move", move)
+    again = await daemon_factory(**settings)
+    assert await tier_counters(again) == await counted_contacts(again)
+    assert sum((await tier_counters(again)).values()) == 5
+    _, body = await again.request("GET", "/api/workspaces/1/contacts")
+    tiers = {c["number"]: c["tier"] for c in body["contacts"]}
+    assert tiers == {numbers[0]: "engaged", numbers[1]: "unreachable",
+                     numbers[2]: "unengaged", numbers[3]: "new", numbers[4]: "new"}
+    assert body["tiers"] == {"opted_out": 0, "unreachable": 1, "engaged": 1,
+                             "unengaged": 1, "new": 2}
+    # After the upgrade they move with the contacts: numbers[3] reads.
+    status, _ = await again.post_json("/webhooks/webjs", webjs_ack("A3", 3))
+    assert status == 200
+
+    async def moved() -> bool:
+        await again.runtime.checkpoint()
+        await again.runtime.recounter.settle()
+        _, now = await again.request("GET", "/api/workspaces/1/contacts")
+        return now["tiers"] == {"opted_out": 0, "unreachable": 1, "engaged": 2,
+                                "unengaged": 1, "new": 1}
+
+    await eventually(moved)
+    assert await tier_counters(again) == await counted_contacts(again)
 
 
 @pytest.mark.parametrize("case", ["clean", "killed"])

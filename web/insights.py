@@ -21,9 +21,10 @@ from aiohttp import web
 
 from actors.runtime import Runtime
 from core.config import Config
-from domain.besttime import BestTimePolicy, best_time, fold, zone
+from domain.besttime import BestTimePolicy, best_time, fold_weeks, offset_spans, zone
 from domain.contacts import Contact
 from domain.insights import DELAY_EDGES, SLOT_SECONDS, slot_of
+from domain.phones import number_prefix
 from domain.tiers import TIERS, Audience, AudienceError, TierPolicy, tier_of, tiers_of
 from domain.timefmt import iso_time
 from domain.trends import PERIODS, campaign_counts, curves, figures, period
@@ -149,7 +150,8 @@ async def best_time_route(request: web.Request) -> web.Response:
                        "Asia/Jakarta", "timezone")
     waiting = await counting(rt)
     end = slots_end(clock())
-    cells = fold(await store.slots(workspace, end - days * DAY, end), tz)
+    first, last = int((end - days * DAY) // SLOT_SECONDS), int(end // SLOT_SECONDS)
+    cells = fold_weeks(await store.week_sums(workspace, offset_spans(tz, first, last)))
     policy = best_time_policy(config)
     return json_response({"workspace_id": workspace, "timezone": name, "days": days,
                           "counting": waiting,
@@ -178,9 +180,10 @@ def _contact_query(request: web.Request) -> tuple[str | None, str | None]:
         if len(search) > 32:
             raise ApiError(400, "invalid_query", "search is longer than 32 characters",
                            "search")
-        search = "".join(ch for ch in search if ch.isascii() and ch.isdigit())
+        search = number_prefix(search)
         if not search:
-            raise ApiError(400, "invalid_query", "search must contain digits of a number",
+            raise ApiError(400, "invalid_query", "search must be the start of a number: "
+                           "digits, with a leading + or 00 and spaces or dashes if you like",
                            "search")
     return tier, search
 
@@ -189,7 +192,7 @@ async def _page(rt: Runtime, store: InsightStore, workspace: int, tier: str | No
                 search: str | None, after: str | None, limit: int, now: float
                 ) -> tuple[list[dict[str, Any]], bool, list[str]]:
     policy = tier_policy(rt.config)
-    suppressed = sorted(rt.suppressions.suppressed_numbers(workspace))
+    suppressed = list(rt.suppressions.numbers_in_order(workspace))
     rows = await store.contacts(workspace, tier=tier, search=search, after=after,
                                 limit=limit + 1, now=now, policy=policy,
                                 suppressed=suppressed)
@@ -219,21 +222,9 @@ async def contacts(request: web.Request) -> web.Response:
 
 
 async def tier_counts(rt: Runtime, store: InsightStore, workspace: int, now: float,
-                      suppressed: list[str], search: str | None) -> dict[str, int]:
-    """Tier counts read the workspace's whole contacts index (tens of ms for 200,000), and
-    a page's tabs ask for them again and again while nothing changed: kept until the
-    Recounter moves the aggregates, the suppression list changes or a minute passes."""
-    cache = rt.recounter.cache
-    key = ("tiers", workspace, search, rt.recounter.version, int(now // 60),
-           len(suppressed), hash(tuple(suppressed)))
-    found = cache.get(key)
-    if found is None:
-        found = await store.tier_counts(workspace, now, tier_policy(rt.config), suppressed,
-                                        search)
-        if len(cache) >= 64:
-            cache.clear()
-        cache[key] = found
-    return dict(found)
+                      suppressed: list[str], search: str | None) -> dict[str, int] | None:
+    return await store.tier_counts(workspace, now, tier_policy(rt.config), suppressed,
+                                   search)
 
 
 def _cell(value: Any) -> str:

@@ -136,9 +136,12 @@ SCHEMAS: dict[str, Any] = {
                        "search": {"anyOf": [{"type": "string"}, {"type": "null"}]},
                        "contacts": {"type": "array", "items": _ref("Contact")},
                        "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-                       "tiers": {"type": "object", "description": "First page only: "
-                                 "contacts per tier (matching search).",
-                                 "properties": {t: COUNT for t in TIERS}}}},
+                       "tiers": {"anyOf": [
+                           {"type": "object", "properties": {t: COUNT for t in TIERS}},
+                           {"type": "null"}],
+                           "description": "First page only: contacts per tier (of those "
+                           "matching search). With a search, null when more than 5,000 "
+                           "contacts match and not every contact of the workspace."}}},
     "Audience": AUDIENCE,
     "AudienceReport": AUDIENCE_REPORT,
 }
@@ -155,7 +158,11 @@ def paths() -> dict[str, Any]:
     contact_filters = [
         _query("tier", TIER, "Only contacts in this tier."),
         _query("search", {"type": "string", "maxLength": 32},
-               "Digits the number contains (other characters are ignored).")]
+               "The start of the number, as stored (E.164 digits): spaces, dashes, dots "
+               "and brackets are ignored, a leading + or 00 is the international prefix "
+               "(+62 812, 0062812 and 62812 are the same). Digits inside or at the end "
+               "of a number do not match; a national 0812 finds only numbers registered "
+               "without their country code.")]
     base = "/api/workspaces/{workspace_id}"
     return {
         f"{base}/insights/trends": {"get": {

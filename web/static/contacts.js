@@ -1,9 +1,10 @@
 // The contacts of a workspace (Insights view): each number across its campaigns with its
-// tier, filtered by tier, searched by digits, paged, exported as CSV, and "use as
+// tier, filtered by tier, searched by the start of the number, paged, exported as CSV, and "use as
 // audience", which opens the New campaign form with those tiers and their numbers.
 
 import { api, errorParts, pageConfig, token } from "./api.js";
 import { t } from "./i18n.js";
+import { COUNTRY_CODE_KEY, searchDigits } from "./recipients.js";
 import { debounce, fmtInt, fmtTime, h, toast } from "./util.js";
 
 export const TIER_ORDER = ["engaged", "unengaged", "new", "unreachable", "opted_out"];
@@ -108,7 +109,7 @@ export function mountContacts(root, workspace) {
   }
 
   const searchSoon = debounce(() => {
-    search = searchBox.value.replace(/\D/g, "");
+    search = searchDigits(searchBox.value, (localStorage.getItem(COUNTRY_CODE_KEY) || "").replace(/\D/g, ""));
     load(true);
   }, 300);
   searchBox.addEventListener("input", searchSoon);

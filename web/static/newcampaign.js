@@ -5,10 +5,9 @@ import { api, describeError, pageConfig } from "./api.js";
 import { audienceField } from "./audience.js";
 import { contactNumbers } from "./contacts.js";
 import { t, tn } from "./i18n.js";
-import { parseRecipients } from "./recipients.js";
+import { COUNTRY_CODE_KEY as CC_KEY, parseRecipients } from "./recipients.js";
 import { h } from "./util.js";
 
-const CC_KEY = "campaignd.country_code";
 const WS_KEY = "campaignd.workspace";
 
 let draft = null; // what was typed, kept when the form is drawn again in another language

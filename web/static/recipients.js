@@ -27,6 +27,21 @@ function splitCsv(line, sep) {
   return out.map((c) => c.trim());
 }
 
+/** Where the New campaign form remembers its country code (for numbers written with a leading 0). */
+export const COUNTRY_CODE_KEY = "campaignd.country_code";
+
+/**
+ * What a contacts search asks for: the digits typed (the daemon matches the start of the
+ * number and reads a leading 00 as "+"), with a national leading 0 replaced by the
+ * remembered country code, as the New campaign form reads such numbers.
+ */
+export function searchDigits(raw, countryCode) {
+  const text = String(raw).trim();
+  const digits = text.replace(/\D/g, "");
+  if (!text.startsWith("+") && /^0[1-9]/.test(digits) && countryCode) return countryCode + digits.slice(1);
+  return digits;
+}
+
 /**
  * Digits only, "+", spaces, dashes, dots and brackets removed; "@c.us" dropped.
  * A problem is a code (empty, local, not_phone, too_short, too_long) the form words.

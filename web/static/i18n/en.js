@@ -468,7 +468,7 @@ export default {
   "contacts.last_read": "Last read",
   "contacts.last_reply": "Last reply",
   "contacts.empty": "No contacts yet: they appear once a campaign has sent to them.",
-  "contacts.no_match": "No number contains these digits.",
+  "contacts.no_match": "No number starts with these digits.",
   "contacts.load_failed": "Could not load the contacts.",
   "contacts.use": "Use as audience",
   "contacts.use_title": "A new campaign for these contacts, with their tier kept",

@@ -460,7 +460,7 @@ export default {
   "contacts.last_read": "Terakhir dibaca",
   "contacts.last_reply": "Balasan terakhir",
   "contacts.empty": "Belum ada kontak: kontak muncul setelah sebuah kampanye mengirim pesan kepadanya.",
-  "contacts.no_match": "Tidak ada nomor yang memuat angka ini.",
+  "contacts.no_match": "Tidak ada nomor yang diawali angka ini.",
   "contacts.load_failed": "Daftar kontak tidak dapat dimuat.",
   "contacts.use": "Jadikan audiens",
   "contacts.use_title": "Kampanye baru untuk kontak ini, dengan tingkatannya dipertahankan",
