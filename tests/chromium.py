@@ -15,7 +15,6 @@ import ctypes
 import os
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -61,11 +60,11 @@ def _die_with_parent() -> None:
 class SharedChromium:
     """A Chromium process listening for DevTools on a free loopback port."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path) -> None:
         if not Path(CHROMIUM).exists():
             pytest.fail(f"{CHROMIUM} is missing: run scripts/test-deps.sh "
                         "(Debian package chromium)")
-        self.folder = Path(tempfile.mkdtemp(prefix="campaignd-chromium-"))
+        self.folder = folder  # profiles and the browser's log
         self.proc: subprocess.Popen[bytes] | None = None
         self.endpoint = ""
         self.starts = 0
@@ -115,10 +114,6 @@ class SharedChromium:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
 
-    def close(self) -> None:
-        self.stop()
-        import shutil
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @contextlib.asynccontextmanager

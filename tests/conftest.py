@@ -185,16 +185,16 @@ async def daemon(daemon_factory: Any) -> Daemon:
 
 
 @pytest.fixture(scope="session")
-def chromium_process() -> Iterator[Any]:
+def chromium_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """This worker's one Chromium (tests/chromium.py), started by the first page test and
     killed when the session ends, whatever happened."""
     from tests.chromium import SharedChromium
 
-    chromium = SharedChromium()
+    chromium = SharedChromium(tmp_path_factory.mktemp("chromium"))
     try:
         yield chromium
     finally:
-        chromium.close()
+        chromium.stop()
 
 
 @pytest.fixture
