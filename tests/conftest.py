@@ -43,29 +43,84 @@ SERIAL_GROUPS = {
 }
 
 
+# Modules with tests of 10 s and more. Work is handed out longest first, so that no worker
+# is left with a long test at the end while the other has nothing to do: by each test's
+# time in the last run (.pytest_cache), else (a fresh clone) by a guess from this list.
+LONG_MODULES = ("test_reliability_crash", "test_ws_abuse", "test_hostile_schemathesis",
+                "test_limits", "test_cloud_plain", "test_reliability_storage",
+                "test_one_daemon", "test_insights_crash", "test_durability",
+                "test_engagement_durability")
+DURATIONS = "campaignd/durations"  # .pytest_cache key: seconds per test id, last run
+
+
+def module_of(nodeid: str) -> str:
+    return nodeid.partition("::")[0].rpartition("/")[2].removesuffix(".py")
+
+
 def serial_group(nodeid: str) -> str | None:
     """The group of a test id ("tests/test_nginx.py::test_x[1]" -> "services")."""
-    module = nodeid.partition("::")[0].rpartition("/")[2].removesuffix(".py")
+    module = module_of(nodeid)
     return next((group for group, modules in SERIAL_GROUPS.items() if module in modules),
                 None)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadgroup` with the groups above. xdist's own loadgroup reads
-    `xdist_group` marks by appending "@group" to each test id on the worker, which
-    pytest 9.2 no longer lets it do (pytest-xdist issue 1386): the groups silently did
-    nothing and two Chromiums, two nginx tests ran side by side. This scheduler groups by
-    module name instead, on the controller, whatever pytest does with ids."""
+    """`--dist loadgroup` with the groups above, longest work first.
+
+    xdist's own loadgroup reads `xdist_group` marks by appending "@group" to each test id
+    on the worker, which pytest 9.2 no longer lets it do (pytest-xdist issue 1386): the
+    groups silently did nothing and two Chromiums, two nginx tests ran side by side. This
+    scheduler groups by module name instead, on the controller, and hands out the
+    longest work first (a group counts as the sum of its tests)."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadGroupScheduling
 
+    cache = getattr(config, "cache", None)
+    last: dict[str, float] = (cache.get(DURATIONS, {}) if cache else {}) or {}
+
+    def estimate(nodeid: str) -> float:
+        """Seconds: the last run's time, else a guess by kind."""
+        if nodeid in last:
+            return last[nodeid]
+        return 10.0 if module_of(nodeid) in LONG_MODULES else 5.0 if serial_group(
+            nodeid) else 0.5
+
+    def expected(unit: tuple[str, dict[str, bool]]) -> float:
+        return sum(estimate(nodeid) for nodeid in unit[1])
+
     class SerialGroupScheduling(LoadGroupScheduling):
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             return serial_group(nodeid) or super()._split_scope(nodeid)
 
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.ordered:  # the work queue is complete before the first hand-out
+                units = sorted(self.workqueue.items(), key=expected, reverse=True)
+                self.workqueue.clear()
+                self.workqueue.update(units)
+                self.ordered = True
+            super()._assign_work_unit(node)
+
     return SerialGroupScheduling(config, log)
+
+
+_durations: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Keep each test's time (setup, call, teardown) for the next run's order; on the
+    controller, which sees every worker's reports, or in a run without workers."""
+    cache = getattr(session.config, "cache", None)
+    if cache is None or hasattr(session.config, "workerinput") or not _durations:
+        return
+    cache.set(DURATIONS, {**(cache.get(DURATIONS, {}) or {}), **_durations})
 
 
 def fixture_bytes(name: str) -> bytes:
