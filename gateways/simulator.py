@@ -138,7 +138,11 @@ class Simulator:
         rec = SimRecord(message.recipient, message_id)
         self.record[message_id] = rec
         plan = self._plan(rng)
-        task = asyncio.get_running_loop().create_task(self._acks(message_id, rec, plan))
+        # The answers' generator is the recipient's too: seeded by the message id, which
+        # numbers sends in the order they finished, it gave another fate under load.
+        answers = self._rng(message.recipient, f"{message.campaign_uuid}:answers")
+        task = asyncio.get_running_loop().create_task(
+            self._acks(message_id, rec, plan, answers))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return Outcome("accepted", message_id=message_id)
@@ -191,12 +195,11 @@ class Simulator:
                             text if self.settings.keep_reply_text else None,
                             None if kind == REPLY else reason_for(kind, MESSAGE, text))
 
-    async def _acks(self, message_id: str, rec: SimRecord,
-                    plan: list[tuple[float, str]]) -> None:
+    async def _acks(self, message_id: str, rec: SimRecord, plan: list[tuple[float, str]],
+                    rng: random.Random) -> None:
         loop = asyncio.get_running_loop()
         start = loop.time()
         levels = {"sent": Level.SENT, "delivered": Level.DELIVERED, "read": Level.READ}
-        rng = self._rng(message_id, "answers")
         for delay, status in plan:
             await asyncio.sleep(max(0.0, start + delay - loop.time()))
             event: Event

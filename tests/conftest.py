@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,27 +29,98 @@ if not FIXTURES.exists():  # CI clones the repo with shared/ beside it
 # every test has its own tmp_path, and daemons listen on port 0; what the workers share is
 # the machine. The tests of one group below run one after the other on one worker:
 # - "chromium": real headless Chromium, the heaviest tests of all; they also share
-#   test-output/ (a test empties its screenshot folder before it starts).
+#   test-output/ (a test empties its screenshot folder before it starts) and one browser
+#   process per worker (tests/chromium.py). A test in another module that asks for a
+#   browser fails and says to add its module here.
 # - "services": real nginx, redis-server and systemd-nspawn on ports picked by probing
 #   (free_port: free when asked, not reserved), and whole systems booted in containers.
 SERIAL_GROUPS = {
     "chromium": {"test_page_browser", "test_page_engagement", "test_page_insights",
-                 "test_page_language", "test_page_sending", "test_relay_page",
-                 "test_cluster_page"},
+                 "test_page_language", "test_page_sending", "test_page_skips",
+                 "test_relay_page", "test_cluster_page"},
     "services": {"test_nginx", "test_cluster_nginx", "test_cluster_push",
                  "test_systemd_unit", "test_service_systemd"},
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        module = getattr(item, "module", None)
-        module = module.__name__.rpartition(".")[2] if module else ""
-        for group, modules in SERIAL_GROUPS.items():
-            # The page fixture (tests/test_page_browser.py) starts Chromium, wherever used.
-            if module in modules or (group == "chromium" and "page" in item.fixturenames):
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
+# Modules with tests of 10 s and more. Work is handed out longest first, so that no worker
+# is left with a long test at the end while the other has nothing to do: by each test's
+# time in the last run (.pytest_cache), else (a fresh clone) by a guess from this list.
+LONG_MODULES = ("test_reliability_crash", "test_ws_abuse", "test_hostile_schemathesis",
+                "test_limits", "test_cloud_plain", "test_reliability_storage",
+                "test_one_daemon", "test_insights_crash", "test_durability",
+                "test_engagement_durability")
+DURATIONS = "campaignd/durations"  # .pytest_cache key: seconds per test id, last run
+
+
+def module_of(nodeid: str) -> str:
+    return nodeid.partition("::")[0].rpartition("/")[2].removesuffix(".py")
+
+
+def serial_group(nodeid: str) -> str | None:
+    """The group of a test id ("tests/test_nginx.py::test_x[1]" -> "services")."""
+    module = module_of(nodeid)
+    return next((group for group, modules in SERIAL_GROUPS.items() if module in modules),
+                None)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup` with the groups above, longest work first.
+
+    xdist's own loadgroup reads `xdist_group` marks by appending "@group" to each test id
+    on the worker, which pytest 9.2 no longer lets it do (pytest-xdist issue 1386): the
+    groups silently did nothing and two Chromiums, two nginx tests ran side by side. This
+    scheduler groups by module name instead, on the controller, and hands out the
+    longest work first (a group counts as the sum of its tests)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    cache = getattr(config, "cache", None)
+    last: dict[str, float] = (cache.get(DURATIONS, {}) if cache else {}) or {}
+
+    def estimate(nodeid: str) -> float:
+        """Seconds: the last run's time, else a guess by kind."""
+        if nodeid in last:
+            return last[nodeid]
+        return 10.0 if module_of(nodeid) in LONG_MODULES else 5.0 if serial_group(
+            nodeid) else 0.5
+
+    def expected(unit: tuple[str, dict[str, bool]]) -> float:
+        return sum(estimate(nodeid) for nodeid in unit[1])
+
+    class SerialGroupScheduling(LoadGroupScheduling):
+        ordered = False
+
+        def _split_scope(self, nodeid: str) -> str:
+            return serial_group(nodeid) or super()._split_scope(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.ordered:  # the work queue is complete before the first hand-out
+                units = sorted(self.workqueue.items(), key=expected, reverse=True)
+                self.workqueue.clear()
+                self.workqueue.update(units)
+                self.ordered = True
+            super()._assign_work_unit(node)
+
+    return SerialGroupScheduling(config, log)
+
+
+_durations: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Keep each test's time (setup, call, teardown) for the next run's order; on the
+    controller, which sees every worker's reports, or in a run without workers."""
+    cache = getattr(session.config, "cache", None)
+    if cache is None or hasattr(session.config, "workerinput") or not _durations:
+        return
+    cache.set(DURATIONS, {**(cache.get(DURATIONS, {}) or {}), **_durations})
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -166,6 +237,29 @@ async def daemon_factory(tmp_path: Path) -> AsyncIterator[Any]:
 @pytest.fixture
 async def daemon(daemon_factory: Any) -> Daemon:
     return await daemon_factory()
+
+
+@pytest.fixture(scope="session")
+def chromium_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """This worker's one Chromium (tests/chromium.py), started by the first page test and
+    killed when the session ends, whatever happened."""
+    from tests.chromium import SharedChromium
+
+    chromium = SharedChromium(tmp_path_factory.mktemp("chromium"))
+    try:
+        yield chromium
+    finally:
+        chromium.stop()
+
+
+@pytest.fixture
+def chromium(request: pytest.FixtureRequest, chromium_process: Any) -> Any:
+    """The worker's Chromium, for tests of the "chromium" group only (they must not run
+    beside each other: SERIAL_GROUPS)."""
+    if serial_group(request.node.nodeid) != "chromium":
+        pytest.fail(f"{request.node.nodeid} uses Chromium: add its module to "
+                    "SERIAL_GROUPS['chromium'] in tests/conftest.py")
+    return chromium_process
 
 
 @pytest.fixture(autouse=True)

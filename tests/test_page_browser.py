@@ -20,15 +20,11 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from core.config import Config
+from tests.chromium import SharedChromium, open_page
 from tests.conftest import close_server, eventually, fixture_bytes, fixture_json, make_config
 from tests.proc import DaemonProcess, write_config
 from web.app import make_app
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 OUTPUT = Path(__file__).resolve().parents[1] / "test-output" / "page"
 JSON = {"Content-Type": "application/json"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -87,28 +83,11 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
 
 
 @pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/test-deps.sh (Debian package chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        context = await pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900},
-        )
-        errors: list[str] = []
-        pg = context.pages[0] if context.pages else await context.new_page()
-        pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        pg.errors = errors  # type: ignore[attr-defined]
-        requested: list[str] = []  # no CDN, nothing from outside: the page works offline
-        pg.on("request", lambda request: requested.append(request.url))
-        pg.on("websocket", lambda ws: requested.append(ws.url))
-        pg.requested = requested  # type: ignore[attr-defined]
-        try:
-            yield pg
-        finally:
-            await context.close()
+async def page(chromium: SharedChromium) -> AsyncIterator[Any]:
+    """A fresh browser context (nothing stored, English) in the worker's Chromium, with
+    `page.errors` and `page.requested` (tests/chromium.py)."""
+    async with open_page(chromium) as pg:
+        yield pg
 
 
 async def shot(page: Any, name: str) -> None:

@@ -31,11 +31,10 @@ from typing import Any
 
 import pytest
 
+from tests.chromium import SharedChromium, open_page
 from tests.conftest import eventually, fixture_bytes, fixture_json, make_config
 from tests.page_catalogue import WORD, load, words
 from tests.test_page_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     NAMED,
     SIMULATOR,
     TOKEN,
@@ -48,9 +47,10 @@ from tests.test_page_browser import (
     shot,
 )
 
-# Headless Chromium on Linux takes navigator.languages from --accept-lang; --lang alone
-# leaves en-US there. Both together are what an Indonesian desktop browser reports.
-INDONESIAN_BROWSER = ["--lang=id-ID", "--accept-lang=id-ID,id"]
+# What an Indonesian desktop browser reports: navigator.languages, Intl's default locale
+# and Accept-Language all id-ID (a browser context's locale sets all three, as the
+# --lang=id-ID --accept-lang=id-ID flags of a browser of its own did).
+INDONESIAN = {"locale": "id-ID"}
 
 # Words both catalogues use, on purpose: names (campaignd, WhatsApp), formats, protocols
 # and unit symbols (ms), and words that are Indonesian too (KBBI: status, token, valid,
@@ -160,25 +160,11 @@ class Walk:
 
 
 @pytest.fixture
-async def indonesian_page(tmp_path: Path) -> AsyncIterator[Any]:
-    """Headless Chromium whose user prefers Bahasa Indonesia (and nothing stored yet)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/test-deps.sh (Debian package chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        context = await pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-            args=[*CHROMIUM_ARGS, *INDONESIAN_BROWSER], viewport={"width": 1280, "height": 900},
-        )
-        errors: list[str] = []
-        page = context.pages[0] if context.pages else await context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.errors = errors  # type: ignore[attr-defined]
-        try:
-            yield page
-        finally:
-            await context.close()
+async def indonesian_page(chromium: SharedChromium) -> AsyncIterator[Any]:
+    """A fresh browser context whose user prefers Bahasa Indonesia (nothing stored yet),
+    in the worker's Chromium (tests/chromium.py)."""
+    async with open_page(chromium, **INDONESIAN) as page:
+        yield page
 
 
 @pytest.fixture

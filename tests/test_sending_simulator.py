@@ -129,6 +129,35 @@ async def test_simulator_is_deterministic_with_a_seed(daemon_factory: Any, tmp_p
     assert any("failed" in acked for _, _, acked in fates[0])
 
 
+async def test_a_recipients_fate_does_not_follow_the_order_of_sends() -> None:
+    """The seed decides each recipient's fate whatever order the sends finish in (under
+    load they finish in another order: the answers once followed it, and the test above
+    failed then). Two simulators, the same 40 recipients sent forwards and backwards."""
+    from gateways.base import Outbound
+    from gateways.simulator import SimSettings, Simulator
+
+    async def append(source: str, events: Any) -> int:
+        return 0
+
+    settings = SimSettings(seed=7, send_latency=0, sent_after=0.01, delivered_after=0.01,
+                           read_after=0.01, reply_after=0.01, reject_ratio=0.2,
+                           failure_ratio=0.2, reply_ratio=0.5, stop_ratio=0.2)
+    fates = []
+    for order in (1, -1):
+        sim = Simulator(settings, append)
+        for row, recipient in list(enumerate(numbers(40)))[::order]:
+            await sim.send(None, Outbound("same", row, recipient[1:], "Halo"))  # type: ignore[arg-type]
+        await eventually(lambda sim=sim: _idle(sim))
+        fates.append(sorted((r.recipient, r.rejected, tuple(r.acked))
+                            for r in sim.record.values()))
+    assert fates[0] == fates[1]
+    assert {"stopped", "replied"} <= {a for _, _, acked in fates[0] for a in acked}
+
+
+async def _idle(sim: Any) -> bool:
+    return not sim.busy
+
+
 async def test_campaign_read_and_rows_carry_the_send_progress(daemon_factory: Any) -> None:
     """The page and Echo clients read progress from the ordinary statistics."""
     d = await daemon_factory(**FAST_SIM)
