@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from functools import cache
+from itertools import chain
 from typing import Any
 
 from domain.engagement import RowEngagement, Touch, summarize
@@ -22,39 +24,91 @@ from store.db import Statement, Store
 INBOUND_COLUMNS = ("id, source, workspace_id, number, at, quoted_id, kind, via,"
                    " button_payload, button_title, body, reason, campaign_no, row, how,"
                    " received_at")
-PUT_INBOUND = (
-    f"INSERT INTO inbound ({INBOUND_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-    " ON CONFLICT (id) DO UPDATE SET campaign_no = excluded.campaign_no,"
-    " row = excluded.row, how = excluded.how"
-)
+# One statement writes a chunk of events (INSERT ... VALUES (...), (...) ...): a
+# statement per event made a checkpoint after a burst of replies hold the writer (and
+# every webhook's commit behind it) for seconds; each step gives the GIL away and must
+# win it back from the busy loop.
+INBOUND_WIDTH = 16
+INBOUND_CHUNK = 500  # rows per statement: 8,000 parameters (SQLite allows 32,766)
+
+
+@cache
+def put_inbound_sql(rows: int) -> str:
+    """Insert `rows` events; one stored already keeps its fields and takes the new
+    credit (only the credit of an event ever changes)."""
+    one = "(" + ",".join("?" * INBOUND_WIDTH) + ")"
+    return (f"INSERT INTO inbound ({INBOUND_COLUMNS}) VALUES {','.join([one] * rows)}"
+            " ON CONFLICT (id) DO UPDATE SET campaign_no = excluded.campaign_no,"
+            " row = excluded.row, how = excluded.how")
+
+
+@cache
+def mark_stored_targets_sql(ids: int) -> str:
+    """Mark for the analytics the rows these events are credited to as stored (before
+    this checkpoint's changes to them)."""
+    return (f"UPDATE messages SET {MARK} WHERE (campaign_no, row) IN"
+            " (SELECT campaign_no, row FROM inbound WHERE id IN"
+            f" ({','.join('?' * ids)}) AND campaign_no IS NOT NULL)")
+
+
+@cache
+def mark_rows_sql(rows: int) -> str:
+    """Mark these (campaign_no, row) pairs (a join on the key: `IN (VALUES ...)` would
+    scan the table)."""
+    return (f"WITH v(c, r) AS (VALUES {','.join(['(?,?)'] * rows)})"
+            f" UPDATE messages SET {MARK} FROM v"
+            " WHERE messages.campaign_no = v.c AND messages.row = v.r")
+
+
+@cache
+def drop_inbound_sql(ids: int) -> str:
+    return f"DELETE FROM inbound WHERE id IN ({','.join('?' * ids)})"
+
+
 PUT_SUPPRESSION = (
     "INSERT INTO suppressions (fact_id, workspace_id, number, at, kind, reason, source)"
     " VALUES (?,?,?,?,?,?,?) ON CONFLICT (fact_id, workspace_id) DO UPDATE SET"
     " number = excluded.number, at = excluded.at, kind = excluded.kind,"
     " reason = excluded.reason, source = excluded.source"
 )
-MARK_CREDITED = (
-    f"UPDATE messages SET {MARK} WHERE (campaign_no, row) IN"
-    " (SELECT campaign_no, row FROM inbound WHERE id = ? AND campaign_no IS NOT NULL)"
-)
 CHUNK = 500
+
+
+def _chunks(items: Sequence[Any], size: int = INBOUND_CHUNK) -> Iterable[Sequence[Any]]:
+    return (items[i:i + size] for i in range(0, len(items), size))
 
 
 def checkpoint_statements(inbound_ops: Iterable[tuple[str, Any]],
                           suppression_ops: Iterable[tuple[str, Any]]) -> list[Statement]:
-    """The writes of one checkpoint's engagement changes, in the order they happened."""
-    out: list[Statement] = []
+    """The writes of one checkpoint's engagement changes.
+
+    An event's operations since the last checkpoint come down to its last one (a
+    reply is put when it arrives and again when it is credited; only its credit
+    changes), written a chunk of events per statement. Every row a credit leaves (as
+    stored) or goes to is marked for the analytics' recount in the same transaction
+    (store/aggregates.py): the campaign actor's row may reach a checkpoint before its
+    credit does, and then nothing else would."""
+    final: dict[str, tuple[str, Any]] = {}
+    targets: set[tuple[int, int]] = set()
     for op, arg in inbound_ops:
-        # The rows a credit leaves and the row it goes to are marked for the analytics
-        # recount in the same transaction (store/aggregates.py): the campaign actor's row
-        # may reach a checkpoint before its credit does, and then nothing else would.
-        inbound_id = arg[0] if op == "put" else arg
-        out.append((MARK_CREDITED, (inbound_id,), False))
         if op == "put":
-            out.append((PUT_INBOUND, arg, False))
-            out.append((MARK_CREDITED, (inbound_id,), False))
+            final[arg[0]] = (op, arg)
+            if arg[12] is not None:
+                targets.add((arg[12], arg[13]))
         else:
-            out.append(("DELETE FROM inbound WHERE id = ?", (arg,), False))
+            final[arg] = (op, arg)
+    out: list[Statement] = []
+    ids = list(final)
+    for chunk in _chunks(ids):  # first: the rows the stored credits leave
+        out.append((mark_stored_targets_sql(len(chunk)), list(chunk), False))
+    drops = [arg for op, arg in final.values() if op != "put"]
+    for chunk in _chunks(drops):
+        out.append((drop_inbound_sql(len(chunk)), list(chunk), False))
+    puts = [arg for op, arg in final.values() if op == "put"]
+    for chunk in _chunks(puts):
+        out.append((put_inbound_sql(len(chunk)), list(chain.from_iterable(chunk)), False))
+    for chunk in _chunks(sorted(targets)):
+        out.append((mark_rows_sql(len(chunk)), list(chain.from_iterable(chunk)), False))
     for op, arg in suppression_ops:
         if op == "put":
             out.append((PUT_SUPPRESSION, arg, False))
