@@ -44,7 +44,7 @@ from actors.messages import (
 from actors.suppressions import SuppressionList
 from core.aio import Reply
 from core.metrics import Metrics
-from domain.attribution import Ask, Attributor, Credit, Lookup, Outcome, Suppress, pack
+from domain.attribution import Ask, Attributor, Credit, Lookup, Suppress, pack
 from domain.events import StatusEvent
 from domain.inbound import MANUAL, InboundEvent
 from domain.index import MessageIndex
@@ -258,8 +258,8 @@ class IngestActor(pykka.ThreadingActor):
             elif isinstance(effect, Suppress):
                 self.suppressions.put(effect.fact_id, effect.number, effect.workspaces,
                                       effect.at, effect.kind, effect.reason, effect.source)
-            elif isinstance(effect, Outcome):
-                self.metrics.inbound.labels(effect.source, effect.outcome).inc()
+        for (source, outcome), events in self.attributor.take_outcomes().items():
+            self.metrics.inbound.labels(source, outcome).inc(events)
         for no, items in credits.items():
             if no in self.campaigns:
                 self._campaign(no).tell(CampaignEngagement(tuple(items)))

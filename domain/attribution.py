@@ -35,7 +35,13 @@ the row's state. Only numbers with live replies are watched; everything is dropp
 their window ends.
 
 Pure: no threads, no I/O. Inputs are method calls; outputs are effects (`take_effects`)
-the ingest actor carries out and store operations (`take_ops`) the checkpoint writes.
+the ingest actor carries out, counts for the metrics (`take_outcomes`) and store
+operations (`take_ops`) the checkpoint writes.
+
+Cost: a batch of replies is one lookup of its new numbers, one question per campaign,
+one message of credits per campaign (the ingest actor groups them); an event named by
+a registered id is decided at once and never kept live; an event's store operation is
+built once per checkpoint from its latest state, however often it was decided since.
 """
 
 from __future__ import annotations
@@ -102,14 +108,6 @@ class Suppress:
     kind: int
     reason: str | None
     source: str
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """For the metrics: what became of an event the first time it was decided."""
-
-    source: str
-    outcome: str  # credited | unattributed | duplicate
 
 
 # --- state ---------------------------------------------------------------------------
@@ -231,7 +229,11 @@ class Attributor:
         self._lookups: list[int] = []
         self._lookup_serial = 0
         self._effects: list[Any] = []
-        self._ops: list[tuple[str, Any]] = []
+        # events whose stored row changed since the last take_ops (their latest state)
+        self._dirty: dict[str, Pending] = {}
+        # (source, outcome) -> events: what became of each event the first time it was
+        # decided (credited | unattributed), or that it was a duplicate
+        self._outcomes: dict[tuple[str, str], int] = {}
 
     def __len__(self) -> int:
         return len(self.live)
@@ -255,10 +257,27 @@ class Attributor:
         return effects
 
     def take_ops(self) -> list[tuple[str, Any]]:
-        """Changes for the inbound table since the last call: ("put", record) or
-        ("drop", inbound_id)."""
-        ops, self._ops = self._ops, []
+        """Changes for the inbound table since the last call, one per event changed:
+        ("put", record) of its latest state (waiting, or credited), or ("drop",
+        inbound_id) for an event whose window ended with no credit."""
+        ops: list[tuple[str, Any]] = []
+        live = self.live
+        for inbound_id, pending in self._dirty.items():
+            if pending.target is None and live.get(inbound_id) is not pending:
+                ops.append(("drop", inbound_id))
+            else:
+                ops.append(("put", pending.record()))
+        self._dirty = {}
         return ops
+
+    def take_outcomes(self) -> dict[tuple[str, str], int]:
+        """For the metrics, since the last call: (source, outcome) -> events."""
+        outcomes, self._outcomes = self._outcomes, {}
+        return outcomes
+
+    def _count(self, source: str, outcome: str) -> None:
+        key = (source, outcome)
+        self._outcomes[key] = self._outcomes.get(key, 0) + 1
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -267,17 +286,21 @@ class Attributor:
         """A journaled inbound event (MANUAL ones never come here)."""
         if event.via == MANUAL:
             raise ValueError("suppression-list changes are not attributed")
-        if event.inbound_id in self.live:
-            self._effects.append(Outcome(source, "duplicate"))
+        inbound_id = event.inbound_id
+        if inbound_id in self.live:
+            self._count(source, "duplicate")
             return
         pending = Pending(source, event, key, received_at)
-        self.live[event.inbound_id] = pending
-        self._ops.append(("put", pending.record()))
-        if not (event.quoted_id and self._quoted(event.quoted_id) is not None):
-            if event.quoted_id:
-                self.quotes.setdefault(event.quoted_id, set()).add(event.inbound_id)
-            if key is not None and event.via != FAILURE:
-                self._watch(pending)
+        self._dirty[inbound_id] = pending
+        hit = self._quoted(event.quoted_id) if event.quoted_id else None
+        if hit is not None:  # names a registered message: credited now, and final
+            self._decide(pending, hit, EXPLICIT)
+            return
+        self.live[inbound_id] = pending
+        if event.quoted_id:
+            self.quotes.setdefault(event.quoted_id, set()).add(inbound_id)
+        if key is not None and event.via != FAILURE:
+            self._watch(pending)
         self._evaluate(pending)
 
     def restore(self, source: str, event: InboundEvent, received_at: float, key: int | None,
@@ -460,16 +483,15 @@ class Attributor:
             if target is not None:
                 self._effects.append(Credit(*target, event.inbound_id, touch_of(event)))
             pending.target, pending.how = target, how
-            self._ops.append(("put", pending.record()))
+            self._dirty[event.inbound_id] = pending
         elif how != pending.how:
             pending.how = how
-            self._ops.append(("put", pending.record()))
+            self._dirty[event.inbound_id] = pending
         if event.kind != REPLY:
             self._set_workspaces(pending, self._workspaces(pending))
         if not pending.counted:
             pending.counted = True
-            self._effects.append(Outcome(pending.source,
-                                         "credited" if target else "unattributed"))
+            self._count(pending.source, "credited" if target else "unattributed")
 
     def _workspaces(self, pending: Pending) -> tuple[int, ...]:
         """Where a stop / start applies: the workspace the gateway named; else the
@@ -501,7 +523,7 @@ class Attributor:
             return
         if pending.target is None:
             # A reply to nothing is only counted; a stop's effect is in the suppressions.
-            self._ops.append(("drop", event.inbound_id))
+            self._dirty[event.inbound_id] = pending
         if event.quoted_id in self.quotes:
             waiting = self.quotes[event.quoted_id]
             waiting.discard(event.inbound_id)
