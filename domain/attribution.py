@@ -47,7 +47,7 @@ built once per checkpoint from its latest state, however often it was decided si
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from domain.engagement import Touch
 from domain.inbound import FAILURE, MANUAL, REPLY, InboundEvent
@@ -87,9 +87,9 @@ class Ask:
     rows: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Credit:
-    """Credit an inbound event to a message (touch None: withdraw the credit)."""
+class Credit(NamedTuple):
+    """Credit an inbound event to a message (touch None: withdraw the credit). A tuple:
+    one is made for every reply (a frozen dataclass costs several times as much)."""
 
     campaign_no: int
     row: int
@@ -179,10 +179,11 @@ class Watch:
     serial: int  # the Lookup this watch waits for (0: answered)
     rows: dict[int, RowState] = field(default_factory=dict)
     events: set[str] = field(default_factory=set)
+    unanswered: int = 0  # rows asked about whose answer has not come yet
 
     @property
     def complete(self) -> bool:
-        return not self.serial and all(r.answered for r in self.rows.values())
+        return not self.serial and not self.unanswered
 
 
 @dataclass(slots=True)
@@ -300,7 +301,9 @@ class Attributor:
         if event.quoted_id:
             self.quotes.setdefault(event.quoted_id, set()).add(inbound_id)
         if key is not None and event.via != FAILURE:
-            self._watch(pending)
+            watch = self._watch(pending)
+            if event.kind == REPLY and not watch.complete:
+                return  # decided when the rows sent to its number are known
         self._evaluate(pending)
 
     def restore(self, source: str, event: InboundEvent, received_at: float, key: int | None,
@@ -372,6 +375,7 @@ class Attributor:
             if packed in watch.rows or self.workspace_of(campaign_no) is None:
                 continue
             watch.rows[packed] = RowState(serial=ask_serial, answered=False)
+            watch.unanswered += 1
             self.watched[packed] = key
             asks.setdefault(campaign_no, []).append(row)
         for campaign_no, rows_ in sorted(asks.items()):
@@ -394,11 +398,13 @@ class Attributor:
             key = self.watched.get(packed)
             if key is None:
                 continue
-            state = self.numbers[key].rows[packed]
+            watch = self.numbers[key]
+            state = watch.rows[packed]
             if state.answered or state.serial != serial:
                 continue
             state.merge(sent, level, failed, floor, attempt, sent_attempt)
             state.answered = True
+            watch.unanswered -= 1
             touched.add(key)
         for key in sorted(touched):
             self._reconsider(key)
@@ -415,7 +421,7 @@ class Attributor:
 
     # --- deciding -----------------------------------------------------------------------
 
-    def _watch(self, pending: Pending) -> None:
+    def _watch(self, pending: Pending) -> Watch:
         assert pending.key is not None
         watch = self.numbers.get(pending.key)
         if watch is None:
@@ -424,6 +430,7 @@ class Attributor:
             watch = self.numbers[pending.key] = Watch(self._lookup_serial)
             self._lookups.append(pending.key)
         watch.events.add(pending.event.inbound_id)
+        return watch
 
     def _reconsider(self, key: int) -> None:
         watch = self.numbers.get(key)

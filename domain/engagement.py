@@ -61,6 +61,9 @@ class RowEngagement:
 
 
 NOTHING = RowEngagement()
+# Most rows' replies tap no button: they share one empty set (an object fewer per row to
+# keep and for the garbage collector to visit).
+NO_BUTTONS: frozenset[tuple[str | None, str | None]] = frozenset()
 
 
 def row_fields(engagement: RowEngagement | None) -> dict[str, Any]:
@@ -102,7 +105,8 @@ def summarize(touches: Iterable[tuple[str, Touch]]) -> RowEngagement:
     if not count and opted is None and not buttons:
         return NOTHING
     return RowEngagement(replied_at, count, last_button[2] if last_button else None,
-                         frozenset(buttons), opted, last_text[2] if last_text else None)
+                         frozenset(buttons) if buttons else NO_BUTTONS, opted,
+                         last_text[2] if last_text else None)
 
 
 class EngagementBook:

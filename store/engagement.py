@@ -107,7 +107,7 @@ def checkpoint_statements(inbound_ops: Iterable[tuple[str, Any]],
     puts = [arg for op, arg in final.values() if op == "put"]
     for chunk in _chunks(puts):
         out.append((put_inbound_sql(len(chunk)), list(chain.from_iterable(chunk)), False))
-    for chunk in _chunks(sorted(targets)):
+    for chunk in _chunks(list(targets)):
         out.append((mark_rows_sql(len(chunk)), list(chain.from_iterable(chunk)), False))
     for op, arg in suppression_ops:
         if op == "put":
