@@ -209,8 +209,9 @@ class Pending:
 
 
 def touch_of(event: InboundEvent) -> Touch:
-    return Touch(event.at, event.kind, event.via, event.button_payload, event.button_title,
-                 event.text)
+    # made without Touch.__new__'s Python frame: one per credit of every reply
+    return tuple.__new__(Touch, (event.at, event.kind, event.via, event.button_payload,
+                                 event.button_title, event.text))
 
 
 class Attributor:
@@ -463,19 +464,19 @@ class Attributor:
 
     def _latest(self, watch: Watch, event: InboundEvent) -> tuple[int, int] | None:
         at = to_tenths(event.at)
+        window = self.window
         best: tuple[int, int, int] | None = None
         for packed, state in watch.rows.items():
-            if not state.eligible:
+            sent = state.sent  # RowState.eligible, with `sent` worked out once
+            if sent is None or (state.failed and state.level < DELIVERED) \
+                    or not 0 <= at - sent <= window:
                 continue
-            assert state.sent is not None
-            if not 0 <= at - state.sent <= self.window:
-                continue
-            campaign_no, row = unpack(packed)
+            campaign_no, row = packed >> 32, packed & 0xFFFFFFFF  # unpack
             workspace = self.workspace_of(campaign_no)
             if workspace is None or (event.workspace_id is not None
                                      and workspace != event.workspace_id):
                 continue
-            candidate = (state.sent, campaign_no, row)
+            candidate = (sent, campaign_no, row)
             if best is None or candidate > best:
                 best = candidate
         return (best[1], best[2]) if best else None

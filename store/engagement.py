@@ -48,7 +48,7 @@ def mark_stored_targets_sql(ids: int) -> str:
     this checkpoint's changes to them)."""
     return (f"UPDATE messages SET {MARK} WHERE (campaign_no, row) IN"
             " (SELECT campaign_no, row FROM inbound WHERE id IN"
-            f" ({','.join('?' * ids)}) AND campaign_no IS NOT NULL)")
+            f" ({','.join('?' * ids)}) AND campaign_no IS NOT NULL) AND ag_dirty = 0")
 
 
 @cache
@@ -57,7 +57,8 @@ def mark_rows_sql(rows: int) -> str:
     scan the table)."""
     return (f"WITH v(c, r) AS (VALUES {','.join(['(?,?)'] * rows)})"
             f" UPDATE messages SET {MARK} FROM v"
-            " WHERE messages.campaign_no = v.c AND messages.row = v.r")
+            " WHERE messages.campaign_no = v.c AND messages.row = v.r"
+            " AND messages.ag_dirty = 0")  # a row marked already is not written again
 
 
 @cache
