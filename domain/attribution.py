@@ -368,24 +368,30 @@ class Attributor:
         to those numbers, as stored."""
         asks: dict[int, list[int]] = {}
         ask_serial = self._next()
+        numbers, watched, workspace_of = self.numbers, self.watched, self.workspace_of
         for key, campaign_no, row in rows:
-            watch = self.numbers.get(key)
+            watch = numbers.get(key)
             if watch is None or watch.serial != serial:
                 continue  # the number's window ended meanwhile (or a newer lookup runs)
-            packed = pack(campaign_no, row)
-            if packed in watch.rows or self.workspace_of(campaign_no) is None:
+            packed = (campaign_no << 32) | row  # pack
+            if packed in watch.rows or workspace_of(campaign_no) is None:
                 continue
             watch.rows[packed] = RowState(serial=ask_serial, answered=False)
             watch.unanswered += 1
-            self.watched[packed] = key
-            asks.setdefault(campaign_no, []).append(row)
+            watched[packed] = key
+            asked = asks.get(campaign_no)
+            if asked is None:
+                asks[campaign_no] = [row]
+            else:
+                asked.append(row)
         for campaign_no, rows_ in sorted(asks.items()):
             self._effects.append(Ask(ask_serial, campaign_no, tuple(rows_)))
         for key in keys:
-            watch = self.numbers.get(key)
+            watch = numbers.get(key)
             if watch is not None and watch.serial == serial:
                 watch.serial = 0
-                self._reconsider(key)
+                if not watch.unanswered:  # nothing to ask: decide now
+                    self._reconsider(key)
 
     def row_facts(self, serial: int, campaign_no: int,
                   facts: list[tuple[int, int | None, int, bool, int | None, int, int]]
@@ -393,21 +399,23 @@ class Attributor:
         """The answer to an `Ask`: (row, sent tenths or None, level, failed, registered
         tenths or None, latest attempt, the attempt `sent` belongs to) per row, as the
         campaign actor's ledger had it when the question reached it."""
-        touched: set[int] = set()
+        complete: list[int] = []  # numbers whose last unanswered row this answers
+        numbers, watched, base = self.numbers, self.watched, campaign_no << 32
         for row, sent, level, failed, floor, attempt, sent_attempt in facts:
-            packed = pack(campaign_no, row)
-            key = self.watched.get(packed)
+            packed = base | row  # pack
+            key = watched.get(packed)
             if key is None:
                 continue
-            watch = self.numbers[key]
+            watch = numbers[key]
             state = watch.rows[packed]
             if state.answered or state.serial != serial:
                 continue
             state.merge(sent, level, failed, floor, attempt, sent_attempt)
             state.answered = True
             watch.unanswered -= 1
-            touched.add(key)
-        for key in sorted(touched):
+            if not watch.unanswered:
+                complete.append(key)
+        for key in sorted(complete):
             self._reconsider(key)
 
     def expire(self, now: float) -> int:
@@ -437,7 +445,8 @@ class Attributor:
         watch = self.numbers.get(key)
         if watch is None or not watch.complete:
             return
-        for inbound_id in sorted(watch.events):
+        events = watch.events
+        for inbound_id in sorted(events) if len(events) > 1 else tuple(events):
             pending = self.live.get(inbound_id)
             if pending is not None:
                 self._evaluate(pending)
