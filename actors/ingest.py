@@ -228,7 +228,7 @@ class IngestActor(pykka.ThreadingActor):
     # --- engagement (SPEC 6) ------------------------------------------------------------
 
     def _inbound(self, source: str, events: list[InboundEvent]) -> None:
-        now = time.time()
+        attributed: list[InboundEvent] = []
         for event in events:
             if event.via == MANUAL:  # the suppression-list API: no message to credit
                 if event.number and event.workspace_id is not None:
@@ -236,8 +236,10 @@ class IngestActor(pykka.ThreadingActor):
                                           (event.workspace_id,), event.at, event.kind,
                                           event.reason, source)
                 continue
-            key = number_key(event.number) if event.number else None
-            self.attributor.inbound(source, event, now, key)
+            attributed.append(event)
+        self.attributor.inbound_batch(
+            source, attributed, time.time(),
+            [number_key(e.number) if e.number else None for e in attributed])
         self.metrics.inbound_live.set(len(self.attributor))
 
     def _carry_out(self) -> None:
@@ -245,7 +247,7 @@ class IngestActor(pykka.ThreadingActor):
         credits, update the suppression list, count."""
         credits: dict[int, list[tuple[int, str, Any]]] = defaultdict(list)
         for effect in self.attributor.take_effects():
-            if isinstance(effect, Credit):
+            if effect.__class__ is Credit:  # one per reply: tested first
                 credits[effect.campaign_no].append((effect.row, effect.inbound_id,
                                                     effect.touch))
             elif isinstance(effect, Ask):
