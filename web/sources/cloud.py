@@ -29,7 +29,7 @@ from domain.inbound import (
     opt_out_of_failure,
     reason_for,
 )
-from domain.phones import e164_digits
+from domain.phones import MAX_DIGITS, MIN_DIGITS, e164_digits
 from domain.status import CLOUD_STATUS, bare_message_id
 from web.sources import BadPayload, Event, ParseContext, epoch_seconds, load_json, obj, text
 from web.sources.inbound import optional_text, quoted, reply, sender_number
@@ -216,12 +216,17 @@ def _plain_message(message: Any, ctx: ParseContext) -> Event | None:
     if type(message) is not dict:
         return None
     message_id, kind, sender = message.get("id"), message.get("type"), message.get("from")
-    if kind not in PLAIN_MESSAGE_TYPES or type(kind) is not str or not _plain(message_id) \
-            or not _plain(sender) or len(sender) > MAX_SENDER:
+    if kind not in PLAIN_MESSAGE_TYPES or type(kind) is not str or not _plain(message_id):
         return None
-    number = e164_digits(sender)  # an @lid sender or a bad number: the careful walk
-    if number is None:
-        return None
+    if type(sender) is str and MIN_DIGITS <= len(sender) <= MAX_DIGITS and sender.isascii() \
+            and sender.isdigit() and not sender.startswith("00"):
+        number = sender  # bare E.164 digits, as Meta sends them: e164_digits keeps them
+    else:
+        if not _plain(sender) or len(sender) > MAX_SENDER:
+            return None
+        number = e164_digits(sender)  # an @lid sender or a bad number: the careful walk
+        if number is None:
+            return None
     stamp = message.get("timestamp")
     if stamp is None:
         at = ctx.now
