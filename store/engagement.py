@@ -11,7 +11,7 @@ their engagement from it) and every event still waiting for the facts that place
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from itertools import chain
 from typing import Any
@@ -30,6 +30,7 @@ INBOUND_COLUMNS = ("id, source, workspace_id, number, at, quoted_id, kind, via,"
 # win it back from the busy loop.
 INBOUND_WIDTH = 16
 INBOUND_CHUNK = 500  # rows per statement: 8,000 parameters (SQLite allows 32,766)
+INBOUND_TRANSACTION = 1000  # events per transaction: ~10 ms of the writer's time
 
 
 @cache
@@ -75,49 +76,61 @@ PUT_SUPPRESSION = (
 CHUNK = 500
 
 
-def checkpoint_statements(inbound_ops: Iterable[tuple[str, Any]],
-                          suppression_ops: Iterable[tuple[str, Any]]) -> list[Statement]:
-    """The writes of one checkpoint's engagement changes.
+def inbound_transactions(inbound_ops: Iterable[tuple[str, Any]]
+                         ) -> Iterator[list[Statement]]:
+    """The writes of one checkpoint's inbound events, a transaction's worth at a time.
 
     An event's operations since the last checkpoint come down to its last one (only an
-    event's credit ever changes), written a chunk of events per statement. Every row a
-    credit leaves (as stored) or goes to is marked for the analytics' recount in the
-    same transaction (store/aggregates.py): the campaign actor's row may reach a
-    checkpoint before its credit does, and then nothing else would. Built with as few
-    objects as it can (flat parameter lists): a burst of replies makes tens of thousands
-    of operations, and this runs on the event loop."""
-    puts: dict[str, Any] = {}  # inbound id -> its latest record
-    drops: dict[str, None] = {}
+    event's credit ever changes), written a chunk of events per statement, and at most
+    INBOUND_TRANSACTION events per transaction: a webhook's commit waits for one at most
+    (in one transaction, the replies of a busy checkpoint held the writer, and every
+    webhook behind it, for a third of a second). Every row a credit leaves (as stored)
+    or goes to is marked for the analytics' recount in the transaction that writes the
+    credit (store/aggregates.py): the campaign actor's row may reach a checkpoint before
+    its credit does, and then nothing else would.
+
+    Written before the journal is compacted, like the rows (store/checkpoint.py): after
+    a crash in between, the events still in their window are restored from the table and
+    their journal entries replay as duplicates; the others are decided again, to the
+    same credit. Built with as few objects as it can (flat parameter lists): a burst of
+    replies makes tens of thousands of operations, and this runs on the event loop."""
+    final: dict[str, Any] = {}  # inbound id -> its latest record, or None: drop it
     for op, arg in inbound_ops:
         if op == "put":
-            if drops:
-                drops.pop(arg[0], None)
-            puts[arg[0]] = arg
+            final[arg[0]] = arg
         else:
-            puts.pop(arg, None)
-            drops[arg] = None
-    out: list[Statement] = []
+            final[arg] = None
+    ids = list(final)
     size = INBOUND_CHUNK
-    ids = [*puts, *drops]
-    for i in range(0, len(ids), size):  # first: the rows the stored credits leave
-        chunk = ids[i:i + size]
-        out.append((mark_stored_targets_sql(len(chunk)), chunk, False))
-    gone = list(drops)
-    for i in range(0, len(gone), size):
-        chunk = gone[i:i + size]
-        out.append((drop_inbound_sql(len(chunk)), chunk, False))
-    records = list(puts.values())
-    pairs: list[int] = []  # (campaign_no, row) of each credit, flat
-    for record in records:
-        if record[12] is not None:
-            pairs.append(record[12])
-            pairs.append(record[13])
-    for i in range(0, len(records), size):
-        rows = records[i:i + size]
-        out.append((put_inbound_sql(len(rows)), list(chain.from_iterable(rows)), False))
-    for i in range(0, len(pairs), 2 * size):
-        chunk = pairs[i:i + 2 * size]
-        out.append((mark_rows_sql(len(chunk) // 2), chunk, False))
+    for start in range(0, len(ids), INBOUND_TRANSACTION):
+        chunk = ids[start:start + INBOUND_TRANSACTION]
+        out: list[Statement] = []
+        for i in range(0, len(chunk), size):  # first: the rows the stored credits leave
+            part = chunk[i:i + size]
+            out.append((mark_stored_targets_sql(len(part)), part, False))
+        gone = [inbound_id for inbound_id in chunk if final[inbound_id] is None]
+        for i in range(0, len(gone), size):
+            part = gone[i:i + size]
+            out.append((drop_inbound_sql(len(part)), part, False))
+        records = [final[inbound_id] for inbound_id in chunk
+                   if final[inbound_id] is not None]
+        pairs: list[int] = []  # (campaign_no, row) of each credit, flat
+        for record in records:
+            if record[12] is not None:
+                pairs.append(record[12])
+                pairs.append(record[13])
+        for i in range(0, len(records), size):
+            rows = records[i:i + size]
+            out.append((put_inbound_sql(len(rows)), list(chain.from_iterable(rows)), False))
+        for i in range(0, len(pairs), 2 * size):
+            part = pairs[i:i + 2 * size]
+            out.append((mark_rows_sql(len(part) // 2), part, False))
+        yield out
+
+
+def suppression_statements(suppression_ops: Iterable[tuple[str, Any]]) -> list[Statement]:
+    """The suppression list's changes of one checkpoint (few: stops and starts)."""
+    out: list[Statement] = []
     for op, arg in suppression_ops:
         if op == "put":
             out.append((PUT_SUPPRESSION, arg, False))

@@ -1,7 +1,8 @@
-"""A checkpoint's engagement writes (store/engagement.py `checkpoint_statements`) on a real
-SQLite file: each event ends as its last operation says, whatever came before it in the
-same checkpoint, in chunks of many events per statement; every row a stored credit
-leaves and every row credited is marked for the analytics' recount, and no other."""
+"""A checkpoint's writes of inbound events (store/engagement.py `inbound_transactions`) on
+a real SQLite file: each event ends as its last operation says, whatever came before it
+in the same checkpoint, in chunks of many events per statement and per transaction;
+every row a stored credit leaves and every row credited is marked for the analytics'
+recount, and no other."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from store.db import Store
-from store.engagement import INBOUND_CHUNK, checkpoint_statements
+from store.engagement import INBOUND_CHUNK, INBOUND_TRANSACTION, inbound_transactions
 
 ROWS = 1300  # more than two chunks of events and of marks
 
@@ -33,6 +34,11 @@ async def database(tmp_path: Path) -> Store:
     return store
 
 
+async def write(store: Store, ops: list[tuple[str, Any]]) -> None:
+    for statements in inbound_transactions(ops):
+        await store.transaction(statements)
+
+
 def marked(path: Path) -> set[int]:
     with sqlite3.connect(path) as db:
         return {r for (r,) in db.execute("SELECT row FROM messages WHERE ag_dirty = 1")}
@@ -51,7 +57,7 @@ async def test_each_event_ends_as_its_last_operation_says_and_its_rows_are_marke
         # A first checkpoint: many credited events (chunked), one waiting, one to move.
         first = [("put", record(f"in{i}", (1, i))) for i in range(ROWS - 100)]
         first += [("put", record("waiting", None)), ("put", record("moves", (1, 1250)))]
-        await store.transaction(checkpoint_statements(first, []))
+        await write(store, first)
         assert len(stored(path)) == ROWS - 100 + 2
         assert marked(path) == {*range(ROWS - 100), 1250}
         await store.transaction([("UPDATE messages SET ag_dirty = 0", (), False)])
@@ -64,7 +70,7 @@ async def test_each_event_ends_as_its_last_operation_says_and_its_rows_are_marke
                   ("put", record("moves", (1, 1270))),
                   ("drop", "in5"),
                   ("put", record("new", (1, 1280))), ("put", record("new", (1, 1290)))]
-        await store.transaction(checkpoint_statements(second, []))
+        await write(store, second)
         rows = stored(path)
         assert rows["waiting"] == (None, None)
         assert rows["moves"] == (1, 1270)
@@ -76,8 +82,13 @@ async def test_each_event_ends_as_its_last_operation_says_and_its_rows_are_marke
         await store.close()
 
 
-def test_a_checkpoint_of_many_events_takes_a_few_statements() -> None:
-    """One statement per chunk of events, not one (or three) per event."""
-    ops = [("put", record(f"in{i}", (1, i))) for i in range(3 * INBOUND_CHUNK)]
-    statements = checkpoint_statements(ops, [])
-    assert len(statements) == 9  # stored credits' rows, the events, the credited rows
+def test_a_checkpoint_of_many_events_takes_a_few_statements_and_transactions() -> None:
+    """One statement per chunk of events, not one (or three) per event; a transaction
+    per INBOUND_TRANSACTION events, so a webhook's commit never waits for them all."""
+    events = 3 * INBOUND_TRANSACTION // 2
+    ops = [("put", record(f"in{i}", (1, i))) for i in range(events)]
+    transactions = list(inbound_transactions(ops))
+    assert len(transactions) == 2
+    statements = sum(len(t) for t in transactions)
+    chunks = -(-INBOUND_TRANSACTION // INBOUND_CHUNK)  # per full transaction
+    assert statements == 3 * chunks + 3 * -(-(events - INBOUND_TRANSACTION) // INBOUND_CHUNK)
