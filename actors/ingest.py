@@ -50,7 +50,6 @@ from domain.inbound import MANUAL, InboundEvent
 from domain.index import MessageIndex
 from domain.ledger import DirtyRows
 from domain.orphans import OrphanShelf
-from domain.phones import number_key
 from domain.records import CampaignInfo, CheckpointData
 
 log = structlog.get_logger(__name__)
@@ -237,9 +236,7 @@ class IngestActor(pykka.ThreadingActor):
                                           event.reason, source)
                 continue
             attributed.append(event)
-        self.attributor.inbound_batch(
-            source, attributed, time.time(),
-            [number_key(e.number) if e.number else None for e in attributed])
+        self.attributor.inbound_batch(source, attributed, time.time())
         self.metrics.inbound_live.set(len(self.attributor))
 
     def _carry_out(self) -> None:

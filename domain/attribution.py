@@ -52,6 +52,7 @@ from typing import Any, NamedTuple
 from domain.engagement import Touch
 from domain.inbound import FAILURE, MANUAL, MESSAGE, REPLY, InboundEvent
 from domain.ledger import bounded_time, to_tenths
+from domain.phones import number_key
 from domain.status import Level
 
 EXPLICIT = "explicit"
@@ -307,31 +308,36 @@ class Attributor:
                 return  # decided when the rows sent to its number are known
         self._evaluate(pending)
 
-    def inbound_batch(self, source: str, events: list[InboundEvent], received_at: float,
-                      keys: list[int | None]) -> None:
-        """`inbound` for each event of a journaled batch (`keys[i]` is events[i]'s number
-        key), its two common paths written out: a reply that names a registered message
-        is credited at once; a plain reply waits for its number's rows. Anything else
-        takes `inbound`. The same decisions as one call per event, at less cost: every
-        reply of every batch comes here."""
+    def inbound_batch(self, source: str, events: list[InboundEvent], received_at: float
+                      ) -> None:
+        """`inbound` for each event of a journaled batch, its two common paths written
+        out: a reply that names a registered message is credited at once (its number's
+        key is not even needed); a plain reply waits for its number's rows. Anything
+        else takes `inbound`. The same decisions as one call per event, at less cost:
+        every reply of every batch comes here."""
         live, dirty, effects, outcomes = self.live, self._dirty, self._effects, self._outcomes
         resolve, numbers = self.resolve, self.numbers
         credited = 0
-        for event, key in zip(events, keys, strict=True):
+        for event in events:
             inbound_id, kind, via = event.inbound_id, event.kind, event.via
             if kind != REPLY or via != MESSAGE or inbound_id in live:
-                self.inbound(source, event, received_at, key)  # stops, duplicates, ...
+                number = event.number  # stops, duplicates, ...
+                self.inbound(source, event, received_at,
+                             number_key(number) if number else None)
                 continue
-            pending = Pending(source, event, key, received_at)
-            dirty[inbound_id] = pending
             quoted_id = event.quoted_id
             hit = resolve(quoted_id) if quoted_id else None
             if hit is not None:  # `_decide(pending, hit, EXPLICIT)` of a fresh reply
+                # final at once: its number's key is never needed
+                pending = dirty[inbound_id] = Pending(source, event, None, received_at)
                 pending.target, pending.how = (hit[0], hit[1]), EXPLICIT
                 pending.counted = True
                 effects.append(Credit(hit[0], hit[1], inbound_id, touch_of(event)))
                 credited += 1
                 continue
+            number = event.number
+            key = number_key(number) if number else None
+            pending = dirty[inbound_id] = Pending(source, event, key, received_at)
             live[inbound_id] = pending
             if quoted_id:
                 self.quotes.setdefault(quoted_id, set()).add(inbound_id)

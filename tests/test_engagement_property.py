@@ -168,8 +168,7 @@ class World:
         """Inbound events journaled together (one webhook, or one group commit)."""
         if isinstance(events, InboundEvent):
             events = [events]
-        keys = [number_key(e.number) if e.number else None for e in events]
-        self.attributor.inbound_batch("test", events, 0.0, keys)
+        self.attributor.inbound_batch("test", events, 0.0)
         self.run_effects()
 
     def start(self, campaign: int, row: int) -> float:
