@@ -44,13 +44,12 @@ from actors.messages import (
 from actors.suppressions import SuppressionList
 from core.aio import Reply
 from core.metrics import Metrics
-from domain.attribution import Ask, Attributor, Credit, Lookup, Outcome, Suppress, pack
+from domain.attribution import Ask, Attributor, Credit, Lookup, Suppress, pack
 from domain.events import StatusEvent
 from domain.inbound import MANUAL, InboundEvent
 from domain.index import MessageIndex
 from domain.ledger import DirtyRows
 from domain.orphans import OrphanShelf
-from domain.phones import number_key
 from domain.records import CampaignInfo, CheckpointData
 
 log = structlog.get_logger(__name__)
@@ -228,7 +227,7 @@ class IngestActor(pykka.ThreadingActor):
     # --- engagement (SPEC 6) ------------------------------------------------------------
 
     def _inbound(self, source: str, events: list[InboundEvent]) -> None:
-        now = time.time()
+        attributed: list[InboundEvent] = []
         for event in events:
             if event.via == MANUAL:  # the suppression-list API: no message to credit
                 if event.number and event.workspace_id is not None:
@@ -236,8 +235,8 @@ class IngestActor(pykka.ThreadingActor):
                                           (event.workspace_id,), event.at, event.kind,
                                           event.reason, source)
                 continue
-            key = number_key(event.number) if event.number else None
-            self.attributor.inbound(source, event, now, key)
+            attributed.append(event)
+        self.attributor.inbound_batch(source, attributed, time.time())
         self.metrics.inbound_live.set(len(self.attributor))
 
     def _carry_out(self) -> None:
@@ -245,7 +244,7 @@ class IngestActor(pykka.ThreadingActor):
         credits, update the suppression list, count."""
         credits: dict[int, list[tuple[int, str, Any]]] = defaultdict(list)
         for effect in self.attributor.take_effects():
-            if isinstance(effect, Credit):
+            if effect.__class__ is Credit:  # one per reply: tested first
                 credits[effect.campaign_no].append((effect.row, effect.inbound_id,
                                                     effect.touch))
             elif isinstance(effect, Ask):
@@ -258,8 +257,8 @@ class IngestActor(pykka.ThreadingActor):
             elif isinstance(effect, Suppress):
                 self.suppressions.put(effect.fact_id, effect.number, effect.workspaces,
                                       effect.at, effect.kind, effect.reason, effect.source)
-            elif isinstance(effect, Outcome):
-                self.metrics.inbound.labels(effect.source, effect.outcome).inc()
+        for (source, outcome), events in self.attributor.take_outcomes().items():
+            self.metrics.inbound.labels(source, outcome).inc(events)
         for no, items in credits.items():
             if no in self.campaigns:
                 self._campaign(no).tell(CampaignEngagement(tuple(items)))

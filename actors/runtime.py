@@ -335,10 +335,12 @@ class Runtime:
         self.metrics.journal_batch.observe(stats.requests)
 
     def _ingest_busy(self) -> bool:
-        """Webhooks are being committed or a checkpoint written: the analytics' recount
-        gives way (store/insights.py)."""
-        return self.journal.busy() or (self.checkpointer is not None
-                                       and self.checkpointer.running)
+        """Webhooks are being committed, the ingest actor still has work waiting (replies
+        are attributed after their 2xx: lookups, answers, credits) or a checkpoint is
+        written: the analytics' recount gives way (store/insights.py)."""
+        return self.journal.busy() or (
+            self.ingest is not None and self.ingest.actor_inbox.qsize() > 0) or (
+            self.checkpointer is not None and self.checkpointer.running)
 
     def _checkpoint_written(self, seq: int) -> None:
         """After a checkpoint (on the loop): idle actors may passivate, and the rows it

@@ -8,6 +8,7 @@ conflict or a second daemon on the same database changes nothing on disk.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
 import sys
@@ -28,6 +29,13 @@ from web.auth import Guard
 from web.keys import GUARD, RECOVERY, RUNTIME
 
 log = structlog.get_logger(__name__)
+
+# CPython collects its youngest generation every 700 allocations of container objects.
+# The daemon keeps many long-lived ones (a campaign's engagement, the replies still in
+# their window) and makes many short-lived ones per request; collecting that often cost
+# a fifth of the CPU of a batch of replies (docs/BENCHMARKS.md). Every 50,000: the
+# garbage cycles wait a little longer, the collector runs a seventieth as often.
+GC_THRESHOLDS = (50_000, 20, 20)
 
 
 def page_url(config: Config, port: int) -> str:
@@ -85,6 +93,7 @@ async def serve(config: Config, on_listening: Callable[[str], None] | None = Non
     goes last.
     """
     notifier = notifier or Notifier()
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         sockets = bind(config)
     except OSError as exc:

@@ -61,6 +61,9 @@ class RowEngagement:
 
 
 NOTHING = RowEngagement()
+# Most rows' replies tap no button: they share one empty set (an object fewer per row to
+# keep and for the garbage collector to visit).
+NO_BUTTONS: frozenset[tuple[str | None, str | None]] = frozenset()
 
 
 def row_fields(engagement: RowEngagement | None) -> dict[str, Any]:
@@ -78,31 +81,36 @@ def row_fields(engagement: RowEngagement | None) -> dict[str, Any]:
 
 def summarize(touches: Iterable[tuple[str, Touch]]) -> RowEngagement:
     """A row's figures from the set of its credited events (order never matters: ties
-    are broken by inbound id)."""
+    are broken by inbound id). Fields are read by position, not through Touch's
+    properties: every credit of every reply comes here."""
     replied_at: float | None = None
     count = 0
     opted: float | None = None
     last_button: tuple[float, str, tuple[str | None, str | None]] | None = None
     last_text: tuple[float, str, str | None] | None = None
-    buttons: set[tuple[str | None, str | None]] = set()
-    for inbound_id, touch in touches:
-        if touch.is_reply:
+    buttons: set[tuple[str | None, str | None]] | None = None
+    for inbound_id, (at, kind, via, payload, title, text) in touches:
+        if kind == REPLY and via == MESSAGE:  # Touch.is_reply
             count += 1
-            if replied_at is None or touch.at < replied_at:
-                replied_at = touch.at
-            if last_text is None or (touch.at, inbound_id) > last_text[:2]:
-                last_text = (touch.at, inbound_id, touch.text)
-        if touch.kind == STOP and (opted is None or touch.at < opted):
-            opted = touch.at
-        button = touch.button
-        if button is not None and touch.via == MESSAGE:
-            buttons.add(button)
-            if last_button is None or (touch.at, inbound_id) > last_button[:2]:
-                last_button = (touch.at, inbound_id, button)
+            if replied_at is None or at < replied_at:
+                replied_at = at
+            if last_text is None or (at, inbound_id) > last_text[:2]:
+                last_text = (at, inbound_id, text)
+        if kind == STOP and (opted is None or at < opted):
+            opted = at
+        if (payload or title) and via == MESSAGE:  # Touch.button
+            button = (payload, title)
+            if buttons is None:
+                buttons = {button}
+            else:
+                buttons.add(button)
+            if last_button is None or (at, inbound_id) > last_button[:2]:
+                last_button = (at, inbound_id, button)
     if not count and opted is None and not buttons:
         return NOTHING
     return RowEngagement(replied_at, count, last_button[2] if last_button else None,
-                         frozenset(buttons), opted, last_text[2] if last_text else None)
+                         frozenset(buttons) if buttons else NO_BUTTONS, opted,
+                         last_text[2] if last_text else None)
 
 
 class EngagementBook:

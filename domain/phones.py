@@ -31,6 +31,9 @@ def e164_digits(value: str | None) -> str | None:
     """
     if not value or not isinstance(value, str):
         return None
+    if MIN_DIGITS <= len(value) <= MAX_DIGITS and value.isascii() and value.isdigit() \
+            and not value.startswith("00"):
+        return value  # already bare digits (the Cloud API's form): nothing to take off
     text = value.strip()
     if text.startswith("whatsapp:"):
         text = text[len("whatsapp:"):]

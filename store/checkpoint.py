@@ -3,8 +3,9 @@
 The ingest actor notes the highest journal seq S it has routed and asks every active
 campaign actor for its dirty rows (their inboxes are FIFO, so each answer reflects
 every event up to S). The rows are written in transactions of CHUNK_ROWS (so a
-webhook's commit never waits behind a whole checkpoint), then one transaction writes
-the statistics, the orphan and engagement changes, and deletes the journal up to S
+webhook's commit never waits behind a whole checkpoint), the inbound events in
+transactions of their own (store/engagement.py), then one transaction writes the
+statistics, the orphan and suppression changes, and deletes the journal up to S
 (`_row_chunks` says why that is safe). If a write fails, what was collected is
 kept and written first by the next checkpoint, so no change is ever forgotten; so is
 an answer the checkpoint stopped waiting for (the actors forget what they hand over).
@@ -32,7 +33,7 @@ from domain.ledger import DirtyRows
 from domain.records import CheckpointData
 from store.aggregates import MARK
 from store.db import Statement, Store, StoreUnavailable
-from store.engagement import checkpoint_statements
+from store.engagement import inbound_transactions, suppression_statements
 
 log = structlog.get_logger(__name__)
 
@@ -191,6 +192,9 @@ class Checkpointer:
             # keeps every event these rows and figures come from.
             for statements in self._row_chunks(self._carry):
                 await self.store.transaction(statements, derived=True)
+            for carried in self._carry:  # replies and their credits (SPEC 6), chunked too
+                for statements in inbound_transactions(carried.inbound_ops):
+                    await self.store.transaction(statements, derived=True)
             await self.store.transaction(self._statements(self._carry, data.seq),
                                          derived=True)
             log.debug("checkpoint.written", seq=data.seq)
@@ -244,8 +248,9 @@ class Checkpointer:
                     )
                 else:
                     out.append(("DELETE FROM orphans WHERE message_id = ?", (arg,), False))
-            # engagement (SPEC 6): inbound events and suppression facts
-            out.extend(checkpoint_statements(data.inbound_ops, data.suppression_ops))
+            # engagement (SPEC 6): the suppression facts (inbound events are written
+            # before, in chunks)
+            out.extend(suppression_statements(data.suppression_ops))
         out.append(("DELETE FROM journal WHERE seq <= ?", (seq,), False))
         out.append(
             (

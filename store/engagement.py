@@ -11,7 +11,9 @@ their engagement from it) and every event still waiting for the facts that place
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from functools import cache
+from itertools import chain
 from typing import Any
 
 from domain.engagement import RowEngagement, Touch, summarize
@@ -22,39 +24,113 @@ from store.db import Statement, Store
 INBOUND_COLUMNS = ("id, source, workspace_id, number, at, quoted_id, kind, via,"
                    " button_payload, button_title, body, reason, campaign_no, row, how,"
                    " received_at")
-PUT_INBOUND = (
-    f"INSERT INTO inbound ({INBOUND_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-    " ON CONFLICT (id) DO UPDATE SET campaign_no = excluded.campaign_no,"
-    " row = excluded.row, how = excluded.how"
-)
+# One statement writes a chunk of events (INSERT ... VALUES (...), (...) ...): a
+# statement per event made a checkpoint after a burst of replies hold the writer (and
+# every webhook's commit behind it) for seconds; each step gives the GIL away and must
+# win it back from the busy loop.
+INBOUND_WIDTH = 16
+INBOUND_CHUNK = 500  # rows per statement: 8,000 parameters (SQLite allows 32,766)
+INBOUND_TRANSACTION = 1000  # events per transaction: ~10 ms of the writer's time
+
+
+@cache
+def put_inbound_sql(rows: int) -> str:
+    """Insert `rows` events; one stored already keeps its fields and takes the new
+    credit (only the credit of an event ever changes)."""
+    one = "(" + ",".join("?" * INBOUND_WIDTH) + ")"
+    return (f"INSERT INTO inbound ({INBOUND_COLUMNS}) VALUES {','.join([one] * rows)}"
+            " ON CONFLICT (id) DO UPDATE SET campaign_no = excluded.campaign_no,"
+            " row = excluded.row, how = excluded.how")
+
+
+@cache
+def mark_stored_targets_sql(ids: int) -> str:
+    """Mark for the analytics the rows these events are credited to as stored (before
+    this checkpoint's changes to them)."""
+    return (f"UPDATE messages SET {MARK} WHERE (campaign_no, row) IN"
+            " (SELECT campaign_no, row FROM inbound WHERE id IN"
+            f" ({','.join('?' * ids)}) AND campaign_no IS NOT NULL) AND ag_dirty = 0")
+
+
+@cache
+def mark_rows_sql(rows: int) -> str:
+    """Mark these (campaign_no, row) pairs (a join on the key: `IN (VALUES ...)` would
+    scan the table)."""
+    return (f"WITH v(c, r) AS (VALUES {','.join(['(?,?)'] * rows)})"
+            f" UPDATE messages SET {MARK} FROM v"
+            " WHERE messages.campaign_no = v.c AND messages.row = v.r"
+            " AND messages.ag_dirty = 0")  # a row marked already is not written again
+
+
+@cache
+def drop_inbound_sql(ids: int) -> str:
+    return f"DELETE FROM inbound WHERE id IN ({','.join('?' * ids)})"
+
+
 PUT_SUPPRESSION = (
     "INSERT INTO suppressions (fact_id, workspace_id, number, at, kind, reason, source)"
     " VALUES (?,?,?,?,?,?,?) ON CONFLICT (fact_id, workspace_id) DO UPDATE SET"
     " number = excluded.number, at = excluded.at, kind = excluded.kind,"
     " reason = excluded.reason, source = excluded.source"
 )
-MARK_CREDITED = (
-    f"UPDATE messages SET {MARK} WHERE (campaign_no, row) IN"
-    " (SELECT campaign_no, row FROM inbound WHERE id = ? AND campaign_no IS NOT NULL)"
-)
 CHUNK = 500
 
 
-def checkpoint_statements(inbound_ops: Iterable[tuple[str, Any]],
-                          suppression_ops: Iterable[tuple[str, Any]]) -> list[Statement]:
-    """The writes of one checkpoint's engagement changes, in the order they happened."""
-    out: list[Statement] = []
+def inbound_transactions(inbound_ops: Iterable[tuple[str, Any]]
+                         ) -> Iterator[list[Statement]]:
+    """The writes of one checkpoint's inbound events, a transaction's worth at a time.
+
+    An event's operations since the last checkpoint come down to its last one (only an
+    event's credit ever changes), written a chunk of events per statement, and at most
+    INBOUND_TRANSACTION events per transaction: a webhook's commit waits for one at most
+    (in one transaction, the replies of a busy checkpoint held the writer, and every
+    webhook behind it, for a third of a second). Every row a credit leaves (as stored)
+    or goes to is marked for the analytics' recount in the transaction that writes the
+    credit (store/aggregates.py): the campaign actor's row may reach a checkpoint before
+    its credit does, and then nothing else would.
+
+    Written before the journal is compacted, like the rows (store/checkpoint.py): after
+    a crash in between, the events still in their window are restored from the table and
+    their journal entries replay as duplicates; the others are decided again, to the
+    same credit. Built with as few objects as it can (flat parameter lists): a burst of
+    replies makes tens of thousands of operations, and this runs on the event loop."""
+    final: dict[str, Any] = {}  # inbound id -> its latest record, or None: drop it
     for op, arg in inbound_ops:
-        # The rows a credit leaves and the row it goes to are marked for the analytics
-        # recount in the same transaction (store/aggregates.py): the campaign actor's row
-        # may reach a checkpoint before its credit does, and then nothing else would.
-        inbound_id = arg[0] if op == "put" else arg
-        out.append((MARK_CREDITED, (inbound_id,), False))
         if op == "put":
-            out.append((PUT_INBOUND, arg, False))
-            out.append((MARK_CREDITED, (inbound_id,), False))
+            final[arg[0]] = arg
         else:
-            out.append(("DELETE FROM inbound WHERE id = ?", (arg,), False))
+            final[arg] = None
+    ids = list(final)
+    size = INBOUND_CHUNK
+    for start in range(0, len(ids), INBOUND_TRANSACTION):
+        chunk = ids[start:start + INBOUND_TRANSACTION]
+        out: list[Statement] = []
+        for i in range(0, len(chunk), size):  # first: the rows the stored credits leave
+            part = chunk[i:i + size]
+            out.append((mark_stored_targets_sql(len(part)), part, False))
+        gone = [inbound_id for inbound_id in chunk if final[inbound_id] is None]
+        for i in range(0, len(gone), size):
+            part = gone[i:i + size]
+            out.append((drop_inbound_sql(len(part)), part, False))
+        records = [final[inbound_id] for inbound_id in chunk
+                   if final[inbound_id] is not None]
+        pairs: list[int] = []  # (campaign_no, row) of each credit, flat
+        for record in records:
+            if record[12] is not None:
+                pairs.append(record[12])
+                pairs.append(record[13])
+        for i in range(0, len(records), size):
+            rows = records[i:i + size]
+            out.append((put_inbound_sql(len(rows)), list(chain.from_iterable(rows)), False))
+        for i in range(0, len(pairs), 2 * size):
+            part = pairs[i:i + 2 * size]
+            out.append((mark_rows_sql(len(part) // 2), part, False))
+        yield out
+
+
+def suppression_statements(suppression_ops: Iterable[tuple[str, Any]]) -> list[Statement]:
+    """The suppression list's changes of one checkpoint (few: stops and starts)."""
+    out: list[Statement] = []
     for op, arg in suppression_ops:
         if op == "put":
             out.append((PUT_SUPPRESSION, arg, False))

@@ -164,9 +164,11 @@ class World:
             self.apply(hit[0], hit[1], level, failed, at, hit[2])
         self.run_effects()
 
-    def inbound(self, event: InboundEvent) -> None:
-        key = number_key(event.number) if event.number else None
-        self.attributor.inbound("test", event, 0.0, key)
+    def inbound(self, events: InboundEvent | list[InboundEvent]) -> None:
+        """Inbound events journaled together (one webhook, or one group commit)."""
+        if isinstance(events, InboundEvent):
+            events = [events]
+        self.attributor.inbound_batch("test", events, 0.0)
         self.run_effects()
 
     def start(self, campaign: int, row: int) -> float:
@@ -251,15 +253,20 @@ def play(ops: list[tuple[Any, ...]], schedule: list[int]) -> World:
     """Play the operations; `schedule` interleaves registrations told late and answers."""
     world = World()
     steps = iter(schedule)
-    for op in ops:
+    batch: list[InboundEvent] = []
+    for i, op in enumerate(ops):
         if op[0] == "reg":
             world.commit_registration(op[1], op[2], op[3])
         elif op[0] == "retry":
             world.commit_attempt(*op[1:])
         elif op[0] == "status":
             world.status(*op[1:])
-        else:
-            world.inbound(op[1])
+        else:  # consecutive inbound events now and then arrive in one batch
+            batch.append(op[1])
+            if i + 1 < len(ops) and ops[i + 1][0] == "in" and next(steps, 0) % 2:
+                continue
+            world.inbound(batch)
+            batch = []
         for _ in range(next(steps, 0) % 4):  # now and then, let late things arrive
             if world.untold and next(steps, 0) % 2:
                 world.tell_registration()

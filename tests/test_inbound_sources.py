@@ -8,10 +8,13 @@ fixtures to a running daemon and checks what a user sees.
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.events import StatusEvent
 from domain.inbound import (
@@ -244,6 +247,14 @@ def test_keyword_stop_is_a_whole_message_match():
     assert normalise_keyword("S.T.O.P") == "STOP"
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(max_size=12), st.text(st.characters(max_codepoint=127), max_size=12)))
+def test_keywords_are_normalised_the_same_on_the_ascii_shortcut(text: str) -> None:
+    """ASCII text takes a C-speed path; it must give what NFKC + casefold give."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    assert normalise_keyword(text) == "".join(ch for ch in folded if ch.isalnum()).upper()
+
+
 def test_configured_keywords_reach_the_parser():
     ctx = ParseContext(now=1.0, keywords=Keywords(stop=["keluar"]))
     doc = inbound_json("webjs_message_received.json")
@@ -259,6 +270,9 @@ def test_configured_keywords_reach_the_parser():
     ("whatsapp:+6281234567890", "6281234567890"),
     ("+62 812-3456-7890", "6281234567890"),
     ("0062 812 3456 7890", "6281234567890"),
+    ("006281234567890", "6281234567890"),  # bare digits, but an international prefix
+    ("16505551234", "16505551234"),
+    ("1234567", "1234567"),
     ("(+1) 650.555.1234", "16505551234"),
     ("123456789012345@lid", None),
     ("120363025246125888@g.us", None),

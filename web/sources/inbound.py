@@ -66,12 +66,14 @@ def reply(ctx: ParseContext, inbound_id: str, at: float, number: str | None, *,
           body: str | None = None, button_payload: str | None = None,
           button_title: str | None = None) -> InboundEvent:
     """A message from a recipient: a reply, or a stop / start when it is a keyword."""
-    payload = clip(button_payload, MAX_BUTTON)
-    title = clip(button_title, MAX_BUTTON)
+    payload = button_payload[:MAX_BUTTON] if button_payload else None  # clip
+    title = button_title[:MAX_BUTTON] if button_title else None
     if payload or title:
         kind = ctx.keywords.kind_of_button(payload, title)
     else:
         kind = ctx.keywords.kind_of_text(body)
     reason = None if kind == REPLY else reason_for(kind, MESSAGE, body, button=title or payload)
-    return InboundEvent(inbound_id, kind, MESSAGE, at, number, workspace_id, quoted_id,
-                        payload, title, clip(body) if ctx.keep_reply_text else None, reason)
+    # made without InboundEvent.__new__'s Python frame: one per message of every batch
+    return tuple.__new__(InboundEvent, (
+        inbound_id, kind, MESSAGE, at, number, workspace_id, quoted_id, payload, title,
+        clip(body) if ctx.keep_reply_text else None, reason))

@@ -1,0 +1,94 @@
+"""A checkpoint's writes of inbound events (store/engagement.py `inbound_transactions`) on
+a real SQLite file: each event ends as its last operation says, whatever came before it
+in the same checkpoint, in chunks of many events per statement and per transaction;
+every row a stored credit leaves and every row credited is marked for the analytics'
+recount, and no other."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from store.db import Store
+from store.engagement import INBOUND_CHUNK, INBOUND_TRANSACTION, inbound_transactions
+
+ROWS = 1300  # more than two chunks of events and of marks
+
+
+def record(inbound_id: str, target: tuple[int, int] | None) -> tuple[Any, ...]:
+    """An inbound table row as `Pending.record` makes it (domain/attribution.py)."""
+    campaign, row = target or (None, None)
+    return (inbound_id, "cloud", None, "6281100000001", 1000.0, None, 0, 0, None, None,
+            None, None, campaign, row, "window" if target else None, 1000.0)
+
+
+async def database(tmp_path: Path) -> Store:
+    store = Store(tmp_path / "e.sqlite3")
+    await store.open()
+    await store.transaction([
+        ("INSERT INTO campaigns (no, uuid, workspace_id, name, created_at, updated_at)"
+         " VALUES (1, 'c1', 1, 'c', 0, 0)", (), False),
+        ("INSERT INTO messages (campaign_no, row, recipient, ts_queued) VALUES (1, ?, ?, 0)",
+         [(row, f"62811{row:08d}") for row in range(ROWS)], True)])
+    return store
+
+
+async def write(store: Store, ops: list[tuple[str, Any]]) -> None:
+    for statements in inbound_transactions(ops):
+        await store.transaction(statements)
+
+
+def marked(path: Path) -> set[int]:
+    with sqlite3.connect(path) as db:
+        return {r for (r,) in db.execute("SELECT row FROM messages WHERE ag_dirty = 1")}
+
+
+def stored(path: Path) -> dict[str, tuple[Any, Any]]:
+    with sqlite3.connect(path) as db:
+        return {i: (c, r) for i, c, r in db.execute("SELECT id, campaign_no, row FROM inbound")}
+
+
+async def test_each_event_ends_as_its_last_operation_says_and_its_rows_are_marked(
+        tmp_path: Path) -> None:
+    store = await database(tmp_path)
+    path = tmp_path / "e.sqlite3"
+    try:
+        # A first checkpoint: many credited events (chunked), one waiting, one to move.
+        first = [("put", record(f"in{i}", (1, i))) for i in range(ROWS - 100)]
+        first += [("put", record("waiting", None)), ("put", record("moves", (1, 1250)))]
+        await write(store, first)
+        assert len(stored(path)) == ROWS - 100 + 2
+        assert marked(path) == {*range(ROWS - 100), 1250}
+        await store.transaction([("UPDATE messages SET ag_dirty = 0", (), False)])
+
+        # The next: the waiting event is credited, then dropped again, then put waiting;
+        # the moving one goes to another row (its stored row is marked too); one event
+        # ends its window with no credit; a new one arrives and is credited twice.
+        second = [("put", record("waiting", (1, 1260))), ("drop", "waiting"),
+                  ("put", record("waiting", None)),
+                  ("put", record("moves", (1, 1270))),
+                  ("drop", "in5"),
+                  ("put", record("new", (1, 1280))), ("put", record("new", (1, 1290)))]
+        await write(store, second)
+        rows = stored(path)
+        assert rows["waiting"] == (None, None)
+        assert rows["moves"] == (1, 1270)
+        assert "in5" not in rows
+        assert rows["new"] == (1, 1290)
+        # left: 1250 (moves, as stored), 5 (in5, dropped); went to: 1270, 1290
+        assert marked(path) == {1250, 1270, 5, 1290}
+    finally:
+        await store.close()
+
+
+def test_a_checkpoint_of_many_events_takes_a_few_statements_and_transactions() -> None:
+    """One statement per chunk of events, not one (or three) per event; a transaction
+    per INBOUND_TRANSACTION events, so a webhook's commit never waits for them all."""
+    events = 3 * INBOUND_TRANSACTION // 2
+    ops = [("put", record(f"in{i}", (1, i))) for i in range(events)]
+    transactions = list(inbound_transactions(ops))
+    assert len(transactions) == 2
+    statements = sum(len(t) for t in transactions)
+    chunks = -(-INBOUND_TRANSACTION // INBOUND_CHUNK)  # per full transaction
+    assert statements == 3 * chunks + 3 * -(-(events - INBOUND_TRANSACTION) // INBOUND_CHUNK)
