@@ -24,10 +24,12 @@ demo: $(STAMP)
 test-deps: $(STAMP)
 	@if [ -x scripts/test-deps.sh ]; then scripts/test-deps.sh; fi
 
-# Two pytest-xdist workers (one per core of the 2-core machines we and CI run on);
+# Three pytest-xdist workers on the 2-core machines we and CI run on: the tests spend a
+# good part of their time waiting (for daemons to start, a browser to paint, timeouts,
+# send rates), which a third worker fills (docs/reliability.md has the figures).
 # `make test WORKERS=0` runs in one process. Groups of tests that must not run side by
 # side stay on one worker (tests/conftest.py, SERIAL_GROUPS).
-WORKERS ?= 2
+WORKERS ?= 3
 
 # The tests run with bytecode caching on (__pycache__, ignored by git) even where
 # PYTHONDONTWRITEBYTECODE is set, as on our shared machine: there every daemon and CLI

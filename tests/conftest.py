@@ -24,7 +24,7 @@ if not FIXTURES.exists():  # CI clones the repo with shared/ beside it
     FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`). Each
+# `make test` runs the suite on three pytest-xdist workers (`-n 3 --dist loadgroup`). Each
 # worker is its own process (its own event loop, Pykka registry, rlimits, environment),
 # every test has its own tmp_path, and daemons listen on port 0; what the workers share is
 # the machine. The tests of one group below run one after the other on one worker:
