@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +104,12 @@ class DaemonProcess:
         code = self.proc.wait(timeout)
         self._log.close()
         return code
+
+
+def api(url: str, method: str = "GET", doc: object = None, timeout: float = 30) -> Any:
+    """A JSON API call to a daemon process (urllib: usable from any thread)."""
+    data = json.dumps(doc).encode() if doc is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())

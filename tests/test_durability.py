@@ -5,26 +5,16 @@ exactly once, and a request that got no answer is applied whole or not at all.""
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.proc import DaemonProcess, write_config
+from tests.proc import DaemonProcess, api, write_config
 
 PAIRS = 400  # each request acknowledges two messages at once
 SENDERS = 8
-
-
-def api(url: str, method: str = "GET", doc: object = None) -> dict:
-    data = json.dumps(doc).encode() if doc is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())
 
 
 class Outcome:

@@ -20,17 +20,9 @@ from aiohttp.test_utils import TestServer
 from actors.runtime import Runtime
 from daemon.config import load_config
 from tests.conftest import close_server
-from tests.proc import DaemonProcess, write_config
+from tests.proc import DaemonProcess, api, write_config
 from web.app import make_app
 from web.keys import RECOVERY
-
-
-def api(url: str, method: str = "GET", doc: object = None) -> dict:
-    data = json.dumps(doc).encode() if doc is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
 
 
 def ack(message_id: str, level: int) -> list[dict]:
