@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.proc import DaemonProcess, write_config  # noqa: E402
+from tests.proc import api as process_api  # noqa: E402
 
 WRK_CONNECTIONS = 32  # SPEC 4: wrk, 1 thread, 32 connections
 
@@ -64,11 +65,8 @@ def rss_bytes(pid: int) -> int:
 
 
 def api(url: str, method: str = "GET", doc: Any = None, timeout: float = 120) -> Any:
-    data = json.dumps(doc).encode() if doc is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read())
+    """tests/proc.py's call with the bench's longer timeout (big campaigns)."""
+    return process_api(url, method, doc, timeout)
 
 
 def post_raw(url: str, body: bytes, headers: dict[str, str] | None = None,
