@@ -48,18 +48,19 @@ class Reply:
 
     def set(self, value: Any) -> None:
         try:
-            self.loop.call_soon_threadsafe(_resolve, self.future, value, None)
+            self.loop.call_soon_threadsafe(resolve, self.future, value, None)
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             pass
 
     def fail(self, error: BaseException) -> None:
         try:
-            self.loop.call_soon_threadsafe(_resolve, self.future, None, error)
+            self.loop.call_soon_threadsafe(resolve, self.future, None, error)
         except RuntimeError:
             pass
 
 
-def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+def resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    """On the loop: answer a waiting caller (unless it gave up: cancelled)."""
     if future.done():
         return
     if error is not None:

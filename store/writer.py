@@ -33,20 +33,12 @@ from typing import Any
 
 import structlog
 
+from core.aio import resolve
+
 log = structlog.get_logger(__name__)
 
 Job = Callable[[sqlite3.Connection], Any]
 BatchFn = Callable[[sqlite3.Connection, list[Any]], None]
-
-
-def resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    """On the loop: answer a waiting caller (unless it gave up: cancelled)."""
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 class WriterThread:
