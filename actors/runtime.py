@@ -137,10 +137,9 @@ class Runtime:
         self.loop = asyncio.get_running_loop()
         self._started = time.perf_counter()
         await self.store.open()
-        # Replay reads the journal up to here; later rows are this run's own commits.
-        self._replay_upto = int((await self.store.fetchone(
-            "SELECT MAX(seq) FROM journal"))[0] or 0)
         await self.journal.start()
+        # Replay reads the journal up to here; later rows are this run's own commits.
+        self._replay_upto = self.journal.next_seq - 1
         for ext in self.early_extensions:
             await ext.start()
         self.accepting = True
