@@ -121,23 +121,24 @@ async def _run(config: Config, sockets: list[socket.socket], notifier: Notifier,
                on_listening: Callable[[str], None] | None) -> int:
     app = make_app(config, listen_early=True)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=3, access_log=None)
+
+    async def give_up(event: str, message: str, error: Exception) -> int:
+        log.error(event, error=str(error), db=str(config.db_path))
+        await runner.cleanup()
+        await notifier.stop_watchdog()
+        return fail(f"{message}: {error}")
+
     notifier.status("starting: opening the database")
     notifier.start_watchdog()  # fed from the loop, so a long start is not mistaken for a hang
     try:
         await runner.setup()  # the database and the journal writer (Runtime.start_core)
     except Exception as exc:
-        log.error("serve.start_failed", error=str(exc), db=str(config.db_path))
-        await runner.cleanup()
-        await notifier.stop_watchdog()
-        return fail(f"could not start: {exc}")
+        return await give_up("serve.start_failed", "could not start", exc)
     try:
         for sock in sockets:
             await web.SockSite(runner, sock).start()
     except OSError as exc:
-        log.error("serve.listen_failed", error=str(exc))
-        await runner.cleanup()
-        await notifier.stop_watchdog()
-        return fail(f"cannot listen: {exc}")
+        return await give_up("serve.listen_failed", "cannot listen", exc)
     url = page_url(config, sockets[0].getsockname()[1])
     # Webhooks are committed from here; the rest answers 503 `starting` until recovered.
     log.info("serve.accepting_webhooks", url=url)
@@ -145,10 +146,7 @@ async def _run(config: Config, sockets: list[socket.socket], notifier: Notifier,
     try:
         await app[RECOVERY]
     except Exception as exc:
-        log.error("serve.start_failed", error=str(exc), db=str(config.db_path))
-        await runner.cleanup()
-        await notifier.stop_watchdog()
-        return fail(f"could not start: {exc}")
+        return await give_up("serve.start_failed", "could not start", exc)
     print(f"campaignd listening on {url}", flush=True)
     log.info("serve.listening", url=url)
     notifier.ready(f"listening on {url}")  # only now: every route answers
