@@ -29,6 +29,15 @@ CLOUD_TAIL = "]}}]}]}"
 STATS = ("total_delivered_count", "total_read_count", "total_played_count")
 
 
+def lua_preamble(start: int, n: int, per_request: int | None = None) -> str:
+    """What every ladder's wrk script starts with: POSTs of JSON, the count of requests
+    made (`generated`, which LUA_REPORT prints) and the ladder's position k of n (and p
+    statuses or replies per request)."""
+    batch = f"local p = {per_request}\n" if per_request is not None else ""
+    return ('\nwrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"generated = 0\nlocal k = {start}\nlocal n = {n}\n{batch}")
+
+
 def reached(total_steps: int, n: int, step: int, lo: int, hi: int) -> int:
     """Messages i in [lo, hi) whose step `step * n + i` is below `total_steps`."""
     return max(0, min(hi, total_steps - step * n) - lo)
@@ -75,12 +84,7 @@ class WebjsLadder:
     def lua(self, start: int) -> str:
         """Request k for k = start, start + 1, ...; past the ladder a body the daemon
         refuses (the row then fails on its non-2xx answer)."""
-        return f"""
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-generated = 0
-local k = {start}
-local n = {self.n}
+        return lua_preamble(start, self.n) + f"""\
 request = function()
   local ack = 2 + math.floor(k / n)
   local body = '{{"event":"message_status_updated","data":{{"workspace_id":1,' ..
@@ -171,13 +175,7 @@ class CloudLadder:
                 "timestamp": str(self.timestamp), "recipient_id": "16505551234"}
 
     def lua(self, start: int) -> str:
-        return f"""
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-generated = 0
-local k = {start}
-local n = {self.n}
-local p = {self.per_request}
+        return lua_preamble(start, self.n, self.per_request) + f"""\
 local names = {{"sent", "delivered", "read"}}
 local head = '{CLOUD_HEAD}'
 local tail = '{CLOUD_TAIL}'
@@ -259,13 +257,7 @@ class ReplyLadder:
         return item
 
     def lua(self, start: int) -> str:
-        return f"""
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-generated = 0
-local k = {start}
-local n = {self.n}
-local p = {self.per_request}
+        return lua_preamble(start, self.n, self.per_request) + f"""\
 local head = '{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{' ..
   '"field":"messages","value":{{"messaging_product":"whatsapp",' ..
   '"contacts":[{{"wa_id":"16505551234"}}],"messages":['
