@@ -548,13 +548,6 @@ class Ledger:
             if kept else {},
         )
 
-    def touch(self, row: int) -> None:
-        """Mark a row changed though its delivery state did not move (analytics: its
-        replies did, and the checkpoint must recount it)."""
-        if not self.dirty[row]:
-            self.dirty[row] = 1
-            self.dirty_count += 1
-
     def take_dirty(self) -> list[int]:
         """Rows changed since the last call (a C-speed scan of one byte per message)."""
         if not self.dirty_count:
