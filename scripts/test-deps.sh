@@ -5,7 +5,8 @@
 #  - chromium (Debian package) for the page tests;
 #  - chattr, mount for the storage-fault tests;
 #  - nginx, openssl, systemd and systemd-container for the deployment tests;
-#  - redis-server for the cluster tests (run in the foreground on a free port).
+#  - redis-server for the cluster tests (run in the foreground on a free port);
+#  - curl for the README walkthrough test.
 # Idempotent and quick when everything is there. As root it installs Debian packages
 # (apt-get update first). Whatever is still missing at the end is listed and the script
 # fails, so `make test` stops with that list instead of running a suite whose tests for
@@ -62,6 +63,8 @@ apt_install systemd-nspawn systemd-container
 # foreground on a free loopback port with its own folder (the package's own service, if
 # the machine starts it, is not used).
 apt_install redis-server redis-server
+# tests/test_readme.py: the README's walkthrough is run as written, with curl.
+apt_install curl curl
 
 if command -v node >/dev/null 2>&1; then
     major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
