@@ -6,13 +6,15 @@ The statuses climb a ladder (bench/ladder.py CloudLadder) over MESSAGES register
 messages: sent, then delivered, then read (or from FIRST_STATUS up), so every status
 changes its message, for the whole run. Prints one JSON line: statuses answered 2xx,
 non-2xx answers, the time of the last answer (epoch s) and the rate achieved (statuses
-answered per second between the first request and the last answer).
+answered per second between the first request and the last answer). SIGTERM ends the
+run early the same way: no new request, the ones in flight answered, the line printed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import time
 
@@ -35,6 +37,8 @@ async def main(url: str, prefix: str, messages: int, rate: float, seconds: float
     started = time.perf_counter()
     started_epoch = time.time()
     tasks: set[asyncio.Task[None]] = set()
+    stop = asyncio.Event()  # SIGTERM: the caller has measured what it wanted
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
 
     async def post(session: aiohttp.ClientSession, body: bytes) -> None:
         nonlocal ok, refused, last
@@ -50,7 +54,7 @@ async def main(url: str, prefix: str, messages: int, rate: float, seconds: float
     connector = aiohttp.TCPConnector(limit=64)
     async with aiohttp.ClientSession(connector=connector) as session:
         n = 0
-        while time.perf_counter() - started < seconds:
+        while time.perf_counter() - started < seconds and not stop.is_set():
             first = offset + n * PER_REQUEST
             if first + PER_REQUEST > len(CloudLadder.STATUSES) * messages:
                 raise SystemExit("the ladder ran out: register more messages")
@@ -62,11 +66,12 @@ async def main(url: str, prefix: str, messages: int, rate: float, seconds: float
             n += 1
             delay = started + n * interval - time.perf_counter()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await asyncio.sleep(delay)  # one interval at most: the stop is seen soon
         await asyncio.gather(*tasks)
     achieved = ok / max(1e-9, last - started_epoch)
     print(json.dumps({"acked": ok, "sent": n * PER_REQUEST, "refused": refused,
-                      "last_ack": last, "achieved_rate": achieved}), flush=True)
+                      "last_ack": last, "achieved_rate": achieved,
+                      "stopped_early": stop.is_set()}), flush=True)
 
 
 if __name__ == "__main__":
