@@ -109,3 +109,22 @@ def test_failure_categories_say_what_the_failure_table_says() -> None:
             assert english[key].replace("{key}", "sender.retry_limited_by_meta") == said, key
             assert indonesian[key] != english[key], key
     assert "{key}" in english["failure.limited_by_meta.action"]
+
+
+def test_every_failure_code_has_its_label_in_every_language() -> None:
+    """A recipient's failure shows its code's own label in the page's language: English is
+    the label of domain/failures.py (so page, API, CSV and docs/failures.md agree), every
+    code of the table is in every catalogue and in the page's map (web/static/failures.js),
+    and Indonesian says it in Indonesian."""
+    from domain.failures import CODES
+
+    english, indonesian = load("en"), load("id")
+    keys = {f"failure.code.{c.code}" for c in CODES}
+    assert keys == {k for k in english if k.startswith("failure.code.")}
+    for c in CODES:
+        key = f"failure.code.{c.code}"
+        assert english[key] == c.label, key
+        assert indonesian[key] != english[key], key
+    page = (STATIC / "failures.js").read_text(encoding="utf-8")
+    mapped = set(re.findall(r'^  "([^"]+)": \(\) => t\("failure\.code\.\1"\),$', page, re.M))
+    assert mapped == {c.code for c in CODES}

@@ -31,6 +31,90 @@ const CATEGORY_TEXT = {
   other: () => ({ label: t("failure.other.label"), explanation: t("failure.other.explanation"), action: tn("failure.other.action") }),
 };
 
+// Each failure code's own plain label (domain/failures.py CODES, where English is kept:
+// tests/test_page_i18n.py checks the catalogue against it). A literal key per code, so the
+// catalogue scan sees them all; families ("132xxx", "http_5xx") stand for their codes.
+const CODE_LABEL = {
+  "131050": () => t("failure.code.131050"),
+  "63014": () => t("failure.code.63014"),
+  "21610": () => t("failure.code.21610"),
+  "131026": () => t("failure.code.131026"),
+  "131009": () => t("failure.code.131009"),
+  "63003": () => t("failure.code.63003"),
+  "63024": () => t("failure.code.63024"),
+  "131049": () => t("failure.code.131049"),
+  "130472": () => t("failure.code.130472"),
+  "63049": () => t("failure.code.63049"),
+  "63032": () => t("failure.code.63032"),
+  "130429": () => t("failure.code.130429"),
+  "131056": () => t("failure.code.131056"),
+  "80007": () => t("failure.code.80007"),
+  "4": () => t("failure.code.4"),
+  "63018": () => t("failure.code.63018"),
+  "132000": () => t("failure.code.132000"),
+  "132001": () => t("failure.code.132001"),
+  "132005": () => t("failure.code.132005"),
+  "132007": () => t("failure.code.132007"),
+  "132012": () => t("failure.code.132012"),
+  "132015": () => t("failure.code.132015"),
+  "132016": () => t("failure.code.132016"),
+  "132xxx": () => t("failure.code.132xxx"),
+  "131008": () => t("failure.code.131008"),
+  "100": () => t("failure.code.100"),
+  "63021": () => t("failure.code.63021"),
+  "131047": () => t("failure.code.131047"),
+  "63016": () => t("failure.code.63016"),
+  "131042": () => t("failure.code.131042"),
+  "131031": () => t("failure.code.131031"),
+  "368": () => t("failure.code.368"),
+  "131048": () => t("failure.code.131048"),
+  "190": () => t("failure.code.190"),
+  "0": () => t("failure.code.0"),
+  "10": () => t("failure.code.10"),
+  "200": () => t("failure.code.200"),
+  "131005": () => t("failure.code.131005"),
+  "133010": () => t("failure.code.133010"),
+  "131045": () => t("failure.code.131045"),
+  "133xxx": () => t("failure.code.133xxx"),
+  "http_401": () => t("failure.code.http_401"),
+  "http_403": () => t("failure.code.http_403"),
+  "session_not_working": () => t("failure.code.session_not_working"),
+  "131000": () => t("failure.code.131000"),
+  "131016": () => t("failure.code.131016"),
+  "133004": () => t("failure.code.133004"),
+  "131057": () => t("failure.code.131057"),
+  "1": () => t("failure.code.1"),
+  "2": () => t("failure.code.2"),
+  "http_429": () => t("failure.code.http_429"),
+  "http_5xx": () => t("failure.code.http_5xx"),
+  "http_408": () => t("failure.code.http_408"),
+  "timeout": () => t("failure.code.timeout"),
+  "connection_error": () => t("failure.code.connection_error"),
+  "130403": () => t("failure.code.130403"),
+  "130497": () => t("failure.code.130497"),
+  "131021": () => t("failure.code.131021"),
+  "131051": () => t("failure.code.131051"),
+  "131052": () => t("failure.code.131052"),
+  "131053": () => t("failure.code.131053"),
+  "30003": () => t("failure.code.30003"),
+  "30007": () => t("failure.code.30007"),
+  "ack_error": () => t("failure.code.ack_error"),
+  "http_4xx": () => t("failure.code.http_4xx"),
+  "bad_reply": () => t("failure.code.bad_reply"),
+};
+const CODE_FAMILIES = Object.keys(CODE_LABEL).filter((code) => code.endsWith("x"));
+
+/** A code's label in the page's language, or null for a code the table does not list. */
+export function codeLabel(code) {
+  if (!code) return null;
+  if (Object.hasOwn(CODE_LABEL, code)) return CODE_LABEL[code]();
+  const family = CODE_FAMILIES.find((f) => {
+    const stem = f.replace(/x+$/, "");
+    return code.length === f.length && code.startsWith(stem) && /^\d+$/.test(code.slice(stem.length));
+  });
+  return family ? CODE_LABEL[family]() : null;
+}
+
 // The language of the server's failure table (GET /api/failures, a row's failure.label):
 // a code's own plain label is shown as it is only to a reader of this language; others
 // see the category's label from the catalogue.
@@ -61,13 +145,15 @@ function categoryLabel(category, server, attrs = {}) {
   return h("span", { ...attrs, title: text.explanation || null, lang: text.known ? null : SERVER_LANGUAGE }, text.label);
 }
 
-/** The failure of a recipient row, for the table: the code's own label where the page
- *  speaks the server's language, else the category's label; the code as data. */
+/** The failure of a recipient row, for the table: its code's own label in the page's
+ *  language (the server's label, in English, for a code the page does not know; the
+ *  category's label to a reader of another language); the code as data. */
 export function failureNote(failure, attrs) {
-  const own = language() === SERVER_LANGUAGE && failure.label;
+  const own = codeLabel(failure.code);
+  const server = !own && language() === SERVER_LANGUAGE && failure.label;
   const text = categoryText(failure.category, { label: failure.label });
-  const label = own ? failure.label : text.label;
-  const lang = own || text.known ? null : SERVER_LANGUAGE;
+  const label = own || server || text.label;
+  const lang = own || server || text.known ? null : SERVER_LANGUAGE;
   return h("span", { ...attrs, translate: "no" }, h("span", { translate: "yes", lang }, label), failure.code ? ` (${failure.code})` : "");
 }
 
@@ -88,6 +174,14 @@ export async function failureTable() {
       });
   }
   return table;
+}
+
+/** A code's hover text in the breakdown: its label in the page's language, then the
+ *  provider's own title and whose code it is (data, as the provider wrote it). */
+function codeTitle(code, known) {
+  const label = codeLabel(code);
+  const provider = known ? `${known.title} (${known.family})` : null;
+  return [label, provider].filter(Boolean).join(" · ") || null;
 }
 
 /** The breakdown panel: one line per category with failed messages. */
@@ -124,7 +218,7 @@ export class FailureBreakdown {
             const known = codes.get(code);
             return code === "none"
               ? h("span", { class: "code" }, t("failure.no_code"), h("b", {}, ` ${fmtInt(n)}`))
-              : h("span", { class: "code", translate: "no", title: known ? `${known.title} (${known.family})` : null }, code, h("b", {}, ` ${fmtInt(n)}`));
+              : h("span", { class: "code", translate: "no", title: codeTitle(code, known) }, code, h("b", {}, ` ${fmtInt(n)}`));
           });
           const retry = c.retry === "backoff" ? t("failure.retry.backoff") : c.retry === "later" ? t("failure.retry.later") : "";
           return h(
