@@ -348,6 +348,21 @@ async def test_new_campaign_form_reports_bad_numbers_and_lands_on_the_live_view(
         await expect(page, lambda p: _cards_are(p, total=8, sent=8, delivered=8, read=8,
                                                 failed=0))
         assert await dom(page, "() => document.getElementById('sending').hidden") is True
+        # Finished: nothing to pause or cancel (no greyed-out buttons that look usable),
+        # nothing failed to retry; the export stays.
+        assert await dom(page, "() => [...document.querySelectorAll('.actions button')]"
+                               ".map(b => b.dataset.action)") == ["export"]
+        # The chart is drawn at the width it is shown at (a stretched SVG scales its text),
+        # also when its box changes without the window's (the grid settling).
+        drawn_at_box_width = ("() => { const s = document.querySelector('.chart-svg'); "
+                              "return s && Math.abs(s.getBoundingClientRect().width"
+                              " - Number(s.getAttribute('width'))) <= 1 }")
+        await expect(page, lambda p: dom(p, drawn_at_box_width))
+        await dom(page, "() => { document.querySelector('.chart').style.width = '420px' }")
+        await expect(page, lambda p: dom(p, "() => document.querySelector('.chart-svg')"
+                                            ".getAttribute('width') === '420'"))
+        await dom(page, "() => { document.querySelector('.chart').style.width = '' }")
+        await expect(page, lambda p: dom(p, drawn_at_box_width))
         assert page.errors == []
         await shot(page, "8-completed")
     finally:

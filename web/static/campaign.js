@@ -4,7 +4,7 @@
 // fetched again, so nothing stale stays on screen.
 
 import { api, channelName, connectLive, describeError, errorParts, onReconnect, pageConfig, token } from "./api.js";
-import { renderChart, series } from "./chart.js";
+import { chartWidth, renderChart, series } from "./chart.js";
 import { locale, t, tn } from "./i18n.js";
 import { AlertBanner, alertText, FailureBreakdown, NumberHealth } from "./failures.js";
 import { RecipientTable } from "./table.js";
@@ -205,11 +205,14 @@ export function mountCampaign(root, uuid) {
     }
     if (s === "pending" && campaign.message) buttons.push(["start", actionText("start").label, "btn-primary", false]);
     if (s === "scheduled") buttons.push(["start", t("action.start_now"), "btn-primary", false]);
+    // A finished campaign (completed, cancelled, failed) has nothing to pause or cancel:
+    // those buttons go rather than stay greyed out; Retry failed stays while it can act.
+    const finished = ["completed", "cancelled", "failed"].includes(s);
     if (s === "paused") buttons.push(["resume", actionText("resume").label, "btn-primary", false]);
-    else buttons.push(["pause", actionText("pause").label, "", s !== "processing"]);
-    buttons.push(["cancel", actionText("cancel").label, "btn-danger-ghost", !["pending", "scheduled", "processing", "paused"].includes(s)]);
+    else if (!finished) buttons.push(["pause", actionText("pause").label, "", s !== "processing"]);
+    if (!finished) buttons.push(["cancel", actionText("cancel").label, "btn-danger-ghost", false]);
     const retry = failed ? t("action.retry_failed.count", { count: failed }) : actionText("retry-failed").label;
-    buttons.push(["retry-failed", retry, "", !failed || !["processing", "paused", "completed", "failed"].includes(s)]);
+    if (!finished || failed) buttons.push(["retry-failed", retry, "", !failed || !["processing", "paused", "completed", "failed"].includes(s)]);
     actionsEl.replaceChildren(
       ...buttons.map(([action, label, cls, disabled]) =>
         h("button", { class: `btn ${cls}`, disabled, dataset: { action }, onclick: () => act(action) }, label),
@@ -594,9 +597,16 @@ export function mountCampaign(root, uuid) {
   // A scheduled campaign's "starts in ..." counts down; its start comes as a status push.
   const ticker = setInterval(() => campaign && campaign.status === "scheduled" && renderSending(), 15000);
   cleanups.push(() => clearInterval(ticker));
-  const onResize = throttle(() => timeline && renderChart(chartEl, timeline), 200);
-  window.addEventListener("resize", onResize);
-  cleanups.push(() => window.removeEventListener("resize", onResize));
+  // The chart is drawn for its box's width; when the box changes (a window resize, or the
+  // grid settling after the panels beside it filled in) it is drawn again, else the SVG
+  // would be stretched and its text scaled with it.
+  const redraw = throttle(() => {
+    const drawn = Number(chartEl.dataset.width || 0);
+    if (timeline && alive && drawn && Math.abs(chartWidth(chartEl) - drawn) > 1) renderChart(chartEl, timeline);
+  }, 200);
+  const resizes = new ResizeObserver(redraw);
+  resizes.observe(chartEl);
+  cleanups.push(() => resizes.disconnect());
 
   table.renderTabs({});
   loadAll();

@@ -44,7 +44,13 @@ function timeLabel(ms, spanMs) {
   return d.toLocaleTimeString(locale(), opts);
 }
 
-/** Render the chart into `el` (replacing what is there). */
+/** The width the chart is drawn at in `el` (its box; at least 320). */
+export function chartWidth(el) {
+  return Math.max(320, el.clientWidth || 640);
+}
+
+/** Render the chart into `el` (replacing what is there), at the box's width, which it
+ *  keeps in `el.dataset.width` so a change of the box can be told. */
 export function renderChart(el, timeline) {
   const points = [...((timeline && timeline.points) || [])];
   el.replaceChildren();
@@ -52,7 +58,8 @@ export function renderChart(el, timeline) {
     el.append(h("div", { class: "chart-empty" }, t("chart.empty")));
     return;
   }
-  const width = Math.max(320, el.clientWidth || 640);
+  const width = chartWidth(el);
+  el.dataset.width = String(width);
   const height = 270;
   const pad = { l: 44, r: 14, t: 12, b: 26 };
   const xs = points.map((p) => new Date(p.t).getTime());
