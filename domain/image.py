@@ -79,9 +79,8 @@ def _unpack(magic: bytes, data: bytes) -> tuple[dict[str, Any], list[memoryview]
 # --- the ledger -----------------------------------------------------------------------
 
 
-def ledger_to_bytes(ledger: Ledger, pending: array[int] | None = None) -> bytes:
-    """The ledger as bytes; `pending`: rows whose state the `messages` table may not have
-    yet (the image's owner writes them later; they travel with the image)."""
+def ledger_to_bytes(ledger: Ledger) -> bytes:
+    """The ledger as bytes (what is dirty is not: the image's owner keeps track)."""
     book = ledger.failures
     attempts = ledger.attempts
     latest = dict(attempts.items())
@@ -101,16 +100,15 @@ def ledger_to_bytes(ledger: Ledger, pending: array[int] | None = None) -> bytes:
         "sent": [[row, *sent] for row, sent in attempts.sent_items() if row not in latest],
     }
     blobs = [bytes(ledger.level), bytes(ledger.failed),
-             *(column.tobytes() for column in ledger.ts),
-             (pending if pending is not None else array("I")).tobytes()]
+             *(column.tobytes() for column in ledger.ts)]
     return _pack(LEDGER_MAGIC, head, blobs)
 
 
-def ledger_from_bytes(data: bytes) -> tuple[Ledger, array[int]]:
-    """(the ledger, its pending rows) from `ledger_to_bytes`; nothing marked dirty."""
+def ledger_from_bytes(data: bytes) -> Ledger:
+    """The ledger `ledger_to_bytes` was given, with nothing marked dirty."""
     head, blobs = _unpack(LEDGER_MAGIC, data)
     rows = head["rows"]
-    if len(blobs) != 3 + TS_SLOTS or len(blobs[0]) != rows or len(blobs[1]) != rows:
+    if len(blobs) != 2 + TS_SLOTS or len(blobs[0]) != rows or len(blobs[1]) != rows:
         raise ImageRejected("damaged (arrays)")
     ledger = Ledger()
     ledger.base = head["base"]
@@ -134,9 +132,7 @@ def ledger_from_bytes(data: bytes) -> tuple[Ledger, array[int]]:
         book.set(row, tick, Failure(source, code, title, details), reason)
     book.breakdown = {category: dict(codes) for category, codes in head["breakdown"].items()}
     ledger.attempts.restore(head["attempts"], head["sent"])
-    pending = array("I")
-    pending.frombytes(blobs[-1])
-    return ledger, pending
+    return ledger
 
 
 def _load_histogram(histogram: LatencyHistogram, buckets: list[list[int]], count: int) -> None:

@@ -33,7 +33,8 @@ from domain.ledger import DirtyRows
 from domain.records import CheckpointData
 from store.aggregates import MARK
 from store.db import Statement, Store, StoreUnavailable
-from store.engagement import inbound_transactions, suppression_statements
+from store.engagement import inbound_transactions
+from store.image import image_statements
 
 log = structlog.get_logger(__name__)
 
@@ -190,11 +191,9 @@ class Checkpointer:
             # most), then everything else with the journal's compaction in the last one.
             # Derived (store/db.py): until the last transaction is durable the journal
             # keeps every event these rows and figures come from.
+            await self._write_images(self._carry)
             for statements in self._row_chunks(self._carry):
                 await self.store.transaction(statements, derived=True)
-            for carried in self._carry:  # replies and their credits (SPEC 6), chunked too
-                for statements in inbound_transactions(carried.inbound_ops):
-                    await self.store.transaction(statements, derived=True)
             await self.store.transaction(self._statements(self._carry, data.seq),
                                          derived=True)
             log.debug("checkpoint.written", seq=data.seq)
@@ -207,6 +206,22 @@ class Checkpointer:
                 self._trimmed_at = time.monotonic()
                 release_free_memory()
             return data.seq
+
+    async def _write_images(self, pending: list[CheckpointData]) -> None:
+        """Before any row (issue 20, store/image.py): the replies and their credits
+        (SPEC 6, chunked), then ONE transaction with the orphan and suppression changes
+        and the recovery images at the newest data's seq. From then on a start can
+        replay the journal from that seq; the rows below, and the compaction after them,
+        keep the rows + journal path complete as before."""
+        for carried in pending:
+            for statements in inbound_transactions(carried.inbound_ops):
+                await self.store.transaction(statements, derived=True)
+            carried.inbound_ops.clear()  # written: a failure later must not repeat them
+        await self.store.transaction(image_statements(pending), derived=True)
+        for carried in pending:
+            carried.orphan_ops.clear()
+            carried.suppression_ops.clear()
+        log.debug("checkpoint.imaged", seq=pending[-1].seq)
 
     def _row_chunks(self, pending: list[CheckpointData]) -> Iterator[list[Statement]]:
         """The changed rows, a transaction's worth at a time, oldest data first (a newer
@@ -236,21 +251,7 @@ class Checkpointer:
                         True,
                     )
                 )
-            for op, arg in data.orphan_ops:
-                if op == "add":
-                    out.append(
-                        (
-                            "INSERT INTO orphans (message_id, source, event, received_at)"
-                            " VALUES (?,?,?,?)",
-                            arg,
-                            False,
-                        )
-                    )
-                else:
-                    out.append(("DELETE FROM orphans WHERE message_id = ?", (arg,), False))
-            # engagement (SPEC 6): the suppression facts (inbound events are written
-            # before, in chunks)
-            out.extend(suppression_statements(data.suppression_ops))
+            # the orphan and suppression changes went with the images (_write_images)
         out.append(("DELETE FROM journal WHERE seq <= ?", (seq,), False))
         out.append(
             (

@@ -329,8 +329,9 @@ async def test_contacts_counted_before_the_tier_counters_get_them_at_upgrade(
     from store import migrations, tier_counts
 
     everything, move = migrations.MIGRATIONS, tier_counts.move
-    index = [m.name for m in everything].index("0011_contact_tiers")
-    monkeypatch.setattr(migrations, "MIGRATIONS", everything[:index])
+    # (the migrations after it, which today's code needs, are there: 0011 comes later)
+    monkeypatch.setattr(migrations, "MIGRATIONS",
+                        [m for m in everything if m.name != "0011_contact_tiers"])
     monkeypatch.setattr(tier_counts, "move", lambda conn, moves: None)
     settings = {"store.path": str(tmp_path / "before.sqlite3")}
     d = await daemon_factory(**settings)
