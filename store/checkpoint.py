@@ -2,11 +2,14 @@
 
 The ingest actor notes the highest journal seq S it has routed and asks every active
 campaign actor for its dirty rows (their inboxes are FIFO, so each answer reflects
-every event up to S). The rows are written in transactions of CHUNK_ROWS (so a
-webhook's commit never waits behind a whole checkpoint), the inbound events in
-transactions of their own (store/engagement.py), then one transaction writes the
-statistics, the orphan and suppression changes, and deletes the journal up to S
-(`_row_chunks` says why that is safe). If a write fails, what was collected is
+every event up to S), each with a recovery image of its ledger when it changed, and
+adds the id index's image. First the inbound events are written in transactions of
+their own (store/engagement.py), then ONE transaction writes the orphan and
+suppression changes and the images at S (`_write_images`, store/image.py: from then on
+a start may replay the journal from S). Then the rows are written in transactions of
+CHUNK_ROWS (so a webhook's commit never waits behind a whole checkpoint), and one
+transaction writes the statistics and deletes the journal up to S (`_row_chunks` says
+why that is safe). If a write fails, what was collected is
 kept and written first by the next checkpoint, so no change is ever forgotten; so is
 an answer the checkpoint stopped waiting for (the actors forget what they hand over).
 
