@@ -28,6 +28,7 @@ from actors.messages import (
     CampaignCreated,
     Checkpoint,
     CheckpointDone,
+    GetStatistics,
     Loaded,
     NumberRows,
     RegisterMessages,
@@ -168,6 +169,12 @@ class Runtime:
             self.config["ingest.passivate_after"], trusted.seq,
             attributor=attributor, suppressions=self.suppressions, lookup=self._lookup,
         )
+        # Every imaged campaign gets its actor now, whether or not the journal after the
+        # images has events for it: the image may hold events after `checkpoint_seq`
+        # that only its actor can write (its pending rows) before the journal is
+        # compacted past them.
+        for no in trusted.campaigns:
+            self.ingest.tell(GetStatistics(no, Reply.new()))
         self.replayed_events = await self._replay(trusted.seq, self._replay_upto)
         held, self._held = self._held, None
         for groups, seq in held or ():  # committed while we recovered: after the replay

@@ -37,7 +37,7 @@ from domain.records import CheckpointData
 from store.aggregates import MARK
 from store.db import Statement, Store, StoreUnavailable
 from store.engagement import inbound_transactions
-from store.image import image_statements
+from store.image import image_statements, written_statements
 
 log = structlog.get_logger(__name__)
 
@@ -255,6 +255,7 @@ class Checkpointer:
                     )
                 )
             # the orphan and suppression changes went with the images (_write_images)
+        out.extend(written_statements(seq))
         out.append(("DELETE FROM journal WHERE seq <= ?", (seq,), False))
         out.append(
             (

@@ -95,6 +95,10 @@ def image_statements(carry: list[CheckpointData]) -> list[Statement]:
     else:
         out.append(("INSERT OR REPLACE INTO recovery_images (name, seq, body)"
                     " VALUES (?, ?, ?)", (INDEX, seq, index), False))
+    # Images of campaigns without an actor now can never be used again (their rows are
+    # complete): only their row counts are kept (`imaged_rows`).
+    out.append(("UPDATE recovery_images SET body = x'', pending = NULL WHERE seq < ?"
+                " AND name != ?", (seq, INDEX), False))
     out.append(("INSERT INTO meta (key, value) VALUES ('image_seq', ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(seq),), False))
     return out
@@ -122,8 +126,8 @@ async def trusted_images(store: Store, checkpoint_seq: int) -> Trusted:
     that needs the journal after `checkpoint_seq` has no usable image, the start goes the
     rows + journal way for every campaign, as it did before images."""
     image_seq = int(await store.get_meta("image_seq") or 0)
-    if image_seq <= checkpoint_seq:
-        return Trusted(checkpoint_seq)  # the images are not newer than the rows
+    if not image_seq or image_seq < checkpoint_seq:
+        return Trusted(checkpoint_seq)  # no images yet
     rows = await store.fetchall(
         "SELECT i.name, i.rows, i.body, i.pending, i.row_writes IS c.row_writes"
         " FROM recovery_images i LEFT JOIN campaigns c ON i.name = 'campaign:' || c.no"
@@ -155,3 +159,9 @@ async def imaged_rows(store: Store) -> dict[int, int]:
     rows = await store.fetchall(
         "SELECT name, rows FROM recovery_images WHERE name LIKE 'campaign:%'")
     return {int(name.split(":", 1)[1]): count for name, count in rows}
+
+
+def written_statements(seq: int) -> list[Statement]:
+    """In the checkpoint's last transaction: every row the images at `seq` listed as
+    pending is written now (a start loading them would write them once more)."""
+    return [("UPDATE recovery_images SET pending = NULL WHERE seq = ?", (seq,), False)]

@@ -9,7 +9,9 @@ the trigger is dropped and the daemon started again:
 
 - as written: the start replays the journal from the image's seq (the log says so),
   and counters and every row are exact; the rows the image had and the table did not
-  are written by the next checkpoint, and a clean restart after it is exact too;
+  are written by the next checkpoint, and a clean restart after it is exact too, also
+  for a second campaign whose only events since its rows came before the image (none
+  replayed, nobody asks for it before the journal is compacted past them);
 - a sender write counted after the image (campaigns.row_writes moved): the image is
   stale, the start goes the rows + journal way, exact;
 - an image of another layout: refused, the rows + journal way, exact.
@@ -105,6 +107,9 @@ def killed_after_an_image(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
         url = proc.url
         uuid = api(f"{url}/api/campaigns", "POST",
                    {"workspace_id": 1, "name": "images"})["campaign"]["uuid"]
+        quiet = api(f"{url}/api/campaigns", "POST",
+                    {"workspace_id": 1, "name": "quiet"})["campaign"]["uuid"]
+        register(url, quiet, [f"Q{i}" for i in range(5)])
         expected: dict[str, str] = {}
         first = [f"A{i}" for i in range(30)]
         register(url, uuid, first)
@@ -125,6 +130,8 @@ def killed_after_an_image(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
             post_ack(url, f"A{i}", 2)
             expected[f"A{i}"] = "delivered"
         post_ack(url, "GHOST", 2)  # not registered yet: kept as an orphan
+        for i in range(3):  # the quiet campaign's only events after the rows it has
+            post_ack(url, f"Q{i}", 2)
         before = meta(db)
         rows_of(url, uuid)  # a checkpoint: its images commit, its rows fail
         after = meta(db)
@@ -143,13 +150,17 @@ def killed_after_an_image(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
         proc.kill()
     with sqlite3.connect(db) as conn:
         conn.execute("DROP TRIGGER test_block_rows")
-    return config, uuid, expected
+    return config, (uuid, quiet), expected
+
+
+QUIET = {"Q0": "delivered", "Q1": "delivered", "Q2": "delivered", "Q3": "pending",
+         "Q4": "pending"}
 
 
 @pytest.mark.parametrize("case", ["as written", "stale", "other layout"])
 def test_a_kill_after_the_images_before_their_rows_loses_nothing(tmp_path: Path,
                                                                 case: str) -> None:
-    config, uuid, expected = killed_after_an_image(tmp_path)
+    config, (uuid, quiet), expected = killed_after_an_image(tmp_path)
     db = tmp_path / "campaignd.sqlite3"
     seqs = meta(db)
     with sqlite3.connect(db) as conn:
@@ -165,7 +176,7 @@ def test_a_kill_after_the_images_before_their_rows_loses_nothing(tmp_path: Path,
         url = proc.url
         log = started(tmp_path / "daemon.log")
         if case == "as written":
-            assert (log["replayed_from"], log["images"]) == (seqs["image_seq"], 1)
+            assert (log["replayed_from"], log["images"]) == (seqs["image_seq"], 2)
         else:
             assert (log["replayed_from"], log["images"]) == (seqs["checkpoint_seq"], 0)
         assert counts(url, uuid) == expect_counts(expected)
@@ -181,5 +192,10 @@ def test_a_kill_after_the_images_before_their_rows_loses_nothing(tmp_path: Path,
     try:
         assert counts(again.url, uuid) == expect_counts(expected)
         assert rows_of(again.url, uuid) == expected
+        # The quiet campaign had events only between its rows and the image, none in
+        # the journal replayed, and nobody asked for it: it was loaded and its rows
+        # written before the journal was compacted past them.
+        assert counts(again.url, quiet) == expect_counts(QUIET)
+        assert rows_of(again.url, quiet) == QUIET
     finally:
         again.terminate()
