@@ -7,9 +7,10 @@ adds the id index's image. First the inbound events are written in transactions 
 their own (store/engagement.py), then ONE transaction writes the orphan and
 suppression changes and the images at S (`_write_images`, store/image.py: from then on
 a start may replay the journal from S). Then the rows are written in transactions of
-CHUNK_ROWS (so a webhook's commit never waits behind a whole checkpoint), and one
-transaction writes the statistics and deletes the journal up to S (`_row_chunks` says
-why that is safe). If a write fails, what was collected is
+CHUNK_ROWS (so a webhook's commit never waits behind a whole checkpoint; a periodic
+checkpoint writes for ROW_SECONDS and leaves the rest to the next, `_write_rows`), and
+once all are written one transaction writes the statistics and deletes the journal up
+to S (`_row_chunks` says why that is safe). If a write fails, what was collected is
 kept and written first by the next checkpoint, so no change is ever forgotten; so is
 an answer the checkpoint stopped waiting for (the actors forget what they hand over).
 
@@ -107,6 +108,12 @@ def update_rows(conn: sqlite3.Connection, block: DirtyRows, lo: int, hi: int) ->
 
 TRIM_EVERY = 30.0  # seconds
 CHUNK_ROWS = 2000  # rows per transaction: ~10-20 ms of the writer's time
+# A periodic checkpoint writes rows for this long, then leaves the rest to the next one
+# (`_write_rows`), unless more than CARRY_ROWS changed rows or CARRY_RUNS runs' data
+# are carried.
+ROW_SECONDS = 1.0
+CARRY_ROWS = 3_000_000
+CARRY_RUNS = 8
 
 
 def release_free_memory() -> None:
@@ -142,6 +149,7 @@ class Checkpointer:
         self.interval = interval
         self.collect_timeout = collect_timeout
         self._carry: list[CheckpointData] = []  # collected but not yet written
+        self._chunks_done = 0  # of the carry's row chunks (`_row_chunks`), in order
         # A collection the last run stopped waiting for: the actors still hand over
         # their changed rows (and forget them), so the next run must write that answer.
         self._collecting: asyncio.Future[CheckpointData] | None = None
@@ -167,14 +175,15 @@ class Checkpointer:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                await self.run()
+                await self.run(complete=False)
             except StoreUnavailable as exc:
                 log.warning("checkpoint.deferred", error=str(exc))
             except Exception:
                 log.exception("checkpoint.failed")
 
-    async def run(self) -> int:
-        """Take one checkpoint now; return the journal seq it covers."""
+    async def run(self, complete: bool = True) -> int:
+        """Take one checkpoint now; return the journal seq it covers. Not `complete`
+        (the periodic ones): the rows may be left for the next run (`_write_rows`)."""
         async with self._lock, self.gate.exclusive():
             started = time.perf_counter()
             pending = self._collecting
@@ -195,12 +204,15 @@ class Checkpointer:
             # Derived (store/db.py): until the last transaction is durable the journal
             # keeps every event these rows and figures come from.
             await self._write_images(self._carry)
-            for statements in self._row_chunks(self._carry):
-                await self.store.transaction(statements, derived=True)
+            deadline = None if complete else time.perf_counter() + ROW_SECONDS
+            if not await self._write_rows(deadline):
+                log.debug("checkpoint.rows_deferred", seq=data.seq)
+                return data.seq
             await self.store.transaction(self._statements(self._carry, data.seq),
                                          derived=True)
             log.debug("checkpoint.written", seq=data.seq)
             self._carry.clear()
+            self._chunks_done = 0
             self.last_seq = data.seq
             self.last_at = time.time()
             self.written(data.seq)
@@ -224,7 +236,30 @@ class Checkpointer:
         for carried in pending:
             carried.orphan_ops.clear()
             carried.suppression_ops.clear()
+            # the stored images are the actors' latest now: keep no copy
+            carried.images = [(no, None, rows) for no, _, rows in carried.images]
+            carried.index_image = None
         log.debug("checkpoint.imaged", seq=pending[-1].seq)
+
+    async def _write_rows(self, deadline: float | None) -> bool:
+        """The carried rows, resuming after the chunks written by earlier runs; True
+        once all are written. With a `deadline` (perf_counter) it stops there: under an
+        ACK flood a checkpoint writing every changed row took tens of seconds, and the
+        next one's images (what a restart replays from) waited for it. The rows left
+        are still dirty in the images' `pending` lists, and the journal is compacted only
+        when all are written; past CARRY_ROWS carried rows (memory) or CARRY_RUNS runs
+        (the journal must be compacted some time) it writes them all."""
+        if deadline is not None and (len(self._carry) > CARRY_RUNS or sum(
+                len(block) for data in self._carry for block in data.rows) > CARRY_ROWS):
+            deadline = None
+        for number, statements in enumerate(self._row_chunks(self._carry)):
+            if number < self._chunks_done:
+                continue
+            if deadline is not None and time.perf_counter() > deadline:
+                return False
+            await self.store.transaction(statements, derived=True)
+            self._chunks_done = number + 1
+        return True
 
     def _row_chunks(self, pending: list[CheckpointData]) -> Iterator[list[Statement]]:
         """The changed rows, a transaction's worth at a time, oldest data first (a newer
