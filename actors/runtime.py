@@ -42,6 +42,7 @@ from core.config import Config
 from core.metrics import Metrics
 from domain.attribution import Attributor, Lookup
 from domain.events import StatusEvent
+from domain.image import ledger_from_bytes
 from domain.index import MessageIndex
 from domain.orphans import OrphanShelf
 from domain.records import CampaignInfo
@@ -97,6 +98,7 @@ class Runtime:
         self._started = 0.0
         self.started_at = time.time()
         self.replayed_events = 0
+        self.imaged_campaigns = 0  # campaigns this start loaded from recovery images
         # Further parts (sender, broadcaster, ...): objects with `async start()` and
         # `async stop()`, given what they need when made, started after the core in
         # list order and stopped before it in reverse (Mopidy's order, in one place).
@@ -156,7 +158,7 @@ class Runtime:
         # Recovery images (store/image.py): when usable, the journal is replayed from
         # their seq, campaigns load from them and the index from its image.
         trusted = await trusted_images(self.store, checkpoint_seq)
-        imaged = len(trusted.campaigns)
+        imaged = self.imaged_campaigns = len(trusted.campaigns)
         if trusted.index is not None:
             index = await self._join_index(trusted.index)
             self._images = trusted.campaigns
@@ -408,8 +410,9 @@ class Runtime:
         for attempt in range(1, 1000):
             try:
                 after, known_base = -1, None
-                if image is not None:  # (told again on a retry: it replaces the ledger)
-                    ref.tell(Loaded(info, [], done=False, image=image.ledger,
+                if image is not None:  # it replaces the actor's ledger
+                    ledger = image.ledger if attempt == 1 else ledger_from_bytes(image.body)
+                    ref.tell(Loaded(info, [], done=False, image=ledger,
                                     pending=image.pending))
                     after, known_base = image.rows - 1, image.ledger.base
                 async for base, columns, attempts in self.campaigns.state_columns(

@@ -109,6 +109,7 @@ class CampaignImage:
     ledger: Ledger
     rows: int  # rows the image has; later ones are read from the table
     pending: array[int]  # rows the table may not have yet (to be written again)
+    body: bytes  # the image itself: a load that is retried starts from a fresh copy
 
 
 @dataclass(slots=True)
@@ -144,7 +145,7 @@ async def trusted_images(store: Store, checkpoint_seq: int) -> Trusted:
             pending_rows = array("I")
             pending_rows.frombytes(pending or b"")
             trusted.campaigns[int(name.split(":", 1)[1])] = CampaignImage(
-                ledger_from_bytes(body), count, pending_rows)
+                ledger_from_bytes(body), count, pending_rows, body)
     except ImageRejected as exc:
         log.warning("image.refused", error=str(exc))
         return Trusted(checkpoint_seq)
