@@ -150,6 +150,7 @@ class Checkpointer:
         self.collect_timeout = collect_timeout
         self._carry: list[CheckpointData] = []  # collected but not yet written
         self._chunks_done = 0  # of the carry's row chunks (`_row_chunks`), in order
+        self._imaged_at = 0.0  # perf_counter of the last image transaction
         # A collection the last run stopped waiting for: the actors still hand over
         # their changed rows (and forget them), so the next run must write that answer.
         self._collecting: asyncio.Future[CheckpointData] | None = None
@@ -186,41 +187,58 @@ class Checkpointer:
         (the periodic ones): the rows may be left for the next run (`_write_rows`)."""
         async with self._lock, self.gate.exclusive():
             started = time.perf_counter()
-            pending = self._collecting
-            if pending is None or (pending.done() and (
-                    pending.cancelled() or pending.exception() is not None)):
-                reply = Reply.new()
-                self.collect(reply)
-                self._collecting = pending = reply.future
-            data: CheckpointData = await asyncio.wait_for(asyncio.shield(pending),
-                                                          self.collect_timeout)
-            self._collecting = None
-            self._carry.append(data)
+            data = await self._collect()
             # Markers around the write (debug level): the kill tests read them to count
             # the kills that landed between the actors' hand-over and the commit.
             log.debug("checkpoint.writing", seq=data.seq)
-            # The rows in transactions of CHUNK_ROWS (a webhook's commit waits for one at
-            # most), then everything else with the journal's compaction in the last one.
-            # Derived (store/db.py): until the last transaction is durable the journal
-            # keeps every event these rows and figures come from.
+            # The images first, then the rows in transactions of CHUNK_ROWS (a webhook's
+            # commit waits for one at most), then everything else with the journal's
+            # compaction in the last one. Derived (store/db.py): until the last
+            # transaction is durable the journal keeps every event these rows and
+            # figures come from.
             await self._write_images(self._carry)
+            covered = len(self._carry)  # data collected later is written by a later run
             deadline = None if complete else time.perf_counter() + ROW_SECONDS
-            if not await self._write_rows(deadline):
+            if not await self._write_rows(covered, deadline, refresh=True):
                 log.debug("checkpoint.rows_deferred", seq=data.seq)
                 return data.seq
-            await self.store.transaction(self._statements(self._carry, data.seq),
-                                         derived=True)
-            log.debug("checkpoint.written", seq=data.seq)
-            self._carry.clear()
-            self._chunks_done = 0
-            self.last_seq = data.seq
+            await self._compact(covered)
+            if complete and self._carry:  # collected while writing: no new collection now
+                await self._write_rows(len(self._carry), None, refresh=False)
+                await self._compact(len(self._carry))
             self.last_at = time.time()
-            self.written(data.seq)
             self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
             if time.monotonic() - self._trimmed_at > TRIM_EVERY:
                 self._trimmed_at = time.monotonic()
                 release_free_memory()
             return data.seq
+
+    async def _compact(self, covered: int) -> None:
+        """All rows of the first `covered` carried data are written: the statistics,
+        and the journal compacted up to the last one's seq."""
+        seq = self._carry[covered - 1].seq
+        await self.store.transaction(self._statements(self._carry[:covered], seq),
+                                     derived=True)
+        log.debug("checkpoint.written", seq=seq)
+        del self._carry[:covered]
+        self._chunks_done = 0
+        self.last_seq = seq
+        self.written(seq)
+
+    async def _collect(self) -> CheckpointData:
+        """The actors' hand-over (an answer a run stopped waiting for comes first),
+        added to the carry."""
+        pending = self._collecting
+        if pending is None or (pending.done() and (
+                pending.cancelled() or pending.exception() is not None)):
+            reply = Reply.new()
+            self.collect(reply)
+            self._collecting = pending = reply.future
+        data: CheckpointData = await asyncio.wait_for(asyncio.shield(pending),
+                                                      self.collect_timeout)
+        self._collecting = None
+        self._carry.append(data)
+        return data
 
     async def _write_images(self, pending: list[CheckpointData]) -> None:
         """Before any row (issue 20, store/image.py): the replies and their credits
@@ -239,24 +257,33 @@ class Checkpointer:
             # the stored images are the actors' latest now: keep no copy
             carried.images = [(no, None, rows) for no, _, rows in carried.images]
             carried.index_image = None
+        self._imaged_at = time.perf_counter()
         log.debug("checkpoint.imaged", seq=pending[-1].seq)
 
-    async def _write_rows(self, deadline: float | None) -> bool:
-        """The carried rows, resuming after the chunks written by earlier runs; True
-        once all are written. With a `deadline` (perf_counter) it stops there: under an
-        ACK flood a checkpoint writing every changed row took tens of seconds, and the
-        next one's images (what a restart replays from) waited for it. The rows left
-        are still dirty in the images' `pending` lists, and the journal is compacted only
-        when all are written; past CARRY_ROWS carried rows (memory) or CARRY_RUNS runs
-        (the journal must be compacted some time) it writes them all."""
+    async def _write_rows(self, covered: int, deadline: float | None,
+                          refresh: bool) -> bool:
+        """The rows of the first `covered` carried data, resuming after the chunks
+        written by earlier runs; True once all are written.
+
+        Under an ACK flood a checkpoint writing every changed row took tens of seconds,
+        and the images (what a restart replays the journal from) waited for it. So with
+        a `deadline` (perf_counter) it stops there, leaving the rest to the next run
+        (still listed in the images' `pending`; the journal is compacted only once all
+        are written); past CARRY_ROWS carried rows (memory) or CARRY_RUNS runs (the
+        journal must be compacted some time) it writes them all, and then (`refresh`),
+        every `interval`, collects again and commits new images between two chunks."""
         if deadline is not None and (len(self._carry) > CARRY_RUNS or sum(
                 len(block) for data in self._carry for block in data.rows) > CARRY_ROWS):
             deadline = None
-        for number, statements in enumerate(self._row_chunks(self._carry)):
+        for number, statements in enumerate(self._row_chunks(self._carry[:covered])):
             if number < self._chunks_done:
                 continue
             if deadline is not None and time.perf_counter() > deadline:
                 return False
+            if refresh and deadline is None and \
+                    time.perf_counter() - self._imaged_at > self.interval:
+                await self._collect()
+                await self._write_images(self._carry)
             await self.store.transaction(statements, derived=True)
             self._chunks_done = number + 1
         return True
