@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import eventually, webjs_ack
 from tests.proc import DaemonProcess, api, write_config
 
 STATUS = {2: "delivered", 3: "read"}
@@ -199,3 +200,47 @@ def test_a_kill_after_the_images_before_their_rows_loses_nothing(tmp_path: Path,
         assert rows_of(again.url, quiet) == QUIET
     finally:
         again.terminate()
+
+
+async def test_periodic_checkpoints_take_images_while_rows_wait(daemon_factory: Any,
+                                                                monkeypatch: Any) -> None:
+    """A periodic checkpoint writes rows for ROW_SECONDS only (0 here: none) and leaves
+    them to the next run, so its images move on while the rows wait; past CARRY_RUNS
+    runs one writes them all and compacts the journal, and the rows match the counters
+    (store/checkpoint.py `_write_rows`)."""
+    from store import checkpoint
+
+    monkeypatch.setattr(checkpoint, "ROW_SECONDS", 0.0)
+    monkeypatch.setattr(checkpoint, "CARRY_RUNS", 3)
+    d = await daemon_factory(**{"store.checkpoint_interval": 0.05})
+    store = d.runtime.store
+    await d.create_campaign(1, "Deferred", "deferred")
+    await d.register("deferred", [{"recipient": f"6281200001{i:03d}", "message_id": f"D{i}"}
+                                  for i in range(7)])
+    seen: set[tuple[int, int]] = set()
+    level = 2
+
+    async def images_ahead_then_caught_up() -> bool:
+        nonlocal level
+        status, _ = await d.post_json("/webhooks/webjs", webjs_ack(f"D{level % 7}",
+                                                                     2 + level % 2))
+        assert status == 200
+        level += 1
+        checkpointer = d.runtime.checkpointer
+        idle = not checkpointer.running  # between two checkpoints (not inside one)
+        got = {k: int(v) for k, v in await store.fetchall(
+            "SELECT key, value FROM meta WHERE key IN ('checkpoint_seq', 'image_seq')")}
+        if idle and not checkpointer.running:
+            seen.add((got.get("checkpoint_seq", 0), got.get("image_seq", 0)))
+        images_ahead = any(c < i for c, i in seen)  # rows deferred, images moved on
+        compacted = len({c for c, _ in seen}) > 1  # and later a run wrote them all
+        return images_ahead and compacted
+
+    await eventually(images_ahead_then_caught_up, timeout=60)
+    _, body = await d.request("GET", "/api/campaigns/deferred/messages?limit=100")
+    rows = {r["message_id"]: r["status"] for r in body["messages"]}
+    _, campaign = await d.request("GET", "/api/campaigns/deferred")
+    stats = campaign["campaign"]["statistics"]
+    assert sum(s in ("delivered", "read") for s in rows.values()) == \
+        stats["total_delivered_count"]
+    assert sum(s == "read" for s in rows.values()) == stats["total_read_count"]
