@@ -31,6 +31,7 @@ from actors.messages import (
 )
 from core.metrics import Metrics
 from domain.engagement import EngagementBook
+from domain.image import ledger_to_bytes
 from domain.ledger import NONE, Ledger
 from domain.records import CampaignInfo
 from domain.skips import SkipBook, with_skips
@@ -67,6 +68,8 @@ class CampaignActor(pykka.ThreadingActor):
         # Whether anyone watches the rows live (web/pusher.py); else no row states.
         self._watched = watched or (lambda uuid: True)
         self._stash: list[Any] | None = [] if loader is not None else None
+        self._image_stale = True  # changed since the last recovery image (_image)
+        self._pending: Any = None  # the loaded image's rows the table may not have
         self.log = log.bind(campaign_uuid=info.uuid)
 
     def on_start(self) -> None:
@@ -94,7 +97,7 @@ class CampaignActor(pykka.ThreadingActor):
             message.reply.set(self.ledger.timeline_points(message.points))
         elif isinstance(message, CollectDirty):
             message.sink.add(self.info.no, self.ledger.take_dirty_rows(self.info.no),
-                             orjson.dumps(self.statistics()).decode())
+                             orjson.dumps(self.statistics()).decode(), self._image())
         elif isinstance(message, Loaded):
             self._loaded(message)
         elif isinstance(message, CampaignEngagement):
@@ -104,6 +107,14 @@ class CampaignActor(pykka.ThreadingActor):
         elif isinstance(message, SkipRows):
             self._skip(message)
         return None
+
+    def _image(self) -> tuple[bytes | None, int]:
+        """The ledger as a recovery image for the checkpoint (store/image.py), or None
+        when nothing changed since the previous one; and its rows."""
+        if not self._image_stale:
+            return None, len(self.ledger)
+        self._image_stale = False
+        return ledger_to_bytes(self.ledger), len(self.ledger)
 
     def statistics(self) -> dict[str, Any]:
         stats = self.ledger.statistics()
@@ -137,6 +148,7 @@ class CampaignActor(pykka.ThreadingActor):
             for row in changed:
                 self.skips.refresh(row, ledger.message_class(row))
         if applied:
+            self._image_stale = True
             self.metrics.events.labels(message.source, "applied").inc(applied)
         if duplicate:
             self.metrics.events.labels(message.source, "duplicate").inc(duplicate)
@@ -144,6 +156,7 @@ class CampaignActor(pykka.ThreadingActor):
             self._publish(changed)
 
     def _register(self, message: RegisterMessages) -> None:
+        self._image_stale = True  # new rows, or the sender's facts (store/image.py)
         ledger = self.ledger
         rows: list[int] = []
         known = len(ledger)
@@ -236,6 +249,9 @@ class CampaignActor(pykka.ThreadingActor):
         message.reply_to.tell(RowFactsAnswer(message.serial, self.info.no, tuple(facts)))
 
     def _loaded(self, message: Loaded) -> None:
+        if message.image is not None:
+            self.ledger = message.image
+            self._pending = message.pending
         if message.rows:
             self.ledger.load_ticks(message.base, message.rows)
         if message.attempts:
@@ -249,6 +265,9 @@ class CampaignActor(pykka.ThreadingActor):
             if row < len(self.ledger):
                 self.skips.offer(row, skip, self.ledger.message_class(row))
         self.ledger.clear_dirty()
+        if self._pending:  # rows the image has and the table may not: written next
+            self.ledger.mark_dirty(self._pending)
+            self._pending = None
         self.board.publish(self.info.no, self.statistics())
         stash, self._stash = self._stash or [], None
         self.log.debug("campaign.loaded", rows=len(self.ledger), stashed=len(stash))

@@ -46,6 +46,7 @@ from core.aio import Reply
 from core.metrics import Metrics
 from domain.attribution import Ask, Attributor, Credit, Lookup, Suppress, pack
 from domain.events import StatusEvent
+from domain.image import index_to_bytes
 from domain.inbound import MANUAL, InboundEvent
 from domain.index import MessageIndex
 from domain.ledger import DirtyRows
@@ -75,11 +76,14 @@ class CheckpointCollector:
         if expected == 0:
             reply.set(data)
 
-    def add(self, campaign_no: int, rows: DirtyRows | None, stats_json: str) -> None:
+    def add(self, campaign_no: int, rows: DirtyRows | None, stats_json: str,
+            image: tuple[bytes | None, int] | None = None) -> None:
         with self._lock:
             if rows is not None:
                 self.data.rows.append(rows)
             self.data.campaigns.append((campaign_no, stats_json))
+            if image is not None:  # recovery image (store/image.py)
+                self.data.images.append((campaign_no, *image))
             self._expected -= 1
             done = self._expected == 0
         if done:
@@ -114,6 +118,7 @@ class IngestActor(pykka.ThreadingActor):
         self.active: dict[int, pykka.ActorRef[Any]] = {}
         self.last_activity: dict[int, float] = {}
         self.seq = start_seq  # highest journal seq routed
+        self._imaged_entries = -1  # the index's size at its last recovery image
         self._checkpoint_started: dict[int, float] = {}
 
     # --- plumbing ---------------------------------------------------------------------
@@ -306,11 +311,20 @@ class IngestActor(pykka.ThreadingActor):
         data = CheckpointData(seq=self.seq, orphan_ops=self.orphans.take_delta(),
                               orphans_expired=expired,
                               inbound_ops=self.attributor.take_ops(),
-                              suppression_ops=self.suppressions.take_ops())
+                              suppression_ops=self.suppressions.take_ops(),
+                              index_image=self._index_image())
         self._checkpoint_started[self.seq] = time.monotonic()
         collector = CheckpointCollector(data, len(self.active), reply)
         for ref in self.active.values():
             ref.tell(CollectDirty(self.seq, collector))
+
+    def _index_image(self) -> bytes | None:
+        """The id index as bytes for the checkpoint's recovery image (store/image.py), or
+        None when it has not changed since the last one (it only grows)."""
+        if len(self.index) == self._imaged_entries:
+            return None
+        self._imaged_entries = len(self.index)
+        return index_to_bytes(self.index)
 
     def _passivate(self, seq: int) -> None:
         started = self._checkpoint_started.pop(seq, None)

@@ -105,6 +105,11 @@ class Loaded:
     attempts: list[tuple[int, ...]] | None = None
     # (row, domain.skips.Skip) of the rows the sender skipped (SPEC 9)
     skips: tuple[tuple[int, Any], ...] = ()
+    # A recovery image (store/image.py): the ledger as it was (it replaces the actor's;
+    # later chunks append the rows registered after it), and its rows the table may not
+    # have yet (marked dirty once loaded, so the next checkpoint writes them).
+    image: Any = None
+    pending: Any = None
 
 
 @dataclass(slots=True, frozen=True)

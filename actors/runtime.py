@@ -28,6 +28,7 @@ from actors.messages import (
     CampaignCreated,
     Checkpoint,
     CheckpointDone,
+    GetStatistics,
     Loaded,
     NumberRows,
     RegisterMessages,
@@ -41,6 +42,7 @@ from core.config import Config
 from core.metrics import Metrics
 from domain.attribution import Attributor, Lookup
 from domain.events import StatusEvent
+from domain.image import ledger_from_bytes
 from domain.index import MessageIndex
 from domain.orphans import OrphanShelf
 from domain.records import CampaignInfo
@@ -50,6 +52,7 @@ from store.campaigns import CampaignStore
 from store.checkpoint import Checkpointer
 from store.db import Store, StoreUnavailable
 from store.engagement import EngagementStore, event_of
+from store.image import CampaignImage, imaged_rows, trusted_images
 from store.insights import Recounter
 from store.journal import BatchStats, Journal, journal_tail
 from store.relay import Outbox
@@ -91,9 +94,11 @@ class Runtime:
         self.accepting = False  # the journal runs: webhooks are committed (start_core)
         self._held: list[tuple[tuple[tuple[str, tuple[Any, ...]], ...], int]] | None = []
         self._replay_upto = 0
+        self._images: dict[int, CampaignImage] = {}  # usable recovery images, until loaded
         self._started = 0.0
         self.started_at = time.time()
         self.replayed_events = 0
+        self.imaged_campaigns = 0  # campaigns this start loaded from recovery images
         # Further parts (sender, broadcaster, ...): objects with `async start()` and
         # `async stop()`, given what they need when made, started after the core in
         # list order and stopped before it in reverse (Mopidy's order, in one place).
@@ -149,16 +154,30 @@ class Runtime:
         actor, the journal replay, then the checkpointer and the other parts."""
         await self.campaigns.load_next_rows()
         infos = await self.campaigns.all_infos()
-        index = await self._load_index()
-        orphans = await self._load_orphans()
         checkpoint_seq = int(await self.store.get_meta("checkpoint_seq") or 0)
+        # Recovery images (store/image.py): when usable, the journal is replayed from
+        # their seq, campaigns load from them and the index from its image.
+        trusted = await trusted_images(self.store, checkpoint_seq)
+        imaged = self.imaged_campaigns = len(trusted.campaigns)
+        if trusted.index is not None:
+            index = await self._join_index(trusted.index)
+            self._images = trusted.campaigns
+        else:
+            index = await self._load_index()
+        orphans = await self._load_orphans()
         attributor = await self._load_engagement(index, infos)
         self.ingest = IngestActor.start(
             index, infos, orphans, self._start_campaign_actor, self.metrics,
-            self.config["ingest.passivate_after"], checkpoint_seq,
+            self.config["ingest.passivate_after"], trusted.seq,
             attributor=attributor, suppressions=self.suppressions, lookup=self._lookup,
         )
-        self.replayed_events = await self._replay(checkpoint_seq, self._replay_upto)
+        # Every imaged campaign gets its actor now, whether or not the journal after the
+        # images has events for it: the image may hold events after `checkpoint_seq`
+        # that only its actor can write (its pending rows) before the journal is
+        # compacted past them.
+        for no in trusted.campaigns:
+            self.ingest.tell(GetStatistics(no, Reply.new()))
+        self.replayed_events = await self._replay(trusted.seq, self._replay_upto)
         held, self._held = self._held, None
         for groups, seq in held or ():  # committed while we recovered: after the replay
             self.ingest.tell(ApplyEvents(groups, seq))
@@ -177,6 +196,7 @@ class Runtime:
         self.ready = True
         log.info("runtime.started", campaigns=len(infos), messages=len(index),
                  orphans=len(orphans), replayed_events=self.replayed_events,
+                 replayed_from=trusted.seq, images=imaged,
                  held_batches=len(held or ()),
                  seconds=round(time.perf_counter() - self._started, 3))
 
@@ -223,7 +243,32 @@ class Runtime:
                 if not index.load(h, no, row, attempt):
                     collided.append((no, row, 0))
             after = (rows[-1][0], rows[-1][1])
-        # Earlier attempts' ids (SPEC 9): an ACK for one is still evidence for its row.
+        await self._index_earlier_attempts(index, collided)
+        return index
+
+    async def _join_index(self, index: MessageIndex) -> MessageIndex:
+        """The index's recovery image, with the ids it cannot know: rows registered
+        after a campaign's latest image (registration does not wait for checkpoints;
+        every row for a campaign never imaged) and every earlier attempt's id (few)."""
+        known = await imaged_rows(self.store)
+        nos = [r[0] for r in await self.store.fetchall("SELECT no FROM campaigns")]
+        collided: list[tuple[int, int, int]] = []
+        for no in nos:
+            after = known.get(no, 0) - 1
+            while rows := await self.store.fetchall(
+                    "SELECT row, h, MAX(attempts, 1) FROM messages WHERE campaign_no = ?"
+                    " AND row > ? AND h IS NOT NULL ORDER BY row LIMIT 50000", (no, after)):
+                for row, h, attempt in rows:
+                    if not index.load(h, no, row, attempt):
+                        collided.append((no, row, 0))
+                after = rows[-1][0]
+        await self._index_earlier_attempts(index, collided)
+        return index
+
+    async def _index_earlier_attempts(self, index: MessageIndex,
+                                      collided: list[tuple[int, int, int]]) -> None:
+        """Earlier attempts' ids (SPEC 9): an ACK for one is still evidence for its row;
+        then the ids whose hash was taken, added by their full id."""
         later = (-1, -1, -1)
         while entries := await attempt_store.index_entries(self.store, later, 50000):
             for no, row, attempt, h in entries:
@@ -240,7 +285,6 @@ class Runtime:
                 message_id, attempt = hit[0], hit[1]
             if message_id:
                 index.add(message_id, no, row, attempt=attempt)
-        return index
 
     async def _load_orphans(self) -> OrphanShelf:
         import orjson
@@ -360,9 +404,19 @@ class Runtime:
         self._on_loop(lambda: self._load_campaign(info, ref))
 
     async def _load_campaign(self, info: CampaignInfo, ref: pykka.ActorRef[Any]) -> None:
+        # Its recovery image, once (store/image.py): a later load (after passivation)
+        # reads the rows, complete by then.
+        image = self._images.pop(info.no, None)
         for attempt in range(1, 1000):
             try:
-                async for base, columns, attempts in self.campaigns.state_columns(info.no):
+                after, known_base = -1, None
+                if image is not None:  # it replaces the actor's ledger
+                    ledger = image.ledger if attempt == 1 else ledger_from_bytes(image.body)
+                    ref.tell(Loaded(info, [], done=False, image=ledger,
+                                    pending=image.pending))
+                    after, known_base = image.rows - 1, image.ledger.base
+                async for base, columns, attempts in self.campaigns.state_columns(
+                        info.no, after_row=after, base=known_base):
                     ref.tell(Loaded(info, columns, done=False, base=base, attempts=attempts))
                 touches = await self.engagement.campaign_touches(info.no)
                 skips = await self.campaigns.skips(info.no)

@@ -10,6 +10,7 @@ last checkpoint) and with checkpoints off (all 3M events are replayed from the j
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -79,9 +80,23 @@ def one(checkpoint_interval: float) -> dict[str, float]:
                  stats["total_delivered_count"] == MESSAGES and
                  stats["total_message_count"] == MESSAGES)
         return {"listening_s": listening, "exact_s": exact_after, "exact": exact,
-                "journal_rows": rows, "journal_bytes": pending}
+                "journal_rows": rows, "journal_bytes": pending,
+                **restart_facts(folder / "daemon.log")}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def restart_facts(log: Path) -> dict[str, float]:
+    """What the restarted daemon says it did (its last `runtime.started`): the events it
+    replayed, from which journal seq, and how many campaigns it loaded from recovery
+    images (store/image.py)."""
+    started = [json.loads(line) for line in log.read_text().splitlines()
+               if '"runtime.started"' in line]
+    if not started:
+        return {}
+    last = started[-1]
+    return {k: last[k] for k in ("replayed_events", "replayed_from", "images", "seconds")
+            if k in last}
 
 
 def run() -> list[Row]:

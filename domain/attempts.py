@@ -91,6 +91,24 @@ class LatestAttempts:
     def items(self) -> list[tuple[int, int]]:
         return sorted(self._latest.items())
 
+    # --- recovery images (domain/image.py) ----------------------------------------
+
+    def sent_items(self) -> list[tuple[int, tuple[int, int]]]:
+        """Every row's latest accepted attempt above the first, with its tick."""
+        return sorted(self._sent.items())
+
+    def restore(self, latest: list[list[int | None]], sent: list[list[int]]) -> None:
+        """Set the state domain/image.py saved: (row, latest attempt, accepted attempt
+        or None, its tick or None) per retried row, and (row, accepted attempt, tick)
+        for rows with an accepted attempt above 1 but no latest above 1."""
+        for row, attempt, sent_attempt, tick in latest:
+            assert row is not None and attempt is not None
+            self._latest[row] = attempt
+            if sent_attempt is not None and tick is not None:
+                self._sent[row] = (sent_attempt, tick)
+        for row, sent_attempt, tick in sent:
+            self._sent[row] = (sent_attempt, tick)
+
 
 # What an attempt came to (the sender stores it with the outcome; an accepted attempt
 # shows as "failed" when a failure ACK for it arrived):
@@ -101,3 +119,4 @@ OUTCOMES = (
     "retried",  # a transient error (timeout, 5xx): tried again automatically
     "not_sent",  # refused before taking it (429, credentials): sent again later
 )
+

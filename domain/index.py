@@ -141,3 +141,22 @@ class MessageIndex:
 
     def memory_bytes(self) -> int:
         return self._keys.itemsize * len(self._keys) * 2
+
+    # --- recovery images (domain/image.py) ------------------------------------------
+
+    def arrays(self) -> tuple[array[int], array[int], int, dict[str, int]]:
+        """(keys, values, entries in the arrays, overflow): the whole table."""
+        return self._keys, self._values, self._size, dict(self.overflow)
+
+    @classmethod
+    def from_arrays(cls, keys: array[int], values: array[int], size: int,
+                    overflow: dict[str, int]) -> MessageIndex:
+        """The table `arrays` gave, as it was (same slots: no rehashing)."""
+        slots = len(keys)
+        if slots == 0 or slots & (slots - 1) or len(values) != slots or size >= slots:
+            raise ValueError("not an index table")
+        index = cls(capacity=1)
+        index._keys, index._values, index._mask = keys, values, slots - 1
+        index._size = size
+        index.overflow = dict(overflow)
+        return index

@@ -560,6 +560,14 @@ class Ledger:
         self.dirty = bytearray(len(self.level))
         self.dirty_count = 0
 
+    def mark_dirty(self, rows: Iterable[int]) -> None:
+        """Have the next checkpoint write these rows (a recovery image's pending ones)."""
+        dirty = self.dirty
+        for row in rows:
+            if row < len(dirty) and not dirty[row]:
+                dirty[row] = 1
+                self.dirty_count += 1
+
     def load_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Rows as stored: (row, level, failed, reason, ts_queued, ts_pending..ts_failed,
         and optionally failure_source, failure_code, failure_title, failure_details,

@@ -46,3 +46,7 @@ class CheckpointData:
     # engagement (SPEC 6): changes to the inbound and suppressions tables, in order
     inbound_ops: list[tuple[str, Any]] = field(default_factory=list)
     suppression_ops: list[tuple[str, Any]] = field(default_factory=list)
+    # recovery images (store/image.py): (campaign no, its ledger as bytes or None when
+    # unchanged since its previous image, its rows), and the id index's (None: unchanged)
+    images: list[tuple[int, bytes | None, int]] = field(default_factory=list)
+    index_image: bytes | None = None

@@ -72,6 +72,10 @@ class NewMessage:
     failure: Failure | None = None
 
 
+# One more sender write to a campaign's rows (store/image.py).
+ROW_WRITE = "UPDATE campaigns SET row_writes = row_writes + 1 WHERE no = ?"
+
+
 class CampaignStore:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -310,7 +314,8 @@ class CampaignStore:
         )
         return [_row(r) for r in rows]
 
-    async def state_columns(self, campaign_no: int, chunk: int = 50_000) -> AsyncIterator[
+    async def state_columns(self, campaign_no: int, chunk: int = 50_000, after_row: int = -1,
+                            base: int | None = None) -> AsyncIterator[
             tuple[int, list[tuple[Any, ...]], list[tuple[int, ...]]]]:
         """A campaign's stored rows as (base, columns, attempts) chunks, for an actor being
         loaded; attempts: (row, latest attempt, latest accepted attempt above the first or
@@ -318,19 +323,21 @@ class CampaignStore:
 
         Times come as int32 tenths of a second relative to the first row's registration,
         computed by SQLite exactly as actors/ledger.py's `tick` does (NONE = not reached),
-        so a million rows load without a Python operation per timestamp."""
-        first = await self.store.fetchone(
-            "SELECT ts_queued FROM messages WHERE campaign_no = ? ORDER BY row LIMIT 1",
-            (campaign_no,))
-        if first is None:
-            return
-        base = to_tenths(first[0])
+        so a million rows load without a Python operation per timestamp. `after_row` and
+        `base`: only the rows after a recovery image's, against its base (store/image.py)."""
+        if base is None:
+            first = await self.store.fetchone(
+                "SELECT ts_queued FROM messages WHERE campaign_no = ? ORDER BY row LIMIT 1",
+                (campaign_no,))
+            if first is None:
+                return
+            base = to_tenths(first[0])
         def tick(column: str) -> str:
             return f"COALESCE(CAST({column} * 10 + 0.5 AS INTEGER) - :base, {NONE})"
 
         ticks = ", ".join(map(tick, ("ts_queued", "ts_pending", "ts_sent", "ts_delivered",
                                      "ts_read", "ts_played", "ts_failed")))
-        after = -1
+        after = after_row
         while True:
             rows = await self.store.fetchall(
                 f"SELECT row, level, failed, reason, {ticks}, failure_source, failure_code,"
@@ -393,6 +400,8 @@ class CampaignStore:
         return [{"row": r[0], "recipient": r[1], "contact_id": r[2], "attempts": r[3]}
                 for r in rows]
 
+    # The sender's writes that change what a campaign actor holds, counted per campaign
+    # (store/image.py: a recovery image taken before one of them is stale).
     # Each gateway call is an attempt (SPEC 9). The latest lives in the message row; when
     # a new one starts, the previous one moves to `attempts` (store/attempts.py reads it).
 
@@ -401,7 +410,11 @@ class CampaignStore:
 
         The previous attempt (if any) becomes history, and the row's failure (which is
         always its latest attempt's) is cleared: a retry under way is not failed."""
+        # A retry is told to the campaign actor, so a recovery image taken before it is
+        # stale (store/image.py): counted, like every sender write the actor hears of.
+        bump = [(ROW_WRITE, (no,), False)] if attempt > 1 else []
         await self.store.transaction([
+            *bump,
             (SUPERSEDE_ATTEMPT, (no, row, attempt - 1), False),
             (f"UPDATE messages SET {MARK}, send_state = 'attempting', attempts = ?,"
              " attempt_at = ?,"
@@ -416,7 +429,7 @@ class CampaignStore:
     async def record_accepted(self, no: int, row: int, message_id: str, raw_id: str,
                               at: float) -> None:
         """The gateway id and level pending, in one transaction."""
-        await self.store.transaction([(
+        await self.store.transaction([(ROW_WRITE, (no,), False), (
             f"UPDATE messages SET {MARK}, send_state = 'accepted', outcome = 'accepted',"
             " message_id = ?, raw_id = ?, h = ?,"
             " level = MAX(level, 1), cls = CASE WHEN failed = 1 AND MAX(level, 1) < 3 THEN 6"
@@ -429,7 +442,7 @@ class CampaignStore:
         """A refusal at send time. A failure the row kept from before (an earlier ACK)
         stays: the campaign actor keeps the earliest too (domain/failure_book.py)."""
         source, code, title, details, category, _ = failure_columns(failure, at)
-        await self.store.transaction([(
+        await self.store.transaction([(ROW_WRITE, (no,), False), (
             f"UPDATE messages SET {MARK}, send_state = 'failed', outcome = 'failed',"
             " failed = 1,"
             " cls = CASE WHEN level < 3 THEN 6 ELSE level END,"

@@ -2,11 +2,15 @@
 
 The ingest actor notes the highest journal seq S it has routed and asks every active
 campaign actor for its dirty rows (their inboxes are FIFO, so each answer reflects
-every event up to S). The rows are written in transactions of CHUNK_ROWS (so a
-webhook's commit never waits behind a whole checkpoint), the inbound events in
-transactions of their own (store/engagement.py), then one transaction writes the
-statistics, the orphan and suppression changes, and deletes the journal up to S
-(`_row_chunks` says why that is safe). If a write fails, what was collected is
+every event up to S), each with a recovery image of its ledger when it changed, and
+adds the id index's image. First the inbound events are written in transactions of
+their own (store/engagement.py), then ONE transaction writes the orphan and
+suppression changes and the images at S (`_write_images`, store/image.py: from then on
+a start may replay the journal from S). Then the rows are written in transactions of
+CHUNK_ROWS (so a webhook's commit never waits behind a whole checkpoint; a periodic
+checkpoint writes for ROW_SECONDS and leaves the rest to the next, `_write_rows`), and
+once all are written one transaction writes the statistics and deletes the journal up
+to S (`_row_chunks` says why that is safe). If a write fails, what was collected is
 kept and written first by the next checkpoint, so no change is ever forgotten; so is
 an answer the checkpoint stopped waiting for (the actors forget what they hand over).
 
@@ -33,7 +37,8 @@ from domain.ledger import DirtyRows
 from domain.records import CheckpointData
 from store.aggregates import MARK
 from store.db import Statement, Store, StoreUnavailable
-from store.engagement import inbound_transactions, suppression_statements
+from store.engagement import inbound_transactions
+from store.image import image_statements, written_statements
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +108,12 @@ def update_rows(conn: sqlite3.Connection, block: DirtyRows, lo: int, hi: int) ->
 
 TRIM_EVERY = 30.0  # seconds
 CHUNK_ROWS = 2000  # rows per transaction: ~10-20 ms of the writer's time
+# A periodic checkpoint writes rows for this long, then leaves the rest to the next one
+# (`_write_rows`), unless more than CARRY_ROWS changed rows or CARRY_RUNS runs' data
+# are carried.
+ROW_SECONDS = 1.0
+CARRY_ROWS = 3_000_000
+CARRY_RUNS = 8
 
 
 def release_free_memory() -> None:
@@ -138,6 +149,8 @@ class Checkpointer:
         self.interval = interval
         self.collect_timeout = collect_timeout
         self._carry: list[CheckpointData] = []  # collected but not yet written
+        self._chunks_done = 0  # of the carry's row chunks (`_row_chunks`), in order
+        self._imaged_at = 0.0  # perf_counter of the last image transaction
         # A collection the last run stopped waiting for: the actors still hand over
         # their changed rows (and forget them), so the next run must write that answer.
         self._collecting: asyncio.Future[CheckpointData] | None = None
@@ -163,50 +176,117 @@ class Checkpointer:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                await self.run()
+                await self.run(complete=False)
             except StoreUnavailable as exc:
                 log.warning("checkpoint.deferred", error=str(exc))
             except Exception:
                 log.exception("checkpoint.failed")
 
-    async def run(self) -> int:
-        """Take one checkpoint now; return the journal seq it covers."""
+    async def run(self, complete: bool = True) -> int:
+        """Take one checkpoint now; return the journal seq it covers. Not `complete`
+        (the periodic ones): the rows may be left for the next run (`_write_rows`)."""
         async with self._lock, self.gate.exclusive():
             started = time.perf_counter()
-            pending = self._collecting
-            if pending is None or (pending.done() and (
-                    pending.cancelled() or pending.exception() is not None)):
-                reply = Reply.new()
-                self.collect(reply)
-                self._collecting = pending = reply.future
-            data: CheckpointData = await asyncio.wait_for(asyncio.shield(pending),
-                                                          self.collect_timeout)
-            self._collecting = None
-            self._carry.append(data)
+            data = await self._collect()
             # Markers around the write (debug level): the kill tests read them to count
             # the kills that landed between the actors' hand-over and the commit.
             log.debug("checkpoint.writing", seq=data.seq)
-            # The rows in transactions of CHUNK_ROWS (a webhook's commit waits for one at
-            # most), then everything else with the journal's compaction in the last one.
-            # Derived (store/db.py): until the last transaction is durable the journal
-            # keeps every event these rows and figures come from.
-            for statements in self._row_chunks(self._carry):
-                await self.store.transaction(statements, derived=True)
-            for carried in self._carry:  # replies and their credits (SPEC 6), chunked too
-                for statements in inbound_transactions(carried.inbound_ops):
-                    await self.store.transaction(statements, derived=True)
-            await self.store.transaction(self._statements(self._carry, data.seq),
-                                         derived=True)
-            log.debug("checkpoint.written", seq=data.seq)
-            self._carry.clear()
-            self.last_seq = data.seq
+            # The images first, then the rows in transactions of CHUNK_ROWS (a webhook's
+            # commit waits for one at most), then everything else with the journal's
+            # compaction in the last one. Derived (store/db.py): until the last
+            # transaction is durable the journal keeps every event these rows and
+            # figures come from.
+            await self._write_images(self._carry)
+            covered = len(self._carry)  # data collected later is written by a later run
+            deadline = None if complete else time.perf_counter() + ROW_SECONDS
+            if not await self._write_rows(covered, deadline, refresh=True):
+                log.debug("checkpoint.rows_deferred", seq=data.seq)
+                return data.seq
+            await self._compact(covered)
+            if complete and self._carry:  # collected while writing: no new collection now
+                await self._write_rows(len(self._carry), None, refresh=False)
+                await self._compact(len(self._carry))
             self.last_at = time.time()
-            self.written(data.seq)
             self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
             if time.monotonic() - self._trimmed_at > TRIM_EVERY:
                 self._trimmed_at = time.monotonic()
                 release_free_memory()
             return data.seq
+
+    async def _compact(self, covered: int) -> None:
+        """All rows of the first `covered` carried data are written: the statistics,
+        and the journal compacted up to the last one's seq."""
+        seq = self._carry[covered - 1].seq
+        await self.store.transaction(self._statements(self._carry[:covered], seq),
+                                     derived=True)
+        log.debug("checkpoint.written", seq=seq)
+        del self._carry[:covered]
+        self._chunks_done = 0
+        self.last_seq = seq
+        self.written(seq)
+
+    async def _collect(self) -> CheckpointData:
+        """The actors' hand-over (an answer a run stopped waiting for comes first),
+        added to the carry."""
+        pending = self._collecting
+        if pending is None or (pending.done() and (
+                pending.cancelled() or pending.exception() is not None)):
+            reply = Reply.new()
+            self.collect(reply)
+            self._collecting = pending = reply.future
+        data: CheckpointData = await asyncio.wait_for(asyncio.shield(pending),
+                                                      self.collect_timeout)
+        self._collecting = None
+        self._carry.append(data)
+        return data
+
+    async def _write_images(self, pending: list[CheckpointData]) -> None:
+        """Before any row (issue 20, store/image.py): the replies and their credits
+        (SPEC 6, chunked), then ONE transaction with the orphan and suppression changes
+        and the recovery images at the newest data's seq. From then on a start can
+        replay the journal from that seq; the rows below, and the compaction after them,
+        keep the rows + journal path complete as before."""
+        for carried in pending:
+            for statements in inbound_transactions(carried.inbound_ops):
+                await self.store.transaction(statements, derived=True)
+            carried.inbound_ops.clear()  # written: a failure later must not repeat them
+        await self.store.transaction(image_statements(pending), derived=True)
+        for carried in pending:
+            carried.orphan_ops.clear()
+            carried.suppression_ops.clear()
+            # the stored images are the actors' latest now: keep no copy
+            carried.images = [(no, None, rows) for no, _, rows in carried.images]
+            carried.index_image = None
+        self._imaged_at = time.perf_counter()
+        log.debug("checkpoint.imaged", seq=pending[-1].seq)
+
+    async def _write_rows(self, covered: int, deadline: float | None,
+                          refresh: bool) -> bool:
+        """The rows of the first `covered` carried data, resuming after the chunks
+        written by earlier runs; True once all are written.
+
+        Under an ACK flood a checkpoint writing every changed row took tens of seconds,
+        and the images (what a restart replays the journal from) waited for it. So with
+        a `deadline` (perf_counter) it stops there, leaving the rest to the next run
+        (still listed in the images' `pending`; the journal is compacted only once all
+        are written); past CARRY_ROWS carried rows (memory) or CARRY_RUNS runs (the
+        journal must be compacted some time) it writes them all, and then (`refresh`),
+        every `interval`, collects again and commits new images between two chunks."""
+        if deadline is not None and (len(self._carry) > CARRY_RUNS or sum(
+                len(block) for data in self._carry for block in data.rows) > CARRY_ROWS):
+            deadline = None
+        for number, statements in enumerate(self._row_chunks(self._carry[:covered])):
+            if number < self._chunks_done:
+                continue
+            if deadline is not None and time.perf_counter() > deadline:
+                return False
+            if refresh and deadline is None and \
+                    time.perf_counter() - self._imaged_at > self.interval:
+                await self._collect()
+                await self._write_images(self._carry)
+            await self.store.transaction(statements, derived=True)
+            self._chunks_done = number + 1
+        return True
 
     def _row_chunks(self, pending: list[CheckpointData]) -> Iterator[list[Statement]]:
         """The changed rows, a transaction's worth at a time, oldest data first (a newer
@@ -236,21 +316,8 @@ class Checkpointer:
                         True,
                     )
                 )
-            for op, arg in data.orphan_ops:
-                if op == "add":
-                    out.append(
-                        (
-                            "INSERT INTO orphans (message_id, source, event, received_at)"
-                            " VALUES (?,?,?,?)",
-                            arg,
-                            False,
-                        )
-                    )
-                else:
-                    out.append(("DELETE FROM orphans WHERE message_id = ?", (arg,), False))
-            # engagement (SPEC 6): the suppression facts (inbound events are written
-            # before, in chunks)
-            out.extend(suppression_statements(data.suppression_ops))
+            # the orphan and suppression changes went with the images (_write_images)
+        out.extend(written_statements(seq))
         out.append(("DELETE FROM journal WHERE seq <= ?", (seq,), False))
         out.append(
             (

@@ -172,6 +172,16 @@ async def _sending_schedule(conn: aiosqlite.Connection) -> None:
                                     ("start_note", "TEXT")))(conn)
 
 
+async def _recovery_images(conn: aiosqlite.Connection) -> None:
+    """store/image.py: one row per image (`campaign:<no>`, `index`); `row_writes` of a
+    campaign counts the sender's direct writes to its rows."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS recovery_images (name TEXT PRIMARY KEY,"
+        " seq INTEGER NOT NULL, row_writes INTEGER NOT NULL DEFAULT 0,"
+        " rows INTEGER NOT NULL DEFAULT 0, body BLOB NOT NULL, pending BLOB)")
+    await add_columns("campaigns", (("row_writes", "INTEGER NOT NULL DEFAULT 0"),))(conn)
+
+
 MIGRATIONS: list[Migration] = [
     # 0.1 added these lazily when the sender started; now every database has them at open.
     Migration("0001_sending_columns", _sending_columns),
@@ -217,6 +227,11 @@ MIGRATIONS: list[Migration] = [
     # by their tier facts (store/tier_counts.py), counted here from the contacts a
     # database holds and moved from then on in each transaction that writes contacts.
     Migration("0011_contact_tiers", run_sql(*tier_counts.SCHEMA, *tier_counts.REBUILD)),
+    # --- recovery images (issue 20, docs/reliability.md "Recovery images"): each active
+    # campaign's ledger and the id index as bytes, written by checkpoints; and a count of
+    # the sender's direct writes to a campaign's rows, so that an image taken before one
+    # is known to be stale.
+    Migration("0012_recovery_images", _recovery_images),
 ]
 
 

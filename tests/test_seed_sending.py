@@ -108,6 +108,12 @@ async def test_a_refusal_no_retry_fixes_pauses_the_campaign_with_the_reason(
     uuid = await send(d, ["6281200000001", "6281200000002", "6281200000003"])
     sending = await wait_status(d, uuid, "paused")
     assert words in sending["status_reason"], sending
+
+    async def settled() -> Any:  # the calls still in flight at the pause come back too
+        _, body = await d.request("GET", f"/api/campaigns/{uuid}/sending")
+        return "attempting" not in body["sending"]["send_states"] and body["sending"]
+
+    sending = await eventually(settled, timeout=20)
     assert sending["send_states"] == {"queued": 3}  # nothing failed, nothing lost
     assert service.accepted() == []
     if words == "not connected":  # the operator scans the QR code, then resumes

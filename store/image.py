@@ -1,0 +1,168 @@
+"""Where recovery images are kept, and which of them a start may trust (issue 20).
+
+A checkpoint writes, in ONE transaction before it writes any `messages` row: the
+inbound, orphan and suppression changes it collected, each active campaign's ledger
+image and the id index's image (domain/image.py), all at the checkpoint's journal seq
+I, and `meta.image_seq = I`. The journal is still compacted only once the rows are
+written (`meta.checkpoint_seq = R`, R <= I), so the rows + journal path of before stays
+complete; a start that can trust the images replays only the journal after I instead
+of after R, and loads a campaign with `frombytes` instead of reading its million rows.
+
+An image of campaign c may be trusted when:
+- its seq is I: c had an actor at that checkpoint, so every event up to I is in it (a
+  campaign without one had no event after R, and its rows are complete);
+- its `row_writes` equals the campaign's now: the sender writes rows directly (attempt,
+  outcome, gateway id) and then tells the actor, under the state gate that checkpoints
+  hold exclusively, and each such write adds one to `campaigns.row_writes` in its own
+  transaction. A write after the image makes it stale: c is then loaded from its rows,
+  and the start replays from R (the slow path of before, exact);
+- its layout is this code's (domain/image.py refuses others: rows again).
+Rows registered after the image (registration does not take the gate) are read from the
+table and appended (`rows` says how many the image has). `pending` lists the rows whose
+state the table may not have yet (the checkpoint that took the image had not written
+them): the campaign actor marks them dirty, so the next checkpoint writes them.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+
+import structlog
+
+from domain.image import ImageRejected, index_from_bytes, ledger_from_bytes
+from domain.index import MessageIndex
+from domain.ledger import DirtyRows, Ledger
+from domain.records import CheckpointData
+from store.db import Statement, Store
+from store.engagement import suppression_statements
+
+log = structlog.get_logger(__name__)
+
+INDEX = "index"
+
+
+def campaign_image(no: int) -> str:
+    return f"campaign:{no}"
+
+
+def pending_rows(blocks: list[DirtyRows]) -> bytes:
+    """The rows of these blocks (one campaign's, from the carried checkpoints), sorted."""
+    if len(blocks) == 1:
+        return blocks[0].rows.tobytes()
+    return array("I", sorted(set().union(*(block.rows for block in blocks)))).tobytes()
+
+
+def image_statements(carry: list[CheckpointData]) -> list[Statement]:
+    """The checkpoint's first transaction (see the module's docstring): what the
+    collected data holds besides rows, and the images of the newest collection, at its
+    seq. An actor sends an image only when its state changed since its previous one; a
+    campaign that sent none keeps the newest image the carried data holds, else its
+    stored one (nothing changed since that was written) with the new seq."""
+    newest = carry[-1]
+    seq = newest.seq
+    out: list[Statement] = []
+    for data in carry:  # oldest first
+        for op, arg in data.orphan_ops:
+            if op == "add":
+                out.append(("INSERT INTO orphans (message_id, source, event, received_at)"
+                            " VALUES (?,?,?,?)", arg, False))
+            else:
+                out.append(("DELETE FROM orphans WHERE message_id = ?", (arg,), False))
+        out.extend(suppression_statements(data.suppression_ops))
+    blocks: dict[int, list[DirtyRows]] = {}
+    for data in carry:
+        for block in data.rows:
+            blocks.setdefault(block.campaign_no, []).append(block)
+    for no, body, rows in newest.images:
+        name = campaign_image(no)
+        pending = pending_rows(blocks[no]) if no in blocks else b""
+        if body is None:
+            body, rows = next(((b, r) for data in reversed(carry[:-1])
+                               for n, b, r in data.images if n == no and b is not None),
+                              (None, rows))
+        if body is None:
+            out.append(("UPDATE recovery_images SET seq = ?, pending = ? WHERE name = ?",
+                        (seq, pending, name), False))
+        else:
+            out.append(("INSERT OR REPLACE INTO recovery_images"
+                        " (name, seq, row_writes, rows, body, pending) VALUES"
+                        " (?, ?, (SELECT row_writes FROM campaigns WHERE no = ?), ?, ?, ?)",
+                        (name, seq, no, rows, body, pending), False))
+    index = next((d.index_image for d in reversed(carry) if d.index_image is not None), None)
+    if index is None:
+        out.append(("UPDATE recovery_images SET seq = ? WHERE name = ?", (seq, INDEX), False))
+    else:
+        out.append(("INSERT OR REPLACE INTO recovery_images (name, seq, body)"
+                    " VALUES (?, ?, ?)", (INDEX, seq, index), False))
+    # Images of campaigns without an actor now can never be used again (their rows are
+    # complete): only their row counts are kept (`imaged_rows`).
+    out.append(("UPDATE recovery_images SET body = x'', pending = NULL WHERE seq < ?"
+                " AND name != ?", (seq, INDEX), False))
+    out.append(("INSERT INTO meta (key, value) VALUES ('image_seq', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(seq),), False))
+    return out
+
+
+@dataclass(slots=True)
+class CampaignImage:
+    ledger: Ledger
+    rows: int  # rows the image has; later ones are read from the table
+    pending: array[int]  # rows the table may not have yet (to be written again)
+    body: bytes  # the image itself: a load that is retried starts from a fresh copy
+
+
+@dataclass(slots=True)
+class Trusted:
+    """What a start may use: replay the journal after `seq`; the id index (None: load it
+    from the rows); the campaigns' images (each taken by its actor once loaded)."""
+
+    seq: int
+    index: MessageIndex | None = None
+    campaigns: dict[int, CampaignImage] = field(default_factory=dict)
+
+
+async def trusted_images(store: Store, checkpoint_seq: int) -> Trusted:
+    """The images a start may use (module docstring). All or nothing: when one campaign
+    that needs the journal after `checkpoint_seq` has no usable image, the start goes the
+    rows + journal way for every campaign, as it did before images."""
+    image_seq = int(await store.get_meta("image_seq") or 0)
+    if not image_seq or image_seq < checkpoint_seq:
+        return Trusted(checkpoint_seq)  # no images yet
+    rows = await store.fetchall(
+        "SELECT i.name, i.rows, i.body, i.pending, i.row_writes IS c.row_writes"
+        " FROM recovery_images i LEFT JOIN campaigns c ON i.name = 'campaign:' || c.no"
+        " WHERE i.seq = ?", (image_seq,))
+    trusted = Trusted(image_seq)
+    try:
+        for name, count, body, pending, current in rows:
+            if name == INDEX:
+                trusted.index = index_from_bytes(body)
+                continue
+            if not current:
+                log.info("image.stale", image=name)  # a sender write after it
+                return Trusted(checkpoint_seq)
+            pending_rows = array("I")
+            pending_rows.frombytes(pending or b"")
+            trusted.campaigns[int(name.split(":", 1)[1])] = CampaignImage(
+                ledger_from_bytes(body), count, pending_rows, body)
+    except ImageRejected as exc:
+        log.warning("image.refused", error=str(exc))
+        return Trusted(checkpoint_seq)
+    if trusted.index is None:
+        return Trusted(checkpoint_seq)
+    return trusted
+
+
+async def imaged_rows(store: Store) -> dict[int, int]:
+    """Campaign -> the rows its latest image has (any seq): the id index's image knows
+    their ids; later rows' ids are read from the table."""
+    rows = await store.fetchall(
+        "SELECT name, rows FROM recovery_images WHERE name LIKE 'campaign:%'")
+    return {int(name.split(":", 1)[1]): count for name, count in rows}
+
+
+def written_statements(seq: int) -> list[Statement]:
+    """In the checkpoint's last transaction: every row the images at `seq` listed as
+    pending is written now (a start loading them would write them once more)."""
+    return [("UPDATE recovery_images SET pending = NULL WHERE seq = ?", (seq,), False)]
