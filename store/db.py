@@ -75,7 +75,8 @@ class Store:
             await setup.close()
         if applied:
             log.info("store.migrated", path=str(self.path), migrations=applied)
-        self.thread = WriterThread(self.path, self.pragmas())
+        self.thread = WriterThread(self.path, self.pragmas(),
+                                   sync_wal=self.synchronous == "FULL")
         await self.thread.start()
         self.writer = WriterHandle(self.thread)
         self.reader = await self._connect()
