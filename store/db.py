@@ -75,8 +75,7 @@ class Store:
             await setup.close()
         if applied:
             log.info("store.migrated", path=str(self.path), migrations=applied)
-        self.thread = WriterThread(self.path, self.pragmas(),
-                                   sync_wal=self.synchronous == "FULL")
+        self.thread = WriterThread(self.path, self.pragmas())
         await self.thread.start()
         self.writer = WriterHandle(self.thread)
         self.reader = await self._connect()

@@ -12,10 +12,6 @@ A request to relay (store/relay.py) brings its outbox entry along: a batch with 
 writes its journal row and all its outbox rows in ONE transaction (one commit per
 batch, as before), so a 2xx means the events and the relay copy are both durable.
 Batches without one keep the single-statement path.
-
-Under `store.synchronous = "FULL"` the commit skips SQLite's own fsync and the WAL
-syncer (store/walsync.py) syncs the WAL file on a thread of its own before the batch is
-handed back: the writer commits the next batch while the disk works.
 """
 
 from __future__ import annotations
@@ -105,10 +101,6 @@ class Journal:
         seq = self.next_seq
         error: StoreUnavailable | None = None
         relayed: dict[str, int] = {}
-        assert self.store.thread is not None and self.store.thread.loop is not None
-        syncer = self.store.thread.syncer
-        if syncer is not None:  # the syncer's fdatasync makes it durable (module doc)
-            conn.execute("PRAGMA synchronous=NORMAL")  # a connection setting: no I/O
         try:
             blob = orjson.dumps([[w.source, [e.to_row() for e in w.events]]
                                  for w in with_events])
@@ -136,14 +128,9 @@ class Journal:
         except Exception as exc:
             log.exception("journal.commit_failed")
             error = StoreUnavailable(str(exc))
-        finally:
-            if syncer is not None:
-                conn.execute(f"PRAGMA synchronous={self.store.synchronous}")
         stats = BatchStats(len(batch), sum(len(w.events) for w in batch),
                            time.perf_counter() - started, relayed)
-        if syncer is not None and error is None:
-            syncer.post(self._synced, (batch, seq, stats, started))
-            return
+        assert self.store.thread is not None and self.store.thread.loop is not None
         try:
             self.store.thread.loop.call_soon_threadsafe(self._committed, batch, seq, stats,
                                                         error)
@@ -152,23 +139,8 @@ class Journal:
 
     # --- back on the loop ---------------------------------------------------------------
 
-    def _synced(self, committed: tuple[list[_Waiting], int, BatchStats, float],
-                error: OSError | None) -> None:
-        """After the WAL syncer's fdatasync. Had it failed, the row is committed but
-        maybe not on disk: its events are applied (they are in the journal, replayed at
-        the next start) and the senders told 503, so they send again (a duplicate
-        changes nothing)."""
-        batch, seq, stats, started = committed
-        stats.seconds = time.perf_counter() - started  # the commit with its sync
-        if error is None:
-            self._committed(batch, seq, stats, None)
-            return
-        self.store.failed(error)
-        self._committed(batch, seq, stats, None, refuse=StoreUnavailable(str(error)))
-
     def _committed(self, batch: list[_Waiting], seq: int, stats: BatchStats,
-                   error: StoreUnavailable | None,
-                   refuse: StoreUnavailable | None = None) -> None:
+                   error: StoreUnavailable | None) -> None:
         self.last_commit = time.monotonic()
         if error is not None:
             for w in batch:
@@ -181,10 +153,7 @@ class Journal:
             log.exception("journal.dispatch_failed", seq=seq)
         for w in batch:
             if not w.future.done():
-                if refuse is None:
-                    w.future.set_result(seq)
-                else:
-                    w.future.set_exception(refuse)
+                w.future.set_result(seq)
 
     async def close(self) -> None:
         """Refuse new appends; wait until what was appended is committed (or failed)."""

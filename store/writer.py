@@ -17,10 +17,6 @@ batches under any load.
 
 A job or batch function runs with the connection and must not touch the loop except
 through `call_soon_threadsafe` (what `post` does for its answer).
-
-With `sync_wal` (`store.synchronous = "FULL"` on a WAL database) the thread also runs a
-`WalSyncer` (store/walsync.py): the journal's batches commit without waiting for the
-disk and that thread's fdatasync answers them, so the next batch is written meanwhile.
 """
 
 from __future__ import annotations
@@ -38,7 +34,6 @@ from typing import Any
 import structlog
 
 from core.aio import resolve
-from store.walsync import WalSyncer
 
 log = structlog.get_logger(__name__)
 
@@ -47,14 +42,10 @@ BatchFn = Callable[[sqlite3.Connection, list[Any]], None]
 
 
 class WriterThread:
-    def __init__(self, path: Path, pragmas: list[str], max_batch: int = 512,
-                 sync_wal: bool = False) -> None:
+    def __init__(self, path: Path, pragmas: list[str], max_batch: int = 512) -> None:
         self.path = path
         self.pragmas = pragmas
         self.max_batch = max_batch
-        self.sync_wal = sync_wal
-        self.syncer: WalSyncer | None = None  # set by start() when the WAL is synced apart
-        self.journal_mode = ""
         self.batch_fn: BatchFn | None = None
         # One C-level queue for both kinds (a put is cheap and wakes the thread); the
         # thread sorts them: ("i", item) or ("j", (job, future)) or ("stop", None).
@@ -72,8 +63,6 @@ class WriterThread:
         await self.loop.run_in_executor(None, self._ready.wait)
         if self._open_error is not None:
             raise self._open_error
-        if self.sync_wal and self.journal_mode == "wal":
-            self.syncer = WalSyncer(Path(f"{self.path}-wal"), self.loop)
 
     def post_item(self, item: Any) -> None:
         """A batchable item (from the loop); the batch function answers it."""
@@ -94,11 +83,9 @@ class WriterThread:
             return
         self._stopping = True
         self._inbox.put(("stop", None))
-        assert self.loop is not None
         if self._thread.is_alive():
+            assert self.loop is not None
             await self.loop.run_in_executor(None, self._thread.join)
-        if self.syncer is not None:  # after the writer: it posts to the syncer until its end
-            await self.loop.run_in_executor(None, self.syncer.stop)
 
     # --- the thread ---------------------------------------------------------------------
 
@@ -107,7 +94,6 @@ class WriterThread:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             for pragma in self.pragmas:
                 conn.execute(pragma)
-            self.journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
             self.conn = conn
         except BaseException as exc:  # reported by start()
             self._open_error = exc
