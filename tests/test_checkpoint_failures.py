@@ -1,7 +1,9 @@
 """The checkpoint's row write (store/checkpoint.py `update_rows`) on a real SQLite file
-with a real Ledger: a row that keeps no failure leaves the failure columns alone unless
-its campaign has a retried row, and a retry that clears a stored failure still clears
-it in the row (only a later attempt can take a kept failure away)."""
+with a real Ledger: every row stores exactly the state the ledger hands over, whichever
+statement wrote it (clean rows, rows keeping a failure); a row that keeps no failure
+leaves the failure columns alone unless its campaign has a retried row, and a retry
+that clears a stored failure still clears it in the row (only a later attempt can take
+a kept failure away)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 from domain.failures import Failure
 from domain.ledger import Ledger
 from domain.status import Level
-from store.checkpoint import update_rows
+from store.checkpoint import STATE_COLUMNS, update_rows
 from store.db import Store
 
 FAILURE = ("failure_source", "failure_code", "failure_title", "failure_details",
@@ -50,6 +52,7 @@ def checkpoint(path: Path, ledger: Ledger) -> list[str]:
     """Write the ledger's changed rows as a checkpoint chunk does; the statements run."""
     block = ledger.take_dirty_rows(1)
     assert block is not None
+    want = {p[17]: p[:16] for p in block.params()}
     statements: list[str] = []
     db = sqlite3.connect(path, isolation_level=None)
     db.set_trace_callback(statements.append)
@@ -57,8 +60,15 @@ def checkpoint(path: Path, ledger: Ledger) -> list[str]:
         db.execute("BEGIN IMMEDIATE")
         update_rows(db, block, 0, len(block))
         db.execute("COMMIT")
+        db.set_trace_callback(None)
+        got = {r[0]: tuple(r[1:]) for r in db.execute(
+            f"SELECT row, {', '.join(STATE_COLUMNS)} FROM messages WHERE campaign_no = 1"
+            f" AND row IN ({','.join('?' * len(want))})", list(want))}
+        marked = {r for (r,) in db.execute("SELECT row FROM messages WHERE ag_dirty = 1")}
     finally:
         db.close()
+    assert got == want  # each row exactly as the ledger handed it over
+    assert set(want) <= marked  # and marked for the analytics' recount
     return statements
 
 
