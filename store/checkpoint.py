@@ -79,11 +79,11 @@ def update_many_sql(rows: int, columns: tuple[str, ...] = STATE_COLUMNS) -> str:
             " FROM v WHERE messages.campaign_no = v.campaign_no AND messages.row = v.row")
 
 
-# Most rows by far: never failed, no reason, no failure time. Those three go in as
-# constants and the campaign as one parameter, so a row binds 8 values instead of 12:
-# ~1.6 us less CPU per row of ~10 (measured on a 200,000-row campaign).
-CLEAN_COLUMNS = ("level", "cls", "ts_pending", "ts_sent", "ts_delivered", "ts_read",
-                 "ts_played")
+# Most rows by far: never failed, no reason, no failure time, so their class is their
+# level. Those go in as constants (cls as the level), the campaign as one parameter:
+# a row binds 7 values instead of 12, ~1.6 us less CPU per row of ~10 (measured on a
+# 200,000-row campaign).
+CLEAN_COLUMNS = ("level", "ts_pending", "ts_sent", "ts_delivered", "ts_read", "ts_played")
 
 
 @cache
@@ -93,7 +93,8 @@ def update_clean_sql(rows: int) -> str:
     keyed = (*CLEAN_COLUMNS, "row")
     one = "(" + ",".join("?" * len(keyed)) + ")"
     return (f"WITH v({','.join(keyed)}) AS (VALUES {','.join([one] * rows)})"
-            f" UPDATE messages SET {MARK}, failed = 0, reason = NULL, ts_failed = NULL, " +
+            f" UPDATE messages SET {MARK}, failed = 0, reason = NULL, ts_failed = NULL,"
+            " cls = v.level, " +
             ", ".join(f"{c} = v.{c}" for c in CLEAN_COLUMNS) +
             " FROM v WHERE messages.campaign_no = ? AND messages.row = v.row")
 
@@ -111,11 +112,11 @@ def update_rows(conn: sqlite3.Connection, block: DirtyRows, lo: int, hi: int) ->
     params = list(block.params(lo, hi))
     with_failure = [p for p in params if p[15] is not None]  # failure_at: one is kept
     without = [p for p in params if p[15] is None] if with_failure else params
-    # failed, reason and ts_failed empty: the clean statement (most rows)
-    clean = [(p[0], p[2], p[4], p[5], p[6], p[7], p[8], p[17]) for p in without
-             if not p[1] and p[3] is None and p[9] is None]
+    # failed, reason and ts_failed empty, class = level: the clean statement (most rows)
+    clean = [(p[0], p[4], p[5], p[6], p[7], p[8], p[17]) for p in without
+             if not p[1] and p[3] is None and p[9] is None and p[2] == p[0]]
     plain = [(*p[:10], p[16], p[17]) for p in without
-             if p[1] or p[3] is not None or p[9] is not None] \
+             if p[1] or p[3] is not None or p[9] is not None or p[2] != p[0]] \
         if len(clean) < len(without) else []
     for start in range(0, len(with_failure), UPDATE_MANY):
         chunk = with_failure[start:start + UPDATE_MANY]
