@@ -196,12 +196,20 @@ class IngestActor(pykka.ThreadingActor):
         return None
 
     def _route(self, groups: tuple[tuple[str, tuple[Any, ...]], ...]) -> None:
+        """One `CampaignEvents` per campaign and source for the whole journal batch, not
+        per request: a campaign actor's work per message (its statistics, the publish
+        to the page and the sender) was most of its cost for single-status webhooks,
+        where a batch holds tens of one-event requests (docs/BENCHMARKS.md)."""
         index = self.index
         attributor = self.attributor
         watched = attributor.watched  # rows a live reply may be credited to (few, or none)
+        by_source: dict[str, tuple[dict[int, list[tuple[int, StatusEvent]]],
+                                   dict[int, dict[int, int]]]] = {}
         for source, events in groups:
-            per_campaign: dict[int, list[tuple[int, StatusEvent]]] = defaultdict(list)
-            later: dict[int, dict[int, int]] = {}  # campaign -> {position: attempt > 1}
+            if source not in by_source:
+                by_source[source] = (defaultdict(list), {})
+            # campaign -> its events; campaign -> {position: attempt > 1}
+            per_campaign, later = by_source[source]
             orphaned = 0
             inbound: list[InboundEvent] = []
             for event in events:
@@ -220,13 +228,14 @@ class IngestActor(pykka.ThreadingActor):
                     if watched and pack(hit[0], hit[1]) in watched:
                         attributor.status(hit[0], hit[1], event.level, event.failed,
                                           event.at, hit[2])
-            for no, items in per_campaign.items():
-                self._campaign(no).tell(CampaignEvents(source, tuple(items), later.get(no)))
             if orphaned:
                 self.metrics.events.labels(source, "orphaned").inc(orphaned)
                 self.metrics.orphans_pending.set(len(self.orphans))
             if inbound:
                 self._inbound(source, inbound)
+        for source, (per_campaign, later) in by_source.items():
+            for no, items in per_campaign.items():
+                self._campaign(no).tell(CampaignEvents(source, tuple(items), later.get(no)))
         self._carry_out()
 
     # --- engagement (SPEC 6) ------------------------------------------------------------

@@ -68,6 +68,10 @@ class DirtyRows:
     ticks: tuple[array[int], ...]  # pending, sent, delivered, read, played, failed
     # row -> (reason, failure, failure tick) for rows that keep a failure
     failures: dict[int, tuple[str | None, Failure, int]]
+    # --- hotpath (issue 20): whether any row of the campaign is on a later attempt. Only
+    # a later attempt clears a row's kept failure (`_start_attempt`); without one, a row
+    # that keeps none never stored one, and the checkpoint skips clearing its columns.
+    retried: bool = True
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -546,6 +550,7 @@ class Ledger:
             tuple(array("i", map(ts[slot].__getitem__, rows)) for slot in range(1, TS_SLOTS)),
             {r: (kept[r].reason, kept[r].failure, kept[r].tick) for r in rows if r in kept}
             if kept else {},
+            bool(self.attempts),
         )
 
     def take_dirty(self) -> list[int]:

@@ -65,7 +65,10 @@ UPDATE_MANY = 500
 # Columns of a row with no failure kept (the failure's are NULL): most rows. Writing the
 # failure columns too costs a delete and insert in messages_failure_category per row,
 # so those rows leave them out and CLEAR_FAILURES empties them where a stored row still
-# has one (rare: a retried row whose earlier attempt failed).
+# has one (rare: a retried row whose earlier attempt failed). Only a later attempt
+# clears a kept failure (domain/ledger.py `_start_attempt`), so CLEAR_FAILURES runs only
+# for campaigns with retried rows (`DirtyRows.retried`): it re-read every row of the
+# chunk, ~1.3 us of CPU per row of ~10 (more in wall time).
 PLAIN_COLUMNS = STATE_COLUMNS[:10]
 FAILURE_COLUMNS = STATE_COLUMNS[10:]
 
@@ -81,6 +84,26 @@ def update_many_sql(rows: int, columns: tuple[str, ...] = STATE_COLUMNS) -> str:
             " FROM v WHERE messages.campaign_no = v.campaign_no AND messages.row = v.row")
 
 
+# Most rows by far: never failed, no reason, no failure time, so their class is their
+# level. Those go in as constants (cls as the level), the campaign as one parameter:
+# a row binds 7 values instead of 12, ~1.6 us less CPU per row of ~10 (measured on a
+# 200,000-row campaign).
+CLEAN_COLUMNS = ("level", "ts_pending", "ts_sent", "ts_delivered", "ts_read", "ts_played")
+
+
+@cache
+def update_clean_sql(rows: int) -> str:
+    """UPDATE_ROW for `rows` clean rows of one campaign (parameters: CLEAN_COLUMNS and
+    row, row after row, then campaign_no), marked for the recount as UPDATE_ROW does."""
+    keyed = (*CLEAN_COLUMNS, "row")
+    one = "(" + ",".join("?" * len(keyed)) + ")"
+    return (f"WITH v({','.join(keyed)}) AS (VALUES {','.join([one] * rows)})"
+            f" UPDATE messages SET {MARK}, failed = 0, reason = NULL, ts_failed = NULL,"
+            " cls = v.level, " +
+            ", ".join(f"{c} = v.{c}" for c in CLEAN_COLUMNS) +
+            " FROM v WHERE messages.campaign_no = ? AND messages.row = v.row")
+
+
 @cache
 def clear_failures_sql(rows: int) -> str:
     """Empty the failure columns of these rows of one campaign where any is set."""
@@ -93,17 +116,30 @@ def update_rows(conn: sqlite3.Connection, block: DirtyRows, lo: int, hi: int) ->
     """Write rows[lo:hi] of a block (on the writer thread, inside a transaction)."""
     params = list(block.params(lo, hi))
     with_failure = [p for p in params if p[15] is not None]  # failure_at: one is kept
-    plain = [(*p[:10], p[16], p[17]) for p in params if p[15] is None] \
-        if with_failure else [(*p[:10], p[16], p[17]) for p in params]
+    without = [p for p in params if p[15] is None] if with_failure else params
+    # failed, reason and ts_failed empty, class = level: the clean statement (most rows)
+    clean = [(p[0], p[4], p[5], p[6], p[7], p[8], p[17]) for p in without
+             if not p[1] and p[3] is None and p[9] is None and p[2] == p[0]]
+    plain = [(*p[:10], p[16], p[17]) for p in without
+             if p[1] or p[3] is not None or p[9] is not None or p[2] != p[0]] \
+        if len(clean) < len(without) else []
     for start in range(0, len(with_failure), UPDATE_MANY):
         chunk = with_failure[start:start + UPDATE_MANY]
         conn.execute(update_many_sql(len(chunk)), list(chain.from_iterable(chunk)))
+    for start in range(0, len(clean), UPDATE_MANY):
+        chunk = clean[start:start + UPDATE_MANY]
+        conn.execute(update_clean_sql(len(chunk)),
+                     [*chain.from_iterable(chunk), block.campaign_no])
+        if block.retried:
+            conn.execute(clear_failures_sql(len(chunk)), [block.campaign_no,
+                                                           *(p[-1] for p in chunk)])
     for start in range(0, len(plain), UPDATE_MANY):
         chunk = plain[start:start + UPDATE_MANY]
         conn.execute(update_many_sql(len(chunk), PLAIN_COLUMNS),
                      list(chain.from_iterable(chunk)))
-        conn.execute(clear_failures_sql(len(chunk)), [block.campaign_no,
-                                                       *(p[-1] for p in chunk)])
+        if block.retried:
+            conn.execute(clear_failures_sql(len(chunk)), [block.campaign_no,
+                                                           *(p[-1] for p in chunk)])
 
 
 TRIM_EVERY = 30.0  # seconds
