@@ -221,9 +221,10 @@ def record(pending: list[Any]) -> tuple[Any, ...]:
 
 
 def touch_of(event: InboundEvent) -> Touch:
-    # made without Touch.__new__'s Python frame: one per credit of every reply
-    return tuple.__new__(Touch, (event.at, event.kind, event.via, event.button_payload,
-                                 event.button_title, event.text))
+    # made without Touch.__new__'s Python frame, and by position, not by the named
+    # tuple's properties: one per credit of every reply
+    # (at, kind, via, button_payload, button_title, text)
+    return tuple.__new__(Touch, (event[3], event[1], event[2], event[7], event[8], event[9]))
 
 
 class Attributor:
