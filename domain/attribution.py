@@ -55,6 +55,7 @@ from domain.ledger import bounded_time, to_tenths
 from domain.phones import number_key
 from domain.status import Level
 
+CLOCK_SLACK = 3600.0  # seconds: how far back the clock may be set without delaying `expire`
 EXPLICIT = "explicit"
 WINDOW = "window"
 PENDING, DELIVERED = int(Level.PENDING), int(Level.DELIVERED)
@@ -491,8 +492,19 @@ class Attributor:
         """End the window of events received more than `reply_window` ago: their credit
         is final. Returns how many were never credited (dropped)."""
         limit = now - self.window_seconds
+        ended = []
+        # The live events are in arrival order (restored ones first, by arrival): the
+        # scan stops at the first that arrived CLOCK_SLACK after the limit, not at the
+        # end of every checkpoint's 100,000 live replies. Only a clock set back by more
+        # than that keeps an event open longer (until those before it end).
+        for pending in self.live.values():
+            received = pending[RECEIVED]
+            if received < limit:
+                ended.append(pending)
+            elif received >= limit + CLOCK_SLACK:
+                break
         dropped = 0
-        for pending in [p for p in self.live.values() if p[RECEIVED] < limit]:
+        for pending in ended:
             dropped += pending[TARGET] is None
             self._finish(pending)
         return dropped
