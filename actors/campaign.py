@@ -129,7 +129,8 @@ class CampaignActor(pykka.ThreadingActor):
         changed: list[int] = []
         applied = duplicate = 0
         ledger = self.ledger
-        engaged = self.engagement.rows
+        # rows with credited events (tested per status only when there are any)
+        engaged = self.engagement if len(self.engagement) else None
         later = message.attempts  # SPEC 9: events of a later attempt, sparse
         for position, (row, event) in enumerate(message.items):
             if row >= len(ledger):
@@ -140,7 +141,7 @@ class CampaignActor(pykka.ThreadingActor):
                             event.failure, attempt):
                 changed.append(row)
                 applied += 1
-                if engaged and row in engaged:  # its reply delay is measured from sent
+                if engaged is not None and row in engaged:  # its reply delay: from sent
                     self.engagement.restart(row, self._start(row))
             else:
                 duplicate += 1
@@ -175,7 +176,7 @@ class CampaignActor(pykka.ThreadingActor):
                 # the recipient (SPEC 6.2 and 9): replies are measured from it.
                 resent = m.attempt > 1 and m.level >= Level.PENDING and \
                     ledger.attempt_accepted(m.row, m.attempt, at)
-                if (changed or resent) and m.row in self.engagement.rows:
+                if (changed or resent) and m.row in self.engagement:
                     self.engagement.restart(m.row, self._start(m.row))
                 continue
             stamps = [at, *(at if m.level >= s else 0.0 for s in range(1, 6)),

@@ -259,8 +259,8 @@ class IngestActor(pykka.ThreadingActor):
         credits: dict[int, list[tuple[int, str, Any]]] = defaultdict(list)
         for effect in self.attributor.take_effects():
             if effect.__class__ is Credit:  # one per reply: tested first
-                credits[effect.campaign_no].append((effect.row, effect.inbound_id,
-                                                    effect.touch))
+                # (row, inbound_id, touch): the tuple's tail, sliced at C speed
+                credits[effect[0]].append(effect[1:])
             elif isinstance(effect, Ask):
                 if effect.campaign_no in self.campaigns:
                     self._campaign(effect.campaign_no).tell(

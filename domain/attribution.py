@@ -46,7 +46,7 @@ built once per checkpoint from its latest state, however often it was decided si
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from domain.engagement import Touch
@@ -55,6 +55,7 @@ from domain.ledger import bounded_time, to_tenths
 from domain.phones import number_key
 from domain.status import Level
 
+CLOCK_SLACK = 3600.0  # seconds: how far back the clock may be set without delaying `expire`
 EXPLICIT = "explicit"
 WINDOW = "window"
 PENDING, DELIVERED = int(Level.PENDING), int(Level.DELIVERED)
@@ -112,107 +113,119 @@ class Suppress:
 
 
 # --- state ---------------------------------------------------------------------------
+#
+# One reply makes a Pending, its number a Watch, each row sent there a RowState: lists
+# with named positions, not objects. A dataclass's __init__ cost about as much as all
+# the rest of a plain reply's deciding (1.5 µs each on our machine, a list 0.25).
+
+# A RowState: what is known of one watched message, the merge of its facts (a join: max
+# level; the highest attempt's failure; the latest accepted attempt's earliest send
+# time). Times are tenths of a second since the epoch. Like the ledger, a time more than
+# MAX_BACKDATE before the message was registered counts as its registration time
+# (FLOOR), so the send time here is the one its campaign shows. (The bound applies to
+# the earliest time: only times on both sides of that day-old edge could differ from
+# the ledger, which bounds each event's time.)
+# Attempts (SPEC 9) as the ledger counts them: FAILED is the latest attempt's (ATTEMPT:
+# the highest seen); the send time is the latest accepted attempt's (SENT_ATTEMPT):
+# attempt 1's earliest pending time, or a later attempt's acceptance (its registration
+# at pending; its statuses bring level and failure only).
+EARLIEST = 0  # the send time of SENT_ATTEMPT, unbounded (None: not sent)
+LEVEL = 1
+FAILED = 2
+ASKED = 3  # the Ask this row waits for (0: none, complete)
+ANSWERED = 4
+FLOOR = 5  # registration time (None: not known)
+ATTEMPT = 6  # the latest attempt seen: its failure is the row's
+SENT_ATTEMPT = 7  # the attempt EARLIEST belongs to
 
 
-@dataclass(slots=True)
-class RowState:
-    """What is known of one watched message: the merge of its facts (a join: max level;
-    the highest attempt's failure; the latest accepted attempt's earliest send time).
+def new_row(asked: int = 0) -> list[Any]:
+    """A RowState with nothing known (waiting for the answer to Ask `asked`)."""
+    return [None, 0, False, asked, not asked, None, 1, 1]
 
-    Times are tenths of a second since the epoch. Like the ledger, a time more than
-    MAX_BACKDATE before the message was registered counts as its registration time
-    (`floor`), so the send time here is the one its campaign shows. (The bound applies
-    to the earliest time: only times on both sides of that day-old edge could differ
-    from the ledger, which bounds each event's time.)
 
-    Attempts (SPEC 9) as the ledger counts them: `failed` is the latest attempt's
-    (`attempt`: the highest seen); the send time is the latest accepted attempt's
-    (`sent_attempt`): attempt 1's earliest pending time, or a later attempt's acceptance
-    (its registration at pending; its statuses bring level and failure only)."""
+def row_sent(state: list[Any]) -> int | None:
+    earliest, floor = state[EARLIEST], state[FLOOR]
+    if earliest is None or floor is None:
+        return earliest
+    return bounded_time(earliest, floor)
 
-    earliest: int | None = None  # the send time of `sent_attempt`, unbounded
-    level: int = 0
-    failed: bool = False
-    serial: int = 0  # the Ask this row waits for (0: none, complete)
-    answered: bool = True
-    floor: int | None = None  # registration time
-    attempt: int = 1  # the latest attempt seen: its failure is the row's
-    sent_attempt: int = 1  # the attempt `earliest` belongs to
 
-    @property
-    def sent(self) -> int | None:
-        if self.earliest is None or self.floor is None:
-            return self.earliest
-        return bounded_time(self.earliest, self.floor)
+def row_eligible(state: list[Any]) -> bool:
+    return row_sent(state) is not None and not (state[FAILED] and state[LEVEL] < DELIVERED)
 
-    def merge(self, sent: int | None, level: int, failed: bool,
+
+def row_merge(state: list[Any], sent: int | None, level: int, failed: bool,
               floor: int | None = None, attempt: int = 1, sent_attempt: int = 1) -> None:
-        if sent is not None:
-            if sent_attempt > self.sent_attempt:
-                self.sent_attempt, self.earliest = sent_attempt, sent
-            elif sent_attempt == self.sent_attempt and (self.earliest is None
-                                                        or sent < self.earliest):
-                self.earliest = sent
-        if level > self.level:
-            self.level = level
-        if attempt > self.attempt:  # a newer attempt: the older one's failure is history
-            self.attempt, self.failed = attempt, failed
-        elif failed and attempt == self.attempt:
-            self.failed = True
-        if floor is not None:
-            self.floor = floor
+    if sent is not None:
+        if sent_attempt > state[SENT_ATTEMPT]:
+            state[SENT_ATTEMPT], state[EARLIEST] = sent_attempt, sent
+        elif sent_attempt == state[SENT_ATTEMPT] and (state[EARLIEST] is None
+                                                      or sent < state[EARLIEST]):
+            state[EARLIEST] = sent
+    if level > state[LEVEL]:
+        state[LEVEL] = level
+    if attempt > state[ATTEMPT]:  # a newer attempt: the older one's failure is history
+        state[ATTEMPT], state[FAILED] = attempt, failed
+    elif failed and attempt == state[ATTEMPT]:
+        state[FAILED] = True
+    if floor is not None:
+        state[FLOOR] = floor
 
-    def merge_event(self, level: int, failed: bool, at: float, attempt: int = 1,
+
+def row_merge_event(state: list[Any], level: int, failed: bool, at: float, attempt: int = 1,
                     registration: bool = False) -> None:
-        """A status, or a registration (the gateway id or send outcome of an attempt)."""
-        sends = level >= PENDING and (attempt == 1 or registration)
-        self.merge(to_tenths(at) if sends else None, level, failed, None, attempt, attempt)
-
-    @property
-    def eligible(self) -> bool:
-        return self.sent is not None and not (self.failed and self.level < DELIVERED)
+    """A status, or a registration (the gateway id or send outcome of an attempt)."""
+    sends = level >= PENDING and (attempt == 1 or registration)
+    row_merge(state, to_tenths(at) if sends else None, level, failed, None, attempt, attempt)
 
 
-@dataclass(slots=True)
-class Watch:
-    """A number with live inbound events, and the rows sent to it."""
-
-    serial: int  # the Lookup this watch waits for (0: answered)
-    rows: dict[int, RowState] = field(default_factory=dict)
-    events: set[str] = field(default_factory=set)
-    unanswered: int = 0  # rows asked about whose answer has not come yet
-
-    @property
-    def complete(self) -> bool:
-        return not self.serial and not self.unanswered
+# A Watch: a number with live inbound events, and the rows sent to it.
+W_LOOKUP = 0  # the Lookup this watch waits for (0: answered)
+W_ROWS = 1  # packed row -> RowState
+W_EVENTS = 2  # the set of its live events' inbound ids
+W_UNANSWERED = 3  # rows asked about whose answer has not come yet
 
 
-@dataclass(slots=True)
-class Pending:
-    """A live inbound event: decided, but open to better facts until its window ends."""
+def new_watch(lookup: int) -> list[Any]:
+    return [lookup, {}, set(), 0]
 
-    source: str
-    event: InboundEvent
-    key: int | None  # number key (domain/phones.number_key)
-    received_at: float
-    target: tuple[int, int] | None = None
-    how: str | None = None
-    workspaces: tuple[int, ...] = ()  # where a stop / start applies
-    counted: bool = False
 
-    def record(self) -> tuple[Any, ...]:
-        """The inbound table's row (store/engagement.py)."""
-        e = self.event
-        c, r = self.target if self.target else (None, None)
-        return (e.inbound_id, self.source, e.workspace_id, e.number, e.at, e.quoted_id,
-                e.kind, e.via, e.button_payload, e.button_title, e.text, e.reason, c, r,
-                self.how, self.received_at)
+def complete(watch: list[Any]) -> bool:
+    return not watch[W_LOOKUP] and not watch[W_UNANSWERED]
+
+
+# A Pending: a live inbound event, decided, but open to better facts until its window
+# ends (or an explicit credit, final at once, on its way to the store).
+SOURCE = 0
+EVENT = 1
+KEY = 2  # number key (domain/phones.number_key), None without a number
+RECEIVED = 3
+TARGET = 4  # (campaign_no, row) credited, or None
+HOW = 5  # EXPLICIT | WINDOW | None
+WORKSPACES = 6  # where a stop / start applies
+COUNTED = 7  # counted in the outcomes already
+
+
+def new_pending(source: str, event: InboundEvent, key: int | None, received_at: float,
+                target: tuple[int, int] | None = None, how: str | None = None,
+                workspaces: tuple[int, ...] = (), counted: bool = False) -> list[Any]:
+    return [source, event, key, received_at, target, how, workspaces, counted]
+
+
+def record(pending: list[Any]) -> tuple[Any, ...]:
+    """The inbound table's row, in RECORD_COLUMNS order (store/engagement.py): the
+    event's fields as they are, then source, campaign_no, row, how, received_at."""
+    target = pending[TARGET]
+    c, r = target if target else (None, None)
+    return pending[EVENT] + (pending[SOURCE], c, r, pending[HOW], pending[RECEIVED])
 
 
 def touch_of(event: InboundEvent) -> Touch:
-    # made without Touch.__new__'s Python frame: one per credit of every reply
-    return tuple.__new__(Touch, (event.at, event.kind, event.via, event.button_payload,
-                                 event.button_title, event.text))
+    # made without Touch.__new__'s Python frame, and by position, not by the named
+    # tuple's properties: one per credit of every reply
+    # (at, kind, via, button_payload, button_title, text)
+    return tuple.__new__(Touch, (event[3], event[1], event[2], event[7], event[8], event[9]))
 
 
 class Attributor:
@@ -224,8 +237,8 @@ class Attributor:
         self.window_seconds = window_seconds
         self.resolve = resolve
         self.workspace_of = workspace_of
-        self.live: dict[str, Pending] = {}
-        self.numbers: dict[int, Watch] = {}
+        self.live: dict[str, list[Any]] = {}  # inbound id -> Pending
+        self.numbers: dict[int, list[Any]] = {}  # number key -> Watch
         self.watched: dict[int, int] = {}  # packed row -> number key
         self.quotes: dict[str, set[str]] = {}  # quoted id not registered yet -> events
         self._serial = 0
@@ -233,7 +246,7 @@ class Attributor:
         self._lookup_serial = 0
         self._effects: list[Any] = []
         # events whose stored row changed since the last take_ops (their latest state)
-        self._dirty: dict[str, Pending] = {}
+        self._dirty: dict[str, list[Any]] = {}
         # (source, outcome) -> events: what became of each event the first time it was
         # decided (credited | unattributed), or that it was a duplicate
         self._outcomes: dict[tuple[str, str], int] = {}
@@ -266,10 +279,10 @@ class Attributor:
         ops: list[tuple[str, Any]] = []
         live = self.live
         for inbound_id, pending in self._dirty.items():
-            if pending.target is None and live.get(inbound_id) is not pending:
+            if pending[TARGET] is None and live.get(inbound_id) is not pending:
                 ops.append(("drop", inbound_id))
             else:
-                ops.append(("put", pending.record()))
+                ops.append(("put", record(pending)))
         self._dirty = {}
         return ops
 
@@ -293,7 +306,7 @@ class Attributor:
         if inbound_id in self.live:
             self._count(source, "duplicate")
             return
-        pending = Pending(source, event, key, received_at)
+        pending = new_pending(source, event, key, received_at)
         self._dirty[inbound_id] = pending
         hit = self._quoted(event.quoted_id) if event.quoted_id else None
         if hit is not None:  # names a registered message: credited now, and final
@@ -304,7 +317,7 @@ class Attributor:
             self.quotes.setdefault(event.quoted_id, set()).add(inbound_id)
         if key is not None and event.via != FAILURE:
             watch = self._watch(pending)
-            if event.kind == REPLY and not watch.complete:
+            if event.kind == REPLY and not complete(watch):
                 return  # decided when the rows sent to its number are known
         self._evaluate(pending)
 
@@ -329,15 +342,15 @@ class Attributor:
             hit = resolve(quoted_id) if quoted_id else None
             if hit is not None:  # `_decide(pending, hit, EXPLICIT)` of a fresh reply
                 # final at once: its number's key is never needed
-                pending = dirty[inbound_id] = Pending(source, event, None, received_at)
-                pending.target, pending.how = (hit[0], hit[1]), EXPLICIT
-                pending.counted = True
+                pending = dirty[inbound_id] = [source, event, None, received_at,
+                                               (hit[0], hit[1]), EXPLICIT, (), True]
                 effects.append(Credit(hit[0], hit[1], inbound_id, touch_of(event)))
                 credited += 1
                 continue
             number = event.number
             key = number_key(number) if number else None
-            pending = dirty[inbound_id] = Pending(source, event, key, received_at)
+            pending = dirty[inbound_id] = [source, event, key, received_at, None, None, (),
+                                           False]  # new_pending
             live[inbound_id] = pending
             if quoted_id:
                 self.quotes.setdefault(quoted_id, set()).add(inbound_id)
@@ -348,10 +361,11 @@ class Attributor:
             if watch is None:
                 if not self._lookup_serial:
                     self._lookup_serial = self._next()
-                watch = numbers[key] = Watch(self._lookup_serial)
+                watch = numbers[key] = [self._lookup_serial, {}, {inbound_id}, 0]  # new
                 self._lookups.append(key)
-            watch.events.add(inbound_id)
-            if watch.complete:  # else decided when the rows sent to its number are known
+                continue  # decided when the rows sent to its number are known
+            watch[W_EVENTS].add(inbound_id)
+            if not watch[W_LOOKUP] and not watch[W_UNANSWERED]:  # complete: decide now
                 self._evaluate(pending)
         if credited:
             outcome = (source, "credited")
@@ -362,8 +376,8 @@ class Attributor:
                 workspaces: tuple[int, ...]) -> None:
         """A live event as the last checkpoint stored it (its credit and its stop are
         loaded by their owners); decided again once the facts are looked up."""
-        pending = Pending(source, event, key, received_at, target, how, workspaces,
-                          counted=True)
+        pending = new_pending(source, event, key, received_at, target, how, workspaces,
+                              counted=True)
         self.live[event.inbound_id] = pending
         if event.quoted_id and self._quoted(event.quoted_id) is None:
             self.quotes.setdefault(event.quoted_id, set()).add(event.inbound_id)
@@ -385,12 +399,12 @@ class Attributor:
         packed = pack(campaign_no, row)
         if key is not None and key in self.numbers:
             watch = self.numbers[key]
-            state = watch.rows.get(packed)
+            state = watch[W_ROWS].get(packed)
             if state is None:  # its first fact: nothing to ask
-                state = watch.rows[packed] = RowState()
+                state = watch[W_ROWS][packed] = new_row()
                 self.watched[packed] = key
-            state.merge_event(level, failed, at, attempt, registration=True)
-            state.floor = to_tenths(at)
+            row_merge_event(state, level, failed, at, attempt, registration=True)
+            state[FLOOR] = to_tenths(at)
             self._reconsider(key)
         elif packed in self.watched:
             self.status(campaign_no, row, level, failed, at, attempt, registration=True)
@@ -406,10 +420,10 @@ class Attributor:
         key = self.watched.get(packed)
         if key is None:
             return
-        state = self.numbers[key].rows[packed]
-        before = (state.sent, state.eligible)
-        state.merge_event(level, failed, at, attempt, registration)
-        if (state.sent, state.eligible) != before:
+        state = self.numbers[key][W_ROWS][packed]
+        before = (row_sent(state), row_eligible(state))
+        row_merge_event(state, level, failed, at, attempt, registration)
+        if (row_sent(state), row_eligible(state)) != before:
             self._reconsider(key)
 
     def number_rows(self, serial: int, keys: tuple[int, ...],
@@ -421,26 +435,27 @@ class Attributor:
         numbers, watched, workspace_of = self.numbers, self.watched, self.workspace_of
         for key, campaign_no, row in rows:
             watch = numbers.get(key)
-            if watch is None or watch.serial != serial:
+            if watch is None or watch[W_LOOKUP] != serial:
                 continue  # the number's window ended meanwhile (or a newer lookup runs)
             packed = (campaign_no << 32) | row  # pack
-            if packed in watch.rows or workspace_of(campaign_no) is None:
+            rows_ = watch[W_ROWS]
+            if packed in rows_ or workspace_of(campaign_no) is None:
                 continue
-            watch.rows[packed] = RowState(serial=ask_serial, answered=False)
-            watch.unanswered += 1
+            rows_[packed] = [None, 0, False, ask_serial, False, None, 1, 1]  # new_row
+            watch[W_UNANSWERED] += 1
             watched[packed] = key
             asked = asks.get(campaign_no)
             if asked is None:
                 asks[campaign_no] = [row]
             else:
                 asked.append(row)
-        for campaign_no, rows_ in sorted(asks.items()):
-            self._effects.append(Ask(ask_serial, campaign_no, tuple(rows_)))
+        for campaign_no, asked in sorted(asks.items()):
+            self._effects.append(Ask(ask_serial, campaign_no, tuple(asked)))
         for key in keys:
             watch = numbers.get(key)
-            if watch is not None and watch.serial == serial:
-                watch.serial = 0
-                if not watch.unanswered:  # nothing to ask: decide now
+            if watch is not None and watch[W_LOOKUP] == serial:
+                watch[W_LOOKUP] = 0
+                if not watch[W_UNANSWERED]:  # nothing to ask: decide now
                     self._reconsider(key)
 
     def row_facts(self, serial: int, campaign_no: int,
@@ -457,13 +472,18 @@ class Attributor:
             if key is None:
                 continue
             watch = numbers[key]
-            state = watch.rows[packed]
-            if state.answered or state.serial != serial:
+            state = watch[W_ROWS][packed]
+            if state[ANSWERED] or state[ASKED] != serial:
                 continue
-            state.merge(sent, level, failed, floor, attempt, sent_attempt)
-            state.answered = True
-            watch.unanswered -= 1
-            if not watch.unanswered:
+            if state == [None, 0, False, serial, False, None, 1, 1]:
+                # nothing merged into it since the question: row_merge gives the answer
+                state[:] = (sent, level, failed, serial, True, floor, attempt,
+                            sent_attempt if sent is not None else 1)
+            else:
+                row_merge(state, sent, level, failed, floor, attempt, sent_attempt)
+                state[ANSWERED] = True
+            watch[W_UNANSWERED] -= 1
+            if not watch[W_UNANSWERED]:
                 complete.append(key)
         for key in sorted(complete):
             self._reconsider(key)
@@ -472,49 +492,62 @@ class Attributor:
         """End the window of events received more than `reply_window` ago: their credit
         is final. Returns how many were never credited (dropped)."""
         limit = now - self.window_seconds
+        ended = []
+        # The live events are in arrival order (restored ones first, by arrival): the
+        # scan stops at the first that arrived CLOCK_SLACK after the limit, not at the
+        # end of every checkpoint's 100,000 live replies. Only a clock set back by more
+        # than that keeps an event open longer (until those before it end).
+        for pending in self.live.values():
+            received = pending[RECEIVED]
+            if received < limit:
+                ended.append(pending)
+            elif received >= limit + CLOCK_SLACK:
+                break
         dropped = 0
-        for pending in [p for p in self.live.values() if p.received_at < limit]:
-            dropped += pending.target is None
+        for pending in ended:
+            dropped += pending[TARGET] is None
             self._finish(pending)
         return dropped
 
     # --- deciding -----------------------------------------------------------------------
 
-    def _watch(self, pending: Pending) -> Watch:
-        assert pending.key is not None
-        watch = self.numbers.get(pending.key)
+    def _watch(self, pending: list[Any]) -> list[Any]:
+        key = pending[KEY]
+        assert key is not None
+        watch = self.numbers.get(key)
         if watch is None:
             if not self._lookup_serial:
                 self._lookup_serial = self._next()
-            watch = self.numbers[pending.key] = Watch(self._lookup_serial)
-            self._lookups.append(pending.key)
-        watch.events.add(pending.event.inbound_id)
+            watch = self.numbers[key] = new_watch(self._lookup_serial)
+            self._lookups.append(key)
+        watch[W_EVENTS].add(pending[EVENT].inbound_id)
         return watch
 
     def _reconsider(self, key: int) -> None:
         watch = self.numbers.get(key)
-        if watch is None or not watch.complete:
+        if watch is None or not complete(watch):
             return
-        events, live = watch.events, self.live
+        events, live = watch[W_EVENTS], self.live
         for inbound_id in sorted(events) if len(events) > 1 else tuple(events):
             pending = live.get(inbound_id)
             if pending is None:
                 continue
-            event = pending.event
+            event = pending[EVENT]
             if event.quoted_id is None and event.kind == REPLY and event.via == MESSAGE:
                 # `_evaluate` of a plain reply whose number's rows are known
                 self._decide(pending, self._latest(watch, event), WINDOW)
             else:
                 self._evaluate(pending)
 
-    def _evaluate(self, pending: Pending) -> None:
-        event = pending.event
+    def _evaluate(self, pending: list[Any]) -> None:
+        event = pending[EVENT]
         hit = self._quoted(event.quoted_id) if event.quoted_id else None
         if hit is not None:
             self._decide(pending, hit, EXPLICIT)
             self._finish(pending)  # an id never moves: final
             return
-        watch = self.numbers.get(pending.key) if pending.key is not None else None
+        key = pending[KEY]
+        watch = self.numbers.get(key) if key is not None else None
         if event.workspace_id is not None and event.kind != REPLY:
             self._set_workspaces(pending, (event.workspace_id,))
         if watch is None or event.via == FAILURE:
@@ -523,17 +556,17 @@ class Attributor:
             self._decide(pending, None, None)  # nothing to go by (an @lid, no quote)
             self._finish(pending)
             return
-        if not watch.complete:
+        if not complete(watch):
             return  # the old credit stands until the facts are in
         self._decide(pending, self._latest(watch, event), WINDOW)
 
-    def _latest(self, watch: Watch, event: InboundEvent) -> tuple[int, int] | None:
+    def _latest(self, watch: list[Any], event: InboundEvent) -> tuple[int, int] | None:
         at = to_tenths(event.at)
         window = self.window
         best: tuple[int, int, int] | None = None
-        for packed, state in watch.rows.items():
-            sent = state.sent  # RowState.eligible, with `sent` worked out once
-            if sent is None or (state.failed and state.level < DELIVERED) \
+        for packed, state in watch[W_ROWS].items():
+            sent = row_sent(state)  # row_eligible, with `sent` worked out once
+            if sent is None or (state[FAILED] and state[LEVEL] < DELIVERED) \
                     or not 0 <= at - sent <= window:
                 continue
             campaign_no, row = packed >> 32, packed & 0xFFFFFFFF  # unpack
@@ -546,55 +579,58 @@ class Attributor:
                 best = candidate
         return (best[1], best[2]) if best else None
 
-    def _decide(self, pending: Pending, target: tuple[int, int] | None,
+    def _decide(self, pending: list[Any], target: tuple[int, int] | None,
                 how: str | None) -> None:
-        event = pending.event
+        event = pending[EVENT]
         how = how if target is not None else None
-        if target != pending.target:
-            if pending.target is not None:
-                self._effects.append(Credit(*pending.target, event.inbound_id, None))
+        before = pending[TARGET]
+        if target != before:
+            if before is not None:
+                self._effects.append(Credit(before[0], before[1], event.inbound_id, None))
             if target is not None:
-                self._effects.append(Credit(*target, event.inbound_id, touch_of(event)))
-            pending.target, pending.how = target, how
+                self._effects.append(Credit(target[0], target[1], event.inbound_id,
+                                            touch_of(event)))
+            pending[TARGET], pending[HOW] = target, how
             self._dirty[event.inbound_id] = pending
-        elif how != pending.how:
-            pending.how = how
+        elif how != pending[HOW]:
+            pending[HOW] = how
             self._dirty[event.inbound_id] = pending
         if event.kind != REPLY:
             self._set_workspaces(pending, self._workspaces(pending))
-        if not pending.counted:
-            pending.counted = True
-            self._count(pending.source, "credited" if target else "unattributed")
+        if not pending[COUNTED]:
+            pending[COUNTED] = True
+            self._count(pending[SOURCE], "credited" if target else "unattributed")
 
-    def _workspaces(self, pending: Pending) -> tuple[int, ...]:
+    def _workspaces(self, pending: list[Any]) -> tuple[int, ...]:
         """Where a stop / start applies: the workspace the gateway named; else the
         credited message's; else every workspace that ever messaged the number."""
-        event = pending.event
+        event = pending[EVENT]
         if event.workspace_id is not None:
             return (event.workspace_id,)
-        if pending.target is not None:
-            workspace = self.workspace_of(pending.target[0])
+        if pending[TARGET] is not None:
+            workspace = self.workspace_of(pending[TARGET][0])
             return (workspace,) if workspace is not None else ()
-        watch = self.numbers.get(pending.key) if pending.key is not None else None
+        key = pending[KEY]
+        watch = self.numbers.get(key) if key is not None else None
         if watch is None or event.via == FAILURE:
             return ()
-        found = {self.workspace_of(unpack(packed)[0]) for packed in watch.rows}
+        found = {self.workspace_of(unpack(packed)[0]) for packed in watch[W_ROWS]}
         return tuple(sorted(w for w in found if w is not None))
 
-    def _set_workspaces(self, pending: Pending, workspaces: tuple[int, ...]) -> None:
-        event = pending.event
-        if workspaces == pending.workspaces or event.number is None:
+    def _set_workspaces(self, pending: list[Any], workspaces: tuple[int, ...]) -> None:
+        event = pending[EVENT]
+        if workspaces == pending[WORKSPACES] or event.number is None:
             return
-        pending.workspaces = workspaces
+        pending[WORKSPACES] = workspaces
         self._effects.append(Suppress(event.inbound_id, event.number, workspaces, event.at,
-                                      event.kind, event.reason, pending.source))
+                                      event.kind, event.reason, pending[SOURCE]))
 
-    def _finish(self, pending: Pending) -> None:
+    def _finish(self, pending: list[Any]) -> None:
         """The event leaves the live set; its credit (if any) stays in the store."""
-        event = pending.event
+        event = pending[EVENT]
         if self.live.pop(event.inbound_id, None) is None:
             return
-        if pending.target is None:
+        if pending[TARGET] is None:
             # A reply to nothing is only counted; a stop's effect is in the suppressions.
             self._dirty[event.inbound_id] = pending
         if event.quoted_id in self.quotes:
@@ -602,12 +638,13 @@ class Attributor:
             waiting.discard(event.inbound_id)
             if not waiting:
                 del self.quotes[event.quoted_id]
-        watch = self.numbers.get(pending.key) if pending.key is not None else None
+        key = pending[KEY]
+        watch = self.numbers.get(key) if key is not None else None
         if watch is not None:
-            watch.events.discard(event.inbound_id)
-            if not watch.events:
-                del self.numbers[pending.key]  # type: ignore[arg-type]
-                for packed in watch.rows:
+            watch[W_EVENTS].discard(event.inbound_id)
+            if not watch[W_EVENTS]:
+                del self.numbers[key]
+                for packed in watch[W_ROWS]:
                     self.watched.pop(packed, None)
-                if watch.serial == self._lookup_serial and pending.key in self._lookups:
-                    self._lookups.remove(pending.key)  # type: ignore[arg-type]
+                if watch[W_LOOKUP] == self._lookup_serial and key in self._lookups:
+                    self._lookups.remove(key)

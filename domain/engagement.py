@@ -11,8 +11,9 @@ change made, so reading the statistics never scans.
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -79,23 +80,38 @@ def row_fields(engagement: RowEngagement | None) -> dict[str, Any]:
     }
 
 
-def summarize(touches: Iterable[tuple[str, Touch]]) -> RowEngagement:
-    """A row's figures from the set of its credited events (order never matters: ties
-    are broken by inbound id). Fields are read by position, not through Touch's
-    properties: every credit of every reply comes here."""
+def _order(touch: Touch) -> tuple[Any, ...]:
+    """A total order of touches by their content (None before any string), for ties."""
+    return tuple((value is not None, value or "") if i >= 3 else value
+                 for i, value in enumerate(touch))
+
+
+def _later(touch: Touch, than: Touch | None) -> bool:
+    if than is None or touch[0] != than[0]:
+        return than is None or touch[0] > than[0]
+    return _order(touch) > _order(than)
+
+
+def summarize(touches: Iterable[tuple[Any, Touch]]) -> RowEngagement:
+    """A row's figures from the set of its credited events, given as (id, touch) pairs
+    (order never matters: of two events at the same time, the latest text and button
+    are the greater touch's by content, so the result does not depend on the ids
+    either). Fields are read by position, not through Touch's properties: every credit
+    of every reply comes here."""
     replied_at: float | None = None
     count = 0
     opted: float | None = None
-    last_button: tuple[float, str, tuple[str | None, str | None]] | None = None
-    last_text: tuple[float, str, str | None] | None = None
+    last_button: Touch | None = None
+    last_text: Touch | None = None
     buttons: set[tuple[str | None, str | None]] | None = None
-    for inbound_id, (at, kind, via, payload, title, text) in touches:
+    for _id, touch in touches:
+        at, kind, via, payload, title, _text = touch
         if kind == REPLY and via == MESSAGE:  # Touch.is_reply
             count += 1
             if replied_at is None or at < replied_at:
                 replied_at = at
-            if last_text is None or (at, inbound_id) > last_text[:2]:
-                last_text = (at, inbound_id, text)
+            if last_text is None or _later(touch, last_text):
+                last_text = touch
         if kind == STOP and (opted is None or at < opted):
             opted = at
         if (payload or title) and via == MESSAGE:  # Touch.button
@@ -104,73 +120,212 @@ def summarize(touches: Iterable[tuple[str, Touch]]) -> RowEngagement:
                 buttons = {button}
             else:
                 buttons.add(button)
-            if last_button is None or (at, inbound_id) > last_button[:2]:
-                last_button = (at, inbound_id, button)
+            if last_button is None or _later(touch, last_button):
+                last_button = touch
     if not count and opted is None and not buttons:
         return NOTHING
-    return RowEngagement(replied_at, count, last_button[2] if last_button else None,
+    return RowEngagement(replied_at, count,
+                         (last_button[3], last_button[4]) if last_button else None,
                          frozenset(buttons) if buttons else NO_BUTTONS, opted,
-                         last_text[2] if last_text else None)
+                         last_text[5] if last_text else None)
+
+
+def id_key(inbound_id: str) -> int:
+    """What the book keeps of a credited event's id: enough to tell the events of one row
+    apart (a 64-bit hash, the same within the process; the book is rebuilt from the
+    store at start), at 8 bytes instead of the id's 60 to 120."""
+    return hash(inbound_id)
+
+
+class EngagedRows:
+    """The rows with something to show, as a read-only mapping view (row -> figures)."""
+
+    def __init__(self, book: EngagementBook) -> None:
+        self._book = book
+
+    def __contains__(self, row: int) -> bool:
+        """Cheap, and wider than the rows shown: also a row whose only event shows
+        nothing (a START); `restart` and `get` know the difference."""
+        return row in self._book
+
+    def __bool__(self) -> bool:
+        return bool(self._book._shown)
+
+    def __len__(self) -> int:
+        return self._book._shown
+
+    def get(self, row: int, default: RowEngagement | None = None) -> RowEngagement | None:
+        found = self._book.get(row)
+        return default if found is None else found
+
+    def items(self) -> Iterator[tuple[int, RowEngagement]]:
+        for row in self._book.engaged():
+            found = self._book.get(row)
+            if found is not None:
+                yield row, found
 
 
 class EngagementBook:
-    """The engagement of one campaign's rows; touched only by its campaign actor."""
+    """The engagement of one campaign's rows; touched only by its campaign actor.
+
+    Memory (SPEC 4: <= 100 bytes per message, engagement included): nothing per row
+    until the campaign's first credit; then a slot number per row (4 bytes, an array
+    as long as the highest row credited) and, per row with engagement, one slot of
+    flat arrays holding its first event: the id's key, time, kind and via, button
+    (a number in the book's table of distinct buttons), and the time its reply delay
+    is measured from (about 30 bytes). A row's further events, a kept reply text and
+    freed slots live in small dicts and lists. Figures are derived from the events
+    when asked (`get`), not stored: a row's few events are summarized in microseconds.
+    """
 
     def __init__(self) -> None:
-        self.touches: dict[int, dict[str, Touch]] = {}  # only rows with any
-        self.rows: dict[int, RowEngagement] = {}
-        self.starts: dict[int, float] = {}  # the time each row's reply delay is measured from
+        self._slot = array("I")  # row -> its slot + 1 (0: none); grown on demand
+        self._row = array("I")  # slot -> row
+        self._key = array("q")  # slot -> its first event's id_key
+        self._at = array("d")  # slot -> its first event's time
+        self._kind_via = bytearray()  # slot -> kind * 16 + via (255: slot free)
+        self._button = array("I")  # slot -> index + 1 in _buttons (0: no button)
+        self._start = array("d")  # slot -> when the row's reply delay is measured from
+        self._texts: dict[int, str] = {}  # slot -> its first event's text, when kept
+        self._more: dict[int, list[tuple[int, Touch]]] = {}  # slot -> further events
+        self._free: list[int] = []
+        self._buttons: list[tuple[str | None, str | None]] = []
+        self._button_no: dict[tuple[str | None, str | None], int] = {}
+        self._shown = 0  # rows whose figures are not NOTHING
         self.replied = 0
         self.opted_out = 0
         self.buttons: Counter[tuple[str | None, str | None]] = Counter()
         self.reply_latency = LatencyHistogram()
 
     def __contains__(self, row: int) -> bool:
-        return row in self.touches
+        """The row has credited events (a START alone shows nothing, but counts here)."""
+        return row < len(self._slot) and self._slot[row] != 0
 
     def __len__(self) -> int:
-        return len(self.touches)
+        return len(self._row) - len(self._free)
+
+    @property
+    def rows(self) -> EngagedRows:
+        return EngagedRows(self)
+
+    def engaged(self) -> Iterator[int]:
+        """Rows with credited events, in slot order."""
+        kind_via = self._kind_via
+        for slot, row in enumerate(self._row):
+            if kind_via[slot] != 255:
+                yield row
+
+    def credited(self, row: int) -> list[tuple[int, Touch]]:
+        """(id_key, touch) of every event credited to the row."""
+        slot = self._slot[row] - 1 if row < len(self._slot) else -1
+        return self._touches(slot) if slot >= 0 else []
+
+    def get(self, row: int) -> RowEngagement | None:
+        """The row's figures, None when it has nothing to show."""
+        slot = self._slot[row] - 1 if row < len(self._slot) else -1
+        if slot < 0:
+            return None
+        summary = summarize(self._touches(slot))
+        return None if summary is NOTHING else summary
 
     def row(self, row: int) -> RowEngagement:
-        return self.rows.get(row, NOTHING)
+        return self.get(row) or NOTHING
+
+    def _touches(self, slot: int) -> list[tuple[int, Touch]]:
+        kind_via = self._kind_via[slot]
+        button = self._button[slot]
+        payload, title = self._buttons[button - 1] if button else (None, None)
+        first = tuple.__new__(Touch, (self._at[slot], kind_via >> 4, kind_via & 15, payload,
+                                      title, self._texts.get(slot)))
+        more = self._more.get(slot)
+        return [(self._key[slot], first), *more] if more else [(self._key[slot], first)]
 
     def credit(self, row: int, inbound_id: str, touch: Touch | None, start: float) -> bool:
         """Credit an event to the row (touch None: withdraw it); True if the row changed."""
-        mine = self.touches.get(row)
+        key = id_key(inbound_id)
+        slot = self._slot[row] - 1 if row < len(self._slot) else -1
+        touches = self._touches(slot) if slot >= 0 else []
+        kept = [pair for pair in touches if pair[0] != key]
         if touch is None:
-            if not mine or inbound_id not in mine:
+            if len(kept) == len(touches):
                 return False
-            del mine[inbound_id]
         else:
-            if mine is None:
-                mine = self.touches[row] = {}
-            if mine.get(inbound_id) == touch:
+            if len(kept) != len(touches) and (key, touch) in touches:
                 return False
-            mine[inbound_id] = touch
-        self._update(row, start)
+            kept.append((key, touch))
+        before = summarize(touches) if touches else NOTHING
+        old_start = self._start[slot] if slot >= 0 else start
+        after = summarize(kept) if kept else NOTHING
+        self._account(before, old_start, -1)
+        self._account(after, start, +1)
+        self._shown += (after is not NOTHING) - (before is not NOTHING)
+        self._store(row, slot, kept, start)
         return True
 
     def restart(self, row: int, start: float) -> bool:
         """The row's send time moved (an earlier ACK arrived): re-measure its delay."""
-        if row not in self.rows or self.starts.get(row) == start:
+        slot = self._slot[row] - 1 if row < len(self._slot) else -1
+        if slot < 0 or self._start[slot] == start:
             return False
-        self._update(row, start)
+        summary = summarize(self._touches(slot))
+        if summary is NOTHING:
+            return False
+        self._account(summary, self._start[slot], -1)
+        self._account(summary, start, +1)
+        self._start[slot] = start
         return True
 
-    def _update(self, row: int, start: float) -> None:
-        mine = self.touches.get(row)
-        after = summarize(mine.items()) if mine else NOTHING
-        before = self.rows.get(row, NOTHING)
-        self._account(before, self.starts.get(row, start), -1)
-        self._account(after, start, +1)
-        if not mine:
-            self.touches.pop(row, None)
-        if after is NOTHING:  # e.g. only a START was credited: nothing to show or count
-            self.rows.pop(row, None)
-            self.starts.pop(row, None)
+    def _store(self, row: int, slot: int, touches: list[tuple[int, Touch]],
+               start: float) -> None:
+        """Put the row's events in its slot (taking one, or freeing it when none)."""
+        if not touches:
+            if slot >= 0:
+                self._slot[row] = 0
+                self._kind_via[slot] = 255
+                self._texts.pop(slot, None)
+                self._more.pop(slot, None)
+                self._free.append(slot)
+            return
+        (key, first), *more = touches
+        button = 0
+        if first.payload is not None or first.title is not None:
+            pair = (first.payload, first.title)
+            button = self._button_no.get(pair, 0)
+            if not button:
+                self._buttons.append(pair)
+                button = self._button_no[pair] = len(self._buttons)
+        kind_via = first.kind * 16 + first.via
+        if slot < 0:
+            if self._free:
+                slot = self._free.pop()
+                self._row[slot], self._key[slot], self._at[slot] = row, key, first.at
+                self._kind_via[slot], self._button[slot] = kind_via, button
+                self._start[slot] = start
+            else:
+                slot = len(self._row)
+                self._row.append(row)
+                self._key.append(key)
+                self._at.append(first.at)
+                self._kind_via.append(kind_via)
+                self._button.append(button)
+                self._start.append(start)
+            size = len(self._slot)
+            if row >= size:  # room for this row, and some after it (an eighth more)
+                grown = max(row + 1024, size + size // 8)
+                self._slot.frombytes(bytes(self._slot.itemsize * (grown - size)))
+            self._slot[row] = slot + 1
         else:
-            self.rows[row] = after
-            self.starts[row] = start
+            self._key[slot], self._at[slot] = key, first.at
+            self._kind_via[slot], self._button[slot] = kind_via, button
+            self._start[slot] = start
+        if first.text is not None:
+            self._texts[slot] = first.text
+        else:
+            self._texts.pop(slot, None)
+        if more:
+            self._more[slot] = more
+        else:
+            self._more.pop(slot, None)
 
     def _account(self, summary: RowEngagement, start: float, sign: int) -> None:
         if summary is NOTHING:

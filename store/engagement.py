@@ -24,6 +24,11 @@ from store.db import Statement, Store
 INBOUND_COLUMNS = ("id, source, workspace_id, number, at, quoted_id, kind, via,"
                    " button_payload, button_title, body, reason, campaign_no, row, how,"
                    " received_at")
+# The order a checkpoint writes them in (domain/attribution.py `record`): an
+# InboundEvent's fields as they are, then what attribution adds, so a record is the
+# event tuple plus five values (made at C speed for every reply).
+RECORD_COLUMNS = ("id, kind, via, at, number, workspace_id, quoted_id, button_payload,"
+                  " button_title, body, reason, source, campaign_no, row, how, received_at")
 # One statement writes a chunk of events (INSERT ... VALUES (...), (...) ...): a
 # statement per event made a checkpoint after a burst of replies hold the writer (and
 # every webhook's commit behind it) for seconds; each step gives the GIL away and must
@@ -38,7 +43,7 @@ def put_inbound_sql(rows: int) -> str:
     """Insert `rows` events; one stored already keeps its fields and takes the new
     credit (only the credit of an event ever changes)."""
     one = "(" + ",".join("?" * INBOUND_WIDTH) + ")"
-    return (f"INSERT INTO inbound ({INBOUND_COLUMNS}) VALUES {','.join([one] * rows)}"
+    return (f"INSERT INTO inbound ({RECORD_COLUMNS}) VALUES {','.join([one] * rows)}"
             " ON CONFLICT (id) DO UPDATE SET campaign_no = excluded.campaign_no,"
             " row = excluded.row, how = excluded.how")
 

@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.attribution import Ask, Attributor, Credit, Lookup, Suppress, touch_of
-from domain.engagement import EngagementBook
+from domain.engagement import EngagementBook, id_key
 from domain.inbound import FAILURE, MESSAGE, PREFERENCE, REPLY, START, STOP, InboundEvent
 from domain.ledger import NONE, Ledger, to_tenths
 from domain.phones import number_key
@@ -97,6 +97,7 @@ class World:
     suppressions: SuppressionBook = field(default_factory=SuppressionBook)
     in_flight: list[tuple[Any, ...]] = field(default_factory=list)
     next_row: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    seen: set[str] = field(default_factory=set)  # inbound ids played
 
     def __post_init__(self) -> None:
         self.attributor = Attributor(WINDOW, self.index.get, CAMPAIGNS.get)
@@ -168,6 +169,7 @@ class World:
         """Inbound events journaled together (one webhook, or one group commit)."""
         if isinstance(events, InboundEvent):
             events = [events]
+        self.seen.update(event.inbound_id for event in events)
         self.attributor.inbound_batch("test", events, 0.0)
         self.run_effects()
 
@@ -231,10 +233,13 @@ class World:
         return next(m for m, (c, r, _) in self.rows.items() if (c, r) == (campaign, row))
 
     def credits(self) -> dict[str, str]:
+        """inbound id -> message credited (the books keep an id's key, not the id)."""
+        ids = {id_key(inbound_id): inbound_id for inbound_id in self.seen}
         out: dict[str, str] = {}
         for campaign, book in self.books.items():
-            for row, touches in book.touches.items():
-                for inbound_id in touches:
+            for row in book.engaged():
+                for key, _touch in book.credited(row):
+                    inbound_id = ids[key]
                     assert inbound_id not in out, "credited twice"
                     out[inbound_id] = self.message_of(campaign, row)
         return out

@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from domain.inbound import InboundEvent
 from store.db import Store
 from store.engagement import INBOUND_CHUNK, INBOUND_TRANSACTION, inbound_transactions
 
@@ -17,10 +18,11 @@ ROWS = 1300  # more than two chunks of events and of marks
 
 
 def record(inbound_id: str, target: tuple[int, int] | None) -> tuple[Any, ...]:
-    """An inbound table row as `Pending.record` makes it (domain/attribution.py)."""
+    """An inbound table row as `record` makes it (domain/attribution.py): the event's
+    fields, then source, campaign_no, row, how, received_at."""
     campaign, row = target or (None, None)
-    return (inbound_id, "cloud", None, "6281100000001", 1000.0, None, 0, 0, None, None,
-            None, None, campaign, row, "window" if target else None, 1000.0)
+    event = InboundEvent(inbound_id, 0, 0, 1000.0, "6281100000001")
+    return (*event, "cloud", campaign, row, "window" if target else None, 1000.0)
 
 
 async def database(tmp_path: Path) -> Store:

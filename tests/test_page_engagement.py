@@ -119,8 +119,10 @@ async def test_replies_move_live_on_the_page(server: Server, page: Any) -> None:
     # In Bahasa Indonesia, the same view.
     await page.click(".lang-switch .lang:not(.active)")
     await expect(page, lambda p: _text(p, "#card-replied .card-label", "Dibalas"))
-    note = await dom(page, "() => document.querySelector('#card-replied .card-note').textContent")
-    assert "dari yang sampai ke perangkat" in note and "berhenti langganan" in note, note
+    # the view is built again in the new language: its labels come first, the card's
+    # note once the statistics are painted (wait for it, not for a time)
+    await expect(page, lambda p: _note_has(p, "dari yang sampai ke perangkat",
+                                           "berhenti langganan"))
     await page.click("[data-tab=all]")
     await expect(page, lambda p: _engaged_text(p, "6281234567891", "berhenti langganan"))
     await shot(page, "4-bahasa-indonesia")
@@ -145,6 +147,12 @@ async def _shown(pg: Any, recipients: list[str]) -> bool:
     shown = await dom(pg, """() => [...document.querySelectorAll('#recipients tbody tr')]
         .map(r => r.querySelector('.recipient')?.textContent.trim()).filter(Boolean)""")
     return sorted(shown) == sorted(recipients)
+
+
+async def _note_has(pg: Any, *parts: str) -> bool:
+    note = await dom(pg, "() => document.querySelector('#card-replied .card-note')"
+                     "?.textContent") or ""
+    return all(part in note for part in parts)
 
 
 async def _text(pg: Any, selector: str, text: str) -> bool:
