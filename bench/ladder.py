@@ -29,13 +29,19 @@ CLOUD_TAIL = "]}}]}]}"
 STATS = ("total_delivered_count", "total_read_count", "total_played_count")
 
 
-def lua_preamble(start: int, n: int, per_request: int | None = None) -> str:
+def lua_preamble(start: int, n: int, per_request: int | None = None, wrap: int = 0) -> str:
     """What every ladder's wrk script starts with: POSTs of JSON, the count of requests
     made (`generated`, which LUA_REPORT prints) and the ladder's position k of n (and p
-    statuses or replies per request)."""
+    statuses or replies per request). `wrap` > 0: k goes back to 0 there (NEXT_K), for
+    the bare handler, which keeps no state and on a quiet machine can outrun a ladder
+    sized for the daemon."""
     batch = f"local p = {per_request}\n" if per_request is not None else ""
     return ('\nwrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            f"generated = 0\nlocal k = {start}\nlocal n = {n}\n{batch}")
+            f"generated = 0\nlocal k = {start}\nlocal n = {n}\nlocal wrap = {wrap}\n{batch}")
+
+
+# The step to the next request in every ladder's script (see lua_preamble's `wrap`).
+NEXT_K = "k = k + 1\n  if wrap > 0 and k >= wrap then k = 0 end"
 
 
 def reached(total_steps: int, n: int, step: int, lo: int, hi: int) -> int:
@@ -81,17 +87,17 @@ class WebjsLadder:
     def body(self, k: int) -> bytes:
         return json.dumps(self.event(k), separators=(",", ":")).encode()
 
-    def lua(self, start: int) -> str:
+    def lua(self, start: int, wrap: int = 0) -> str:
         """Request k for k = start, start + 1, ...; past the ladder a body the daemon
         refuses (the row then fails on its non-2xx answer)."""
-        return lua_preamble(start, self.n) + f"""\
+        return lua_preamble(start, self.n, wrap=wrap) + f"""\
 request = function()
   local ack = 2 + math.floor(k / n)
   local body = '{{"event":"message_status_updated","data":{{"workspace_id":1,' ..
     '"session_id":"s1","message_id":"true_6281@c.us_{self.prefix}' .. (k % n) ..
     '","status":"delivered","ack_level":' .. ack .. ',"timestamp":1763600000}}}}'
   if ack > 4 then body = "{{" end
-  k = k + 1
+  {NEXT_K}
   generated = generated + 1
   return wrk.format(nil, nil, nil, body)
 end
@@ -174,8 +180,8 @@ class CloudLadder:
         return {"id": f"{self.prefix}{j % self.n}", "status": self.STATUSES[j // self.n],
                 "timestamp": str(self.timestamp), "recipient_id": "16505551234"}
 
-    def lua(self, start: int) -> str:
-        return lua_preamble(start, self.n, self.per_request) + f"""\
+    def lua(self, start: int, wrap: int = 0) -> str:
+        return lua_preamble(start, self.n, self.per_request, wrap=wrap) + f"""\
 local names = {{"sent", "delivered", "read"}}
 local head = '{CLOUD_HEAD}'
 local tail = '{CLOUD_TAIL}'
@@ -193,7 +199,7 @@ request = function()
     end
     body = head .. table.concat(parts, ",") .. tail
   end
-  k = k + 1
+  {NEXT_K}
   generated = generated + 1
   return wrk.format(nil, nil, nil, body)
 end
@@ -256,8 +262,8 @@ class ReplyLadder:
             item["context"] = {"from": "15550783881", "id": f"{self.prefix}{i}"}
         return item
 
-    def lua(self, start: int) -> str:
-        return lua_preamble(start, self.n, self.per_request) + f"""\
+    def lua(self, start: int, wrap: int = 0) -> str:
+        return lua_preamble(start, self.n, self.per_request, wrap=wrap) + f"""\
 local head = '{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{' ..
   '"field":"messages","value":{{"messaging_product":"whatsapp",' ..
   '"contacts":[{{"wa_id":"16505551234"}}],"messages":['
@@ -274,7 +280,7 @@ request = function()
       j .. '","timestamp":"{self.timestamp}","type":"text",' ..
       '"text":{{"body":"berapa harganya?"}}' .. context .. '}}'
   end
-  k = k + 1
+  {NEXT_K}
   generated = generated + 1
   return wrk.format(nil, nil, nil, head .. table.concat(parts, ",") .. tail)
 end

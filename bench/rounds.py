@@ -33,7 +33,7 @@ from bench.common import (
 class Ladder(Protocol):
     capacity: int
 
-    def lua(self, start: int) -> str: ...
+    def lua(self, start: int, wrap: int = 0) -> str: ...
 
     def replay_bodies(self, steps: range) -> list[bytes]: ...
 
@@ -73,6 +73,8 @@ class Target:
         path = self.folder / f"{self.name}-{self.position}.lua"
         if self.signed_lua is not None:
             path.write_text(self.signed_lua(self.position))
+        elif self.daemon is None:  # the bare handler: any bodies of the kind, wrapping
+            path.write_text(self.ladder.lua(self.position, wrap=self.ladder.capacity))
         else:
             path.write_text(self.ladder.lua(self.position))
         return path
@@ -81,9 +83,8 @@ class Target:
         if self.daemon is None:  # the bare handler keeps no state: any bodies will do
             result = wrk(self.url + self.path, self.script(), seconds)
             self.rates.append(result.rps)
-            # the same kind of bodies next time, never past the ladder's end
-            self.position = (self.position + result.generated) % max(
-                1, self.ladder.capacity // 2)
+            # the same kind of bodies next time; the script wraps at the ladder's end
+            self.position = (self.position + result.generated) % max(1, self.ladder.capacity)
             return result.rps
         d = self.daemon
         done, duplicates = self._counts()

@@ -23,6 +23,7 @@ from core.config import KEYS, Config, ConfigError
 from daemon.config import load_config
 from daemon.lock import DatabaseInUse, DatabaseLock
 from daemon.logging import configure_logging
+from daemon.malloc import fix_mmap_threshold
 from daemon.systemd import Notifier
 from web.app import make_app
 from web.auth import Guard
@@ -94,6 +95,7 @@ async def serve(config: Config, on_listening: Callable[[str], None] | None = Non
     """
     notifier = notifier or Notifier()
     gc.set_threshold(*GC_THRESHOLDS)
+    fix_mmap_threshold()  # large buffers (recovery images) go back to the OS when freed
     try:
         sockets = bind(config)
     except OSError as exc:
