@@ -24,6 +24,7 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,31 +41,28 @@ def post_ack(url: str, message_id: str, level: int) -> None:
     on purpose: a journal commit then brings storage back)."""
     body = json.dumps([{"event": "message_status_updated",
                         "data": {"message_id": message_id, "ack_level": level}}]).encode()
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(urllib.request.Request(
-                f"{url}/webhooks/webjs", data=body,
-                headers={"Content-Type": "application/json"}), timeout=10).read()
-            return
-        except urllib.error.HTTPError as exc:
-            if exc.code != 503:
-                raise
-            time.sleep(0.05)
-    raise AssertionError("the webhook was never taken")
+    until_taken(lambda: urllib.request.urlopen(urllib.request.Request(
+        f"{url}/webhooks/webjs", data=body,
+        headers={"Content-Type": "application/json"}), timeout=10).read(), "the webhook")
 
 
 def register(url: str, uuid: str, ids: list[str]) -> None:
+    until_taken(lambda: api(f"{url}/api/campaigns/{uuid}/messages", "POST", {"messages": [
+        {"recipient": f"62812{abs(hash(i)) % 10**7:07d}", "message_id": i}
+        for i in ids]}), "the registration")
+
+
+def until_taken(call: Callable[[], object], what: str) -> None:
+    """Call until it is not refused with 503 (storage failing on purpose, or starting)."""
     for _ in range(200):
         try:
-            api(f"{url}/api/campaigns/{uuid}/messages", "POST", {"messages": [
-                {"recipient": f"62812{abs(hash(i)) % 10**7:07d}", "message_id": i}
-                for i in ids]})
+            call()
             return
         except urllib.error.HTTPError as exc:
             if exc.code != 503:
                 raise
             time.sleep(0.05)
-    raise AssertionError("the registration was never taken")
+    raise AssertionError(f"{what} was never taken")
 
 
 def rows_of(url: str, uuid: str) -> dict[str, str]:
