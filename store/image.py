@@ -46,6 +46,11 @@ def campaign_image(no: int) -> str:
     return f"campaign:{no}"
 
 
+def image_campaign(name: str) -> int:
+    """The campaign of an image's name (`campaign_image`'s inverse)."""
+    return int(name.split(":", 1)[1])
+
+
 def pending_rows(blocks: list[DirtyRows]) -> bytes:
     """The rows of these blocks (one campaign's, from the carried checkpoints), sorted."""
     if len(blocks) == 1:
@@ -144,7 +149,7 @@ async def trusted_images(store: Store, checkpoint_seq: int) -> Trusted:
                 return Trusted(checkpoint_seq)
             pending_rows = array("I")
             pending_rows.frombytes(pending or b"")
-            trusted.campaigns[int(name.split(":", 1)[1])] = CampaignImage(
+            trusted.campaigns[image_campaign(name)] = CampaignImage(
                 ledger_from_bytes(body), count, pending_rows, body)
     except ImageRejected as exc:
         log.warning("image.refused", error=str(exc))
@@ -159,7 +164,7 @@ async def imaged_rows(store: Store) -> dict[int, int]:
     their ids; later rows' ids are read from the table."""
     rows = await store.fetchall(
         "SELECT name, rows FROM recovery_images WHERE name LIKE 'campaign:%'")
-    return {int(name.split(":", 1)[1]): count for name, count in rows}
+    return {image_campaign(name): count for name, count in rows}
 
 
 def written_statements(seq: int) -> list[Statement]:
