@@ -20,10 +20,10 @@ from aiohttp import web
 
 from actors.runtime import Runtime
 from core.config import KEYS, Config, ConfigError
+from core.malloc import fix_mmap_threshold
 from daemon.config import load_config
 from daemon.lock import DatabaseInUse, DatabaseLock
 from daemon.logging import configure_logging
-from daemon.malloc import fix_mmap_threshold
 from daemon.systemd import Notifier
 from web.app import make_app
 from web.auth import Guard

@@ -22,7 +22,6 @@ tells it the data is on disk.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from itertools import chain
 import structlog
 
 from core.aio import Reply, SharedExclusive, cancel_and_wait
+from core.malloc import release_free_memory
 from core.metrics import Metrics
 from domain.ledger import DirtyRows
 from domain.records import CheckpointData
@@ -150,18 +150,6 @@ CHUNK_ROWS = 2000  # rows per transaction: ~10-20 ms of the writer's time
 ROW_SECONDS = 1.0
 CARRY_ROWS = 3_000_000
 CARRY_RUNS = 8
-
-
-def release_free_memory() -> None:
-    """Give memory freed after a burst (registrations, big checkpoints) back to the OS.
-
-    glibc keeps freed blocks in per-thread arenas; with one thread per actor that
-    retained memory can exceed what the campaigns use. malloc_trim costs a few ms.
-    """
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
 
 
 class Checkpointer:

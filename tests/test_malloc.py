@@ -1,4 +1,4 @@
-"""Large buffers the daemon frees go back to the operating system (daemon/malloc.py).
+"""Large buffers the daemon frees go back to the operating system (core/malloc.py).
 
 Run in a fresh interpreter each: three rounds of 30 MB buffers (the size of a 1M-message
 campaign's recovery image), made and freed. With glibc's own dynamic threshold the
@@ -14,7 +14,7 @@ from tests.proc import REPO
 
 ROUNDS = """
 import sys
-from daemon.malloc import fix_mmap_threshold
+from core.malloc import fix_mmap_threshold
 if sys.argv[1] == "fixed":
     assert fix_mmap_threshold()
 def rss():

@@ -1,0 +1,53 @@
+"""The process's memory handed back to the operating system (glibc's malloc).
+
+Two settings, one place: `fix_mmap_threshold` (once, at `campaignd serve`'s start) and
+`release_free_memory` (the checkpointer, every TRIM_EVERY seconds).
+
+The mmap threshold: glibc serves a large allocation with its own mmap and unmaps it on
+free, but after the first such free it raises that threshold (up to 32 MB) and serves
+the next ones from its heap, where freed memory mostly stays. campaignd makes large
+short-lived buffers: a campaign's recovery image (30 MB at 1M messages) and the id
+index's (33 MB) at every checkpoint that changed them, big request bodies. With the
+threshold rising they stayed in the heap: the memory row measured 496 bytes per message,
+370 with the threshold fixed at 1 MiB (docs/BENCHMARKS.md). Fixing it is what
+`MALLOC_MMAP_THRESHOLD_` does, set from inside so a systemd unit or `make run` need not
+know. Elsewhere (musl, macOS) nothing is done.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+THRESHOLD_BYTES = 1 << 20
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c"))
+    except (OSError, TypeError):
+        return None
+
+
+def release_free_memory() -> None:
+    """Give memory freed after a burst (registrations, big checkpoints) back to the OS.
+
+    glibc keeps freed blocks in per-thread arenas; with one thread per actor that
+    retained memory can exceed what the campaigns use. malloc_trim costs a few ms.
+    """
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:  # not glibc: nothing to do
+        trim(0)
+
+
+def fix_mmap_threshold(threshold: int = THRESHOLD_BYTES) -> bool:
+    """Allocations of `threshold` bytes and more are mmapped and unmapped on free; True
+    when the C library took the setting."""
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt(M_MMAP_THRESHOLD, threshold) == 1
