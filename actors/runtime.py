@@ -228,33 +228,22 @@ class Runtime:
     async def _load_index(self) -> MessageIndex:
         count = await self.store.fetchone("SELECT COUNT(*) FROM messages WHERE h IS NOT NULL")
         index = MessageIndex(capacity=max(1024, int(count[0] * 1.5)))
-        collided: list[tuple[int, int, int]] = []
-        after = (-1, -1)
-        while True:
-            # A row's id is its latest attempt's (attempt 1 for messages sent elsewhere).
-            rows = await self.store.fetchall(
-                "SELECT campaign_no, row, h, MAX(attempts, 1) FROM messages WHERE h IS NOT NULL"
-                " AND (campaign_no, row) > (?, ?) ORDER BY campaign_no, row LIMIT 50000",
-                after,
-            )
-            if not rows:
-                break
-            for no, row, h, attempt in rows:
-                if not index.load(h, no, row, attempt):
-                    collided.append((no, row, 0))
-            after = (rows[-1][0], rows[-1][1])
-        await self._index_earlier_attempts(index, collided)
-        return index
+        return await self._index_rows(index, {})
 
     async def _join_index(self, index: MessageIndex) -> MessageIndex:
         """The index's recovery image, with the ids it cannot know: rows registered
         after a campaign's latest image (registration does not wait for checkpoints;
         every row for a campaign never imaged) and every earlier attempt's id (few)."""
-        known = await imaged_rows(self.store)
+        return await self._index_rows(index, await imaged_rows(self.store))
+
+    async def _index_rows(self, index: MessageIndex, known: dict[int, int]) -> MessageIndex:
+        """Add every campaign's rows from row `known[no]` on (all of them for a campaign
+        not in `known`), then the earlier attempts' ids and the ids whose hash was taken."""
         nos = [r[0] for r in await self.store.fetchall("SELECT no FROM campaigns")]
         collided: list[tuple[int, int, int]] = []
         for no in nos:
             after = known.get(no, 0) - 1
+            # A row's id is its latest attempt's (attempt 1 for messages sent elsewhere).
             while rows := await self.store.fetchall(
                     "SELECT row, h, MAX(attempts, 1) FROM messages WHERE campaign_no = ?"
                     " AND row > ? AND h IS NOT NULL ORDER BY row LIMIT 50000", (no, after)):
