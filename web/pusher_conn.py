@@ -101,6 +101,10 @@ class Connection:
         self.transport = request.transport
         self.stream = request.writer
         self.metrics = metrics
+        # the labelled counters, looked up once (labels() per frame was ~6 % of the loop
+        # in a 2,000-subscriber fan-out)
+        self._sent = metrics.ws_frames.labels("sent")
+        self._coalesced = metrics.ws_frames.labels("coalesced")
         self.max_rows = max_rows
         self.channels: set[str] = set()
         self.outbox: OrderedDict[Key, bytes | RowsEntry] = OrderedDict()
@@ -122,7 +126,7 @@ class Connection:
         if self.closing:
             return
         if self.outbox.pop(key, None) is not None:
-            self.metrics.ws_frames.labels("coalesced").inc()
+            self._coalesced.inc()
         self.outbox[key] = data
 
     def put_rows(self, key: Key, entry: RowsEntry) -> None:
@@ -131,7 +135,7 @@ class Connection:
             return
         waiting = self.outbox.pop(key, None)
         if isinstance(waiting, RowsEntry):
-            self.metrics.ws_frames.labels("coalesced").inc()
+            self._coalesced.inc()
             entry = waiting.merge(entry.push, self.max_rows)
         self.outbox[key] = entry
 
@@ -163,7 +167,7 @@ class Connection:
             log.debug("pusher.write_failed", socket_id=self.socket_id, error=str(exc))
             self.abort()
             return
-        self.metrics.ws_frames.labels("sent").inc(len(chunks))
+        self._sent.inc(len(chunks))
         if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
             self.draining = True  # asyncio paused the transport: wait for it
             self.wake.set()
