@@ -222,13 +222,15 @@ class _Window:
 
 class BroadcasterActor(pykka.ThreadingActor):
     def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Deliver, metrics: Metrics,
-                 coalesce_ms: int, max_rows: int, pace: Pace | None = None) -> None:
+                 coalesce_ms: int, max_rows: int, pace: Pace | None = None,
+                 pace_cap: float = PACE_CAP) -> None:
         super().__init__()
         self.loop = loop
         self.deliver = deliver
         self.metrics = metrics
         self.interval = coalesce_ms / 1000.0
         self.pace = pace or Pace()
+        self.pace_cap = pace_cap
         self.max_rows = max_rows
         self._coalesced = metrics.ws_frames.labels("coalesced")
         # A campaign is in `windows` from a push until an interval passes without change.
@@ -282,7 +284,7 @@ class BroadcasterActor(pykka.ThreadingActor):
 
     def window_seconds(self) -> float:
         """The configured interval, or longer while fan-outs cost the loop more (Pace)."""
-        return max(self.interval, min(PACE_CAP, PACE_FACTOR * self.pace.seconds))
+        return max(self.interval, min(self.pace_cap, PACE_FACTOR * self.pace.seconds))
 
     def _add_rows(self, window: _Window, rows: tuple[tuple[Any, ...], ...]) -> None:
         if window.resync:
