@@ -159,15 +159,21 @@ class Connection:
         if self.ws.closed or transport is None or transport.is_closing():
             outbox.clear()
             return
-        chunks = [e if isinstance(e, bytes) else e.encode() for e in outbox.values()]
-        outbox.clear()
+        if len(outbox) == 1:  # the usual case in a fan-out: the shared frame as it is
+            _, entry = outbox.popitem()
+            data = entry if isinstance(entry, bytes) else entry.encode()
+            frames = 1
+        else:
+            chunks = [e if isinstance(e, bytes) else e.encode() for e in outbox.values()]
+            outbox.clear()
+            data, frames = b"".join(chunks), len(chunks)
         try:
-            transport.write(b"".join(chunks))
+            transport.write(data)
         except Exception as exc:  # the client went away
             log.debug("pusher.write_failed", socket_id=self.socket_id, error=str(exc))
             self.abort()
             return
-        self._sent.inc(len(chunks))
+        self._sent.inc(frames)
         if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
             self.draining = True  # asyncio paused the transport: wait for it
             self.wake.set()
