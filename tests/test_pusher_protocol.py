@@ -547,7 +547,9 @@ def test_a_costly_fan_out_widens_the_window_and_a_cheap_one_keeps_coalesce_ms() 
     """Pacing (actors/broadcaster.py): the window is `coalesce_ms`, or PACE_FACTOR times
     what the loop's recent fan-outs took when that is longer, never beyond the cap."""
     pace = Pace()
-    actor = BroadcasterActor(asyncio.new_event_loop(), lambda pushes: None, Metrics(),
+    loop = asyncio.new_event_loop()
+    loop.close()  # never run: the actor is not started, only asked for its window
+    actor = BroadcasterActor(loop, lambda pushes: None, Metrics(),
                              coalesce_ms=100, max_rows=250, pace=pace, pace_cap=2.0)
     assert actor.window_seconds() == 0.1  # nobody watching: as configured
     pace.delivered(0.002)  # a few subscribers: a push costs the loop ~2 ms
