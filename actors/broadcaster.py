@@ -9,6 +9,13 @@ with `loop.call_soon_threadsafe`, where web/pusher.py writes them to subscribers
 coalescing timer is a `call_later` on the loop that tells the actor `Flush`, so no
 thread sleeps and nothing polls.
 
+Pacing: a push costs the loop one socket write per subscriber (2,000 subscribers: tens
+of milliseconds, during which no webhook is answered). The loop measures what its last
+fan-outs took (`Pace`) and a campaign's window lasts at least PACE_FACTOR times that,
+so live pushes take at most about 1 / PACE_FACTOR of the loop however many watch; with
+few subscribers the window is `pusher.coalesce_ms` as configured. The final state still
+goes out when the (longer) window ends (docs/BENCHMARKS.md, fan-out).
+
 The state sent on subscribe travels through this actor too (`Snapshot`), so it is
 ordered with the live pushes: a client never receives an older state after a newer one.
 """
@@ -183,6 +190,24 @@ def rows_payload(info: CampaignInfo, rows: dict[int, dict[str, Any]], resync: bo
 _WINDOW_NUMBERS = itertools.count(1)
 
 
+# A window lasts at least this many times what the loop's recent fan-outs took.
+PACE_FACTOR = 3.0
+PACE_CAP = 2.0  # seconds: a stalled loop must not hold the page's numbers back for long
+
+
+class Pace:
+    """What the loop's recent fan-outs took (seconds, smoothed), written by the loop
+    (web/pusher.py) and read by the broadcaster's thread: one float, safe under the GIL."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def delivered(self, seconds: float) -> None:
+        self.seconds = 0.5 * self.seconds + 0.5 * seconds
+
+
 @dataclass(slots=True)
 class _Window:
     """A campaign inside its coalescing window: what waits to be pushed."""
@@ -197,13 +222,17 @@ class _Window:
 
 class BroadcasterActor(pykka.ThreadingActor):
     def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Deliver, metrics: Metrics,
-                 coalesce_ms: int, max_rows: int) -> None:
+                 coalesce_ms: int, max_rows: int, pace: Pace | None = None,
+                 pace_cap: float = PACE_CAP) -> None:
         super().__init__()
         self.loop = loop
         self.deliver = deliver
         self.metrics = metrics
         self.interval = coalesce_ms / 1000.0
+        self.pace = pace or Pace()
+        self.pace_cap = pace_cap
         self.max_rows = max_rows
+        self._coalesced = metrics.ws_frames.labels("coalesced")
         # A campaign is in `windows` from a push until an interval passes without change.
         self.windows: dict[int, _Window] = {}
         # The newest statistics seen per campaign (the campaign actors' own dicts, shared
@@ -244,14 +273,18 @@ class BroadcasterActor(pykka.ThreadingActor):
                 self._arm(info.no)
             return
         if window.stats is not None:
-            self.metrics.ws_frames.labels("coalesced").inc()
+            self._coalesced.inc()
         window.info = info
         window.stats = message.statistics
         self._add_rows(window, message.rows)
-        if time.monotonic() - window.opened >= self.interval:
+        if time.monotonic() - window.opened >= self.window_seconds():
             # The window is over but its timer has not come yet (a busy loop): end it
             # now, so a change after a quiet interval is never held back by the timer.
             self._window_ended(info.no)
+
+    def window_seconds(self) -> float:
+        """The configured interval, or longer while fan-outs cost the loop more (Pace)."""
+        return max(self.interval, min(self.pace_cap, PACE_FACTOR * self.pace.seconds))
 
     def _add_rows(self, window: _Window, rows: tuple[tuple[Any, ...], ...]) -> None:
         if window.resync:
@@ -376,7 +409,7 @@ class BroadcasterActor(pykka.ThreadingActor):
                 pass
 
         try:
-            self.loop.call_soon_threadsafe(self.loop.call_later, self.interval, fire)
+            self.loop.call_soon_threadsafe(self.loop.call_later, self.window_seconds(), fire)
         except RuntimeError:
             pass
 
@@ -385,18 +418,19 @@ class Broadcaster:
     """The runtime extension that starts the actor, subscribes it to the bus, stops it."""
 
     def __init__(self, deliver: Deliver, bus: EventBus, metrics: Metrics,
-                 coalesce_ms: int, max_rows: int) -> None:
+                 coalesce_ms: int, max_rows: int, pace: Pace | None = None) -> None:
         self.deliver = deliver
         self.bus = bus
         self.metrics = metrics
         self.coalesce_ms = coalesce_ms
         self.max_rows = max_rows
+        self.pace = pace or Pace()
         self.ref: pykka.ActorRef[Any] | None = None
 
     async def start(self) -> None:
         self.ref = BroadcasterActor.start(
             asyncio.get_running_loop(), self.deliver, self.metrics, self.coalesce_ms,
-            self.max_rows)
+            self.max_rows, self.pace)
         self.bus.subscribe(self.ref)
 
     async def stop(self) -> None:

@@ -3,7 +3,9 @@
 Subscribers are plain aiohttp WebSocket clients in a separate process (bench.subscribers)
 that keep only the last statistics frame each received and when. A load process posts
 2,000 ACKs/s for a while; after its last 2xx we wait until every subscriber holds the
-exact final counters and report how long that took for the slowest one. "Exact" is
+exact final counters and report how long after the last 2xx the slowest one received
+them (the frame's arrival, bench/subscribers.py; `told_s` in the details is the older
+reading, dated when the subscriber was told the final count). "Exact" is
 what was posted, not what the daemon says: every ACK delivers a message of its own, so
 the final delivered count must equal the ACKs answered 2xx (and the daemon must agree).
 The load's achieved rate is checked. Memory per connection is the daemon's RSS growth

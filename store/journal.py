@@ -1,12 +1,15 @@
 """Group commit: a webhook's events are on disk before it answers 2xx.
 
-Handlers call `Journal.append` and await it. The writer thread (store/writer.py) takes
-every request waiting whenever it is free and writes them as ONE journal row (a single
-autocommit INSERT: atomic), then hands the whole batch back to the loop with one
-`call_soon_threadsafe`: there the events go to the ingest actor, in commit order, and
-only then are the waiting handlers answered. Many concurrent requests thus share one
-commit, and no event reaches a counter before it is durable. A row holds
-`[[source, [event, ...]], ...]`, one entry per request.
+Handlers call `Journal.append` and await it. The requests appended in one turn of the
+loop form a `_Turn` that shares ONE future and goes to the writer as one item at the
+end of that turn (per request only a tuple is made: no future, no queue put, no done
+callback each). The writer thread (store/writer.py) takes every turn waiting whenever
+it is free and writes them as ONE journal row (a single autocommit INSERT: atomic),
+then hands the whole batch back to the loop with one `call_soon_threadsafe`: there the
+events go to the ingest actor, in commit order, and only then are the turns' futures
+resolved (one `set_result` per turn answers all its requests). Many concurrent
+requests thus share one commit, and no event reaches a counter before it is durable.
+A row holds `[[source, [event, ...]], ...]`, one entry per request.
 
 A request to relay (store/relay.py) brings its outbox entry along: a batch with any
 writes its journal row and all its outbox rows in ONE transaction (one commit per
@@ -49,13 +52,23 @@ class BatchStats:
     relayed: dict[str, int] = field(default_factory=dict)  # outbox rows written, by source
 
 
-@dataclass(slots=True)
-class _Waiting:
-    source: str
-    events: tuple[Event, ...]
-    future: asyncio.Future[int]
-    relay: OutboxEntry | None = None
-    since: float = 0.0
+class _Shared(asyncio.Future):  # type: ignore[type-arg]
+    """The future every request of a turn awaits. Cancelling one waiting request (its
+    client went away, a shutdown) must not cancel the others' answer: `cancel` refuses,
+    so asyncio cancels only that request's task, once the commit is done."""
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
+
+
+class _Turn:
+    """The requests appended in one turn of the loop: (source, events, relay) each."""
+
+    __slots__ = ("future", "requests")
+
+    def __init__(self, future: asyncio.Future[int]) -> None:
+        self.future = future
+        self.requests: list[tuple[str, tuple[Event, ...], OutboxEntry | None]] = []
 
 
 class Journal:
@@ -66,6 +79,7 @@ class Journal:
         self.last_commit = -BUSY_FOR  # time.monotonic() of the last batch answered
         self._closing = False
         self._pending: set[asyncio.Future[int]] = set()
+        self._turn: _Turn | None = None  # what this turn of the loop appended so far
 
     async def start(self) -> None:
         row = await self.store.fetchone("SELECT MAX(seq) FROM journal")
@@ -83,28 +97,43 @@ class Journal:
                      relay: OutboxEntry | None = None) -> int:
         """Return the journal seq once the events (and the request's relay copy, if
         any) are committed; raise StoreUnavailable."""
-        thread = self.store.thread
-        if self._closing or thread is None:
+        if self._closing or self.store.thread is None:
             raise StoreUnavailable("the daemon is shutting down")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
-        thread.post_item(_Waiting(source, tuple(events), future, relay, time.perf_counter()))
-        return await future
+        turn = self._turn
+        if turn is None:
+            loop = asyncio.get_running_loop()
+            turn = self._turn = _Turn(_Shared(loop=loop))
+            self._pending.add(turn.future)
+            loop.call_soon(self._post)
+        turn.requests.append((source, tuple(events), relay))
+        return await turn.future
+
+    def _post(self) -> None:
+        """End of the turn: hand what it appended to the writer as one item."""
+        turn, self._turn = self._turn, None
+        if turn is None:
+            return
+        thread = self.store.thread
+        if thread is None:
+            self._pending.discard(turn.future)
+            turn.future.set_exception(StoreUnavailable("the daemon is shutting down"))
+            return
+        thread.post_item(turn)
 
     # --- on the writer thread -----------------------------------------------------------
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Waiting]) -> None:
+    def _commit(self, conn: sqlite3.Connection, turns: list[_Turn]) -> None:
         started = time.perf_counter()
-        with_events = [w for w in batch if w.events]
-        outbox = [w.relay for w in batch if w.relay is not None]
+        batch = [r for turn in turns for r in turn.requests]
+        with_events = [r for r in batch if r[1]]
+        outbox = [r[2] for r in batch if r[2] is not None]
         seq = self.next_seq
         error: StoreUnavailable | None = None
         relayed: dict[str, int] = {}
         try:
-            blob = orjson.dumps([[w.source, [e.to_row() for e in w.events]]
-                                 for w in with_events])
-            journal_row = (seq, ",".join(sorted({w.source for w in with_events})),
+            blob = orjson.dumps([[source, [e.to_row() for e in events]]
+                                 for source, events, _ in with_events])
+            journal_row = (seq, ",".join(sorted({r[0] for r in with_events})),
                            time.time(), blob)
             if not outbox:
                 conn.execute(JOURNAL_INSERT, journal_row)
@@ -128,38 +157,41 @@ class Journal:
         except Exception as exc:
             log.exception("journal.commit_failed")
             error = StoreUnavailable(str(exc))
-        stats = BatchStats(len(batch), sum(len(w.events) for w in batch),
+        stats = BatchStats(len(batch), sum(len(r[1]) for r in batch),
                            time.perf_counter() - started, relayed)
         assert self.store.thread is not None and self.store.thread.loop is not None
         try:
-            self.store.thread.loop.call_soon_threadsafe(self._committed, batch, seq, stats,
-                                                        error)
+            self.store.thread.loop.call_soon_threadsafe(self._committed, turns, with_events,
+                                                        seq, stats, error)
         except RuntimeError:  # the loop is closed: nobody waits any more
             pass
 
     # --- back on the loop ---------------------------------------------------------------
 
-    def _committed(self, batch: list[_Waiting], seq: int, stats: BatchStats,
-                   error: StoreUnavailable | None) -> None:
+    def _committed(self, turns: list[_Turn],
+                   with_events: list[tuple[str, tuple[Event, ...], OutboxEntry | None]],
+                   seq: int, stats: BatchStats, error: StoreUnavailable | None) -> None:
         self.last_commit = time.monotonic()
+        pending = self._pending
         if error is not None:
-            for w in batch:
-                if not w.future.done():
-                    w.future.set_exception(error)
+            for turn in turns:
+                pending.discard(turn.future)
+                turn.future.set_exception(error)
             return
         try:
-            self.on_committed([(w.source, w.events) for w in batch if w.events], seq, stats)
+            self.on_committed([(source, events) for source, events, _ in with_events], seq,
+                              stats)
         except Exception:  # durable already; the events are replayed at the next start
             log.exception("journal.dispatch_failed", seq=seq)
-        for w in batch:
-            if not w.future.done():
-                w.future.set_result(seq)
+        for turn in turns:
+            pending.discard(turn.future)
+            turn.future.set_result(seq)
 
     async def close(self) -> None:
         """Refuse new appends; wait until what was appended is committed (or failed)."""
         self._closing = True
         if self._pending:
-            await asyncio.wait(list(self._pending))
+            await asyncio.wait(list(self._pending))  # (the current turn's included)
 
 
 Groups = tuple[tuple[str, tuple[Event, ...]], ...]

@@ -15,11 +15,13 @@ import aiohttp
 import pytest
 
 from actors.broadcaster import (
+    PACE_FACTOR,
     ROWS_EVENT,
     STATS_EVENT,
     STATUS_EVENT,
     BroadcasterActor,
     Flush,
+    Pace,
     Push,
     Snapshot,
 )
@@ -537,5 +539,58 @@ async def test_broadcaster_pushes_first_change_at_once_then_the_latest_per_windo
         status = [p for p in await settled() if p.event == STATUS_EVENT][-1]
         assert status.payload["statistics"] == {"total_delivered_count": 7,
                                                 "total_remaining_count": 0}
+    finally:
+        ref.stop()
+
+
+def test_a_costly_fan_out_widens_the_window_and_a_cheap_one_keeps_coalesce_ms() -> None:
+    """Pacing (actors/broadcaster.py): the window is `coalesce_ms`, or PACE_FACTOR times
+    what the loop's recent fan-outs took when that is longer, never beyond the cap."""
+    pace = Pace()
+    loop = asyncio.new_event_loop()
+    loop.close()  # never run: the actor is not started, only asked for its window
+    actor = BroadcasterActor(loop, lambda pushes: None, Metrics(),
+                             coalesce_ms=100, max_rows=250, pace=pace, pace_cap=2.0)
+    assert actor.window_seconds() == 0.1  # nobody watching: as configured
+    pace.delivered(0.002)  # a few subscribers: a push costs the loop ~2 ms
+    assert actor.window_seconds() == 0.1
+    pace.delivered(0.2)
+    pace.delivered(0.2)  # thousands: 150 ms smoothed, so the window is 3 x that
+    assert actor.window_seconds() == pytest.approx(PACE_FACTOR * pace.seconds)
+    assert 0.3 < actor.window_seconds() < 2.0
+    pace.delivered(60.0)  # a stalled loop never holds the numbers back beyond the cap
+    assert actor.window_seconds() == 2.0
+
+
+async def test_a_change_inside_a_paced_window_waits_for_the_window_to_end() -> None:
+    """With coalesce_ms = 1 a second change would go out at once after 1 ms; a fan-out
+    that cost the loop a lot holds it in the window until `Flush` (the loop's timer)."""
+    got: list[Push] = []
+    pace = Pace()
+    pace.seconds = 100.0
+    ref = BroadcasterActor.start(asyncio.get_running_loop(), got.extend, Metrics(),
+                                 coalesce_ms=1, max_rows=250, pace=pace, pace_cap=600.0)
+    info = CampaignInfo(1, "c-1", 7, "Promo")
+
+    async def settled() -> list[Push]:
+        got.clear()
+        ref.tell(Snapshot("1.1", "marker", ((info, {}),)))
+
+        async def marker_back() -> bool:
+            return any(p.channels == ("marker",) for p in got)
+
+        await eventually(marker_back)
+        return [p for p in got if p.channels != ("marker",)]
+
+    try:
+        ref.tell(CampaignChanged(info, {"total_delivered_count": 1}, ()))
+        assert [p.payload["statistics"] for p in await settled()] == [
+            {"total_delivered_count": 1}]  # the first change: at once
+        await asyncio.sleep(0.01)  # far longer than coalesce_ms
+        ref.tell(CampaignChanged(info, {"total_delivered_count": 2}, ()))
+        assert await settled() == []  # held: the paced window is still open
+        ref.tell(Flush(1))
+        assert [p.payload["statistics"] for p in await settled()] == [
+            {"total_delivered_count": 2}]  # the final state goes out when it ends
     finally:
         ref.stop()

@@ -168,7 +168,7 @@ def add_routes(app: web.Application) -> None:
     # The same handlers; each refuses a request for another node (web/common.py
     # check_node) once it has validated it, before anything is stored.
     for source in webhooks.PARSERS:
-        r.add_post(f"/n/{{node}}/webhooks/{source}", webhooks.make_handler(source))
+        r.add_post(f"/n/{{node}}/webhooks/{source}", webhooks.make_handler(source, node_route=True))
     r.add_get("/n/{node}/webhooks/cloud", webhooks.cloud_verify)
     r.add_post("/n/{node}/api/campaigns", api.create_campaign)
     r.add_get("/n/{node}/api/campaigns", api.list_campaigns)

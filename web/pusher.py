@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from typing import Any, Protocol
 
 import orjson
@@ -23,6 +24,7 @@ from actors.broadcaster import (
     ROWS_EVENT,
     STATS_EVENT,
     Broadcaster,
+    Pace,
     Push,
     Snapshot,
     SnapshotReply,
@@ -81,9 +83,10 @@ class Hub:
         self.connections: dict[str, Connection] = {}
         self.subscribers: dict[str, set[Connection]] = {}
         self.cluster: ClusterPort | None = None
+        self.pace = Pace()  # what fan-outs cost the loop: the broadcaster paces by it
         self.broadcaster = Broadcaster(self.deliver_local, rt.bus, rt.metrics,
                                        rt.config["pusher.coalesce_ms"],
-                                       rt.config["pusher.max_rows_per_event"])
+                                       rt.config["pusher.max_rows_per_event"], self.pace)
         self.closing = False
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -107,6 +110,8 @@ class Hub:
             self.cluster.published(pushes)
 
     def deliver(self, pushes: list[Push]) -> None:
+        started = time.perf_counter()
+        broadcast = False
         touched: set[Connection] = set()
         for push in pushes:
             if push.target is not None:
@@ -130,8 +135,11 @@ class Hub:
                     for conn in subs:
                         conn.put_rows(key, entry)
                 touched.update(subs)
+                broadcast = True
         for conn in touched:  # one write per connection for all of these pushes
             conn.flush()
+        if broadcast:  # a state sent to one new subscriber says nothing of the fan-out
+            self.pace.delivered(time.perf_counter() - started)
 
     def _put(self, conn: Connection, push: Push, channel: str) -> None:
         data = ws_frame(frame(push.event, push.payload, channel))

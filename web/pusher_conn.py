@@ -101,6 +101,10 @@ class Connection:
         self.transport = request.transport
         self.stream = request.writer
         self.metrics = metrics
+        # the labelled counters, looked up once (labels() per frame was ~6 % of the loop
+        # in a 2,000-subscriber fan-out)
+        self._sent = metrics.ws_frames.labels("sent")
+        self._coalesced = metrics.ws_frames.labels("coalesced")
         self.max_rows = max_rows
         self.channels: set[str] = set()
         self.outbox: OrderedDict[Key, bytes | RowsEntry] = OrderedDict()
@@ -122,7 +126,7 @@ class Connection:
         if self.closing:
             return
         if self.outbox.pop(key, None) is not None:
-            self.metrics.ws_frames.labels("coalesced").inc()
+            self._coalesced.inc()
         self.outbox[key] = data
 
     def put_rows(self, key: Key, entry: RowsEntry) -> None:
@@ -131,7 +135,7 @@ class Connection:
             return
         waiting = self.outbox.pop(key, None)
         if isinstance(waiting, RowsEntry):
-            self.metrics.ws_frames.labels("coalesced").inc()
+            self._coalesced.inc()
             entry = waiting.merge(entry.push, self.max_rows)
         self.outbox[key] = entry
 
@@ -155,15 +159,21 @@ class Connection:
         if self.ws.closed or transport is None or transport.is_closing():
             outbox.clear()
             return
-        chunks = [e if isinstance(e, bytes) else e.encode() for e in outbox.values()]
-        outbox.clear()
+        if len(outbox) == 1:  # the usual case in a fan-out: the shared frame as it is
+            _, entry = outbox.popitem()
+            data = entry if isinstance(entry, bytes) else entry.encode()
+            frames = 1
+        else:
+            chunks = [e if isinstance(e, bytes) else e.encode() for e in outbox.values()]
+            outbox.clear()
+            data, frames = b"".join(chunks), len(chunks)
         try:
-            transport.write(b"".join(chunks))
+            transport.write(data)
         except Exception as exc:  # the client went away
             log.debug("pusher.write_failed", socket_id=self.socket_id, error=str(exc))
             self.abort()
             return
-        self.metrics.ws_frames.labels("sent").inc(len(chunks))
+        self._sent.inc(frames)
         if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
             self.draining = True  # asyncio paused the transport: wait for it
             self.wake.set()

@@ -43,8 +43,11 @@ STREAM_ABOVE = 256 * 1024
 
 
 def _content_type_ok(source: str, request: web.Request) -> bool:
-    if not request.headers.get("Content-Type"):
+    given = request.headers.get("Content-Type")
+    if not given:
         return True  # many gateways send none; the parser decides
+    if given == "application/json" and source not in FORM_SOURCES:
+        return True  # the usual header, without parsing it
     ctype = request.content_type
     if source in FORM_SOURCES:
         return ctype == "application/x-www-form-urlencoded"
@@ -115,7 +118,9 @@ def source_settings(cache: list[SourceSettings], source: str, config: Config
     return cache[0]
 
 
-def make_handler(source: str) -> Callable[[web.Request], object]:
+def make_handler(source: str, node_route: bool = False) -> Callable[[web.Request], object]:
+    """The route of one source; `node_route` for /n/{node}/webhooks/... (web/cluster.py),
+    whose node is checked."""
     parser = PARSERS[source]
     cache: list[SourceSettings] = []
     streams = source in STREAMED_SOURCES
@@ -171,7 +176,8 @@ def make_handler(source: str) -> Callable[[web.Request], object]:
         except RecursionError:
             rt.metrics.events.labels(source, "rejected").inc()
             return error_response(400, "invalid_payload", "the body is nested too deeply")
-        check_node(request)  # /n/{node}/...: only the node named (docs/cluster.md)
+        if node_route:
+            check_node(request)  # /n/{node}/...: only the node named (docs/cluster.md)
         if ctx.extras:  # Meta account and template webhooks (actors/account.py)
             if not rt.ready:  # their service runs once the state is recovered
                 raise ApiError(503, "starting", "campaignd is loading its state after a "

@@ -1,0 +1,106 @@
+"""The journal's group commit on a real SQLite file: requests appended in one turn of the
+loop share one future (store/journal.py `_Turn`). What must hold for each request as
+before: it is answered only once its events are on disk and dispatched, one request's
+cancellation (its client went away) does not take the answer from the others of its
+turn, and a storage failure reaches every one of them."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from domain.events import StatusEvent
+from domain.status import Level
+from store.db import Store, StoreUnavailable
+from store.journal import BatchStats, Journal, decode_batch
+
+
+def status(message_id: str) -> StatusEvent:
+    return StatusEvent(message_id, Level.DELIVERED, False, 1_700_000_000.0)
+
+
+async def opened(tmp_path: Path) -> tuple[Store, Journal, list[Any]]:
+    store = Store(tmp_path / "campaignd.sqlite3")
+    await store.open()
+    dispatched: list[Any] = []
+
+    def committed(groups: list[Any], seq: int, stats: BatchStats) -> None:
+        dispatched.append((seq, groups, stats.requests))
+
+    journal = Journal(store, committed)
+    await journal.start()
+    return store, journal, dispatched
+
+
+def journal_rows(path: Path) -> list[tuple[int, Any]]:
+    db = sqlite3.connect(path)
+    try:
+        return [(seq, decode_batch(blob)) for seq, blob in
+                db.execute("SELECT seq, events FROM journal ORDER BY seq")]
+    finally:
+        db.close()
+
+
+async def test_requests_of_one_turn_are_answered_once_durable_and_dispatched(
+        tmp_path: Path) -> None:
+    store, journal, dispatched = await opened(tmp_path)
+    try:
+        answers = await asyncio.gather(*(journal.append("webjs", [status(f"m{i}")])
+                                         for i in range(20)))
+        rows = journal_rows(store.path)
+        # every answer names a committed row, and that row holds the request's event
+        stored = {e.message_id for _, groups in rows for _, events in groups for e in events}
+        assert stored == {f"m{i}" for i in range(20)}
+        assert set(answers) <= {seq for seq, _ in rows}
+        assert sum(n for _, _, n in dispatched) == 20  # each request dispatched once
+    finally:
+        await journal.close()
+        await store.close()
+
+
+async def test_a_cancelled_request_does_not_cancel_the_others_of_its_turn(
+        tmp_path: Path) -> None:
+    store, journal, _ = await opened(tmp_path)
+    try:
+        tasks = [asyncio.create_task(journal.append("webjs", [status(f"m{i}")]))
+                 for i in range(5)]
+        await asyncio.sleep(0)  # all five appended in this turn: they share one future
+        tasks[2].cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(done[2], asyncio.CancelledError)
+        assert all(isinstance(seq, int) for i, seq in enumerate(done) if i != 2)
+        # the cancelled request's events were committed all the same (durable, replayed)
+        stored = {e.message_id for _, groups in journal_rows(store.path)
+                  for _, events in groups for e in events}
+        assert "m2" in stored
+    finally:
+        await journal.close()
+        await store.close()
+
+
+async def test_a_failed_commit_reaches_every_request_of_the_batch(tmp_path: Path) -> None:
+    store, journal, dispatched = await opened(tmp_path)
+    try:
+        db = sqlite3.connect(store.path, isolation_level=None)
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON journal BEGIN"
+                   " SELECT RAISE(ABORT, 'disk says no'); END")
+        db.close()
+        results = await asyncio.gather(*(journal.append("webjs", [status(f"m{i}")])
+                                         for i in range(3)), return_exceptions=True)
+        assert all(isinstance(r, StoreUnavailable) for r in results)
+        assert dispatched == []
+    finally:
+        await journal.close()
+        await store.close()
+
+
+async def test_appending_while_closing_is_refused(tmp_path: Path) -> None:
+    store, journal, _ = await opened(tmp_path)
+    await journal.close()
+    with pytest.raises(StoreUnavailable):
+        await journal.append("webjs", [status("m1")])
+    await store.close()
