@@ -55,6 +55,7 @@ from domain.attribution_facts import (
     ASKED,
     COUNTED,
     DELIVERED,
+    EARLIEST,
     EVENT,
     EXPLICIT,
     FAILED,
@@ -89,7 +90,7 @@ from domain.attribution_facts import (
     unpack,
 )
 from domain.inbound import FAILURE, MANUAL, MESSAGE, REPLY, InboundEvent
-from domain.ledger import to_tenths
+from domain.ledger import MAX_BACKDATE_TICKS, to_tenths
 from domain.phones import number_key
 
 # The effects and facts are defined in domain/attribution_facts.py; the actors and
@@ -337,6 +338,7 @@ class Attributor:
         campaign actor's ledger had it when the question reached it."""
         complete: list[int] = []  # numbers whose last unanswered row this answers
         numbers, watched, base = self.numbers, self.watched, campaign_no << 32
+        untouched = new_row(serial)  # a row nothing was merged into since the question
         for row, sent, level, failed, floor, attempt, sent_attempt in facts:
             packed = base | row  # pack
             key = watched.get(packed)
@@ -346,8 +348,7 @@ class Attributor:
             state = watch[W_ROWS][packed]
             if state[ANSWERED] or state[ASKED] != serial:
                 continue
-            if state == [None, 0, False, serial, False, None, 1, 1]:
-                # nothing merged into it since the question: row_merge gives the answer
+            if state == untouched:  # row_merge would give the answer as it is
                 state[:] = (sent, level, failed, serial, True, floor, attempt,
                             sent_attempt if sent is not None else 1)
             else:
@@ -446,9 +447,13 @@ class Attributor:
         window = self.window
         best: tuple[int, int, int] | None = None
         for packed, state in watch[W_ROWS].items():
-            sent = row_sent(state)  # row_eligible, with `sent` worked out once
-            if sent is None or (state[FAILED] and state[LEVEL] < DELIVERED) \
-                    or not 0 <= at - sent <= window:
+            # row_eligible, with `sent` (row_sent) worked out once, inline
+            sent, floor = state[EARLIEST], state[FLOOR]
+            if sent is None or (state[FAILED] and state[LEVEL] < DELIVERED):
+                continue
+            if floor is not None and sent < floor - MAX_BACKDATE_TICKS:
+                sent = floor  # bounded_time
+            if not 0 <= at - sent <= window:
                 continue
             campaign_no, row = packed >> 32, packed & 0xFFFFFFFF  # unpack
             workspace = self.workspace_of(campaign_no)
