@@ -163,11 +163,12 @@ class NumberRowsReader:
     through a connection of its own that only reads.
 
     The ingest actor asks this for every batch of replies from new numbers. Asked on the
-    loop (`EngagementStore.number_rows`), the answer came back as a message to the actor:
-    the loop's hops and aiosqlite's thread cost a reply ~5 µs of CPU and the actor a
-    second pass over the batch, all under the one GIL (docs/BENCHMARKS.md, wave 6).
-    Here the query runs where its answer is used (SQLite gives the GIL away while it
-    reads; WAL readers never wait for the writer). Made in one thread, used and closed
+    loop (`EngagementStore.number_rows`), the answer came back as a message to the actor
+    and aiosqlite's thread alone spent ~3 µs of CPU per reply; here the query runs where
+    its answer is used, and the batch's questions to the campaign actors go out in the
+    same pass (the ingest actor's thread spends ~1 µs more per reply: docs/BENCHMARKS.md,
+    wave 6). SQLite gives the GIL away while it reads; WAL readers never wait for the
+    writer. Made in one thread, used and closed
     in another: sqlite3's same-thread check is off, the ingest actor alone uses it."""
 
     def __init__(self, path: Path, busy_timeout_ms: int = 2000) -> None:
