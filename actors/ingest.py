@@ -59,6 +59,9 @@ log = structlog.get_logger(__name__)
 CampaignFactory = Callable[[CampaignInfo, bool], "pykka.ActorRef[Any]"]
 # (lookup, ingest ref) -> runs the lookup on the loop and tells the ref `NumberRows`
 NumberLookup = Callable[[Lookup, "pykka.ActorRef[Any]"], None]
+# keys -> (number key, campaign_no, row) of the rows sent there, read on this thread
+# (store/engagement.py NumberRowsReader); raises when storage cannot be read
+NumberRowsNow = Callable[[tuple[int, ...]], list[tuple[int, int, int]]]
 
 
 class UnknownCampaign(LookupError):
@@ -103,6 +106,7 @@ class IngestActor(pykka.ThreadingActor):
         attributor: Attributor | None = None,
         suppressions: SuppressionList | None = None,
         lookup: NumberLookup | None = None,
+        lookup_now: NumberRowsNow | None = None,
     ) -> None:
         super().__init__()
         self.index = index
@@ -110,6 +114,7 @@ class IngestActor(pykka.ThreadingActor):
             72 * 3600.0, index.get, lambda no: getattr(campaigns.get(no), "workspace_id", None))
         self.suppressions = suppressions or SuppressionList()
         self.lookup = lookup
+        self.lookup_now = lookup_now
         self.campaigns = campaigns
         self.orphans = orphans
         self.factory = factory
@@ -145,6 +150,9 @@ class IngestActor(pykka.ThreadingActor):
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
         self.metrics.active_campaigns.set(0)
+        close = getattr(self.lookup_now, "close", None)
+        if close is not None:
+            close()
 
     def _campaign(self, no: int, load: bool = True) -> pykka.ActorRef[Any]:
         self.last_activity[no] = time.monotonic()
@@ -255,27 +263,49 @@ class IngestActor(pykka.ThreadingActor):
 
     def _carry_out(self) -> None:
         """Do what the attributor decided: look numbers up, ask campaign actors, move
-        credits, update the suppression list, count."""
+        credits, update the suppression list, count. A lookup is answered here when
+        `lookup_now` can read the store (its answer's questions go out in the same
+        pass), else on the loop (`NumberRows` comes back)."""
         credits: dict[int, list[tuple[int, str, Any]]] = defaultdict(list)
-        for effect in self.attributor.take_effects():
-            if effect.__class__ is Credit:  # one per reply: tested first
-                # (row, inbound_id, touch): the tuple's tail, sliced at C speed
-                credits[effect[0]].append(effect[1:])
-            elif isinstance(effect, Ask):
-                if effect.campaign_no in self.campaigns:
-                    self._campaign(effect.campaign_no).tell(
-                        RowFacts(effect.serial, effect.rows, self.actor_ref))
-            elif isinstance(effect, Lookup):
-                if self.lookup is not None:
-                    self.lookup(effect, self.actor_ref)
-            elif isinstance(effect, Suppress):
-                self.suppressions.put(effect.fact_id, effect.number, effect.workspaces,
-                                      effect.at, effect.kind, effect.reason, effect.source)
-        for (source, outcome), events in self.attributor.take_outcomes().items():
+        attributor = self.attributor
+        effects = attributor.take_effects()
+        while effects:
+            answered = False
+            for effect in effects:
+                if effect.__class__ is Credit:  # one per reply: tested first
+                    # (row, inbound_id, touch): the tuple's tail, sliced at C speed
+                    credits[effect[0]].append(effect[1:])
+                elif isinstance(effect, Ask):
+                    if effect.campaign_no in self.campaigns:
+                        self._campaign(effect.campaign_no).tell(
+                            RowFacts(effect.serial, effect.rows, self.actor_ref))
+                elif isinstance(effect, Lookup):
+                    answered = self._look_up(effect) or answered
+                elif isinstance(effect, Suppress):
+                    self.suppressions.put(effect.fact_id, effect.number, effect.workspaces,
+                                          effect.at, effect.kind, effect.reason,
+                                          effect.source)
+            effects = attributor.take_effects() if answered else None
+        for (source, outcome), events in attributor.take_outcomes().items():
             self.metrics.inbound.labels(source, outcome).inc(events)
         for no, items in credits.items():
             if no in self.campaigns:
                 self._campaign(no).tell(CampaignEngagement(tuple(items)))
+
+    def _look_up(self, lookup: Lookup) -> bool:
+        """Answer a lookup on this thread if the store can be read here (True), else
+        hand it to the loop."""
+        if self.lookup_now is not None:
+            try:
+                rows = self.lookup_now(lookup.keys)
+            except Exception as exc:  # storage failing: the loop's path retries
+                log.warning("ingest.number_lookup_failed", error=str(exc))
+            else:
+                self.attributor.number_rows(lookup.serial, lookup.keys, rows)
+                return True
+        if self.lookup is not None:
+            self.lookup(lookup, self.actor_ref)
+        return False
 
     def _register(self, message: RegisterMessages) -> None:
         no = message.campaign_no

@@ -51,7 +51,7 @@ from store.account import AccountStore
 from store.campaigns import CampaignStore
 from store.checkpoint import Checkpointer
 from store.db import Store, StoreUnavailable
-from store.engagement import EngagementStore, event_of
+from store.engagement import EngagementStore, NumberRowsReader, event_of
 from store.image import CampaignImage, imaged_rows, trusted_images
 from store.insights import Recounter
 from store.journal import BatchStats, Journal, journal_tail
@@ -170,6 +170,7 @@ class Runtime:
             index, infos, orphans, self._start_campaign_actor, self.metrics,
             self.config["ingest.passivate_after"], trusted.seq,
             attributor=attributor, suppressions=self.suppressions, lookup=self._lookup,
+            lookup_now=NumberRowsReader(self.store.path, self.store.busy_timeout_ms),
         )
         # Every imaged campaign gets its actor now, whether or not the journal after the
         # images has events for it: the image may hold events after `checkpoint_seq`

@@ -34,6 +34,8 @@ after the question are merged here, so question + answer + later events give exa
 the row's state. Only numbers with live replies are watched; everything is dropped when
 their window ends.
 
+What is known of a row, a number and a live event (and the effects) has its own module,
+domain/attribution_facts.py; this one keeps the bookkeeping and applies the rules.
 Pure: no threads, no I/O. Inputs are method calls; outputs are effects (`take_effects`)
 the ingest actor carries out, counts for the metrics (`take_outcomes`) and store
 operations (`take_ops`) the checkpoint writes.
@@ -46,186 +48,56 @@ built once per checkpoint from its latest state, however often it was decided si
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from domain.engagement import Touch
+from domain.attribution_facts import (
+    ANSWERED,
+    ASKED,
+    COUNTED,
+    DELIVERED,
+    EARLIEST,
+    EVENT,
+    EXPLICIT,
+    FAILED,
+    FLOOR,
+    HOW,
+    KEY,
+    LEVEL,
+    RECEIVED,
+    SOURCE,
+    TARGET,
+    W_EVENTS,
+    W_LOOKUP,
+    W_ROWS,
+    W_UNANSWERED,
+    WINDOW,
+    WORKSPACES,
+    Ask,
+    Credit,
+    Lookup,
+    Suppress,
+    complete,
+    new_pending,
+    new_row,
+    new_watch,
+    pack,
+    record,
+    row_eligible,
+    row_merge,
+    row_merge_event,
+    row_sent,
+    touch_of,
+    unpack,
+)
 from domain.inbound import FAILURE, MANUAL, MESSAGE, REPLY, InboundEvent
-from domain.ledger import bounded_time, to_tenths
+from domain.ledger import MAX_BACKDATE_TICKS, to_tenths
 from domain.phones import number_key
-from domain.status import Level
+
+# The effects and facts are defined in domain/attribution_facts.py; the actors and
+# tests take them from here with the Attributor that makes them.
+__all__ = ["Ask", "Attributor", "Credit", "Lookup", "Suppress", "pack", "touch_of", "unpack"]
 
 CLOCK_SLACK = 3600.0  # seconds: how far back the clock may be set without delaying `expire`
-EXPLICIT = "explicit"
-WINDOW = "window"
-PENDING, DELIVERED = int(Level.PENDING), int(Level.DELIVERED)
-
-
-def pack(campaign_no: int, row: int) -> int:
-    return (campaign_no << 32) | row
-
-
-def unpack(value: int) -> tuple[int, int]:
-    return value >> 32, value & 0xFFFFFFFF
-
-
-# --- effects -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Lookup:
-    """Find every message row sent to these numbers; answer with `number_rows`."""
-
-    serial: int
-    keys: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Ask:
-    """Ask a campaign actor for these rows' send state; answer with `row_facts`."""
-
-    serial: int
-    campaign_no: int
-    rows: tuple[int, ...]
-
-
-class Credit(NamedTuple):
-    """Credit an inbound event to a message (touch None: withdraw the credit). A tuple:
-    one is made for every reply (a frozen dataclass costs several times as much)."""
-
-    campaign_no: int
-    row: int
-    inbound_id: str
-    touch: Touch | None
-
-
-@dataclass(frozen=True, slots=True)
-class Suppress:
-    """A stop or start of `number` now applies to these workspaces (replacing earlier)."""
-
-    fact_id: str
-    number: str
-    workspaces: tuple[int, ...]
-    at: float
-    kind: int
-    reason: str | None
-    source: str
-
-
-# --- state ---------------------------------------------------------------------------
-#
-# One reply makes a Pending, its number a Watch, each row sent there a RowState: lists
-# with named positions, not objects. A dataclass's __init__ cost about as much as all
-# the rest of a plain reply's deciding (1.5 µs each on our machine, a list 0.25).
-
-# A RowState: what is known of one watched message, the merge of its facts (a join: max
-# level; the highest attempt's failure; the latest accepted attempt's earliest send
-# time). Times are tenths of a second since the epoch. Like the ledger, a time more than
-# MAX_BACKDATE before the message was registered counts as its registration time
-# (FLOOR), so the send time here is the one its campaign shows. (The bound applies to
-# the earliest time: only times on both sides of that day-old edge could differ from
-# the ledger, which bounds each event's time.)
-# Attempts (SPEC 9) as the ledger counts them: FAILED is the latest attempt's (ATTEMPT:
-# the highest seen); the send time is the latest accepted attempt's (SENT_ATTEMPT):
-# attempt 1's earliest pending time, or a later attempt's acceptance (its registration
-# at pending; its statuses bring level and failure only).
-EARLIEST = 0  # the send time of SENT_ATTEMPT, unbounded (None: not sent)
-LEVEL = 1
-FAILED = 2
-ASKED = 3  # the Ask this row waits for (0: none, complete)
-ANSWERED = 4
-FLOOR = 5  # registration time (None: not known)
-ATTEMPT = 6  # the latest attempt seen: its failure is the row's
-SENT_ATTEMPT = 7  # the attempt EARLIEST belongs to
-
-
-def new_row(asked: int = 0) -> list[Any]:
-    """A RowState with nothing known (waiting for the answer to Ask `asked`)."""
-    return [None, 0, False, asked, not asked, None, 1, 1]
-
-
-def row_sent(state: list[Any]) -> int | None:
-    earliest, floor = state[EARLIEST], state[FLOOR]
-    if earliest is None or floor is None:
-        return earliest
-    return bounded_time(earliest, floor)
-
-
-def row_eligible(state: list[Any]) -> bool:
-    return row_sent(state) is not None and not (state[FAILED] and state[LEVEL] < DELIVERED)
-
-
-def row_merge(state: list[Any], sent: int | None, level: int, failed: bool,
-              floor: int | None = None, attempt: int = 1, sent_attempt: int = 1) -> None:
-    if sent is not None:
-        if sent_attempt > state[SENT_ATTEMPT]:
-            state[SENT_ATTEMPT], state[EARLIEST] = sent_attempt, sent
-        elif sent_attempt == state[SENT_ATTEMPT] and (state[EARLIEST] is None
-                                                      or sent < state[EARLIEST]):
-            state[EARLIEST] = sent
-    if level > state[LEVEL]:
-        state[LEVEL] = level
-    if attempt > state[ATTEMPT]:  # a newer attempt: the older one's failure is history
-        state[ATTEMPT], state[FAILED] = attempt, failed
-    elif failed and attempt == state[ATTEMPT]:
-        state[FAILED] = True
-    if floor is not None:
-        state[FLOOR] = floor
-
-
-def row_merge_event(state: list[Any], level: int, failed: bool, at: float, attempt: int = 1,
-                    registration: bool = False) -> None:
-    """A status, or a registration (the gateway id or send outcome of an attempt)."""
-    sends = level >= PENDING and (attempt == 1 or registration)
-    row_merge(state, to_tenths(at) if sends else None, level, failed, None, attempt, attempt)
-
-
-# A Watch: a number with live inbound events, and the rows sent to it.
-W_LOOKUP = 0  # the Lookup this watch waits for (0: answered)
-W_ROWS = 1  # packed row -> RowState
-W_EVENTS = 2  # the set of its live events' inbound ids
-W_UNANSWERED = 3  # rows asked about whose answer has not come yet
-
-
-def new_watch(lookup: int) -> list[Any]:
-    return [lookup, {}, set(), 0]
-
-
-def complete(watch: list[Any]) -> bool:
-    return not watch[W_LOOKUP] and not watch[W_UNANSWERED]
-
-
-# A Pending: a live inbound event, decided, but open to better facts until its window
-# ends (or an explicit credit, final at once, on its way to the store).
-SOURCE = 0
-EVENT = 1
-KEY = 2  # number key (domain/phones.number_key), None without a number
-RECEIVED = 3
-TARGET = 4  # (campaign_no, row) credited, or None
-HOW = 5  # EXPLICIT | WINDOW | None
-WORKSPACES = 6  # where a stop / start applies
-COUNTED = 7  # counted in the outcomes already
-
-
-def new_pending(source: str, event: InboundEvent, key: int | None, received_at: float,
-                target: tuple[int, int] | None = None, how: str | None = None,
-                workspaces: tuple[int, ...] = (), counted: bool = False) -> list[Any]:
-    return [source, event, key, received_at, target, how, workspaces, counted]
-
-
-def record(pending: list[Any]) -> tuple[Any, ...]:
-    """The inbound table's row, in RECORD_COLUMNS order (store/engagement.py): the
-    event's fields as they are, then source, campaign_no, row, how, received_at."""
-    target = pending[TARGET]
-    c, r = target if target else (None, None)
-    return pending[EVENT] + (pending[SOURCE], c, r, pending[HOW], pending[RECEIVED])
-
-
-def touch_of(event: InboundEvent) -> Touch:
-    # made without Touch.__new__'s Python frame, and by position, not by the named
-    # tuple's properties: one per credit of every reply
-    # (at, kind, via, button_payload, button_title, text)
-    return tuple.__new__(Touch, (event[3], event[1], event[2], event[7], event[8], event[9]))
 
 
 class Attributor:
@@ -466,6 +338,7 @@ class Attributor:
         campaign actor's ledger had it when the question reached it."""
         complete: list[int] = []  # numbers whose last unanswered row this answers
         numbers, watched, base = self.numbers, self.watched, campaign_no << 32
+        untouched = new_row(serial)  # a row nothing was merged into since the question
         for row, sent, level, failed, floor, attempt, sent_attempt in facts:
             packed = base | row  # pack
             key = watched.get(packed)
@@ -475,8 +348,7 @@ class Attributor:
             state = watch[W_ROWS][packed]
             if state[ANSWERED] or state[ASKED] != serial:
                 continue
-            if state == [None, 0, False, serial, False, None, 1, 1]:
-                # nothing merged into it since the question: row_merge gives the answer
+            if state == untouched:  # row_merge would give the answer as it is
                 state[:] = (sent, level, failed, serial, True, floor, attempt,
                             sent_attempt if sent is not None else 1)
             else:
@@ -535,7 +407,17 @@ class Attributor:
             event = pending[EVENT]
             if event.quoted_id is None and event.kind == REPLY and event.via == MESSAGE:
                 # `_evaluate` of a plain reply whose number's rows are known
-                self._decide(pending, self._latest(watch, event), WINDOW)
+                target = self._latest(watch, event)
+                if target is None or pending[TARGET] is not None or pending[COUNTED]:
+                    self._decide(pending, target, WINDOW)
+                    continue
+                # `_decide` of its first credit (most replies), written out
+                self._effects.append(tuple.__new__(Credit, (
+                    target[0], target[1], inbound_id, touch_of(event))))
+                pending[TARGET], pending[HOW], pending[COUNTED] = target, WINDOW, True
+                self._dirty[inbound_id] = pending
+                outcome = (pending[SOURCE], "credited")
+                self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
             else:
                 self._evaluate(pending)
 
@@ -561,13 +443,17 @@ class Attributor:
         self._decide(pending, self._latest(watch, event), WINDOW)
 
     def _latest(self, watch: list[Any], event: InboundEvent) -> tuple[int, int] | None:
-        at = to_tenths(event.at)
+        at = int(event.at * 10 + 0.5)  # to_tenths
         window = self.window
         best: tuple[int, int, int] | None = None
         for packed, state in watch[W_ROWS].items():
-            sent = row_sent(state)  # row_eligible, with `sent` worked out once
-            if sent is None or (state[FAILED] and state[LEVEL] < DELIVERED) \
-                    or not 0 <= at - sent <= window:
+            # row_eligible, with `sent` (row_sent) worked out once, inline
+            sent, floor = state[EARLIEST], state[FLOOR]
+            if sent is None or (state[FAILED] and state[LEVEL] < DELIVERED):
+                continue
+            if floor is not None and sent < floor - MAX_BACKDATE_TICKS:
+                sent = floor  # bounded_time
+            if not 0 <= at - sent <= window:
                 continue
             campaign_no, row = packed >> 32, packed & 0xFFFFFFFF  # unpack
             workspace = self.workspace_of(campaign_no)

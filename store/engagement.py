@@ -10,10 +10,12 @@ their engagement from it) and every event still waiting for the facts that place
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from itertools import chain
+from pathlib import Path
 from typing import Any
 
 from domain.engagement import RowEngagement, Touch, summarize
@@ -153,6 +155,48 @@ def event_of(row: Sequence[Any]) -> InboundEvent:
                         title, body, reason)
 
 
+NUMBER_ROWS = "SELECT nh, campaign_no, row FROM messages WHERE nh IN ({})"
+
+
+class NumberRowsReader:
+    """The rows sent to some numbers, read on the caller's thread (the ingest actor's)
+    through a connection of its own that only reads.
+
+    The ingest actor asks this for every batch of replies from new numbers. Asked on the
+    loop (`EngagementStore.number_rows`), the answer came back as a message to the actor
+    and aiosqlite's thread alone spent ~3 µs of CPU per reply; here the query runs where
+    its answer is used, and the batch's questions to the campaign actors go out in the
+    same pass (the ingest actor's thread spends ~1 µs more per reply: docs/BENCHMARKS.md,
+    wave 6). SQLite gives the GIL away while it reads; WAL readers never wait for the
+    writer. Made in one thread, used and closed
+    in another: sqlite3's same-thread check is off, the ingest actor alone uses it."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 2000) -> None:
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self._conn: sqlite3.Connection | None = None
+
+    def __call__(self, keys: Sequence[int]) -> list[tuple[int, int, int]]:
+        """(number key, campaign_no, row) of every message row sent to these numbers;
+        raises sqlite3.Error when storage cannot be read (the caller asks the loop)."""
+        conn = self._conn
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+            self._conn = conn
+        out: list[tuple[int, int, int]] = []
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start:start + CHUNK]
+            out += conn.execute(NUMBER_ROWS.format(",".join("?" * len(chunk))),
+                                tuple(chunk)).fetchall()
+        return out
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 class EngagementStore:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -162,9 +206,8 @@ class EngagementStore:
         out: list[tuple[int, int, int]] = []
         for start in range(0, len(keys), CHUNK):
             chunk = list(keys[start:start + CHUNK])
-            rows = await self.store.fetchall(
-                f"SELECT nh, campaign_no, row FROM messages WHERE nh IN"
-                f" ({','.join('?' * len(chunk))})", chunk)
+            rows = await self.store.fetchall(NUMBER_ROWS.format(",".join("?" * len(chunk))),
+                                             chunk)
             out.extend((r[0], r[1], r[2]) for r in rows)
         return out
 

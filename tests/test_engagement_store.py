@@ -10,9 +10,19 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from domain.inbound import InboundEvent
+from domain.phones import number_key
 from store.db import Store
-from store.engagement import INBOUND_CHUNK, INBOUND_TRANSACTION, inbound_transactions
+from store.engagement import (
+    CHUNK,
+    INBOUND_CHUNK,
+    INBOUND_TRANSACTION,
+    EngagementStore,
+    NumberRowsReader,
+    inbound_transactions,
+)
 
 ROWS = 1300  # more than two chunks of events and of marks
 
@@ -94,3 +104,40 @@ def test_a_checkpoint_of_many_events_takes_a_few_statements_and_transactions() -
     statements = sum(len(t) for t in transactions)
     chunks = -(-INBOUND_TRANSACTION // INBOUND_CHUNK)  # per full transaction
     assert statements == 3 * chunks + 3 * -(-(events - INBOUND_TRANSACTION) // INBOUND_CHUNK)
+
+
+async def test_the_ingest_actors_reader_finds_the_rows_the_loops_lookup_finds(
+        tmp_path: Path) -> None:
+    """NumberRowsReader (the ingest actor's own connection) answers a lookup as the
+    loop's aiosqlite path does: every row sent to each number, across chunks of keys,
+    and rows stored after its first read are seen by the next one."""
+    store = await database(tmp_path)
+    path = tmp_path / "e.sqlite3"
+    reader = NumberRowsReader(path)
+    try:
+        await store.transaction([("UPDATE messages SET nh = ? WHERE row = ?",
+                                  [(number_key(f"62811{row:08d}"), row) for row in range(ROWS)],
+                                  True)])
+        keys = tuple(number_key(f"62811{row:08d}") for row in range(0, ROWS, 2))
+        keys += (number_key("6299999999999"),)  # sent nothing
+        assert len(keys) > CHUNK
+        rows = reader(keys)
+        assert sorted(rows) == sorted(await EngagementStore(store).number_rows(keys))
+        assert sorted(rows) == sorted((number_key(f"62811{row:08d}"), 1, row)
+                                      for row in range(0, ROWS, 2))
+
+        # A second message to row 4's number, stored after the reader's first read.
+        await store.transaction([(
+            "INSERT INTO messages (campaign_no, row, recipient, ts_queued, nh)"
+            " VALUES (1, ?, ?, 0, ?)", (ROWS, "6281100000004", keys[2]), False)])
+        assert sorted(reader(keys[2:3])) == [(keys[2], 1, 4), (keys[2], 1, ROWS)]
+    finally:
+        reader.close()
+        await store.close()
+
+
+def test_a_reader_that_cannot_read_its_store_raises(tmp_path: Path) -> None:
+    """The ingest actor then asks the loop's path, which retries (actors/ingest.py)."""
+    reader = NumberRowsReader(tmp_path / "missing" / "e.sqlite3")
+    with pytest.raises(sqlite3.Error):
+        reader((number_key("6281100000001"),))
