@@ -429,3 +429,33 @@ async def test_delivery_counters_are_not_touched_by_replies(daemon: Daemon) -> N
     stats = await eventually(replied)
     assert (stats["total_sent_count"], stats["total_delivered_count"],
             stats["total_read_count"]) == (1, 0, 0)
+
+
+async def test_a_reply_is_credited_when_the_ingest_actor_cannot_read_the_store(
+        daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ingest actor reads a reply's number on its own connection; when that read
+    fails (a locked or failing file), the loop's lookup answers instead."""
+    import sqlite3
+
+    from store.engagement import NumberRowsReader
+
+    refused: list[tuple[int, ...]] = []
+
+    def failing(self: NumberRowsReader, keys: Any) -> Any:
+        refused.append(tuple(keys))
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(NumberRowsReader, "__call__", failing)
+    await daemon.create_campaign(uuid="promo")
+    await daemon.register("promo", [{"recipient": "6281234567890", "message_id": "M1"}])
+    status, _ = await post(daemon, "webjs_message_received.json",
+                           fresh("webjs_message_received.json", time.time() + 5))
+    assert status == 200
+
+    async def replied() -> Any:
+        return (await daemon.stats("promo"))["total_replied_count"] == 1
+
+    await eventually(replied)
+    assert refused, "the ingest actor's own read was not tried"
+    [row] = await rows(daemon, "promo")
+    assert row["replied_at"] and row["reply_count"] == 1, row
