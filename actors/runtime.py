@@ -42,8 +42,8 @@ from core.config import Config
 from core.metrics import Metrics
 from domain.attribution import Attributor, Lookup
 from domain.events import StatusEvent
-from domain.image import ledger_from_bytes
 from domain.index import MessageIndex
+from domain.ledger import Ledger
 from domain.orphans import OrphanShelf
 from domain.records import CampaignInfo
 from store import attempts as attempt_store
@@ -400,10 +400,12 @@ class Runtime:
             try:
                 after, known_base = -1, None
                 if image is not None:  # it replaces the actor's ledger
-                    ledger = image.ledger if attempt == 1 else ledger_from_bytes(image.body)
+                    ledger = image.ledger if attempt == 1 else image.fresh()
                     ref.tell(Loaded(info, [], done=False, image=ledger,
-                                    pending=image.pending))
+                                    pending=image.pending, image_rows=image.rows))
                     after, known_base = image.rows - 1, image.ledger.base
+                elif attempt > 1:  # an earlier attempt may have sent some rows already:
+                    ref.tell(Loaded(info, [], done=False, image=Ledger()))  # start afresh
                 async for base, columns, attempts in self.campaigns.state_columns(
                         info.no, after_row=after, base=known_base):
                     ref.tell(Loaded(info, columns, done=False, base=base, attempts=attempts))
