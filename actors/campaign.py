@@ -53,6 +53,7 @@ class CampaignActor(pykka.ThreadingActor):
         loader: Loader | None,
         extras: Callable[[int], dict[str, Any]] | None = None,
         watched: Callable[[str], bool] | None = None,
+        chunk_rows: int = CHUNK_ROWS,
     ) -> None:
         super().__init__()
         self.info = info
@@ -74,6 +75,7 @@ class CampaignActor(pykka.ThreadingActor):
         # are, up to that image's rows (`_imaged_rows`).
         self._image_full = True
         self._imaged_rows = 0
+        self._chunk_rows = chunk_rows
         self._pending: Any = None  # the loaded image's rows the table may not have
         self.log = log.bind(campaign_uuid=info.uuid)
 
@@ -130,12 +132,13 @@ class CampaignActor(pykka.ThreadingActor):
         self._image_stale = False
         changed: list[int] | None = None
         if not self._image_full:
-            changed = list(range(self._imaged_rows // CHUNK_ROWS, chunk_count(rows)))
+            size = self._chunk_rows
+            changed = list(range(self._imaged_rows // size, chunk_count(rows, size)))
             if dirty is not None:
-                changed.extend(chunks_of(dirty.rows))
+                changed.extend(chunks_of(dirty.rows, size))
         self._image_full = False
         self._imaged_rows = rows
-        return ledger_image(ledger, changed), rows
+        return ledger_image(ledger, changed, self._chunk_rows), rows
 
     def statistics(self) -> dict[str, Any]:
         stats = self.ledger.statistics()

@@ -189,6 +189,7 @@ class Runtime:
             metrics=self.metrics,
             interval=self.config["store.checkpoint_interval"],
             gate=self.state_gate,
+            journal_seq=lambda: self.journal.next_seq - 1,
         )
         self.checkpointer.start()
         for ext in self.extensions:
@@ -386,7 +387,8 @@ class Runtime:
         loader = self._request_load if load else None
         return CampaignActor.start(info, self.bus, self.board, self.metrics, loader,
                                    self.sending.extras,
-                                   watched=lambda uuid: self.rows_watched(uuid))
+                                   watched=lambda uuid: self.rows_watched(uuid),
+                                   chunk_rows=self.config["store.image_chunk_rows"])
 
     def _request_load(self, info: CampaignInfo, ref: pykka.ActorRef[Any]) -> None:
         """Called in a campaign actor's thread: load its rows on the loop, tell them back."""

@@ -96,10 +96,20 @@ def counts(url: str, uuid: str) -> dict[str, int]:
                                   "total_read_count")}
 
 
+def chunk_rowids(db: Path) -> dict[tuple[str, int], int]:
+    """Each stored image chunk's rowid: a chunk written again gets a new one."""
+    with sqlite3.connect(db) as conn:
+        return {(name, chunk): rowid for rowid, name, chunk in conn.execute(
+            "SELECT rowid, name, chunk FROM recovery_image_chunks")}
+
+
 def killed_after_an_image(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
     """The database of a daemon killed after a checkpoint committed its images and
     before it wrote their rows; and every message's status as acknowledged."""
-    config = write_config(tmp_path, **{"store.checkpoint_interval": 3600.0})
+    # Chunks of 4 rows (store.image_chunk_rows): the second image rewrites only those of
+    # the rows acknowledged since the first (and the new ones), the rest stay as stored.
+    config = write_config(tmp_path, **{"store.checkpoint_interval": 3600.0,
+                                       "store.image_chunk_rows": 4})
     db = tmp_path / "campaignd.sqlite3"
     proc = DaemonProcess(config)
     try:
@@ -132,8 +142,18 @@ def killed_after_an_image(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
         for i in range(3):  # the quiet campaign's only events after the rows it has
             post_ack(url, f"Q{i}", 2)
         before = meta(db)
+        chunks_before = chunk_rowids(db)
         rows_of(url, uuid)  # a checkpoint: its images commit, its rows fail
         after = meta(db)
+        chunks_after = chunk_rowids(db)
+        campaign = max({name for name, _ in chunks_after},  # "images" (quiet has 2)
+                       key=lambda name: sum(n == name for n, _ in chunks_after))
+        # A0-A9 (chunks 0-2) read, A20-A29 (chunks 5-7) delivered: rewritten; chunks
+        # 3 and 4 (A12-A19) kept as the first image wrote them; all 8 there.
+        assert sorted(c for name, c in chunks_after if name == campaign) == list(range(8))
+        kept = {c for name, c in chunks_after if name == campaign
+                and chunks_after[(name, c)] == chunks_before[(name, c)]}
+        assert kept == {3, 4}
         assert after["checkpoint_seq"] == before["checkpoint_seq"]
         assert after["image_seq"] > after["checkpoint_seq"]
         # After the image: registered and acknowledged, in the journal only.
