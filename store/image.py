@@ -134,17 +134,24 @@ class CampaignImage:
 @dataclass(slots=True)
 class Trusted:
     """What a start may use: replay the journal after `seq`; the id index (None: load it
-    from the rows); the campaigns' images (each taken by its actor once loaded)."""
+    from the rows); the campaigns' images (each taken by its actor once loaded).
+
+    `stale`: campaigns imaged at `image_seq` whose image a sender write made stale.
+    They load from their rows, so the journal is replayed from `checkpoint_seq` (`seq`),
+    but up to `image_seq` only their events are (the other campaigns' images, the
+    orphans and the inbound events already hold those)."""
 
     seq: int
     index: MessageIndex | None = None
     campaigns: dict[int, CampaignImage] = field(default_factory=dict)
+    stale: set[int] = field(default_factory=set)
+    image_seq: int = 0
 
 
 async def trusted_images(store: Store, checkpoint_seq: int) -> Trusted:
-    """The images a start may use (module docstring). All or nothing: when one campaign
-    that needs the journal after `checkpoint_seq` has no usable image, the start goes the
-    rows + journal way for every campaign, as it did before images."""
+    """The images a start may use (module docstring). A campaign whose image is stale
+    loads alone from its rows (`Trusted.stale`); an image of another layout or damaged
+    sends the whole start the rows + journal way, as before images."""
     image_seq = int(await store.get_meta("image_seq") or 0)
     if not image_seq or image_seq < checkpoint_seq:
         return Trusted(checkpoint_seq)  # no images yet
@@ -152,7 +159,7 @@ async def trusted_images(store: Store, checkpoint_seq: int) -> Trusted:
         "SELECT i.name, i.rows, i.body, i.pending, i.row_writes IS c.row_writes"
         " FROM recovery_images i LEFT JOIN campaigns c ON i.name = 'campaign:' || c.no"
         " WHERE i.seq = ?", (image_seq,))
-    trusted = Trusted(image_seq)
+    trusted = Trusted(image_seq, image_seq=image_seq)
     try:
         for name, count, body, pending, current in rows:
             if name == INDEX:
@@ -160,7 +167,8 @@ async def trusted_images(store: Store, checkpoint_seq: int) -> Trusted:
                 continue
             if not current:
                 log.info("image.stale", image=name)  # a sender write after it
-                return Trusted(checkpoint_seq)
+                trusted.stale.add(image_campaign(name))
+                continue
             pending_rows = array("I")
             pending_rows.frombytes(pending or b"")
             chunks = [chunk for (chunk,) in await store.fetchall(
@@ -173,6 +181,8 @@ async def trusted_images(store: Store, checkpoint_seq: int) -> Trusted:
         return Trusted(checkpoint_seq)
     if trusted.index is None:
         return Trusted(checkpoint_seq)
+    if trusted.stale:
+        trusted.seq = checkpoint_seq
     return trusted
 
 

@@ -103,7 +103,7 @@ async def test_a_first_attempt_after_an_image_makes_it_stale(daemon_factory: Any
                                   (no,)))[0]
     assert after == before + 1
     stale = await trusted_images(store, seq)
-    assert stale.campaigns == {} and stale.index is None  # the rows + journal way
+    assert stale.campaigns == {} and stale.stale == {no}  # it loads from its rows
 
 
 async def test_a_load_from_rows_retried_after_a_partial_read_counts_each_row_once(

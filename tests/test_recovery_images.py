@@ -13,7 +13,8 @@ the trigger is dropped and the daemon started again:
   for a second campaign whose only events since its rows came before the image (none
   replayed, nobody asks for it before the journal is compacted past them);
 - a sender write counted after the image (campaigns.row_writes moved): the image is
-  stale, the start goes the rows + journal way, exact;
+  stale, that campaign loads from its rows with the journal after them (the other one
+  from its image), exact;
 - an image of another layout: refused, the rows + journal way, exact.
 """
 
@@ -176,7 +177,7 @@ QUIET = {"Q0": "delivered", "Q1": "delivered", "Q2": "delivered", "Q3": "pending
          "Q4": "pending"}
 
 
-@pytest.mark.parametrize("case", ["as written", "stale", "other layout"])
+@pytest.mark.parametrize("case", ["as written", "stale", "one stale", "other layout"])
 def test_a_kill_after_the_images_before_their_rows_loses_nothing(tmp_path: Path,
                                                                 case: str) -> None:
     config, (uuid, quiet), expected = killed_after_an_image(tmp_path)
@@ -185,6 +186,9 @@ def test_a_kill_after_the_images_before_their_rows_loses_nothing(tmp_path: Path,
     with sqlite3.connect(db) as conn:
         if case == "stale":  # as a sender's outcome written after the image does
             conn.execute("UPDATE campaigns SET row_writes = row_writes + 1")
+        elif case == "one stale":  # only that campaign loads from its rows
+            conn.execute("UPDATE campaigns SET row_writes = row_writes + 1 WHERE uuid = ?",
+                         (uuid,))
         elif case == "other layout":
             body = conn.execute("SELECT body FROM recovery_images WHERE name LIKE"
                                 " 'campaign:%'").fetchone()[0]
@@ -196,6 +200,10 @@ def test_a_kill_after_the_images_before_their_rows_loses_nothing(tmp_path: Path,
         log = started(tmp_path / "daemon.log")
         if case == "as written":
             assert (log["replayed_from"], log["images"]) == (seqs["image_seq"], 2)
+        elif case == "one stale":  # the quiet one from its image, the journal from the
+            # rows' seq but up to the image's only for the stale campaign
+            assert (log["replayed_from"], log["images"]) == (seqs["checkpoint_seq"], 1)
+            assert counts(url, quiet) == expect_counts(QUIET)
         else:
             assert (log["replayed_from"], log["images"]) == (seqs["checkpoint_seq"], 0)
         assert counts(url, uuid) == expect_counts(expected)
