@@ -193,6 +193,7 @@ class Runtime:
             interval=self.config["store.checkpoint_interval"],
             gate=self.state_gate,
             journal_seq=lambda: self.journal.next_seq - 1,
+            index_size=lambda: len(index),  # read across threads: an int, a hint only
         )
         self.checkpointer.start()
         for ext in self.extensions:
