@@ -31,8 +31,8 @@ from actors.messages import (
 )
 from core.metrics import Metrics
 from domain.engagement import EngagementBook
-from domain.image import ledger_to_bytes
-from domain.ledger import NONE, Ledger
+from domain.image import CHUNK_ROWS, LedgerImage, chunk_count, chunks_of, ledger_image
+from domain.ledger import NONE, DirtyRows, Ledger
 from domain.records import CampaignInfo
 from domain.skips import SkipBook, with_skips
 from domain.status import Level
@@ -53,6 +53,7 @@ class CampaignActor(pykka.ThreadingActor):
         loader: Loader | None,
         extras: Callable[[int], dict[str, Any]] | None = None,
         watched: Callable[[str], bool] | None = None,
+        chunk_rows: int = CHUNK_ROWS,
     ) -> None:
         super().__init__()
         self.info = info
@@ -69,6 +70,12 @@ class CampaignActor(pykka.ThreadingActor):
         self._watched = watched or (lambda uuid: True)
         self._stash: list[Any] | None = [] if loader is not None else None
         self._image_stale = True  # changed since the last recovery image (_image)
+        # The stored image's chunks are not this ledger's yet (a fresh actor, or one
+        # loaded from rows): its first image is a full one. Loaded from an image, they
+        # are, up to that image's rows (`_imaged_rows`).
+        self._image_full = True
+        self._imaged_rows = 0
+        self._chunk_rows = chunk_rows
         self._pending: Any = None  # the loaded image's rows the table may not have
         self.log = log.bind(campaign_uuid=info.uuid)
 
@@ -96,8 +103,9 @@ class CampaignActor(pykka.ThreadingActor):
         elif isinstance(message, GetTimeline):
             message.reply.set(self.ledger.timeline_points(message.points))
         elif isinstance(message, CollectDirty):
-            message.sink.add(self.info.no, self.ledger.take_dirty_rows(self.info.no),
-                             orjson.dumps(self.statistics()).decode(), self._image())
+            dirty = self.ledger.take_dirty_rows(self.info.no)
+            message.sink.add(self.info.no, dirty,
+                             orjson.dumps(self.statistics()).decode(), self._image(dirty))
         elif isinstance(message, Loaded):
             self._loaded(message)
         elif isinstance(message, CampaignEngagement):
@@ -108,13 +116,29 @@ class CampaignActor(pykka.ThreadingActor):
             self._skip(message)
         return None
 
-    def _image(self) -> tuple[bytes | None, int]:
+    def _image(self, dirty: DirtyRows | None) -> tuple[LedgerImage | None, int]:
         """The ledger as a recovery image for the checkpoint (store/image.py), or None
-        when nothing changed since the previous one; and its rows."""
+        when nothing changed since the previous one; and its rows.
+
+        Only the chunks that changed since the previous image: those of the rows this
+        collection took as dirty (every change to a row's arrays marks it) and those
+        past the rows the previous image had (registrations fill rows without marking
+        them: the table has them). The checkpoint writes images in collection order,
+        so the stored chunks always add up to the newest image."""
+        ledger = self.ledger
+        rows = len(ledger)
         if not self._image_stale:
-            return None, len(self.ledger)
+            return None, rows
         self._image_stale = False
-        return ledger_to_bytes(self.ledger), len(self.ledger)
+        changed: list[int] | None = None
+        if not self._image_full:
+            size = self._chunk_rows
+            changed = list(range(self._imaged_rows // size, chunk_count(rows, size)))
+            if dirty is not None:
+                changed.extend(chunks_of(dirty.rows, size))
+        self._image_full = False
+        self._imaged_rows = rows
+        return ledger_image(ledger, changed, self._chunk_rows), rows
 
     def statistics(self) -> dict[str, Any]:
         stats = self.ledger.statistics()
@@ -250,9 +274,11 @@ class CampaignActor(pykka.ThreadingActor):
         message.reply_to.tell(RowFactsAnswer(message.serial, self.info.no, tuple(facts)))
 
     def _loaded(self, message: Loaded) -> None:
-        if message.image is not None:
+        if message.image is not None:  # an image, or a fresh ledger for a retried load
             self.ledger = message.image
             self._pending = message.pending
+            self._image_full = message.image_rows is None
+            self._imaged_rows = message.image_rows or 0
         if message.rows:
             self.ledger.load_ticks(message.base, message.rows)
         if message.attempts:

@@ -110,6 +110,10 @@ class Loaded:
     # have yet (marked dirty once loaded, so the next checkpoint writes them).
     image: Any = None
     pending: Any = None
+    # The rows of the stored image `image` is (its chunks are the stored ones: the next
+    # image writes only what changed); None with an image: a fresh ledger whose first
+    # image is a full one (a retried load from rows starts again from it).
+    image_rows: int | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -42,8 +42,8 @@ from core.config import Config
 from core.metrics import Metrics
 from domain.attribution import Attributor, Lookup
 from domain.events import StatusEvent
-from domain.image import ledger_from_bytes
 from domain.index import MessageIndex
+from domain.ledger import Ledger
 from domain.orphans import OrphanShelf
 from domain.records import CampaignInfo
 from store import attempts as attempt_store
@@ -52,12 +52,14 @@ from store.campaigns import CampaignStore
 from store.checkpoint import Checkpointer
 from store.db import Store, StoreUnavailable
 from store.engagement import EngagementStore, NumberRowsReader, event_of
-from store.image import CampaignImage, imaged_rows, trusted_images
+from store.image import CampaignImage, Trusted, imaged_rows, trusted_images
 from store.insights import Recounter
-from store.journal import BatchStats, Journal, journal_tail
+from store.journal import BatchStats, Groups, Journal, journal_tail
 from store.relay import Outbox
 
 log = structlog.get_logger(__name__)
+
+REPLAY_EVENTS = 20_000  # events per ApplyEvents at start-up (`_replay`)
 
 
 class Extension(Protocol):
@@ -160,7 +162,7 @@ class Runtime:
         trusted = await trusted_images(self.store, checkpoint_seq)
         imaged = self.imaged_campaigns = len(trusted.campaigns)
         if trusted.index is not None:
-            index = await self._join_index(trusted.index)
+            index = await self._join_index(trusted.index, trusted.stale)
             self._images = trusted.campaigns
         else:
             index = await self._load_index()
@@ -178,7 +180,8 @@ class Runtime:
         # compacted past them.
         for no in trusted.campaigns:
             self.ingest.tell(GetStatistics(no, Reply.new()))
-        self.replayed_events = await self._replay(trusted.seq, self._replay_upto)
+        self.replayed_events = await self._replay(trusted.seq, self._replay_upto,
+                                                  trusted, index)
         held, self._held = self._held, None
         for groups, seq in held or ():  # committed while we recovered: after the replay
             self.ingest.tell(ApplyEvents(groups, seq))
@@ -190,6 +193,8 @@ class Runtime:
             metrics=self.metrics,
             interval=self.config["store.checkpoint_interval"],
             gate=self.state_gate,
+            journal_seq=lambda: self.journal.next_seq - 1,
+            index_size=lambda: len(index),  # read across threads: an int, a hint only
         )
         self.checkpointer.start()
         for ext in self.extensions:
@@ -231,11 +236,16 @@ class Runtime:
         index = MessageIndex(capacity=max(1024, int(count[0] * 1.5)))
         return await self._index_rows(index, {})
 
-    async def _join_index(self, index: MessageIndex) -> MessageIndex:
+    async def _join_index(self, index: MessageIndex, stale: set[int]) -> MessageIndex:
         """The index's recovery image, with the ids it cannot know: rows registered
         after a campaign's latest image (registration does not wait for checkpoints;
-        every row for a campaign never imaged) and every earlier attempt's id (few)."""
-        return await self._index_rows(index, await imaged_rows(self.store))
+        every row for a campaign never imaged), every row of a campaign whose image is
+        stale (a sender write after it may have given a row its id) and every earlier
+        attempt's id (few). Adding an id the image has already changes nothing."""
+        known = await imaged_rows(self.store)
+        for no in stale:
+            known.pop(no, None)
+        return await self._index_rows(index, known)
 
     async def _index_rows(self, index: MessageIndex, known: dict[int, int]) -> MessageIndex:
         """Add every campaign's rows from row `known[no]` on (all of them for a campaign
@@ -340,12 +350,30 @@ class Runtime:
                 log.warning("runtime.number_lookup_failed", attempt=attempt, error=str(exc))
                 await asyncio.sleep(min(5.0, 0.2 * attempt))
 
-    async def _replay(self, after_seq: int, upto: int) -> int:
+    async def _replay(self, after_seq: int, upto: int, trusted: Trusted,
+                      index: MessageIndex) -> int:
+        """The journal after `after_seq`, handed to the ingest actor REPLAY_EVENTS at a
+        time across journal rows (in order): routing and each campaign actor's work per
+        message (its statistics, its publish) once per bulk, not once per journal row.
+        Up to the images' seq, only the statuses of campaigns whose image was stale
+        (store/image.py `Trusted`)."""
         assert self.ingest is not None
         total = 0
+        bulk: list[tuple[str, tuple[Any, ...]]] = []
+        size = last = 0
         async for seq, groups in journal_tail(self.store, after_seq, upto):
-            self.ingest.tell(ApplyEvents(groups, seq))
-            total += sum(len(events) for _, events in groups)
+            if seq <= trusted.image_seq and trusted.stale:
+                groups = _only_campaigns(groups, trusted.stale, index)
+            bulk.extend(groups)
+            size += sum(len(events) for _, events in groups)
+            last = seq
+            if size >= REPLAY_EVENTS:
+                self.ingest.tell(ApplyEvents(tuple(bulk), last))
+                total += size
+                bulk, size = [], 0
+        if bulk:
+            self.ingest.tell(ApplyEvents(tuple(bulk), last))
+            total += size
         if total:
             log.info("runtime.journal_replayed", events=total)
         return total
@@ -387,7 +415,8 @@ class Runtime:
         loader = self._request_load if load else None
         return CampaignActor.start(info, self.bus, self.board, self.metrics, loader,
                                    self.sending.extras,
-                                   watched=lambda uuid: self.rows_watched(uuid))
+                                   watched=lambda uuid: self.rows_watched(uuid),
+                                   chunk_rows=self.config["store.image_chunk_rows"])
 
     def _request_load(self, info: CampaignInfo, ref: pykka.ActorRef[Any]) -> None:
         """Called in a campaign actor's thread: load its rows on the loop, tell them back."""
@@ -401,10 +430,12 @@ class Runtime:
             try:
                 after, known_base = -1, None
                 if image is not None:  # it replaces the actor's ledger
-                    ledger = image.ledger if attempt == 1 else ledger_from_bytes(image.body)
+                    ledger = image.ledger if attempt == 1 else image.fresh()
                     ref.tell(Loaded(info, [], done=False, image=ledger,
-                                    pending=image.pending))
+                                    pending=image.pending, image_rows=image.rows))
                     after, known_base = image.rows - 1, image.ledger.base
+                elif attempt > 1:  # an earlier attempt may have sent some rows already:
+                    ref.tell(Loaded(info, [], done=False, image=Ledger()))  # start afresh
                 async for base, columns, attempts in self.campaigns.state_columns(
                         info.no, after_row=after, base=known_base):
                     ref.tell(Loaded(info, columns, done=False, base=base, attempts=attempts))
@@ -457,6 +488,17 @@ class Runtime:
         except TimeoutError:
             raise Busy(f"the campaign actors did not answer within {timeout:g} s (busy "
                        "loading campaigns or handing over a checkpoint)") from None
+
+
+def _only_campaigns(groups: Groups, campaigns: set[int], index: MessageIndex) -> Groups:
+    """The statuses of these campaigns (by the id index), nothing else."""
+    out = []
+    for source, events in groups:
+        kept = tuple(e for e in events if e.__class__ is StatusEvent
+                     and (hit := index.get(e.message_id)) is not None and hit[0] in campaigns)
+        if kept:
+            out.append((source, kept))
+    return tuple(out)
 
 
 def _stop_actor(ref: pykka.ActorRef[Any]) -> None:

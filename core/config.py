@@ -402,6 +402,11 @@ KEYS: dict[str, Key] = {
                                    "(their last 2 sends failed as Not on WhatsApp) in "
                                    "campaigns created without skip_unreachable. Suppressed "
                                    "numbers are always skipped."),
+    # --- recovery images (issue 20, docs/reliability.md "Recovery images") ---
+    "store.image_chunk_rows": Key(int, 32768, "Rows per chunk of a campaign's recovery "
+                                  "image: a checkpoint rewrites only the chunks whose rows "
+                                  "changed since the previous image.",
+                                  minimum=1, maximum=1 << 24),
     "log.level": Key(str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
     "log.format": Key(str, "auto", "auto: readable on a terminal, JSON lines otherwise.",
                       choices=("auto", "json", "console")),

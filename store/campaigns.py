@@ -410,11 +410,12 @@ class CampaignStore:
 
         The previous attempt (if any) becomes history, and the row's failure (which is
         always its latest attempt's) is cleared: a retry under way is not failed."""
-        # A retry is told to the campaign actor, so a recovery image taken before it is
-        # stale (store/image.py): counted, like every sender write the actor hears of.
-        bump = [(ROW_WRITE, (no,), False)] if attempt > 1 else []
+        # Counted like every sender write (store/image.py), the first attempt too: it
+        # clears the row's failure columns in the table, and a row that held a failure
+        # before its first attempt (one registered failed, then sent) would otherwise
+        # differ from an image taken before it.
         await self.store.transaction([
-            *bump,
+            (ROW_WRITE, (no,), False),
             (SUPERSEDE_ATTEMPT, (no, row, attempt - 1), False),
             (f"UPDATE messages SET {MARK}, send_state = 'attempting', attempts = ?,"
              " attempt_at = ?,"

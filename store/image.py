@@ -52,10 +52,10 @@ def image_campaign(name: str) -> int:
 
 
 def pending_rows(blocks: list[DirtyRows]) -> bytes:
-    """The rows of these blocks (one campaign's, from the carried checkpoints), sorted."""
-    if len(blocks) == 1:
-        return blocks[0].rows.tobytes()
-    return array("I", sorted(set().union(*(block.rows for block in blocks)))).tobytes()
+    """The rows of these blocks (one campaign's, from the carried checkpoints), as they
+    come: a row may be listed twice (marking it dirty twice is harmless), and a set of a
+    million carried rows built on the loop for each image cost more than the image."""
+    return b"".join(block.rows.tobytes() for block in blocks)
 
 
 def image_statements(carry: list[CheckpointData]) -> list[Statement]:
@@ -79,21 +79,29 @@ def image_statements(carry: list[CheckpointData]) -> list[Statement]:
     for data in carry:
         for block in data.rows:
             blocks.setdefault(block.campaign_no, []).append(block)
-    for no, body, rows in newest.images:
+    for no, _, _ in newest.images:
         name = campaign_image(no)
         pending = pending_rows(blocks[no]) if no in blocks else b""
-        if body is None:
-            body, rows = next(((b, r) for data in reversed(carry[:-1])
-                               for n, b, r in data.images if n == no and b is not None),
-                              (None, rows))
-        if body is None:
+        # Every carried image of it, oldest first: each holds the chunks changed since the
+        # one before (written or carried), so together they bring the stored chunks to
+        # the newest state; a full one (an actor's first) replaces them all.
+        images = [image for data in carry for n, image, _ in data.images
+                  if n == no and image is not None]
+        if not images:
             out.append(("UPDATE recovery_images SET seq = ?, pending = ? WHERE name = ?",
                         (seq, pending, name), False))
-        else:
-            out.append(("INSERT OR REPLACE INTO recovery_images"
-                        " (name, seq, row_writes, rows, body, pending) VALUES"
-                        " (?, ?, (SELECT row_writes FROM campaigns WHERE no = ?), ?, ?, ?)",
-                        (name, seq, no, rows, body, pending), False))
+            continue
+        for image in images:
+            if image.full:
+                out.append(("DELETE FROM recovery_image_chunks WHERE name = ?", (name,),
+                            False))
+            out.extend(("INSERT OR REPLACE INTO recovery_image_chunks (name, chunk, body)"
+                        " VALUES (?, ?, ?)", (name, chunk, body), False)
+                       for chunk, body in image.chunks.items())
+        out.append(("INSERT OR REPLACE INTO recovery_images"
+                    " (name, seq, row_writes, rows, body, pending) VALUES"
+                    " (?, ?, (SELECT row_writes FROM campaigns WHERE no = ?), ?, ?, ?)",
+                    (name, seq, no, images[-1].rows, images[-1].head, pending), False))
     index = next((d.index_image for d in reversed(carry) if d.index_image is not None), None)
     if index is None:
         out.append(("UPDATE recovery_images SET seq = ? WHERE name = ?", (seq, INDEX), False))
@@ -102,6 +110,8 @@ def image_statements(carry: list[CheckpointData]) -> list[Statement]:
                     " VALUES (?, ?, ?)", (INDEX, seq, index), False))
     # Images of campaigns without an actor now can never be used again (their rows are
     # complete): only their row counts are kept (`imaged_rows`).
+    out.append(("DELETE FROM recovery_image_chunks WHERE name IN (SELECT name FROM"
+                " recovery_images WHERE seq < ? AND name != ?)", (seq, INDEX), False))
     out.append(("UPDATE recovery_images SET body = x'', pending = NULL WHERE seq < ?"
                 " AND name != ?", (seq, INDEX), False))
     out.append(("INSERT INTO meta (key, value) VALUES ('image_seq', ?)"
@@ -114,23 +124,34 @@ class CampaignImage:
     ledger: Ledger
     rows: int  # rows the image has; later ones are read from the table
     pending: array[int]  # rows the table may not have yet (to be written again)
-    body: bytes  # the image itself: a load that is retried starts from a fresh copy
+    head: bytes  # the image itself: a load that is retried starts from a fresh copy
+    chunks: list[bytes]
+
+    def fresh(self) -> Ledger:
+        return ledger_from_bytes(self.head, self.chunks)
 
 
 @dataclass(slots=True)
 class Trusted:
     """What a start may use: replay the journal after `seq`; the id index (None: load it
-    from the rows); the campaigns' images (each taken by its actor once loaded)."""
+    from the rows); the campaigns' images (each taken by its actor once loaded).
+
+    `stale`: campaigns imaged at `image_seq` whose image a sender write made stale.
+    They load from their rows, so the journal is replayed from `checkpoint_seq` (`seq`),
+    but up to `image_seq` only their events are (the other campaigns' images, the
+    orphans and the inbound events already hold those)."""
 
     seq: int
     index: MessageIndex | None = None
     campaigns: dict[int, CampaignImage] = field(default_factory=dict)
+    stale: set[int] = field(default_factory=set)
+    image_seq: int = 0
 
 
 async def trusted_images(store: Store, checkpoint_seq: int) -> Trusted:
-    """The images a start may use (module docstring). All or nothing: when one campaign
-    that needs the journal after `checkpoint_seq` has no usable image, the start goes the
-    rows + journal way for every campaign, as it did before images."""
+    """The images a start may use (module docstring). A campaign whose image is stale
+    loads alone from its rows (`Trusted.stale`); an image of another layout or damaged
+    sends the whole start the rows + journal way, as before images."""
     image_seq = int(await store.get_meta("image_seq") or 0)
     if not image_seq or image_seq < checkpoint_seq:
         return Trusted(checkpoint_seq)  # no images yet
@@ -138,7 +159,7 @@ async def trusted_images(store: Store, checkpoint_seq: int) -> Trusted:
         "SELECT i.name, i.rows, i.body, i.pending, i.row_writes IS c.row_writes"
         " FROM recovery_images i LEFT JOIN campaigns c ON i.name = 'campaign:' || c.no"
         " WHERE i.seq = ?", (image_seq,))
-    trusted = Trusted(image_seq)
+    trusted = Trusted(image_seq, image_seq=image_seq)
     try:
         for name, count, body, pending, current in rows:
             if name == INDEX:
@@ -146,16 +167,22 @@ async def trusted_images(store: Store, checkpoint_seq: int) -> Trusted:
                 continue
             if not current:
                 log.info("image.stale", image=name)  # a sender write after it
-                return Trusted(checkpoint_seq)
+                trusted.stale.add(image_campaign(name))
+                continue
             pending_rows = array("I")
             pending_rows.frombytes(pending or b"")
+            chunks = [chunk for (chunk,) in await store.fetchall(
+                "SELECT body FROM recovery_image_chunks WHERE name = ? ORDER BY chunk",
+                (name,))]
             trusted.campaigns[image_campaign(name)] = CampaignImage(
-                ledger_from_bytes(body), count, pending_rows, body)
+                ledger_from_bytes(body, chunks), count, pending_rows, body, chunks)
     except ImageRejected as exc:
         log.warning("image.refused", error=str(exc))
         return Trusted(checkpoint_seq)
     if trusted.index is None:
         return Trusted(checkpoint_seq)
+    if trusted.stale:
+        trusted.seq = checkpoint_seq
     return trusted
 
 

@@ -206,9 +206,26 @@ def decode_event(row: Any, source: str = "") -> Event:
     return StatusEvent.from_row(row, source)
 
 
+_make_status = StatusEvent._make
+
+
+def decode_events(rows: list[Any], source: str) -> tuple[Event, ...]:
+    """A request's journaled events. Most are plain statuses (a list of six, not failed):
+    those become a StatusEvent with the row itself as its fields (`_make`, no keyword
+    call, no failure lookup), at about a third of `from_row`'s cost; a replay after
+    kill -9 decodes tens of thousands of them before the counters are exact."""
+    out: list[Event] = []
+    for row in rows:
+        if row.__class__ is list and len(row) == 6 and row[2] is False:
+            row.append(None)
+            out.append(_make_status(row))
+        else:
+            out.append(decode_event(row, source))
+    return tuple(out)
+
+
 def decode_batch(blob: bytes) -> Groups:
-    return tuple((source, tuple(decode_event(r, source) for r in rows))
-                 for source, rows in orjson.loads(blob))
+    return tuple((source, decode_events(rows, source)) for source, rows in orjson.loads(blob))
 
 
 async def journal_tail(store: Store, after_seq: int, upto: int, chunk: int = 500

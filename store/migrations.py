@@ -232,6 +232,13 @@ MIGRATIONS: list[Migration] = [
     # the sender's direct writes to a campaign's rows, so that an image taken before one
     # is known to be stale.
     Migration("0012_recovery_images", _recovery_images),
+    # --- recovery images in chunks (wave 6, issue 20, store/image.py): a campaign's
+    # image is its head in recovery_images (layout 2) and its arrays in chunks of
+    # domain/image.py CHUNK_ROWS rows here, so a checkpoint rewrites only the chunks
+    # that changed. Layout 1 images (0012) are refused at start: rows + journal, once.
+    Migration("0013_recovery_image_chunks", run_sql(
+        "CREATE TABLE IF NOT EXISTS recovery_image_chunks (name TEXT NOT NULL,"
+        " chunk INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (name, chunk))")),
 ]
 
 

@@ -20,9 +20,11 @@ from hypothesis import strategies as st
 from domain.image import (
     LAYOUT,
     ImageRejected,
+    chunks_of,
     index_from_bytes,
     index_to_bytes,
     ledger_from_bytes,
+    ledger_image,
     ledger_to_bytes,
 )
 from domain.index import MessageIndex
@@ -49,7 +51,7 @@ def test_an_image_taken_anywhere_then_the_rest_gives_the_whole_sets_state(events
     cut = data.draw(st.integers(0, len(order)))
     whole = build(list(events))
     before = build(order[:cut])
-    loaded = ledger_from_bytes(ledger_to_bytes(before))
+    loaded = ledger_from_bytes(*ledger_to_bytes(before, chunk_rows=4))
     assert internals(loaded) == internals(before)
     assert observable(loaded) == observable(before)
     assert loaded.dirty_count == 0
@@ -58,7 +60,7 @@ def test_an_image_taken_anywhere_then_the_rest_gives_the_whole_sets_state(events
 
 
 def test_an_empty_ledger_round_trips():
-    loaded = ledger_from_bytes(ledger_to_bytes(Ledger()))
+    loaded = ledger_from_bytes(*ledger_to_bytes(Ledger()))
     assert len(loaded) == 0 and loaded.base is None
     loaded.add(0, 100.0)
     assert loaded.statistics()["total_message_count"] == 1
@@ -88,12 +90,18 @@ def test_an_image_this_code_cannot_trust_is_refused(form):
                     for row in range(MESSAGES)])
     index = MessageIndex()
     index.add("wamid.A", 1, 0)
-    for data, load in ((ledger_to_bytes(ledger), ledger_from_bytes),
+    head, chunks = ledger_to_bytes(ledger, chunk_rows=4)
+    for data, load in ((head, lambda data: ledger_from_bytes(data, chunks)),
+                       (chunks[1], lambda data: ledger_from_bytes(head, [chunks[0], data])),
                        (index_to_bytes(index), index_from_bytes)):
         with pytest.raises(ImageRejected):
             load(damaged_forms(data)[form])
     with pytest.raises(ImageRejected):  # one kind of image is not the other
-        ledger_from_bytes(index_to_bytes(index))
+        ledger_from_bytes(index_to_bytes(index), [])
+    with pytest.raises(ImageRejected):  # a chunk missing, or two in the wrong order
+        ledger_from_bytes(head, chunks[:1])
+    with pytest.raises(ImageRejected):
+        ledger_from_bytes(head, chunks[::-1])
 
 
 def test_the_index_round_trips_with_collisions_and_attempts_and_keeps_growing():
@@ -111,3 +119,42 @@ def test_the_index_round_trips_with_collisions_and_attempts_and_keeps_growing():
         loaded.add(f"id{n}", 4, n)
     assert loaded.get("id1999") == (4, 1999, 1) and loaded.get("id7") == (3, 7, 2)
     assert index.get("id1999") is None  # the image is a copy, not a view
+
+
+@given(events=events_strategy, data=st.data())
+def test_images_of_only_the_changed_chunks_add_up_to_the_whole_ledger(events, data):
+    """What a checkpoint stores (store/image.py): a full image, then at each later one
+    only the chunks of the rows changed since (the rows `take_dirty_rows` hands over)
+    and those past the previous image's rows. Loading the stored chunks gives the
+    ledger as it is, whatever was applied or registered between the images."""
+    order = data.draw(st.permutations(events))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(order)), max_size=4)))
+    ledger = build([])
+    ledger.clear_dirty()
+    first = ledger_image(ledger, None, chunk_rows=2)
+    stored, head, imaged = dict(first.chunks), first.head, len(ledger)
+    done = 0
+    for step, cut in enumerate([*cuts, len(order)]):
+        build(order[done:cut], ledger)
+        done = cut
+        if data.draw(st.booleans()):  # rows registered between two images
+            ledger.add(len(ledger), 600.0 + step, Level.PENDING, False, None,
+                       [600.0 + step, 600.0 + step, 0.0, 0.0, 0.0, 0.0, 0.0])
+        dirty = ledger.take_dirty_rows(1)
+        changed = list(range(imaged // 2, -(-len(ledger) // 2)))
+        if dirty is not None:
+            changed.extend(chunks_of(dirty.rows, chunk_rows=2))
+        image = ledger_image(ledger, changed, chunk_rows=2)
+        assert not image.full and set(image.chunks) <= set(changed)
+        stored.update(image.chunks)
+        head, imaged = image.head, len(ledger)
+        loaded = ledger_from_bytes(head, [stored[c] for c in sorted(stored)])
+        assert internals(loaded) == internals(ledger)
+        assert observable(loaded) == observable(ledger)
+
+
+def test_the_chunks_of_sorted_rows():
+    from array import array
+
+    assert chunks_of(array("I"), 4) == []
+    assert chunks_of(array("I", [0, 1, 3, 4, 9, 10, 11, 40]), 4) == [0, 1, 2, 10]

@@ -13,7 +13,8 @@ the trigger is dropped and the daemon started again:
   for a second campaign whose only events since its rows came before the image (none
   replayed, nobody asks for it before the journal is compacted past them);
 - a sender write counted after the image (campaigns.row_writes moved): the image is
-  stale, the start goes the rows + journal way, exact;
+  stale, that campaign loads from its rows with the journal after them (the other one
+  from its image), exact;
 - an image of another layout: refused, the rows + journal way, exact.
 """
 
@@ -96,10 +97,20 @@ def counts(url: str, uuid: str) -> dict[str, int]:
                                   "total_read_count")}
 
 
+def chunk_rowids(db: Path) -> dict[tuple[str, int], int]:
+    """Each stored image chunk's rowid: a chunk written again gets a new one."""
+    with sqlite3.connect(db) as conn:
+        return {(name, chunk): rowid for rowid, name, chunk in conn.execute(
+            "SELECT rowid, name, chunk FROM recovery_image_chunks")}
+
+
 def killed_after_an_image(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
     """The database of a daemon killed after a checkpoint committed its images and
     before it wrote their rows; and every message's status as acknowledged."""
-    config = write_config(tmp_path, **{"store.checkpoint_interval": 3600.0})
+    # Chunks of 4 rows (store.image_chunk_rows): the second image rewrites only those of
+    # the rows acknowledged since the first (and the new ones), the rest stay as stored.
+    config = write_config(tmp_path, **{"store.checkpoint_interval": 3600.0,
+                                       "store.image_chunk_rows": 4})
     db = tmp_path / "campaignd.sqlite3"
     proc = DaemonProcess(config)
     try:
@@ -132,8 +143,18 @@ def killed_after_an_image(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
         for i in range(3):  # the quiet campaign's only events after the rows it has
             post_ack(url, f"Q{i}", 2)
         before = meta(db)
+        chunks_before = chunk_rowids(db)
         rows_of(url, uuid)  # a checkpoint: its images commit, its rows fail
         after = meta(db)
+        chunks_after = chunk_rowids(db)
+        campaign = max({name for name, _ in chunks_after},  # "images" (quiet has 2)
+                       key=lambda name: sum(n == name for n, _ in chunks_after))
+        # A0-A9 (chunks 0-2) read, A20-A29 (chunks 5-7) delivered: rewritten; chunks
+        # 3 and 4 (A12-A19) kept as the first image wrote them; all 8 there.
+        assert sorted(c for name, c in chunks_after if name == campaign) == list(range(8))
+        kept = {c for name, c in chunks_after if name == campaign
+                and chunks_after[(name, c)] == chunks_before[(name, c)]}
+        assert kept == {3, 4}
         assert after["checkpoint_seq"] == before["checkpoint_seq"]
         assert after["image_seq"] > after["checkpoint_seq"]
         # After the image: registered and acknowledged, in the journal only.
@@ -156,7 +177,7 @@ QUIET = {"Q0": "delivered", "Q1": "delivered", "Q2": "delivered", "Q3": "pending
          "Q4": "pending"}
 
 
-@pytest.mark.parametrize("case", ["as written", "stale", "other layout"])
+@pytest.mark.parametrize("case", ["as written", "stale", "one stale", "other layout"])
 def test_a_kill_after_the_images_before_their_rows_loses_nothing(tmp_path: Path,
                                                                 case: str) -> None:
     config, (uuid, quiet), expected = killed_after_an_image(tmp_path)
@@ -165,6 +186,9 @@ def test_a_kill_after_the_images_before_their_rows_loses_nothing(tmp_path: Path,
     with sqlite3.connect(db) as conn:
         if case == "stale":  # as a sender's outcome written after the image does
             conn.execute("UPDATE campaigns SET row_writes = row_writes + 1")
+        elif case == "one stale":  # only that campaign loads from its rows
+            conn.execute("UPDATE campaigns SET row_writes = row_writes + 1 WHERE uuid = ?",
+                         (uuid,))
         elif case == "other layout":
             body = conn.execute("SELECT body FROM recovery_images WHERE name LIKE"
                                 " 'campaign:%'").fetchone()[0]
@@ -176,6 +200,10 @@ def test_a_kill_after_the_images_before_their_rows_loses_nothing(tmp_path: Path,
         log = started(tmp_path / "daemon.log")
         if case == "as written":
             assert (log["replayed_from"], log["images"]) == (seqs["image_seq"], 2)
+        elif case == "one stale":  # the quiet one from its image, the journal from the
+            # rows' seq but up to the image's only for the stale campaign
+            assert (log["replayed_from"], log["images"]) == (seqs["checkpoint_seq"], 1)
+            assert counts(url, quiet) == expect_counts(QUIET)
         else:
             assert (log["replayed_from"], log["images"]) == (seqs["checkpoint_seq"], 0)
         assert counts(url, uuid) == expect_counts(expected)

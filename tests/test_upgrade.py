@@ -458,6 +458,9 @@ async def test_recovery_images_work_on_a_database_of_release_0_1(
         "SELECT name FROM recovery_images WHERE seq = ? AND length(body) > 0", (seq,))
     assert {name for (name,) in images} >= {"index"}
     assert len(images) == len(expected) + 1  # every campaign was loaded (asked for above)
+    chunked = await d.runtime.store.fetchall(  # migration 0013: the arrays in chunks
+        "SELECT DISTINCT name FROM recovery_image_chunks")
+    assert len(chunked) == len(expected)
     await close_server(d.server)
     again: Daemon = await daemon_factory(**settings)
     assert again.runtime.imaged_campaigns == len(expected)
@@ -467,3 +470,82 @@ async def test_recovery_images_work_on_a_database_of_release_0_1(
             assert body["campaign"]["statistics"][name] == old["statistics"][name], (uuid, name)
         _, rows = await again.request("GET", f"/api/campaigns/{uuid}/messages?limit=500")
         assert len(rows["messages"]) == old["statistics"]["total_message_count"]
+
+
+
+def layout_1(head_data: bytes, chunks: list[bytes]) -> bytes:
+    """A ledger image as migration 0012's code wrote it (layout 1: one blob, the arrays
+    after the JSON head), made from a layout 2 image of the same ledger."""
+    import sys
+    import zlib
+
+    import orjson
+
+    from domain.image import CHUNK_MAGIC, LEDGER_MAGIC, PREFIX, TS_SLOTS, _unpack
+
+    head, _ = _unpack(LEDGER_MAGIC, head_data)
+    del head["chunk_rows"], head["blobs"]
+    columns: list[bytearray] = [bytearray() for _ in range(2 + TS_SLOTS)]
+    for data in chunks:
+        _, arrays = _unpack(CHUNK_MAGIC, data)
+        for column, part in zip(columns, arrays, strict=True):
+            column += part
+    head["byteorder"] = sys.byteorder
+    head["blobs"] = [len(c) for c in columns]
+    body = b"".join([orjson.dumps(head), *map(bytes, columns)])
+    return PREFIX.pack(LEDGER_MAGIC, 1, zlib.crc32(body), len(orjson.dumps(head))) + body
+
+
+def test_a_database_with_recovery_images_of_migration_0012_opens_with_nothing_lost(
+        tmp_path: Path) -> None:
+    """A database as main wrote it before migration 0013: images of layout 1 (one blob
+    per ledger, no chunk table), committed by a checkpoint whose rows failed, and events
+    after them only in the journal when the daemon was killed. The current code
+    migrates it, refuses those images (their layout) and starts the rows + journal way:
+    counters and rows exact; its first checkpoint writes images of layout 2, which the
+    next start uses."""
+    import sqlite3
+
+    from tests.proc import DaemonProcess
+    from tests.test_recovery_images import (
+        QUIET,
+        counts,
+        expect_counts,
+        killed_after_an_image,
+        meta,
+        rows_of,
+        started,
+    )
+
+    config, (uuid, quiet), expected = killed_after_an_image(tmp_path)
+    db = tmp_path / "campaignd.sqlite3"
+    seqs = meta(db)
+    with sqlite3.connect(db) as conn:  # back to what 0012's code wrote
+        for name, head in conn.execute("SELECT name, body FROM recovery_images"
+                                       " WHERE name LIKE 'campaign:%' AND length(body) > 0"
+                                       ).fetchall():
+            chunks = [c for (c,) in conn.execute(
+                "SELECT body FROM recovery_image_chunks WHERE name = ? ORDER BY chunk",
+                (name,))]
+            conn.execute("UPDATE recovery_images SET body = ? WHERE name = ?",
+                         (layout_1(head, chunks), name))
+        conn.execute("DROP TABLE recovery_image_chunks")
+        conn.execute("DELETE FROM schema_migrations WHERE name = '0013_recovery_image_chunks'")
+    proc = DaemonProcess(config)
+    try:
+        log = started(tmp_path / "daemon.log")
+        assert (log["replayed_from"], log["images"]) == (seqs["checkpoint_seq"], 0)
+        assert counts(proc.url, uuid) == expect_counts(expected)
+        assert rows_of(proc.url, uuid) == expected
+        assert counts(proc.url, quiet) == expect_counts(QUIET)
+    finally:
+        assert proc.terminate() == 0
+    again = DaemonProcess(config)
+    try:
+        assert started(tmp_path / "daemon.log")["images"] == 2  # layout 2 now
+        assert counts(again.url, uuid) == expect_counts(expected)
+        assert rows_of(again.url, uuid) == expected
+        assert counts(again.url, quiet) == expect_counts(QUIET)
+        assert rows_of(again.url, quiet) == QUIET
+    finally:
+        again.terminate()
