@@ -46,7 +46,7 @@ from core.aio import Reply
 from core.metrics import Metrics
 from domain.attribution import Ask, Attributor, Credit, Lookup, Suppress, pack
 from domain.events import StatusEvent
-from domain.image import index_to_bytes
+from domain.image import LedgerImage, index_to_bytes
 from domain.inbound import MANUAL, InboundEvent
 from domain.index import MessageIndex
 from domain.ledger import DirtyRows
@@ -80,7 +80,7 @@ class CheckpointCollector:
             reply.set(data)
 
     def add(self, campaign_no: int, rows: DirtyRows | None, stats_json: str,
-            image: tuple[bytes | None, int] | None = None) -> None:
+            image: tuple[LedgerImage | None, int] | None = None) -> None:
         with self._lock:
             if rows is not None:
                 self.data.rows.append(rows)

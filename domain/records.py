@@ -4,9 +4,12 @@ what a checkpoint collected. Frozen data, no behaviour."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.failures import Failure
+
+if TYPE_CHECKING:  # domain/image.py imports the ledger, which imports this module
+    from domain.image import LedgerImage
 
 
 @dataclass(slots=True, frozen=True)
@@ -46,7 +49,8 @@ class CheckpointData:
     # engagement (SPEC 6): changes to the inbound and suppressions tables, in order
     inbound_ops: list[tuple[str, Any]] = field(default_factory=list)
     suppression_ops: list[tuple[str, Any]] = field(default_factory=list)
-    # recovery images (store/image.py): (campaign no, its ledger as bytes or None when
-    # unchanged since its previous image, its rows), and the id index's (None: unchanged)
-    images: list[tuple[int, bytes | None, int]] = field(default_factory=list)
+    # recovery images (store/image.py): (campaign no, its ledger's changed chunks or None
+    # when unchanged since its previous image, its rows), and the id index's (None:
+    # unchanged)
+    images: list[tuple[int, LedgerImage | None, int]] = field(default_factory=list)
     index_image: bytes | None = None
