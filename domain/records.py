@@ -4,12 +4,10 @@ what a checkpoint collected. Frozen data, no behaviour."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from domain.failures import Failure
-
-if TYPE_CHECKING:  # domain/image.py imports the ledger, which imports this module
-    from domain.image import LedgerImage
+from domain.image import LedgerImage
 
 
 @dataclass(slots=True, frozen=True)
