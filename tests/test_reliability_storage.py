@@ -219,7 +219,9 @@ async def storage_fault_scenario(tmp_path: Path, folder: Path, fault: Any, hold:
                 assert (await post(s, url, unit))[0] == 200
             status, body = await call(s, "POST", url + "/api/campaigns", json={
                 "workspace_id": 1, "name": "Sending through it", "message": "Halo",
-                "gateway": "http", "recipients": recipients, "rate": 20, "start": True})
+                # 10/s: 3 s of sending, so attempts remain when the fault lands (starting
+                # the locking process can take a second on a loaded machine)
+                "gateway": "http", "recipients": recipients, "rate": 10, "start": True})
             assert status == 201, body
             sending_uuid = body["campaign"]["uuid"]
 
@@ -235,6 +237,7 @@ async def storage_fault_scenario(tmp_path: Path, folder: Path, fault: Any, hold:
                 calls_at_fault = len(fake.requests)
                 recorded = attempts_recorded(db, sending_uuid)
                 assert recorded > calls_at_fault, "calls must be in flight at the fault"
+                assert recorded < len(recipients), "attempts must remain for storage to refuse"
             deferred_before = log_count(proc, "checkpoint.deferred")
             acked, refused, unsent, slowest = await post_during_fault(s, url, during, fault)
             assert refused, "the fault must refuse some webhooks"
