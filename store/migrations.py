@@ -239,6 +239,12 @@ MIGRATIONS: list[Migration] = [
     Migration("0013_recovery_image_chunks", run_sql(
         "CREATE TABLE IF NOT EXISTS recovery_image_chunks (name TEXT NOT NULL,"
         " chunk INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (name, chunk))")),
+    # --- skipped rows found by index (issue 20, recovery): a campaign's load reads its
+    # skipped rows (`CampaignStore.skips`); without an index that read walked every row of
+    # the campaign, ~0.4 s at 1M messages on every start and every reload.
+    Migration("0014_skipped_index", run_sql(
+        "CREATE INDEX IF NOT EXISTS messages_skipped ON messages (campaign_no, row)"
+        " WHERE skip_reason IS NOT NULL")),
 ]
 
 

@@ -435,6 +435,12 @@ async def test_skips_work_on_a_database_of_release_0_1(
     assert status == 200
     found = {r["recipient"]: r for r in csv.DictReader(io.StringIO(text))}
     assert found[stopped]["status"] == "skipped" and found[stopped]["skip_reason"] == "suppressed"
+    # Migration 0014: a campaign's load finds its skipped rows by their index.
+    store = d.runtime.store
+    assert await store.fetchone("SELECT 1 FROM sqlite_master WHERE name = 'messages_skipped'")
+    no = (await store.fetchone("SELECT no FROM campaigns WHERE uuid = ?", (uuid,)))[0]
+    assert [(skip.reason, skip.source) for _, skip in await d.runtime.campaigns.skips(no)] == [
+        ("suppressed", found[stopped]["skip_source"] or None)]
 
 
 @pytest.mark.parametrize("case", ["clean", "killed"])
