@@ -473,6 +473,19 @@ async def test_slow_consumer_does_not_delay_a_fast_one(daemon_factory: Any) -> N
 # --- the broadcaster's coalescing, driven message by message ----------------------------
 
 
+
+async def pushes_until_marker(ref: Any, got: list[Push], info: CampaignInfo) -> list[Push]:
+    """The broadcaster's pushes since the last call: everything told before is handled
+    once a marker snapshot told after it comes back."""
+    got.clear()
+    ref.tell(Snapshot("1.1", "marker", ((info, {}),)))
+
+    async def marker_back() -> bool:
+        return any(p.channels == ("marker",) for p in got)
+
+    await eventually(marker_back)
+    return [p for p in got if p.channels != ("marker",)]
+
 async def test_broadcaster_pushes_first_change_at_once_then_the_latest_per_window() -> None:
     """A window so long it never ends by itself: `Flush` ends it, as the loop timer would."""
     got: list[Push] = []
@@ -485,15 +498,7 @@ async def test_broadcaster_pushes_first_change_at_once_then_the_latest_per_windo
         return CampaignChanged(info, {"total_delivered_count": delivered}, (state,))
 
     async def settled() -> list[Push]:
-        """Everything told before is handled once this marker comes back."""
-        got.clear()
-        ref.tell(Snapshot("1.1", "marker", ((info, {}),)))
-
-        async def marker_back() -> bool:
-            return any(p.channels == ("marker",) for p in got)
-
-        await eventually(marker_back)
-        return [p for p in got if p.channels != ("marker",)]
+        return await pushes_until_marker(ref, got, info)
 
     try:
         for n in range(3):
@@ -573,14 +578,7 @@ async def test_a_change_inside_a_paced_window_waits_for_the_window_to_end() -> N
     info = CampaignInfo(1, "c-1", 7, "Promo")
 
     async def settled() -> list[Push]:
-        got.clear()
-        ref.tell(Snapshot("1.1", "marker", ((info, {}),)))
-
-        async def marker_back() -> bool:
-            return any(p.channels == ("marker",) for p in got)
-
-        await eventually(marker_back)
-        return [p for p in got if p.channels != ("marker",)]
+        return await pushes_until_marker(ref, got, info)
 
     try:
         ref.tell(CampaignChanged(info, {"total_delivered_count": 1}, ()))

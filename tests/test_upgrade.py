@@ -515,6 +515,7 @@ def test_a_database_with_recovery_images_of_migration_0012_opens_with_nothing_lo
     from tests.proc import DaemonProcess
     from tests.test_recovery_images import (
         QUIET,
+        assert_both_exact,
         counts,
         expect_counts,
         killed_after_an_image,
@@ -549,9 +550,6 @@ def test_a_database_with_recovery_images_of_migration_0012_opens_with_nothing_lo
     again = DaemonProcess(config)
     try:
         assert started(tmp_path / "daemon.log")["images"] == 2  # layout 2 now
-        assert counts(again.url, uuid) == expect_counts(expected)
-        assert rows_of(again.url, uuid) == expected
-        assert counts(again.url, quiet) == expect_counts(QUIET)
-        assert rows_of(again.url, quiet) == QUIET
+        assert_both_exact(again.url, uuid, expected, quiet)
     finally:
         again.terminate()
