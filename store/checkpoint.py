@@ -119,11 +119,13 @@ def update_rows(conn: sqlite3.Connection, block: DirtyRows, lo: int, hi: int) ->
     with_failure = [p for p in params if p[15] is not None]  # failure_at: one is kept
     without = [p for p in params if p[15] is None] if with_failure else params
     # failed, reason and ts_failed empty, class = level: the clean statement (most rows)
-    clean = [(p[0], p[4], p[5], p[6], p[7], p[8], p[17]) for p in without
-             if not p[1] and p[3] is None and p[9] is None and p[2] == p[0]]
-    plain = [(*p[:10], p[16], p[17]) for p in without
-             if p[1] or p[3] is not None or p[9] is not None or p[2] != p[0]] \
-        if len(clean) < len(without) else []
+    clean: list[tuple[Any, ...]] = []
+    plain: list[tuple[Any, ...]] = []
+    for p in without:
+        if not p[1] and p[3] is None and p[9] is None and p[2] == p[0]:
+            clean.append((p[0], p[4], p[5], p[6], p[7], p[8], p[17]))
+        else:
+            plain.append((*p[:10], p[16], p[17]))
     for start in range(0, len(with_failure), UPDATE_MANY):
         chunk = with_failure[start:start + UPDATE_MANY]
         conn.execute(update_many_sql(len(chunk)), list(chain.from_iterable(chunk)))
