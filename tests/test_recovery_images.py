@@ -25,6 +25,7 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def post_ack(url: str, message_id: str, level: int) -> None:
 
 def register(url: str, uuid: str, ids: list[str]) -> None:
     until_taken(lambda: api(f"{url}/api/campaigns/{uuid}/messages", "POST", {"messages": [
-        {"recipient": f"62812{abs(hash(i)) % 10**7:07d}", "message_id": i}
+        {"recipient": f"62812{zlib.crc32(i.encode()) % 10**7:07d}", "message_id": i}
         for i in ids]}), "the registration")
 
 
