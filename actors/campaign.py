@@ -76,7 +76,9 @@ class CampaignActor(pykka.ThreadingActor):
         self._image_full = True
         self._imaged_rows = 0
         self._chunk_rows = chunk_rows
-        self._pending: Any = None  # the loaded image's rows the table may not have
+        # The loaded image's rows the table may not have: marked dirty at the next
+        # collection (CollectDirty), so the checkpoint after it writes them.
+        self._pending: Any = None
         self.log = log.bind(campaign_uuid=info.uuid)
 
     def on_start(self) -> None:
@@ -100,9 +102,13 @@ class CampaignActor(pykka.ThreadingActor):
             self._register(message)
         elif isinstance(message, GetStatistics):
             message.reply.set(self.statistics())
+            self.log.debug("campaign.answered")
         elif isinstance(message, GetTimeline):
             message.reply.set(self.ledger.timeline_points(message.points))
         elif isinstance(message, CollectDirty):
+            if self._pending is not None:  # the loaded image's pending rows, kept till now
+                self.ledger.mark_dirty(self._pending)
+                self._pending = None
             dirty = self.ledger.take_dirty_rows(self.info.no)
             message.sink.add(self.info.no, dirty,
                              orjson.dumps(self.statistics()).decode(), self._image(dirty))
@@ -291,12 +297,14 @@ class CampaignActor(pykka.ThreadingActor):
         for row, skip in message.skips:
             if row < len(self.ledger):
                 self.skips.offer(row, skip, self.ledger.message_class(row))
+        self.log.debug("campaign.load_done")
         self.ledger.clear_dirty()
-        if self._pending:  # rows the image has and the table may not: written next
-            self.ledger.mark_dirty(self._pending)
-            self._pending = None
+        # Rows the image has and the table may not (`_pending`) are marked dirty when the
+        # first checkpoint collects, not here: after a flood they are up to a few million
+        # entries (0.2-0.8 s), which held back the stash and so the first exact answer.
         self.board.publish(self.info.no, self.statistics())
         stash, self._stash = self._stash or [], None
         self.log.debug("campaign.loaded", rows=len(self.ledger), stashed=len(stash))
         for queued in stash:
             self.on_receive(queued)
+        self.log.debug("campaign.stash_applied")
