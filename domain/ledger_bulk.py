@@ -42,9 +42,10 @@ from domain.status import FAILED_CLASS
 
 def apply_events(ledger: Ledger, items: Sequence[tuple[int, Any]],
                  attempts: dict[int, int] | None = None) -> tuple[list[int], int, int]:
-    """Apply (row, event) pairs in order; event: a StatusEvent (level, failed, at, reason,
-    failure). `attempts`: position -> attempt number for events of a later attempt
-    (actors/messages.py CampaignEvents). Rows the ledger does not have are skipped.
+    """Apply (row, event) pairs in order; event: a StatusEvent (message id, level, failed,
+    at, reason, recipient, failure). `attempts`: position -> attempt number for events of
+    a later attempt (actors/messages.py CampaignEvents). Rows the ledger does not have
+    are skipped.
 
     Returns (the changed rows, each once, in the order they first changed; how many
     events changed something; how many changed nothing)."""
@@ -56,31 +57,36 @@ def apply_events(ledger: Ledger, items: Sequence[tuple[int, Any]],
     queued, pending, delivered, read = ts[0], ts[PENDING], ts[DELIVERED], ts[READ]
     # A changed row's level, pending, delivered and read times before its first change in
     # this bulk (all a plain event can change), 4 ints from first[row]: flat, so a bulk
-    # of 20,000 rows leaves the collector nothing to walk.
+    # of 20,000 rows leaves the collector nothing to walk. Its keys are the changed rows.
     first: dict[int, int] = {}
     saved = array("q")
-    changed: dict[int, None] = {}
-    applied = duplicate = 0
+    unknown = duplicate = 0
     dirty_count = ledger.dirty_count
     updated = ledger.updated
-    for position, (row, event) in enumerate(items):
+    position = -1
+    for row, (_, level, failed, at, reason, _, failure) in items:
+        position += 1
         if row >= size:
+            unknown += 1
             continue
-        level, failed, at = event[1], event[2], event[3]
-        attempt = attempts.get(position, 1) if attempts else 1
         # An attempt-1 status that is not a failure needs no attempt bookkeeping: on a row
         # whose latest attempt is later, `apply` drops only an older attempt's failure.
+        attempt = attempts.get(position, 1) if attempts else 1
         if failed or attempt != 1:
-            # The rare kinds: through `apply`, with the row's derived parts settled first.
+            # The rare kinds: through `apply`, with the row's derived parts settled first
+            # and its state taken again after (`apply` moved its derived parts itself).
             if row in first:
-                _settle(ledger, {row: first.pop(row)}, saved)
+                _settle(ledger, {row: first[row]}, saved)
             ledger.dirty_count = dirty_count
             ledger.updated = updated
-            if ledger.apply(row, level, failed, at, event[4], event[6], attempt):
-                applied += 1
-                changed[row] = None
+            if ledger.apply(row, level, failed, at, reason, failure, attempt):
+                first[row] = len(saved)
+                saved.extend((level_of[row], pending[row], delivered[row], read[row]))
             else:
                 duplicate += 1
+                if row in first:
+                    first[row] = len(saved)
+                    saved.extend((level_of[row], pending[row], delivered[row], read[row]))
             dirty_count = ledger.dirty_count
             updated = ledger.updated
             continue
@@ -116,12 +122,10 @@ def apply_events(ledger: Ledger, items: Sequence[tuple[int, Any]],
             dirty_count += 1
         if t > updated:
             updated = t
-        applied += 1
-        changed[row] = None
     ledger.dirty_count = dirty_count
     ledger.updated = updated
     _settle(ledger, first, saved)
-    return list(changed), applied, duplicate
+    return list(first), len(items) - unknown - duplicate, duplicate
 
 
 def _settle(ledger: Ledger, first: dict[int, int], saved: array[int]) -> None:
@@ -173,26 +177,21 @@ def _settle(ledger: Ledger, first: dict[int, int], saved: array[int]) -> None:
             ns, nf = pending[row], NONE
             nd = delivered[row] if new_level >= DELIVERED else NONE
             nr = read[row] if new_level >= READ else NONE
-        for series, was, now in ((0, os_, ns), (1, od, nd), (2, orr, nr), (3, of, nf)):
-            if was != now:
-                if was != NONE:
-                    key = (was + base) // 10 * 4 + series
-                    timeline[key] = timeline.get(key, 0) - 1
-                if now != NONE:
-                    key = (now + base) // 10 * 4 + series
-                    timeline[key] = timeline.get(key, 0) + 1
+        if os_ != ns:
+            _move(timeline, os_, ns, base, 0)
+        if od != nd:
+            _move(timeline, od, nd, base, 1)
+        if orr != nr:
+            _move(timeline, orr, nr, base, 2)
+        if of != nf:
+            _move(timeline, of, nf, base, 3)
         # latencies are measured from the sent entry, else the registration
         old_start = os_ if os_ != NONE else q
         new_start = ns if ns != NONE else q
-        for deltas, was, now in ((deliver, od, nd), (reads, orr, nr)):
-            if was == now and old_start == new_start:
-                continue
-            if was != NONE:
-                duration = max(0, was - old_start)
-                deltas[duration] = deltas.get(duration, 0) - 1
-            if now != NONE:
-                duration = max(0, now - new_start)
-                deltas[duration] = deltas.get(duration, 0) + 1
+        if od != nd or old_start != new_start:
+            _latency(deliver, od, old_start, nd, new_start)
+        if orr != nr or old_start != new_start:
+            _latency(reads, orr, old_start, nr, new_start)
     buckets = ledger.timeline
     for key, delta in timeline.items():
         if delta:
@@ -207,3 +206,24 @@ def _settle(ledger: Ledger, first: dict[int, int], saved: array[int]) -> None:
         for duration, delta in deltas.items():
             if delta:
                 histogram.add(duration / 10, delta)
+
+
+def _move(timeline: dict[int, int], was: int, now: int, base: int, series: int) -> None:
+    """One chart entry moved from `was` to `now` (ticks; NONE: not in the series)."""
+    if was != NONE:
+        key = (was + base) // 10 * 4 + series
+        timeline[key] = timeline.get(key, 0) - 1
+    if now != NONE:
+        key = (now + base) // 10 * 4 + series
+        timeline[key] = timeline.get(key, 0) + 1
+
+
+def _latency(deltas: dict[int, int], was: int, was_start: int, now: int, now_start: int
+             ) -> None:
+    """One latency moved (ticks from its start; NONE: the row has none)."""
+    if was != NONE:
+        duration = max(0, was - was_start)
+        deltas[duration] = deltas.get(duration, 0) - 1
+    if now != NONE:
+        duration = max(0, now - now_start)
+        deltas[duration] = deltas.get(duration, 0) + 1
