@@ -160,12 +160,14 @@ class Runtime:
         # Recovery images (store/image.py): when usable, the journal is replayed from
         # their seq, campaigns load from them and the index from its image.
         trusted = await trusted_images(self.store, checkpoint_seq)
+        log.debug("runtime.images_read", campaigns=len(trusted.campaigns))
         imaged = self.imaged_campaigns = len(trusted.campaigns)
         if trusted.index is not None:
             index = await self._join_index(trusted.index, trusted.stale)
             self._images = trusted.campaigns
         else:
             index = await self._load_index()
+        log.debug("runtime.index_joined")
         orphans = await self._load_orphans()
         attributor = await self._load_engagement(index, infos)
         self.ingest = IngestActor.start(
@@ -199,6 +201,7 @@ class Runtime:
         self.checkpointer.start()
         for ext in self.extensions:
             await ext.start()
+            log.debug("runtime.extension_started", extension=type(ext).__name__)
         self.ready = True
         log.info("runtime.started", campaigns=len(infos), messages=len(index),
                  orphans=len(orphans), replayed_events=self.replayed_events,

@@ -84,9 +84,11 @@ class CampaignStore:
         self._lock = asyncio.Lock()
 
     async def load_next_rows(self) -> None:
+        # Per campaign, each by its primary key's last entry: a GROUP BY over messages
+        # walked every row (0.15 s at a million, before a start could replay anything).
         rows = await self.store.fetchall(
-            "SELECT campaign_no, MAX(row) + 1 FROM messages GROUP BY campaign_no"
-        )
+            "SELECT no, (SELECT MAX(row) + 1 FROM messages WHERE campaign_no = no) AS next"
+            " FROM campaigns WHERE next IS NOT NULL")
         self._next_row = {no: n for no, n in rows}
 
     async def create(self, *args: Any, **kwargs: Any) -> dict[str, Any]:

@@ -553,3 +553,42 @@ def test_a_database_with_recovery_images_of_migration_0012_opens_with_nothing_lo
         assert_both_exact(again.url, uuid, expected, quiet)
     finally:
         again.terminate()
+
+
+async def test_the_sender_finds_interrupted_calls_by_index_on_a_database_of_release_0_1(
+        daemon_factory: Any, tmp_path: Path) -> None:
+    """Migration 0015 (issue 20, recovery): the sender's start-up looks for calls a kill
+    interrupted (`attempting`) and outcomes it never learned (`unknown`) through partial
+    indexes instead of walking every message. On an upgraded 0.1 database a row left
+    mid-call is reported unknown after the next start, the next row counted too, and both
+    reads use their index."""
+    import sqlite3
+
+    db, expected = copy_release("0.1", "clean", tmp_path)
+    settings = {"store.path": str(db)}
+    d: Daemon = await daemon_factory(**settings)
+    old = await d.stats("sent")
+    assert old["total_message_count"] == expected["sent"]["statistics"]["total_message_count"]
+    await close_server(d.server)
+    with sqlite3.connect(db) as conn:  # as a kill during two gateway calls leaves them
+        no = conn.execute("SELECT no FROM campaigns WHERE uuid = 'sent'").fetchone()[0]
+        rows = [r for (r,) in conn.execute(
+            "SELECT row FROM messages WHERE campaign_no = ? ORDER BY row LIMIT 2", (no,))]
+        conn.execute("UPDATE messages SET send_state = 'attempting' WHERE campaign_no = ?"
+                     " AND row = ?", (no, rows[0]))
+        conn.execute("UPDATE messages SET send_state = 'unknown' WHERE campaign_no = ?"
+                     " AND row = ?", (no, rows[1]))
+        plans = [" ".join(str(step[-1]) for step in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+                 for sql in (
+                     "SELECT campaign_no, COUNT(*) FROM messages WHERE send_state IN"
+                     " ('attempting', 'retrying') GROUP BY campaign_no",
+                     "SELECT campaign_no, COUNT(*) FROM messages WHERE send_state = 'unknown'"
+                     " GROUP BY campaign_no")]
+    assert "messages_sending" in plans[0] and "messages_unknown" in plans[1], plans
+    again: Daemon = await daemon_factory(**settings)
+    stats = await again.stats("sent")
+    assert stats["total_unknown_count"] == 2
+    assert stats["total_message_count"] == old["total_message_count"]
+    _, body = await again.request("GET", "/api/campaigns/sent/messages?limit=500")
+    states = {r["row"]: r["send_state"] for r in body["messages"]}
+    assert (states[rows[0]], states[rows[1]]) == ("unknown", "unknown")
