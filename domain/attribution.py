@@ -66,7 +66,6 @@ from domain.attribution_facts import (
     RECEIVED,
     SOURCE,
     TARGET,
-    W_EVENTS,
     W_LOOKUP,
     W_ROWS,
     W_UNANSWERED,
@@ -88,6 +87,9 @@ from domain.attribution_facts import (
     row_sent,
     touch_of,
     unpack,
+    watch_add,
+    watch_discard,
+    watch_events,
 )
 from domain.inbound import FAILURE, MANUAL, MESSAGE, REPLY, InboundEvent
 from domain.ledger import MAX_BACKDATE_TICKS, to_tenths
@@ -233,10 +235,10 @@ class Attributor:
             if watch is None:
                 if not self._lookup_serial:
                     self._lookup_serial = self._next()
-                watch = numbers[key] = [self._lookup_serial, {}, {inbound_id}, 0]  # new
+                watch = numbers[key] = [self._lookup_serial, {}, inbound_id, 0]  # new
                 self._lookups.append(key)
                 continue  # decided when the rows sent to its number are known
-            watch[W_EVENTS].add(inbound_id)
+            watch_add(watch, inbound_id)
             if not watch[W_LOOKUP] and not watch[W_UNANSWERED]:  # complete: decide now
                 self._evaluate(pending)
         if credited:
@@ -390,17 +392,19 @@ class Attributor:
         if watch is None:
             if not self._lookup_serial:
                 self._lookup_serial = self._next()
-            watch = self.numbers[key] = new_watch(self._lookup_serial)
+            watch = self.numbers[key] = new_watch(self._lookup_serial,
+                                                  pending[EVENT].inbound_id)
             self._lookups.append(key)
-        watch[W_EVENTS].add(pending[EVENT].inbound_id)
+        else:
+            watch_add(watch, pending[EVENT].inbound_id)
         return watch
 
     def _reconsider(self, key: int) -> None:
         watch = self.numbers.get(key)
         if watch is None or not complete(watch):
             return
-        events, live = watch[W_EVENTS], self.live
-        for inbound_id in sorted(events) if len(events) > 1 else tuple(events):
+        live = self.live
+        for inbound_id in watch_events(watch):
             pending = live.get(inbound_id)
             if pending is None:
                 continue
@@ -526,11 +530,9 @@ class Attributor:
                 del self.quotes[event.quoted_id]
         key = pending[KEY]
         watch = self.numbers.get(key) if key is not None else None
-        if watch is not None:
-            watch[W_EVENTS].discard(event.inbound_id)
-            if not watch[W_EVENTS]:
-                del self.numbers[key]
-                for packed in watch[W_ROWS]:
-                    self.watched.pop(packed, None)
-                if watch[W_LOOKUP] == self._lookup_serial and key in self._lookups:
-                    self._lookups.remove(key)
+        if watch is not None and watch_discard(watch, event.inbound_id):
+            del self.numbers[key]
+            for packed in watch[W_ROWS]:
+                self.watched.pop(packed, None)
+            if watch[W_LOOKUP] == self._lookup_serial and key in self._lookups:
+                self._lookups.remove(key)

@@ -148,12 +148,43 @@ def row_merge_event(state: list[Any], level: int, failed: bool, at: float, attem
 # A Watch: a number with live inbound events, and the rows sent to it.
 W_LOOKUP = 0  # the Lookup this watch waits for (0: answered)
 W_ROWS = 1  # packed row -> RowState
-W_EVENTS = 2  # the set of its live events' inbound ids
+W_EVENTS = 2  # its live events' inbound ids: the id itself while it is the only one
 W_UNANSWERED = 3  # rows asked about whose answer has not come yet
 
 
-def new_watch(lookup: int) -> list[Any]:
-    return [lookup, {}, set(), 0]
+def new_watch(lookup: int, inbound_id: str) -> list[Any]:
+    """A watch of one live event. Most numbers have one: its id is kept as it is, not
+    in a set (a set of one is 216 bytes and one more object the garbage collector walks
+    at every collection, for each open reply's 72 hours: docs/BENCHMARKS.md, wave 7)."""
+    return [lookup, {}, inbound_id, 0]
+
+
+def watch_add(watch: list[Any], inbound_id: str) -> None:
+    events = watch[W_EVENTS]
+    if events.__class__ is str:
+        if events != inbound_id:
+            watch[W_EVENTS] = {events, inbound_id}
+    else:
+        events.add(inbound_id)
+
+
+def watch_events(watch: list[Any]) -> tuple[str, ...] | list[str]:
+    """The watch's live events' ids, in order."""
+    events = watch[W_EVENTS]
+    if events.__class__ is str:
+        return (events,)
+    return sorted(events)
+
+
+def watch_discard(watch: list[Any], inbound_id: str) -> bool:
+    """Drop one event's id from the watch; True when none is left."""
+    events = watch[W_EVENTS]
+    if events.__class__ is str:
+        return events == inbound_id
+    events.discard(inbound_id)
+    if len(events) == 1:
+        watch[W_EVENTS] = next(iter(events))
+    return not events
 
 
 def complete(watch: list[Any]) -> bool:
