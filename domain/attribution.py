@@ -277,6 +277,8 @@ class Attributor:
             if state is None:  # its first fact: nothing to ask
                 state = watch[W_ROWS][packed] = new_row()
                 self.watched[packed] = key
+            elif state.__class__ is tuple:
+                state = watch[W_ROWS][packed] = list(state)  # thawed: it changes
             row_merge_event(state, level, failed, at, attempt, registration=True)
             state[FLOOR] = to_tenths(at)
             self._reconsider(key)
@@ -294,7 +296,10 @@ class Attributor:
         key = self.watched.get(packed)
         if key is None:
             return
-        state = self.numbers[key][W_ROWS][packed]
+        rows = self.numbers[key][W_ROWS]
+        state = rows[packed]
+        if state.__class__ is tuple:
+            state = rows[packed] = list(state)  # thawed: it changes
         before = (row_sent(state), row_eligible(state))
         row_merge_event(state, level, failed, at, attempt, registration)
         if (row_sent(state), row_eligible(state)) != before:
@@ -347,15 +352,18 @@ class Attributor:
             if key is None:
                 continue
             watch = numbers[key]
-            state = watch[W_ROWS][packed]
+            rows = watch[W_ROWS]
+            state = rows[packed]
             if state[ANSWERED] or state[ASKED] != serial:
                 continue
+            # answered: kept as a tuple until a status changes it (attribution_facts)
             if state == untouched:  # row_merge would give the answer as it is
-                state[:] = (sent, level, failed, serial, True, floor, attempt,
-                            sent_attempt if sent is not None else 1)
+                rows[packed] = (sent, level, failed, serial, True, floor, attempt,
+                                sent_attempt if sent is not None else 1)
             else:
                 row_merge(state, sent, level, failed, floor, attempt, sent_attempt)
                 state[ANSWERED] = True
+                rows[packed] = tuple(state)
             watch[W_UNANSWERED] -= 1
             if not watch[W_UNANSWERED]:
                 complete.append(key)

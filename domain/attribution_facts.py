@@ -13,6 +13,7 @@ Pure: no threads, no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -104,19 +105,26 @@ ATTEMPT = 6  # the latest attempt seen: its failure is the row's
 SENT_ATTEMPT = 7  # the attempt EARLIEST belongs to
 
 
+# An answered row nothing has changed since is kept as a tuple of the same positions,
+# and made a list again when a status or registration changes it: a tuple of numbers
+# is one object the garbage collector stops walking after it has seen it once (and the
+# watch's dict of such rows with it), where a list is walked at every collection for
+# the reply's 72 hours (docs/BENCHMARKS.md, wave 7). Readers take either.
+
+
 def new_row(asked: int = 0) -> list[Any]:
     """A RowState with nothing known (waiting for the answer to Ask `asked`)."""
     return [None, 0, False, asked, not asked, None, 1, 1]
 
 
-def row_sent(state: list[Any]) -> int | None:
+def row_sent(state: Sequence[Any]) -> int | None:
     earliest, floor = state[EARLIEST], state[FLOOR]
     if earliest is None or floor is None:
         return earliest
     return bounded_time(earliest, floor)
 
 
-def row_eligible(state: list[Any]) -> bool:
+def row_eligible(state: Sequence[Any]) -> bool:
     return row_sent(state) is not None and not (state[FAILED] and state[LEVEL] < DELIVERED)
 
 
