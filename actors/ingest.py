@@ -140,9 +140,11 @@ class IngestActor(pykka.ThreadingActor):
     ) -> None:
         super().__init__()
         self.index = index
-        self.attributor = attributor or Attributor(
+        # `is None`, not `or`: an Attributor with no live events is falsy (it has a
+        # length), and the runtime's (with the configured reply window) was replaced
+        self.attributor = attributor if attributor is not None else Attributor(
             72 * 3600.0, index.get, lambda no: getattr(campaigns.get(no), "workspace_id", None))
-        self.suppressions = suppressions or SuppressionList()
+        self.suppressions = suppressions if suppressions is not None else SuppressionList()
         self.lookup = lookup
         self.lookup_now = lookup_now
         self.campaigns = campaigns
