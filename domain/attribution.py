@@ -320,7 +320,7 @@ class Attributor:
             rows_ = watch[W_ROWS]
             if packed in rows_ or workspace_of(campaign_no) is None:
                 continue
-            rows_[packed] = [None, 0, False, ask_serial, False, None, 1, 1]  # new_row
+            rows_[packed] = (None, 0, False, ask_serial, False, None, 1, 1)  # new_row
             watch[W_UNANSWERED] += 1
             watched[packed] = key
             asked = asks.get(campaign_no)
@@ -345,7 +345,8 @@ class Attributor:
         campaign actor's ledger had it when the question reached it."""
         complete: list[int] = []  # numbers whose last unanswered row this answers
         numbers, watched, base = self.numbers, self.watched, campaign_no << 32
-        untouched = new_row(serial)  # a row nothing was merged into since the question
+        # a row nothing was merged into since the question (kept as a tuple)
+        untouched = (None, 0, False, serial, False, None, 1, 1)
         for row, sent, level, failed, floor, attempt, sent_attempt in facts:
             packed = base | row  # pack
             key = watched.get(packed)
@@ -356,11 +357,12 @@ class Attributor:
             state = rows[packed]
             if state[ANSWERED] or state[ASKED] != serial:
                 continue
-            # answered: kept as a tuple until a status changes it (attribution_facts)
+            # kept as a tuple but while a status is merged (attribution_facts)
             if state == untouched:  # row_merge would give the answer as it is
                 rows[packed] = (sent, level, failed, serial, True, floor, attempt,
                                 sent_attempt if sent is not None else 1)
             else:
+                state = list(state)
                 row_merge(state, sent, level, failed, floor, attempt, sent_attempt)
                 state[ANSWERED] = True
                 rows[packed] = tuple(state)

@@ -105,11 +105,12 @@ ATTEMPT = 6  # the latest attempt seen: its failure is the row's
 SENT_ATTEMPT = 7  # the attempt EARLIEST belongs to
 
 
-# An answered row nothing has changed since is kept as a tuple of the same positions,
-# and made a list again when a status or registration changes it: a tuple of numbers
-# is one object the garbage collector stops walking after it has seen it once (and the
-# watch's dict of such rows with it), where a list is walked at every collection for
-# the reply's 72 hours (docs/BENCHMARKS.md, wave 7). Readers take either.
+# A row asked about or answered is kept as a tuple of the same positions, made a list
+# while a status or registration is merged into it and a tuple again with the answer:
+# a tuple of numbers is one object the garbage collector stops walking after it has
+# seen it once (and the watch's dict of such rows with it), where a list is walked at
+# every collection for the reply's 72 hours (docs/BENCHMARKS.md, wave 7). Readers
+# take either.
 
 
 def new_row(asked: int = 0) -> list[Any]:
