@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +68,36 @@ class UnknownCampaign(LookupError):
     pass
 
 
+class AnswerBox:
+    """Where campaign actors put their answers to the attributor's questions
+    (`RowFactsAnswer`): the ingest actor takes them before its next message, not after
+    everything queued since the question.
+
+    Why: while replies arrive faster than this one thread decides them, its inbox holds
+    seconds of journal batches, and an answer told through the inbox waited behind all
+    of them; every checkpoint in between stored those replies as waiting and the next
+    one stored them again with their credit (two inbound writes per reply, and the
+    attributor's record made twice: docs/BENCHMARKS.md, wave 7). When an answer is
+    merged does not change what it decides: a row's answer and the statuses routed after
+    the question merge to the same state in any order (domain/attribution_facts.py).
+    Each answer still tells the actor (`AnswersWaiting`) so an idle actor wakes up."""
+
+    def __init__(self, ref: pykka.ActorRef[Any]) -> None:
+        self.ref = ref
+        self.answers: deque[RowFactsAnswer] = deque()
+
+    def tell(self, message: RowFactsAnswer) -> None:
+        """On a campaign actor's thread (deque appends are atomic)."""
+        self.answers.append(message)
+        self.ref.tell(AnswersWaiting())
+
+
+class AnswersWaiting:
+    """To the ingest actor: its AnswerBox holds answers (it may have taken them)."""
+
+    __slots__ = ()
+
+
 class CheckpointCollector:
     """Gathers every campaign actor's dirty rows for one checkpoint (thread-safe)."""
 
@@ -110,9 +140,11 @@ class IngestActor(pykka.ThreadingActor):
     ) -> None:
         super().__init__()
         self.index = index
-        self.attributor = attributor or Attributor(
+        # `is None`, not `or`: an Attributor with no live events is falsy (it has a
+        # length), and the runtime's (with the configured reply window) was replaced
+        self.attributor = attributor if attributor is not None else Attributor(
             72 * 3600.0, index.get, lambda no: getattr(campaigns.get(no), "workspace_id", None))
-        self.suppressions = suppressions or SuppressionList()
+        self.suppressions = suppressions if suppressions is not None else SuppressionList()
         self.lookup = lookup
         self.lookup_now = lookup_now
         self.campaigns = campaigns
@@ -125,6 +157,7 @@ class IngestActor(pykka.ThreadingActor):
         self.seq = start_seq  # highest journal seq routed
         self._imaged_entries = -1  # the index's size at its last recovery image
         self._checkpoint_started: dict[int, float] = {}
+        self._answers: AnswerBox | None = None  # made in on_start (needs actor_ref)
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -139,6 +172,7 @@ class IngestActor(pykka.ThreadingActor):
             return None
 
     def on_start(self) -> None:
+        self._answers = AnswerBox(self.actor_ref)
         self._carry_out()  # events restored from the store look their numbers up again
 
     def on_stop(self) -> None:
@@ -169,6 +203,11 @@ class IngestActor(pykka.ThreadingActor):
     # --- messages ---------------------------------------------------------------------
 
     def _handle(self, message: Any) -> Any:
+        if self._answers is not None and self._answers.answers:
+            try:
+                self._take_answers()
+            except Exception:  # the message itself is still handled
+                log.exception("ingest.answers_failed")
         if isinstance(message, ApplyEvents):
             self._route(message.groups)
             self.seq = max(self.seq, message.seq)
@@ -191,6 +230,8 @@ class IngestActor(pykka.ThreadingActor):
         elif isinstance(message, NumberRows):
             self.attributor.number_rows(message.serial, message.keys, list(message.rows))
             self._carry_out()
+        elif isinstance(message, AnswersWaiting):
+            pass  # taken above
         elif isinstance(message, RowFactsAnswer):
             self.attributor.row_facts(message.serial, message.campaign_no,
                                       list(message.facts))
@@ -202,6 +243,16 @@ class IngestActor(pykka.ThreadingActor):
         else:
             log.warning("ingest.unknown_message", message=type(message).__name__)
         return None
+
+    def _take_answers(self) -> None:
+        """The campaign actors' answers waiting in the AnswerBox, merged in the order
+        they came (each answer may ask nothing further: credits and counts only)."""
+        assert self._answers is not None
+        answers, row_facts = self._answers.answers, self.attributor.row_facts
+        while answers:
+            answer = answers.popleft()
+            row_facts(answer.serial, answer.campaign_no, list(answer.facts))
+        self._carry_out()
 
     def _route(self, groups: tuple[tuple[str, tuple[Any, ...]], ...]) -> None:
         """One `CampaignEvents` per campaign and source for the whole journal batch, not
@@ -278,7 +329,8 @@ class IngestActor(pykka.ThreadingActor):
                 elif isinstance(effect, Ask):
                     if effect.campaign_no in self.campaigns:
                         self._campaign(effect.campaign_no).tell(
-                            RowFacts(effect.serial, effect.rows, self.actor_ref))
+                            RowFacts(effect.serial, effect.rows,
+                                     self._answers or self.actor_ref))
                 elif isinstance(effect, Lookup):
                     answered = self._look_up(effect) or answered
                 elif isinstance(effect, Suppress):

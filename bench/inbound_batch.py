@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 
 from bench.common import BenchError, Daemon, Row, create_campaign, daemon, scratch
 from bench.ladder import CloudLadder, ReplyLadder
@@ -67,8 +68,21 @@ def settle(d: Daemon, target: int | None) -> None:
     raise BenchError(f"replies still undecided after 300 s ({inbound_counts(d)}, want {target})")
 
 
+def timed_settle(waits: list[float]) -> Callable[[Daemon, int | None], None]:
+    """`settle`, recording how long each wait for a round's decisions took: the part of
+    a replies round after wrk in which the daemon decides what it answered (the ingest
+    actor's backlog), as against its checkpoint (the rest of `replies.flushes`)."""
+    def settled(d: Daemon, target: int | None) -> None:
+        t0 = time.perf_counter()
+        settle(d, target)
+        if target is not None:
+            waits.append(round(time.perf_counter() - t0, 2))
+    return settled
+
+
 def run() -> list[Row]:
     folder = scratch("inbound")
+    waits: list[float] = []
     try:
         with daemon() as d:
             uuid = create_campaign(d.url, MESSAGES, prefix="wamid.C")
@@ -76,7 +90,8 @@ def run() -> list[Row]:
                               source="cloud", items_per_request=PER_REQUEST)
             replies = Target("replies", d.url, PATH, ReplyLadder(MESSAGES), folder, d, [uuid],
                              source="cloud", items_per_request=PER_REQUEST,
-                             counts=inbound_counts, settle=settle, check_replay=False)
+                             counts=inbound_counts, settle=timed_settle(waits),
+                             check_replay=False)
             alternate([statuses, replies], ROUNDS, SECONDS)
             sent = replies.position * PER_REQUEST
             d.flush(uuid)
@@ -94,5 +109,7 @@ def run() -> list[Row]:
                 f"{per_reply:,.0f} replies/s vs {per_status:,.0f} statuses/s = {ratio:.0%}",
                 "same per-item cost (80-120 %)", ratio >= 0.8,
                 {"replies_rps": replies.rates, "statuses_rps": statuses.rates,
-                 "replies_settle_s": replies.flushes, "statuses_checkpoint_s": statuses.flushes,
+                 # after wrk: deciding the backlog + the checkpoint, and the deciding alone
+                 "replies_settle_s": replies.flushes, "replies_deciding_s": waits,
+                 "statuses_checkpoint_s": statuses.flushes,
                  "replies_sent": sent, "replies_stored": stored, "replied": replied})]

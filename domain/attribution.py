@@ -66,7 +66,6 @@ from domain.attribution_facts import (
     RECEIVED,
     SOURCE,
     TARGET,
-    W_EVENTS,
     W_LOOKUP,
     W_ROWS,
     W_UNANSWERED,
@@ -88,6 +87,9 @@ from domain.attribution_facts import (
     row_sent,
     touch_of,
     unpack,
+    watch_add,
+    watch_discard,
+    watch_events,
 )
 from domain.inbound import FAILURE, MANUAL, MESSAGE, REPLY, InboundEvent
 from domain.ledger import MAX_BACKDATE_TICKS, to_tenths
@@ -233,10 +235,10 @@ class Attributor:
             if watch is None:
                 if not self._lookup_serial:
                     self._lookup_serial = self._next()
-                watch = numbers[key] = [self._lookup_serial, {}, {inbound_id}, 0]  # new
+                watch = numbers[key] = [self._lookup_serial, {}, inbound_id, 0]  # new
                 self._lookups.append(key)
                 continue  # decided when the rows sent to its number are known
-            watch[W_EVENTS].add(inbound_id)
+            watch_add(watch, inbound_id)
             if not watch[W_LOOKUP] and not watch[W_UNANSWERED]:  # complete: decide now
                 self._evaluate(pending)
         if credited:
@@ -275,6 +277,8 @@ class Attributor:
             if state is None:  # its first fact: nothing to ask
                 state = watch[W_ROWS][packed] = new_row()
                 self.watched[packed] = key
+            elif state.__class__ is tuple:
+                state = watch[W_ROWS][packed] = list(state)  # thawed: it changes
             row_merge_event(state, level, failed, at, attempt, registration=True)
             state[FLOOR] = to_tenths(at)
             self._reconsider(key)
@@ -292,7 +296,10 @@ class Attributor:
         key = self.watched.get(packed)
         if key is None:
             return
-        state = self.numbers[key][W_ROWS][packed]
+        rows = self.numbers[key][W_ROWS]
+        state = rows[packed]
+        if state.__class__ is tuple:
+            state = rows[packed] = list(state)  # thawed: it changes
         before = (row_sent(state), row_eligible(state))
         row_merge_event(state, level, failed, at, attempt, registration)
         if (row_sent(state), row_eligible(state)) != before:
@@ -313,7 +320,7 @@ class Attributor:
             rows_ = watch[W_ROWS]
             if packed in rows_ or workspace_of(campaign_no) is None:
                 continue
-            rows_[packed] = [None, 0, False, ask_serial, False, None, 1, 1]  # new_row
+            rows_[packed] = (None, 0, False, ask_serial, False, None, 1, 1)  # new_row
             watch[W_UNANSWERED] += 1
             watched[packed] = key
             asked = asks.get(campaign_no)
@@ -338,22 +345,27 @@ class Attributor:
         campaign actor's ledger had it when the question reached it."""
         complete: list[int] = []  # numbers whose last unanswered row this answers
         numbers, watched, base = self.numbers, self.watched, campaign_no << 32
-        untouched = new_row(serial)  # a row nothing was merged into since the question
+        # a row nothing was merged into since the question (kept as a tuple)
+        untouched = (None, 0, False, serial, False, None, 1, 1)
         for row, sent, level, failed, floor, attempt, sent_attempt in facts:
             packed = base | row  # pack
             key = watched.get(packed)
             if key is None:
                 continue
             watch = numbers[key]
-            state = watch[W_ROWS][packed]
+            rows = watch[W_ROWS]
+            state = rows[packed]
             if state[ANSWERED] or state[ASKED] != serial:
                 continue
+            # kept as a tuple but while a status is merged (attribution_facts)
             if state == untouched:  # row_merge would give the answer as it is
-                state[:] = (sent, level, failed, serial, True, floor, attempt,
-                            sent_attempt if sent is not None else 1)
+                rows[packed] = (sent, level, failed, serial, True, floor, attempt,
+                                sent_attempt if sent is not None else 1)
             else:
+                state = list(state)
                 row_merge(state, sent, level, failed, floor, attempt, sent_attempt)
                 state[ANSWERED] = True
+                rows[packed] = tuple(state)
             watch[W_UNANSWERED] -= 1
             if not watch[W_UNANSWERED]:
                 complete.append(key)
@@ -390,17 +402,19 @@ class Attributor:
         if watch is None:
             if not self._lookup_serial:
                 self._lookup_serial = self._next()
-            watch = self.numbers[key] = new_watch(self._lookup_serial)
+            watch = self.numbers[key] = new_watch(self._lookup_serial,
+                                                  pending[EVENT].inbound_id)
             self._lookups.append(key)
-        watch[W_EVENTS].add(pending[EVENT].inbound_id)
+        else:
+            watch_add(watch, pending[EVENT].inbound_id)
         return watch
 
     def _reconsider(self, key: int) -> None:
         watch = self.numbers.get(key)
         if watch is None or not complete(watch):
             return
-        events, live = watch[W_EVENTS], self.live
-        for inbound_id in sorted(events) if len(events) > 1 else tuple(events):
+        live = self.live
+        for inbound_id in watch_events(watch):
             pending = live.get(inbound_id)
             if pending is None:
                 continue
@@ -526,11 +540,9 @@ class Attributor:
                 del self.quotes[event.quoted_id]
         key = pending[KEY]
         watch = self.numbers.get(key) if key is not None else None
-        if watch is not None:
-            watch[W_EVENTS].discard(event.inbound_id)
-            if not watch[W_EVENTS]:
-                del self.numbers[key]
-                for packed in watch[W_ROWS]:
-                    self.watched.pop(packed, None)
-                if watch[W_LOOKUP] == self._lookup_serial and key in self._lookups:
-                    self._lookups.remove(key)
+        if watch is not None and watch_discard(watch, event.inbound_id):
+            del self.numbers[key]
+            for packed in watch[W_ROWS]:
+                self.watched.pop(packed, None)
+            if watch[W_LOOKUP] == self._lookup_serial and key in self._lookups:
+                self._lookups.remove(key)

@@ -13,6 +13,7 @@ Pure: no threads, no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -104,19 +105,27 @@ ATTEMPT = 6  # the latest attempt seen: its failure is the row's
 SENT_ATTEMPT = 7  # the attempt EARLIEST belongs to
 
 
+# A row asked about or answered is kept as a tuple of the same positions, made a list
+# while a status or registration is merged into it and a tuple again with the answer:
+# a tuple of numbers is one object the garbage collector stops walking after it has
+# seen it once (and the watch's dict of such rows with it), where a list is walked at
+# every collection for the reply's 72 hours (docs/BENCHMARKS.md, wave 7). Readers
+# take either.
+
+
 def new_row(asked: int = 0) -> list[Any]:
     """A RowState with nothing known (waiting for the answer to Ask `asked`)."""
     return [None, 0, False, asked, not asked, None, 1, 1]
 
 
-def row_sent(state: list[Any]) -> int | None:
+def row_sent(state: Sequence[Any]) -> int | None:
     earliest, floor = state[EARLIEST], state[FLOOR]
     if earliest is None or floor is None:
         return earliest
     return bounded_time(earliest, floor)
 
 
-def row_eligible(state: list[Any]) -> bool:
+def row_eligible(state: Sequence[Any]) -> bool:
     return row_sent(state) is not None and not (state[FAILED] and state[LEVEL] < DELIVERED)
 
 
@@ -148,12 +157,43 @@ def row_merge_event(state: list[Any], level: int, failed: bool, at: float, attem
 # A Watch: a number with live inbound events, and the rows sent to it.
 W_LOOKUP = 0  # the Lookup this watch waits for (0: answered)
 W_ROWS = 1  # packed row -> RowState
-W_EVENTS = 2  # the set of its live events' inbound ids
+W_EVENTS = 2  # its live events' inbound ids: the id itself while it is the only one
 W_UNANSWERED = 3  # rows asked about whose answer has not come yet
 
 
-def new_watch(lookup: int) -> list[Any]:
-    return [lookup, {}, set(), 0]
+def new_watch(lookup: int, inbound_id: str) -> list[Any]:
+    """A watch of one live event. Most numbers have one: its id is kept as it is, not
+    in a set (a set of one is 216 bytes and one more object the garbage collector walks
+    at every collection, for each open reply's 72 hours: docs/BENCHMARKS.md, wave 7)."""
+    return [lookup, {}, inbound_id, 0]
+
+
+def watch_add(watch: list[Any], inbound_id: str) -> None:
+    events = watch[W_EVENTS]
+    if events.__class__ is str:
+        if events != inbound_id:
+            watch[W_EVENTS] = {events, inbound_id}
+    else:
+        events.add(inbound_id)
+
+
+def watch_events(watch: list[Any]) -> tuple[str, ...] | list[str]:
+    """The watch's live events' ids, in order."""
+    events = watch[W_EVENTS]
+    if events.__class__ is str:
+        return (events,)
+    return sorted(events)
+
+
+def watch_discard(watch: list[Any], inbound_id: str) -> bool:
+    """Drop one event's id from the watch; True when none is left."""
+    events = watch[W_EVENTS]
+    if events.__class__ is str:
+        return events == inbound_id
+    events.discard(inbound_id)
+    if len(events) == 1:
+        watch[W_EVENTS] = next(iter(events))
+    return not events
 
 
 def complete(watch: list[Any]) -> bool:

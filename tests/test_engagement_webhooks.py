@@ -459,3 +459,46 @@ async def test_a_reply_is_credited_when_the_ingest_actor_cannot_read_the_store(
     assert refused, "the ingest actor's own read was not tried"
     [row] = await rows(daemon, "promo")
     assert row["replied_at"] and row["reply_count"] == 1, row
+
+
+
+def cloud_text(message_id: str, sender: str, at: float) -> dict[str, Any]:
+    return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "messages", "value": {"messaging_product": "whatsapp", "messages": [{
+            "id": message_id, "from": sender, "timestamp": str(int(at)), "type": "text",
+            "text": {"body": "Berapa harganya?"}}]}}]}]}
+
+
+def cloud_sent(message_id: str, recipient: str, at: float) -> dict[str, Any]:
+    return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "messages", "value": {"messaging_product": "whatsapp", "statuses": [{
+            "id": message_id, "status": "sent", "timestamp": str(int(at)),
+            "recipient_id": recipient}]}}]}]}
+
+
+async def test_the_configured_reply_window_applies_from_the_start(daemon_factory: Any) -> None:
+    """A fresh daemon (no live replies to restore) uses `engagement.reply_window`: with
+    a one-hour window, a reply to a message sent two hours before is only counted, one
+    to a message sent half an hour before is credited (the ingest actor once took its
+    own 72-hour attributor whenever the runtime's had no live events to restore)."""
+    daemon = await daemon_factory(**{"engagement.reply_window": 3600.0})
+    await daemon.create_campaign(uuid="promo")
+    await daemon.register("promo", [{"recipient": "6281234500001", "message_id": "W1"},
+                                    {"recipient": "6281234500002", "message_id": "W2"}])
+    now = time.time()
+    for doc in (cloud_sent("W1", "6281234500001", now - 7200),
+                cloud_sent("W2", "6281234500002", now - 1800),
+                cloud_text("wamid.IN-1", "6281234500001", now),
+                cloud_text("wamid.IN-2", "6281234500002", now)):
+        status, body = await daemon.post_json("/webhooks/cloud", doc)
+        assert status == 200, body
+
+    async def decided() -> Any:
+        _status, text = await daemon.request("GET", "/metrics")
+        return ('campaignd_inbound_total{outcome="credited",source="cloud"} 1.0' in text
+                and 'campaignd_inbound_total{outcome="unattributed",source="cloud"} 1.0'
+                in text) or None
+
+    await eventually(decided)
+    [row] = await rows(daemon, "promo", "?status=replied")
+    assert row["message_id"] == "W2"
