@@ -257,7 +257,7 @@ class Checkpointer:
         checkpoint, which writes them before it compacts (nothing else changes: the
         journal is compacted only up to rows written)."""
         async with self._lock, self.gate.exclusive():
-            await self._collect(merge=True)
+            await self._collect(merge_from=self._chunks_done)
             await self._write_images(self._carry)
 
     async def run(self, complete: bool = True) -> int:
@@ -265,7 +265,7 @@ class Checkpointer:
         (the periodic ones): the rows may be left for the next run (`_write_rows`)."""
         async with self._lock, self.gate.exclusive():
             started = time.perf_counter()
-            data = await self._collect(merge=True)
+            data = await self._collect(merge_from=self._chunks_done)
             # Markers around the write (debug level): the kill tests read them to count
             # the kills that landed between the actors' hand-over and the commit.
             log.debug("checkpoint.writing", seq=data.seq)
@@ -309,11 +309,10 @@ class Checkpointer:
         self.last_seq = seq
         self.written(seq)
 
-    async def _collect(self, merge: bool = False) -> CheckpointData:
+    async def _collect(self, merge_from: int | None = None) -> CheckpointData:
         """The actors' hand-over (an answer a run stopped waiting for comes first),
-        added to the carry; with `merge` (no row chunk being written meanwhile: not the
-        refresh inside `_write_rows`) its rows are merged into the carry's
-        (`_merge_rows`)."""
+        added to the carry; with `merge_from` its rows are merged into the carry's blocks
+        whose chunks all come at or after that number (`_merge_rows`)."""
         pending = self._collecting
         if pending is None or (pending.done() and (
                 pending.cancelled() or pending.exception() is not None)):
@@ -324,27 +323,28 @@ class Checkpointer:
                                                       self.collect_timeout)
         self._collecting = None
         self._carry.append(data)  # first: a merge cancelled or failed loses nothing
-        if merge and data.rows and len(self._carry) > 1:
+        if merge_from is not None and data.rows and len(self._carry) > 1:
             try:
-                await self._merge_rows(data)
+                await self._merge_rows(data, merge_from)
             except Exception:  # the carry stays as collected: correct, only larger
                 log.exception("checkpoint.merge_failed")
         return data
 
-    async def _merge_rows(self, data: CheckpointData) -> None:
+    async def _merge_rows(self, data: CheckpointData, merge_from: int) -> None:
         """memory100 (issue 20, domain/carry.py): each new block of rows goes into the
         carry's newest block of its campaign when no chunk of that block is written yet,
         so the carry holds a row once (its newest state), not once per collection.
 
-        Chunks are numbered over the whole carry (`_row_chunks`) and `_chunks_done` of
-        them are written: merging into a block that starts at or after that changes no
-        written chunk's number. The merge runs on the default executor (C-level loops,
+        Chunks are numbered over the whole carry (`_row_chunks`): `_chunks_done` of them
+        are written, and inside `_write_rows` the next one is made already. A block whose
+        first chunk is at or after `merge_from` has none of them, and merging into it
+        changes no written chunk's number. The merge runs on the default executor (C-level loops,
         ~1 s per million rows: the loop keeps its turns)."""
         newest: dict[int, tuple[list[DirtyRows], int]] = {}  # campaign -> (its list, at)
         chunk = 0
         for carried in self._carry[:-1]:  # the last one is `data`
             for at, block in enumerate(carried.rows):
-                if chunk >= self._chunks_done:
+                if chunk >= merge_from:
                     newest[block.campaign_no] = (carried.rows, at)
                 chunk += -(-len(block) // CHUNK_ROWS)
         pairs = [(newest[block.campaign_no], block) for block in data.rows
@@ -402,7 +402,8 @@ class Checkpointer:
                 return False
             if refresh and deadline is None and \
                     time.perf_counter() - self._imaged_at > self.interval:
-                await self._collect()
+                # chunk `number` is made but not written: merge only into later blocks
+                await self._collect(merge_from=number + 1)
                 await self._write_images(self._carry)
             await self.store.transaction(statements, derived=True)
             self._chunks_done = number + 1

@@ -96,10 +96,10 @@ async def test_the_checkpointer_carries_a_row_once_and_never_merges_into_written
                                 interval=60.0)
     for row in range(0, 3 * CHUNK_ROWS, 2):  # the first pass: every other row
         ledger.apply(row, LEVELS[0], False, T0 + 1, None)
-    await checkpointer._collect(merge=True)
+    await checkpointer._collect(merge_from=checkpointer._chunks_done)
     for row in range(3 * CHUNK_ROWS):  # the second: all of them, the first ones again
         ledger.apply(row, LEVELS[1], False, T0 + 2, None)
-    await checkpointer._collect(merge=True)
+    await checkpointer._collect(merge_from=checkpointer._chunks_done)
     blocks = [block for data in checkpointer._carry for block in data.rows]
     assert len(blocks) == 1 and list(blocks[0].rows) == list(range(3 * CHUNK_ROWS))
     assert set(blocks[0].levels) == {LEVELS[1]}
@@ -107,12 +107,13 @@ async def test_the_checkpointer_carries_a_row_once_and_never_merges_into_written
 
     checkpointer._chunks_done = 1  # a chunk of that block is written: no merging into it
     ledger.apply(5, LEVELS[2], False, T0 + 3, None)
-    await checkpointer._collect(merge=True)
+    await checkpointer._collect(merge_from=checkpointer._chunks_done)
     blocks = [block for data in checkpointer._carry for block in data.rows]
     assert [list(block.rows) for block in blocks[1:]] == [[5]]
     checkpointer._chunks_done = 0
     ledger.apply(6, LEVELS[2], False, T0 + 4, None)
-    await checkpointer._collect(merge=True)  # the newest unwritten block takes it
+    # the newest unwritten block takes it
+    await checkpointer._collect(merge_from=checkpointer._chunks_done)
     blocks = [block for data in checkpointer._carry for block in data.rows]
     assert [list(block.rows) for block in blocks[1:]] == [[5, 6]]
     assert len(blocks[0]) == 3 * CHUNK_ROWS
