@@ -29,8 +29,12 @@ from domain.ledger import DirtyRows
 OLDER, NEWER = 1, 2  # marks in the window: the row is in the older block only / the newer
 
 
-def _scatter(window: bytearray | array[int], at: list[int], values: object) -> None:
-    deque(map(window.__setitem__, at, values), maxlen=0)  # type: ignore[call-overload]
+def _scatter(window: bytearray | array[int], rows: array[int], lo: int,
+             values: object) -> None:
+    """window[row - lo] = value for each row (the offsets made as they are used: a list
+    of them would hold a Python int per row, ~36 MB at a million rows)."""
+    deque(map(window.__setitem__, map(sub, rows, repeat(lo)), values),  # type: ignore[call-overload]
+          maxlen=0)
 
 
 def merge(older: DirtyRows, newer: DirtyRows) -> DirtyRows:
@@ -52,18 +56,21 @@ def merge(older: DirtyRows, newer: DirtyRows) -> DirtyRows:
             {**older.failures, **newer.failures}, retried)
     lo = min(older.rows[0], newer.rows[0])
     hi = max(older.rows[-1], newer.rows[-1]) + 1
-    at_older = list(map(sub, older.rows, repeat(lo)))
-    at_newer = list(map(sub, newer.rows, repeat(lo)))
     marks = bytearray(hi - lo)
-    _scatter(marks, at_older, repeat(OLDER))
-    _scatter(marks, at_newer, repeat(NEWER))
+    _scatter(marks, newer.rows, lo, repeat(NEWER))
+    if all(map(marks.__getitem__, map(sub, older.rows, repeat(lo)))):
+        # every older row changed again (the next pass of ACKs): the newer block is all
+        return DirtyRows(newer.campaign_no, newer.base, newer.rows, newer.levels,
+                         newer.faileds, newer.classes, newer.ticks, newer.failures, retried)
+    _scatter(marks, older.rows, lo, repeat(OLDER))
+    _scatter(marks, newer.rows, lo, repeat(NEWER))
     rows = array(older.rows.typecode, compress(range(lo, hi), marks))
 
     def column(window: bytearray | array[int], a: object, b: object) -> Iterator[int]:
         """The two blocks' values of one column, in the merged rows' order (an iterator:
         a list would hold a Python int per row)."""
-        _scatter(window, at_older, a)
-        _scatter(window, at_newer, b)
+        _scatter(window, older.rows, lo, a)
+        _scatter(window, newer.rows, lo, b)
         return compress(window, marks)
 
     levels = bytes(column(bytearray(hi - lo), older.levels, newer.levels))
