@@ -37,6 +37,18 @@ def _scatter(window: bytearray | array[int], rows: array[int], lo: int,
           maxlen=0)
 
 
+def worth_merging(older: DirtyRows, newer: DirtyRows) -> bool:
+    """Whether merging costs in proportion to the newer block: it comes after the older
+    one (joined at memcpy speed) or is at least half its size. A merge over each other
+    costs ~2 us per row of BOTH blocks, so merging every small collection into a block
+    of a million rows (~3 s each, several per second under a flood) starved the other
+    threads of the GIL; left as blocks of their own, the small ones merge with each
+    other until they are as big."""
+    if not len(older) or not len(newer):
+        return True
+    return older.rows[-1] < newer.rows[0] or 2 * len(newer) >= len(older)
+
+
 def merge(older: DirtyRows, newer: DirtyRows) -> DirtyRows:
     """One block with every row of both, each with the newer block's values where it
     has the row (its state is the later one), else the older's."""

@@ -35,6 +35,7 @@ from core.aio import Reply, SharedExclusive, cancel_and_wait
 from core.malloc import release_free_memory
 from core.metrics import Metrics
 from domain.carry import merge as merge_blocks
+from domain.carry import worth_merging
 from domain.ledger import DirtyRows
 from domain.records import CheckpointData
 from store.aggregates import MARK
@@ -347,8 +348,11 @@ class Checkpointer:
                 if chunk >= merge_from:
                     newest[block.campaign_no] = (carried.rows, at)
                 chunk += -(-len(block) // CHUNK_ROWS)
-        pairs = [(newest[block.campaign_no], block) for block in data.rows
-                 if block.campaign_no in newest]
+        pairs = []
+        for block in data.rows:
+            target = newest.get(block.campaign_no)
+            if target is not None and worth_merging(target[0][target[1]], block):
+                pairs.append((target, block))
         if not pairs:
             return
         merged = await asyncio.get_running_loop().run_in_executor(

@@ -10,8 +10,8 @@ end of the memory row (issue 20, docs/BENCHMARKS.md "Wave 7"), held until the ne
 image of the same kind replaced it.
 
 After a transaction that bound a large blob, each such statement runs once more with
-its blobs empty inside a savepoint that is rolled back: the cached statement then holds
-empty blobs, and nothing is written.
+its blobs empty under `PRAGMA query_only`, which refuses it at its first step: the
+cached statement then holds empty blobs, and nothing is read or written.
 """
 
 from __future__ import annotations
@@ -48,19 +48,22 @@ def large_bound(statements: Sequence[tuple[Any, Any, bool]]) -> list[tuple[str, 
 
 def unbind(conn: sqlite3.Connection, pending: list[tuple[str, tuple[Any, ...]]]) -> None:
     """Rebind these statements with empty blobs, writing nothing (on the writer thread,
-    after COMMIT: a failure here loses nothing and is only logged)."""
+    after COMMIT: a failure here loses nothing and is only logged).
+
+    Under `query_only` each statement is bound, then refused at its first step, before
+    it reads or locks anything (a rolled-back REPLACE would first walk and free the old
+    blob's overflow pages: ~8,000 of them for a 33 MB image)."""
     if not pending:
         return
     try:
-        conn.execute("SAVEPOINT unbind")
+        conn.execute("PRAGMA query_only = ON")
         try:
             for sql, params in pending:
                 try:
                     conn.execute(sql, params)
-                except sqlite3.Error:  # bound before the step failed: still let go of
+                except sqlite3.Error:  # refused after binding: what we wanted
                     pass
         finally:
-            conn.execute("ROLLBACK TO unbind")
-            conn.execute("RELEASE unbind")
+            conn.execute("PRAGMA query_only = OFF")
     except sqlite3.Error as exc:
         log.debug("store.unbind_failed", error=str(exc))
