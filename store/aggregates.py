@@ -61,6 +61,7 @@ from domain.insights import (
 from domain.phones import e164_digits, number_key
 from domain.tier_counts import FactKey, key_of
 from store import tier_counts
+from store.spans import spans
 
 log = structlog.get_logger(__name__)
 
@@ -166,8 +167,8 @@ def recount(conn: sqlite3.Connection, batches: Sequence[Rows]) -> None:
         workspace = workspaces.get(batch.campaign_no)
         if workspace is None:
             continue
-        for start in range(0, len(batch.rows), CHUNK):
-            chunk = list(batch.rows[start:start + CHUNK])
+        for start, end in spans(len(batch.rows), CHUNK):  # few statement sizes: spans.py
+            chunk = list(batch.rows[start:end])
             fetched = conn.execute(ROW_SQL.format(",".join("?" * len(chunk))),
                                    (batch.campaign_no, *chunk)).fetchall()
             _work(fetched, workspace, batch, deltas, updates)
@@ -220,8 +221,8 @@ def _load_contacts(conn: sqlite3.Connection, keys: Iterable[tuple[int, str]]
         by_workspace[ws].append(number)
     out: dict[tuple[int, str], Contact] = {}
     for ws, numbers in by_workspace.items():
-        for start in range(0, len(numbers), CHUNK):
-            chunk = numbers[start:start + CHUNK]
+        for start, end in spans(len(numbers), CHUNK):
+            chunk = numbers[start:end]
             for r in conn.execute(
                     f"SELECT {', '.join(CONTACT_COLUMNS)} FROM contacts WHERE workspace_id = ?"
                     f" AND number IN ({','.join('?' * len(chunk))})", (ws, *chunk)):

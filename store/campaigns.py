@@ -23,6 +23,7 @@ from domain.status import FAILED_CLASS, STATUS_FILTERS, message_class
 from store.aggregates import MARK
 from store.attempts import ACCEPTED_AT_SQL, ACCEPTED_ATTEMPT_SQL, SUPERSEDE_ATTEMPT
 from store.db import Store
+from store.spans import spans
 
 CAMPAIGN_COLUMNS = (
     "no, uuid, workspace_id, name, status, message, gateway, rate, created_at, updated_at,"
@@ -192,8 +193,8 @@ class CampaignStore:
     ) -> tuple[list[RegisteredMessage], int]:
         ids = [m.message_id for m in items if m.message_id]
         existing: dict[str, int] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for start, end in spans(len(ids), 500):  # few statement sizes: store/spans.py
+            chunk = ids[start:end]
             rows = await self.store.fetchall(
                 f"SELECT message_id, campaign_no FROM messages WHERE message_id IN"
                 f" ({','.join('?' * len(chunk))})",

@@ -34,12 +34,15 @@ import structlog
 from core.aio import Reply, SharedExclusive, cancel_and_wait
 from core.malloc import release_free_memory
 from core.metrics import Metrics
+from domain.carry import merge as merge_blocks
+from domain.carry import worth_merging
 from domain.ledger import DirtyRows
 from domain.records import CheckpointData
 from store.aggregates import MARK
 from store.db import Statement, Store, StoreUnavailable
 from store.engagement import inbound_transactions
 from store.image import image_statements, written_statements
+from store.spans import spans
 
 log = structlog.get_logger(__name__)
 
@@ -126,18 +129,19 @@ def update_rows(conn: sqlite3.Connection, block: DirtyRows, lo: int, hi: int) ->
             clean.append((p[0], p[4], p[5], p[6], p[7], p[8], p[17]))
         else:
             plain.append((*p[:10], p[16], p[17]))
-    for start in range(0, len(with_failure), UPDATE_MANY):
-        chunk = with_failure[start:start + UPDATE_MANY]
+    # statement sizes from a short ladder (store/spans.py): SQLite caches each size
+    for start, end in spans(len(with_failure), UPDATE_MANY):
+        chunk = with_failure[start:end]
         conn.execute(update_many_sql(len(chunk)), list(chain.from_iterable(chunk)))
-    for start in range(0, len(clean), UPDATE_MANY):
-        chunk = clean[start:start + UPDATE_MANY]
+    for start, end in spans(len(clean), UPDATE_MANY):
+        chunk = clean[start:end]
         conn.execute(update_clean_sql(len(chunk)),
                      [*chain.from_iterable(chunk), block.campaign_no])
         if block.retried:
             conn.execute(clear_failures_sql(len(chunk)), [block.campaign_no,
                                                            *(p[-1] for p in chunk)])
-    for start in range(0, len(plain), UPDATE_MANY):
-        chunk = plain[start:start + UPDATE_MANY]
+    for start, end in spans(len(plain), UPDATE_MANY):
+        chunk = plain[start:end]
         conn.execute(update_many_sql(len(chunk), PLAIN_COLUMNS),
                      list(chain.from_iterable(chunk)))
         if block.retried:
@@ -146,6 +150,12 @@ def update_rows(conn: sqlite3.Connection, block: DirtyRows, lo: int, hi: int) ->
 
 
 TRIM_EVERY = 30.0  # seconds
+# memory100 (issue 20): also trim once the rows written since the last trim reach this
+# many. The carried rows (domain/ledger.py DirtyRows, ~31 bytes a row, several copies of
+# a row while ACK passes outrun the writer) are made on the campaign actors' threads in
+# blocks below glibc's mmap threshold; freed, they stayed in those threads' arenas for up
+# to TRIM_EVERY (~100 bytes per message at the memory row's final reading).
+TRIM_ROWS = 100_000
 CHUNK_ROWS = 2000  # rows per transaction: ~10-20 ms of the writer's time
 # A periodic checkpoint writes rows for this long, then leaves the rest to the next one
 # (`_write_rows`), unless more than CARRY_ROWS changed rows or CARRY_RUNS runs' data
@@ -206,6 +216,7 @@ class Checkpointer:
         self.last_seq = 0
         self.last_at: float | None = None
         self._trimmed_at = 0.0
+        self._rows_since_trim = 0  # carried rows written and let go since the last trim
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._periodic(), name="checkpointer")
@@ -247,7 +258,7 @@ class Checkpointer:
         checkpoint, which writes them before it compacts (nothing else changes: the
         journal is compacted only up to rows written)."""
         async with self._lock, self.gate.exclusive():
-            await self._collect()
+            await self._collect(merge_from=self._chunks_done)
             await self._write_images(self._carry)
 
     async def run(self, complete: bool = True) -> int:
@@ -255,7 +266,7 @@ class Checkpointer:
         (the periodic ones): the rows may be left for the next run (`_write_rows`)."""
         async with self._lock, self.gate.exclusive():
             started = time.perf_counter()
-            data = await self._collect()
+            data = await self._collect(merge_from=self._chunks_done)
             # Markers around the write (debug level): the kill tests read them to count
             # the kills that landed between the actors' hand-over and the commit.
             log.debug("checkpoint.writing", seq=data.seq)
@@ -277,8 +288,10 @@ class Checkpointer:
                 await self._compact(len(self._carry))
             self.last_at = time.time()
             self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
-            if time.monotonic() - self._trimmed_at > TRIM_EVERY:
+            if time.monotonic() - self._trimmed_at > TRIM_EVERY or \
+                    self._rows_since_trim >= TRIM_ROWS:
                 self._trimmed_at = time.monotonic()
+                self._rows_since_trim = 0
                 release_free_memory()
             return data.seq
 
@@ -289,15 +302,18 @@ class Checkpointer:
         await self.store.transaction(self._statements(self._carry[:covered], seq),
                                      derived=True)
         log.debug("checkpoint.written", seq=seq)
+        self._rows_since_trim += sum(len(block) for data in self._carry[:covered]
+                                     for block in data.rows)
         del self._carry[:covered]
         self._chunks_done = 0
         self._deferred_runs = 0
         self.last_seq = seq
         self.written(seq)
 
-    async def _collect(self) -> CheckpointData:
+    async def _collect(self, merge_from: int | None = None) -> CheckpointData:
         """The actors' hand-over (an answer a run stopped waiting for comes first),
-        added to the carry."""
+        added to the carry; with `merge_from` its rows are merged into the carry's blocks
+        whose chunks all come at or after that number (`_merge_rows`)."""
         pending = self._collecting
         if pending is None or (pending.done() and (
                 pending.cancelled() or pending.exception() is not None)):
@@ -307,8 +323,44 @@ class Checkpointer:
         data: CheckpointData = await asyncio.wait_for(asyncio.shield(pending),
                                                       self.collect_timeout)
         self._collecting = None
-        self._carry.append(data)
+        self._carry.append(data)  # first: a merge cancelled or failed loses nothing
+        if merge_from is not None and data.rows and len(self._carry) > 1:
+            try:
+                await self._merge_rows(data, merge_from)
+            except Exception:  # the carry stays as collected: correct, only larger
+                log.exception("checkpoint.merge_failed")
         return data
+
+    async def _merge_rows(self, data: CheckpointData, merge_from: int) -> None:
+        """memory100 (issue 20, domain/carry.py): each new block of rows goes into the
+        carry's newest block of its campaign when no chunk of that block is written yet,
+        so the carry holds a row once (its newest state), not once per collection.
+
+        Chunks are numbered over the whole carry (`_row_chunks`): `_chunks_done` of them
+        are written, and inside `_write_rows` the next one is made already. A block whose
+        first chunk is at or after `merge_from` has none of them, and merging into it
+        changes no written chunk's number. The merge runs on the default executor (C-level loops,
+        ~1 s per million rows: the loop keeps its turns)."""
+        newest: dict[int, tuple[list[DirtyRows], int]] = {}  # campaign -> (its list, at)
+        chunk = 0
+        for carried in self._carry[:-1]:  # the last one is `data`
+            for at, block in enumerate(carried.rows):
+                if chunk >= merge_from:
+                    newest[block.campaign_no] = (carried.rows, at)
+                chunk += -(-len(block) // CHUNK_ROWS)
+        pairs = []
+        for block in data.rows:
+            target = newest.get(block.campaign_no)
+            if target is not None and worth_merging(target[0][target[1]], block):
+                pairs.append((target, block))
+        if not pairs:
+            return
+        merged = await asyncio.get_running_loop().run_in_executor(
+            None, partial(_merged, [(rows[at], block) for (rows, at), block in pairs]))
+        for ((rows, at), _), joined in zip(pairs, merged, strict=True):
+            rows[at] = joined
+        gone = {id(block) for _, block in pairs}
+        data.rows[:] = [block for block in data.rows if id(block) not in gone]
 
     async def _write_images(self, pending: list[CheckpointData]) -> None:
         """Before any row (issue 20, store/image.py): the replies and their credits
@@ -354,7 +406,8 @@ class Checkpointer:
                 return False
             if refresh and deadline is None and \
                     time.perf_counter() - self._imaged_at > self.interval:
-                await self._collect()
+                # chunk `number` is made but not written: merge only into later blocks
+                await self._collect(merge_from=number + 1)
                 await self._write_images(self._carry)
             await self.store.transaction(statements, derived=True)
             self._chunks_done = number + 1
@@ -400,3 +453,8 @@ class Checkpointer:
             )
         )
         return out
+
+
+def _merged(pairs: list[tuple[DirtyRows, DirtyRows]]) -> list[DirtyRows]:
+    """domain/carry.py's merge of each (carried, new) pair (on an executor thread)."""
+    return [merge_blocks(older, newer) for older, newer in pairs]

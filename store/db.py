@@ -28,6 +28,7 @@ import structlog
 
 from store.migrations import migrate
 from store.schema import PRAGMAS, SCHEMA, SCHEMA_VERSION
+from store.unbind import large_bound, unbind
 from store.writer import WriterThread
 
 log = structlog.get_logger(__name__)
@@ -162,6 +163,7 @@ class Store:
         except BaseException:  # a defect in a step: never leave BEGIN open behind it
             self.rollback(conn)
             raise
+        unbind(conn, large_bound(statements))  # memory100: SQLite's copies of big blobs
         self.recovered()
 
     def _atomic(self, conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> None:

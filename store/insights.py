@@ -40,6 +40,7 @@ from domain.tier_counts import (
 from domain.tiers import Condition, ContactFacts, TierPolicy, rules
 from store.aggregates import CONTACT_COLUMNS, backfill, contact_of, recount_marked
 from store.db import Store, StoreUnavailable
+from store.spans import spans
 from store.tier_counts import DAY_SQL
 
 log = structlog.get_logger(__name__)
@@ -259,8 +260,8 @@ class InsightStore:
         none (tier new, unless suppressed)."""
         found: dict[str, Contact] = {}
         unique = list(dict.fromkeys(numbers))
-        for start in range(0, len(unique), CHUNK):
-            chunk = unique[start:start + CHUNK]
+        for start, end in spans(len(unique), CHUNK):  # few statement sizes: spans.py
+            chunk = unique[start:end]
             rows = await self.store.fetchall(
                 f"SELECT {', '.join(CONTACT_COLUMNS)} FROM contacts WHERE workspace_id = ?"
                 f" AND number IN ({','.join('?' * len(chunk))})", (workspace, *chunk))
