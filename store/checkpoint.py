@@ -292,7 +292,9 @@ class Checkpointer:
                     self._rows_since_trim >= TRIM_ROWS:
                 self._trimmed_at = time.monotonic()
                 self._rows_since_trim = 0
-                release_free_memory()
+                # off the loop: a trim walks every arena (tens of ms with large heaps),
+                # and ctypes lets the other threads run meanwhile
+                await asyncio.get_running_loop().run_in_executor(None, release_free_memory)
             return data.seq
 
     async def _compact(self, covered: int) -> None:
