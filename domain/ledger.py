@@ -141,6 +141,20 @@ def _mask(classes: bytes, wanted: Iterable[int]) -> bytes:
 BUCKETS: dict[float, int] = {}  # duration -> LatencyHistogram bucket (shared, bounded)
 
 
+def chart_entries(klass: int, level: int, pending: int, delivered: int, read: int,
+                  failed_at: int, queued: int) -> tuple[int, int, int, int]:
+    """When a message entered each chart series (sent, delivered, read, failed), in ticks;
+    NONE = not in it. The one rule for `Ledger._contribution` and the bulk apply
+    (domain/ledger_bulk.py): a failed message counts in the failed series only, from its
+    failure (or its registration when the gateway gave no time)."""
+    if klass == FAILED_CLASS:
+        return (NONE, NONE, NONE, failed_at if failed_at != NONE else queued)
+    if level < PENDING:
+        return (NONE, NONE, NONE, NONE)
+    return (pending, delivered if level >= DELIVERED else NONE,
+            read if level >= READ else NONE, NONE)
+
+
 class LatencyHistogram:
     """Durations in log-spaced buckets (~10 % wide) for median / p90 in O(buckets)."""
 
@@ -437,13 +451,8 @@ class Ledger:
         """When this message entered each chart series, in ticks (NONE = not in it)."""
         level = self.level[row]
         ts = self.ts
-        if message_class(level, self.failed[row]) == FAILED_CLASS:
-            failed_at = ts[TS_FAILED][row]
-            return (NONE, NONE, NONE, failed_at if failed_at != NONE else ts[0][row])
-        if level < PENDING:
-            return (NONE, NONE, NONE, NONE)
-        return (ts[PENDING][row], ts[DELIVERED][row] if level >= DELIVERED else NONE,
-                ts[READ][row] if level >= READ else NONE, NONE)
+        return chart_entries(message_class(level, self.failed[row]), level, ts[PENDING][row],
+                             ts[DELIVERED][row], ts[READ][row], ts[TS_FAILED][row], ts[0][row])
 
     def _shares(self, row: int) -> tuple[tuple[int, int, int, int], int]:
         """The row's chart entry times and the start its latencies are measured from."""

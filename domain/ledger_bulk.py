@@ -36,6 +36,7 @@ from domain.ledger import (
     READ,
     TS_FAILED,
     Ledger,
+    chart_entries,
 )
 from domain.status import FAILED_CLASS
 
@@ -129,7 +130,7 @@ def apply_events(ledger: Ledger, items: Sequence[tuple[int, Any]],
 
 
 def _settle(ledger: Ledger, first: dict[int, int], saved: array[int]) -> None:
-    """Move each changed row's class and shares (Ledger._contribution: when it entered
+    """Move each changed row's class and shares (`chart_entries`: when it entered
     each chart series, and its latencies) from what `saved` says it was before its first
     change to what it is now: the class counts and the failure breakdown's membership at
     once, the chart and latency buckets summed first and moved once per bucket."""
@@ -158,25 +159,11 @@ def _settle(ledger: Ledger, first: dict[int, int], saved: array[int]) -> None:
         elif old_class == FAILED_CLASS:
             continue  # failed before and after: in the failed series at the same time
         # the row's chart entries before (o*) and now (n*), in ticks; NONE: not in it
-        q = queued[row]
-        if old_class == FAILED_CLASS:
-            of = failed_at[row]
-            os_, od, orr, of = NONE, NONE, NONE, (of if of != NONE else q)
-        elif old_level < PENDING:
-            os_ = od = orr = of = NONE
-        else:
-            os_, of = old_pending, NONE
-            od = old_delivered if old_level >= DELIVERED else NONE
-            orr = old_read if old_level >= READ else NONE
-        if new_class == FAILED_CLASS:
-            nf = failed_at[row]
-            ns, nd, nr, nf = NONE, NONE, NONE, (nf if nf != NONE else q)
-        elif new_level < PENDING:
-            ns = nd = nr = nf = NONE
-        else:
-            ns, nf = pending[row], NONE
-            nd = delivered[row] if new_level >= DELIVERED else NONE
-            nr = read[row] if new_level >= READ else NONE
+        q, fa = queued[row], failed_at[row]  # a plain event changes neither
+        os_, od, orr, of = chart_entries(old_class, old_level, old_pending, old_delivered,
+                                         old_read, fa, q)
+        ns, nd, nr, nf = chart_entries(new_class, new_level, pending[row], delivered[row],
+                                       read[row], fa, q)
         if os_ != ns:
             _move(timeline, os_, ns, base, 0)
         if od != nd:
