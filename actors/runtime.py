@@ -222,8 +222,11 @@ class Runtime:
         await self.journal.close()
         if self.checkpointer is not None and self.ingest is not None:
             try:
-                seq = await self.checkpointer.run()
-                log.info("runtime.final_checkpoint", seq=seq)
+                seq = await self.checkpointer.final()
+                # rows_left: written by the next start's first checkpoint (its images
+                # make that start exact at once); the journal keeps their events
+                log.info("runtime.final_checkpoint", seq=seq,
+                         rows_left=self.checkpointer.carried_rows())
             except Exception as exc:  # the journal still has everything: replayed at start
                 log.error("runtime.final_checkpoint_failed", error=str(exc))
         if self.ingest is not None:

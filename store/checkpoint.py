@@ -163,6 +163,12 @@ CHUNK_ROWS = 2000  # rows per transaction: ~10-20 ms of the writer's time
 ROW_SECONDS = 1.0
 CARRY_ROWS = 3_000_000
 CARRY_RUNS = 8
+# The checkpoint at a stop writes rows for at most this long, then leaves the rest to
+# the next start (its images are written first, so that start is exact at once and its
+# first checkpoint writes them): a stop after a 1M flood took over 60 s writing every
+# row, past the unit's TimeoutStopSec (30 s, deploy/campaignd.service), and systemd's
+# SIGKILL made a clean stop an unclean one.
+STOP_ROWS_SECONDS = 15.0
 # --- image cadence (wave 6): between two checkpoints, images alone IMAGES_PER_INTERVAL
 # times per interval (0.5 s at the default 2 s) while the journal grows (`_image_only`).
 # What a restart replays is the journal after the newest image (~13 us an event to
@@ -261,9 +267,22 @@ class Checkpointer:
             await self._collect(merge_from=self._chunks_done)
             await self._write_images(self._carry)
 
-    async def run(self, complete: bool = True) -> int:
+    async def final(self) -> int:
+        """The checkpoint at a stop: everything, unless its rows take longer than
+        STOP_ROWS_SECONDS; what is left stays in the images' pending rows and the
+        journal (as after a kill following a periodic checkpoint), written by the next
+        start's first checkpoint."""
+        return await self.run(rows_within=STOP_ROWS_SECONDS)
+
+    def carried_rows(self) -> int:
+        """Changed rows collected and not yet written (some of a block may be)."""
+        return sum(len(block) for data in self._carry for block in data.rows)
+
+    async def run(self, complete: bool = True, rows_within: float | None = None) -> int:
         """Take one checkpoint now; return the journal seq it covers. Not `complete`
-        (the periodic ones): the rows may be left for the next run (`_write_rows`)."""
+        (the periodic ones): the rows may be left for the next run (`_write_rows`).
+        `rows_within` seconds (`final`): the rows are written until then, whatever the
+        carry holds."""
         async with self._lock, self.gate.exclusive():
             started = time.perf_counter()
             data = await self._collect(merge_from=self._chunks_done)
@@ -277,8 +296,10 @@ class Checkpointer:
             # figures come from.
             await self._write_images(self._carry)
             covered = len(self._carry)  # data collected later is written by a later run
-            deadline = None if complete else time.perf_counter() + ROW_SECONDS
-            if not await self._write_rows(covered, deadline, refresh=True):
+            deadline = (started + rows_within if rows_within is not None else
+                        None if complete else time.perf_counter() + ROW_SECONDS)
+            if not await self._write_rows(covered, deadline, refresh=True,
+                                          binding=rows_within is not None):
                 self._deferred_runs += 1
                 log.debug("checkpoint.rows_deferred", seq=data.seq)
                 return data.seq
@@ -387,7 +408,7 @@ class Checkpointer:
         log.debug("checkpoint.imaged", seq=pending[-1].seq)
 
     async def _write_rows(self, covered: int, deadline: float | None,
-                          refresh: bool) -> bool:
+                          refresh: bool, binding: bool = False) -> bool:
         """The rows of the first `covered` carried data, resuming after the chunks
         written by earlier runs; True once all are written.
 
@@ -397,8 +418,9 @@ class Checkpointer:
         (still listed in the images' `pending`; the journal is compacted only once all
         are written); past CARRY_ROWS carried rows (memory) or CARRY_RUNS runs (the
         journal must be compacted some time) it writes them all, and then (`refresh`),
-        every `interval`, collects again and commits new images between two chunks."""
-        if deadline is not None and (self._deferred_runs >= CARRY_RUNS or sum(
+        every `interval`, collects again and commits new images between two chunks.
+        A `binding` deadline (the stop's) holds whatever is carried."""
+        if deadline is not None and not binding and (self._deferred_runs >= CARRY_RUNS or sum(
                 len(block) for data in self._carry for block in data.rows) > CARRY_ROWS):
             deadline = None
         for number, statements in enumerate(self._row_chunks(self._carry[:covered])):
