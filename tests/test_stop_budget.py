@@ -39,14 +39,7 @@ async def test_a_stop_out_of_time_leaves_rows_to_the_next_start_and_loses_nothin
     # no periodic checkpoint: the stop's is the only one that could write the rows
     settings = {"store.path": str(path), "store.checkpoint_interval": 3600}
     first = await daemon_factory(**settings)
-    await first.create_campaign(uuid="stop-budget")
-    await first.register("stop-budget", [
-        {"recipient": f"6281200000{i:03d}", "message_id": f"SB{i}"} for i in range(MESSAGES)])
-    for i in range(MESSAGES):
-        status, _ = await first.post_json("/webhooks/webjs", webjs_ack(f"SB{i}", 3))
-        assert status == 200
-    read = await eventually(lambda: _read_count(first))
-    assert read == MESSAGES
+    await all_read(first, "stop-budget", "SB")
     before = await first.stats("stop-budget")
 
     monkeypatch.setattr(store.checkpoint, "STOP_ROWS_SECONDS", 0.0)
@@ -70,17 +63,21 @@ async def test_a_stop_in_time_writes_every_row(daemon_factory: Any, tmp_path: Pa
     path = tmp_path / "stop.sqlite3"
     first = await daemon_factory(**{"store.path": str(path),
                                     "store.checkpoint_interval": 3600})
-    await first.create_campaign(uuid="stop-in-time")
-    await first.register("stop-in-time", [
-        {"recipient": f"6281200001{i:03d}", "message_id": f"ST{i}"} for i in range(MESSAGES)])
-    for i in range(MESSAGES):
-        status, _ = await first.post_json("/webhooks/webjs", webjs_ack(f"ST{i}", 3))
-        assert status == 200
-    await eventually(lambda: _read_count(first, "stop-in-time"))
+    await all_read(first, "stop-in-time", "ST")
     await close_server(first.server)
     assert stored_levels(path) == [Level.READ] * MESSAGES
 
 
-async def _read_count(d: Any, uuid: str = "stop-budget") -> int | None:
-    stats = await d.stats(uuid)
-    return stats["total_read_count"] if stats["total_read_count"] == MESSAGES else None
+async def all_read(d: Any, uuid: str, prefix: str) -> None:
+    """A campaign of MESSAGES, every one read (webjs ACKs answered 200) and counted."""
+    await d.create_campaign(uuid=uuid)
+    await d.register(uuid, [{"recipient": f"62812{i:07d}", "message_id": f"{prefix}{i}"}
+                            for i in range(MESSAGES)])
+    for i in range(MESSAGES):
+        status, _ = await d.post_json("/webhooks/webjs", webjs_ack(f"{prefix}{i}", 3))
+        assert status == 200
+
+    async def counted() -> bool:
+        return (await d.stats(uuid))["total_read_count"] == MESSAGES
+
+    await eventually(counted)
