@@ -156,8 +156,8 @@ def recount(conn: sqlite3.Connection, batches: Sequence[Rows]) -> None:
         return
     nos = sorted({b.campaign_no for b in batches})
     workspaces: dict[int, int] = {}
-    for start in range(0, len(nos), CHUNK):
-        chunk = nos[start:start + CHUNK]
+    for lo, hi in spans(len(nos), CHUNK):
+        chunk = nos[lo:hi]
         workspaces.update({no: ws for no, ws in conn.execute(
             f"SELECT no, workspace_id FROM campaigns WHERE no IN"
             f" ({','.join('?' * len(chunk))})", chunk)})

@@ -22,6 +22,7 @@ from domain.engagement import RowEngagement, Touch, summarize
 from domain.inbound import InboundEvent
 from store.aggregates import MARK
 from store.db import Statement, Store
+from store.spans import spans
 
 INBOUND_COLUMNS = ("id, source, workspace_id, number, at, quoted_id, kind, via,"
                    " button_payload, button_title, body, reason, campaign_no, row, how,"
@@ -112,12 +113,13 @@ def inbound_transactions(inbound_ops: Iterable[tuple[str, Any]]
     for start in range(0, len(ids), INBOUND_TRANSACTION):
         chunk = ids[start:start + INBOUND_TRANSACTION]
         out: list[Statement] = []
-        for i in range(0, len(chunk), size):  # first: the rows the stored credits leave
-            part = chunk[i:i + size]
+        # few statement sizes (store/spans.py); first: the rows the stored credits leave
+        for lo, hi in spans(len(chunk), size):
+            part = chunk[lo:hi]
             out.append((mark_stored_targets_sql(len(part)), part, False))
         gone = [inbound_id for inbound_id in chunk if final[inbound_id] is None]
-        for i in range(0, len(gone), size):
-            part = gone[i:i + size]
+        for lo, hi in spans(len(gone), size):
+            part = gone[lo:hi]
             out.append((drop_inbound_sql(len(part)), part, False))
         records = [final[inbound_id] for inbound_id in chunk
                    if final[inbound_id] is not None]
@@ -126,11 +128,11 @@ def inbound_transactions(inbound_ops: Iterable[tuple[str, Any]]
             if record[12] is not None:
                 pairs.append(record[12])
                 pairs.append(record[13])
-        for i in range(0, len(records), size):
-            rows = records[i:i + size]
+        for lo, hi in spans(len(records), size):
+            rows = records[lo:hi]
             out.append((put_inbound_sql(len(rows)), list(chain.from_iterable(rows)), False))
-        for i in range(0, len(pairs), 2 * size):
-            part = pairs[i:i + 2 * size]
+        for lo, hi in spans(len(pairs) // 2, size):
+            part = pairs[2 * lo:2 * hi]
             out.append((mark_rows_sql(len(part) // 2), part, False))
         yield out
 
@@ -185,8 +187,8 @@ class NumberRowsReader:
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
             self._conn = conn
         out: list[tuple[int, int, int]] = []
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start:start + CHUNK]
+        for lo, hi in spans(len(keys), CHUNK):
+            chunk = keys[lo:hi]
             out += conn.execute(NUMBER_ROWS.format(",".join("?" * len(chunk))),
                                 tuple(chunk)).fetchall()
         return out
@@ -204,8 +206,8 @@ class EngagementStore:
     async def number_rows(self, keys: Sequence[int]) -> list[tuple[int, int, int]]:
         """(number key, campaign_no, row) of every message row sent to these numbers."""
         out: list[tuple[int, int, int]] = []
-        for start in range(0, len(keys), CHUNK):
-            chunk = list(keys[start:start + CHUNK])
+        for lo, hi in spans(len(keys), CHUNK):
+            chunk = list(keys[lo:hi])
             rows = await self.store.fetchall(NUMBER_ROWS.format(",".join("?" * len(chunk))),
                                              chunk)
             out.extend((r[0], r[1], r[2]) for r in rows)
@@ -234,8 +236,8 @@ class EngagementStore:
                              ) -> dict[int, RowEngagement]:
         """The figures of these rows (a page of the rows API)."""
         found: list[Any] = []
-        for start in range(0, len(rows), CHUNK):
-            chunk = list(rows[start:start + CHUNK])
+        for lo, hi in spans(len(rows), CHUNK):
+            chunk = list(rows[lo:hi])
             found += await self.store.fetchall(
                 f"{TOUCH_COLUMNS} WHERE campaign_no = ? AND row IN"
                 f" ({','.join('?' * len(chunk))})", [campaign_no, *chunk])
