@@ -160,6 +160,14 @@ def event_of(row: Sequence[Any]) -> InboundEvent:
 NUMBER_ROWS = "SELECT nh, campaign_no, row FROM messages WHERE nh IN ({})"
 
 
+def number_rows_queries(keys: Sequence[int]) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """The number lookup's statements for these number keys, a chunk at a time (the
+    ingest actor's own read and the loop's both run these)."""
+    for lo, hi in spans(len(keys), CHUNK):
+        chunk = tuple(keys[lo:hi])
+        yield NUMBER_ROWS.format(",".join("?" * len(chunk))), chunk
+
+
 class NumberRowsReader:
     """The rows sent to some numbers, read on the caller's thread (the ingest actor's)
     through a connection of its own that only reads.
@@ -187,10 +195,8 @@ class NumberRowsReader:
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
             self._conn = conn
         out: list[tuple[int, int, int]] = []
-        for lo, hi in spans(len(keys), CHUNK):
-            chunk = keys[lo:hi]
-            out += conn.execute(NUMBER_ROWS.format(",".join("?" * len(chunk))),
-                                tuple(chunk)).fetchall()
+        for sql, params in number_rows_queries(keys):
+            out += conn.execute(sql, params).fetchall()
         return out
 
     def close(self) -> None:
@@ -206,10 +212,8 @@ class EngagementStore:
     async def number_rows(self, keys: Sequence[int]) -> list[tuple[int, int, int]]:
         """(number key, campaign_no, row) of every message row sent to these numbers."""
         out: list[tuple[int, int, int]] = []
-        for lo, hi in spans(len(keys), CHUNK):
-            chunk = list(keys[lo:hi])
-            rows = await self.store.fetchall(NUMBER_ROWS.format(",".join("?" * len(chunk))),
-                                             chunk)
+        for sql, params in number_rows_queries(keys):
+            rows = await self.store.fetchall(sql, params)
             out.extend((r[0], r[1], r[2]) for r in rows)
         return out
 
