@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import MatchInfoError, ResourceRoute, UrlMappingMatchInfo
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from actors.runtime import Runtime
@@ -37,6 +38,9 @@ from web.auth import Guard
 from web.common import PRINCIPAL
 from web.errors import ApiError, error_answer, json_response
 from web.keys import GUARD, RECOVERY, RUNTIME
+from web.webhooks import ANSWERS_ERRORS
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PUBLIC_PREFIXES = ("/webhooks/", "/healthz", "/readyz", "/metrics")
 NODE_API = re.compile(r"^/n/[^/]*/api/")  # /n/{node}/api/... (web/cluster.py)
@@ -46,28 +50,66 @@ NEEDS_STATE = ("/api/", "/n/", "/app/", "/broadcasting/")
 STARTING_RETRY_AFTER = "1"
 
 
-@web.middleware
-async def middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """One layer for every route (each layer costs every webhook request a coroutine):
-    bearer tokens for /api (SPEC 3.2; webhooks carry their own signatures), and any
-    refusal a handler raises answered as JSON (web/errors.py). While the state is
-    recovered after a start, only webhooks and the health routes answer."""
-    try:
-        path = request.path
-        if path.startswith("/webhooks/"):  # the hot path: its checks are its own
-            return await handler(request)
-        if not request.app[RUNTIME].ready and path.startswith(NEEDS_STATE) and \
-                "/webhooks/" not in path:
-            raise ApiError(503, "starting", "campaignd is loading its campaigns after a "
-                           "restart; webhooks are already taken", headers={
-                               "Retry-After": STARTING_RETRY_AFTER})
-        if (path.startswith("/api/") and path != "/api/openapi.json") or NODE_API.match(path):
-            request[PRINCIPAL] = request.app[GUARD].api_principal(request)
-        return await handler(request)
-    except Exception as exc:
-        return error_answer(request, exc)
+def _guarded(handler: Handler, runtime: Runtime, guard: Guard) -> Handler:
+    """A route's handler with what every route but the webhooks needs: bearer tokens for
+    /api (SPEC 3.2), the 503 `starting` while the state is recovered after a start (only
+    webhooks and the health routes answer then), and any refusal it raises answered as
+    JSON (web/errors.py). Wrapped once per route instead of an application middleware:
+    with any middleware, aiohttp runs every request through it AND a second layer of its
+    own (`_fix_request_current_app`), two coroutines per webhook request for nothing."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            path = request.path
+            if not runtime.ready and path.startswith(NEEDS_STATE) and \
+                    "/webhooks/" not in path:
+                raise ApiError(503, "starting", "campaignd is loading its campaigns after a "
+                               "restart; webhooks are already taken", headers={
+                                   "Retry-After": STARTING_RETRY_AFTER})
+            if (path.startswith("/api/") and path != "/api/openapi.json") or \
+                    NODE_API.match(path):
+                request[PRINCIPAL] = guard.api_principal(request)
+            response = await handler(request)
+            if path.startswith("/static/"):  # the page's files: revalidated each load
+                response.headers.setdefault("Cache-Control", "no-cache")
+            return response
+        except Exception as exc:
+            return error_answer(request, exc)
+
+    guarded.__name__ = getattr(handler, "__name__", "guarded")
+    return guarded
+
+
+class _JsonMatchError(MatchInfoError):
+    """No route for the path or method: answered 404 / 405 as JSON like any refusal."""
+
+    @property
+    def handler(self) -> Handler:
+        return self._answer
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        return error_answer(request, self.http_exception)
+
+
+def guard_routes(app: web.Application, runtime: Runtime) -> None:
+    """Wrap every route's handler (`_guarded`) but the webhooks', which answer their own
+    refusals (web/webhooks.py: the hot path, no layer around it), and answer unmatched
+    paths as JSON. Called once all routes are added."""
+    guard = app[GUARD]
+    for route in app.router.routes():
+        handler = route.handler
+        if getattr(handler, ANSWERS_ERRORS, False) or not isinstance(route, ResourceRoute):
+            continue
+        route._handler = _guarded(handler, runtime, guard)
+    resolve = app.router.resolve
+
+    async def resolve_json(request: web.Request) -> UrlMappingMatchInfo:
+        found = await resolve(request)
+        if isinstance(found, MatchInfoError):
+            return _JsonMatchError(found.http_exception)
+        return found
+
+    app.router.resolve = resolve_json  # type: ignore[method-assign]
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -103,7 +145,6 @@ def make_app(config: Config, runtime: Runtime | None = None,
     restart with a long journal does not refuse the gateways' webhooks meanwhile."""
     rt = runtime or Runtime(config)
     app = web.Application(
-        middlewares=[middleware],
         client_max_size=config["server.max_body_bytes"],
     )
     app[RUNTIME] = rt
@@ -143,4 +184,5 @@ def make_app(config: Config, runtime: Runtime | None = None,
     cluster.add_routes(app)  # node paths and the list across nodes (docs/cluster.md)
     suppressions.add_routes(app)
     insights.add_routes(app)
+    guard_routes(app, rt)  # last: every route is added
     return app

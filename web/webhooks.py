@@ -23,7 +23,7 @@ from core.config import SOURCE_SECRET, Config
 from domain.inbound import Event, Keywords
 from web.bigbody import read_streamed
 from web.common import check_node
-from web.errors import ApiError, error_response
+from web.errors import ApiError, error_answer, error_response
 from web.keys import GUARD, RUNTIME
 from web.sources import BadPayload, ParseContext, cloud, evolution, twilio, waha, webjs
 
@@ -40,6 +40,8 @@ FORM_SOURCES = ("twilio",)
 # Sources whose large bodies are streamed past their media (SPEC 6.1), and from what size.
 STREAMED_SOURCES = ("webjs",)
 STREAM_ABOVE = 256 * 1024
+# Marks a handler that answers its own refusals as JSON: web/app.py wraps every other route.
+ANSWERS_ERRORS = "answers_errors"
 
 
 def _content_type_ok(source: str, request: web.Request) -> bool:
@@ -125,90 +127,94 @@ def make_handler(source: str, node_route: bool = False) -> Callable[[web.Request
     cache: list[SourceSettings] = []
     streams = source in STREAMED_SOURCES
 
-    async def receive(request: web.Request) -> web.Response:
-        rt: Runtime = request.app[RUNTIME]
-        guard = request.app[GUARD]
-        started = time.perf_counter()
-        settings = source_settings(cache, source, rt.config)
-        if not settings.enabled:
-            raise ApiError(404, "source_disabled", f"the {source} webhook is disabled")
-        check = guard.webhooks[source]
-        if check.open_ and guard.is_remote(request):
-            rt.metrics.events.labels(source, "rejected").inc()
-            setting = SOURCE_SECRET[source]
-            advice = (f"this request came through a proxy or from another host, and the "
-                      f"{source} webhook has no secret: set {setting}")
-            guard.warn_once(setting, advice)
-            raise ApiError(401, "secret_required", advice)
-        streamed = None
+    async def receive(request: web.Request) -> web.StreamResponse:
         try:
-            if streams and (request.content_length is None or
-                            request.content_length > STREAM_ABOVE):
-                # a message_received with inline media: read past it (web/bigbody.py);
-                # what is relayed (forward_to) is this body, its media blanked
-                streamed = check.streamed(request)
-                body, _ = await read_streamed(request, streamed,
-                                              rt.config["webhooks.max_inbound_bytes"],
-                                              rt.config["server.max_body_bytes"])
-            else:
-                body = await request.read()
-        except web.HTTPRequestEntityTooLarge:  # answered 413 by the error middleware
-            rt.metrics.events.labels(source, "rejected").inc()
-            raise
-        refusal = streamed.refusal() if streamed is not None else (
-            None if check.open_ else check.verify(request, body))
-        if refusal is not None:
-            rt.metrics.events.labels(source, "rejected").inc()
-            raise ApiError(401, refusal.code, refusal.message)
-        if not _content_type_ok(source, request):
-            rt.metrics.events.labels(source, "rejected").inc()
-            raise ApiError(415, "unsupported_media_type",
-                           f"Content-Type {request.content_type!r} is not accepted here")
-        received = clock()
-        ctx = ParseContext(received, settings.ack_numbering, settings.keywords,
-                           settings.keep_reply_text)
-        try:
-            events = parser(body, ctx)
-        except BadPayload as exc:
-            rt.metrics.events.labels(source, "rejected").inc()
-            return error_response(422 if exc.field else 400, "invalid_payload", str(exc),
-                                  exc.field or None)
-        except RecursionError:
-            rt.metrics.events.labels(source, "rejected").inc()
-            return error_response(400, "invalid_payload", "the body is nested too deeply")
-        if node_route:
-            check_node(request)  # /n/{node}/...: only the node named (docs/cluster.md)
-        if ctx.extras:  # Meta account and template webhooks (actors/account.py)
-            if not rt.ready:  # their service runs once the state is recovered
-                raise ApiError(503, "starting", "campaignd is loading its state after a "
-                               "restart; account webhooks are taken in a moment",
-                               headers={"Retry-After": "1"})
-            await rt.account.record(ctx.extras)
-        relay = None
-        if settings.relays:
-            if rt.relay.full(source):
-                raise ApiError(503, "relay_backlog_full",
-                               f"{rt.relay.state[source].backlog} requests of the {source} "
-                               "webhook wait to be relayed to the app behind campaignd "
-                               f"({rt.relay.state[source].last_error or 'not taking them'}); "
-                               "nothing was stored, retry later",
-                               headers={"Retry-After": BACKLOG_RETRY_AFTER})
-            relay = rt.relay.entry(source, request.headers.items(), body)
-        for event in events:
-            if event.at > received:
-                # A provider clock ahead of ours: nothing happened after we heard of it.
-                # Fixed before journaling, so a replay gives the same times.
-                events = [e._replace(at=received) if e.at > received else e for e in events]
-                break
-        if events or relay is not None:
-            await rt.journal.append(source, events, relay)
-        for name in ctx.ignored:
-            rt.metrics.webhook_ignored.labels(
-                source, name if name in KNOWN_EVENTS else "other").inc()
-        rt.metrics.webhook_seconds[source].observe(time.perf_counter() - started)
-        return ok_response(len(events) + len(ctx.extras), ctx.ignored)
+            rt: Runtime = request.app[RUNTIME]
+            guard = request.app[GUARD]
+            started = time.perf_counter()
+            settings = source_settings(cache, source, rt.config)
+            if not settings.enabled:
+                raise ApiError(404, "source_disabled", f"the {source} webhook is disabled")
+            check = guard.webhooks[source]
+            if check.open_ and guard.is_remote(request):
+                rt.metrics.events.labels(source, "rejected").inc()
+                setting = SOURCE_SECRET[source]
+                advice = (f"this request came through a proxy or from another host, and the "
+                          f"{source} webhook has no secret: set {setting}")
+                guard.warn_once(setting, advice)
+                raise ApiError(401, "secret_required", advice)
+            streamed = None
+            try:
+                if streams and (request.content_length is None or
+                                request.content_length > STREAM_ABOVE):
+                    # a message_received with inline media: read past it (web/bigbody.py);
+                    # what is relayed (forward_to) is this body, its media blanked
+                    streamed = check.streamed(request)
+                    body, _ = await read_streamed(request, streamed,
+                                                  rt.config["webhooks.max_inbound_bytes"],
+                                                  rt.config["server.max_body_bytes"])
+                else:
+                    body = await request.read()
+            except web.HTTPRequestEntityTooLarge:  # answered 413 by the error middleware
+                rt.metrics.events.labels(source, "rejected").inc()
+                raise
+            refusal = streamed.refusal() if streamed is not None else (
+                None if check.open_ else check.verify(request, body))
+            if refusal is not None:
+                rt.metrics.events.labels(source, "rejected").inc()
+                raise ApiError(401, refusal.code, refusal.message)
+            if not _content_type_ok(source, request):
+                rt.metrics.events.labels(source, "rejected").inc()
+                raise ApiError(415, "unsupported_media_type",
+                               f"Content-Type {request.content_type!r} is not accepted here")
+            received = clock()
+            ctx = ParseContext(received, settings.ack_numbering, settings.keywords,
+                               settings.keep_reply_text)
+            try:
+                events = parser(body, ctx)
+            except BadPayload as exc:
+                rt.metrics.events.labels(source, "rejected").inc()
+                return error_response(422 if exc.field else 400, "invalid_payload", str(exc),
+                                      exc.field or None)
+            except RecursionError:
+                rt.metrics.events.labels(source, "rejected").inc()
+                return error_response(400, "invalid_payload", "the body is nested too deeply")
+            if node_route:
+                check_node(request)  # /n/{node}/...: only the node named (docs/cluster.md)
+            if ctx.extras:  # Meta account and template webhooks (actors/account.py)
+                if not rt.ready:  # their service runs once the state is recovered
+                    raise ApiError(503, "starting", "campaignd is loading its state after a "
+                                   "restart; account webhooks are taken in a moment",
+                                   headers={"Retry-After": "1"})
+                await rt.account.record(ctx.extras)
+            relay = None
+            if settings.relays:
+                if rt.relay.full(source):
+                    raise ApiError(503, "relay_backlog_full",
+                                   f"{rt.relay.state[source].backlog} requests of the {source} "
+                                   "webhook wait to be relayed to the app behind campaignd "
+                                   f"({rt.relay.state[source].last_error or 'not taking them'}); "
+                                   "nothing was stored, retry later",
+                                   headers={"Retry-After": BACKLOG_RETRY_AFTER})
+                relay = rt.relay.entry(source, request.headers.items(), body)
+            for event in events:
+                if event.at > received:
+                    # A provider clock ahead of ours: nothing happened after we heard of it.
+                    # Fixed before journaling, so a replay gives the same times.
+                    events = [e._replace(at=received) if e.at > received else e for e in events]
+                    break
+            if events or relay is not None:
+                await rt.journal.append(source, events, relay)
+            for name in ctx.ignored:
+                rt.metrics.webhook_ignored.labels(
+                    source, name if name in KNOWN_EVENTS else "other").inc()
+            rt.metrics.webhook_seconds[source].observe(time.perf_counter() - started)
+            return ok_response(len(events) + len(ctx.extras), ctx.ignored)
+        except Exception as exc:  # no middleware around this route (web/app.py)
+            return error_answer(request, exc)
 
     receive.__name__ = f"webhook_{source}"
+    setattr(receive, ANSWERS_ERRORS, True)
     return receive
 
 
