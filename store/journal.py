@@ -97,6 +97,12 @@ class Journal:
                      relay: OutboxEntry | None = None) -> int:
         """Return the journal seq once the events (and the request's relay copy, if
         any) are committed; raise StoreUnavailable."""
+        return await self.submit(source, events, relay)
+
+    def submit(self, source: str, events: Sequence[Event],
+               relay: OutboxEntry | None = None) -> asyncio.Future[int]:
+        """`append` without its coroutine (the webhook routes await this future): the
+        future of this turn's commit, shared with the turn's other requests."""
         if self._closing or self.store.thread is None:
             raise StoreUnavailable("the daemon is shutting down")
         turn = self._turn
@@ -106,7 +112,7 @@ class Journal:
             self._pending.add(turn.future)
             loop.call_soon(self._post)
         turn.requests.append((source, tuple(events), relay))
-        return await turn.future
+        return turn.future
 
     def _post(self) -> None:
         """End of the turn: hand what it appended to the writer as one item."""

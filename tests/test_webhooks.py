@@ -253,3 +253,16 @@ def test_fixture_expectations_cover_every_fixture():
     names = {p.name for p in FIXTURES.iterdir() if p.suffix in (".json", ".form")}
     assert names == {c[0] for c in CASES}
     assert fixture_json("waha_message_ack.json")["payload"]["ack"] == 3
+
+
+async def test_page_files_revalidate_and_missing_ones_are_json(daemon: Daemon):
+    """No middleware or response hook runs for webhooks (web/app.py `guard_routes`): the
+    page's files still say no-cache, refusals and unknown methods are still JSON."""
+    async with daemon.session.get(daemon.url("/static/app.js")) as resp:
+        assert resp.status == 200 and resp.headers["Cache-Control"] == "no-cache"
+    status, _ = await daemon.request("GET", "/static/no-such-file.js")
+    assert status == 404
+    status, err = await daemon.request("GET", "/api/campaigns/no-such-campaign")
+    assert status == 404 and "error" in err
+    status, err = await daemon.request("POST", "/healthz")
+    assert status == 405 and err["error"]["code"] == "method_not_allowed"

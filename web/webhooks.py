@@ -21,6 +21,7 @@ from aiohttp import web
 from actors.runtime import Runtime
 from core.config import SOURCE_SECRET, Config
 from domain.inbound import Event, Keywords
+from web.auth import Guard
 from web.bigbody import read_streamed
 from web.common import check_node
 from web.errors import ApiError, error_answer, error_response
@@ -126,11 +127,14 @@ def make_handler(source: str, node_route: bool = False) -> Callable[[web.Request
     parser = PARSERS[source]
     cache: list[SourceSettings] = []
     streams = source in STREAMED_SOURCES
+    bound: list[tuple[web.Application, Runtime, Guard]] = []  # this route's app's, once
 
     async def receive(request: web.Request) -> web.StreamResponse:
         try:
-            rt: Runtime = request.app[RUNTIME]
-            guard = request.app[GUARD]
+            app = request.app
+            if not bound or bound[0][0] is not app:
+                bound[:] = [(app, app[RUNTIME], app[GUARD])]
+            _, rt, guard = bound[0]
             started = time.perf_counter()
             settings = source_settings(cache, source, rt.config)
             if not settings.enabled:
@@ -204,7 +208,7 @@ def make_handler(source: str, node_route: bool = False) -> Callable[[web.Request
                     events = [e._replace(at=received) if e.at > received else e for e in events]
                     break
             if events or relay is not None:
-                await rt.journal.append(source, events, relay)
+                await rt.journal.submit(source, events, relay)
             for name in ctx.ignored:
                 rt.metrics.webhook_ignored.labels(
                     source, name if name in KNOWN_EVENTS else "other").inc()
