@@ -30,23 +30,6 @@ import bench.rounds as rounds
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def daemon_pid() -> int | None:
-    """The daemon this process started (a child whose command line names the daemon)."""
-    me = os.getpid()
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(stat) as f:
-                fields = f.read().split()
-            if int(fields[3]) != me:
-                continue
-            with open(stat.replace("stat", "cmdline"), "rb") as f:
-                if b"daemon" in f.read():
-                    return int(fields[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return None
-
-
 def thread_cpu(pid: int) -> dict[int, float]:
     """Seconds of CPU (user + system) per thread id."""
     out = {}
@@ -78,10 +61,11 @@ def main() -> None:
     def timed_round(target: rounds.Target, seconds: float) -> float:
         if target.daemon is None:
             return original(target, seconds)
+        # this target's own daemon (a row may run several: webhook runs three)
+        pid = target.daemon.proc.proc.pid
         if state["pid"] is None:
-            state["pid"] = daemon_pid()
-            state["names"] = thread_names(state["pid"])
-        pid = state["pid"]
+            state["pid"] = pid
+            state["names"] = thread_names(pid)
         before, mark = thread_cpu(pid), {}
         flush = common.Daemon.flush
 
