@@ -415,9 +415,18 @@ def _credited(conn: sqlite3.Connection, campaign_no: int, rows: Sequence[int]
     for ascending rows of one campaign."""
     wanted = set(rows)
     touches: dict[int, list[Touch]] = defaultdict(list)
-    for row, at, kind, via in conn.execute(
+    if rows[-1] - rows[0] < 4 * len(rows):  # close together: one range
+        found: Iterable[tuple[int, float, int, int]] = conn.execute(
             "SELECT row, at, kind, via FROM inbound WHERE campaign_no = ?"
-            " AND row BETWEEN ? AND ?", (campaign_no, rows[0], rows[-1])):
+            " AND row BETWEEN ? AND ?", (campaign_no, rows[0], rows[-1]))
+    else:  # scattered (replies found by their stamp come in arrival order): by row
+        found = []
+        for lo, hi in spans(len(rows), CHUNK):
+            part = rows[lo:hi]
+            found += conn.execute(
+                "SELECT row, at, kind, via FROM inbound WHERE campaign_no = ?"
+                f" AND row IN ({','.join('?' * len(part))})", (campaign_no, *part)).fetchall()
+    for row, at, kind, via in found:
         if row in wanted:
             touches[row].append(Touch(at, kind, via))
     return {row: engagement_of(items) for row, items in touches.items()}

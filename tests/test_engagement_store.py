@@ -43,7 +43,9 @@ async def database(tmp_path: Path) -> Store:
     await store.transaction([
         ("INSERT INTO campaigns (no, uuid, workspace_id, name, created_at, updated_at)"
          " VALUES (1, 'c1', 1, 'c', 0, 0)", (), False),
-        ("INSERT INTO messages (campaign_no, row, recipient, ts_queued) VALUES (1, ?, ?, 0)",
+        # sent (class 2): counted by the analytics, replies and all
+        ("INSERT INTO messages (campaign_no, row, recipient, ts_queued, level, cls,"
+         " ts_pending) VALUES (1, ?, ?, 0, 2, 2, 0)",
          [(row, f"62811{row:08d}") for row in range(ROWS)], True)])
     return store
 
@@ -115,6 +117,12 @@ async def test_each_event_ends_as_its_last_operation_says_and_its_rows_are_marke
         assert marked(path) == {1250, 5}
         assert recounted(path) == {1250, 1270, 5, 1290}
         assert recounted(path) == set()  # once
+        # and each row is counted with the replies credited to it now, found by row
+        # (these four are scattered) as well as by range (the first checkpoint's)
+        with sqlite3.connect(path) as db:
+            replied = {r for (r,) in db.execute(
+                "SELECT row FROM messages WHERE ag_reply_at IS NOT NULL")}
+        assert replied == set(range(ROWS - 100)) - {5} | {1270, 1290}
     finally:
         await store.close()
 
