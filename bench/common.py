@@ -31,6 +31,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from store.aggregates import WAITING_SQL  # noqa: E402
 from tests.proc import DaemonProcess, write_config  # noqa: E402
 from tests.proc import api as process_api  # noqa: E402
 
@@ -138,7 +139,7 @@ class Daemon:
         the seconds it took. Registration marks every row it writes: a row waits for
         that before measuring ingest, and reports how far the recount lags after it."""
         t0 = time.perf_counter()
-        while self.count("SELECT EXISTS (SELECT 1 FROM messages WHERE ag_dirty = 1)"):
+        while self.count(WAITING_SQL):  # marked rows, or credits not yet recounted
             if time.perf_counter() - t0 > timeout:
                 raise BenchError(f"the analytics still recount after {timeout:.0f} s")
             time.sleep(0.1)

@@ -244,6 +244,16 @@ class EngagementBook:
         """Credit an event to the row (touch None: withdraw it); True if the row changed."""
         key = id_key(inbound_id)
         slot = self._slot[row] - 1 if row < len(self._slot) else -1
+        if slot < 0 and touch is not None and touch[1] == REPLY and touch[2] == MESSAGE \
+                and touch[3] is None and touch[4] is None:
+            # A row's first event, a plain reply (most credits): its figures are that
+            # reply's, so `summarize` and `_account` are written out (no RowEngagement
+            # made and dropped per credit: docs/BENCHMARKS.md, wave 8).
+            self.replied += 1
+            self.reply_latency.add(max(0.0, touch[0] - start), 1)
+            self._shown += 1
+            self._store(row, -1, [(key, touch)], start)
+            return True
         touches = self._touches(slot) if slot >= 0 else []
         kept = [pair for pair in touches if pair[0] != key]
         if touch is None:

@@ -279,6 +279,50 @@ DONE = "done"
 # statement: the row must be recounted. Cleared by `recount_marked` in the transaction
 # that recounts it, so a crash in between leaves the mark and the row is recounted later.
 MARK = "ag_dirty = 1"
+# Replies (SPEC 6) are found in the `inbound` table, not by a mark on their message's row
+# (wave 8, docs/BENCHMARKS.md): each checkpoint transaction that writes inbound events
+# stamps them with a number (`written`, migration 0016) above every number stamped
+# before, and the recount walks the events past its cursor, (written, rowid) in meta.
+# One row write per reply fewer than marking the (wide) message row: the index entry it
+# costs instead is appended at the index's end.
+RECOUNTED_WRITTEN = "inbound_recounted_written"  # meta: the cursor's `written`...
+RECOUNTED_ROWID = "inbound_recounted_rowid"  # ...and rowid (absent: 0, 0)
+META_INT = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = {}), 0)"
+CURSOR_SQL = f"SELECT {META_INT.format('?')}, {META_INT.format('?')}"
+PAST_CURSOR = ("written IS NOT NULL AND (written, rowid) >"
+               f" ({META_INT.format(repr(RECOUNTED_WRITTEN))},"
+               f" {META_INT.format(repr(RECOUNTED_ROWID))})")
+# Rows wait to be recounted: marked ones, or credits written past the cursor (the
+# insights' "counting" and the benchmark's wait for the analytics ask this).
+WAITING_SQL = ("SELECT EXISTS (SELECT 1 FROM messages WHERE ag_dirty = 1) OR EXISTS"
+               f" (SELECT 1 FROM inbound WHERE {PAST_CURSOR} AND campaign_no IS NOT NULL)")
+
+
+def next_written(conn: sqlite3.Connection) -> int:
+    """The number a checkpoint transaction stamps its inbound events with (on the writer
+    thread, inside that transaction): above every number stamped before and above the
+    cursor, so an event written now is past the cursor even if it was recounted before
+    (its rowid stays when a later checkpoint moves its credit) or the event holding the
+    highest number was dropped since."""
+    found = conn.execute("SELECT MAX(written) FROM inbound WHERE written IS NOT NULL"
+                         ).fetchone()[0] or 0
+    cursor = conn.execute(CURSOR_SQL, (RECOUNTED_WRITTEN, RECOUNTED_ROWID)).fetchone()[0]
+    return max(found, cursor) + 1
+
+
+def credited_since(conn: sqlite3.Connection, limit: int
+                   ) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
+    """The rows credited by inbound events written past the cursor (up to `limit`
+    events), and where the cursor goes once they are recounted (None: nothing new)."""
+    written, rowid = conn.execute(CURSOR_SQL, (RECOUNTED_WRITTEN, RECOUNTED_ROWID)).fetchone()
+    found = conn.execute(
+        "SELECT written, rowid, campaign_no, row FROM inbound WHERE written IS NOT NULL"
+        " AND (written, rowid) > (?, ?) ORDER BY written, rowid LIMIT ?",
+        (written, rowid, limit)).fetchall()
+    if not found:
+        return [], None
+    rows = [(c, r) for _, _, c, r in found if c is not None]
+    return rows, (found[-1][0], found[-1][1])
 
 
 async def create_tables(conn: aiosqlite.Connection) -> None:
@@ -313,15 +357,24 @@ def _recount_rows(conn: sqlite3.Connection, rows: Sequence[tuple[int, int]]) -> 
 
 
 def recount_marked(conn: sqlite3.Connection, limit: int) -> int:
-    """Recount up to `limit` marked rows and clear their marks (a transaction step);
-    returns how many there were."""
+    """Recount up to `limit` marked rows and the rows credited by up to `limit` inbound
+    events written since the last recount (a transaction step): clear the marks and move
+    the cursor past those events; returns how many rows and events there were."""
     rows = conn.execute("SELECT campaign_no, row FROM messages WHERE ag_dirty = 1"
                         " ORDER BY campaign_no, row LIMIT ?", (limit,)).fetchall()
+    credited, cursor = credited_since(conn, limit)
+    if rows or credited:
+        _recount_rows(conn, sorted({*map(tuple, rows), *credited}))
     if rows:
-        _recount_rows(conn, rows)
         # those whose figures did not move (SET_FIGURES cleared the others' marks)
         conn.executemany("UPDATE messages SET ag_dirty = 0 WHERE campaign_no = ?"
                          " AND row = ? AND ag_dirty = 1", rows)
+    if cursor is not None:
+        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
+                         " DO UPDATE SET value = excluded.value",
+                         ((RECOUNTED_WRITTEN, str(cursor[0])),
+                          (RECOUNTED_ROWID, str(cursor[1]))))
+        return len(rows) + max(1, len(credited))
     return len(rows)
 
 
@@ -362,9 +415,18 @@ def _credited(conn: sqlite3.Connection, campaign_no: int, rows: Sequence[int]
     for ascending rows of one campaign."""
     wanted = set(rows)
     touches: dict[int, list[Touch]] = defaultdict(list)
-    for row, at, kind, via in conn.execute(
+    if rows[-1] - rows[0] < 4 * len(rows):  # close together: one range
+        found: Iterable[tuple[int, float, int, int]] = conn.execute(
             "SELECT row, at, kind, via FROM inbound WHERE campaign_no = ?"
-            " AND row BETWEEN ? AND ?", (campaign_no, rows[0], rows[-1])):
+            " AND row BETWEEN ? AND ?", (campaign_no, rows[0], rows[-1]))
+    else:  # scattered (replies found by their stamp come in arrival order): by row
+        found = []
+        for lo, hi in spans(len(rows), CHUNK):
+            part = rows[lo:hi]
+            found += conn.execute(
+                "SELECT row, at, kind, via FROM inbound WHERE campaign_no = ?"
+                f" AND row IN ({','.join('?' * len(part))})", (campaign_no, *part)).fetchall()
+    for row, at, kind, via in found:
         if row in wanted:
             touches[row].append(Touch(at, kind, via))
     return {row: engagement_of(items) for row, items in touches.items()}

@@ -13,14 +13,14 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from functools import cache
+from functools import cache, partial
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from domain.engagement import RowEngagement, Touch, summarize
 from domain.inbound import InboundEvent
-from store.aggregates import MARK
+from store.aggregates import MARK, next_written
 from store.db import Statement, Store
 from store.spans import spans
 
@@ -43,12 +43,15 @@ INBOUND_TRANSACTION = 1000  # events per transaction: ~10 ms of the writer's tim
 
 @cache
 def put_inbound_sql(rows: int) -> str:
-    """Insert `rows` events; one stored already keeps its fields and takes the new
-    credit (only the credit of an event ever changes)."""
-    one = "(" + ",".join("?" * INBOUND_WIDTH) + ")"
-    return (f"INSERT INTO inbound ({RECORD_COLUMNS}) VALUES {','.join([one] * rows)}"
+    """Insert `rows` events, each stamped with the transaction's `written` number (the
+    first parameter: store/aggregates.py finds the credits to recount by it); one stored
+    already keeps its fields and takes the new credit (only the credit of an event ever
+    changes) and the new number."""
+    one = "(?1," + ",".join("?" * INBOUND_WIDTH) + ")"  # ?1: the number, bound once
+    return (f"INSERT INTO inbound (written, {RECORD_COLUMNS}) VALUES"
+            f" {','.join([one] * rows)}"
             " ON CONFLICT (id) DO UPDATE SET campaign_no = excluded.campaign_no,"
-            " row = excluded.row, how = excluded.how")
+            " row = excluded.row, how = excluded.how, written = excluded.written")
 
 
 @cache
@@ -58,16 +61,6 @@ def mark_stored_targets_sql(ids: int) -> str:
     return (f"UPDATE messages SET {MARK} WHERE (campaign_no, row) IN"
             " (SELECT campaign_no, row FROM inbound WHERE id IN"
             f" ({','.join('?' * ids)}) AND campaign_no IS NOT NULL) AND ag_dirty = 0")
-
-
-@cache
-def mark_rows_sql(rows: int) -> str:
-    """Mark these (campaign_no, row) pairs (a join on the key: `IN (VALUES ...)` would
-    scan the table)."""
-    return (f"WITH v(c, r) AS (VALUES {','.join(['(?,?)'] * rows)})"
-            f" UPDATE messages SET {MARK} FROM v"
-            " WHERE messages.campaign_no = v.c AND messages.row = v.r"
-            " AND messages.ag_dirty = 0")  # a row marked already is not written again
 
 
 @cache
@@ -92,16 +85,19 @@ def inbound_transactions(inbound_ops: Iterable[tuple[str, Any]]
     event's credit ever changes), written a chunk of events per statement, and at most
     INBOUND_TRANSACTION events per transaction: a webhook's commit waits for one at most
     (in one transaction, the replies of a busy checkpoint held the writer, and every
-    webhook behind it, for a third of a second). Every row a credit leaves (as stored)
-    or goes to is marked for the analytics' recount in the transaction that writes the
-    credit (store/aggregates.py): the campaign actor's row may reach a checkpoint before
-    its credit does, and then nothing else would.
+    webhook behind it, for a third of a second). Every row a stored credit leaves is
+    marked for the analytics' recount in the transaction that moves it; the rows credited
+    are found by the recount from the events themselves (each written event is stamped
+    with the transaction's number, store/aggregates.py `next_written`), not by a mark on
+    their (wide) message row: that second row write per reply was ~40 % of what a reply
+    cost the writer here (docs/BENCHMARKS.md, wave 8).
 
     Written before the journal is compacted, like the rows (store/checkpoint.py): after
     a crash in between, the events still in their window are restored from the table and
     their journal entries replay as duplicates; the others are decided again, to the
-    same credit. Built with as few objects as it can (flat parameter lists): a burst of
-    replies makes tens of thousands of operations, and this runs on the event loop."""
+    same credit. Built with as few objects as it can: a burst of replies makes tens of
+    thousands of operations; the records are flattened into parameters on the writer's
+    thread (`_put_records`), not on the event loop."""
     final: dict[str, Any] = {}  # inbound id -> its latest record, or None: drop it
     for op, arg in inbound_ops:
         if op == "put":
@@ -123,18 +119,18 @@ def inbound_transactions(inbound_ops: Iterable[tuple[str, Any]]
             out.append((drop_inbound_sql(len(part)), part, False))
         records = [final[inbound_id] for inbound_id in chunk
                    if final[inbound_id] is not None]
-        pairs: list[int] = []  # (campaign_no, row) of each credit, flat
-        for record in records:
-            if record[12] is not None:
-                pairs.append(record[12])
-                pairs.append(record[13])
-        for lo, hi in spans(len(records), size):
-            rows = records[lo:hi]
-            out.append((put_inbound_sql(len(rows)), list(chain.from_iterable(rows)), False))
-        for lo, hi in spans(len(pairs) // 2, size):
-            part = pairs[2 * lo:2 * hi]
-            out.append((mark_rows_sql(len(part) // 2), part, False))
+        if records:
+            out.append((partial(_put_records, records=records), (), False))
         yield out
+
+
+def _put_records(conn: sqlite3.Connection, records: list[tuple[Any, ...]]) -> None:
+    """On the writer thread, inside the transaction: the records, a chunk per statement,
+    stamped with this transaction's number."""
+    written = next_written(conn)
+    for lo, hi in spans(len(records), INBOUND_CHUNK):
+        rows = records[lo:hi]
+        conn.execute(put_inbound_sql(len(rows)), [written, *chain.from_iterable(rows)])
 
 
 def suppression_statements(suppression_ops: Iterable[tuple[str, Any]]) -> list[Statement]:

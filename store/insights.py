@@ -38,7 +38,13 @@ from domain.tier_counts import (
     tally,
 )
 from domain.tiers import Condition, ContactFacts, TierPolicy, rules
-from store.aggregates import CONTACT_COLUMNS, backfill, contact_of, recount_marked
+from store.aggregates import (
+    CONTACT_COLUMNS,
+    WAITING_SQL,
+    backfill,
+    contact_of,
+    recount_marked,
+)
 from store.db import Store, StoreUnavailable
 from store.spans import spans
 from store.tier_counts import DAY_SQL
@@ -323,8 +329,7 @@ class Recounter:
         """Rows wait to be counted: the figures leave them out for now."""
         if not self.backfilled:
             return True
-        row = await self.store.fetchone(
-            "SELECT EXISTS (SELECT 1 FROM messages WHERE ag_dirty = 1)")
+        row = await self.store.fetchone(WAITING_SQL)  # marked rows, or new credits
         return bool(row and row[0])
 
     async def settle(self) -> None:

@@ -255,6 +255,15 @@ MIGRATIONS: list[Migration] = [
         " WHERE send_state IN ('attempting', 'retrying')",
         "CREATE INDEX IF NOT EXISTS messages_unknown ON messages (campaign_no)"
         " WHERE send_state = 'unknown'")),
+    # --- replies found by the analytics in `inbound` (wave 8, issue 20, docs/BENCHMARKS.md):
+    # each checkpoint transaction stamps the inbound events it writes with a number
+    # (store/aggregates.py `next_written`), and the recount walks the events stamped past
+    # its cursor instead of rows marked on `messages` (one row write per reply fewer).
+    # Events stored before carry no number: their rows were marked when written.
+    Migration("0016_inbound_written", run_sql(
+        "ALTER TABLE inbound ADD COLUMN written INTEGER",
+        "CREATE INDEX IF NOT EXISTS inbound_written ON inbound (written)"
+        " WHERE written IS NOT NULL")),
 ]
 
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from domain.engagement import NOTHING, EngagementBook, Touch, summarize
 from domain.inbound import MESSAGE, PREFERENCE, REPLY, START, STOP
+from domain.ledger import LatencyHistogram
 
 touches = st.builds(
     Touch, st.sampled_from([100.0, 100.0, 130.0, 170.0]),
@@ -40,6 +41,14 @@ def test_the_book_equals_the_rules_over_each_rows_events(ops, rnd):
     assert book.replied == sum(1 for f in shown.values() if f.replied_at is not None)
     assert book.opted_out == sum(1 for f in shown.values() if f.opted_out_at is not None)
     assert sorted(book.engaged()) == sorted(row for row, events in final.items() if events)
+    assert len(book.rows) == len(shown)
+    # the reply delays counted are those of the rows' first replies (sent at 50.0)
+    delays = LatencyHistogram()
+    for figures in shown.values():
+        if figures.replied_at is not None:
+            delays.add(max(0.0, figures.replied_at - 50.0), 1)
+    assert (book.reply_latency.count, book.reply_latency.buckets) == (
+        delays.count, delays.buckets)
     # the same final set credited in another order gives the same book
     again = EngagementBook()
     items = [(row, i, t) for row, events in final.items() for i, t in events.items()]

@@ -98,6 +98,8 @@ class World:
     in_flight: list[tuple[Any, ...]] = field(default_factory=list)
     next_row: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     seen: set[str] = field(default_factory=set)  # inbound ids played
+    # the inbound table as checkpoints leave it: inbound id -> (campaign, row) or None
+    stored: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.attributor = Attributor(WINDOW, self.index.get, CAMPAIGNS.get)
@@ -207,6 +209,18 @@ class World:
                 self.suppressions.put(effect.fact_id, effect.number, effect.workspaces,
                                       effect.at, effect.kind, effect.reason, effect.source)
 
+    def checkpoint(self) -> None:
+        """What a checkpoint writes to the inbound table (store/engagement.py)."""
+        for op, arg in self.attributor.take_ops():
+            if op == "put":
+                self.stored[arg[0]] = (arg[12], arg[13])
+            else:
+                self.stored.pop(arg, None)
+
+    def stored_credits(self) -> dict[str, str]:
+        return {inbound_id: self.message_of(c, r)
+                for inbound_id, (c, r) in self.stored.items() if c is not None}
+
     def answer(self, i: int) -> None:
         item = self.in_flight.pop(i % len(self.in_flight))
         if item[0] == "lookup":
@@ -277,7 +291,10 @@ def play(ops: list[tuple[Any, ...]], schedule: list[int]) -> World:
                 world.tell_registration()
             elif world.in_flight:
                 world.answer(next(steps, 0))
+        if next(steps, 0) % 3 == 0:  # and a checkpoint stores what changed
+            world.checkpoint()
     world.settle()
+    world.checkpoint()
     return world
 
 
@@ -371,6 +388,8 @@ def test_attribution_is_a_function_of_the_set_of_events(ops, data):
     schedule = data.draw(st.lists(st.integers(0, 50), min_size=steps, max_size=steps))
     world = play(shuffled, schedule)
     assert world.observable() == rebuild(ops)
+    # what the checkpoints stored (each event's last state, whenever they ran)
+    assert world.stored_credits() == world.credits()
     assert world.attributor.quotes.keys() <= {op[1].quoted_id for op in ops if op[0] == "in"}
 
 
@@ -408,6 +427,30 @@ def test_the_credit_moves_to_a_later_message_registered_afterwards():
     world.settle()
     assert world.credits() == {"r1": "M20"}
     assert world.books[1].statistics(0)["total_replied_count"] == 0
+
+
+def test_a_stored_reply_moves_its_credit_more_than_once():
+    """A reply stored by a checkpoint and moved twice after it: each move works on the
+    reply's live state, and the next checkpoint stores the last one."""
+    world = World()
+    world.commit_registration("M10", Level.PENDING, 1_000.0)
+    world.inbound(InboundEvent("r1", REPLY, MESSAGE, 1_030.0, NUMBERS[0]))
+    world.settle()
+    world.checkpoint()
+    assert world.stored_credits() == world.credits() == {"r1": "M10"}
+    world.commit_registration("M20", Level.PENDING, 1_020.0)  # sent later, still before
+    world.settle()
+    assert world.credits() == {"r1": "M20"}
+    world.status("M20", Level.PENDING, True, 1_021.0)  # M20 failed: back to M10
+    world.settle()
+    assert world.credits() == {"r1": "M10"}
+    world.checkpoint()
+    assert world.stored_credits() == {"r1": "M10"}
+    world.checkpoint()
+    world.commit_registration("M1x", Level.PENDING, 1_025.0)  # and on, after another
+    world.settle()
+    world.checkpoint()
+    assert world.stored_credits() == world.credits() == {"r1": "M1x"}
 
 
 def test_quoted_id_beats_the_window_and_waits_for_its_registration():

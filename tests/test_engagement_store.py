@@ -1,8 +1,9 @@
 """A checkpoint's writes of inbound events (store/engagement.py `inbound_transactions`) on
 a real SQLite file: each event ends as its last operation says, whatever came before it
 in the same checkpoint, in chunks of many events per statement and per transaction;
-every row a stored credit leaves and every row credited is marked for the analytics'
-recount, and no other."""
+every row a stored credit leaves is marked for the analytics' recount, every row credited
+is found by it among the events written since its last pass (store/aggregates.py), and
+no other."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from domain.inbound import InboundEvent
 from domain.phones import number_key
+from store.aggregates import WAITING_SQL, credited_since, recount_marked
 from store.db import Store
 from store.engagement import (
     CHUNK,
@@ -41,7 +43,9 @@ async def database(tmp_path: Path) -> Store:
     await store.transaction([
         ("INSERT INTO campaigns (no, uuid, workspace_id, name, created_at, updated_at)"
          " VALUES (1, 'c1', 1, 'c', 0, 0)", (), False),
-        ("INSERT INTO messages (campaign_no, row, recipient, ts_queued) VALUES (1, ?, ?, 0)",
+        # sent (class 2): counted by the analytics, replies and all
+        ("INSERT INTO messages (campaign_no, row, recipient, ts_queued, level, cls,"
+         " ts_pending) VALUES (1, ?, ?, 0, 2, 2, 0)",
          [(row, f"62811{row:08d}") for row in range(ROWS)], True)])
     return store
 
@@ -54,6 +58,27 @@ async def write(store: Store, ops: list[tuple[str, Any]]) -> None:
 def marked(path: Path) -> set[int]:
     with sqlite3.connect(path) as db:
         return {r for (r,) in db.execute("SELECT row FROM messages WHERE ag_dirty = 1")}
+
+
+def recounted(path: Path) -> set[int]:
+    """The rows the analytics' passes recount now (marked rows, and the rows credited by
+    events written since the last pass, found as `recount_marked` finds them), running
+    those passes; afterwards nothing waits."""
+    rows: set[int] = set()
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        while True:
+            rows |= {r for (r,) in db.execute("SELECT row FROM messages WHERE ag_dirty = 1")}
+            rows |= {r for _, r in credited_since(db, 700)[0]}  # 700: several passes
+            db.execute("BEGIN IMMEDIATE")
+            done = recount_marked(db, 700)
+            db.execute("COMMIT")
+            if not done:
+                break
+        assert not db.execute(WAITING_SQL).fetchone()[0]
+    finally:
+        db.close()
+    return rows
 
 
 def stored(path: Path) -> dict[str, tuple[Any, Any]]:
@@ -71,8 +96,8 @@ async def test_each_event_ends_as_its_last_operation_says_and_its_rows_are_marke
         first += [("put", record("waiting", None)), ("put", record("moves", (1, 1250)))]
         await write(store, first)
         assert len(stored(path)) == ROWS - 100 + 2
-        assert marked(path) == {*range(ROWS - 100), 1250}
-        await store.transaction([("UPDATE messages SET ag_dirty = 0", (), False)])
+        assert marked(path) == set()  # no message row written for a credit...
+        assert recounted(path) == {*range(ROWS - 100), 1250}  # ...found all the same
 
         # The next: the waiting event is credited, then dropped again, then put waiting;
         # the moving one goes to another row (its stored row is marked too); one event
@@ -88,8 +113,16 @@ async def test_each_event_ends_as_its_last_operation_says_and_its_rows_are_marke
         assert rows["moves"] == (1, 1270)
         assert "in5" not in rows
         assert rows["new"] == (1, 1290)
-        # left: 1250 (moves, as stored), 5 (in5, dropped); went to: 1270, 1290
-        assert marked(path) == {1250, 1270, 5, 1290}
+        # left: 1250 (moves, as stored), 5 (in5, dropped): marked; went to: 1270, 1290
+        assert marked(path) == {1250, 5}
+        assert recounted(path) == {1250, 1270, 5, 1290}
+        assert recounted(path) == set()  # once
+        # and each row is counted with the replies credited to it now, found by row
+        # (these four are scattered) as well as by range (the first checkpoint's)
+        with sqlite3.connect(path) as db:
+            replied = {r for (r,) in db.execute(
+                "SELECT row FROM messages WHERE ag_reply_at IS NOT NULL")}
+        assert replied == set(range(ROWS - 100)) - {5} | {1270, 1290}
     finally:
         await store.close()
 
@@ -103,7 +136,9 @@ def test_a_checkpoint_of_many_events_takes_a_few_statements_and_transactions() -
     assert len(transactions) == 2
     statements = sum(len(t) for t in transactions)
     chunks = -(-INBOUND_TRANSACTION // INBOUND_CHUNK)  # per full transaction
-    assert statements == 3 * chunks + 3 * -(-(events - INBOUND_TRANSACTION) // INBOUND_CHUNK)
+    # per transaction: the marks of the rows stored credits leave, a chunk at a time, and
+    # one step that writes its records (a chunk per statement, on the writer's thread)
+    assert statements == chunks + 1 + -(-(events - INBOUND_TRANSACTION) // INBOUND_CHUNK) + 1
 
 
 async def test_the_ingest_actors_reader_finds_the_rows_the_loops_lookup_finds(
@@ -141,3 +176,22 @@ def test_a_reader_that_cannot_read_its_store_raises(tmp_path: Path) -> None:
     reader = NumberRowsReader(tmp_path / "missing" / "e.sqlite3")
     with pytest.raises(sqlite3.Error):
         reader((number_key("6281100000001"),))
+
+
+async def test_a_credit_written_after_the_newest_recounted_event_was_dropped_is_recounted(
+        tmp_path: Path) -> None:
+    """The stamp of a later transaction is above the recount's cursor even when the event
+    holding the highest stamp is gone (its rowid may be given again): the credit it
+    writes is still found."""
+    store = await database(tmp_path)
+    path = tmp_path / "e.sqlite3"
+    try:
+        await write(store, [("put", record("x", (1, 7)))])
+        assert recounted(path) == {7}
+        await write(store, [("put", record("x", None))])  # its credit withdrawn...
+        await write(store, [("drop", "x")])  # ...and its window ended
+        assert recounted(path) == {7}  # the row it left (marked)
+        await write(store, [("put", record("y", (1, 8)))])
+        assert recounted(path) == {8}
+    finally:
+        await store.close()

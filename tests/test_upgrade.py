@@ -592,3 +592,38 @@ async def test_the_sender_finds_interrupted_calls_by_index_on_a_database_of_rele
     _, body = await again.request("GET", "/api/campaigns/sent/messages?limit=500")
     states = {r["row"]: r["send_state"] for r in body["messages"]}
     assert (states[rows[0]], states[rows[1]]) == ("unknown", "unknown")
+
+
+@pytest.mark.parametrize("case", ["clean", "killed"])
+async def test_the_analytics_find_replies_by_their_stamp_on_a_database_of_release_0_1(
+        daemon_factory: Any, tmp_path: Path, case: str) -> None:
+    """Migration 0016 adds the inbound events' `written` stamp: a reply credited after
+    the upgrade is written stamped (its message row is not marked) and the analytics
+    count it from there: the number's contact shows the reply, and nothing waits."""
+    import asyncio
+    import time
+
+    db, _ = copy_release("0.1", case, tmp_path)
+    d: Daemon = await daemon_factory(**{"store.path": str(db)})
+    now = int(time.time())
+    doc = {"event": "message_received", "data": {"workspace_id": 1, "message": {
+        "id": "false_628120000002@c.us_3EB0STAMP1", "from": "628120000002@c.us",
+        "body": "berapa harganya?", "timestamp": now, "from_me": False,
+        "chat_type": "private", "type": "chat"}}}
+    status, _ = await d.post_json("/webhooks/webjs", doc)
+    assert status == 200
+
+    async def replied() -> bool:
+        return (await d.stats("tracked"))["total_replied_count"] == 1
+
+    await eventually(replied)
+    await d.runtime.checkpoint()
+    stamped = await d.runtime.store.fetchall(
+        "SELECT written, campaign_no FROM inbound WHERE written IS NOT NULL")
+    assert len(stamped) == 1 and stamped[0][1] is not None
+    await asyncio.wait_for(d.runtime.recounter.settle(), 30)
+    assert not await d.runtime.recounter.counting()
+    status, listed = await d.request("GET", "/api/workspaces/1/contacts?limit=1000")
+    assert status == 200
+    [contact] = [c for c in listed["contacts"] if c["number"] == "628120000002"]
+    assert contact["replied"] == 1
