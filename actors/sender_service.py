@@ -444,10 +444,12 @@ class SendingService:
             return {}
         return self.progress_of(no)
 
-    async def statistics(self, no: int) -> dict[str, Any]:
-        """The campaign actor's statistics plus the send progress."""
+    async def statistics(self, no: int, timeout: float = 5.0) -> dict[str, Any]:
+        """The campaign actor's statistics plus the send progress; after `timeout` the
+        figures last published (a slow actor must not hold up a status change)."""
         try:
-            stats = dict(await self.ctx.ask(lambda reply: GetStatistics(no, reply), timeout=5))
+            stats = dict(await self.ctx.ask(lambda reply: GetStatistics(no, reply),
+                                            timeout=timeout))
         except Exception:  # a slow actor must not block a status change
             stats = dict(self.ctx.board.get(no) or {})
         stats.update(self.progress_of(no))

@@ -170,7 +170,9 @@ def present_campaign(campaign: dict[str, Any], statistics: dict[str, Any] | None
         "start_note": campaign.get("start_note"),  # why it started later than that
         "window": orjson.loads(campaign["send_window"]) if campaign.get("send_window")
         else None,
-        "statistics": stats or empty_statistics(),
+        # a fallback of progress fields only (its actor did not answer) still has every field
+        "statistics": stats if stats and "total_message_count" in stats
+        else {**empty_statistics(), **(stats or {})},
         "alerts": alerts or [],
     }
 
