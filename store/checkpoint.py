@@ -28,7 +28,6 @@ from array import array
 from collections.abc import Callable, Coroutine, Iterator
 from functools import cache, partial
 from itertools import chain, repeat
-from operator import or_
 from typing import Any
 
 import structlog
@@ -36,8 +35,8 @@ import structlog
 from core.aio import Reply, SharedExclusive, cancel_and_wait
 from core.malloc import release_free_memory
 from core.metrics import Metrics
+from domain.carry import either, overwrite, without, worth_merging
 from domain.carry import merge as merge_blocks
-from domain.carry import overwrite, without, worth_merging
 from domain.ledger import DirtyRows
 from domain.records import CheckpointData
 from store.aggregates import MARK
@@ -533,8 +532,8 @@ def _absorbed(work: list[tuple[DirtyRows, list[tuple[DirtyRows, int]], DirtyRows
         placed_any = bytes(len(block))
         for target, from_position in targets:
             placed, found = overwrite(target, block, done, from_position)
-            done = bytes(map(or_, done, found))
-            placed_any = bytes(map(or_, placed_any, placed))
+            done = either(done, found)
+            placed_any = either(placed_any, placed)
             if from_position:  # the blocks before it are in made chunks
                 break
         rest: DirtyRows | None = block
