@@ -228,3 +228,23 @@ def without(block: DirtyRows, gone: bytes) -> DirtyRows:
 def either(a: bytes, b: bytes) -> bytes:
     """The two 0/1 masks or'ed (SLICE rows per C call)."""
     return bytes(_filled(bytearray(), map(or_, a, b)))
+
+
+def sliced(block: DirtyRows, lo: int, hi: int) -> DirtyRows:
+    """Rows [lo, hi) of the block, copied (memcpy speed), with their kept failures."""
+    rows = block.rows[lo:hi]
+    failures = {}
+    if len(rows) and block.failures:
+        first, last = rows[0], rows[-1]
+        failures = {r: kept for r, kept in block.failures.items() if first <= r <= last}
+    return DirtyRows(block.campaign_no, block.base, rows, bytes(block.levels[lo:hi]),
+                     bytes(block.faileds[lo:hi]), bytes(block.classes[lo:hi]),
+                     tuple(column[lo:hi] for column in block.ticks), failures, block.retried)
+
+
+def pieces(block: DirtyRows, size: int) -> list[DirtyRows]:
+    """The block cut into blocks of at most `size` rows (memory8: a written piece is let
+    go at once, where a block of a million rows was held until its last chunk)."""
+    if len(block) <= size:
+        return [block]
+    return [sliced(block, lo, lo + size) for lo in range(0, len(block), size)]

@@ -25,6 +25,7 @@ import asyncio
 import sqlite3
 import time
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Coroutine, Iterator
 from functools import cache, partial
 from itertools import chain, repeat
@@ -35,7 +36,7 @@ import structlog
 from core.aio import Reply, SharedExclusive, cancel_and_wait
 from core.malloc import release_free_memory
 from core.metrics import Metrics
-from domain.carry import either, overwrite, without, worth_merging
+from domain.carry import either, overwrite, pieces, sliced, without, worth_merging
 from domain.carry import merge as merge_blocks
 from domain.ledger import DirtyRows
 from domain.records import CheckpointData
@@ -158,6 +159,10 @@ TRIM_EVERY = 30.0  # seconds
 # to TRIM_EVERY (~100 bytes per message at the memory row's final reading).
 TRIM_ROWS = 100_000
 CHUNK_ROWS = 2000  # rows per transaction: ~10-20 ms of the writer's time
+# memory8: carried blocks are cut into pieces of this many rows (`_cut`), each let go
+# once written: ~2 MB, where a block of a whole ACK pass (31 MB at 1M) was held until its
+# last chunk. A multiple of CHUNK_ROWS.
+PIECE_ROWS = 32 * CHUNK_ROWS
 # A periodic checkpoint writes rows for this long, then leaves the rest to the next one
 # (`_write_rows`), unless more than CARRY_ROWS changed rows or CARRY_RUNS runs' data
 # are carried.
@@ -358,7 +363,25 @@ class Checkpointer:
                 await self._merge_rows(data, merge_from)
             except Exception:  # the carry stays as collected: correct, only larger
                 log.exception("checkpoint.merge_failed")
+        self._cut(merge_from or 0)
         return data
+
+    def _cut(self, merge_from: int) -> None:
+        """memory8: the carried blocks none of whose chunks is made, cut into PIECE_ROWS
+        pieces, so each is let go once written (`_write_rows`). A multiple of CHUNK_ROWS:
+        the chunks and their numbers stay as they were."""
+        chunk = 0
+        for data in self._carry:
+            at = 0
+            while at < len(data.rows):
+                block = data.rows[at]
+                if chunk >= merge_from and isinstance(block, DirtyRows) and \
+                        len(block) > PIECE_ROWS:
+                    data.rows[at:at + 1] = pieces(block, PIECE_ROWS)
+                    del block
+                    continue  # the first piece is at `at` now
+                chunk += _chunks(block)
+                at += 1
 
     async def _merge_rows(self, data: CheckpointData, merge_from: int) -> None:
         """memory100 / memory8 (issue 20, domain/carry.py): the carry holds a row once
@@ -478,7 +501,9 @@ class Checkpointer:
         order-independent). A checkpoint in one transaction held the writer for seconds
         with a million changed rows, and every webhook waited behind it."""
         for data in pending:
-            for at in range(len(data.rows)):
+            at = -1
+            while at + 1 < len(data.rows):  # live: a collection meanwhile may cut blocks
+                at += 1
                 block = data.rows[at]
                 if isinstance(block, WrittenBlock):
                     yield from repeat(([], data, -1), block.chunks)  # numbers only
@@ -528,17 +553,22 @@ def _absorbed(work: list[tuple[DirtyRows, list[tuple[DirtyRows, int]], DirtyRows
     or None)."""
     out: list[tuple[DirtyRows | None, DirtyRows | None]] = []
     for block, targets, join in work:
-        done = bytes(len(block))  # rows a newer block holds: never placed in older ones
-        placed_any = bytes(len(block))
+        done = bytearray(len(block))  # rows a newer block holds: never placed in older ones
+        placed_any = bytearray(len(block))
         for target, from_position in targets:
-            placed, found = overwrite(target, block, done, from_position)
-            done = either(done, found)
-            placed_any = either(placed_any, placed)
+            if len(target):  # only the new rows in the target's span (rows ascend)
+                lo = bisect_left(block.rows, target.rows[0])
+                hi = bisect_right(block.rows, target.rows[-1])
+                if lo < hi:
+                    placed, found = overwrite(target, sliced(block, lo, hi),
+                                              bytes(done[lo:hi]), from_position)
+                    done[lo:hi] = either(done[lo:hi], found)
+                    placed_any[lo:hi] = either(placed_any[lo:hi], placed)
             if from_position:  # the blocks before it are in made chunks
                 break
         rest: DirtyRows | None = block
         if placed_any.count(1):
-            rest = without(block, placed_any) if placed_any.count(0) else None
+            rest = without(block, bytes(placed_any)) if placed_any.count(0) else None
         if rest is not None and join is not None and worth_merging(join, rest):
             out.append((None, merge_blocks(join, rest)))
         else:

@@ -259,3 +259,97 @@ async def test_a_written_block_is_let_go_before_the_carry_is_compacted(tmp_path)
         assert set(got[r] for r in range(100)) == {LEVELS[2]}
     finally:
         await store.close()
+
+
+class RowsOnDisk:
+    """A store whose transactions apply the checkpoint's row chunks to a dict (row ->
+    what UPDATE_ROW would store), failing the transactions it is told to."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, tuple[object, ...]] = {}
+        self.fail_in = -1  # fail the transaction after this many more
+
+    async def transaction(self, statements, derived=False):  # type: ignore[no-untyped-def]
+        from store.db import StoreUnavailable
+
+        if self.fail_in == 0:
+            self.fail_in = -1
+            raise StoreUnavailable("disk gone")
+        self.fail_in -= 1
+        for fn, _, _ in statements:
+            block, lo, hi = fn.keywords["block"], fn.keywords["lo"], fn.keywords["hi"]
+            for params in block.params(lo, hi):
+                self.rows[params[17]] = params[:16]
+
+
+steps = st.lists(st.one_of(
+    st.tuples(st.just("events"), events),
+    st.tuples(st.just("collect"), st.none()),
+    st.tuples(st.just("write"), st.integers(0, 6))), max_size=14)
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps=steps)
+def test_the_carry_in_pieces_writes_every_row_in_its_newest_state(
+        steps: list[tuple[str, object]]) -> None:
+    """memory8: collections merged into the carry (in place, joined, cut into pieces),
+    rows written a few chunks at a time with written pieces let go, then all of it:
+    every changed row ends on disk as the ledger holds it (as one collection written at
+    the end would leave it)."""
+    import asyncio
+
+    import store.checkpoint as checkpoint
+    from core.aio import Reply
+    from core.metrics import Metrics
+    from domain.records import CheckpointData
+    from store.db import StoreUnavailable
+
+    async def scenario() -> None:
+        ledger = Ledger()
+        ledger.reserve(ROWS, T0)
+        ledger.take_dirty_rows(7)
+        seq = 0
+
+        def collect(reply: Reply) -> None:
+            nonlocal seq
+            seq += 1
+            taken = ledger.take_dirty_rows(7)
+            reply.set(CheckpointData(seq, rows=[taken] if taken is not None else []))
+
+        disk = RowsOnDisk()
+        cp = checkpoint.Checkpointer(disk, collect, lambda seq: None, Metrics(),  # type: ignore[arg-type]
+                                     interval=60.0)
+        for step, arg in [("events", [(r, LEVELS[0], False, 0) for r in range(ROWS)]),
+                          ("collect", None), *steps, ("collect", None), ("write", -1)]:
+            if step == "events":
+                for row, level, failed, offset in arg:  # type: ignore[union-attr]
+                    ledger.apply(row, level, failed, T0 + offset, "refused" if failed else None)
+            elif step == "collect":
+                await cp._collect(merge_from=cp._chunks_done)
+            elif cp._carry:
+                disk.fail_in = arg  # type: ignore[assignment]
+                try:
+                    await cp._write_rows(len(cp._carry), None, refresh=False)
+                except StoreUnavailable:
+                    pass
+                assert all(len(block) <= checkpoint.PIECE_ROWS
+                           for data in cp._carry for block in data.rows)
+        assert cp.carried_rows() == 0
+        want = {r: tuple(p[:16]) for r, p in zip(range(ROWS), expected_params(ledger),
+                                                strict=True)}
+        assert disk.rows == want
+
+    old = checkpoint.CHUNK_ROWS, checkpoint.PIECE_ROWS
+    checkpoint.CHUNK_ROWS, checkpoint.PIECE_ROWS = 16, 48
+    try:
+        asyncio.run(scenario())
+    finally:
+        checkpoint.CHUNK_ROWS, checkpoint.PIECE_ROWS = old
+
+
+def expected_params(ledger: Ledger) -> list[tuple[object, ...]]:
+    """Every row's UPDATE parameters as one collection taken now would give them."""
+    ledger.mark_dirty(range(len(ledger)))
+    block = ledger.take_dirty_rows(7)
+    assert block is not None
+    return list(block.params())
