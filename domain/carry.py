@@ -23,7 +23,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator
 from itertools import compress, islice, repeat
-from operator import and_, eq, or_, sub, xor
+from operator import and_, eq, mul, or_, sub, xor
 
 from domain.ledger import DirtyRows
 
@@ -148,6 +148,22 @@ def positions_in(block: DirtyRows, rows: array[int]) -> tuple[array[int], bytes]
         inside = bisect_left(rows, first), bisect_left(rows, first + count)
         return positions, bytes(inside[0]) + b"\x01" * (inside[1] - inside[0]) + bytes(
             len(rows) - inside[1])
+    span = have[-1] - first + 1
+    if span <= 4 * count:
+        # nearly consecutive (a pass of ACKs with a few rows not yet acknowledged): a
+        # window of the span maps each row to its index, -1 where the block lacks it
+        window = array("q", [-1]) * span
+        _scatter(window, have, first, range(count))
+        positions, mask = array("q"), bytearray()
+        for lo in _sliced(len(rows)):
+            part = rows[lo:lo + SLICE]
+            offsets = array("q", map(sub, part, repeat(first)))
+            inside = bytes(map(int.__and__, map((-1).__lt__, offsets),
+                               map(span.__gt__, offsets)))
+            found = array("q", map(window.__getitem__, map(mul, offsets, inside)))
+            positions.extend(found)
+            mask.extend(map(int.__and__, inside, map((-1).__lt__, found)))
+        return positions, bytes(mask)
     positions, mask = array("q"), bytearray()
     last = count - 1
     step = SLICE // 8  # a bisection costs ~20 steps per row
@@ -184,15 +200,27 @@ def overwrite(target: DirtyRows, newer: DirtyRows, skip: bytes, from_position: i
     count = placed.count(1)
     if not count:
         return placed, found
+    # one run of rows into one run of positions (a pass of ACKs in order): slices, at
+    # memcpy speed; else row by row
+    one, end = placed.find(1), placed.rfind(1) + 1
+    run = end - one == count and positions[end - 1] - positions[one] == count - 1
+    at = positions[one]
     for name in ("levels", "faileds", "classes"):
         column = getattr(target, name)
         if not isinstance(column, bytearray):
             column = bytearray(column)
             setattr(target, name, column)
-        _scatter_sliced(column, compress(positions, placed),
-                        compress(getattr(newer, name), placed), count)
+        if run:
+            column[at:at + count] = getattr(newer, name)[one:end]
+        else:
+            _scatter_sliced(column, compress(positions, placed),
+                            compress(getattr(newer, name), placed), count)
     for column, values in zip(target.ticks, newer.ticks, strict=True):
-        _scatter_sliced(column, compress(positions, placed), compress(values, placed), count)
+        if run:
+            column[at:at + count] = values[one:end]
+        else:
+            _scatter_sliced(column, compress(positions, placed), compress(values, placed),
+                            count)
     # the kept failures (few): the newer state's stands, or none where it keeps none
     placed_from = target.rows[from_position]
     for row in [r for r in target.failures if r >= placed_from]:

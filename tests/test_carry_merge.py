@@ -138,20 +138,22 @@ async def test_the_checkpointer_carries_a_row_once_and_never_merges_into_written
 
 @settings(max_examples=200, deadline=None)
 @given(first=events, collections=st.lists(events, min_size=1, max_size=4),
-       made=st.integers(0, ROWS), sparse=st.booleans())
+       made=st.integers(0, ROWS), step=st.sampled_from((1, 3, 7)))
 def test_rows_written_in_place_leave_what_one_collection_at_the_end_holds(
         first: list[tuple[int, int, bool, int]],
-        collections: list[list[tuple[int, int, bool, int]]], made: int, sparse: bool) -> None:
+        collections: list[list[tuple[int, int, bool, int]]], made: int, step: int) -> None:
     """memory8: a later collection's rows go into the carried block that holds them, in
     place, at and after `made` (its rows before are in chunks already made); the block
     then holds, from `made` on, the newest state of its rows, the rest stays beside it,
-    and the two written in order leave every row as one collection at the end would."""
+    and the two written in order leave every row as one collection at the end would.
+    The carried block's rows every `step`: consecutive, nearly so, or sparse (the three
+    ways rows are found in it)."""
     from domain.carry import overwrite, without
 
     ledger = Ledger()
     ledger.reserve(ROWS, T0)
     ledger.take_dirty_rows(7)
-    for row in range(0, ROWS, 3 if sparse else 1):  # the carried block: a pass of ACKs
+    for row in range(0, ROWS, step):  # the carried block: a pass of ACKs
         ledger.apply(row, LEVELS[0], False, T0, None)
     for row, level, failed, offset in first:
         ledger.apply(row, level, failed, T0 + offset, "refused" if failed else None)
