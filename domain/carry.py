@@ -149,7 +149,7 @@ def positions_in(block: DirtyRows, rows: array[int]) -> tuple[array[int], bytes]
         return positions, bytes(inside[0]) + b"\x01" * (inside[1] - inside[0]) + bytes(
             len(rows) - inside[1])
     span = have[-1] - first + 1
-    if span <= 4 * count:
+    if span <= 4 * count and 16 * len(rows) >= count:  # (the window costs the span)
         # nearly consecutive (a pass of ACKs with a few rows not yet acknowledged): a
         # window of the span maps each row to its index, -1 where the block lacks it
         window = array("q", [-1]) * span
