@@ -13,7 +13,14 @@ written; replaying events over a row that already has them changes nothing (the 
 rules are idempotent and order-free: store/checkpoint.py `_row_chunks`).
 
 Done with C-level loops over a dense window of the two blocks' rows (a step per row in
-Python costs ~1 s per million).
+Python costs ~1 s per million), SLICE rows per call: the merge runs on an executor
+thread, and one C call over a whole block held the GIL (so the loop) for up to 0.4 s.
+
+memory8 (issue 20): a merge costs both blocks' rows, so a small collection stays beside
+a big block (`worth_merging`) and three ACK passes were carried three times. Now a new
+block's rows that a carried block already holds are written into it in place
+(`overwrite`, cost of the new rows only), and blocks are cut into pieces
+(`pieces`, store/checkpoint.py PIECE_ROWS) that are let go one by one as written.
 """
 
 from __future__ import annotations
