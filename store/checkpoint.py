@@ -481,11 +481,10 @@ class Checkpointer:
                 carried.rows[at] = WrittenBlock(block.campaign_no, _chunks(block))
                 self._rows_since_trim += len(block)
                 del block
-            # once the chunk's statement is let go too (here, or after the loop), the
-            # written blocks' memory is free: trim when a lot was let go (TRIM_ROWS)
+            # the chunk's statement holds the block too: emptied, nothing does. Trimmed
+            # at the end of a run (`_trim`), not here: a trim walks every arena, and
+            # here the checkpoint's lock (so the next image) waited for it
             statements.clear()
-            if self._rows_since_trim >= TRIM_ROWS:
-                await self._trim()
         return True
 
     def _row_chunks(self, pending: list[CheckpointData]
