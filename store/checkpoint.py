@@ -24,9 +24,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Coroutine, Iterator
 from functools import cache, partial
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any
 
 import structlog
@@ -34,8 +36,8 @@ import structlog
 from core.aio import Reply, SharedExclusive, cancel_and_wait
 from core.malloc import release_free_memory
 from core.metrics import Metrics
+from domain.carry import either, overwrite, pieces, sliced, without, worth_merging
 from domain.carry import merge as merge_blocks
-from domain.carry import worth_merging
 from domain.ledger import DirtyRows
 from domain.records import CheckpointData
 from store.aggregates import MARK
@@ -157,6 +159,10 @@ TRIM_EVERY = 30.0  # seconds
 # to TRIM_EVERY (~100 bytes per message at the memory row's final reading).
 TRIM_ROWS = 100_000
 CHUNK_ROWS = 2000  # rows per transaction: ~10-20 ms of the writer's time
+# memory8: carried blocks are cut into pieces of this many rows (`_cut`), each let go
+# once written: ~2 MB, where a block of a whole ACK pass (31 MB at 1M) was held until its
+# last chunk. A multiple of CHUNK_ROWS.
+PIECE_ROWS = 32 * CHUNK_ROWS
 # A periodic checkpoint writes rows for this long, then leaves the rest to the next one
 # (`_write_rows`), unless more than CARRY_ROWS changed rows or CARRY_RUNS runs' data
 # are carried.
@@ -309,14 +315,19 @@ class Checkpointer:
                 await self._compact(len(self._carry))
             self.last_at = time.time()
             self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
-            if time.monotonic() - self._trimmed_at > TRIM_EVERY or \
-                    self._rows_since_trim >= TRIM_ROWS:
-                self._trimmed_at = time.monotonic()
-                self._rows_since_trim = 0
-                # off the loop: a trim walks every arena (tens of ms with large heaps),
-                # and ctypes lets the other threads run meanwhile
-                await asyncio.get_running_loop().run_in_executor(None, release_free_memory)
+            await self._trim()
             return data.seq
+
+    async def _trim(self) -> None:
+        """glibc's free memory back to the system, every TRIM_EVERY seconds or once
+        TRIM_ROWS carried rows were let go since the last trim."""
+        if time.monotonic() - self._trimmed_at > TRIM_EVERY or \
+                self._rows_since_trim >= TRIM_ROWS:
+            self._trimmed_at = time.monotonic()
+            self._rows_since_trim = 0
+            # off the loop: a trim walks every arena (tens of ms with large heaps),
+            # and ctypes lets the other threads run meanwhile
+            await asyncio.get_running_loop().run_in_executor(None, release_free_memory)
 
     async def _compact(self, covered: int) -> None:
         """All rows of the first `covered` carried data are written: the statistics,
@@ -352,38 +363,67 @@ class Checkpointer:
                 await self._merge_rows(data, merge_from)
             except Exception:  # the carry stays as collected: correct, only larger
                 log.exception("checkpoint.merge_failed")
+        self._cut(merge_from or 0)
         return data
 
+    def _cut(self, merge_from: int) -> None:
+        """memory8: the carried blocks none of whose chunks is made, cut into PIECE_ROWS
+        pieces, so each is let go once written (`_write_rows`). A multiple of CHUNK_ROWS:
+        the chunks and their numbers stay as they were."""
+        chunk = 0
+        for data in self._carry:
+            at = 0
+            while at < len(data.rows):
+                block = data.rows[at]
+                if chunk >= merge_from and isinstance(block, DirtyRows) and \
+                        len(block) > PIECE_ROWS:
+                    data.rows[at:at + 1] = pieces(block, PIECE_ROWS)
+                    del block
+                    continue  # the first piece is at `at` now
+                chunk += _chunks(block)
+                at += 1
+
     async def _merge_rows(self, data: CheckpointData, merge_from: int) -> None:
-        """memory100 (issue 20, domain/carry.py): each new block of rows goes into the
-        carry's newest block of its campaign when no chunk of that block is written yet,
-        so the carry holds a row once (its newest state), not once per collection.
+        """memory100 / memory8 (issue 20, domain/carry.py): the carry holds a row once
+        where it can, not once per collection. Each new block's rows that a carried
+        block of their campaign already holds in chunks not yet made (at or after
+        `merge_from`) are written into that block in place (the newest block holding a
+        row takes it: it is written last); the rest go into the carry's newest block of
+        their campaign when none of its chunks is made and that is cheap
+        (`worth_merging`), else stay a block of their own.
 
         Chunks are numbered over the whole carry (`_row_chunks`): `_chunks_done` of them
-        are written, and inside `_write_rows` the next one is made already. A block whose
-        first chunk is at or after `merge_from` has none of them, and merging into it
-        changes no written chunk's number. The merge runs on the default executor (C-level loops,
-        ~1 s per million rows: the loop keeps its turns)."""
-        newest: dict[int, tuple[list[DirtyRows], int]] = {}  # campaign -> (its list, at)
+        are written, and inside `_write_rows` the next one is made already. Neither way
+        changes a made chunk or its number. The work runs on the default executor
+        (C-level loops in slices, so the loop keeps its turns)."""
+        carried: dict[int, list[tuple[list[Any], int, int]]] = {}  # campaign -> blocks
         chunk = 0
-        for carried in self._carry[:-1]:  # the last one is `data`
-            for at, block in enumerate(carried.rows):
-                if chunk >= merge_from:
-                    newest[block.campaign_no] = (carried.rows, at)
-                chunk += -(-len(block) // CHUNK_ROWS)
-        pairs = []
+        for older in self._carry[:-1]:  # the last one is `data`
+            for at, block in enumerate(older.rows):
+                if isinstance(block, DirtyRows):
+                    carried.setdefault(block.campaign_no, []).append((older.rows, at, chunk))
+                chunk += _chunks(block)
+        work = []
         for block in data.rows:
-            target = newest.get(block.campaign_no)
-            if target is not None and worth_merging(target[0][target[1]], block):
-                pairs.append((target, block))
-        if not pairs:
+            if not isinstance(block, DirtyRows) or block.campaign_no not in carried:
+                continue
+            mine = carried[block.campaign_no]
+            targets = [(rows[at], max(0, merge_from - first) * CHUNK_ROWS)
+                       for rows, at, first in reversed(mine)]
+            rows, at, first = mine[-1]
+            work.append((block, targets, (rows, at) if first >= merge_from else None))
+        if not work:
             return
-        merged = await asyncio.get_running_loop().run_in_executor(
-            None, partial(_merged, [(rows[at], block) for (rows, at), block in pairs]))
-        for ((rows, at), _), joined in zip(pairs, merged, strict=True):
-            rows[at] = joined
-        gone = {id(block) for _, block in pairs}
-        data.rows[:] = [block for block in data.rows if id(block) not in gone]
+        outcomes = await asyncio.get_running_loop().run_in_executor(
+            None, partial(_absorbed, [(block, targets, None if join is None else
+                                       join[0][join[1]]) for block, targets, join in work]))
+        left: dict[int, DirtyRows | None] = {}
+        for (block, _, join), (rest, joined) in zip(work, outcomes, strict=True):
+            if joined is not None and join is not None:
+                join[0][join[1]] = joined
+            left[id(block)] = rest
+        data.rows[:] = [left.get(id(block), block) for block in data.rows]
+        data.rows[:] = [block for block in data.rows if block is not None]
 
     async def _write_images(self, pending: list[CheckpointData]) -> None:
         """Before any row (issue 20, store/image.py): the replies and their credits
@@ -423,7 +463,8 @@ class Checkpointer:
         if deadline is not None and not binding and (self._deferred_runs >= CARRY_RUNS or sum(
                 len(block) for data in self._carry for block in data.rows) > CARRY_ROWS):
             deadline = None
-        for number, statements in enumerate(self._row_chunks(self._carry[:covered])):
+        for number, (statements, carried, at) in enumerate(
+                self._row_chunks(self._carry[:covered])):
             if number < self._chunks_done:
                 continue
             if deadline is not None and time.perf_counter() > deadline:
@@ -435,11 +476,22 @@ class Checkpointer:
                 await self._write_images(self._carry)
             await self.store.transaction(statements, derived=True)
             self._chunks_done = number + 1
+            if at >= 0:  # the block's last chunk: let its rows go now (WrittenBlock)
+                block = carried.rows[at]
+                carried.rows[at] = WrittenBlock(block.campaign_no, _chunks(block))
+                self._rows_since_trim += len(block)
+                del block
+            # the chunk's statement holds the block too: emptied, nothing does. Trimmed
+            # at the end of a run (`_trim`), not here: a trim walks every arena, and
+            # here the checkpoint's lock (so the next image) waited for it
+            statements.clear()
         return True
 
-    def _row_chunks(self, pending: list[CheckpointData]) -> Iterator[list[Statement]]:
+    def _row_chunks(self, pending: list[CheckpointData]
+                    ) -> Iterator[tuple[list[Statement], CheckpointData, int]]:
         """The changed rows, a transaction's worth at a time, oldest data first (a newer
-        state of a row overwrites an older one).
+        state of a row overwrites an older one), each with its data and, for a block's
+        last chunk, the block's place in `data.rows` (else -1).
 
         Why several transactions are safe: a row only ever holds a state the journal's
         events imply, and the journal is compacted only by the last transaction (after
@@ -448,10 +500,22 @@ class Checkpointer:
         order-independent). A checkpoint in one transaction held the writer for seconds
         with a million changed rows, and every webhook waited behind it."""
         for data in pending:
-            for block in data.rows:
-                for lo in range(0, len(block), CHUNK_ROWS):
-                    yield [(partial(update_rows, block=block, lo=lo, hi=lo + CHUNK_ROWS), (),
-                            False)]
+            at = -1
+            while at + 1 < len(data.rows):  # live: a collection meanwhile may cut blocks
+                at += 1
+                block = data.rows[at]
+                if isinstance(block, WrittenBlock):
+                    yield from repeat(([], data, -1), block.chunks)  # numbers only
+                    continue
+                size = len(block)
+                for lo in range(0, size, CHUNK_ROWS):
+                    chunk: list[Statement] = [
+                        (partial(update_rows, block=block, lo=lo, hi=lo + CHUNK_ROWS), (), False)]
+                    if lo + CHUNK_ROWS >= size:
+                        del block  # the last chunk: only its statement holds the block
+                        yield chunk, data, at
+                    else:
+                        yield chunk, data, -1
 
     def _statements(self, pending: list[CheckpointData], seq: int) -> list[Statement]:
         now = time.time()
@@ -479,6 +543,57 @@ class Checkpointer:
         return out
 
 
-def _merged(pairs: list[tuple[DirtyRows, DirtyRows]]) -> list[DirtyRows]:
-    """domain/carry.py's merge of each (carried, new) pair (on an executor thread)."""
-    return [merge_blocks(older, newer) for older, newer in pairs]
+def _absorbed(work: list[tuple[DirtyRows, list[tuple[DirtyRows, int]], DirtyRows | None]]
+              ) -> list[tuple[DirtyRows | None, DirtyRows | None]]:
+    """For each new block (on an executor thread): its rows written in place into the
+    carried blocks `targets` (newest first, each from its first row in an unmade chunk:
+    `domain.carry.overwrite`), then what is left merged into `join` when that is cheap.
+    Returns (the block left to carry or None, the merged block to put in `join`'s place
+    or None)."""
+    out: list[tuple[DirtyRows | None, DirtyRows | None]] = []
+    for block, targets, join in work:
+        done = bytearray(len(block))  # rows a newer block holds: never placed in older ones
+        placed_any = bytearray(len(block))
+        for target, from_position in targets:
+            if len(target):  # only the new rows in the target's span (rows ascend)
+                lo = bisect_left(block.rows, target.rows[0])
+                hi = bisect_right(block.rows, target.rows[-1])
+                if lo < hi:
+                    placed, found = overwrite(target, sliced(block, lo, hi),
+                                              bytes(done[lo:hi]), from_position)
+                    done[lo:hi] = either(done[lo:hi], found)
+                    placed_any[lo:hi] = either(placed_any[lo:hi], placed)
+            if from_position:  # the blocks before it are in made chunks
+                break
+        rest: DirtyRows | None = block
+        if placed_any.count(1):
+            rest = without(block, bytes(placed_any)) if placed_any.count(0) else None
+        if rest is not None and join is not None and worth_merging(join, rest):
+            out.append((None, merge_blocks(join, rest)))
+        else:
+            out.append((rest, None))
+    return out
+
+
+class WrittenBlock:
+    """A carried block whose every chunk is written (memory8, issue 20): its rows are let
+    go at once, not when the whole carry is compacted (at the memory row's final reading
+    the carry still held ~1.9M written and unwritten rows at 1M messages); only its
+    place in the carry's chunk numbering stays."""
+
+    __slots__ = ("campaign_no", "chunks", "rows")
+
+    def __init__(self, campaign_no: int, chunks: int) -> None:
+        self.campaign_no = campaign_no
+        self.chunks = chunks
+        self.rows: array[int] = array("I")  # store/image.py lists no pending rows for it
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _chunks(block: DirtyRows | WrittenBlock) -> int:
+    """The block's chunks in the carry's numbering (`_row_chunks`)."""
+    if isinstance(block, WrittenBlock):
+        return block.chunks
+    return -(-len(block) // CHUNK_ROWS)
