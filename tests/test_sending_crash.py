@@ -19,6 +19,13 @@ async def api(session: aiohttp.ClientSession, method: str, url: str, **kw: Any
         return resp.status, await resp.json()
 
 
+# How many of the last calls before a kill may still be without a committed outcome: the
+# outcomes are committed in groups, and on a loaded machine the kill lands a few calls
+# after the test saw the 15th (it was "at most 2 besides the hung one", which a loaded
+# run broke with 3 answered in that instant).
+IN_THE_INSTANT = 6
+
+
 async def test_sigkill_mid_campaign_then_restart(tmp_path: Path) -> None:
     fake = await FakeGateway().start()
     loop = asyncio.get_running_loop()
@@ -44,6 +51,8 @@ async def test_sigkill_mid_campaign_then_restart(tmp_path: Path) -> None:
             await loop.run_in_executor(None, first.kill)
             seen_before = len(fake.requests)
             assert seen_before < 40
+            # the calls that reached the gateway last before the kill, answered or not
+            last_calls = {r.recipient for r in fake.requests[-IN_THE_INSTANT:]}
 
             second = await loop.run_in_executor(None, DaemonProcess, config)
             base = f"{second.url}/api/campaigns/{uuid}"
@@ -56,10 +65,13 @@ async def test_sigkill_mid_campaign_then_restart(tmp_path: Path) -> None:
             assert max(counts.values()) == 1, counts  # nobody messaged twice
             _, sending = await api(s, "GET", base + "/sending")
             unknown = [u["recipient"] for u in sending["sending"]["unknown"]]
-            # The hung call for sure; a call answered in the instant of the kill may be too,
-            # and so may an attempt recorded whose call had not left when the kill came
-            # (it never reached the gateway; its outcome is unknown all the same).
-            assert hung in unknown and len(unknown) <= 3
+            # The hung call for sure; calls answered in the instant of the kill may be too
+            # (their outcomes not yet committed), and so may an attempt recorded whose call
+            # had not left when the kill came (it never reached the gateway; its outcome is
+            # unknown all the same). Nobody answered well before the kill is unknown.
+            assert hung in unknown, unknown
+            assert set(unknown) - {hung} <= last_calls | (set(recipients) - set(counts)), (
+                unknown, last_calls)
             assert set(recipients) - set(counts) <= set(unknown), (counts, unknown)
             assert sending["sending"]["progress"]["total_unknown_count"] == len(unknown)
             assert campaign["statistics"]["total_sent_count"] == 40 - len(unknown)
