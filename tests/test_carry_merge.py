@@ -6,6 +6,9 @@ collections: one after the other (a pass of ACKs in order) or over each other.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +19,24 @@ from tests.test_dirty_rows import LEVELS, T0, expected
 ROWS = 300
 events = st.lists(st.tuples(st.integers(0, ROWS - 1), st.sampled_from(LEVELS), st.booleans(),
                             st.integers(0, 5000)), max_size=80)
+
+
+def collector(rows: int, campaign_no: int) -> tuple[Ledger, Callable[[Any], None]]:
+    """A campaign's ledger of `rows` rows (its registration taken already) and the
+    collect function a Checkpointer asks: the dirty rows since the last collection, each
+    collection with the next seq."""
+    from domain.records import CheckpointData
+
+    ledger = Ledger()
+    ledger.reserve(rows, T0)
+    ledger.take_dirty_rows(campaign_no)
+    seqs = iter(range(1, 1 << 62))
+
+    def collect(reply: Any) -> None:
+        taken = ledger.take_dirty_rows(campaign_no)
+        reply.set(CheckpointData(next(seqs), rows=[taken] if taken is not None else []))
+
+    return ledger, collect
 
 
 def as_taken(dirty: DirtyRows) -> tuple[object, ...]:
@@ -76,21 +97,10 @@ async def test_the_checkpointer_carries_a_row_once_and_never_merges_into_written
     """Store/checkpoint.py: a collection's rows go into the carry's block of their
     campaign while none of that block's chunks is written; once some are (a periodic
     checkpoint that stopped at its deadline), a new block is carried beside it."""
-    from core.aio import Reply
     from core.metrics import Metrics
-    from domain.records import CheckpointData
     from store.checkpoint import CHUNK_ROWS, Checkpointer
 
-    ledger = Ledger()
-    ledger.reserve(3 * CHUNK_ROWS, T0)
-    ledger.take_dirty_rows(7)
-    seq = 0
-
-    def collect(reply: Reply) -> None:
-        nonlocal seq
-        seq += 1
-        taken = ledger.take_dirty_rows(7)
-        reply.set(CheckpointData(seq, rows=[taken] if taken is not None else []))
+    ledger, collect = collector(3 * CHUNK_ROWS, 7)
 
     checkpointer = Checkpointer(None, collect, lambda seq: None, Metrics(),  # type: ignore[arg-type]
                                 interval=60.0)
@@ -201,9 +211,7 @@ async def test_a_written_block_is_let_go_before_the_carry_is_compacted(tmp_path)
     numbers, and the rows on disk end as the ledger holds them."""
     import sqlite3
 
-    from core.aio import Reply
     from core.metrics import Metrics
-    from domain.records import CheckpointData
     from store.checkpoint import CHUNK_ROWS, STATE_COLUMNS, Checkpointer, WrittenBlock
     from store.db import Store, StoreUnavailable
     from store.image import pending_rows
@@ -213,16 +221,7 @@ async def test_a_written_block_is_let_go_before_the_carry_is_compacted(tmp_path)
     path = await database(tmp_path, rows)
     store = Store(path)
     await store.open()
-    ledger = Ledger()
-    ledger.reserve(rows, T0)
-    ledger.take_dirty_rows(1)
-    seq = 0
-
-    def collect(reply: Reply) -> None:
-        nonlocal seq
-        seq += 1
-        taken = ledger.take_dirty_rows(1)
-        reply.set(CheckpointData(seq, rows=[taken] if taken is not None else []))
+    ledger, collect = collector(rows, 1)
 
     checkpointer = Checkpointer(store, collect, lambda seq: None, Metrics(), interval=60.0)
     try:
@@ -301,22 +300,11 @@ def test_the_carry_in_pieces_writes_every_row_in_its_newest_state(
     import asyncio
 
     import store.checkpoint as checkpoint
-    from core.aio import Reply
     from core.metrics import Metrics
-    from domain.records import CheckpointData
     from store.db import StoreUnavailable
 
     async def scenario() -> None:
-        ledger = Ledger()
-        ledger.reserve(ROWS, T0)
-        ledger.take_dirty_rows(7)
-        seq = 0
-
-        def collect(reply: Reply) -> None:
-            nonlocal seq
-            seq += 1
-            taken = ledger.take_dirty_rows(7)
-            reply.set(CheckpointData(seq, rows=[taken] if taken is not None else []))
+        ledger, collect = collector(ROWS, 7)
 
         disk = RowsOnDisk()
         cp = checkpoint.Checkpointer(disk, collect, lambda seq: None, Metrics(),  # type: ignore[arg-type]
