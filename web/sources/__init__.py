@@ -81,6 +81,15 @@ def text(value: Any, field: str, required: bool = True, max_len: int = 512) -> s
     return value
 
 
+def plain_text(value: Any) -> bool:
+    """A string `text()` would take unchanged: not empty, at most 512 characters, no
+    surrounding space, no control character (isprintable also refuses a few other
+    characters: such a value simply takes the careful path). The parsers' quick paths
+    (cloud, webjs) take a field only when this holds."""
+    return (type(value) is str and 0 < len(value) <= 512 and value.isprintable()
+            and not value[0].isspace() and not value[-1].isspace())
+
+
 def digits(text: str, max_len: int = 18) -> bool:
     """Only ASCII digits, at most `max_len`: str.isdigit() also takes '²' (which int()
     refuses: a 500) and other scripts' digits, and 18 digits stay inside SQLite's int64."""

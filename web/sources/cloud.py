@@ -31,7 +31,16 @@ from domain.inbound import (
 )
 from domain.phones import MAX_DIGITS, MIN_DIGITS, e164_digits
 from domain.status import CLOUD_STATUS, bare_message_id
-from web.sources import BadPayload, Event, ParseContext, epoch_seconds, load_json, obj, text
+from web.sources import (
+    BadPayload,
+    Event,
+    ParseContext,
+    epoch_seconds,
+    load_json,
+    obj,
+    plain_text,
+    text,
+)
 from web.sources.inbound import optional_text, quoted, reply, sender_number
 
 MAX_STATUSES = 5000
@@ -119,14 +128,6 @@ def walk(loaded: Any, ctx: ParseContext) -> list[Event]:
     return events
 
 
-def _plain(value: Any) -> bool:
-    """A string `text()` would take unchanged: not empty, at most 512 characters, no
-    surrounding space, no control character (isprintable also refuses a few other
-    characters: such a value simply takes the careful path)."""
-    return (type(value) is str and 0 < len(value) <= 512 and value.isprintable()
-            and not value[0].isspace() and not value[-1].isspace())
-
-
 def _plain_statuses(doc: Any, now: float) -> list[Event] | None:
     """`_plain_batch` of a body of delivery statuses (the context only dates them)."""
     return _plain_batch(doc, ParseContext(now))
@@ -163,7 +164,7 @@ def _plain_batch(doc: Any, ctx: ParseContext) -> list[Event] | None:
                     return None
                 message_id, name = status.get("id"), status.get("status")
                 level = levels.get(name) if type(name) is str else None
-                if level is None or not _plain(message_id):
+                if level is None or not plain_text(message_id):
                     return None
                 stamp = status.get("timestamp")
                 if stamp is None:
@@ -174,7 +175,7 @@ def _plain_batch(doc: Any, ctx: ParseContext) -> list[Event] | None:
                 else:
                     return None
                 recipient = status.get("recipient_id")
-                if recipient is not None and not _plain(recipient):
+                if recipient is not None and not plain_text(recipient):
                     return None
                 events.append(StatusEvent(message_id, level, False, at, None, recipient))
             if ("contacts" in value or "messages" in value) and \
@@ -196,7 +197,7 @@ def _plain_messages(value: dict[str, Any], ctx: ParseContext, events: list[Event
             if type(contact) is not dict:
                 return False
             wa_id = contact.get("wa_id")
-            if wa_id is not None and not _plain(wa_id):
+            if wa_id is not None and not plain_text(wa_id):
                 return False
     messages = value.get("messages")
     if messages is None:
@@ -216,13 +217,13 @@ def _plain_message(message: Any, ctx: ParseContext) -> Event | None:
     if type(message) is not dict:
         return None
     message_id, kind, sender = message.get("id"), message.get("type"), message.get("from")
-    if kind not in PLAIN_MESSAGE_TYPES or type(kind) is not str or not _plain(message_id):
+    if kind not in PLAIN_MESSAGE_TYPES or type(kind) is not str or not plain_text(message_id):
         return None
     if type(sender) is str and MIN_DIGITS <= len(sender) <= MAX_DIGITS and sender.isascii() \
             and sender.isdigit() and not sender.startswith("00"):
         number = sender  # bare E.164 digits, as Meta sends them: e164_digits keeps them
     else:
-        if not _plain(sender) or len(sender) > MAX_SENDER:
+        if not plain_text(sender) or len(sender) > MAX_SENDER:
             return None
         number = e164_digits(sender)  # an @lid sender or a bad number: the careful walk
         if number is None:
@@ -241,7 +242,7 @@ def _plain_message(message: Any, ctx: ParseContext) -> Event | None:
             return None
         quoted_id = context.get("id")
         if quoted_id is not None and quoted_id != "":
-            if not _plain(quoted_id):
+            if not plain_text(quoted_id):
                 return None
             quote = bare_message_id(quoted_id)
     if kind == "text":

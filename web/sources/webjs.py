@@ -25,7 +25,6 @@ from domain.failures import Failure, clean_code, from_text, short
 from domain.phones import is_group
 from domain.status import ACK_NUMBERINGS, Level, bare_message_id, parse_status_name
 from web.sources import (
-    CONTROL,
     BadPayload,
     Event,
     ParseContext,
@@ -33,6 +32,7 @@ from web.sources import (
     integer,
     load_json,
     obj,
+    plain_text,
     text,
 )
 from web.sources.inbound import optional_text, quoted, reply, sender_number, workspace
@@ -85,8 +85,7 @@ def _plain_status(item: dict[str, Any], ctx: ParseContext) -> StatusEvent | None
             or data.get("error") is not None:
         return None
     message_id = data.get("message_id")
-    if message_id.__class__ is not str or not 0 < len(message_id) <= 512 or \
-            message_id.strip() != message_id or CONTROL.search(message_id):
+    if not plain_text(message_id):
         return None
     ws = data.get("workspace_id")
     if ws is not None and ws.__class__ is not int and ws.__class__ is not str:
