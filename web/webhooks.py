@@ -159,7 +159,7 @@ def make_handler(source: str, node_route: bool = False) -> Callable[[web.Request
                                                   rt.config["server.max_body_bytes"])
                 else:
                     body = await request.read()
-            except web.HTTPRequestEntityTooLarge:  # answered 413 by the error middleware
+            except web.HTTPRequestEntityTooLarge:  # answered 413 as JSON by the except below
                 rt.metrics.events.labels(source, "rejected").inc()
                 raise
             refusal = streamed.refusal() if streamed is not None else (
