@@ -8,15 +8,17 @@ event (through the bus and the broadcaster), the log, the Prometheus gauge, the 
 outbound webhook, and, for a rule with `pause = true`, the pause of a campaign campaignd
 is sending. The clock is `AlertService.clock`, which tests replace.
 
-Alert states live in memory: after a restart a campaign that is still over a threshold
-fires once more.
+What is firing is stored (store/alerts.py) after it is announced and taken back at
+start: a restart does not announce again an alert that is still over, and each restored
+campaign is judged once more on its current statistics (`Judge`), so one that went under
+while the daemon was down clears after its hold time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +31,11 @@ from actors.outbound import post_signed
 from actors.sender_service import SendingService
 from core.config import Config
 from core.metrics import Metrics
-from domain.alerts import AlertEngine, AlertRule, Notice, parse_rules
+from domain.alerts import AlertEngine, AlertRule, Notice, StoredAlert, parse_rules
 from domain.records import CampaignInfo
 from domain.timefmt import iso_time
+from store.alerts import AlertStates
+from store.db import StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +47,14 @@ class Recheck:
     info: CampaignInfo
 
 
+@dataclass(slots=True, frozen=True)
+class Judge:
+    """A campaign whose alerts were restored at start: judge them on these statistics."""
+
+    info: CampaignInfo
+    statistics: dict[str, Any]
+
+
 class AlertActor(pykka.ThreadingActor):
     def __init__(self, engine: AlertEngine, service: AlertService) -> None:
         super().__init__()
@@ -52,7 +64,7 @@ class AlertActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         try:
             now = self.service.clock()
-            if isinstance(message, CampaignChanged | CampaignStatusChanged):
+            if isinstance(message, CampaignChanged | CampaignStatusChanged | Judge):
                 notices, wake = self.engine.check(message.info.no, message.statistics, now)
                 self._hand_over(message.info, notices, wake, message.statistics)
             elif isinstance(message, Recheck):
@@ -74,7 +86,9 @@ class AlertService:
     """The runtime extension: starts the actor when rules exist, announces on the loop."""
 
     def __init__(self, config: Config, bus: EventBus, metrics: Metrics,
-                 sending: SendingService) -> None:
+                 sending: SendingService, states: AlertStates | None = None,
+                 infos: Callable[[], Awaitable[dict[int, CampaignInfo]]] | None = None,
+                 latest: Callable[[int], dict[str, Any] | None] = lambda no: None) -> None:
         self.config = config
         self.bus = bus
         self.metrics = metrics
@@ -87,15 +101,43 @@ class AlertService:
         self.active: dict[int, dict[str, dict[str, Any]]] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.states = states
+        self._infos = infos
+        self._latest = latest  # a campaign's statistics as last published, if any
+        # (campaign no, rule name) -> the alert to store (None: to delete), in order
+        self._unwritten: dict[tuple[int, str], StoredAlert | None] = {}
+        self._writing = False
         for rule in self.rules:
             metrics.alerts_firing.labels(rule.name).set(0)
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        stored = await self.states.firing() if self.states is not None else []
+        engine = AlertEngine(self.rules)
+        infos = await self._infos() if stored and self._infos is not None else {}
+        judge: dict[int, Judge] = {}
+        for alert, stats in stored:
+            info = infos.get(alert.campaign_no)
+            if info is None or engine.restore(alert) is None:  # campaign or rule gone
+                self._unwritten[(alert.campaign_no, alert.rule)] = None
+                continue
+            self.active[alert.campaign_no] = {**self.active.get(alert.campaign_no, {}),
+                                              alert.rule: alert.alert}
+            stats = self._latest(alert.campaign_no) or stats
+            if stats:
+                judge[info.no] = Judge(info, stats)
+        for rule in self.rules:
+            self.metrics.alerts_firing.labels(rule.name).set(
+                sum(1 for alerts in self.active.values() if rule.name in alerts))
+        if self.active:
+            log.info("alerts.restored", firing=sum(len(a) for a in self.active.values()))
+        self._write_soon()
         if not self.rules:
             return
-        self.ref = AlertActor.start(AlertEngine(self.rules), self)
+        self.ref = AlertActor.start(engine, self)
         self.bus.subscribe(self.ref)
+        for message in judge.values():
+            self.ref.tell(message)
 
     async def stop(self) -> None:
         for timer in self._timers.values():
@@ -167,10 +209,35 @@ class AlertService:
                    direction=notice.rule.direction, volume=int(notice.volume),
                    message=alert["message"])
             self.bus.publish(CampaignAlert(info, alert))
+            self._unwritten[(info.no, notice.rule.name)] = StoredAlert(
+                info.no, notice.rule.name, notice.rule.fingerprint(), notice.at, alert
+            ) if notice.state == "firing" else None
             if self.config["sender.webhook_url"]:
                 self._spawn(self._webhook(info, alert, stats))
             if notice.state == "firing" and notice.rule.pause:
                 self._spawn(self._pause(info, alert))
+        self._write_soon()
+
+    def _write_soon(self) -> None:
+        """Store what changed, one writer at a time so the latest state is the one kept."""
+        if self._unwritten and not self._writing and self.states is not None:
+            self._writing = True
+            self._spawn(self._write())
+
+    async def _write(self) -> None:
+        assert self.states is not None
+        try:
+            while self._unwritten:
+                changes, self._unwritten = self._unwritten, {}
+                try:
+                    await self.states.write(changes)
+                except StoreUnavailable as exc:
+                    # kept for the next try; anything newer announced meanwhile wins
+                    self._unwritten = {**changes, **self._unwritten}
+                    log.warning("alerts.not_stored", error=str(exc), alerts=len(changes))
+                    await asyncio.sleep(1.0)
+        finally:
+            self._writing = False
 
     async def _pause(self, info: CampaignInfo, alert: dict[str, Any]) -> None:
         paused = await self.sending.pause_for(info.no, f"alert: {alert['message']}")

@@ -48,6 +48,7 @@ from domain.orphans import OrphanShelf
 from domain.records import CampaignInfo
 from store import attempts as attempt_store
 from store.account import AccountStore
+from store.alerts import AlertStates
 from store.campaigns import CampaignStore
 from store.checkpoint import Checkpointer
 from store.db import Store, StoreUnavailable
@@ -119,7 +120,10 @@ class Runtime:
         # Limited by Meta failures re-sent after sender.marketing_cap_retry_after, if on.
         self.extensions.append(LimitedRetry(config, self.bus, self.sending, self.checkpoint))
         # Alert rules (SPEC 7.2): a listener on the bus; its pauses go through the sender.
-        self.alerts = AlertService(config, self.bus, self.metrics, self.sending)
+        # What is firing is stored, so a restart does not announce it again.
+        self.alerts = AlertService(config, self.bus, self.metrics, self.sending,
+                                   AlertStates(self.store), self.campaigns.all_infos,
+                                   self.board.get)
         self.extensions.append(self.alerts)
         # Meta account and template webhooks: stored, and a stopped template pauses sends.
         self.account = AccountService(AccountStore(self.store), self.campaigns, self.sending,

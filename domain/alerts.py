@@ -15,6 +15,10 @@ statistics key a later release adds.
 Firing: over the threshold with at least `min_volume` messages in the window. It is
 announced once; while it stays over it is announced again at most once per window
 (never, with window 0). It clears once it has stayed under for `hold` seconds.
+
+What is firing outlives a restart (`StoredAlert`, kept by store/alerts.py): the engine
+is given it back with `restore`, so a campaign still over its threshold is not announced
+again, and its next repeat still waits out the window from when it was announced.
 """
 
 from __future__ import annotations
@@ -60,6 +64,24 @@ class AlertRule:
     def describe(self) -> str:
         what = f"{self.metric} of {self.category}" if self.category else self.metric
         return f"{what} {self.direction} {self.threshold:g}"
+
+    def fingerprint(self) -> str:
+        """What the rule measures and where its limit is: a stored alert of a rule whose
+        fingerprint changed (the operator edited it) is judged afresh, not restored."""
+        return (f"{self.metric}|{self.category or ''}|{self.direction}|{self.threshold:g}|"
+                f"{self.window:g}|{self.min_volume}")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """An alert that was firing when last written: its campaign, its rule's name and
+    fingerprint, when it was last announced and the alert as shown."""
+
+    campaign_no: int
+    rule: str
+    fingerprint: str
+    fired_at: float
+    alert: dict[str, Any]
 
 
 def _number(value: Any) -> bool:
@@ -306,6 +328,16 @@ class AlertEngine:
                 due = track.under_since + rule.hold
                 wake = due if wake is None else min(wake, due)
         return notices, wake
+
+    def restore(self, stored: StoredAlert) -> AlertRule | None:
+        """Take back an alert that was firing before a restart; its rule, or None when no
+        rule of that name and fingerprint is configured any more (then it is dropped)."""
+        rule = next((r for r in self.rules if r.name == stored.rule
+                     and r.fingerprint() == stored.fingerprint), None)
+        if rule is not None:
+            self.tracks[(stored.campaign_no, rule.index)] = _Track(
+                firing=True, fired_at=stored.fired_at)
+        return rule
 
     def firing(self, campaign: int) -> list[AlertRule]:
         return [rule for rule in self.rules

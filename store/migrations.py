@@ -264,6 +264,13 @@ MIGRATIONS: list[Migration] = [
         "ALTER TABLE inbound ADD COLUMN written INTEGER",
         "CREATE INDEX IF NOT EXISTS inbound_written ON inbound (written)"
         " WHERE written IS NOT NULL")),
+    # --- alerts firing, kept across restarts (SPEC 7.2 "at most once per window"; before,
+    # a restart announced every alert still over its threshold again): store/alerts.py.
+    Migration("0017_alert_states", run_sql(
+        "CREATE TABLE IF NOT EXISTS alert_states ("
+        " campaign_no INTEGER NOT NULL, rule TEXT NOT NULL, fingerprint TEXT NOT NULL,"
+        " fired_at REAL NOT NULL, alert TEXT NOT NULL, PRIMARY KEY (campaign_no, rule))"
+        " WITHOUT ROWID")),
 ]
 
 

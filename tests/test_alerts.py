@@ -19,7 +19,7 @@ import pytest
 
 from daemon.config import load_config
 from domain.alerts import AlertEngine, parse_rules
-from tests.conftest import Daemon, eventually, webjs_ack
+from tests.conftest import Daemon, close_server, eventually, webjs_ack
 from tests.fakes.gateways import FakeGateway
 from tests.test_pusher_protocol import Client
 
@@ -327,3 +327,72 @@ async def test_a_reply_rate_rule_judges_the_replies_webhooks_bring(
     assert notices(d, "quiet", "cleared") == 1
     _, body = await d.request("GET", "/api/campaigns/promo")
     assert body["campaign"]["alerts"] == []
+
+
+# --- across a restart --------------------------------------------------------------------
+
+
+async def test_a_firing_alert_outlives_a_restart_without_being_announced_again(
+        daemon_factory: Any, fake: FakeGateway, tmp_path: Any) -> None:
+    """SPEC 7.2, "at most once per window while it stays over": what is firing is stored,
+    so a restarted daemon shows it at once and does not announce it a second time (before,
+    the operator got the same alert again after every restart); an edited rule is judged
+    afresh; the stored alert goes when it clears."""
+    rule = {"name": "failures", "metric": "failure_rate", "threshold": 45, "window": 0,
+            "min_volume": 10, "hold": 0}
+    settings = {"alerts": [rule], "sender.webhook_url": fake.url + "/hooks/campaignd",
+                "sender.webhook_secret": "hook-secret"}
+    d = await daemon_factory(**settings)
+    await d.create_campaign(uuid="promo")
+    await d.register("promo", [{"recipient": f"6281{i:08d}", "message_id": f"ID{i:05d}"}
+                               for i in range(20)])
+    for i in range(10):
+        await d.post_json("/webhooks/webjs", webjs_ack(f"ID{i:05d}", -1))
+    await settle(d, "promo", total_failed_count=10)
+    await eventually(lambda: _hooked(fake, 1))
+    await close_server(d.server)
+    await d.session.close()
+
+    d = await daemon_factory(**settings)  # the same database
+    _, body = await d.request("GET", "/api/campaigns/promo")
+    assert [(a["rule"], a["value"]) for a in body["campaign"]["alerts"]] == [("failures", 50.0)]
+    assert 'campaignd_alerts_firing{rule="failures"} 1.0' in await metric(
+        d, "campaignd_alerts_firing")
+    for i in range(10, 12):  # still over (12 of 20)
+        await d.post_json("/webhooks/webjs", webjs_ack(f"ID{i:05d}", -1))
+    await settle(d, "promo", total_failed_count=12)
+    assert notices(d, "failures", "firing") == 0
+    await asyncio.sleep(0.2)  # a webhook would have been posted by now
+    assert len(fake.hooks) == 1
+
+    for i in range(12):  # back under: cleared once, and no longer stored
+        await d.post_json("/webhooks/webjs", webjs_ack(f"ID{i:05d}", 2))
+    await settle(d, "promo", total_failed_count=0)
+    assert notices(d, "failures", "cleared") == 1
+    await eventually(lambda: _hooked(fake, 2))
+    assert json.loads(fake.hooks[1][1])["alert"]["state"] == "cleared"
+
+    async def stored() -> list[Any]:
+        return await d.runtime.store.fetchall("SELECT rule FROM alert_states")
+    await eventually(lambda: _empty(stored()))
+
+    # another campaign fires, then a restart with the rule's threshold edited: judged
+    # afresh (its stored alert is dropped, the campaign is under the new threshold)
+    await d.create_campaign(uuid="second")
+    await d.register("second", [{"recipient": f"6282{i:08d}", "message_id": f"IE{i:05d}"}
+                                for i in range(20)])
+    for i in range(10):
+        await d.post_json("/webhooks/webjs", webjs_ack(f"IE{i:05d}", -1))
+    await settle(d, "second", total_failed_count=10)
+    assert notices(d, "failures", "firing") == 1
+    await eventually(lambda: _hooked(fake, 3))
+    await close_server(d.server)
+    await d.session.close()
+    d = await daemon_factory(**{**settings, "alerts": [{**rule, "threshold": 60}]})
+    _, body = await d.request("GET", "/api/campaigns/second")
+    assert body["campaign"]["alerts"] == []
+    await eventually(lambda: _empty(stored()))  # the edited rule's old alert is dropped
+
+
+async def _empty(rows: Any) -> bool:
+    return not await rows

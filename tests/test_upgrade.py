@@ -627,3 +627,46 @@ async def test_the_analytics_find_replies_by_their_stamp_on_a_database_of_releas
     assert status == 200
     [contact] = [c for c in listed["contacts"] if c["number"] == "628120000002"]
     assert contact["replied"] == 1
+
+
+@pytest.mark.parametrize("case", ["clean", "killed"])
+async def test_alerts_firing_are_kept_on_a_database_of_release_0_1(
+        daemon_factory: Any, tmp_path: Path, case: str) -> None:
+    """Migration 0017 adds `alert_states`: an alert that fires on a campaign release 0.1
+    wrote (3.3 % of its messages failed) is stored, and the next start shows it again
+    without announcing it a second time."""
+    import asyncio
+
+    db, expected = copy_release("0.1", case, tmp_path)
+    rule = {"name": "failures", "metric": "failure_rate", "threshold": 1, "window": 0,
+            "min_volume": 10, "hold": 0}
+    d: Daemon = await daemon_factory(**{"store.path": str(db), "alerts": [rule]})
+    no = expected["sent"]["id"]
+
+    async def stored() -> list[Any]:
+        return await d.runtime.store.fetchall(
+            "SELECT campaign_no, rule FROM alert_states")
+
+    # a change the alert actor hears: a message of the campaign not yet read is read
+    [(unread,)] = await d.runtime.store.fetchall(
+        "SELECT message_id FROM messages WHERE campaign_no = ? AND level < 4 AND failed = 0"
+        " LIMIT 1", (no,))
+    status, _ = await d.post_json("/webhooks/webjs", webjs_ack(unread, 3))
+    assert status == 200
+
+    async def fired() -> bool:
+        return (no, "failures") in [tuple(r) for r in await stored()]
+
+    await eventually(fired)
+    _, body = await d.request("GET", "/api/campaigns/sent")
+    [alert] = body["campaign"]["alerts"]
+    assert (alert["rule"], alert["value"]) == ("failures", 3.3)
+    await close_server(d.server)
+    await d.session.close()
+
+    d = await daemon_factory(**{"store.path": str(db), "alerts": [rule]})
+    _, body = await d.request("GET", "/api/campaigns/sent")
+    assert body["campaign"]["alerts"] == [alert]
+    await asyncio.get_running_loop().run_in_executor(None, d.runtime.alerts.ref.ask, "x")
+    assert d.runtime.metrics.alert_notices.labels("failures", "firing")._value.get() == 0
+    assert d.runtime.metrics.alert_notices.labels("failures", "cleared")._value.get() == 0
