@@ -332,8 +332,24 @@ async def test_a_reply_rate_rule_judges_the_replies_webhooks_bring(
 # --- across a restart --------------------------------------------------------------------
 
 
+async def half_failed(d: Daemon, uuid: str, prefix: str) -> None:
+    """A campaign of 20 registered messages, 10 of them failed (50 %)."""
+    await d.create_campaign(uuid=uuid)
+    await d.register(uuid, [{"recipient": f"62{len(prefix)}{ord(prefix[-1])}{i:06d}",
+                             "message_id": f"{prefix}{i:05d}"} for i in range(20)])
+    for i in range(10):
+        await d.post_json("/webhooks/webjs", webjs_ack(f"{prefix}{i:05d}", -1))
+    await settle(d, uuid, total_failed_count=10)
+
+
+async def restart(d: Daemon, daemon_factory: Any, **settings: Any) -> Daemon:
+    await close_server(d.server)
+    await d.session.close()
+    return await daemon_factory(**settings)  # the same database
+
+
 async def test_a_firing_alert_outlives_a_restart_without_being_announced_again(
-        daemon_factory: Any, fake: FakeGateway, tmp_path: Any) -> None:
+        daemon_factory: Any, fake: FakeGateway) -> None:
     """SPEC 7.2, "at most once per window while it stays over": what is firing is stored,
     so a restarted daemon shows it at once and does not announce it a second time (before,
     the operator got the same alert again after every restart); an edited rule is judged
@@ -343,17 +359,10 @@ async def test_a_firing_alert_outlives_a_restart_without_being_announced_again(
     settings = {"alerts": [rule], "sender.webhook_url": fake.url + "/hooks/campaignd",
                 "sender.webhook_secret": "hook-secret"}
     d = await daemon_factory(**settings)
-    await d.create_campaign(uuid="promo")
-    await d.register("promo", [{"recipient": f"6281{i:08d}", "message_id": f"ID{i:05d}"}
-                               for i in range(20)])
-    for i in range(10):
-        await d.post_json("/webhooks/webjs", webjs_ack(f"ID{i:05d}", -1))
-    await settle(d, "promo", total_failed_count=10)
+    await half_failed(d, "promo", "ID")
     await eventually(lambda: _hooked(fake, 1))
-    await close_server(d.server)
-    await d.session.close()
 
-    d = await daemon_factory(**settings)  # the same database
+    d = await restart(d, daemon_factory, **settings)
     _, body = await d.request("GET", "/api/campaigns/promo")
     assert [(a["rule"], a["value"]) for a in body["campaign"]["alerts"]] == [("failures", 50.0)]
     assert 'campaignd_alerts_firing{rule="failures"} 1.0' in await metric(
@@ -378,17 +387,10 @@ async def test_a_firing_alert_outlives_a_restart_without_being_announced_again(
 
     # another campaign fires, then a restart with the rule's threshold edited: judged
     # afresh (its stored alert is dropped, the campaign is under the new threshold)
-    await d.create_campaign(uuid="second")
-    await d.register("second", [{"recipient": f"6282{i:08d}", "message_id": f"IE{i:05d}"}
-                                for i in range(20)])
-    for i in range(10):
-        await d.post_json("/webhooks/webjs", webjs_ack(f"IE{i:05d}", -1))
-    await settle(d, "second", total_failed_count=10)
+    await half_failed(d, "second", "IE")
     assert notices(d, "failures", "firing") == 1
     await eventually(lambda: _hooked(fake, 3))
-    await close_server(d.server)
-    await d.session.close()
-    d = await daemon_factory(**{**settings, "alerts": [{**rule, "threshold": 60}]})
+    d = await restart(d, daemon_factory, **{**settings, "alerts": [{**rule, "threshold": 60}]})
     _, body = await d.request("GET", "/api/campaigns/second")
     assert body["campaign"]["alerts"] == []
     await eventually(lambda: _empty(stored()))  # the edited rule's old alert is dropped
