@@ -142,7 +142,7 @@ class RedisLink:
                 raise
             except Exception as exc:  # an ExceptionGroup from the task group included
                 failures += 1
-                self._set_up(False, _why(exc), failures)
+                self._set_up(False, why(exc), failures)
             finally:
                 self._queue.clear()  # at most once: a node that missed them asks again
                 with contextlib.suppress(Exception):
@@ -212,7 +212,8 @@ class RedisLink:
                                  "webhooks and the API are not affected")
 
 
-def _why(exc: BaseException) -> str:
+def why(exc: BaseException) -> str:
+    """A connection error in a few words (the first of a task group's), for the log."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

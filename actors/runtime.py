@@ -36,6 +36,7 @@ from actors.messages import (
 )
 from actors.relay import Relay
 from actors.sender_service import SendingContext, SendingService
+from actors.shared_stops import SharedStops
 from actors.suppressions import SuppressionList
 from core.aio import Busy, Reply, SharedExclusive
 from core.config import Config
@@ -57,6 +58,7 @@ from store.image import CampaignImage, Trusted, imaged_rows, trusted_images
 from store.insights import Recounter
 from store.journal import BatchStats, Groups, Journal, journal_tail
 from store.relay import Outbox
+from store.stops_outbox import StopsOutbox
 
 log = structlog.get_logger(__name__)
 
@@ -133,6 +135,14 @@ class Runtime:
         # later, and those stored before the aggregates existed once (store/insights.py).
         self.recounter = Recounter(self.store, busy=self._ingest_busy)
         self.extensions.append(self.recounter)
+        # A cluster's nodes share their opt-outs (docs/cluster.md): a STOP on one node
+        # keeps every node from messaging that number.
+        self.shared_stops: SharedStops | None = None
+        if config["cluster.node"] and config["cluster.redis_url"]:
+            self.shared_stops = SharedStops(
+                config["cluster.node"], config["cluster.redis_url"], config["cluster.channel"],
+                StopsOutbox(self.store), self.journal, config["cluster.reconnect_max"])
+            self.extensions.append(self.shared_stops)
 
     # --- start / stop -----------------------------------------------------------------
 

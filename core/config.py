@@ -362,11 +362,13 @@ KEYS: dict[str, Key] = {
                         "digits, starting with a letter): its campaign uuids start with it "
                         "and its webhooks arrive at /n/{node}/webhooks/... \"\" = a single "
                         "node: no cluster, no Redis."),
-    "cluster.redis_url": Key(str, "", "Redis for live push across nodes (pub/sub only, "
-                             "nothing stored), e.g. redis://10.0.0.5:6379/0; required with "
-                             "cluster.node.", secret=True),
+    "cluster.redis_url": Key(str, "", "Redis for live push across nodes (pub/sub) and their "
+                             "shared opt-outs (one stream), e.g. redis://10.0.0.5:6379/0; "
+                             "required with cluster.node.", secret=True),
     "cluster.channel": Key(str, "campaignd", "The Redis pub/sub channel the nodes of one "
-                           "cluster share (another cluster on the same Redis takes another).",
+                           "cluster share, and the name of their opt-out stream "
+                           "({channel}:stops); another cluster on the same Redis takes "
+                           "another.",
                            check=lambda v: None if v.strip() else "must not be empty"),
     "cluster.peers": Key(dict, {}, "The other nodes: {n2 = \"http://10.0.0.2:8080\"}, for "
                          "the campaign list across nodes and private channels of their "

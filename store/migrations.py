@@ -271,6 +271,30 @@ MIGRATIONS: list[Migration] = [
         " campaign_no INTEGER NOT NULL, rule TEXT NOT NULL, fingerprint TEXT NOT NULL,"
         " fired_at REAL NOT NULL, alert TEXT NOT NULL, PRIMARY KEY (campaign_no, rule))"
         " WITHOUT ROWID")),
+    # --- opt-outs shared by the nodes of a cluster (SPEC 6.4 across SPEC 11): every
+    # stop / start fact this node records is queued here by the same transaction (a
+    # trigger, so no writer of the list can forget it), and actors/shared_stops.py
+    # hands the queue to the other nodes through Redis. Facts that came from another
+    # node (ids `cluster/...`) are not queued again. The facts already listed are
+    # queued once, so a node that joins a cluster later shares its whole list.
+    Migration("0018_stops_outbox", run_sql(
+        "CREATE TABLE IF NOT EXISTS stops_outbox ("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT, fact_id TEXT NOT NULL,"
+        " workspace_id INTEGER NOT NULL, number TEXT NOT NULL, at REAL NOT NULL,"
+        " kind INTEGER NOT NULL, reason TEXT, source TEXT NOT NULL)",
+        "CREATE TRIGGER IF NOT EXISTS stops_outbox_insert AFTER INSERT ON suppressions"
+        " WHEN NEW.fact_id NOT LIKE 'cluster/%' BEGIN"
+        " INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason, source)"
+        " VALUES (NEW.fact_id, NEW.workspace_id, NEW.number, NEW.at, NEW.kind, NEW.reason,"
+        " NEW.source); END",
+        "CREATE TRIGGER IF NOT EXISTS stops_outbox_update AFTER UPDATE ON suppressions"
+        " WHEN NEW.fact_id NOT LIKE 'cluster/%' BEGIN"
+        " INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason, source)"
+        " VALUES (NEW.fact_id, NEW.workspace_id, NEW.number, NEW.at, NEW.kind, NEW.reason,"
+        " NEW.source); END",
+        "INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason, source)"
+        " SELECT fact_id, workspace_id, number, at, kind, reason, source FROM suppressions"
+        " WHERE fact_id NOT LIKE 'cluster/%' ORDER BY at")),
 ]
 
 

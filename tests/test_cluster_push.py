@@ -15,6 +15,7 @@ import asyncio
 import re
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -296,3 +297,59 @@ async def test_a_single_node_is_as_before(daemon_factory: Any) -> None:
     assert done.returncode == 0, done.stderr
 
 
+
+
+async def listed(daemon: Daemon) -> dict[str, str]:
+    """Workspace 1's suppression list on a node: number -> source."""
+    status, body = await daemon.request("GET", "/api/workspaces/1/suppressions")
+    assert status == 200, body
+    return {e["number"]: e["source"] for e in body["suppressions"]}
+
+
+async def test_an_opt_out_on_any_node_keeps_every_node_from_messaging_the_number(
+        nodes: Any, redis: RedisServer) -> None:
+    """SPEC 6.4 across nodes: a workspace's numbers are spread over the nodes (sharded by
+    gateway account), so a stop that reaches one node is listed on every node, with the
+    node it came from; nothing loops back; a node that joins later gets the list; a stop
+    made while Redis is down is shared when it is back."""
+    cluster = await nodes(["n1", "n2"])
+    n1, n2 = cluster["n1"], cluster["n2"]
+    # an operator's stop on n1; a recipient's STOP reply to n2's campaign on n2
+    status, _ = await n1.post_json("/api/workspaces/1/suppressions",
+                                   {"number": "+62 811 0000 001", "reason": "complained"})
+    assert status == 201
+    await tracked_campaign(n2, "n2", "promo", 3)
+    status, _ = await n2.post_json("/n/n2/webhooks/webjs", {
+        "event": "message_received", "data": {"message": {
+            "id": "false_628100001@c.us_3EB0STOP0001", "from": "628100001@c.us",
+            "body": "STOP", "timestamp": int(time.time()), "from_me": False,
+            "chat_type": "private", "type": "chat"}}})
+    assert status == 200
+    on_n1 = {"628110000001": "api", "628100001": "webjs@n2"}
+    on_n2 = {"628110000001": "api@n1", "628100001": "webjs"}
+    await eventually(lambda: _listed_is(n1, on_n1), timeout=15)
+    await eventually(lambda: _listed_is(n2, on_n2), timeout=15)
+    for d in (n1, n2):  # what the sender asks before each send
+        assert d.runtime.suppressions.is_suppressed(1, "+62 811 0000 001")
+        assert d.runtime.suppressions.is_suppressed(1, "628100001@c.us")
+        await d.runtime.checkpoint()  # another node's fact is listed, never queued again
+        assert await d.runtime.store.fetchall(
+            "SELECT fact_id FROM stops_outbox WHERE fact_id LIKE 'cluster/%'") == []
+
+    n3 = (await nodes(["n3"]))["n3"]  # joins later: reads what was shared before it
+    await eventually(lambda: _listed_is(n3, {"628110000001": "api@n1",
+                                             "628100001": "webjs@n2"}), timeout=15)
+
+    redis.stop()
+    status, _ = await n1.post_json("/api/workspaces/1/suppressions",
+                                   {"number": "628110000002"})
+    assert status == 201  # taken and listed on n1 without Redis
+    assert (await listed(n1))["628110000002"] == "api"
+    redis.start()
+    await eventually(lambda: _listed_is(n2, {**on_n2, "628110000002": "api@n1"}), timeout=20)
+    assert await listed(n1) == {**on_n1, "628110000002": "api"}  # nothing came back
+
+
+async def _listed_is(daemon: Daemon, want: dict[str, str]) -> bool:
+    found = await listed(daemon)
+    return found == want

@@ -670,3 +670,18 @@ async def test_alerts_firing_are_kept_on_a_database_of_release_0_1(
     await asyncio.get_running_loop().run_in_executor(None, d.runtime.alerts.ref.ask, "x")
     assert d.runtime.metrics.alert_notices.labels("failures", "firing")._value.get() == 0
     assert d.runtime.metrics.alert_notices.labels("failures", "cleared")._value.get() == 0
+
+
+async def test_stops_are_queued_for_a_cluster_on_a_database_of_release_0_1(
+        daemon_factory: Any, tmp_path: Path) -> None:
+    """Migration 0018 adds `stops_outbox` and its triggers: a stop listed after the
+    upgrade is queued for the other nodes by the transaction that lists it (so a node
+    that joins a cluster later shares it), once."""
+    db, _ = copy_release("0.1", "clean", tmp_path)
+    d: Daemon = await daemon_factory(**{"store.path": str(db)})
+    status, _ = await d.post_json("/api/workspaces/1/suppressions", {"number": "628110000009"})
+    assert status == 201
+    await d.runtime.checkpoint()
+    rows = await d.runtime.store.fetchall(
+        "SELECT workspace_id, number, source FROM stops_outbox")
+    assert [tuple(r) for r in rows] == [(1, "628110000009", "api")]

@@ -474,7 +474,8 @@ SCHEMAS["Suppression"] = {
     "properties": {"number": {"type": "string", "description": "E.164 digits."},
                    "reason": nullable({"type": "string"}),
                    "source": {"type": "string", "description": "Where the stop came from: a "
-                              "webhook source, simulator, api or import."},
+                              "webhook source, simulator, sender, api or import; "
+                              "{source}@{node} when another node of a cluster listed it."},
                    "suppressed_at": TIME}}
 SCHEMAS["SuppressionList"] = {
     "type": "object", "required": ["workspace_id", "total", "suppressions", "next_cursor"],
