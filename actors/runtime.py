@@ -183,6 +183,8 @@ class Runtime:
             index = await self._load_index()
         log.debug("runtime.index_joined")
         orphans = await self._load_orphans()
+        registered_orphans = orphans.claim_registered(index.get)
+        self.metrics.orphans_pending.set(len(orphans))
         attributor = await self._load_engagement(index, infos)
         self.ingest = IngestActor.start(
             index, infos, orphans, self._start_campaign_actor, self.metrics,
@@ -196,6 +198,10 @@ class Runtime:
         # compacted past them.
         for no in trusted.campaigns:
             self.ingest.tell(GetStatistics(no, Reply.new()))
+        if registered_orphans:
+            log.info("runtime.orphans_registered", events=sum(
+                len(events) for _, events in registered_orphans))
+            self.ingest.tell(ApplyEvents(registered_orphans, trusted.seq))
         self.replayed_events = await self._replay(trusted.seq, self._replay_upto,
                                                   trusted, index)
         held, self._held = self._held, None

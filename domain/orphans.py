@@ -9,6 +9,7 @@ journal, so the `added` / `removed` deltas below are what the checkpoint writes.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import orjson
 
@@ -43,6 +44,18 @@ class OrphanShelf:
             return []
         self._ops.append(("remove", message_id))
         return [(source, event) for source, event, _ in entries]
+
+    def claim_registered(self, registered: Callable[[str], object]
+                         ) -> tuple[tuple[str, tuple[StatusEvent, ...]], ...]:
+        """Take, grouped by source, the events of every kept id that is registered after
+        all. At start-up: a kill -9 between a registration's commit and its message to
+        the ingest actor leaves the row known (loaded from SQLite) while its orphans wait
+        for a registration that already happened; nothing else would ever claim them."""
+        by_source: dict[str, list[StatusEvent]] = {}
+        for message_id in [m for m in self.waiting if registered(m) is not None]:
+            for source, event in self.claim(message_id):
+                by_source.setdefault(source, []).append(event)
+        return tuple((source, tuple(events)) for source, events in by_source.items())
 
     def expire(self, now: float | None = None) -> int:
         """Drop ids that waited longer than the ttl; return how many events went."""

@@ -115,3 +115,28 @@ async def test_idle_campaign_actor_passivates_and_comes_back(daemon_factory):
     stats = await daemon.stats(campaign["uuid"])
     assert (stats["total_delivered_count"], stats["total_read_count"]) == (2, 1)
     assert metrics.active_campaigns._value.get() == 1
+
+
+async def test_an_orphan_whose_registration_was_committed_before_a_crash_is_counted(
+        daemon_factory):
+    """The ACK came first and waits in the orphans table; the registration's rows were
+    committed, but the daemon died before the ingest actor heard of them (the instant
+    between the commit and its tell). At the next start the row is known from SQLite,
+    so its orphan is claimed then: nothing else would ever claim it (it expired)."""
+    from web.api import parse_registrations
+
+    first = await daemon_factory()
+    campaign = await first.create_campaign()
+    await ack(first, "true_6281@c.us_RACED", 3)
+    await first.runtime.checkpointer.run()  # the orphan is in its table
+    await first.runtime.campaigns.register(campaign["id"], parse_registrations(
+        {"messages": [{"recipient": "6281", "message_id": "RACED"}]}))  # no tell: "crash"
+    await first.server.close()
+
+    second = await daemon_factory()
+    stats = await second.stats(campaign["uuid"])
+    assert (stats["total_message_count"], stats["total_read_count"]) == (1, 1)
+    assert second.runtime.metrics.orphans_pending._value.get() == 0
+    await second.runtime.checkpointer.run()
+    db = sqlite3.connect(second.runtime.config.db_path)
+    assert db.execute("SELECT COUNT(*) FROM orphans").fetchone()[0] == 0
