@@ -110,20 +110,24 @@ class SharedStops:
         from redis.retry import Retry
 
         delay = 0.1
+        failures = 0
         while True:
             client = aioredis.Redis.from_url(
                 self.redis_url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2.0,
                 socket_timeout=READ_BLOCK_MS / 1000 + 5, socket_keepalive=True)
             try:
                 await client.ping()
-                delay = 0.1
+                delay, failures = 0.1, 0
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._publish(client))
                     group.create_task(self._read(client))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis or storage away: try again later
-                log.info("cluster.stops_paused", error=why(exc))
+                failures += 1
+                if failures == 1 or failures % 20 == 0:  # the push link warns of Redis
+                    log.info("cluster.stops_paused", error=why(exc), attempts=failures,
+                             note="stops listed here wait in stops_outbox until Redis is back")
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.aclose(), 1.0)
