@@ -8,6 +8,8 @@ The webhook handler calls `AccountService.record` with the changes it parsed, be
 - a WhatsApp Business Account disabled by Meta (`account_update`, ban state DISABLE)
   pauses every campaign sending through the cloud gateway.
 Nothing else changes a campaign; `health` serves the sending number's health.
+They are taken from the start, also while the state is recovered after a restart (as
+status webhooks are); the pauses of those taken then are made once the sender runs.
 """
 
 from __future__ import annotations
@@ -36,9 +38,16 @@ class AccountService:
         self.sending = sending
         self.metrics = metrics
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Taken while the state is recovered (a webhook is durable from the start):
+        # their pauses wait for the sender, which starts after the recovery.
+        self.started = False
+        self._deferred: list[AccountEvent] = []
 
     async def start(self) -> None:
-        return None
+        self.started = True
+        deferred, self._deferred = self._deferred, []
+        for event in deferred:
+            self._pause_soon(event)
 
     async def stop(self) -> None:
         if self._tasks:
@@ -52,9 +61,15 @@ class AccountService:
             log.info("account.webhook", field=event.field, meta_event=event.event,
                      waba_id=event.waba_id, summary=event.summary())
             if event.stops_template() or event.bans_account():
-                task = asyncio.get_running_loop().create_task(self._pause_for(event))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                if self.started:
+                    self._pause_soon(event)
+                else:
+                    self._deferred.append(event)
+
+    def _pause_soon(self, event: AccountEvent) -> None:
+        task = asyncio.get_running_loop().create_task(self._pause_for(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def health(self) -> dict[str, Any]:
         return health(await self.store.latest())

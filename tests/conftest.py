@@ -198,6 +198,21 @@ async def start_daemon(config: Config) -> tuple[TestServer, ClientSession]:
     return server, ClientSession()
 
 
+def hold_recovery(runtime: Any) -> asyncio.Event:
+    """Keep `runtime.recover` waiting until the returned event is set: with
+    `make_app(..., listen_early=True)` the daemon listens as `campaignd serve` does, and
+    the test acts while the state is being recovered."""
+    release = asyncio.Event()
+    recover = runtime.recover
+
+    async def held_recover() -> None:  # the real recovery, started when the test says
+        await release.wait()
+        await recover()
+
+    runtime.recover = held_recover
+    return release
+
+
 async def close_server(server: TestServer, timeout: float = 60.0) -> None:
     """Stop a test daemon; if it hangs, fail with every asyncio task's stack and every
     thread's (a shutdown that hangs is a defect to find, not a test to wait out)."""

@@ -9,9 +9,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
 
-from tests.conftest import Daemon, eventually
+from actors.runtime import Runtime
+from tests.conftest import Daemon, close_server, eventually, hold_recovery, make_config
 from tests.fakes.gateways import FakeGateway
+from web.app import make_app
+from web.keys import RECOVERY
 
 WABA = "102290129340398"
 
@@ -130,3 +135,42 @@ async def test_a_malformed_account_change_is_refused_whole(daemon: Daemon) -> No
     status, body = await daemon.post_json("/webhooks/cloud", bad)
     assert status == 422 and body["error"]["field"] == "entry[0].time"
     assert await daemon.runtime.store.fetchall("SELECT * FROM account_events") == []
+
+
+async def test_a_template_paused_while_campaignd_recovers_is_taken_and_pauses_after(
+        daemon_factory: Any, fake: FakeGateway, tmp_path: Any) -> None:
+    """A restart takes webhooks while it recovers the state (docs/reliability.md); Meta's
+    template webhook too (it was answered 503 until the state was loaded, and Meta
+    retries late): it is stored before its 2xx, and the campaign is paused once the
+    sender runs."""
+    first = await daemon_factory(**cloud_config(fake))
+    await send_template(first, "ramadan", "promo_ramadan", "id")
+    await close_server(first.server)
+    await first.session.close()
+
+    config = make_config(tmp_path, **cloud_config(fake))
+    runtime = Runtime(config)
+    release = hold_recovery(runtime)
+    app = make_app(config, runtime, listen_early=True)
+    server = TestServer(app, host="127.0.0.1", port=0, shutdown_timeout=3)
+    await server.start_server()
+    d = Daemon(server, ClientSession())
+    try:
+        status, body = await d.post_json("/webhooks/cloud", TEMPLATE_PAUSED)
+        assert (status, body) == (200, {"ok": True, "events": 1})
+        assert not runtime.ready
+        assert await runtime.store.fetchall(
+            "SELECT template_name FROM account_events") == [("promo_ramadan",)]
+        release.set()
+        await app[RECOVERY]
+
+        async def paused() -> Any:
+            c = await campaign(d, "ramadan")
+            return c["status"] == "paused" and c
+        await eventually(paused)
+        _, sending = await d.request("GET", "/api/campaigns/ramadan/sending")
+        assert "PAUSED" in sending["sending"]["status_reason"]
+    finally:
+        release.set()
+        await d.session.close()
+        await close_server(server)

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from actors.runtime import Runtime
 from daemon.config import load_config
-from tests.conftest import close_server
+from tests.conftest import close_server, hold_recovery
 from tests.proc import DaemonProcess, api, write_config
 from web.app import make_app
 from web.keys import RECOVERY
@@ -55,14 +55,7 @@ async def test_webhooks_are_taken_while_the_state_is_recovered(tmp_path: Path) -
     config_path, uuid = await asyncio.to_thread(crashed_with_journal, tmp_path)
     config = load_config(config_path)
     runtime = Runtime(config)
-    release = asyncio.Event()
-    recover = runtime.recover
-
-    async def held_recover() -> None:  # the real recovery, started when the test says
-        await release.wait()
-        await recover()
-
-    runtime.recover = held_recover  # type: ignore[method-assign]
+    release = hold_recovery(runtime)
     app = make_app(config, runtime, listen_early=True)
     server = TestServer(app, host="127.0.0.1", port=0, shutdown_timeout=3)
     await server.start_server()

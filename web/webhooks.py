@@ -185,12 +185,8 @@ def make_handler(source: str, node_route: bool = False) -> Callable[[web.Request
                 return error_response(400, "invalid_payload", "the body is nested too deeply")
             if node_route:
                 check_node(request)  # /n/{node}/...: only the node named (docs/cluster.md)
-            if ctx.extras:  # Meta account and template webhooks (actors/account.py)
-                if not rt.ready:  # their service runs once the state is recovered
-                    raise ApiError(503, "starting", "campaignd is loading its state after a "
-                                   "restart; account webhooks are taken in a moment",
-                                   headers={"Retry-After": "1"})
-                await rt.account.record(ctx.extras)
+            if ctx.extras:  # Meta account and template webhooks (actors/account.py):
+                await rt.account.record(ctx.extras)  # stored now, also while recovering
             relay = None
             if settings.relays:
                 if rt.relay.full(source):
