@@ -20,6 +20,10 @@ must still get every one of them: sessions, QR codes, incoming chats and the ACK
 - While the app is down: retries with exponential backoff, a bounded backlog per source
   (`webhooks.forward_max_backlog`; beyond it the webhook answers 503 + Retry-After and
   stores nothing), metrics, logs and a status for the page.
+- A request the app refuses as malformed (400, 413, 415, 422: its body, not the app's
+  state or our settings) `webhooks.forward_set_aside_after` times is set aside, kept
+  whole in SQLite, so one bad request does not hold every later one forever; an operator
+  puts them back with `requeue` once the app takes them.
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ SIGNATURE_HEADERS = {
 FIRST_RETRY = 0.5  # seconds; doubled per failed attempt up to webhooks.forward_retry_max
 FORGET_EVERY = 64  # delivered rows deleted per transaction (re-sent after a crash at most)
 LOG_EVERY = 10  # a failing source logs its 1st, 11th, 21st, ... failure
+# The app refuses the request itself (Laravel's validation answers 422): set aside after
+# webhooks.forward_set_aside_after attempts. Every other refusal is retried forever.
+SET_ASIDE_STATUSES = frozenset((400, 413, 415, 422))
 
 
 @dataclass
@@ -82,6 +89,8 @@ class SourceState:
     last_error_at: float | None = None
     next_retry_at: float | None = None
     full_logged: bool = False
+    set_aside: int = 0  # requests set aside, waiting for an operator's requeue
+    last_set_aside: str | None = None
 
 
 class Relay:
@@ -150,10 +159,12 @@ class Relay:
     async def start(self) -> None:
         self.session = aiohttp.ClientSession()
         waiting = await self.outbox.backlog()
+        set_aside = await self.outbox.set_aside_counts()
         for source in SOURCES:
             count, oldest = waiting.get(source, (0, None))
             st = self.state[source]
             st.backlog, st.oldest = count, oldest
+            st.set_aside = set_aside.get(source, 0)
             self.metrics.relay_backlog.labels(source).set(count)
             if count:
                 log.info("relay.backlog_found", source=source, backlog=count,
@@ -177,7 +188,7 @@ class Relay:
         out = {}
         for source, st in self.state.items():
             url = self._config()[f"webhooks.{source}.forward_to"]
-            if not url and not st.backlog:
+            if not url and not st.backlog and not st.set_aside:
                 continue
             out[source] = {
                 "forward_to": _safe_url(url) or None,
@@ -191,8 +202,20 @@ class Relay:
                 "last_error_at": st.last_error_at,
                 "next_retry_in": (round(max(0.0, st.next_retry_at - now), 1)
                                   if st.consecutive and st.next_retry_at else None),
+                "set_aside": st.set_aside,
+                "last_set_aside": st.last_set_aside,
             }
         return out
+
+    async def requeue(self, source: str) -> int:
+        """Put the source's set-aside requests back at the end of its queue; how many."""
+        moved = await self.outbox.requeue(source)
+        st = self.state[source]
+        st.set_aside = 0
+        if moved:
+            log.info("relay.requeued", source=source, requests=moved)
+            self.committed({source: moved})
+        return moved
 
     def _age_of(self, source: str) -> Callable[[], float]:
         def age() -> float:
@@ -227,18 +250,19 @@ class Relay:
                 await wake.wait()
                 continue
             st.oldest = row.received_at
-            await self._deliver(row)
+            delivered = await self._deliver(row)
             last_id = row.id
             st.backlog = max(0, st.backlog - 1)
-            st.forwarded += 1
-            self.metrics.relay_forwarded.labels(source).inc()
+            if delivered:
+                st.forwarded += 1
+                self.metrics.relay_forwarded.labels(source).inc()
             self.metrics.relay_backlog.labels(source).set(st.backlog)
             if last_id - forgotten >= FORGET_EVERY or not st.backlog:
                 await self._retry_store(self.outbox.delete_through, source, last_id)
                 forgotten = last_id
 
-    async def _deliver(self, row: OutboxRow) -> None:
-        """Send one row until the app behind accepts it."""
+    async def _deliver(self, row: OutboxRow) -> bool:
+        """Send one row until the app behind accepts it (True), or it is set aside."""
         st = self.state[row.source]
         attempt = 0
         while True:
@@ -255,8 +279,8 @@ class Relay:
                              backlog=st.backlog)
                 st.consecutive = 0
                 st.failing_since = st.next_retry_at = None
-                return
-            reason, detail = problem
+                return True
+            reason, detail, status = problem
             attempt += 1
             now = time.time()
             st.failures += 1
@@ -264,6 +288,20 @@ class Relay:
             st.failing_since = st.failing_since or now
             st.last_error, st.last_error_at = detail, now
             self.metrics.relay_failures.labels(row.source, reason).inc()
+            limit = config["webhooks.forward_set_aside_after"]
+            if status in SET_ASIDE_STATUSES and limit and attempt >= limit:
+                await self._retry_store(self.outbox.set_aside, row, status, detail)
+                st.set_aside += 1
+                st.last_set_aside = detail
+                st.consecutive = 0
+                st.failing_since = st.next_retry_at = None
+                self.metrics.relay_set_aside.labels(row.source).inc()
+                log.warning("relay.set_aside", source=row.source, forward_to=_safe_url(url),
+                            error=detail, attempts=attempt, received_at=row.received_at,
+                            advice="the app refuses this request as malformed; the ones "
+                                   "after it go on. Fix the app, then POST "
+                                   f"/api/relay/{row.source}/requeue")
+                return False
             delay = min(config["webhooks.forward_retry_max"], FIRST_RETRY * 2 ** (attempt - 1))
             st.next_retry_at = now + delay
             if st.consecutive % LOG_EVERY == 1:
@@ -273,8 +311,9 @@ class Relay:
             await asyncio.sleep(delay)
 
     async def _post(self, row: OutboxRow, url: str, secret: str, timeout: float
-                    ) -> tuple[str, str] | None:
-        """None when the app accepted the request, else (metric reason, detail)."""
+                    ) -> tuple[str, str, int] | None:
+        """None when the app accepted the request, else (metric reason, detail, HTTP
+        status or 0)."""
         assert self.session is not None
         headers = signed_headers(row, url, secret, time.time())
         try:
@@ -286,11 +325,11 @@ class Relay:
                     return None
                 text = answer[:200].decode("utf-8", "replace").strip()
                 return (f"http_{resp.status // 100}xx",
-                        f"HTTP {resp.status}" + (f": {text}" if text else ""))
+                        f"HTTP {resp.status}" + (f": {text}" if text else ""), resp.status)
         except TimeoutError:
-            return "timeout", f"no answer within {timeout:g} s"
+            return "timeout", f"no answer within {timeout:g} s", 0
         except aiohttp.ClientError as exc:
-            return "connection", f"{type(exc).__name__}: {exc}"[:300]
+            return "connection", f"{type(exc).__name__}: {exc}"[:300], 0
 
     async def _retry_store(self, work: Callable[..., Any], *args: Any) -> Any:
         """Storage failing: wait and try again (the rows stay where they are)."""

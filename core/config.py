@@ -205,6 +205,12 @@ KEYS: dict[str, Key] = {
     "webhooks.forward_retry_max": Key((int, float), 30.0, "Longest wait between retries of a "
                                       "relayed request (from 0.5 s, doubling).",
                                       minimum=0.01, maximum=3600),
+    "webhooks.forward_set_aside_after": Key(int, 10, "Attempts after which a request the app "
+                                            "behind refuses as malformed (HTTP 400, 413, 415, "
+                                            "422) is set aside, so the requests after it go "
+                                            "on (POST /api/relay/{source}/requeue sends it "
+                                            "again); 0 = retry it forever.",
+                                            minimum=0, maximum=1_000_000),
     "api.tokens": Key(list, [], "Bearer tokens: [{token = \"...\", workspace = 1 | \"*\"}]. "
                       "Empty: the API is open (only allowed on loopback).", secret=True,
                       check=_tokens_check),

@@ -155,6 +155,11 @@ class Metrics:
             "campaignd_relay_failures",
             "Relay attempts that failed and will be retried, by reason (http_4xx, http_5xx, "
             "timeout, connection).", ["source", "reason"], registry=r)
+        self.relay_set_aside = Counter(
+            "campaignd_relay_set_aside",
+            "Relayed requests the app behind refused as malformed (400, 413, 415, 422) "
+            "webhooks.forward_set_aside_after times, set aside so the ones after them go on.",
+            ["source"], registry=r)
         self.relay_refused = Counter(
             "campaignd_relay_backlog_full",
             "Webhook requests answered 503 because their source's relay backlog was full.",

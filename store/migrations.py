@@ -295,6 +295,13 @@ MIGRATIONS: list[Migration] = [
         "INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason, source)"
         " SELECT fact_id, workspace_id, number, at, kind, reason, source FROM suppressions"
         " WHERE fact_id NOT LIKE 'cluster/%' ORDER BY at")),
+    # --- relayed requests the app behind refuses as malformed, set aside so the ones
+    # after them go on (webhooks.forward_set_aside_after; store/relay.py).
+    Migration("0019_relay_set_aside", run_sql(
+        "CREATE TABLE IF NOT EXISTS relay_set_aside ("
+        " id INTEGER PRIMARY KEY, source TEXT NOT NULL, received_at REAL NOT NULL,"
+        " headers BLOB NOT NULL, body BLOB NOT NULL, status INTEGER NOT NULL,"
+        " error TEXT, set_aside_at REAL NOT NULL)")),
 ]
 
 

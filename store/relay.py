@@ -5,11 +5,15 @@ A request of a source that relays (`webhooks.<source>.forward_to`) is written he
 events (store/journal.py), so its 2xx means both are on disk. The forwarder
 (actors/relay.py) reads each source's rows in id order, which is commit order, and
 deletes them once the app behind campaignd has accepted them: at least once, in order.
+A row the app keeps refusing as malformed is moved, whole, to `relay_set_aside` (so the
+rows after it go on) until an operator puts it back at the end of the queue.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -65,3 +69,32 @@ class Outbox:
         """Forget the source's rows up to `last_id`: they were relayed."""
         await self.store.transaction([(
             "DELETE FROM relay_outbox WHERE source = ? AND id <= ?", (source, last_id), False)])
+
+    async def set_aside(self, row: OutboxRow, status: int, error: str) -> None:
+        """Move a row the app refuses as malformed out of the queue, in one transaction."""
+        await self.store.transaction([
+            ("INSERT OR REPLACE INTO relay_set_aside (id, source, received_at, headers, body,"
+             " status, error, set_aside_at) SELECT id, source, received_at, headers, body, ?,"
+             " ?, ? FROM relay_outbox WHERE id = ?", (status, error, time.time(), row.id),
+             False),
+            ("DELETE FROM relay_outbox WHERE id = ?", (row.id,), False)])
+
+    async def set_aside_counts(self) -> dict[str, int]:
+        rows = await self.store.fetchall(
+            "SELECT source, COUNT(*) FROM relay_set_aside GROUP BY source")
+        return {source: count for source, count in rows}
+
+    async def requeue(self, source: str) -> int:
+        """Put the source's set-aside rows back at the end of its queue, oldest first;
+        how many."""
+        moved: list[int] = []
+
+        def move(conn: Any) -> None:
+            moved.append(conn.execute(
+                "INSERT INTO relay_outbox (source, received_at, headers, body) SELECT source,"
+                " received_at, headers, body FROM relay_set_aside WHERE source = ? ORDER BY id",
+                (source,)).rowcount)
+            conn.execute("DELETE FROM relay_set_aside WHERE source = ?", (source,))
+
+        await self.store.transaction([(move, (), False)])
+        return moved[0] if moved else 0

@@ -362,3 +362,57 @@ async def test_without_a_laravel_relay_nothing_is_passed_through(daemon_factory:
     d = await daemon_factory()
     status, answer = await d.request("GET", "/laravel/api/whatsapp/accounts/active")
     assert status == 404 and "webhooks.webjs.forward_to" in answer["error"]["message"]
+
+
+async def test_a_request_the_app_refuses_as_malformed_is_set_aside_and_the_rest_go_on(
+        daemon_factory: Any, laravel: FakeLaravel) -> None:
+    """One request the app answers 422 (Laravel's validation) must not hold every later
+    one forever: after webhooks.forward_set_aside_after attempts it is set aside, kept
+    whole, counted, and sent again on the operator's requeue. A refusal that is the
+    setting's to fix (401: wrong forward_secret) keeps the queue waiting, as before."""
+    d = await daemon_factory(**relay_settings(laravel, **{
+        "webhooks.forward_retry_max": 0.05, "webhooks.forward_set_aside_after": 3}))
+    bodies = seed_bodies(5, tag="aside")
+    bodies[1] = bodies[1].replace(b'"typing_indicator"', b'"typing_indicator", "x": "BAD"')
+    laravel.refuse_containing = b'"BAD"'
+    async with aiohttp.ClientSession() as session:
+        await post_all(session, d.url("/webhooks/webjs"), bodies)
+
+    async def passed_on() -> Any:
+        state = (await relay_status(d))["webjs"]
+        return state["backlog"] == 0 and state["set_aside"] == 1 and state
+    state = await eventually(passed_on, timeout=15)
+    assert laravel.bodies() == bodies[:1] + bodies[2:]  # in order, without the bad one
+    assert state["last_set_aside"].startswith("HTTP 422")
+    assert [s for s, _ in laravel.refused] == [422, 422, 422]
+    [(body,)] = await d.runtime.store.fetchall("SELECT body FROM relay_set_aside")
+    assert bytes(body) == bodies[1]
+    _, text = await d.request("GET", "/metrics")
+    assert metric_value(text, 'campaignd_relay_set_aside_total{source="webjs"}') == 1
+
+    laravel.refuse_containing = None  # the app is fixed: send it again
+    status, answer = await d.post_json("/api/relay/webjs/requeue", {})
+    assert (status, answer) == (200, {"source": "webjs", "requeued": 1})
+    await eventually(lambda: _got(laravel, 5), timeout=15)
+    assert laravel.bodies()[-1] == bodies[1]
+    assert (await relay_status(d))["webjs"]["set_aside"] == 0
+
+    # a wrong forward_secret (401) is retried, never set aside: the queue waits for it
+    right, laravel.secret = laravel.secret, "another-secret"
+    more = seed_bodies(2, tag="wait")
+    async with aiohttp.ClientSession() as session:
+        await post_all(session, d.url("/webhooks/webjs"), more)
+    await eventually(lambda: _refused_with(laravel, 401, 5), timeout=15)
+    state = (await relay_status(d))["webjs"]
+    assert (state["set_aside"], state["backlog"]) == (0, 2)
+    laravel.secret = right
+    await eventually(lambda: _got(laravel, 7), timeout=15)
+    assert laravel.bodies()[-2:] == more
+
+
+async def _got(app: FakeLaravel, n: int) -> bool:
+    return len(app.received) >= n
+
+
+async def _refused_with(app: FakeLaravel, status: int, n: int) -> bool:
+    return sum(1 for s, _ in app.refused if s == status) >= n

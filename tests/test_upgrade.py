@@ -87,7 +87,8 @@ async def test_every_migration_is_recorded_once(daemon_factory: Any, tmp_path: P
 async def test_the_relay_outbox_works_on_a_database_of_release_0_1(
         daemon_factory: Any, tmp_path: Path, case: str) -> None:
     """Migration 0002 adds the relay's outbox to an old database: a webhook accepted after
-    the upgrade is relayed, and 0.1's journal still replays into the same counters."""
+    the upgrade is relayed, and 0.1's journal still replays into the same counters; with
+    0019 a request the app refuses as malformed is set aside there and requeued."""
     from tests.fakes.seed import FakeLaravel, seed_headers
 
     app = await FakeLaravel(secret="laravel-secret").start()
@@ -96,7 +97,8 @@ async def test_the_relay_outbox_works_on_a_database_of_release_0_1(
         d: Daemon = await daemon_factory(**{
             "store.path": str(db), "webhooks.webjs.secret": "seed-secret",
             "webhooks.webjs.forward_to": app.webhook_url,
-            "webhooks.webjs.forward_secret": "laravel-secret"})
+            "webhooks.webjs.forward_secret": "laravel-secret",
+            "webhooks.forward_retry_max": 0.05, "webhooks.forward_set_aside_after": 2})
         stats = await d.stats("tracked")
         assert stats["total_read_count"] == expected["tracked"]["statistics"]["total_read_count"]
         body = json.dumps(webjs_ack("ID00001", 3)).encode()
@@ -108,8 +110,25 @@ async def test_the_relay_outbox_works_on_a_database_of_release_0_1(
             return app.bodies() == [body]
 
         await eventually(relayed, timeout=20)
+        app.refuse_containing = b"ID00002"
+        refused = json.dumps(webjs_ack("ID00002", 3)).encode()
+        status, _ = await d.request("POST", "/webhooks/webjs", data=refused,
+                                    headers=seed_headers("seed-secret", refused))
+        assert status == 200
+
+        async def set_aside() -> bool:
+            return d.runtime.relay.status()["webjs"]["set_aside"] == 1
+
+        await eventually(set_aside, timeout=30)
+        app.refuse_containing = None
+        assert await d.runtime.relay.requeue("webjs") == 1
+        await eventually(lambda: _relayed(app, [body, refused]), timeout=20)
     finally:
         await app.stop()
+
+
+async def _relayed(app: Any, bodies: list[bytes]) -> bool:
+    return app.bodies() == bodies
 
 
 @pytest.mark.parametrize("case", ["clean", "killed"])

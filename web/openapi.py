@@ -774,7 +774,8 @@ def _relay_paths() -> dict[str, Any]:
         "forward_to": nullable({"type": "string"}), "backlog": COUNT, "oldest_age": number,
         "forwarded": COUNT, "failures": COUNT, "failing": {"type": "boolean"},
         "failing_since": nullable(number), "last_error": nullable({"type": "string"}),
-        "last_error_at": nullable(number), "next_retry_in": nullable(number)}}
+        "last_error_at": nullable(number), "next_retry_in": nullable(number),
+        "set_aside": COUNT, "last_set_aside": nullable({"type": "string"})}}
     passthrough = {
         "tags": ["webhooks"], "security": [],
         "summary": "The seed's whatsapp-service's other calls to Laravel (LARAVEL_URL = "
@@ -802,7 +803,19 @@ def _relay_paths() -> dict[str, Any]:
             "type": "object", "required": ["relay"], "properties": {"relay": {
                 "type": "object", "additionalProperties": source}}}),
             **AUTH_ERRORS,
-            "403": err("A token of one workspace: the relay is the daemon's.")}}}}
+            "403": err("A token of one workspace: the relay is the daemon's.")}}},
+            "/api/relay/{source}/requeue": {"post": {
+        "tags": ["service"], "operationId": "relay_requeue",
+        "summary": "Put the source's requests set aside (the app refused them as malformed "
+                   "webhooks.forward_set_aside_after times) back at the end of its queue.",
+        "parameters": [{"name": "source", "in": "path", "required": True,
+                        "schema": {"type": "string", "enum": list(SOURCES)}}],
+        "responses": {"200": ok("How many were put back.", {
+            "type": "object", "required": ["source", "requeued"], "properties": {
+                "source": {"type": "string"}, "requeued": COUNT}}),
+            **AUTH_ERRORS,
+            "403": err("A token of one workspace: the relay is the daemon's."),
+            "404": err("Not a webhook source.")}}}}
 
 
 def _failure_paths() -> dict[str, Any]:

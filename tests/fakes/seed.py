@@ -64,6 +64,8 @@ class FakeLaravel:
     received: list[Received] = field(default_factory=list)
     refused: list[tuple[int, str]] = field(default_factory=list)
     answer_status: int = 200  # e.g. 503 to play an app in maintenance mode
+    # bodies containing this are refused 422, as Laravel's validation refuses a payload
+    refuse_containing: bytes | None = None
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -107,6 +109,8 @@ class FakeLaravel:
             return self._refuse(401, "Invalid signature")
         if self.answer_status != 200:
             return self._refuse(self.answer_status, "Service Unavailable")
+        if self.refuse_containing is not None and self.refuse_containing in payload:
+            return self._refuse(422, "The given data was invalid.")
         self.received.append(Received(request.path, dict(request.headers), payload))
         return web.json_response({"status": "received"})
 
