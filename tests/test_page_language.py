@@ -61,6 +61,8 @@ INDONESIAN = {"locale": "id-ID"}
 ALLOWED = {"campaignd", "whatsapp", "csv", "api", "http", "id", "ms", "browser", "gateway",
            "simulator", "status", "token", "valid", "internal", "per", "relay", "webhook",
            "get", "meta", "business", "manager", "template", "node",
+           # the relay's call to send set-aside requests again: POST /api/relay/.../requeue
+           "post", "requeue",
            "proxy",
            # names and borrowed words in failure codes: "(STOP)", "Twilio", "spam"
            "stop", "twilio", "spam",

@@ -2,8 +2,8 @@
 
 What an operator would see: with the Laravel app behind campaignd down, the top bar says
 the relay is failing and how many requests wait, with the app's error in its title; once
-the app is back and has taken them, it says the relay is fine. Nothing relayed: no
-indicator at all.
+the app is back and has taken them, it says the relay is fine; a request the app refuses
+as malformed is said to be set aside. Nothing relayed: no indicator at all.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ async def test_the_relay_indicator_shows_failures_and_the_backlog(
     await laravel.stop()  # the app behind is down
     d = await daemon_factory(**{
         "webhooks.webjs.secret": SECRET, "webhooks.webjs.forward_to": laravel.webhook_url,
-        "webhooks.webjs.forward_secret": laravel.secret, "webhooks.forward_retry_max": 0.2})
+        "webhooks.webjs.forward_secret": laravel.secret, "webhooks.forward_retry_max": 0.2,
+        "webhooks.forward_set_aside_after": 2})
     for i in range(3):
         body = b'{"event": "session_ready", "data": {"session_id": "s%d"}}' % i
         status, _ = await d.request("POST", "/webhooks/webjs", data=body,
@@ -67,6 +68,21 @@ async def test_the_relay_indicator_shows_failures_and_the_backlog(
     chip = await eventually(lambda: fine(page), timeout=30, interval=0.2)
     assert chip["text"] == "Relay ✓" and "3 accepted webhooks relayed" in chip["title"]
     assert len(laravel.received) == 3
+
+    laravel.refuse_containing = b"s-bad"  # the app's validation refuses this one (422)
+    body = b'{"event": "session_ready", "data": {"session_id": "s-bad"}}'
+    status, _ = await d.request("POST", "/webhooks/webjs", data=body,
+                                headers=seed_headers(SECRET, body))
+    assert status == 200
+
+    async def set_aside(pg: Any) -> Any:
+        await pg.evaluate("() => window.campaigndRelay.refresh()")
+        chip = await relay_chip(pg)
+        return chip["state"] == "set-aside" and chip
+
+    chip = await eventually(lambda: set_aside(page), timeout=30, interval=0.2)
+    assert chip["text"] == "Relay: 1 set aside"
+    assert "HTTP 422" in chip["title"] and "/api/relay/webjs/requeue" in chip["title"]
     assert page.errors == []
 
 

@@ -1,8 +1,9 @@
 // The relay indicator in the top bar (docs/integration.md): when a webhook source relays
 // what it accepts to the app behind campaignd (forward_to), it says whether the relay
 // keeps up: "Relay ✓", "Relay: 12 waiting" while a backlog drains, "Relay failing: 340
-// waiting" with the last error when the app does not take them. Hidden when nothing is
-// relayed, and for a token of one workspace (the relay is the daemon's).
+// waiting" with the last error when the app does not take them, "Relay: 1 set aside" when
+// the app refused requests as malformed and the relay went on without them. Hidden when
+// nothing is relayed, and for a token of one workspace (the relay is the daemon's).
 // Reads GET /api/relay: every 15 s, every 3 s while something waits.
 
 import { api } from "./api.js";
@@ -20,7 +21,9 @@ function summary(relay) {
   const failing = sources.filter(([, s]) => s.failing);
   const oldest = Math.max(0, ...sources.map(([, s]) => s.oldest_age || 0));
   const targets = sources.map(([name, s]) => `${name} → ${s.forward_to || "?"}`).join(", ");
-  return { sources, backlog, forwarded, failing, oldest, targets };
+  const setAside = sources.reduce((n, [, s]) => n + (s.set_aside || 0), 0);
+  const aside = sources.find(([, s]) => s.set_aside);
+  return { sources, backlog, forwarded, failing, oldest, targets, setAside, aside };
 }
 
 function show(el, relay) {
@@ -44,6 +47,13 @@ function show(el, relay) {
     state = "waiting";
     text.textContent = t("relay.waiting", { count: s.backlog });
     el.title = t("relay.waiting_title", { age: fmtDuration(s.oldest), targets: s.targets });
+  } else if (s.setAside) {
+    state = "set-aside";
+    const [name, src] = s.aside;
+    text.textContent = t("relay.set_aside", { count: s.setAside });
+    el.title = t("relay.set_aside_title", {
+      count: s.setAside, source: name, error: src.last_set_aside || "?",
+    });
   } else {
     text.textContent = t("relay.ok");
     el.title = t("relay.ok_title", { count: s.forwarded, targets: s.targets });
@@ -51,7 +61,7 @@ function show(el, relay) {
   el.className = `live relay relay-${state}`;
   el.dataset.state = state;
   el.dataset.backlog = String(s.backlog);
-  return state !== "ok";
+  return state === "failing" || state === "waiting";
 }
 
 async function refresh() {

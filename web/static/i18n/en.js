@@ -453,6 +453,8 @@ export default {
   "relay.failing": "Relay failing: {count} waiting",
   "relay.failing_title": "{source}: {error}. Next try in {retry}; the oldest request has waited {age}. Webhooks are still accepted and kept until the app takes them (GET /api/relay).",
   "relay.unknown_error": "the app does not take them",
+  "relay.set_aside": "Relay: {count} set aside",
+  "relay.set_aside_title": {"one": "The app refused {count} request as malformed ({source}: {error}); the requests after it went on. It is kept: POST /api/relay/{source}/requeue sends it again once the app takes it.", "other": "The app refused {count} requests as malformed ({source}: {error}); the requests after them went on. They are kept: POST /api/relay/{source}/requeue sends them again once the app takes them."},
 
   // replies, button taps and opt-outs (SPEC 6): speed, buttons, table
   "speed.reply": "Time to reply",

@@ -445,6 +445,8 @@ export default {
   "relay.failing": "Relay gagal: {count} menunggu",
   "relay.failing_title": "{source}: {error}. Dicoba lagi dalam {retry}; permintaan tertua sudah menunggu {age}. Webhook tetap diterima dan disimpan sampai aplikasi menerimanya (GET /api/relay).",
   "relay.unknown_error": "aplikasi tidak menerimanya",
+  "relay.set_aside": "Relay: {count} disisihkan",
+  "relay.set_aside_title": "Aplikasi menolak {count} permintaan karena isinya tidak valid ({source}: {error}); permintaan sesudahnya tetap diteruskan. Permintaan itu disimpan: POST /api/relay/{source}/requeue mengirimnya lagi setelah aplikasi bisa menerimanya.",
 
   // replies, button taps and opt-outs (SPEC 6): speed, buttons, table
   "speed.reply": "Waktu sampai dibalas",
