@@ -185,6 +185,7 @@ def api_routes(daemon: Daemon) -> list[tuple[str, str]]:
             continue
         path = path.replace("{uuid}", "camp-2").replace("{action:[a-z-]+}", "{action}")
         path = path.replace("{workspace_id}", "2")  # workspace routes: workspace 2's
+        path = path.replace("{source}", "webjs")  # the relay's routes of one source
         actions = ("start", "pause", "resume", "cancel", "retry-failed", "retry-unknown")
         for p in ([path.replace("{action}", a) for a in actions] if "{action}" in path
                   else [path]):
