@@ -8,18 +8,27 @@ quoting their message) in alternating rounds. A reply's credit is decided after 
 2xx (attribution looks the number up), so a replies round lasts until the daemon has
 decided every reply it answered, and a statuses round until its checkpoint is written.
 Every reply must be decided once (credited or unattributed, never a duplicate).
+
+Each round is charged the work it caused and nothing of the round before: it starts
+when the analytics' recount (store/aggregates.py) has nothing left to do (untimed), and
+its timed part ends when the recount of what its checkpoint wrote is done (the rows its
+statuses moved; the rows its replies were credited to). Before wave 9 the recount of
+one round ran partly inside the next round's timed part, so each kind paid part of the
+other's (the statuses rounds change more rows per second than the replies rounds).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable
 
 from bench.common import BenchError, Daemon, Row, create_campaign, daemon, scratch
 from bench.ladder import CloudLadder, ReplyLadder
 from bench.rounds import Target, alternate
+from store.aggregates import WAITING_SQL
 
 MESSAGES = int(os.environ.get("BENCH_INBOUND_MESSAGES", "600000"))
 PER_REQUEST = 100
@@ -80,18 +89,46 @@ def timed_settle(waits: list[float]) -> Callable[[Daemon, int | None], None]:
     return settled
 
 
+def recounted(d: Daemon) -> None:
+    """Until the analytics have recounted every row marked or credited so far (as
+    `Daemon.analytics_settled`, looking every 20 ms through one read-only connection:
+    this wait is inside a round's timed part)."""
+    db = sqlite3.connect(f"file:{d.db_path}?mode=ro", uri=True)
+    try:
+        deadline = time.monotonic() + 300
+        while db.execute(WAITING_SQL).fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise BenchError("the analytics still recount after 300 s")
+            time.sleep(0.02)
+    finally:
+        db.close()
+
+
+class RecountedTarget(Target):
+    """A round that starts with the recount idle (untimed) and ends, inside its timed
+    part, with the recount of its own work done (`after_checkpoint`)."""
+
+    def round(self, seconds: float) -> float:
+        assert self.daemon is not None
+        recounted(self.daemon)
+        return super().round(seconds)
+
+
 def run() -> list[Row]:
     folder = scratch("inbound")
     waits: list[float] = []
     try:
         with daemon() as d:
             uuid = create_campaign(d.url, MESSAGES, prefix="wamid.C")
-            statuses = Target("statuses", d.url, PATH, CloudLadder(MESSAGES), folder, d, [uuid],
-                              source="cloud", items_per_request=PER_REQUEST)
-            replies = Target("replies", d.url, PATH, ReplyLadder(MESSAGES), folder, d, [uuid],
-                             source="cloud", items_per_request=PER_REQUEST,
-                             counts=inbound_counts, settle=timed_settle(waits),
-                             check_replay=False)
+            statuses = RecountedTarget("statuses", d.url, PATH, CloudLadder(MESSAGES), folder,
+                                       d, [uuid], source="cloud",
+                                       items_per_request=PER_REQUEST,
+                                       after_checkpoint=recounted)
+            replies = RecountedTarget("replies", d.url, PATH, ReplyLadder(MESSAGES), folder,
+                                      d, [uuid], source="cloud",
+                                      items_per_request=PER_REQUEST, counts=inbound_counts,
+                                      settle=timed_settle(waits), check_replay=False,
+                                      after_checkpoint=recounted)
             alternate([statuses, replies], ROUNDS, SECONDS)
             sent = replies.position * PER_REQUEST
             d.flush(uuid)

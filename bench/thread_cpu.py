@@ -3,12 +3,13 @@
 
 Runs the row as `python -m bench ROW` does and, for each daemon round, reads every
 daemon thread's CPU time from /proc/<pid>/task/*/stat over the round's timed part
-(wrk's start to the end of the round's first checkpoint: for replies that includes the
-deciding after wrk), divided by the items the round sent. Prints one JSON line per
-round, the row, the load average at the start and the end, and the daemon's thread
-names (`py-spy dump`, when py-spy is on PATH or in the venv). Used for
-docs/BENCHMARKS.md, "Wave 7 (branch inbound80)"; A/B: run it from each commit's
-directory, alternately.
+(wrk's start to the end of the round's first checkpoint, or of the target's
+`after_checkpoint` wait when it has one: for replies that includes the deciding after
+wrk; for bench/inbound_batch.py the analytics' recount of the round's work), divided
+by the items the round sent. Prints one JSON line per round, the row, the load average
+at the start and the end, and the daemon's thread names (`py-spy dump`, when py-spy is
+on PATH or in the venv). Used for docs/BENCHMARKS.md, "Wave 7 (branch inbound80)"; A/B:
+run it from each commit's directory, alternately.
 """
 
 from __future__ import annotations
@@ -75,12 +76,23 @@ def main() -> None:
                 mark.update(thread_cpu(pid))
             return took
 
+        waited = target.after_checkpoint
+
+        def marked_wait(d: common.Daemon) -> None:
+            assert waited is not None
+            waited(d)
+            mark.update(thread_cpu(pid))  # the wait ends the round's timed part
+
         start = target.position
-        common.Daemon.flush = marked_flush  # type: ignore[method-assign]
+        if waited is not None:
+            target.after_checkpoint = marked_wait
+        else:
+            common.Daemon.flush = marked_flush  # type: ignore[method-assign]
         try:
             rate = original(target, seconds)
         finally:
             common.Daemon.flush = flush  # type: ignore[method-assign]
+            target.after_checkpoint = waited
         items = max(1, (target.position - start) * target.items_per_request)
         per = {tid: (mark.get(tid, 0.0) - before.get(tid, 0.0)) * 1e6 / items for tid in mark}
         print(json.dumps({"name": target.name,
