@@ -101,6 +101,7 @@ class Target:
             self.after_checkpoint(d)
         flush = time.perf_counter() - t0
         self.flushes.append(flush)
+        self.details.setdefault("wrk_s", []).append(round(result.seconds, 3))
         rate = result.requests / (result.seconds + flush)
         self.rates.append(rate)
         if result.generated < 0:

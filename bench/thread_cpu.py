@@ -67,13 +67,16 @@ def main() -> None:
         if state["pid"] is None:
             state["pid"] = pid
             state["names"] = thread_names(pid)
-        before, mark = thread_cpu(pid), {}
+        # at the end of the round's first checkpoint; at the end of its timed part
+        before, checkpointed, mark = thread_cpu(pid), {}, {}
         flush = common.Daemon.flush
 
         def marked_flush(d: common.Daemon, uuid: str) -> float:
             took = flush(d, uuid)
-            if not mark:  # the round's first checkpoint ends its timed part
-                mark.update(thread_cpu(pid))
+            if not checkpointed:
+                checkpointed.update(thread_cpu(pid))
+                if target.after_checkpoint is None:  # it ends the round's timed part
+                    mark.update(checkpointed)
             return took
 
         waited = target.after_checkpoint
@@ -86,8 +89,7 @@ def main() -> None:
         start = target.position
         if waited is not None:
             target.after_checkpoint = marked_wait
-        else:
-            common.Daemon.flush = marked_flush  # type: ignore[method-assign]
+        common.Daemon.flush = marked_flush  # type: ignore[method-assign]
         try:
             rate = original(target, seconds)
         finally:
@@ -100,6 +102,10 @@ def main() -> None:
                           "after_wrk_s": round(target.flushes[-1], 2), "items": items,
                           "cpu_us": {str(t): round(v, 1) for t, v in per.items() if v >= 0.05},
                           "all_us": round(sum(per.values()), 1),
+                          # what the round cost up to its checkpoint (without the wait)
+                          "to_checkpoint_all_us": round(sum(
+                              checkpointed.get(t, 0.0) - before.get(t, 0.0)
+                              for t in checkpointed) * 1e6 / items, 1),
                           "load": os.getloadavg()[0]}), flush=True)
         return rate
 
