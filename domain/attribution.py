@@ -69,6 +69,7 @@ from domain.attribution_facts import (
     W_EVENTS,
     W_LOOKUP,
     W_ROWS,
+    W_STATE,
     W_UNANSWERED,
     WINDOW,
     WORKSPACES,
@@ -91,6 +92,9 @@ from domain.attribution_facts import (
     watch_add,
     watch_discard,
     watch_events,
+    watch_row,
+    watch_rows,
+    watch_set_row,
 )
 from domain.engagement import Touch
 from domain.inbound import FAILURE, MANUAL, MESSAGE, REPLY, InboundEvent
@@ -237,7 +241,7 @@ class Attributor:
             if watch is None:
                 if not self._lookup_serial:
                     self._lookup_serial = self._next()
-                watch = numbers[key] = [self._lookup_serial, {}, inbound_id, 0]  # new
+                watch = numbers[key] = [self._lookup_serial, None, inbound_id, 0, None]  # new
                 self._lookups.append(key)
                 continue  # decided when the rows sent to its number are known
             watch_add(watch, inbound_id)
@@ -275,12 +279,14 @@ class Attributor:
         packed = pack(campaign_no, row)
         if key is not None and key in self.numbers:
             watch = self.numbers[key]
-            state = watch[W_ROWS].get(packed)
+            state = watch_row(watch, packed)
             if state is None:  # its first fact: nothing to ask
-                state = watch[W_ROWS][packed] = new_row()
+                state = new_row()
+                watch_set_row(watch, packed, state)
                 self.watched[packed] = key
             elif state.__class__ is tuple:
-                state = watch[W_ROWS][packed] = list(state)  # thawed: it changes
+                state = list(state)  # thawed: it changes
+                watch_set_row(watch, packed, state)
             row_merge_event(state, level, failed, at, attempt, registration=True)
             state[FLOOR] = to_tenths(at)
             self._reconsider(key)
@@ -298,10 +304,11 @@ class Attributor:
         key = self.watched.get(packed)
         if key is None:
             return
-        rows = self.numbers[key][W_ROWS]
-        state = rows[packed]
+        watch = self.numbers[key]
+        state = watch_row(watch, packed)
         if state.__class__ is tuple:
-            state = rows[packed] = list(state)  # thawed: it changes
+            state = list(state)  # thawed: it changes
+            watch_set_row(watch, packed, state)
         before = (row_sent(state), row_eligible(state))
         row_merge_event(state, level, failed, at, attempt, registration)
         if (row_sent(state), row_eligible(state)) != before:
@@ -323,15 +330,14 @@ class Attributor:
             if watch is None or watch[W_LOOKUP] != serial:
                 continue  # the number's window ended meanwhile (or a newer lookup runs)
             packed = (campaign_no << 32) | row  # pack
-            rows_ = watch[W_ROWS]
-            if packed in rows_:
+            if watch_row(watch, packed) is not None:
                 continue
             exists = known.get(campaign_no)
             if exists is None:
                 exists = known[campaign_no] = workspace_of(campaign_no) is not None
             if not exists:
                 continue
-            rows_[packed] = fresh
+            watch_set_row(watch, packed, fresh)
             watch[W_UNANSWERED] += 1
             watched[packed] = key
             asked = asks.get(campaign_no)
@@ -371,22 +377,27 @@ class Attributor:
                 continue
             watch = numbers[key]
             rows = watch[W_ROWS]
-            state = rows[packed]
+            one = rows.__class__ is int  # the watch's one row (watch_row, inline)
+            state = watch[W_STATE] if one else rows[packed]
             if state[ANSWERED] or state[ASKED] != serial:
                 continue
             # kept as a tuple but while a status is merged (attribution_facts)
             if state == untouched:  # row_merge would give the answer as it is
-                state = rows[packed] = (sent, level, failed, serial, True, floor, attempt,
-                                        sent_attempt if sent is not None else 1)
+                state = (sent, level, failed, serial, True, floor, attempt,
+                         sent_attempt if sent is not None else 1)
             else:
                 state = list(state)
                 row_merge(state, sent, level, failed, floor, attempt, sent_attempt)
                 state[ANSWERED] = True
-                state = rows[packed] = tuple(state)
+                state = tuple(state)
+            if one:
+                watch[W_STATE] = state
+            else:
+                rows[packed] = state
             watch[W_UNANSWERED] -= 1
             if watch[W_UNANSWERED] or watch[W_LOOKUP]:
                 continue
-            if len(rows) == 1 and watch[W_EVENTS].__class__ is str and \
+            if one and watch[W_EVENTS].__class__ is str and \
                     credit_one(watch[W_EVENTS], campaign_no, row, state):
                 continue
             complete.append(key)
@@ -515,7 +526,7 @@ class Attributor:
         at = int(event.at * 10 + 0.5)  # to_tenths
         window = self.window
         best: tuple[int, int, int] | None = None
-        for packed, state in watch[W_ROWS].items():
+        for packed, state in watch_rows(watch):
             # row_eligible, with `sent` (row_sent) worked out once, inline
             sent, floor = state[EARLIEST], state[FLOOR]
             if sent is None or (state[FAILED] and state[LEVEL] < DELIVERED):
@@ -569,7 +580,7 @@ class Attributor:
         watch = self.numbers.get(key) if key is not None else None
         if watch is None or event.via == FAILURE:
             return ()
-        found = {self.workspace_of(unpack(packed)[0]) for packed in watch[W_ROWS]}
+        found = {self.workspace_of(unpack(packed)[0]) for packed, _ in watch_rows(watch)}
         return tuple(sorted(w for w in found if w is not None))
 
     def _set_workspaces(self, pending: list[Any], workspaces: tuple[int, ...]) -> None:
@@ -597,7 +608,7 @@ class Attributor:
         watch = self.numbers.get(key) if key is not None else None
         if watch is not None and watch_discard(watch, event.inbound_id):
             del self.numbers[key]
-            for packed in watch[W_ROWS]:
+            for packed, _ in watch_rows(watch):
                 self.watched.pop(packed, None)
             if watch[W_LOOKUP] == self._lookup_serial and key in self._lookups:
                 self._lookups.remove(key)
