@@ -97,10 +97,10 @@ def recounted(d: Daemon) -> float:
     t0 = time.perf_counter()
     db = sqlite3.connect(f"file:{d.db_path}?mode=ro", uri=True)
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         while db.execute(WAITING_SQL).fetchone()[0]:
             if time.monotonic() > deadline:
-                raise BenchError("the analytics still recount after 300 s")
+                raise BenchError("the analytics still recount after 600 s")
             time.sleep(0.02)
     finally:
         db.close()
