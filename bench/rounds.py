@@ -64,6 +64,9 @@ class Target:
     # False where the daemon's own count may count a replayed item again (the inbound
     # metric counts a reply each time it is decided): the row checks the store instead
     check_replay: bool = True
+    # waits (inside the timed part, after the round's checkpoint) for work the round
+    # caused that runs after its checkpoint (the analytics' recount of what it wrote)
+    after_checkpoint: Callable[[Daemon], None] | None = None
     position: int = 0
     rates: list[float] = field(default_factory=list)
     flushes: list[float] = field(default_factory=list)
@@ -94,8 +97,11 @@ class Target:
             self.settle(d, done + result.requests * self.items_per_request)
         for uuid in self.uuids:
             d.flush(uuid)
+        if self.after_checkpoint is not None:
+            self.after_checkpoint(d)
         flush = time.perf_counter() - t0
         self.flushes.append(flush)
+        self.details.setdefault("wrk_s", []).append(round(result.seconds, 3))
         rate = result.requests / (result.seconds + flush)
         self.rates.append(rate)
         if result.generated < 0:

@@ -3,12 +3,13 @@
 
 Runs the row as `python -m bench ROW` does and, for each daemon round, reads every
 daemon thread's CPU time from /proc/<pid>/task/*/stat over the round's timed part
-(wrk's start to the end of the round's first checkpoint: for replies that includes the
-deciding after wrk), divided by the items the round sent. Prints one JSON line per
-round, the row, the load average at the start and the end, and the daemon's thread
-names (`py-spy dump`, when py-spy is on PATH or in the venv). Used for
-docs/BENCHMARKS.md, "Wave 7 (branch inbound80)"; A/B: run it from each commit's
-directory, alternately.
+(wrk's start to the end of the round's first checkpoint, or of the target's
+`after_checkpoint` wait when it has one: for replies that includes the deciding after
+wrk; for bench/inbound_batch.py the analytics' recount of the round's work), divided
+by the items the round sent. Prints one JSON line per round, the row, the load average
+at the start and the end, and the daemon's thread names (`py-spy dump`, when py-spy is
+on PATH or in the venv). Used for docs/BENCHMARKS.md, "Wave 7 (branch inbound80)"; A/B:
+run it from each commit's directory, alternately.
 """
 
 from __future__ import annotations
@@ -66,21 +67,34 @@ def main() -> None:
         if state["pid"] is None:
             state["pid"] = pid
             state["names"] = thread_names(pid)
-        before, mark = thread_cpu(pid), {}
+        # at the end of the round's first checkpoint; at the end of its timed part
+        before, checkpointed, mark = thread_cpu(pid), {}, {}
         flush = common.Daemon.flush
 
         def marked_flush(d: common.Daemon, uuid: str) -> float:
             took = flush(d, uuid)
-            if not mark:  # the round's first checkpoint ends its timed part
-                mark.update(thread_cpu(pid))
+            if not checkpointed:
+                checkpointed.update(thread_cpu(pid))
+                if target.after_checkpoint is None:  # it ends the round's timed part
+                    mark.update(checkpointed)
             return took
 
+        waited = target.after_checkpoint
+
+        def marked_wait(d: common.Daemon) -> None:
+            assert waited is not None
+            waited(d)
+            mark.update(thread_cpu(pid))  # the wait ends the round's timed part
+
         start = target.position
+        if waited is not None:
+            target.after_checkpoint = marked_wait
         common.Daemon.flush = marked_flush  # type: ignore[method-assign]
         try:
             rate = original(target, seconds)
         finally:
             common.Daemon.flush = flush  # type: ignore[method-assign]
+            target.after_checkpoint = waited
         items = max(1, (target.position - start) * target.items_per_request)
         per = {tid: (mark.get(tid, 0.0) - before.get(tid, 0.0)) * 1e6 / items for tid in mark}
         print(json.dumps({"name": target.name,
@@ -88,6 +102,10 @@ def main() -> None:
                           "after_wrk_s": round(target.flushes[-1], 2), "items": items,
                           "cpu_us": {str(t): round(v, 1) for t, v in per.items() if v >= 0.05},
                           "all_us": round(sum(per.values()), 1),
+                          # what the round cost up to its checkpoint (without the wait)
+                          "to_checkpoint_all_us": round(sum(
+                              checkpointed.get(t, 0.0) - before.get(t, 0.0)
+                              for t in checkpointed) * 1e6 / items, 1),
                           "load": os.getloadavg()[0]}), flush=True)
         return rate
 

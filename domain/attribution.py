@@ -66,8 +66,10 @@ from domain.attribution_facts import (
     RECEIVED,
     SOURCE,
     TARGET,
+    W_EVENTS,
     W_LOOKUP,
     W_ROWS,
+    W_STATE,
     W_UNANSWERED,
     WINDOW,
     WORKSPACES,
@@ -90,7 +92,11 @@ from domain.attribution_facts import (
     watch_add,
     watch_discard,
     watch_events,
+    watch_row,
+    watch_rows,
+    watch_set_row,
 )
+from domain.engagement import Touch
 from domain.inbound import FAILURE, MANUAL, MESSAGE, REPLY, InboundEvent
 from domain.ledger import MAX_BACKDATE_TICKS, to_tenths
 from domain.phones import number_key
@@ -235,7 +241,7 @@ class Attributor:
             if watch is None:
                 if not self._lookup_serial:
                     self._lookup_serial = self._next()
-                watch = numbers[key] = [self._lookup_serial, {}, inbound_id, 0]  # new
+                watch = numbers[key] = [self._lookup_serial, None, inbound_id, 0, None]  # new
                 self._lookups.append(key)
                 continue  # decided when the rows sent to its number are known
             watch_add(watch, inbound_id)
@@ -273,12 +279,14 @@ class Attributor:
         packed = pack(campaign_no, row)
         if key is not None and key in self.numbers:
             watch = self.numbers[key]
-            state = watch[W_ROWS].get(packed)
+            state = watch_row(watch, packed)
             if state is None:  # its first fact: nothing to ask
-                state = watch[W_ROWS][packed] = new_row()
+                state = new_row()
+                watch_set_row(watch, packed, state)
                 self.watched[packed] = key
             elif state.__class__ is tuple:
-                state = watch[W_ROWS][packed] = list(state)  # thawed: it changes
+                state = list(state)  # thawed: it changes
+                watch_set_row(watch, packed, state)
             row_merge_event(state, level, failed, at, attempt, registration=True)
             state[FLOOR] = to_tenths(at)
             self._reconsider(key)
@@ -296,10 +304,11 @@ class Attributor:
         key = self.watched.get(packed)
         if key is None:
             return
-        rows = self.numbers[key][W_ROWS]
-        state = rows[packed]
+        watch = self.numbers[key]
+        state = watch_row(watch, packed)
         if state.__class__ is tuple:
-            state = rows[packed] = list(state)  # thawed: it changes
+            state = list(state)  # thawed: it changes
+            watch_set_row(watch, packed, state)
         before = (row_sent(state), row_eligible(state))
         row_merge_event(state, level, failed, at, attempt, registration)
         if (row_sent(state), row_eligible(state)) != before:
@@ -312,15 +321,23 @@ class Attributor:
         asks: dict[int, list[int]] = {}
         ask_serial = self._next()
         numbers, watched, workspace_of = self.numbers, self.watched, self.workspace_of
+        # new_row(ask_serial), one tuple for every row asked (a row's state is replaced,
+        # never changed in place, while it is a tuple)
+        fresh = (None, 0, False, ask_serial, False, None, 1, 1)
+        known: dict[int, bool] = {}  # campaign -> has a workspace (is a campaign)
         for key, campaign_no, row in rows:
             watch = numbers.get(key)
             if watch is None or watch[W_LOOKUP] != serial:
                 continue  # the number's window ended meanwhile (or a newer lookup runs)
             packed = (campaign_no << 32) | row  # pack
-            rows_ = watch[W_ROWS]
-            if packed in rows_ or workspace_of(campaign_no) is None:
+            if watch_row(watch, packed) is not None:
                 continue
-            rows_[packed] = (None, 0, False, ask_serial, False, None, 1, 1)  # new_row
+            exists = known.get(campaign_no)
+            if exists is None:
+                exists = known[campaign_no] = workspace_of(campaign_no) is not None
+            if not exists:
+                continue
+            watch_set_row(watch, packed, fresh)
             watch[W_UNANSWERED] += 1
             watched[packed] = key
             asked = asks.get(campaign_no)
@@ -342,11 +359,17 @@ class Attributor:
                   ) -> None:
         """The answer to an `Ask`: (row, sent tenths or None, level, failed, registered
         tenths or None, latest attempt, the attempt `sent` belongs to) per row, as the
-        campaign actor's ledger had it when the question reached it."""
+        campaign actor's ledger had it when the question reached it.
+
+        A number whose one live event waits for its one row (every plain reply from a
+        number sent one message: most of them) is decided in this pass, as
+        `_reconsider` would (`_credit_one`); any other number whose last unanswered row
+        this answers is reconsidered after the pass, in key order."""
         complete: list[int] = []  # numbers whose last unanswered row this answers
         numbers, watched, base = self.numbers, self.watched, campaign_no << 32
         # a row nothing was merged into since the question (kept as a tuple)
         untouched = (None, 0, False, serial, False, None, 1, 1)
+        credit_one = self._credit_one
         for row, sent, level, failed, floor, attempt, sent_attempt in facts:
             packed = base | row  # pack
             key = watched.get(packed)
@@ -354,23 +377,66 @@ class Attributor:
                 continue
             watch = numbers[key]
             rows = watch[W_ROWS]
-            state = rows[packed]
+            one = rows.__class__ is int  # the watch's one row (watch_row, inline)
+            state = watch[W_STATE] if one else rows[packed]
             if state[ANSWERED] or state[ASKED] != serial:
                 continue
             # kept as a tuple but while a status is merged (attribution_facts)
             if state == untouched:  # row_merge would give the answer as it is
-                rows[packed] = (sent, level, failed, serial, True, floor, attempt,
-                                sent_attempt if sent is not None else 1)
+                state = (sent, level, failed, serial, True, floor, attempt,
+                         sent_attempt if sent is not None else 1)
             else:
                 state = list(state)
                 row_merge(state, sent, level, failed, floor, attempt, sent_attempt)
                 state[ANSWERED] = True
-                rows[packed] = tuple(state)
+                state = tuple(state)
+            if one:
+                watch[W_STATE] = state
+            else:
+                rows[packed] = state
             watch[W_UNANSWERED] -= 1
-            if not watch[W_UNANSWERED]:
-                complete.append(key)
+            if watch[W_UNANSWERED] or watch[W_LOOKUP]:
+                continue
+            if one and watch[W_EVENTS].__class__ is str and \
+                    credit_one(watch[W_EVENTS], campaign_no, row, state):
+                continue
+            complete.append(key)
         for key in sorted(complete):
             self._reconsider(key)
+
+    def _credit_one(self, inbound_id: str, campaign_no: int, row: int,
+                    state: tuple[Any, ...]) -> bool:
+        """`_reconsider` of a number with one live event and one row, all answered, when
+        that event is a plain reply not yet credited and the row is its candidate (rule
+        2 over one row, as `_latest`): its first credit. False (nothing done) otherwise,
+        and `_reconsider` decides."""
+        pending = self.live.get(inbound_id)
+        if pending is None or pending[TARGET] is not None or pending[COUNTED]:
+            return False
+        event = pending[EVENT]
+        if event.quoted_id is not None or event.kind != REPLY or event.via != MESSAGE:
+            return False
+        sent, floor = state[EARLIEST], state[FLOOR]  # row_eligible, as in `_latest`
+        if sent is None or (state[FAILED] and state[LEVEL] < DELIVERED):
+            return False
+        if floor is not None and sent < floor - MAX_BACKDATE_TICKS:
+            sent = floor  # bounded_time
+        if not 0 <= int(event.at * 10 + 0.5) - sent <= self.window:
+            return False
+        workspace = self.workspace_of(campaign_no)
+        if workspace is None or (event.workspace_id is not None
+                                 and workspace != event.workspace_id):
+            return False
+        # `_decide` of its first credit, as in `_reconsider`
+        self._effects.append(tuple.__new__(Credit, (
+            campaign_no, row, inbound_id,
+            tuple.__new__(Touch, (event[3], event[1], event[2], event[7], event[8],
+                                  event[9])))))  # touch_of
+        pending[TARGET], pending[HOW], pending[COUNTED] = (campaign_no, row), WINDOW, True
+        self._dirty[inbound_id] = pending
+        outcome = (pending[SOURCE], "credited")
+        self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+        return True
 
     def expire(self, now: float) -> int:
         """End the window of events received more than `reply_window` ago: their credit
@@ -460,7 +526,7 @@ class Attributor:
         at = int(event.at * 10 + 0.5)  # to_tenths
         window = self.window
         best: tuple[int, int, int] | None = None
-        for packed, state in watch[W_ROWS].items():
+        for packed, state in watch_rows(watch):
             # row_eligible, with `sent` (row_sent) worked out once, inline
             sent, floor = state[EARLIEST], state[FLOOR]
             if sent is None or (state[FAILED] and state[LEVEL] < DELIVERED):
@@ -514,7 +580,7 @@ class Attributor:
         watch = self.numbers.get(key) if key is not None else None
         if watch is None or event.via == FAILURE:
             return ()
-        found = {self.workspace_of(unpack(packed)[0]) for packed in watch[W_ROWS]}
+        found = {self.workspace_of(unpack(packed)[0]) for packed, _ in watch_rows(watch)}
         return tuple(sorted(w for w in found if w is not None))
 
     def _set_workspaces(self, pending: list[Any], workspaces: tuple[int, ...]) -> None:
@@ -542,7 +608,7 @@ class Attributor:
         watch = self.numbers.get(key) if key is not None else None
         if watch is not None and watch_discard(watch, event.inbound_id):
             del self.numbers[key]
-            for packed in watch[W_ROWS]:
+            for packed, _ in watch_rows(watch):
                 self.watched.pop(packed, None)
             if watch[W_LOOKUP] == self._lookup_serial and key in self._lookups:
                 self._lookups.remove(key)

@@ -154,18 +154,51 @@ def row_merge_event(state: list[Any], level: int, failed: bool, at: float, attem
     row_merge(state, to_tenths(at) if sends else None, level, failed, None, attempt, attempt)
 
 
-# A Watch: a number with live inbound events, and the rows sent to it.
+# A Watch: a number with live inbound events, and the rows sent to it. Most numbers
+# were sent one message: that row is kept in the watch itself (W_ROWS its packed number,
+# W_STATE its state), not in a dict of one (224 bytes, for each open reply's 72 hours);
+# a second row makes the dict. Read and written through `watch_row`, `watch_set_row`,
+# `watch_rows`.
 W_LOOKUP = 0  # the Lookup this watch waits for (0: answered)
-W_ROWS = 1  # packed row -> RowState
+W_ROWS = 1  # None (no row), the one row's packed number, or packed row -> RowState
 W_EVENTS = 2  # its live events' inbound ids: the id itself while it is the only one
 W_UNANSWERED = 3  # rows asked about whose answer has not come yet
+W_STATE = 4  # the RowState of the one row (W_ROWS an int), else None
 
 
 def new_watch(lookup: int, inbound_id: str) -> list[Any]:
     """A watch of one live event. Most numbers have one: its id is kept as it is, not
     in a set (a set of one is 216 bytes and one more object the garbage collector walks
     at every collection, for each open reply's 72 hours: docs/BENCHMARKS.md, wave 7)."""
-    return [lookup, {}, inbound_id, 0]
+    return [lookup, None, inbound_id, 0, None]
+
+
+def watch_row(watch: list[Any], packed: int) -> Any:
+    """The state of one of the watch's rows, None if it has not that row."""
+    rows = watch[W_ROWS]
+    if rows.__class__ is int:
+        return watch[W_STATE] if rows == packed else None
+    return None if rows is None else rows.get(packed)
+
+
+def watch_set_row(watch: list[Any], packed: int, state: Any) -> None:
+    """Set (or add) one row's state."""
+    rows = watch[W_ROWS]
+    if rows is None or rows == packed:
+        watch[W_ROWS], watch[W_STATE] = packed, state
+    elif rows.__class__ is int:  # a second row: the dict
+        watch[W_ROWS], watch[W_STATE] = {rows: watch[W_STATE], packed: state}, None
+    else:
+        rows[packed] = state
+
+
+def watch_rows(watch: list[Any]) -> list[tuple[int, Any]]:
+    """(packed row, state) of every row of the watch."""
+    rows = watch[W_ROWS]
+    if rows.__class__ is int:
+        return [(rows, watch[W_STATE])]
+    return [] if rows is None else list(rows.items())
+
 
 
 def watch_add(watch: list[Any], inbound_id: str) -> None:

@@ -546,3 +546,67 @@ def test_an_earlier_attempts_id_quoted_names_the_row():
                                quoted_id="M10.2"))
     world.settle()
     assert world.credits() == {"r1": "M10", "r2": "M10", "r3": "M10"}
+
+
+# --- numbers sent one message (most replies: domain/attribution.py `_credit_one`) -------
+
+SINGLE = ["M10", "M21", "M32"]  # one message to each number, each in its own campaign
+single_times = st.integers(1_000, 1_060).map(float)
+single_registration = st.tuples(st.just("reg"), st.sampled_from(SINGLE),
+                                st.sampled_from([Level.PENDING, Level.PENDING, Level.QUEUED]),
+                                single_times)
+single_status = st.tuples(st.just("status"), st.sampled_from(SINGLE),
+                          st.integers(Level.QUEUED, Level.READ), st.booleans(), single_times)
+
+
+@st.composite
+def plain_reply(draw: Any) -> tuple[str, InboundEvent]:
+    """A reply that names no message (now and then a button, a workspace, or a stop)."""
+    kind = draw(st.sampled_from([REPLY, REPLY, REPLY, STOP]))
+    button = draw(st.sampled_from([None, None, ("yes", "Yes")]))
+    event = InboundEvent(f"in{draw(st.integers(0, 9))}", kind, MESSAGE, draw(single_times),
+                         draw(st.sampled_from(NUMBERS)),
+                         draw(st.sampled_from([None, None, None, 10, 20])), None,
+                         button[0] if button else None, button[1] if button else None,
+                         None, "why")
+    return ("in", event)
+
+
+single_operations = st.lists(st.one_of(single_registration, single_registration,
+                                       single_status, plain_reply(), plain_reply()),
+                             max_size=20)
+first_credits: list[int] = [0]  # how often the one-row path credited (below)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=single_operations, data=st.data())
+def test_attribution_of_numbers_sent_one_message_is_a_function_of_the_set(ops, data):
+    """The same property where every number was sent one message (each plain reply
+    waits for one row, and the answer that brings it decides it in the same pass)."""
+    ops = unique_ids(ops)
+    shuffled = data.draw(st.permutations(ops))
+    if ops:
+        shuffled = shuffled + data.draw(st.lists(st.sampled_from(ops), max_size=6))
+    steps = 4 * len(shuffled)
+    schedule = data.draw(st.lists(st.integers(0, 50), min_size=steps, max_size=steps))
+    credit_one = Attributor._credit_one
+
+    def counted(self: Attributor, *args: Any) -> bool:
+        done = credit_one(self, *args)
+        first_credits[0] += done
+        return done
+
+    Attributor._credit_one = counted  # type: ignore[method-assign]
+    try:
+        world = play(shuffled, schedule)
+    finally:
+        Attributor._credit_one = credit_one  # type: ignore[method-assign]
+    assert world.observable() == rebuild(ops)
+    assert world.stored_credits() == world.credits()
+
+
+def test_the_one_row_path_was_taken():
+    """The property above reached the path it is about (run after it: same module)."""
+    if not first_credits[0]:
+        test_attribution_of_numbers_sent_one_message_is_a_function_of_the_set()
+    assert first_credits[0] > 0
