@@ -133,7 +133,8 @@ class Runtime:
         self.extensions.append(self.account)
         # Analytics (SPEC 8): rows written are recounted into the aggregates a moment
         # later, and those stored before the aggregates existed once (store/insights.py).
-        self.recounter = Recounter(self.store, busy=self._ingest_busy)
+        self.recounter = Recounter(self.store, busy=self._ingest_busy,
+                                   flooded=self.journal.flooded)
         self.extensions.append(self.recounter)
         # A cluster's nodes share their opt-outs (docs/cluster.md): a STOP on one node
         # keeps every node from messaging that number.

@@ -294,21 +294,28 @@ class Recounter:
 
     Ingest first: while webhooks are being committed or a checkpoint written (`busy`),
     it works in small transactions and rests SHARE_REST times as long as each took, so
-    it takes about a tenth of the writer's time and of the interpreter. Every webhook
-    commit waits while a transaction of it runs, and a recount costs far more per row
-    than ingesting a status (docs/BENCHMARKS.md): at full speed it took 38 % of the
-    daemon's time under load and the webhooks' rate with it. The marks wait on disk
-    meanwhile; under a sustained flood the analytics lag, and they catch up at full
-    speed once it eases (the responses say "counting" until then)."""
+    it takes about a tenth of the writer's time and of the interpreter. While the
+    webhooks come as fast as the daemon can take them (`flooded`: requests queue and
+    share commits) it rests FLOOD_SHARE_REST times as long, about a fiftieth: there
+    every moment it takes is one the webhooks lose, and its backlog is recounted
+    anyway once the flood eases. Every webhook commit waits while a transaction of it
+    runs, and a recount costs far more per row than ingesting a status
+    (docs/BENCHMARKS.md): at full speed it took 38 % of the daemon's time under load
+    and the webhooks' rate with it. The marks wait on disk meanwhile; under a sustained
+    flood the analytics lag, and BUSY_FOR (1 s) after its last commit the recount runs
+    at full speed until nothing waits (the responses say "counting" until then)."""
 
     BATCH = 1000
     BUSY_BATCH = 100
     SHARE_REST = 9.0
+    FLOOD_SHARE_REST = 49.0
     POLL = 1.0
 
-    def __init__(self, store: Store, busy: Callable[[], bool] = lambda: False) -> None:
+    def __init__(self, store: Store, busy: Callable[[], bool] = lambda: False,
+                 flooded: Callable[[], bool] = lambda: False) -> None:
         self.store = store
         self.busy = busy
+        self.flooded = flooded
         self.backfilled = False
         self.rows = 0  # rows recounted since start (marked and backfilled)
         self._wake = asyncio.Event()
@@ -357,6 +364,12 @@ class Recounter:
             self.rows += done + (backfill_left or 0)
             return bool(done or backfill_left)
 
+    def _rest(self, busy: bool) -> float:
+        """How many times a pass's duration to rest after it."""
+        if not busy:
+            return 0.0
+        return self.FLOOD_SHARE_REST if self.flooded() else self.SHARE_REST
+
     async def _run(self) -> None:
         while True:
             try:
@@ -366,8 +379,7 @@ class Recounter:
                     if not await self._pass(self.BUSY_BATCH if busy else None):
                         break
                     # let the journal's commits in between; while they flow, rest longer
-                    await asyncio.sleep(
-                        (time.perf_counter() - started) * self.SHARE_REST if busy else 0)
+                    await asyncio.sleep((time.perf_counter() - started) * self._rest(busy))
             except StoreUnavailable:  # storage failing: the marks and cursor wait
                 await asyncio.sleep(1.0)
                 continue

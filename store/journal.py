@@ -41,6 +41,10 @@ Committed = Callable[[list[tuple[str, tuple[Event, ...]]], int, "BatchStats"], N
 
 
 BUSY_FOR = 1.0  # seconds after a commit during which the journal counts as busy
+# Requests per commit (a moving average) from which the journal counts as flooded:
+# requests come faster than the writer commits them one by one, so they queue and share
+# commits (32 senders at the daemon's limit: 20-30 per commit; steady traffic below it: 1-2)
+FLOOD_BATCH = 4.0
 JOURNAL_INSERT = "INSERT INTO journal (seq, source, received_at, events) VALUES (?,?,?,?)"
 
 
@@ -77,6 +81,7 @@ class Journal:
         self.on_committed = on_committed
         self.next_seq = 1  # advanced on the writer thread, read anywhere
         self.last_commit = -BUSY_FOR  # time.monotonic() of the last batch answered
+        self.batch_mean = 0.0  # requests per commit, a moving average over ~10 commits
         self._closing = False
         self._pending: set[asyncio.Future[int]] = set()
         self._turn: _Turn | None = None  # what this turn of the loop appended so far
@@ -92,6 +97,12 @@ class Journal:
         """Webhooks were committed within the last BUSY_FOR seconds (background work
         such as the analytics' recount gives way: store/insights.py)."""
         return time.monotonic() - self.last_commit < BUSY_FOR
+
+    def flooded(self) -> bool:
+        """Busy, and the requests lately shared their commits FLOOD_BATCH or more at a
+        time: the daemon is at its limit, not just receiving (the Recounter gives way
+        further; store/insights.py)."""
+        return self.busy() and self.batch_mean >= FLOOD_BATCH
 
     async def append(self, source: str, events: Sequence[Event],
                      relay: OutboxEntry | None = None) -> int:
@@ -178,6 +189,7 @@ class Journal:
                    with_events: list[tuple[str, tuple[Event, ...], OutboxEntry | None]],
                    seq: int, stats: BatchStats, error: StoreUnavailable | None) -> None:
         self.last_commit = time.monotonic()
+        self.batch_mean += (stats.requests - self.batch_mean) * 0.1
         pending = self._pending
         if error is not None:
             for turn in turns:

@@ -64,3 +64,50 @@ async def test_the_journal_is_busy_right_after_a_commit_and_not_once_it_is_quiet
     assert journal.busy()
     journal.last_commit = time.monotonic() - 2 * BUSY_FOR
     assert not journal.busy()
+
+
+async def test_a_flooded_daemon_rests_longer_yet_still_counts_every_row(
+        daemon_factory: Any, monkeypatch: Any) -> None:
+    """Under a flood (requests sharing commits) the Recounter rests FLOOD_SHARE_REST
+    times a pass instead of SHARE_REST; it still recounts every marked row by itself."""
+    rests: list[float] = []
+    real_rest = insights.Recounter._rest
+
+    def recording(self: insights.Recounter, busy: bool) -> float:
+        rests.append(real_rest(self, busy))
+        return rests[-1]
+
+    monkeypatch.setattr(insights.Recounter, "_rest", recording)
+    monkeypatch.setattr(insights.Recounter, "BUSY_BATCH", 7)
+    monkeypatch.setattr(insights.Recounter, "SHARE_REST", 0.5)
+    monkeypatch.setattr(insights.Recounter, "FLOOD_SHARE_REST", 1.5)
+    monkeypatch.setattr(Runtime, "_ingest_busy", lambda self: True)
+    d: Daemon = await daemon_factory()
+    monkeypatch.setattr(d.runtime.recounter, "flooded", lambda: True)
+    await d.create_campaign(1, "Flood", "flood")
+    await d.register("flood", [{"recipient": f"62813000{i:05d}", "message_id": f"F{i}"}
+                               for i in range(40)])
+    for i in range(0, 40, 2):
+        status, _ = await d.post_json("/webhooks/webjs", webjs_ack(f"F{i}", 3))
+        assert status == 200
+    await d.runtime.checkpoint()
+
+    async def all_counted() -> bool:
+        return await _marked(d) == 0 and d.runtime.recounter.rows >= 40
+
+    await eventually(all_counted, timeout=60)
+    assert rests and set(rests) == {1.5}
+    status, body = await d.request("GET", "/api/workspaces/1/contacts?limit=100")
+    assert status == 200, body
+    assert sum(1 for c in body["contacts"] if c["read"] == 1) == 20
+
+
+def test_the_recounter_rests_by_how_busy_ingest_is() -> None:
+    state = {"busy": False, "flooded": False}
+    recounter = insights.Recounter(None, busy=lambda: state["busy"],  # type: ignore[arg-type]
+                                   flooded=lambda: state["flooded"])
+    assert recounter._rest(False) == 0.0  # calm: full speed, the backlog goes at once
+    assert recounter._rest(True) == insights.Recounter.SHARE_REST
+    state["flooded"] = True
+    assert recounter._rest(True) == insights.Recounter.FLOOD_SHARE_REST
+    assert insights.Recounter.FLOOD_SHARE_REST > insights.Recounter.SHARE_REST

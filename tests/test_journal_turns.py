@@ -16,7 +16,7 @@ import pytest
 from domain.events import StatusEvent
 from domain.status import Level
 from store.db import Store, StoreUnavailable
-from store.journal import BatchStats, Journal, decode_batch
+from store.journal import BUSY_FOR, BatchStats, Journal, decode_batch
 
 
 def status(message_id: str) -> StatusEvent:
@@ -104,3 +104,27 @@ async def test_appending_while_closing_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable):
         await journal.append("webjs", [status("m1")])
     await store.close()
+
+
+async def test_the_journal_counts_as_flooded_only_while_requests_share_their_commits(
+        tmp_path: Path) -> None:
+    """`flooded` (the Recounter gives way further, store/insights.py) is busy AND
+    requests lately sharing commits: one request at a time is steady traffic, however
+    long it lasts; turns of many requests are a daemon at its limit."""
+    store, journal, _ = await opened(tmp_path)
+    try:
+        for i in range(30):  # steady traffic: each request committed alone
+            await journal.append("webjs", [status(f"one{i}")])
+        assert journal.busy() and not journal.flooded()
+        for turn in range(30):  # a flood: 32 requests queue for each commit
+            await asyncio.gather(*(journal.append("webjs", [status(f"f{turn}.{i}")])
+                                   for i in range(32)))
+        assert journal.flooded()
+        journal.last_commit -= 2 * BUSY_FOR  # the flood has stopped: not busy any more
+        assert not journal.flooded()
+        for i in range(30):  # steady traffic again brings the average down
+            await journal.append("webjs", [status(f"two{i}")])
+        assert journal.busy() and not journal.flooded()
+    finally:
+        await journal.close()
+        await store.close()
