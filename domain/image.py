@@ -30,7 +30,7 @@ import orjson
 
 from domain.failures import Failure
 from domain.index import MessageIndex
-from domain.ledger import TS_SLOTS, LatencyHistogram, Ledger
+from domain.ledger import LAZY_SLOTS, NONE, TS_SLOTS, LatencyHistogram, Ledger
 
 # Bump when anything below changes meaning: an image of another layout is ignored.
 LAYOUT = 2  # 1: one blob per ledger (migration 0012); 2: chunks (0013)
@@ -145,7 +145,7 @@ def ledger_chunk(ledger: Ledger, chunk: int, chunk_rows: int = CHUNK_ROWS) -> by
     lo = chunk * chunk_rows
     hi = min(len(ledger), lo + chunk_rows)
     blobs = [bytes(ledger.level[lo:hi]), bytes(ledger.failed[lo:hi]),
-             *(column[lo:hi].tobytes() for column in ledger.ts)]
+             *(ledger.column_values(slot, lo, hi).tobytes() for slot in range(TS_SLOTS))]
     return _pack(CHUNK_MAGIC, {"chunk": chunk, "rows": hi - lo}, blobs)
 
 
@@ -194,6 +194,9 @@ def ledger_from_bytes(head_data: bytes, chunk_data: Sequence[bytes]) -> Ledger:
     ledger.level = level
     ledger.failed = failed
     ledger.dirty = bytearray(rows)
+    for slot in LAZY_SLOTS:  # a column with every row NONE stays unmade (memory9)
+        if ts[slot].count(NONE) == rows:
+            ts[slot] = array("i")
     ledger.ts = ts
     ledger.counts.counts = list(head["counts"])
     for histogram, (buckets, count) in zip((ledger.deliver_latency, ledger.read_latency),
