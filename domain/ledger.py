@@ -74,7 +74,9 @@ class DirtyRows:
     levels: bytes
     faileds: bytes
     classes: bytes
-    ticks: tuple[array[int], ...]  # pending, sent, delivered, read, played, failed
+    # pending, sent, delivered, read, played, failed; memory9: a column with every row
+    # NONE may be empty (the ledger's lazy columns not made yet): `tick_column` fills it
+    ticks: tuple[array[int], ...]
     # row -> (reason, failure, failure tick) for rows that keep a failure
     failures: dict[int, tuple[str | None, Failure, int]]
     # --- hotpath (issue 20): whether any row of the campaign is on a later attempt. Only
@@ -84,6 +86,11 @@ class DirtyRows:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def tick_column(self, index: int) -> array[int]:
+        """ticks[index] at the block's length (an empty one is every row NONE)."""
+        column = self.ticks[index]
+        return column if column or not self.rows else array("i", [NONE]) * len(self.rows)
 
     def params(self, lo: int = 0, hi: int | None = None) -> Iterator[tuple[Any, ...]]:
         """One UPDATE's parameters per row (of rows[lo:hi]): store/checkpoint.py's
@@ -95,7 +102,7 @@ class DirtyRows:
         count = hi - lo
         nothing = repeat(None, count)
         times = [[None if t == NONE else (t + base) / 10 for t in column[lo:hi]]
-                 for column in self.ticks]
+                 if column else [None] * count for column in self.ticks]
         out = list(zip(self.levels[lo:hi], self.faileds[lo:hi], self.classes[lo:hi], nothing,
                        *times, *([None] * count,) * 6, repeat(no, count), rows[lo:hi],
                        strict=False))
@@ -618,13 +625,13 @@ class Ledger:
             # ~1 s per million on the actor's thread.
             levels = b"".join([level[a:b] for a, b in runs])
             faileds = b"".join([failed[a:b] for a, b in runs])
-            ticks = tuple(_runs_of(ts[slot], runs) if ts[slot] else
-                          array("i", [NONE]) * len(rows) for slot in range(1, TS_SLOTS))
+            ticks = tuple(_runs_of(ts[slot], runs) if ts[slot] else array("i")
+                          for slot in range(1, TS_SLOTS))
         else:
             levels = bytes(map(level.__getitem__, rows))  # C-level loops: a checkpoint
             faileds = bytes(map(failed.__getitem__, rows))  # may carry a million rows
             ticks = tuple(array("i", map(ts[slot].__getitem__, rows)) if ts[slot] else
-                          array("i", [NONE]) * len(rows) for slot in range(1, TS_SLOTS))
+                          array("i") for slot in range(1, TS_SLOTS))  # unmade: NONE
         return DirtyRows(
             campaign_no, self.base or 0, rows, levels, faileds,
             bytes(map(add, levels, map(mul, faileds, repeat(8)))).translate(CLASS_TABLE),

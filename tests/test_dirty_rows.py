@@ -32,7 +32,7 @@ def taken(ledger: Ledger) -> tuple[object, ...]:
     assert dirty is not None and dirty.campaign_no == 7
     return (
         list(dirty.rows), list(dirty.levels), list(dirty.faileds), list(dirty.classes),
-        [list(column) for column in dirty.ticks],
+        [list(dirty.tick_column(i)) for i in range(len(dirty.ticks))],
         {r: kept[0] for r, kept in dirty.failures.items()},
     )
 

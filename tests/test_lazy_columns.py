@@ -118,8 +118,10 @@ def test_dirty_rows_carry_none_for_an_unmade_column() -> None:
     dirty = ledger.take_dirty_rows(1)
     assert dirty is not None
     assert list(dirty.rows) == [3]
-    assert dirty.ticks[TS_PLAYED - 1] == array("i", [NONE])
-    assert dirty.ticks[TS_FAILED - 1] == array("i", [NONE])
+    # the unmade columns are carried empty (every row NONE), written as NULL
+    assert len(dirty.ticks[TS_PLAYED - 1]) == 0 and len(dirty.ticks[TS_FAILED - 1]) == 0
+    assert dirty.tick_column(TS_PLAYED - 1) == array("i", [NONE])
+    assert next(dirty.params())[8:10] == (None, None)
     assert dirty.ticks[READ_SLOT - 1] == array("i", [20])
 
 
