@@ -3,9 +3,10 @@
 One `Ledger` lives inside each campaign actor and is touched only from that actor's
 thread. Per message it keeps a level byte, a failed byte, a dirty byte and seven int32
 timestamps, the played and failed ones made on first use (flat arrays, not objects: a
-million messages must fit in well under 150 bytes each, the id index included). Timestamps are tenths of a second relative to the
-campaign's first registration (`base`), which covers ±6.8 years exactly and survives a
-round trip through SQLite unchanged. Applying an event follows status.py; the class
+million messages must fit in well under 150 bytes each, the id index included).
+Timestamps are tenths of a second relative to the campaign's first registration
+(`base`), which covers ±6.8 years exactly and survives a round trip through SQLite
+unchanged. Applying an event follows status.py; the class
 counts, the latency histograms and the timeline move by the difference the event made,
 so a statistics read never scans the messages.
 """
