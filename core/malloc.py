@@ -10,7 +10,7 @@ the next ones from its heap, where freed memory mostly stays. campaignd makes la
 short-lived buffers: a campaign's recovery image (30 MB at 1M messages) and the id
 index's (33 MB) at every checkpoint that changed them, big request bodies. With the
 threshold rising they stayed in the heap: the memory row measured 496 bytes per message,
-370 with the threshold fixed at 1 MiB (docs/BENCHMARKS.md). Fixing it is what
+370 with the threshold fixed at 1 MiB (docs/BENCHMARKS.md; 128 KiB since wave 9). Fixing it is what
 `MALLOC_MMAP_THRESHOLD_` does, set from inside so a systemd unit or `make run` need not
 know. Elsewhere (musl, macOS) nothing is done.
 """
@@ -21,7 +21,14 @@ import ctypes
 import ctypes.util
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
-THRESHOLD_BYTES = 1 << 20
+# memory9 (issue 20): 128 KiB (glibc's own starting value), was 1 MiB. Between the two
+# sit the checkpoint's carried pieces (domain/carry.py: 64,000 rows, 256 KB per time
+# column), a campaign image's chunks (~1 MB less a little) and their parts: made on one
+# thread, freed on another once written, they stayed in their arenas as free memory
+# until the next malloc_trim (20-30 MB at the memory row's final reading, 3 s after a
+# checkpoint of a million carried rows). Registering 300,000 messages cost the same
+# CPU either way (docs/BENCHMARKS.md "Wave 9").
+THRESHOLD_BYTES = 128 << 10
 
 
 def _libc() -> ctypes.CDLL | None:

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from itertools import compress, islice, repeat
 from operator import and_, eq, mul, or_, sub, xor
 
-from domain.ledger import DirtyRows
+from domain.ledger import NONE, DirtyRows
 
 SLICE = 16_384  # rows per C-level call: each holds the GIL for ~1-2 ms, not ~100 ms
 OLDER, NEWER = 1, 2  # marks in the window: the row is in the older block only / the newer
@@ -72,6 +72,17 @@ def worth_merging(older: DirtyRows, newer: DirtyRows) -> bool:
     return older.rows[-1] < newer.rows[0] or 2 * len(newer) >= len(older)
 
 
+def _aligned(*blocks: DirtyRows) -> None:
+    """memory9: a tick column empty in some of these blocks (every row NONE, the
+    ledger's lazy played / failed column not made) and not in others is filled in those,
+    in place, so the blocks' columns go together row for row; empty in all, it stays."""
+    for index in range(len(blocks[0].ticks)):
+        if any(block.ticks[index] for block in blocks):
+            for block in blocks:
+                if not block.ticks[index] and len(block):
+                    block.ticks[index].extend(array("i", [NONE]) * len(block))
+
+
 def merge(older: DirtyRows, newer: DirtyRows) -> DirtyRows:
     """One block with every row of both, each with the newer block's values where it
     has the row (its state is the later one), else the older's."""
@@ -81,6 +92,7 @@ def merge(older: DirtyRows, newer: DirtyRows) -> DirtyRows:
         return newer
     if not len(newer):
         return older
+    _aligned(older, newer)
     retried = older.retried or newer.retried
     if older.rows[-1] < newer.rows[0]:  # one after the other (a pass of ACKs in order)
         return DirtyRows(
@@ -119,6 +131,7 @@ def merge(older: DirtyRows, newer: DirtyRows) -> DirtyRows:
     ticks = tuple(
         _filled(array(a.typecode),
                 column(array(a.typecode, bytes(a.itemsize * (hi - lo))), a, b))
+        if a else array(a.typecode)  # (aligned: empty in both, every row NONE)
         for a, b in zip(older.ticks, newer.ticks, strict=True))
     # a failure the older block kept stands only where the newer has no state of the row
     failures = {row: kept for row, kept in older.failures.items()
@@ -201,6 +214,7 @@ def overwrite(target: DirtyRows, newer: DirtyRows, skip: bytes, from_position: i
     found = bytes(_filled(bytearray(), map(and_, found, map(xor, skip, repeat(1)))))
     if from_position >= len(target):
         return bytes(len(newer)), found
+    _aligned(target, newer)
     # rows ascending in both: those at or after `from_position` are a suffix of the newer
     start = bisect_left(newer.rows, target.rows[from_position]) if from_position else 0
     placed = bytes(start) + found[start:]
@@ -223,6 +237,8 @@ def overwrite(target: DirtyRows, newer: DirtyRows, skip: bytes, from_position: i
             _scatter_sliced(column, compress(positions, placed),
                             compress(getattr(newer, name), placed), count)
     for column, values in zip(target.ticks, newer.ticks, strict=True):
+        if not column:
+            continue  # (aligned: empty in both, every row NONE)
         if run:
             column[at:at + count] = values[one:end]
         else:

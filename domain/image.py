@@ -30,7 +30,7 @@ import orjson
 
 from domain.failures import Failure
 from domain.index import MessageIndex
-from domain.ledger import TS_SLOTS, LatencyHistogram, Ledger
+from domain.ledger import LAZY_SLOTS, NONE, TS_SLOTS, LatencyHistogram, Ledger
 
 # Bump when anything below changes meaning: an image of another layout is ignored.
 LAYOUT = 2  # 1: one blob per ledger (migration 0012); 2: chunks (0013)
@@ -44,12 +44,27 @@ class ImageRejected(ValueError):
     """The bytes are not an image this code can load (layout, byte order, damage)."""
 
 
-def _pack(magic: bytes, head: dict[str, Any], blobs: list[bytes]) -> bytes:
+def _pack(magic: bytes, head: dict[str, Any], blobs: list[bytes] | list[memoryview]) -> bytes:
+    """memory9: one copy of the blobs (into the result), the checksum taken part by part;
+    blobs may be byte views of live arrays (`_bytes_of`), so the index's 24 MB at a
+    million ids is not first copied out of its arrays, then joined, then prefixed (three
+    transient copies where the writer needs one)."""
     head["byteorder"] = sys.byteorder
     head["blobs"] = [len(b) for b in blobs]
     encoded = orjson.dumps(head)
-    body = b"".join([encoded, *blobs])
-    return PREFIX.pack(magic, LAYOUT, zlib.crc32(body), len(encoded)) + body
+    crc = zlib.crc32(encoded)
+    for blob in blobs:
+        crc = zlib.crc32(blob, crc)
+    return b"".join([PREFIX.pack(magic, LAYOUT, crc, len(encoded)), encoded, *blobs])
+
+
+def _bytes_of(column: array[int] | bytearray, lo: int = 0, hi: int | None = None
+              ) -> memoryview:
+    """Items lo..hi of an array as a byte view (no copy). The caller releases it before
+    the array may grow (an exported buffer cannot be resized)."""
+    size = column.itemsize if isinstance(column, array) else 1
+    hi = len(column) if hi is None else hi
+    return memoryview(column).cast("B")[lo * size:hi * size]
 
 
 def _unpack(magic: bytes, data: bytes) -> tuple[dict[str, Any], list[memoryview]]:
@@ -144,9 +159,15 @@ def ledger_chunk(ledger: Ledger, chunk: int, chunk_rows: int = CHUNK_ROWS) -> by
     """Rows chunk*chunk_rows .. (chunk+1)*chunk_rows - 1 of every array."""
     lo = chunk * chunk_rows
     hi = min(len(ledger), lo + chunk_rows)
-    blobs = [bytes(ledger.level[lo:hi]), bytes(ledger.failed[lo:hi]),
-             *(column[lo:hi].tobytes() for column in ledger.ts)]
-    return _pack(CHUNK_MAGIC, {"chunk": chunk, "rows": hi - lo}, blobs)
+    unmade = array("i", [NONE]) * (hi - lo)  # a lazy column not made yet: every row NONE
+    blobs = [_bytes_of(ledger.level, lo, hi), _bytes_of(ledger.failed, lo, hi),
+             *(_bytes_of(column, lo, hi) if column else _bytes_of(unmade)
+               for column in ledger.ts)]
+    try:
+        return _pack(CHUNK_MAGIC, {"chunk": chunk, "rows": hi - lo}, blobs)
+    finally:
+        for blob in blobs:
+            blob.release()
 
 
 def ledger_image(ledger: Ledger, changed: Iterable[int] | None,
@@ -194,6 +215,9 @@ def ledger_from_bytes(head_data: bytes, chunk_data: Sequence[bytes]) -> Ledger:
     ledger.level = level
     ledger.failed = failed
     ledger.dirty = bytearray(rows)
+    for slot in LAZY_SLOTS:  # a column with every row NONE stays unmade (memory9)
+        if ts[slot].count(NONE) == rows:
+            ts[slot] = array("i")
     ledger.ts = ts
     ledger.counts.counts = list(head["counts"])
     for histogram, (buckets, count) in zip((ledger.deliver_latency, ledger.read_latency),
@@ -219,8 +243,12 @@ def _load_histogram(histogram: LatencyHistogram, buckets: list[list[int]], count
 
 def index_to_bytes(index: MessageIndex) -> bytes:
     keys, values, size, overflow = index.arrays()
-    return _pack(INDEX_MAGIC, {"size": size, "overflow": overflow},
-                 [keys.tobytes(), values.tobytes()])
+    blobs = [_bytes_of(keys), _bytes_of(values)]
+    try:
+        return _pack(INDEX_MAGIC, {"size": size, "overflow": overflow}, blobs)
+    finally:
+        for blob in blobs:
+            blob.release()
 
 
 def index_from_bytes(data: bytes) -> MessageIndex:

@@ -2,10 +2,11 @@
 
 One `Ledger` lives inside each campaign actor and is touched only from that actor's
 thread. Per message it keeps a level byte, a failed byte, a dirty byte and seven int32
-timestamps (flat arrays, not objects: a million messages must fit in well under 150
-bytes each, the id index included). Timestamps are tenths of a second relative to the
-campaign's first registration (`base`), which covers ±6.8 years exactly and survives a
-round trip through SQLite unchanged. Applying an event follows status.py; the class
+timestamps, the played and failed ones made on first use (flat arrays, not objects: a
+million messages must fit in well under 150 bytes each, the id index included).
+Timestamps are tenths of a second relative to the campaign's first registration
+(`base`), which covers ±6.8 years exactly and survives a round trip through SQLite
+unchanged. Applying an event follows status.py; the class
 counts, the latency histograms and the timeline move by the difference the event made,
 so a statistics read never scans the messages.
 """
@@ -46,7 +47,14 @@ def bounded_time(t: int, registered: int) -> int:
 
 # Timestamp slots: 0 queued (registration), 1..5 pending..played, 6 failed.
 TS_SLOTS = 7
+TS_PLAYED = 5
 TS_FAILED = 6
+# --- memory9 (issue 20): columns made on first use -------------------------------------
+# Most campaigns never see a played or a failed status: those two columns are 8 bytes per
+# message of NONE. They stay EMPTY arrays (every row NONE) until a row needs a time in
+# them, then are filled to the ledger's length in place (the same array object, so a
+# caller holding it stays right). Invariant: a lazy column is empty or as long as `level`.
+LAZY_SLOTS = (TS_PLAYED, TS_FAILED)
 # Plain ints for the hot path (an IntEnum attribute lookup costs more than the compare).
 PENDING, DELIVERED, READ = int(Level.PENDING), int(Level.DELIVERED), int(Level.READ)
 LEVEL_SLOTS = tuple(tuple(range(PENDING, top + 1)) for top in range(int(Level.PLAYED) + 1))
@@ -67,7 +75,9 @@ class DirtyRows:
     levels: bytes
     faileds: bytes
     classes: bytes
-    ticks: tuple[array[int], ...]  # pending, sent, delivered, read, played, failed
+    # pending, sent, delivered, read, played, failed; memory9: a column with every row
+    # NONE may be empty (the ledger's lazy columns not made yet): `tick_column` fills it
+    ticks: tuple[array[int], ...]
     # row -> (reason, failure, failure tick) for rows that keep a failure
     failures: dict[int, tuple[str | None, Failure, int]]
     # --- hotpath (issue 20): whether any row of the campaign is on a later attempt. Only
@@ -77,6 +87,11 @@ class DirtyRows:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def tick_column(self, index: int) -> array[int]:
+        """ticks[index] at the block's length (an empty one is every row NONE)."""
+        column = self.ticks[index]
+        return column if column or not self.rows else array("i", [NONE]) * len(self.rows)
 
     def params(self, lo: int = 0, hi: int | None = None) -> Iterator[tuple[Any, ...]]:
         """One UPDATE's parameters per row (of rows[lo:hi]): store/checkpoint.py's
@@ -88,7 +103,7 @@ class DirtyRows:
         count = hi - lo
         nothing = repeat(None, count)
         times = [[None if t == NONE else (t + base) / 10 for t in column[lo:hi]]
-                 for column in self.ticks]
+                 if column else [None] * count for column in self.ticks]
         out = list(zip(self.levels[lo:hi], self.faileds[lo:hi], self.classes[lo:hi], nothing,
                        *times, *([None] * count,) * 6, repeat(no, count), rows[lo:hi],
                        strict=False))
@@ -236,7 +251,27 @@ class Ledger:
         return (tick + self.base) / 10
 
     def timestamp(self, slot: int, row: int) -> float | None:
-        return self.seconds(self.ts[slot][row])
+        return self.seconds(self.tick_at(slot, row))
+
+    def tick_at(self, slot: int, row: int) -> int:
+        """The row's time in a slot, in ticks (NONE: not reached), lazy columns included."""
+        column = self.ts[slot]
+        return column[row] if column else NONE
+
+    def column(self, slot: int) -> array[int]:
+        """The slot's column, made now at the ledger's length if it is a lazy one not
+        made yet (memory9): for a caller about to write a time into it."""
+        column = self.ts[slot]
+        if not column and self.level:
+            column.extend(array("i", [NONE]) * len(self.level))
+        return column
+
+    def column_values(self, slot: int, lo: int = 0, hi: int | None = None) -> array[int]:
+        """A copy of rows lo..hi of the slot's column (NONE-filled for a lazy one not made
+        yet), without making it."""
+        hi = len(self.level) if hi is None else min(hi, len(self.level))
+        column = self.ts[slot]
+        return column[lo:hi] if column else array("i", [NONE]) * max(0, hi - lo)
 
     @property
     def updated_at(self) -> float | None:
@@ -278,11 +313,12 @@ class Ledger:
         if timestamps is not None:
             for slot, value in enumerate(timestamps):
                 if value:
-                    self.ts[slot][row] = self.tick(value)
+                    self.column(slot)[row] = self.tick(value)
         for slot in range(TS_SLOTS):
-            if self.ts[slot][row] != NONE and self.ts[slot][row] > self.updated:
-                self.updated = self.ts[slot][row]
-        failure_tick = self.tick(failure_at) if failure_at else self.ts[TS_FAILED][row]
+            t = self.tick_at(slot, row)
+            if t != NONE and t > self.updated:
+                self.updated = t
+        failure_tick = self.tick(failure_at) if failure_at else self.tick_at(TS_FAILED, row)
         if failure_tick == NONE:
             failure_tick = self.ts[0][row]
         self._set_state(row, level, failed, reason, failure, failure_tick)
@@ -301,7 +337,8 @@ class Ledger:
         self.ts[0].extend(array("i", [queued]) * count)
         empty = array("i", [NONE]) * count
         for slot in range(1, TS_SLOTS):
-            self.ts[slot].extend(empty)
+            if slot < TS_PLAYED or self.ts[slot]:  # a lazy column grows once it is made
+                self.ts[slot].extend(empty)
 
     def _set_state(self, row: int, level: int, failed: bool, reason: str | None,
                    failure: Failure | None = None, failure_tick: int = 0) -> None:
@@ -341,6 +378,10 @@ class Ledger:
         # a function of the event set.
         t = bounded_time(t, ts[0][row])
         slots = LEVEL_SLOTS[level]
+        if level > READ and not ts[TS_PLAYED]:
+            self.column(TS_PLAYED)
+        if failed and not ts[TS_FAILED]:
+            self.column(TS_FAILED)
         old_level = self.level[row]
         old_failed = self.failed[row]
         changes = started or level > old_level or (failed and not old_failed)
@@ -403,7 +444,7 @@ class Ledger:
 
     def _start_attempt(self, row: int, attempt: int) -> None:
         self.attempts.advance(row, attempt)
-        if not self.failed[row] and self.ts[TS_FAILED][row] == NONE \
+        if not self.failed[row] and self.tick_at(TS_FAILED, row) == NONE \
                 and row not in self.failures.kept:
             return
         old_class = self.message_class(row)
@@ -411,7 +452,8 @@ class Ledger:
         if old_class == FAILED_CLASS:
             self.failures.count(row, -1)  # leaves the failure breakdown
         self.failed[row] = 0
-        self.ts[TS_FAILED][row] = NONE
+        if self.ts[TS_FAILED]:
+            self.ts[TS_FAILED][row] = NONE
         self.failures.kept.pop(row, None)  # the old attempt's failure is history now
         after = self._shares(row)
         if after != before:
@@ -451,8 +493,10 @@ class Ledger:
         """When this message entered each chart series, in ticks (NONE = not in it)."""
         level = self.level[row]
         ts = self.ts
+        failed_at = ts[TS_FAILED]
         return chart_entries(message_class(level, self.failed[row]), level, ts[PENDING][row],
-                             ts[DELIVERED][row], ts[READ][row], ts[TS_FAILED][row], ts[0][row])
+                             ts[DELIVERED][row], ts[READ][row],
+                             failed_at[row] if failed_at else NONE, ts[0][row])
 
     def _shares(self, row: int) -> tuple[tuple[int, int, int, int], int]:
         """The row's chart entry times and the start its latencies are measured from."""
@@ -552,7 +596,7 @@ class Ledger:
             self.failed[row],
             self.message_class(row),
             self.failures.reason(row),
-            *(self.seconds(self.ts[slot][row]) for slot in range(1, TS_SLOTS)),
+            *(self.seconds(self.tick_at(slot, row)) for slot in range(1, TS_SLOTS)),
             self.failures.failure(row),
         )
 
@@ -582,12 +626,13 @@ class Ledger:
             # ~1 s per million on the actor's thread.
             levels = b"".join([level[a:b] for a, b in runs])
             faileds = b"".join([failed[a:b] for a, b in runs])
-            ticks = tuple(_runs_of(ts[slot], runs) for slot in range(1, TS_SLOTS))
+            ticks = tuple(_runs_of(ts[slot], runs) if ts[slot] else array("i")
+                          for slot in range(1, TS_SLOTS))
         else:
             levels = bytes(map(level.__getitem__, rows))  # C-level loops: a checkpoint
             faileds = bytes(map(failed.__getitem__, rows))  # may carry a million rows
-            ticks = tuple(array("i", map(ts[slot].__getitem__, rows))
-                          for slot in range(1, TS_SLOTS))
+            ticks = tuple(array("i", map(ts[slot].__getitem__, rows)) if ts[slot] else
+                          array("i") for slot in range(1, TS_SLOTS))  # unmade: NONE
         return DirtyRows(
             campaign_no, self.base or 0, rows, levels, faileds,
             bytes(map(add, levels, map(mul, faileds, repeat(8)))).translate(CLASS_TABLE),
@@ -676,11 +721,14 @@ class Ledger:
         ticks = [array("i", column) for column in cols[4:4 + TS_SLOTS]]
         failure_cols = [*cols[4 + TS_SLOTS:8 + TS_SLOTS],
                         array("i", cols[8 + TS_SLOTS])] if len(cols) > 4 + TS_SLOTS else []
+        for slot in range(TS_SLOTS):  # before `level` grows: a lazy column is made to it
+            if slot in LAZY_SLOTS and not self.ts[slot] and \
+                    ticks[slot].count(NONE) == len(ticks[slot]):
+                continue  # still every row NONE: the lazy column stays unmade
+            self.column(slot).extend(ticks[slot])
         self.level.extend(levels)
         self.failed.extend(faileds)
         self.dirty.extend(bytes(len(levels)))
-        for slot in range(TS_SLOTS):
-            self.ts[slot].extend(ticks[slot])
         classes = bytes(map(add, levels, map(mul, faileds, repeat(8)))).translate(CLASS_TABLE)
         self._load_failures(row_numbers, reasons, ticks[TS_FAILED], failure_cols, classes)
         for cls in range(FAILED_CLASS + 1):

@@ -35,6 +35,7 @@ from domain.ledger import (
     PENDING,
     READ,
     TS_FAILED,
+    TS_PLAYED,
     Ledger,
     chart_entries,
 )
@@ -101,6 +102,8 @@ def apply_events(ledger: Ledger, items: Sequence[tuple[int, Any]],
         if t < q - MAX_BACKDATE_TICKS:
             t = q
         slots = LEVEL_SLOTS[level]
+        if level > READ and not ts[TS_PLAYED]:
+            ledger.column(TS_PLAYED)  # made on first use (memory9), in place
         old_level = level_of[row]
         if level <= old_level:
             for slot in slots:
@@ -159,7 +162,8 @@ def _settle(ledger: Ledger, first: dict[int, int], saved: array[int]) -> None:
         elif old_class == FAILED_CLASS:
             continue  # failed before and after: in the failed series at the same time
         # the row's chart entries before (o*) and now (n*), in ticks; NONE: not in it
-        q, fa = queued[row], failed_at[row]  # a plain event changes neither
+        # a plain event changes neither (the failed column may be lazy: all NONE)
+        q, fa = queued[row], (failed_at[row] if failed_at else NONE)
         os_, od, orr, of = chart_entries(old_class, old_level, old_pending, old_delivered,
                                          old_read, fa, q)
         ns, nd, nr, nf = chart_entries(new_class, new_level, pending[row], delivered[row],

@@ -42,7 +42,7 @@ def collector(rows: int, campaign_no: int) -> tuple[Ledger, Callable[[Any], None
 def as_taken(dirty: DirtyRows) -> tuple[object, ...]:
     return (
         list(dirty.rows), list(dirty.levels), list(dirty.faileds), list(dirty.classes),
-        [list(column) for column in dirty.ticks],
+        [list(dirty.tick_column(i)) for i in range(len(dirty.ticks))],
         {r: kept[0] for r, kept in dirty.failures.items()},
     )
 
@@ -191,7 +191,8 @@ def test_rows_written_in_place_leave_what_one_collection_at_the_end_holds(
     state: dict[int, tuple[object, ...]] = {}
     for block in blocks:
         for row, *values in zip(block.rows, block.levels, block.faileds, block.classes,
-                                *block.ticks, strict=True):
+                                *map(block.tick_column, range(len(block.ticks))),
+                                strict=True):
             state[row] = (*values, block.failures.get(row, (None,))[0])
     rows = sorted(changed)
     want = expected(ledger, rows)

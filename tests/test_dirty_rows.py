@@ -22,7 +22,7 @@ def expected(ledger: Ledger, rows: list[int]) -> tuple[object, ...]:
         [ledger.level[r] for r in rows],
         [ledger.failed[r] for r in rows],
         [ledger.message_class(r) for r in rows],
-        [[ledger.ts[slot][r] for r in rows] for slot in range(1, TS_SLOTS)],
+        [[ledger.tick_at(slot, r) for r in rows] for slot in range(1, TS_SLOTS)],
         {r: ledger.failures.kept[r].reason for r in rows if r in ledger.failures.kept},
     )
 
@@ -32,7 +32,7 @@ def taken(ledger: Ledger) -> tuple[object, ...]:
     assert dirty is not None and dirty.campaign_no == 7
     return (
         list(dirty.rows), list(dirty.levels), list(dirty.faileds), list(dirty.classes),
-        [list(column) for column in dirty.ticks],
+        [list(dirty.tick_column(i)) for i in range(len(dirty.ticks))],
         {r: kept[0] for r, kept in dirty.failures.items()},
     )
 

@@ -67,7 +67,8 @@ def state(ledger: Ledger) -> tuple[Any, ...]:
     book = ledger.failures
     return (
         ledger.base, ledger.updated, bytes(ledger.level), bytes(ledger.failed),
-        bytes(ledger.dirty), ledger.dirty_count, [column.tolist() for column in ledger.ts],
+        bytes(ledger.dirty), ledger.dirty_count,
+        [ledger.column_values(slot).tolist() for slot in range(len(ledger.ts))],
         list(ledger.counts.counts),
         {row: (k.key, k.tick, k.failure, k.reason) for row, k in book.kept.items()},
         book.breakdown,

@@ -38,7 +38,8 @@ SAME = 0x5EED_C011_1DE5  # a hash given to two ids: a true collision
 def internals(ledger: Ledger) -> tuple[object, ...]:
     """What the observable figures are made from (a round trip must keep it all)."""
     return (ledger.base, ledger.updated, ledger.counts.counts, bytes(ledger.level),
-            bytes(ledger.failed), [column.tobytes() for column in ledger.ts],
+            bytes(ledger.failed),
+            [ledger.column_values(slot).tobytes() for slot in range(len(ledger.ts))],
             ledger.deliver_latency.buckets, ledger.deliver_latency.count,
             ledger.read_latency.buckets, ledger.read_latency.count, ledger.timeline,
             {r: (k.key, k.tick, k.failure, k.reason) for r, k in ledger.failures.kept.items()},
