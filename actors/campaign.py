@@ -24,6 +24,7 @@ from actors.messages import (
     GetStatistics,
     GetTimeline,
     Loaded,
+    PublishStatistics,
     RegisterMessages,
     RowFacts,
     RowFactsAnswer,
@@ -121,6 +122,8 @@ class CampaignActor(pykka.ThreadingActor):
             self._row_facts(message)
         elif isinstance(message, SkipRows):
             self._skip(message)
+        elif isinstance(message, PublishStatistics):
+            self._publish([])
         return None
 
     def _image(self, dirty: DirtyRows | None) -> tuple[LedgerImage | None, int]:

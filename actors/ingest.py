@@ -36,6 +36,7 @@ from actors.messages import (
     GetSuppressions,
     GetTimeline,
     NumberRows,
+    PublishStatistics,
     RegisterMessages,
     RowFacts,
     RowFactsAnswer,
@@ -213,7 +214,7 @@ class IngestActor(pykka.ThreadingActor):
             self.seq = max(self.seq, message.seq)
         elif isinstance(message, RegisterMessages):
             self._register(message)
-        elif isinstance(message, SkipRows):  # in order with the campaign's other messages
+        elif isinstance(message, SkipRows | PublishStatistics):  # in order with its others
             self._campaign(message.campaign_no).tell(message)
         elif isinstance(message, CampaignCreated):
             self.campaigns[message.info.no] = message.info

@@ -43,6 +43,15 @@ class SkipRows:
 
 
 @dataclass(slots=True, frozen=True)
+class PublishStatistics:
+    """Publish the campaign's statistics although no counter moved: the sender's progress
+    changed in a way the page shows (it started or stopped waiting for the send window),
+    and a page that read the statistics before would otherwise never hear of it."""
+
+    campaign_no: int
+
+
+@dataclass(slots=True, frozen=True)
 class CampaignCreated:
     info: CampaignInfo
 

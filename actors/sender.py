@@ -88,7 +88,8 @@ class SenderPolicy:
 # The loop side, as callables (see actors/sender_service.py):
 Dispatch = Callable[[Job], None]  # start sending this job on the loop
 Schedule = Callable[[float, Any], None]  # tell(message) to this actor after a delay
-Notify = Callable[[str, str | None], None]  # "drained" | "auto_pause" | "halt", reason
+# "drained" | "auto_pause" | "halt" | "progress" (what the page shows changed), reason
+Notify = Callable[[str, str | None], None]
 SkipOf = Callable[[Job], Any]  # a domain.skips.Skip when the job must not be sent, else None
 DispatchSkip = Callable[[Job, Any], None]  # store the skip on the loop, tell a SendResult
 
@@ -309,7 +310,8 @@ class SenderActor(pykka.ThreadingActor):
                 eta = None if done is None else done - wall
         elif not remaining:
             eta = 0.0
-        self.progress[self.no] = {
+        before = self.progress.get(self.no) or {}
+        progress = self.progress[self.no] = {
             "total_remaining_count": remaining,
             "in_flight_count": len(self.in_flight),
             "retrying_count": len(self.retries),
@@ -321,3 +323,6 @@ class SenderActor(pykka.ThreadingActor):
             "window_opens": self.policy.window.label(opens, wall)
             if opens and self.policy.window else None,
         }
+        if (progress["waiting_for"], progress["window_opens"]) != (
+                before.get("waiting_for"), before.get("window_opens")):
+            self.notify("progress", None)  # no counter moves while it waits: say so

@@ -30,7 +30,13 @@ import structlog
 
 from actors.accounts import COEXISTENCE_RATE, SharedAccount
 from actors.bus import EventBus, StatsBoard
-from actors.messages import CampaignStatusChanged, GetStatistics, RegisterMessages, SkipRows
+from actors.messages import (
+    CampaignStatusChanged,
+    GetStatistics,
+    PublishStatistics,
+    RegisterMessages,
+    SkipRows,
+)
 from actors.outbound import post_signed
 from actors.scheduler import Scheduler
 from actors.sender import (
@@ -160,7 +166,8 @@ class SendingContext:
     bus: EventBus
     board: StatsBoard
     journal_append: Callable[..., Awaitable[Any]]  # simulated ACKs take the webhook path
-    register: Callable[[RegisterMessages | SkipRows], None]  # told to the ingest actor
+    # told to the ingest actor
+    register: Callable[[RegisterMessages | SkipRows | PublishStatistics], None]
     ask: Callable[..., Awaitable[Any]]
     checkpoint: Callable[[], Awaitable[int]]
     gate: SharedExclusive  # shared here, exclusive while a checkpoint collects and writes
@@ -491,6 +498,9 @@ class SendingService:
         self._call(later)
 
     def _notify(self, no: int, kind: str, reason: str | None) -> None:
+        if kind == "progress":  # from the actor's thread: a tell, nothing to wait for
+            self.ctx.register(PublishStatistics(no))
+            return
         self._call(lambda: self._spawn(self._on_notify(no, kind, reason)))
 
     def _spawn(self, coro: Any) -> None:

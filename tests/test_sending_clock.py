@@ -120,6 +120,9 @@ def test_a_window_closes_and_reopens_mid_campaign() -> None:
         assert progress["waiting_for"] == "send_window"
         assert progress["window_opens"] == "08:00 WIB"
         assert progress["window_opens_at"] == "2026-12-01T01:00:00.000Z"
+        # no counter moves while it waits: the actor says its progress changed, once, so
+        # the campaign's statistics are published again (the page shows the wait)
+        assert [kind for _, kind, _ in h.notices].count("progress") == 1
         sent_before = len(h.calls)
         h.run_until(opens + 600 - h.clock.offset, stop=lambda: len(h.calls) == 120)
         assert len(h.calls) == 120
@@ -127,6 +130,7 @@ def test_a_window_closes_and_reopens_mid_campaign() -> None:
         assert min(later) >= opens  # nothing while it was closed
         assert sorted(c.job.row for c in h.calls) == list(range(120))
         assert h.progress[1]["waiting_for"] is None
+        assert [kind for _, kind, _ in h.notices].count("progress") == 2  # and the end
     finally:
         h.stop()
 

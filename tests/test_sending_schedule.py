@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import Daemon, eventually, make_config, start_daemon
 from tests.fakes.gateways import FakeGateway
+from tests.test_pusher_protocol import Client
 from tests.test_sending_http import numbers
 
 WIB = timezone(timedelta(hours=7))
@@ -207,3 +208,25 @@ async def test_bad_windows_are_refused_naming_the_field(daemon_factory: Any, fak
     assert status == 422 and body["error"]["field"] == field, body
     _, listed = await d.request("GET", "/api/campaigns")
     assert listed["campaigns"] == []  # nothing of a refused request is kept
+
+
+async def test_a_watcher_hears_that_a_started_campaign_waits_for_its_window(
+        daemon_factory: Any, fake: FakeGateway) -> None:
+    """No counter moves while a campaign waits for its window, so the sender says so
+    itself: a page that subscribed before the start is told the campaign waits (it
+    showed nothing when it had read the statistics before the sender looked at the
+    window; a Bahasa page-walk run caught it)."""
+    d = await daemon_factory(**settings(fake))
+    now = datetime.now(UTC)
+    window = {"from": _hhmm(now + timedelta(hours=2)), "to": _hhmm(now + timedelta(hours=3)),
+              "timezone": "UTC"}
+    campaign = await create(d, numbers(2), window=window)
+    watcher = await Client.connect(d)
+    await watcher.subscribe(f"campaign.{campaign['uuid']}")
+    status, body = await d.post_json(f"/api/campaigns/{campaign['uuid']}/start", {})
+    assert status == 200, body
+    frame = await watcher.until(lambda f: f["event"] == "campaign.statistics.updated"
+                                and f["data"]["statistics"].get("waiting_for")
+                                == "send_window", timeout=15)
+    assert frame["data"]["statistics"]["window_opens"].endswith(" UTC")
+    await watcher.ws.close()
