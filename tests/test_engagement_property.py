@@ -377,15 +377,22 @@ def unique_ids(ops: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return out
 
 
+def shuffled_with_schedule(ops: list[Any], data: Any, duplicates: int
+                           ) -> tuple[list[Any], list[int]]:
+    """The operations in a drawn order with up to `duplicates` repeated, and a drawn
+    schedule of when the actors' messages are delivered."""
+    shuffled = data.draw(st.permutations(ops))
+    if ops:
+        shuffled = shuffled + data.draw(st.lists(st.sampled_from(ops), max_size=duplicates))
+    steps = 4 * len(shuffled)
+    return shuffled, data.draw(st.lists(st.integers(0, 50), min_size=steps, max_size=steps))
+
+
 @settings(max_examples=300, deadline=None)
 @given(ops=operations, data=st.data())
 def test_attribution_is_a_function_of_the_set_of_events(ops, data):
     ops = unique_ids(ops)
-    shuffled = data.draw(st.permutations(ops))
-    if ops:
-        shuffled = shuffled + data.draw(st.lists(st.sampled_from(ops), max_size=8))
-    steps = 4 * len(shuffled)
-    schedule = data.draw(st.lists(st.integers(0, 50), min_size=steps, max_size=steps))
+    shuffled, schedule = shuffled_with_schedule(ops, data, duplicates=8)
     world = play(shuffled, schedule)
     assert world.observable() == rebuild(ops)
     # what the checkpoints stored (each event's last state, whenever they ran)
@@ -584,11 +591,7 @@ def test_attribution_of_numbers_sent_one_message_is_a_function_of_the_set(ops, d
     """The same property where every number was sent one message (each plain reply
     waits for one row, and the answer that brings it decides it in the same pass)."""
     ops = unique_ids(ops)
-    shuffled = data.draw(st.permutations(ops))
-    if ops:
-        shuffled = shuffled + data.draw(st.lists(st.sampled_from(ops), max_size=6))
-    steps = 4 * len(shuffled)
-    schedule = data.draw(st.lists(st.integers(0, 50), min_size=steps, max_size=steps))
+    shuffled, schedule = shuffled_with_schedule(ops, data, duplicates=6)
     credit_one = Attributor._credit_one
 
     def counted(self: Attributor, *args: Any) -> bool:

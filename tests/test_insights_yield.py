@@ -19,6 +19,18 @@ async def _marked(d: Daemon) -> int:
     return int(row[0])
 
 
+async def half_read(d: Daemon, uuid: str, prefix: str, numbers: str, count: int) -> None:
+    """A campaign of `count` messages, half of them read (a change the checkpoint marks
+    for the recount), checkpointed."""
+    await d.create_campaign(1, uuid.title(), uuid)
+    await d.register(uuid, [{"recipient": f"{numbers}{i:05d}", "message_id": f"{prefix}{i}"}
+                            for i in range(count)])
+    for i in range(0, count, 2):
+        status, _ = await d.post_json("/webhooks/webjs", webjs_ack(f"{prefix}{i}", 3))
+        assert status == 200
+    await d.runtime.checkpoint()
+
+
 async def test_a_busy_daemon_still_counts_every_row_in_small_transactions(
         daemon_factory: Any, monkeypatch: Any) -> None:
     limits: list[int] = []
@@ -34,13 +46,7 @@ async def test_a_busy_daemon_still_counts_every_row_in_small_transactions(
     # as under a webhook flood, all along
     monkeypatch.setattr(Runtime, "_ingest_busy", lambda self: True)
     d: Daemon = await daemon_factory()
-    await d.create_campaign(1, "Busy", "busy")
-    await d.register("busy", [{"recipient": f"62812000{i:05d}", "message_id": f"B{i}"}
-                              for i in range(60)])
-    for i in range(0, 60, 2):  # half of them read (a change the checkpoint marks)
-        status, _ = await d.post_json("/webhooks/webjs", webjs_ack(f"B{i}", 3))
-        assert status == 200
-    await d.runtime.checkpoint()
+    await half_read(d, "busy", "B", "62812000", 60)
 
     async def all_counted() -> bool:
         return await _marked(d) == 0 and d.runtime.recounter.rows >= 60
@@ -84,13 +90,7 @@ async def test_a_flooded_daemon_rests_longer_yet_still_counts_every_row(
     monkeypatch.setattr(Runtime, "_ingest_busy", lambda self: True)
     d: Daemon = await daemon_factory()
     monkeypatch.setattr(d.runtime.recounter, "flooded", lambda: True)
-    await d.create_campaign(1, "Flood", "flood")
-    await d.register("flood", [{"recipient": f"62813000{i:05d}", "message_id": f"F{i}"}
-                               for i in range(40)])
-    for i in range(0, 40, 2):
-        status, _ = await d.post_json("/webhooks/webjs", webjs_ack(f"F{i}", 3))
-        assert status == 200
-    await d.runtime.checkpoint()
+    await half_read(d, "flood", "F", "62813000", 40)
 
     async def all_counted() -> bool:
         return await _marked(d) == 0 and d.runtime.recounter.rows >= 40
