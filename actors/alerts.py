@@ -127,8 +127,7 @@ class AlertService:
             if stats:
                 judge[info.no] = Judge(info, stats)
         for rule in self.rules:
-            self.metrics.alerts_firing.labels(rule.name).set(
-                sum(1 for alerts in self.active.values() if rule.name in alerts))
+            self._show_firing(rule.name)
         if self.active:
             log.info("alerts.restored", firing=sum(len(a) for a in self.active.values()))
         self._write_soon()
@@ -200,8 +199,7 @@ class AlertService:
                 self.active[info.no] = current
             else:
                 self.active.pop(info.no, None)
-            firing = sum(1 for alerts in self.active.values() if notice.rule.name in alerts)
-            self.metrics.alerts_firing.labels(notice.rule.name).set(firing)
+            self._show_firing(notice.rule.name)
             self.metrics.alert_notices.labels(notice.rule.name, notice.state).inc()
             logger = log.warning if notice.state == "firing" else log.info
             logger("campaign.alert", campaign_uuid=info.uuid, rule=notice.rule.name,
@@ -217,6 +215,11 @@ class AlertService:
             if notice.state == "firing" and notice.rule.pause:
                 self._spawn(self._pause(info, alert))
         self._write_soon()
+
+    def _show_firing(self, rule_name: str) -> None:
+        """The gauge of a rule: the campaigns it fires on now."""
+        self.metrics.alerts_firing.labels(rule_name).set(
+            sum(1 for alerts in self.active.values() if rule_name in alerts))
 
     def _write_soon(self) -> None:
         """Store what changed, one writer at a time so the latest state is the one kept."""

@@ -112,16 +112,10 @@ class RedisLink:
     # --- the connection -----------------------------------------------------------------
 
     async def _run(self) -> None:
-        import redis.asyncio as aioredis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
         delay = 0.1
         failures = 0
         while not self._stopping:
-            client = aioredis.Redis.from_url(
-                self.url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2.0,
-                socket_timeout=10.0, socket_keepalive=True)
+            client = redis_client(self.url, socket_timeout=10.0)
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
@@ -210,6 +204,18 @@ class RedisLink:
                 log.warning("cluster.redis_down", redis=masked_url(self.url), error=error,
                             note="live push stays on this node until Redis is back; "
                                  "webhooks and the API are not affected")
+
+
+def redis_client(url: str, socket_timeout: float) -> Any:
+    """A client for one connection attempt: no retries of its own (the caller reconnects
+    with backoff and says so), a 2 s connect time-out, keepalive. redis-py is imported
+    here, so a single node never loads it."""
+    import redis.asyncio as aioredis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return aioredis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2.0,
+                                   socket_timeout=socket_timeout, socket_keepalive=True)
 
 
 def why(exc: BaseException) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 import structlog
 
-from actors.redis_link import why
+from actors.redis_link import redis_client, why
 from domain.inbound import MANUAL, START, STOP, InboundEvent
 from store.journal import Journal
 from store.stops_outbox import SharedFact, StopsOutbox
@@ -105,16 +105,10 @@ class SharedStops:
             await asyncio.wait({task}, timeout=0.5)
 
     async def _run(self) -> None:
-        import redis.asyncio as aioredis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
         delay = 0.1
         failures = 0
         while True:
-            client = aioredis.Redis.from_url(
-                self.redis_url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2.0,
-                socket_timeout=READ_BLOCK_MS / 1000 + 5, socket_keepalive=True)
+            client = redis_client(self.redis_url, socket_timeout=READ_BLOCK_MS / 1000 + 5)
             try:
                 await client.ping()
                 delay, failures = 0.1, 0
