@@ -86,6 +86,13 @@ def principal_of(request: web.Request) -> Principal:
     return request.get(PRINCIPAL, EVERYONE)
 
 
+def require_every_workspace(request: web.Request, why: str) -> None:
+    """403 for a token of one workspace: what the route shows or changes is the daemon's
+    (the relay, the sending numbers' health), not a workspace's."""
+    if principal_of(request).workspace is not None:
+        raise ApiError(403, "forbidden", why)
+
+
 async def visible_campaign(request: web.Request) -> dict[str, Any]:
     rt: Runtime = request.app[RUNTIME]
     uuid = request.match_info["uuid"]

@@ -17,8 +17,8 @@ from aiohttp import web
 
 from domain.failures import CATEGORIES, CODES
 from domain.timefmt import iso_time
-from web.common import principal_of
-from web.errors import ApiError, json_response
+from web.common import require_every_workspace
+from web.errors import json_response
 from web.keys import RUNTIME
 
 
@@ -41,9 +41,8 @@ async def failures(request: web.Request) -> web.Response:
 
 async def account_health(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    if principal_of(request).workspace is not None:
-        raise ApiError(403, "forbidden", "the sending numbers' health is the daemon's: it needs "
-                       "a token for every workspace")
+    require_every_workspace(request, "the sending numbers' health is the daemon's: it needs "
+                            "a token for every workspace")
     doc = await rt.account.health()
     for group in doc.values():
         for item in group:

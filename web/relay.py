@@ -12,26 +12,22 @@ from __future__ import annotations
 from aiohttp import web
 
 from core.config import SOURCES
-from web.common import principal_of
+from web.common import require_every_workspace
 from web.errors import ApiError, json_response
 from web.keys import RUNTIME
 
-
-def _every_workspace(request: web.Request) -> None:
-    if principal_of(request).workspace is not None:
-        raise ApiError(403, "forbidden", "the relay is for tokens of every workspace "
-                       "(workspace = \"*\") only")
+EVERY_WORKSPACE = "the relay is for tokens of every workspace (workspace = \"*\") only"
 
 
 async def relay_status(request: web.Request) -> web.Response:
-    _every_workspace(request)
+    require_every_workspace(request, EVERY_WORKSPACE)
     return json_response({"relay": request.app[RUNTIME].relay.status()})
 
 
 async def requeue(request: web.Request) -> web.Response:
     """The source's set-aside requests back at the end of its queue (after the app was
     fixed to take them)."""
-    _every_workspace(request)
+    require_every_workspace(request, EVERY_WORKSPACE)
     source = request.match_info["source"]
     if source not in SOURCES:
         raise ApiError(404, "not_found", f"no webhook source {source!r}; one of "
