@@ -78,7 +78,7 @@ class Runtime:
         self.config = config
         self.metrics = Metrics()
         self.store = Store(config.db_path, config["store.busy_timeout_ms"],
-                           config["store.synchronous"])
+                           config["store.synchronous"], config["store.failure_hold"])
         self.campaigns = CampaignStore(self.store)
         self.engagement = EngagementStore(self.store)
         # The suppression list (SPEC 6.4): `is_suppressed(workspace, number)` from any

@@ -150,6 +150,11 @@ KEYS: dict[str, Key] = {
                              choices=("NORMAL", "FULL")),
     "store.busy_timeout_ms": Key(int, 2000, "How long a write waits for a lock before 503.",
                                  minimum=0, maximum=60000),
+    "store.failure_hold": Key((int, float), 5.0,
+                              "Seconds /readyz keeps reporting a failed write after writes "
+                              "succeed again: a nearly full disk that takes some writes "
+                              "and refuses others does not flap readiness.",
+                              minimum=0, maximum=600),
     "store.checkpoint_interval": Key((int, float), 2.0,
                                      "Seconds between checkpoints (rows written, journal "
                                      "compacted).", minimum=0.05, maximum=3600),

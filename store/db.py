@@ -44,15 +44,21 @@ class StoreUnavailable(Exception):
 
 
 class Store:
-    def __init__(self, path: Path, busy_timeout_ms: int = 2000, synchronous: str = "FULL"):
+    def __init__(self, path: Path, busy_timeout_ms: int = 2000, synchronous: str = "FULL",
+                 failure_hold: float = 5.0):
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
         self.synchronous = synchronous
+        self.failure_hold = failure_hold
         self.thread: WriterThread | None = None
         self.writer: WriterHandle | None = None
         self.reader: aiosqlite.Connection | None = None
         self.last_error: str | None = None
         self.last_error_at: float | None = None
+        # The latest failure, kept after a write succeeds again (see `failing`).
+        self.last_failure: str | None = None
+        self.last_failure_at = 0.0
+        self.clock = time.monotonic  # tests turn it
 
     @property
     def healthy(self) -> bool:
@@ -188,12 +194,27 @@ class Store:
             log.error("store.write_failed", error=str(exc))
         self.last_error = str(exc)
         self.last_error_at = time.time()
+        self.last_failure, self.last_failure_at = self.last_error, self.clock()
 
     def recovered(self) -> None:
         if self.last_error is not None:
             log.info("store.recovered", after_error=self.last_error)
             self.last_error = None
             self.last_error_at = None
+
+    def failing(self) -> str | None:
+        """Why readiness should say storage is failing, or None.
+
+        A nearly full disk takes some writes (into WAL space SQLite already has) and
+        refuses others; readiness following each write would flap. It stays "failing"
+        until writes have gone `failure_hold` seconds without a failure."""
+        if self.last_error is not None:
+            return self.last_error
+        since = self.clock() - self.last_failure_at
+        if self.last_failure is not None and since < self.failure_hold:
+            return (f"{self.last_failure} (writes succeed again; the last failed "
+                    f"{since:.1f} s ago)")
+        return None
 
     async def fetchall(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
                        ) -> list[sqlite3.Row]:

@@ -42,6 +42,14 @@ async def test_database_locked_by_another_process(daemon_factory, tmp_path):
     assert status == 200
     stats = await daemon.stats(campaign["uuid"])
     assert (stats["total_delivered_count"], stats["total_read_count"]) == (2, 1)
+    # Ready again only once writes have gone store.failure_hold seconds without a
+    # failure: a disk that takes some writes and refuses others must not flap it.
+    store = daemon.runtime.store
+    now = store.clock()
+    store.clock = lambda: now + 1.0
+    status, ready = await daemon.request("GET", "/readyz")
+    assert status == 503 and any("writes succeed again" in p for p in ready["problems"])
+    store.clock = lambda: now + store.failure_hold + 0.1
     assert (await daemon.request("GET", "/readyz"))[0] == 200
 
 

@@ -123,8 +123,8 @@ async def readyz(request: web.Request) -> web.Response:
         problems.append("starting or stopping")
     if rt.store.writer is None:
         problems.append("the database is not open")
-    elif rt.store.last_error:
-        problems.append(f"storage is failing: {rt.store.last_error}")
+    elif failing := rt.store.failing():
+        problems.append(f"storage is failing: {failing}")
     if rt.ingest is None or not rt.ingest.is_alive():
         problems.append("the ingest actor is not running")
     if problems:
