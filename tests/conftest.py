@@ -33,7 +33,8 @@ if not FIXTURES.exists():  # CI clones the repo with shared/ beside it
 #   process per worker (tests/chromium.py). A test in another module that asks for a
 #   browser fails and says to add its module here.
 # - "services": real nginx, redis-server and systemd-nspawn on ports picked by probing
-#   (free_port: free when asked, not reserved), and whole systems booted in containers.
+#   (tests/ports.py: below the ephemeral range, a block per worker), and whole systems
+#   booted in containers.
 SERIAL_GROUPS = {
     "chromium": {"test_page_browser", "test_page_engagement", "test_page_insights",
                  "test_page_language", "test_page_sending", "test_page_skips",

@@ -26,8 +26,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.cluster_helpers import RedisServer, free_port
+from tests.cluster_helpers import RedisServer
 from tests.conftest import webjs_ack
+from tests.ports import free_port
 from tests.proc import REPO, DaemonProcess
 from tests.test_js_clients import JS_DIR, NODE, NodeClient
 from tests.test_nginx import Nginx, call, certificate, tls_context

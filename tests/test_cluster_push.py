@@ -24,8 +24,9 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from tests.cluster_helpers import RedisServer, free_port
+from tests.cluster_helpers import RedisServer
 from tests.conftest import Daemon, close_server, eventually, make_config, webjs_ack
+from tests.ports import free_port
 from tests.proc import REPO
 from tests.test_pusher_protocol import Client, stats_frame
 from web.app import make_app

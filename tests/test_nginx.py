@@ -29,6 +29,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import fixture_bytes, webjs_ack
+from tests.ports import free_port
 from tests.proc import REPO, DaemonProcess, write_config
 from tests.test_js_clients import JS_DIR, NODE, NodeClient, counters
 
@@ -55,12 +56,6 @@ SECRETS = {
     "webhooks.twilio.auth_token": "nginx-twilio-token",
     "pusher.app_secret": "nginx-pusher-secret",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
