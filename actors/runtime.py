@@ -36,7 +36,7 @@ from actors.messages import (
 )
 from actors.relay import Relay
 from actors.sender_service import SendingContext, SendingService
-from actors.shared_stops import SharedStops
+from actors.shared_stops import SharedStops, UnsharedStops
 from actors.suppressions import SuppressionList
 from core.aio import Busy, Reply, SharedExclusive
 from core.config import Config
@@ -144,6 +144,8 @@ class Runtime:
                 config["cluster.node"], config["cluster.redis_url"], config["cluster.channel"],
                 StopsOutbox(self.store), self.journal, config["cluster.reconnect_max"])
             self.extensions.append(self.shared_stops)
+        else:
+            self.extensions.append(UnsharedStops(StopsOutbox(self.store)))
 
     # --- start / stop -----------------------------------------------------------------
 

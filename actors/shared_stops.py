@@ -35,6 +35,7 @@ import structlog
 
 from actors.redis_link import redis_client, why
 from domain.inbound import MANUAL, START, STOP, InboundEvent
+from store.db import StoreUnavailable
 from store.journal import Journal
 from store.stops_outbox import SharedFact, StopsOutbox
 
@@ -110,6 +111,9 @@ class SharedStops:
         while True:
             client = redis_client(self.redis_url, socket_timeout=READ_BLOCK_MS / 1000 + 5)
             try:
+                if await self.outbox.begin_sharing():
+                    log.info("cluster.stops_sharing_begun",
+                             note="the stops listed here before are shared with the others")
                 await client.ping()
                 delay, failures = 0.1, 0
                 async with asyncio.TaskGroup() as group:
@@ -164,3 +168,20 @@ class SharedStops:
             last = entries[-1][0]
             cursor = last.decode() if isinstance(last, bytes) else str(last)
             await self.outbox.set_read_cursor(cursor)
+
+
+class UnsharedStops:
+    """A runtime extension, on nodes outside any cluster: nothing to share stops with,
+    so none is queued (a node that left a cluster drops what it had queued)."""
+
+    def __init__(self, outbox: StopsOutbox) -> None:
+        self.outbox = outbox
+
+    async def start(self) -> None:
+        try:
+            await self.outbox.end_sharing()
+        except StoreUnavailable as exc:  # storage failing at start: try at the next one
+            log.warning("cluster.stops_outbox_not_cleared", error=str(exc))
+
+    async def stop(self) -> None:
+        pass

@@ -302,6 +302,24 @@ MIGRATIONS: list[Migration] = [
         " id INTEGER PRIMARY KEY, source TEXT NOT NULL, received_at REAL NOT NULL,"
         " headers BLOB NOT NULL, body BLOB NOT NULL, status INTEGER NOT NULL,"
         " error TEXT, set_aside_at REAL NOT NULL)")),
+    # --- the outbox fills only on a node that shares its stops (a cluster node): a
+    # single node emptied it never, so it grew with every stop (store/stops_outbox.py).
+    Migration("0020_stops_outbox_when_sharing", run_sql(
+        "DROP TRIGGER IF EXISTS stops_outbox_insert",
+        "DROP TRIGGER IF EXISTS stops_outbox_update",
+        "CREATE TRIGGER stops_outbox_insert AFTER INSERT ON suppressions"
+        " WHEN NEW.fact_id NOT LIKE 'cluster/%'"
+        " AND EXISTS (SELECT 1 FROM meta WHERE key = 'cluster_stops_sharing') BEGIN"
+        " INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason, source)"
+        " VALUES (NEW.fact_id, NEW.workspace_id, NEW.number, NEW.at, NEW.kind, NEW.reason,"
+        " NEW.source); END",
+        "CREATE TRIGGER stops_outbox_update AFTER UPDATE ON suppressions"
+        " WHEN NEW.fact_id NOT LIKE 'cluster/%'"
+        " AND EXISTS (SELECT 1 FROM meta WHERE key = 'cluster_stops_sharing') BEGIN"
+        " INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason, source)"
+        " VALUES (NEW.fact_id, NEW.workspace_id, NEW.number, NEW.at, NEW.kind, NEW.reason,"
+        " NEW.source); END",
+        "DELETE FROM stops_outbox")),
 ]
 
 

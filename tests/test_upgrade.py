@@ -693,14 +693,33 @@ async def test_alerts_firing_are_kept_on_a_database_of_release_0_1(
 
 async def test_stops_are_queued_for_a_cluster_on_a_database_of_release_0_1(
         daemon_factory: Any, tmp_path: Path) -> None:
-    """Migration 0018 adds `stops_outbox` and its triggers: a stop listed after the
-    upgrade is queued for the other nodes by the transaction that lists it (so a node
-    that joins a cluster later shares it), once."""
+    """Migrations 0018 and 0020: a single node queues no stop (nobody would ever empty
+    its outbox); started again as a cluster node (Redis away here), it queues the stops
+    listed before, once, and every stop listed from then on, by the transaction that
+    lists it."""
+    from tests.ports import free_port
+
     db, _ = copy_release("0.1", "clean", tmp_path)
     d: Daemon = await daemon_factory(**{"store.path": str(db)})
-    status, _ = await d.post_json("/api/workspaces/1/suppressions", {"number": "628110000009"})
-    assert status == 201
-    await d.runtime.checkpoint()
-    rows = await d.runtime.store.fetchall(
-        "SELECT workspace_id, number, source FROM stops_outbox")
-    assert [tuple(r) for r in rows] == [(1, "628110000009", "api")]
+
+    async def stop(number: str) -> None:
+        status, _ = await d.post_json("/api/workspaces/1/suppressions", {"number": number})
+        assert status == 201
+        await d.runtime.checkpoint()
+
+    async def queued() -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await d.runtime.store.fetchall(
+            "SELECT workspace_id, number, source FROM stops_outbox ORDER BY seq")]
+
+    await stop("628110000009")
+    assert await queued() == []
+    await close_server(d.server)
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: Redis is down
+    d = await daemon_factory(**{"store.path": str(db), "cluster.node": "n1",
+                                "cluster.redis_url": nowhere})
+
+    async def earlier_stop_queued() -> bool:
+        return await queued() == [(1, "628110000009", "api")]
+    await eventually(earlier_stop_queued)
+    await stop("628110000010")
+    assert await queued() == [(1, "628110000009", "api"), (1, "628110000010", "api")]
