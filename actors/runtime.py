@@ -171,6 +171,7 @@ class Runtime:
     async def recover(self) -> None:
         """The state from SQLite (campaigns, id index, orphans, engagement), the ingest
         actor, the journal replay, then the checkpointer and the other parts."""
+        await self.campaigns.drop_unfinished()  # creations a crash interrupted
         await self.campaigns.load_next_rows()
         infos = await self.campaigns.all_infos()
         checkpoint_seq = int(await self.store.get_meta("checkpoint_seq") or 0)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
+import structlog
+
 from domain.attempts import MAX_ATTEMPT
 from domain.engagement import ENGAGEMENT_FILTERS
 from domain.failures import CATEGORY_NAMES, Failure, lookup
@@ -24,6 +26,8 @@ from store.aggregates import MARK
 from store.attempts import ACCEPTED_AT_SQL, ACCEPTED_ATTEMPT_SQL, SUPERSEDE_ATTEMPT
 from store.db import Store
 from store.spans import spans
+
+log = structlog.get_logger(__name__)
 
 CAMPAIGN_COLUMNS = (
     "no, uuid, workspace_id, name, status, message, gateway, rate, created_at, updated_at,"
@@ -76,6 +80,59 @@ class NewMessage:
 # One more sender write to a campaign's rows (store/image.py).
 ROW_WRITE = "UPDATE campaigns SET row_writes = row_writes + 1 WHERE no = ?"
 
+_NEW_ROW_COLUMNS = (
+    "campaign_no, row, message_id, raw_id, h, recipient, contact_id, level, failed, cls,"
+    " reason, ts_queued, ts_pending, ts_sent, ts_delivered, ts_read, ts_played, ts_failed,"
+    " failure_source, failure_code, failure_title, failure_details, failure_category,"
+    " failure_at, nh, ag_dirty")
+INSERT_ROWS = f"INSERT INTO messages ({_NEW_ROW_COLUMNS}) VALUES ({','.join('?' * 26)})"
+# A sending campaign's rows, queued to send with their template variables.
+INSERT_SENDING_ROWS = (f"INSERT INTO messages ({_NEW_ROW_COLUMNS}, send_state, variables)"
+                       f" VALUES ({','.join('?' * 26)}, 'queued', ?)")
+# Rows per transaction when a campaign is created with its recipients: 100,000 rows in one
+# transaction held every webhook's commit behind it for 2 s (docs/sending.md).
+CREATE_CHUNK = 5000
+# Campaigns whose creation has not finished (table `campaigns_creating`, migration 0020).
+NOT_CREATING = "no NOT IN (SELECT no FROM campaigns_creating)"
+
+
+def _drop_statements(which: str) -> list[tuple[str, tuple[()], bool]]:
+    """Remove campaigns (`no {which}`) whose creation did not finish, with their rows."""
+    return [(f"DELETE FROM messages WHERE campaign_no {which}", (), False),
+            (f"DELETE FROM campaigns WHERE no {which}", (), False),
+            (f"DELETE FROM campaigns_creating WHERE no {which}", (), False)]
+
+
+def _rows(campaign_no: int, first: int, fresh: Sequence[NewMessage], now: float
+          ) -> tuple[list[tuple[Any, ...]], list[RegisteredMessage]]:
+    """The INSERT_ROWS parameters of new messages numbered from `first`, and the same
+    messages as the campaign actor registers them."""
+    registered: list[RegisteredMessage] = []
+    params = []
+    for offset, m in enumerate(fresh):
+        row = first + offset
+        sent_at = now if m.level >= 1 else None
+        nh = number_key_of(m.recipient)  # how replies from the number find the row
+        params.append(
+            (
+                campaign_no, row, m.message_id, m.raw_id,
+                id_hash(m.message_id) if m.message_id else None,
+                m.recipient, m.contact_id, m.level, int(m.failed),
+                message_class(m.level, m.failed), m.reason, now, sent_at,
+                now if m.level >= 2 else None, now if m.level >= 3 else None,
+                now if m.level >= 4 else None, now if m.level >= 5 else None,
+                now if m.failed else None,
+                *failure_columns(m.failure, now if m.failed else None), nh,
+                # analytics (SPEC 8): a row registered already sent is to be counted
+                int(m.level >= 1 or m.failed),
+            )
+        )
+        registered.append(
+            RegisteredMessage(row, m.message_id, m.level, m.failed, m.reason, now,
+                              failure=m.failure, number_key=nh)
+        )
+    return params, registered
+
 
 class CampaignStore:
     def __init__(self, store: Store) -> None:
@@ -105,6 +162,7 @@ class CampaignStore:
         gateway: str | None = None,
         rate: float | None = None,
         send_window: str | None = None,
+        creating: bool = False,
     ) -> dict[str, Any]:
         uuid = uuid or str(uuidlib.uuid4())
         if await self.get(uuid) is not None:
@@ -131,16 +189,68 @@ class CampaignStore:
                         False,
                     ),
                     (read_back, (), False),
+                    *([("INSERT INTO campaigns_creating (no) SELECT no FROM campaigns"
+                        " WHERE uuid = ?", (uuid,), False)] if creating else []),
                 ]
             )
         except sqlite3.IntegrityError as exc:
             raise CampaignExists(uuid) from exc
         return _campaign(created[0])
 
+    async def create_sending(
+        self, workspace_id: int, name: str, uuid: str | None, message: str, gateway: str,
+        rate: float, send_window: str | None, new: Sequence[NewMessage],
+        variables: Sequence[str | None], options: str | None,
+    ) -> tuple[dict[str, Any], list[RegisteredMessage]]:
+        """A sending campaign with its recipients, all or nothing: a chunk of rows per
+        transaction (CREATE_CHUNK), so the webhooks' commits take turns with them
+        instead of waiting for 100,000 rows. Until the last transaction the campaign
+        is hidden (`get`, `list`), and one a crash interrupted is dropped at the next
+        start (`drop_unfinished`)."""
+        async with self._lock:
+            campaign = await self._create(workspace_id, name, uuid, message, gateway, rate,
+                                          send_window, creating=True)
+            no = campaign["no"]
+            now = to_tenths(time.time()) / 10
+            registered: list[RegisteredMessage] = []
+            try:
+                for lo, hi in spans(len(new), CREATE_CHUNK):
+                    params, rows = _rows(no, lo, new[lo:hi], now)
+                    await self.store.transaction([(INSERT_SENDING_ROWS, [
+                        (*p, v) for p, v in zip(params, variables[lo:hi], strict=True)],
+                        True)])
+                    registered += rows
+                await self.store.transaction([
+                    ("UPDATE campaigns SET send_options = ?, updated_at = ? WHERE no = ?",
+                     (options, now, no), False),
+                    ("DELETE FROM campaigns_creating WHERE no = ?", (no,), False)])
+            except BaseException:
+                await self._drop(no)
+                raise
+            self._next_row[no] = len(new)
+            return campaign, registered
+
+    async def _drop(self, no: int) -> None:
+        """Undo an unfinished creation; if storage refuses, the next start does it."""
+        try:
+            await self.store.transaction(_drop_statements(f"= {int(no)}"))
+        except Exception as exc:
+            log.warning("campaign.creation_left_for_start", campaign_no=no, error=str(exc))
+
+    async def drop_unfinished(self) -> int:
+        """At start: drop the campaigns whose creation a crash interrupted."""
+        rows = await self.store.fetchall("SELECT no FROM campaigns_creating")
+        if rows:
+            await self.store.transaction(
+                _drop_statements("IN (SELECT no FROM campaigns_creating)"))
+            log.info("campaign.unfinished_creations_dropped",
+                     campaigns=[r[0] for r in rows])
+        return len(rows)
+
     async def get(self, uuid: str) -> dict[str, Any] | None:
         row = await self.store.fetchone(
-            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE uuid = ?", (uuid,)
-        )
+            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE uuid = ? AND {NOT_CREATING}",
+            (uuid,))
         return _campaign(row) if row else None
 
     async def list(
@@ -151,7 +261,7 @@ class CampaignStore:
         limit: int,
         workspaces: Sequence[int] | None = None,
     ) -> list[dict[str, Any]]:
-        where, params = [], []
+        where, params = [NOT_CREATING], []
         if workspace_id is not None:
             where.append("workspace_id = ?")
             params.append(workspace_id)
@@ -164,9 +274,7 @@ class CampaignStore:
         if after_no is not None:
             where.append("no < ?")
             params.append(after_no)
-        sql = f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql = f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE " + " AND ".join(where)
         sql += " ORDER BY no DESC LIMIT ?"
         params.append(limit)
         return [_campaign(r) for r in await self.store.fetchall(sql, params)]
@@ -224,45 +332,11 @@ class CampaignStore:
         # registration then shows exactly the queued time, never a few ms before it.
         now = to_tenths(time.time()) / 10
         first = self._next_row.get(campaign_no, 0)
-        registered: list[RegisteredMessage] = []
-        params = []
-        for offset, m in enumerate(fresh):
-            row = first + offset
-            sent_at = now if m.level >= 1 else None
-            nh = number_key_of(m.recipient)  # how replies from the number find the row
-            params.append(
-                (
-                    campaign_no, row, m.message_id, m.raw_id,
-                    id_hash(m.message_id) if m.message_id else None,
-                    m.recipient, m.contact_id, m.level, int(m.failed),
-                    message_class(m.level, m.failed), m.reason, now, sent_at,
-                    now if m.level >= 2 else None, now if m.level >= 3 else None,
-                    now if m.level >= 4 else None, now if m.level >= 5 else None,
-                    now if m.failed else None,
-                    *failure_columns(m.failure, now if m.failed else None), nh,
-                    # analytics (SPEC 8): a row registered already sent is to be counted
-                    int(m.level >= 1 or m.failed),
-                )
-            )
-            registered.append(
-                RegisteredMessage(row, m.message_id, m.level, m.failed, m.reason, now,
-                                  failure=m.failure, number_key=nh)
-            )
-        await self.store.transaction(
-            [
-                (
-                    "INSERT INTO messages (campaign_no, row, message_id, raw_id, h, recipient,"
-                    " contact_id, level, failed, cls, reason, ts_queued, ts_pending, ts_sent,"
-                    " ts_delivered, ts_read, ts_played, ts_failed, failure_source,"
-                    " failure_code, failure_title, failure_details, failure_category,"
-                    " failure_at, nh, ag_dirty)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    params,
-                    True,
-                ),
-                ("UPDATE campaigns SET updated_at = ? WHERE no = ?", (now, campaign_no), False),
-            ]
-        )
+        params, registered = _rows(campaign_no, first, fresh, now)
+        await self.store.transaction([
+            (INSERT_ROWS, params, True),
+            ("UPDATE campaigns SET updated_at = ? WHERE no = ?", (now, campaign_no), False),
+        ])
         self._next_row[campaign_no] = first + len(fresh)
         return registered, len(items) - len(fresh)
 
@@ -362,15 +436,6 @@ class CampaignStore:
 
 
     # --- sending (actors/sender_service.py) ------------------------------------------
-
-    async def set_send_options(self, no: int, options: str | None,
-                               rows: Sequence[tuple[int, str | None]]) -> None:
-        """Mark a campaign's new rows as ours to send (with their template variables)."""
-        await self.store.transaction([
-            ("UPDATE campaigns SET send_options = ? WHERE no = ?", (options, no), False),
-            ("UPDATE messages SET send_state = 'queued', variables = ? WHERE campaign_no = ?"
-             " AND row = ?", [(v, no, row) for row, v in rows], True),
-        ])
 
     async def set_status_reason(self, no: int, status: str, reason: str | None) -> None:
         await self.store.transaction(

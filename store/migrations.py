@@ -320,6 +320,10 @@ MIGRATIONS: list[Migration] = [
         " VALUES (NEW.fact_id, NEW.workspace_id, NEW.number, NEW.at, NEW.kind, NEW.reason,"
         " NEW.source); END",
         "DELETE FROM stops_outbox")),
+    # --- sending campaigns created a chunk of rows per transaction; one a crash
+    # interrupted is dropped at start (store/campaigns.py `create_sending`).
+    Migration("0021_campaigns_creating", run_sql(
+        "CREATE TABLE IF NOT EXISTS campaigns_creating (no INTEGER PRIMARY KEY)")),
 ]
 
 

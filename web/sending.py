@@ -163,23 +163,21 @@ async def create_sending_campaign(request: web.Request, doc: dict[str, Any], wor
             return json_response({"error": {
                 "code": "empty_audience", "field": "audience", "message":
                 "the audience rules removed every recipient", "audience": audience}}, status=422)
+    if skip_unreachable:
+        options["skip_unreachable"] = True
+    new = [NewMessage(r.number, None, None, r.contact_id, Level.QUEUED, False, None)
+           for r in report.valid]
+    variables = [orjson.dumps(r.variables).decode() if r.variables else None
+                 for r in report.valid]
     try:
-        campaign = await rt.campaigns.create(workspace_id, name, uuid, message or "",
-                                             gateway, float(rate), window)
+        campaign, registered = await rt.campaigns.create_sending(
+            workspace_id, name, uuid, message or "", gateway, float(rate), window, new,
+            variables, orjson.dumps(options).decode() if options else None)
     except CampaignExists:
         raise ApiError(409, "campaign_exists", f"a campaign with uuid {uuid!r} exists",
                        "uuid") from None
     no = campaign["no"]
     rt.campaign_created(CampaignInfo(no, campaign["uuid"], workspace_id, campaign["name"]))
-    new = [NewMessage(r.number, None, None, r.contact_id, Level.QUEUED, False, None)
-           for r in report.valid]
-    registered, _ = await rt.campaigns.register(no, new)
-    variables = [(m.row, orjson.dumps(r.variables).decode() if r.variables else None)
-                 for m, r in zip(registered, report.valid, strict=True)]
-    if skip_unreachable:
-        options["skip_unreachable"] = True
-    await rt.campaigns.set_send_options(no, orjson.dumps(options).decode() if options else None,
-                                        variables)
     rt.register(RegisterMessages(no, tuple(registered)))
     if start:
         campaign, _ = await service.transition(campaign["uuid"], "start")

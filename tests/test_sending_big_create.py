@@ -1,0 +1,98 @@
+"""A sending campaign created with many recipients (store/campaigns.py `create_sending`):
+its rows are written a chunk per transaction, so webhooks are answered while it is
+created, and it is still all or nothing: one a kill -9 interrupted is gone after the
+restart, and the same request then creates it whole."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import aiohttp
+
+from store.campaigns import CREATE_CHUNK
+from tests.conftest import eventually, webjs_ack
+from tests.reliability_helpers import call, kill, start
+from tests.proc import write_config
+
+RECIPIENTS = [str(6281600000000 + i) for i in range(8 * CREATE_CHUNK)]
+UUID = "8d7b0d36-9a55-4e53-a53d-1c2a3f4e5d60"
+
+
+def rows_written(db: Path) -> int:
+    """Rows of the campaign being created, as SQLite has them now (read only)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+        return int(conn.execute(
+            "SELECT COUNT(*) FROM messages JOIN campaigns ON no = campaign_no"
+            " WHERE uuid = ?", (UUID,)).fetchone()[0])
+
+
+async def partly_written(db: Path) -> int:
+    """Wait until the creation has committed some chunks but not all; their count."""
+    async def some() -> int | None:
+        n = await asyncio.get_running_loop().run_in_executor(None, rows_written, db)
+        return n if 0 < n < len(RECIPIENTS) else None
+    written = await eventually(some, timeout=30, interval=0.005)
+    assert written is not None
+    return int(written)
+
+
+def create(s: aiohttp.ClientSession, url: str) -> asyncio.Task[tuple[int, object]]:
+    return asyncio.ensure_future(call(s, "POST", url + "/api/campaigns", json={
+        "workspace_id": 1, "uuid": UUID, "name": "Big", "message": "Halo",
+        "recipients": RECIPIENTS}))
+
+
+async def test_webhooks_are_answered_while_a_big_campaign_is_created(tmp_path: Path
+                                                                      ) -> None:
+    config = write_config(tmp_path)
+    db = tmp_path / "campaignd.sqlite3"
+    proc = await start(config)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
+            creating = create(s, proc.url)
+            await partly_written(db)
+            # Not listed, not found, while it is being created: nothing half-made shows.
+            status, listing = await call(s, "GET", proc.url + "/api/campaigns")
+            assert status == 200 and UUID not in [c["uuid"] for c in listing["campaigns"]]
+            assert (await call(s, "GET", f"{proc.url}/api/campaigns/{UUID}"))[0] == 404
+            status, _ = await call(s, "POST", proc.url + "/webhooks/webjs",
+                                   json=webjs_ack("unregistered-1", 2))
+            assert status == 200
+            # The ACK's commit took its turn between two chunks: it did not wait for the
+            # 40,000 rows (before, they were one transaction, and the ACK came after).
+            written = await asyncio.get_running_loop().run_in_executor(
+                None, rows_written, db)
+            assert written < len(RECIPIENTS), "the webhook waited for the whole creation"
+            status, body = await creating
+            assert status == 201, body
+            stats = body["campaign"]["statistics"]
+            assert stats["total_message_count"] == len(RECIPIENTS)
+    finally:
+        await kill(proc)
+
+
+async def test_a_creation_killed_half_way_is_gone_after_the_restart(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    db = tmp_path / "campaignd.sqlite3"
+    proc = await start(config)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
+            creating = create(s, proc.url)
+            await partly_written(db)
+            await kill(proc)
+            creating.cancel()
+            proc = await start(config)
+            assert rows_written(db) == 0
+            status, listing = await call(s, "GET", proc.url + "/api/campaigns")
+            assert status == 200 and listing["campaigns"] == []
+            # The operator's retry (same uuid) is not refused as existing: created whole.
+            status, body = await create(s, proc.url)
+            assert status == 201, body
+            assert body["campaign"]["statistics"]["total_message_count"] == len(RECIPIENTS)
+            status, body = await call(s, "GET", f"{proc.url}/api/campaigns/{UUID}")
+            assert status == 200
+            assert rows_written(db) == len(RECIPIENTS)
+    finally:
+        await kill(proc)
