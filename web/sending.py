@@ -8,6 +8,7 @@ POST /api/campaigns/{uuid}/{start|schedule|pause|resume|cancel|retry-failed|retr
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from typing import Any
@@ -145,7 +146,9 @@ async def create_sending_campaign(request: web.Request, doc: dict[str, Any], wor
         raise ApiError(413, "too_many_recipients",
                        f"at most {c['sender.max_recipients']} recipients per campaign",
                        "recipients")
-    report = parse_recipients(items)
+    # 100,000 numbers take ~0.2 s of Python: in a thread, the loop keeps serving
+    # webhooks meanwhile (the GIL is handed over every few ms).
+    report = await asyncio.get_running_loop().run_in_executor(None, parse_recipients, items)
     if report.invalid and not skip_invalid:
         first = report.invalid[0]
         return _refused(f"{len(report.invalid)} recipient(s) are not valid phone numbers; the "
