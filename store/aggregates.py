@@ -72,9 +72,13 @@ FLUSH = 5000  # changed rows written (in the same transaction) before more are r
 
 FIGURE_COLUMNS = ("ag_flags", "ag_sent_at", "ag_read_at", "ag_reply_at", "ag_last_reply",
                   "ag_delays")
-ROW_SQL = ("SELECT row, cls, failure_category, ts_queued, ts_pending, ts_delivered, ts_read,"
-           " ts_failed, recipient, " + ", ".join(FIGURE_COLUMNS) +
-           ", ag_dirty FROM messages WHERE campaign_no = ? AND row IN ({})")
+ROW_SELECT = ("SELECT row, cls, failure_category, ts_queued, ts_pending, ts_delivered,"
+              " ts_read, ts_failed, recipient, " + ", ".join(FIGURE_COLUMNS) +
+              ", ag_dirty FROM messages WHERE campaign_no = ?")
+ROW_SQL = ROW_SELECT + " AND row IN ({})"
+# Rows close together (a checkpoint's, a burst of replies to one campaign's messages):
+# one range of the primary key, read in order, instead of a seek per listed row.
+ROW_RANGE_SQL = ROW_SELECT + " AND row BETWEEN ? AND ?"
 ADD_SLOTS = ("INSERT INTO insight_slots (workspace_id, slot, " + ", ".join(SLOT_FIELDS) +
              ") VALUES (" + ", ".join("?" * (len(SLOT_FIELDS) + 2)) + ")"
              " ON CONFLICT (workspace_id, slot) DO UPDATE SET " +
@@ -222,8 +226,7 @@ def recount(conn: sqlite3.Connection, batches: Sequence[Rows]) -> None:
             continue
         for start, end in spans(len(batch.rows), CHUNK):  # few statement sizes: spans.py
             chunk = list(batch.rows[start:end])
-            fetched = conn.execute(ROW_SQL.format(",".join("?" * len(chunk))),
-                                   (batch.campaign_no, *chunk)).fetchall()
+            fetched = _fetch_rows(conn, batch.campaign_no, chunk)
             _work(fetched, workspace, batch, deltas, updates)
             if len(updates) >= FLUSH:  # a million changed rows must not sit in memory
                 _write(conn, deltas, updates)
@@ -234,6 +237,18 @@ def recount(conn: sqlite3.Connection, batches: Sequence[Rows]) -> None:
             _write(conn, deltas, updates)
             deltas, updates = Deltas(), []
     _write(conn, deltas, updates)
+
+
+def _fetch_rows(conn: sqlite3.Connection, campaign_no: int, rows: list[int]) -> list[Any]:
+    """ROW_SQL's columns of these rows (ascending) of one campaign: by one range of the
+    key when they are close together (at most as many others in between as wanted),
+    else by a seek each."""
+    if rows[-1] - rows[0] < 2 * len(rows):
+        wanted = set(rows)
+        return [r for r in conn.execute(ROW_RANGE_SQL, (campaign_no, rows[0], rows[-1]))
+                if r[0] in wanted]
+    return conn.execute(ROW_SQL.format(",".join("?" * len(rows))),
+                        (campaign_no, *rows)).fetchall()
 
 
 def _write(conn: sqlite3.Connection, deltas: Deltas, updates: list[FigureUpdate]) -> None:
