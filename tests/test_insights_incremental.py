@@ -100,7 +100,10 @@ def template(tmp_path_factory: Any) -> Path:
         await store.close()
 
     asyncio.run(make())
-    with sqlite3.connect(path) as conn:
+    # closed (not only committed) before the file is copied: the last connection's close
+    # moves the WAL into the file, and each example copies the file alone
+    conn = sqlite3.connect(path)
+    try:
         conn.executemany("INSERT INTO campaigns (no, uuid, workspace_id, name, created_at,"
                          " updated_at) VALUES (?, ?, ?, 'c', ?, ?)",
                          [(no, f"c{no}", ws, T0, T0) for no, ws in CAMPAIGNS.items()])
@@ -112,6 +115,10 @@ def template(tmp_path_factory: Any) -> Path:
                     " ts_queued, ts_pending, nh, ag_dirty) VALUES (?, ?, ?, 1, 0, 1, ?, ?, ?,"
                     " 1)", (no, row, recipient, T0 - DAY - 1, T0 - DAY + row,
                             number_key(recipient)))
+        conn.commit()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
     return path
 
 
