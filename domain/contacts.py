@@ -42,7 +42,7 @@ class Send(NamedTuple):
     bad: bool  # failed as Not on WhatsApp / bad number
 
 
-@dataclass
+@dataclass(slots=True)
 class Contact:
     number: str
     received: int = 0
@@ -61,8 +61,10 @@ class Contact:
     @property
     def engaged_at(self) -> float | None:
         """The latest read or reply: what domain/tiers.py's engaged looks at."""
-        times = [t for t in (self.last_read_at, self.last_replied_at) if t is not None]
-        return max(times) if times else None
+        read, replied = self.last_read_at, self.last_replied_at
+        if read is None or (replied is not None and replied > read):
+            return replied
+        return read
 
 
 def send_of(change_no: int, row: int, f: Figures) -> Send | None:
@@ -77,26 +79,64 @@ def _order(send: Send) -> tuple[float, int, int]:
 
 def apply_changes(contact: Contact, changes: Iterable[RowChange]) -> int:
     """Move the contact by these row changes; return the RECOUNT_* flags of what must be
-    recounted from its rows (store/insights.py does, then calls `recounted`)."""
+    recounted from its rows (store/insights.py does, then calls `recounted`).
+
+    What a change leaves as it was is not looked at when looking could change nothing
+    (a reply credited to a row moves its replied count and latest reply, never its read
+    or its send): the result is the same as moving every figure, at a fraction of the
+    cost (tests/test_insights_incremental.py compares both)."""
     recount = 0
     for change in changes:
         old, new = change.old, change.new
-        for name, flag in COUNTED:
-            step = bool(new.flags & flag) - bool(old.flags & flag)
-            if step:
-                setattr(contact, name, getattr(contact, name) + step)
-        if not recount & RECOUNT_READ:
+        changed = old.flags ^ new.flags
+        if changed & _COUNTED_FLAGS:
+            for name, flag in COUNTED:  # received is either of two flags
+                step = bool(new.flags & flag) - bool(old.flags & flag)
+                if step:
+                    setattr(contact, name, getattr(contact, name) + step)
+        if not recount & RECOUNT_READ and _may_move(contact.last_read_at, old.read_at,
+                                                    new.read_at):
             contact.last_read_at, lost = _max_moved(contact.last_read_at, old.read_at,
                                                     new.read_at)
             recount |= RECOUNT_READ if lost else 0
-        if not recount & RECOUNT_REPLY:
+        if not recount & RECOUNT_REPLY and _may_move(contact.last_replied_at,
+                                                     old.last_reply_at, new.last_reply_at):
             contact.last_replied_at, lost = _max_moved(contact.last_replied_at,
                                                        old.last_reply_at, new.last_reply_at)
             recount |= RECOUNT_REPLY if lost else 0
-        if not recount & RECOUNT_SENDS:
+        if not recount & RECOUNT_SENDS and _send_may_move(contact, change):
             recount |= _sends_moved(contact, send_of(change.campaign_no, change.row, old),
                                     send_of(change.campaign_no, change.row, new))
     return recount
+
+
+_COUNTED_FLAGS = 0
+for _, _flag in COUNTED:
+    _COUNTED_FLAGS |= _flag
+_SEND_FLAGS = ATTEMPTED | BAD_NUMBER  # what send_of reads of the flags, with sent_at
+
+
+def _may_move(current: float | None, old: float | None, new: float | None) -> bool:
+    """`_max_moved` could change something: the value changed, or (only in a contact
+    that does not hold its rows' maximum) the unchanged value is above it."""
+    return old != new or (new is not None and (current is None or new > current))
+
+
+def _send_may_move(contact: Contact, change: RowChange) -> bool:
+    """`_sends_moved` could change the kept sends: the row's send changed, or (only in a
+    contact that does not hold its rows' latest two) it is not kept and not older than
+    the oldest kept one, or kept with another bad mark."""
+    old, new = change.old, change.new
+    if (old.flags ^ new.flags) & _SEND_FLAGS or old.sent_at != new.sent_at:
+        return True
+    if not new.flags & ATTEMPTED or new.sent_at is None:
+        return False  # no send before or after
+    order = (new.sent_at, change.campaign_no, change.row)
+    kept = contact.sends
+    for send in kept:
+        if _order(send) == order:  # kept as it was, unless its bad mark differs
+            return send.bad != bool(new.flags & BAD_NUMBER)
+    return len(kept) < UNREACHABLE_SENDS or order > _order(kept[-1])
 
 
 def _max_moved(current: float | None, old: float | None, new: float | None

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import compress
+from operator import itemgetter, ne
 from typing import Any, NamedTuple
 
 import aiosqlite
@@ -59,7 +61,7 @@ from domain.insights import (
     figures,
 )
 from domain.phones import e164_digits, number_key
-from domain.tier_counts import FactKey, key_of
+from domain.tier_counts import FactKey, engaged_day, key_of
 from store import tier_counts
 from store.spans import spans
 
@@ -70,14 +72,13 @@ FLUSH = 5000  # changed rows written (in the same transaction) before more are r
 
 FIGURE_COLUMNS = ("ag_flags", "ag_sent_at", "ag_read_at", "ag_reply_at", "ag_last_reply",
                   "ag_delays")
-ROW_SQL = ("SELECT row, cls, failure_category, ts_queued, ts_pending, ts_delivered, ts_read,"
-           " ts_failed, recipient, " + ", ".join(FIGURE_COLUMNS) +
-           " FROM messages WHERE campaign_no = ? AND row IN ({})")
-# Clears the row's mark in the same write: a row is recounted as it stands in this
-# transaction, so any mark on it is answered (one write per row instead of two).
-SET_FIGURES = ("UPDATE messages SET ag_dirty = 0, " +
-               ", ".join(f"{c} = ?" for c in FIGURE_COLUMNS) +
-               " WHERE campaign_no = ? AND row = ?")
+ROW_SELECT = ("SELECT row, cls, failure_category, ts_queued, ts_pending, ts_delivered,"
+              " ts_read, ts_failed, recipient, " + ", ".join(FIGURE_COLUMNS) +
+              ", ag_dirty FROM messages WHERE campaign_no = ?")
+ROW_SQL = ROW_SELECT + " AND row IN ({})"
+# Rows close together (a checkpoint's, a burst of replies to one campaign's messages):
+# one range of the primary key, read in order, instead of a seek per listed row.
+ROW_RANGE_SQL = ROW_SELECT + " AND row BETWEEN ? AND ?"
 ADD_SLOTS = ("INSERT INTO insight_slots (workspace_id, slot, " + ", ".join(SLOT_FIELDS) +
              ") VALUES (" + ", ".join("?" * (len(SLOT_FIELDS) + 2)) + ")"
              " ON CONFLICT (workspace_id, slot) DO UPDATE SET " +
@@ -133,8 +134,63 @@ class Rows(NamedTuple):
     engagement: Mapping[int, Engagement] = {}
 
 
+class FigureUpdate(NamedTuple):
+    """A row's figure columns to write: as stored (FIGURE_COLUMNS order), as they are
+    now, and whether the row is marked (the write clears the mark)."""
+
+    campaign_no: int
+    row: int
+    stored: Sequence[Any]
+    new: Sequence[Any]
+    marked: bool
+
+
+def _set_figures(conn: sqlite3.Connection, updates: Sequence[FigureUpdate]) -> None:
+    """Write the figures that changed, grouped by which columns changed: a reply credited
+    to an unmarked row writes its 4 reply figures, not all 6 and the mark (a write of
+    the wide message row costs by the columns it sets; the mark's partial index too)."""
+    groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = defaultdict(list)
+    for u in updates:
+        columns = tuple(compress(_FIGURE_INDEXES, map(ne, u.stored, u.new)))
+        if u.marked:
+            columns += (MARK_INDEX,)
+        groups[columns].append((u.new, u.campaign_no, u.row))
+    for columns, items in groups.items():
+        sql, values = _figures_statement(columns)
+        conn.executemany(sql, [(*values(new), no, row) for new, no, row in items])
+
+
+_FIGURE_INDEXES = tuple(range(len(FIGURE_COLUMNS)))
+MARK_INDEX = len(FIGURE_COLUMNS)  # in a column set: clear the mark too
+Getter = Callable[[Sequence[Any]], tuple[Any, ...]]
+_FIGURE_STATEMENTS: dict[tuple[int, ...], tuple[str, Getter]] = {}
+
+
+def _figures_statement(columns: tuple[int, ...]
+                       ) -> tuple[str, Getter]:
+    """The UPDATE of these figure columns (and the mark), and what it binds of them."""
+    found = _FIGURE_STATEMENTS.get(columns)
+    if found is None:
+        sets = ["ag_dirty = 0" if i == MARK_INDEX else f"{FIGURE_COLUMNS[i]} = ?"
+                for i in columns]
+        found = _FIGURE_STATEMENTS[columns] = (
+            f"UPDATE messages SET {', '.join(sets)} WHERE campaign_no = ? AND row = ?",
+            _getter([i for i in columns if i != MARK_INDEX]))
+    return found
+
+
+def _getter(indexes: Sequence[int]) -> Getter:
+    """These items of a sequence, always as a tuple (itemgetter's speed)."""
+    if not indexes:
+        return lambda _: ()
+    if len(indexes) == 1:
+        index = indexes[0]
+        return lambda seq: (seq[index],)
+    return itemgetter(*indexes)
+
+
 def _work(fetched: list[Any], workspace: int, batch: Rows, deltas: Deltas,
-          updates: list[tuple[Any, ...]]) -> None:
+          updates: list[FigureUpdate]) -> None:
     """Figures of fetched rows (ROW_SQL); what changed goes into deltas and updates."""
     no, engagements = batch.campaign_no, batch.engagement
     for r in fetched:
@@ -145,7 +201,8 @@ def _work(fetched: list[Any], workspace: int, batch: Rows, deltas: Deltas,
         if new == old:
             continue
         deltas.move(workspace, no, row, e164_digits(r[8]), old, new)
-        updates.append((*((None,) * 6 if new == ZERO else new), no, row))
+        updates.append(FigureUpdate(no, row, r[9:15], (None,) * 6 if new == ZERO else new,
+                                    bool(r[15])))
 
 
 def recount(conn: sqlite3.Connection, batches: Sequence[Rows]) -> None:
@@ -162,15 +219,14 @@ def recount(conn: sqlite3.Connection, batches: Sequence[Rows]) -> None:
             f"SELECT no, workspace_id FROM campaigns WHERE no IN"
             f" ({','.join('?' * len(chunk))})", chunk)})
     deltas = Deltas()
-    updates: list[tuple[Any, ...]] = []
+    updates: list[FigureUpdate] = []
     for batch in batches:
         workspace = workspaces.get(batch.campaign_no)
         if workspace is None:
             continue
         for start, end in spans(len(batch.rows), CHUNK):  # few statement sizes: spans.py
             chunk = list(batch.rows[start:end])
-            fetched = conn.execute(ROW_SQL.format(",".join("?" * len(chunk))),
-                                   (batch.campaign_no, *chunk)).fetchall()
+            fetched = _fetch_rows(conn, batch.campaign_no, chunk)
             _work(fetched, workspace, batch, deltas, updates)
             if len(updates) >= FLUSH:  # a million changed rows must not sit in memory
                 _write(conn, deltas, updates)
@@ -183,69 +239,142 @@ def recount(conn: sqlite3.Connection, batches: Sequence[Rows]) -> None:
     _write(conn, deltas, updates)
 
 
-def _write(conn: sqlite3.Connection, deltas: Deltas, updates: list[tuple[Any, ...]]) -> None:
+def _fetch_rows(conn: sqlite3.Connection, campaign_no: int, rows: list[int]) -> list[Any]:
+    """ROW_SQL's columns of these rows (ascending) of one campaign: by one range of the
+    key when they are close together (at most as many others in between as wanted),
+    else by a seek each."""
+    if rows[-1] - rows[0] < 2 * len(rows):
+        wanted = set(rows)
+        return [r for r in conn.execute(ROW_RANGE_SQL, (campaign_no, rows[0], rows[-1]))
+                if r[0] in wanted]
+    return conn.execute(ROW_SQL.format(",".join("?" * len(rows))),
+                        (campaign_no, *rows)).fetchall()
+
+
+def _write(conn: sqlite3.Connection, deltas: Deltas, updates: list[FigureUpdate]) -> None:
     if not updates:
         return
     contacts, stored = _load_contacts(conn, deltas.contacts)
-    # the tier facts each contact was counted under (None: not in the table yet)
-    before = {key: _facts_key(c) if key in stored else None for key, c in contacts.items()}
     recounts: dict[tuple[int, str], int] = {}
     for key, changes in deltas.contacts.items():
         what = apply_changes(contacts[key], changes)
         if what:
             recounts[key] = what
-    conn.executemany(SET_FIGURES, updates)
+    _set_figures(conn, updates)
     conn.executemany(ADD_SLOTS, [(ws, slot, *counts)
                                  for ws, slot, counts in deltas.nonzero_slots()])
     conn.executemany(ADD_DELAYS, deltas.nonzero_delays())
     for key, what in recounts.items():  # rare: reads this number's rows as written above
         _recount_contact(conn, key[0], contacts[key], what)
-    conn.executemany(PUT_CONTACT, [_contact_params(ws, c) for (ws, _), c in contacts.items()])
-    # Every contact written is in the table now: its tier counter moves with it, in this
-    # transaction (store/tier_counts.py).
+    _put_contacts(conn, contacts, stored)
+
+
+def _put_contacts(conn: sqlite3.Connection, contacts: Mapping[tuple[int, str], Contact],
+                  stored: Mapping[tuple[int, str], Sequence[Any]]) -> None:
+    """Write the contacts that changed and move their tier counters with them, in this
+    transaction (store/tier_counts.py). A stored contact is updated in the columns that
+    changed (a reply: its replied count, latest reply and engagement time), grouped by
+    those columns; a new one is inserted whole."""
     moves: tier_counts.Moves = Counter()
+    groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = defaultdict(list)
+    inserts: list[tuple[Any, ...]] = []
     for key, c in contacts.items():
-        tier_counts.moved(moves, key[0], before[key], _facts_key(c))
+        now = _contact_row(c)
+        before = stored.get(key)
+        if before is None:
+            inserts.append((key[0], *now))
+            tier_counts.moved(moves, key[0], None, _facts_of_row(now))
+            continue
+        columns = tuple(compress(_CONTACT_INDEXES, map(ne, before, now)))
+        if not columns:
+            continue
+        groups[columns].append((now, key[0], c.number))
+        if before[_DELIVERED] != now[_DELIVERED] or (
+                before[_UNREACHABLE] != now[_UNREACHABLE]) or (
+                before[_ENGAGED] != now[_ENGAGED] and engaged_day(before[_ENGAGED] or None)
+                != engaged_day(now[_ENGAGED] or None)):
+            tier_counts.moved(moves, key[0], _facts_of_row(before), _facts_of_row(now))
+    if inserts:
+        conn.executemany(PUT_CONTACT, inserts)
+    for columns, items in groups.items():
+        sql, values = _contact_statement(columns)
+        conn.executemany(sql, [(*values(now), ws, number) for now, ws, number in items])
     tier_counts.move(conn, moves)
 
 
-def _facts_key(c: Contact) -> FactKey:
-    return key_of(c.unreachable, c.engaged_at, c.delivered)
+_CONTACT_INDEXES = tuple(range(len(CONTACT_COLUMNS)))
+_DELIVERED, _ENGAGED, _UNREACHABLE = (CONTACT_COLUMNS.index(c) for c in
+                                      ("delivered", "engaged_at", "unreachable"))
+_CONTACT_STATEMENTS: dict[tuple[int, ...], tuple[str, Getter]] = {}
+
+
+def _contact_statement(columns: tuple[int, ...]
+                       ) -> tuple[str, Getter]:
+    """The UPDATE of these columns of a stored contact, and what it binds of its row."""
+    found = _CONTACT_STATEMENTS.get(columns)
+    if found is None:
+        found = _CONTACT_STATEMENTS[columns] = (
+            "UPDATE contacts SET " + ", ".join(f"{CONTACT_COLUMNS[i]} = ?" for i in columns)
+            + " WHERE workspace_id = ? AND number = ?", _getter(columns))
+    return found
+
+
+def _facts_of_row(r: Sequence[Any]) -> FactKey:
+    """The tier facts of a contacts row (CONTACT_COLUMNS order)."""
+    return key_of(r[_UNREACHABLE], r[_ENGAGED] or None, r[_DELIVERED])
 
 
 def _load_contacts(conn: sqlite3.Connection, keys: Iterable[tuple[int, str]]
-                   ) -> tuple[dict[tuple[int, str], Contact], set[tuple[int, str]]]:
-    """The contacts of these keys (new ones empty), and the keys already stored."""
+                   ) -> tuple[dict[tuple[int, str], Contact],
+                              dict[tuple[int, str], tuple[Any, ...]]]:
+    """The contacts of these keys (new ones empty), and the stored rows of those in the
+    table (CONTACT_COLUMNS order, as `_contact_row` makes them)."""
     by_workspace: dict[int, list[str]] = defaultdict(list)
     for ws, number in keys:
         by_workspace[ws].append(number)
     out: dict[tuple[int, str], Contact] = {}
+    stored: dict[tuple[int, str], tuple[Any, ...]] = {}
     for ws, numbers in by_workspace.items():
         for start, end in spans(len(numbers), CHUNK):
             chunk = numbers[start:end]
             for r in conn.execute(
                     f"SELECT {', '.join(CONTACT_COLUMNS)} FROM contacts WHERE workspace_id = ?"
                     f" AND number IN ({','.join('?' * len(chunk))})", (ws, *chunk)):
-                out[(ws, r[0])] = contact_of(r)
-    stored = set(out)
-    for ws, numbers in by_workspace.items():
+                key = (ws, r[0])
+                out[key] = contact_of(r)
+                stored[key] = r
         for number in numbers:
-            out.setdefault((ws, number), Contact(number))
+            if (ws, number) not in out:
+                out[(ws, number)] = Contact(number)
     return out, stored
 
 
 def contact_of(r: Sequence[Any]) -> Contact:
     """A contacts row (CONTACT_COLUMNS order) as a Contact."""
-    sends = tuple(Send(at, no, row, bool(bad)) for at, no, row, bad in (r[10:14], r[14:18])
-                  if at is not None)
+    if r[10] is None:
+        sends: tuple[Send, ...] = ()
+    elif r[14] is None:
+        sends = (Send(r[10], r[11], r[12], bool(r[13])),)
+    else:
+        sends = (Send(r[10], r[11], r[12], bool(r[13])), Send(r[14], r[15], r[16], bool(r[17])))
     return Contact(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], sends)
 
 
-def _contact_params(workspace: int, c: Contact) -> tuple[Any, ...]:
-    sends = [(*s[:3], int(s.bad)) for s in c.sends] + [(None,) * 4] * (2 - len(c.sends))
-    return (workspace, c.number, c.received, c.delivered, c.read, c.replied, c.failed,
+def _contact_row(c: Contact) -> tuple[Any, ...]:
+    """A contact as its contacts row (CONTACT_COLUMNS order)."""
+    sends = c.sends
+    if not sends:
+        return (c.number, c.received, c.delivered, c.read, c.replied, c.failed,
+                c.last_read_at, c.last_replied_at, c.engaged_at or 0.0, 0, *_NO_SEND,
+                *_NO_SEND)
+    first = sends[0]
+    second = (*sends[1][:3], int(sends[1].bad)) if len(sends) > 1 else _NO_SEND
+    return (c.number, c.received, c.delivered, c.read, c.replied, c.failed,
             c.last_read_at, c.last_replied_at, c.engaged_at or 0.0, int(c.unreachable),
-            *sends[0], *sends[1])
+            first.at, first.campaign_no, first.row, int(first.bad), *second)
+
+
+_NO_SEND = (None,) * 4
 
 
 WORKSPACE_ROWS = ("FROM messages WHERE nh = ? AND campaign_no IN"
@@ -366,7 +495,7 @@ def recount_marked(conn: sqlite3.Connection, limit: int) -> int:
     if rows or credited:
         _recount_rows(conn, sorted({*map(tuple, rows), *credited}))
     if rows:
-        # those whose figures did not move (SET_FIGURES cleared the others' marks)
+        # those whose figures did not move (`_set_figures` cleared the others' marks)
         conn.executemany("UPDATE messages SET ag_dirty = 0 WHERE campaign_no = ?"
                          " AND row = ? AND ag_dirty = 1", rows)
     if cursor is not None:
