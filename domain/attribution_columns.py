@@ -1,23 +1,24 @@
-"""The open replies at rest, as columns of arrays (SPEC 4's memory bar, SPEC 6.2).
+"""The open replies at rest, packed (SPEC 4's memory bar, SPEC 6.2).
 
 A plain reply stays open for the reply window (72 hours by default) after it was
 credited, so that a later registration or status can still move its credit. Kept as
 the attributor's lists and tuples (a `Pending`, its `InboundEvent`, the number's
-`Watch`, the row's state, the credit's tuple) one cost ~890 bytes for those 72 hours:
-at a tenth of a million-message campaign replied, ~89 bytes per message, most of the
-bar (docs/BENCHMARKS.md, wave 10).
+`Watch`, the row's state, the credit's tuple) one cost ~890 bytes for those 72 hours
+(bench/live_replies.py): ~60 bytes per message of the memory row's million, where two
+thirds of the tenth replied are placed by their number (docs/BENCHMARKS.md, wave 10).
 
 Once such a reply is decided and nothing is waited for (its number sent one row, or
 none, every answer in), what the rules may still read of it is a handful of numbers.
-`FrozenReplies` keeps them in one slot of flat arrays: no Python object per reply but
-the id string (the key of the attributor's `live`), the slot number and the dict
-entries that find it. The attributor freezes a reply at a checkpoint (`take_ops`:
-its store record is made by then) and thaws it, rebuilding exactly the lists it held,
-when anything touches it again (a second reply from the number, a registration to it,
-a status that changes whether its row is a candidate); the rules run only on the thawed
-form, in domain/attribution.py, so what is decided does not depend on the form.
+`FrozenReplies` keeps them in one fixed-size record per slot of one bytearray: no
+Python object per reply but the id string (the key of the attributor's `live`), the
+slot number and the dict entries that find it. The attributor packs a reply when it is
+first credited (`Attributor._rest`: its store record is made then) or at the next
+checkpoint (`take_ops`), and thaws it, rebuilding exactly the lists it held, when
+anything touches it again (a second reply from the number, a registration to it, a
+status that changes whether its row is a candidate); the rules run only on the lists,
+in domain/attribution.py, so what is decided does not depend on the form.
 
-Only the common case is frozen: a message (not a stop, a start or a failure) that names
+Only the common case is packed: a message (not a stop, a start or a failure) that names
 no message id, whose number is E.164 digits and whose times are floats and tenths
 (ints); anything else stays in the lists. Pure: no threads, no I/O.
 """
@@ -122,6 +123,8 @@ class FrozenReplies:
             source = self._source_codes[pending[SOURCE]] = len(self.sources)
             self.sources.append(pending[SOURCE])
         target, workspace = pending[TARGET], event[5]
+        if workspace == NOTHING:
+            return None  # (the one int the record reads as None)
         earliest, floor = state[EARLIEST], state[FLOOR]
         try:  # struct refuses what a field cannot hold exactly (a float row, a huge int)
             record = RECORD.pack(
