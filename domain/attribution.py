@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.attribution_columns import FrozenReplies
 from domain.attribution_facts import (
     ANSWERED,
     ASKED,
@@ -117,8 +118,9 @@ class Attributor:
         self.window_seconds = window_seconds
         self.resolve = resolve
         self.workspace_of = workspace_of
-        self.live: dict[str, list[Any]] = {}  # inbound id -> Pending
-        self.numbers: dict[int, list[Any]] = {}  # number key -> Watch
+        # inbound id -> Pending, or its slot in `frozen` (then so is its number's watch)
+        self.live: dict[str, Any] = {}
+        self.numbers: dict[int, Any] = {}  # number key -> Watch, or the frozen slot
         self.watched: dict[int, int] = {}  # packed row -> number key
         self.quotes: dict[str, set[str]] = {}  # quoted id not registered yet -> events
         self._serial = 0
@@ -130,6 +132,11 @@ class Attributor:
         # (source, outcome) -> events: what became of each event the first time it was
         # decided (credited | unattributed), or that it was a duplicate
         self._outcomes: dict[tuple[str, str], int] = {}
+        # decided replies at rest (domain/attribution_columns.py), and the live events
+        # to freeze at the next take_ops besides the changed ones (thawed, restored, or
+        # waiting for facts at the last one)
+        self.frozen = FrozenReplies()
+        self._to_freeze: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.live)
@@ -158,13 +165,84 @@ class Attributor:
         inbound_id) for an event whose window ended with no credit."""
         ops: list[tuple[str, Any]] = []
         live = self.live
+        changed = []
         for inbound_id, pending in self._dirty.items():
+            if pending.__class__ is tuple:  # its record, made when it was frozen
+                ops.append(("put", pending))
+                continue
+            changed.append(inbound_id)
             if pending[TARGET] is None and live.get(inbound_id) is not pending:
                 ops.append(("drop", inbound_id))
             else:
                 ops.append(("put", record(pending)))
         self._dirty = {}
+        self._freeze(changed)
         return ops
+
+    # --- the open replies at rest (domain/attribution_columns.py) -----------------------
+
+    def _freeze(self, changed: list[str]) -> None:
+        """Put every decided plain reply that waits for nothing into the columns (its
+        store record was just made); keep the ones still waiting for facts for the next
+        time. (Most replies were frozen when first credited: `_rest`.)"""
+        later = set()
+        for inbound_id in (*changed, *self._to_freeze):
+            if not self._freeze_one(inbound_id):
+                later.add(inbound_id)
+        self._to_freeze = later
+
+    def _freeze_one(self, inbound_id: str) -> bool:
+        """False: not now, but perhaps once the facts it waits for are in."""
+        pending = self.live.get(inbound_id)
+        if pending.__class__ is not list:
+            return True  # gone, or frozen already
+        key = pending[KEY]
+        watch = self.numbers.get(key) if key is not None else None
+        if watch is None or watch.__class__ is not list:
+            return True
+        if watch[W_LOOKUP] or watch[W_UNANSWERED] or not pending[COUNTED]:
+            return False
+        if watch[W_EVENTS] != inbound_id:
+            return True  # several live events from the number: the lists
+        slot = self.frozen.freeze(pending, watch)
+        if slot is None:
+            return True
+        self.live[inbound_id] = self.numbers[key] = slot
+        row = watch[W_ROWS]
+        if row is not None:
+            self.watched[row] = key  # the numbers' key: one int for both
+        return True
+
+    def _rest(self, inbound_id: str, pending: list[Any], watch: list[Any]) -> None:
+        """A reply just credited for the first time, its number's one live event, with
+        every fact of that number in: into the columns now, while it is at hand (its
+        store record is made now and kept for the next take_ops)."""
+        slot = self.frozen.freeze(pending, watch)
+        if slot is None:
+            self._dirty[inbound_id] = pending
+            return
+        self._dirty[inbound_id] = record(pending)
+        key = pending[KEY]
+        self.live[inbound_id] = self.numbers[key] = slot
+        row = watch[W_ROWS]
+        if row is not None:
+            self.watched[row] = key  # the numbers' key: one int for both
+
+    def _thaw(self, slot: int) -> tuple[list[Any], list[Any]]:
+        """A frozen reply and its number's watch back in the lists, to be changed."""
+        pending, watch = self.frozen.thaw(slot)
+        inbound_id = watch[W_EVENTS]
+        self.live[inbound_id] = pending
+        self.numbers[pending[KEY]] = watch
+        self._to_freeze.add(inbound_id)
+        return pending, watch
+
+    def _watch_of(self, key: int) -> list[Any] | None:
+        """The number's watch in the lists (thawed if it was frozen), None if none."""
+        watch = self.numbers.get(key)
+        if watch.__class__ is int:
+            return self._thaw(watch)[1]
+        return watch
 
     def take_outcomes(self) -> dict[tuple[str, str], int]:
         """For the metrics, since the last call: (source, outcome) -> events."""
@@ -244,6 +322,8 @@ class Attributor:
                 watch = numbers[key] = [self._lookup_serial, None, inbound_id, 0, None]  # new
                 self._lookups.append(key)
                 continue  # decided when the rows sent to its number are known
+            if watch.__class__ is int:  # a frozen reply from the number: thawed
+                watch = self._thaw(watch)[1]
             watch_add(watch, inbound_id)
             if not watch[W_LOOKUP] and not watch[W_UNANSWERED]:  # complete: decide now
                 self._evaluate(pending)
@@ -259,6 +339,7 @@ class Attributor:
         pending = new_pending(source, event, key, received_at, target, how, workspaces,
                               counted=True)
         self.live[event.inbound_id] = pending
+        self._to_freeze.add(event.inbound_id)
         if event.quoted_id and self._quoted(event.quoted_id) is None:
             self.quotes.setdefault(event.quoted_id, set()).add(event.inbound_id)
         if key is not None and event.via != FAILURE:
@@ -274,11 +355,14 @@ class Attributor:
         if message_id and message_id in self.quotes:
             for inbound_id in sorted(self.quotes.pop(message_id)):
                 pending = self.live.get(inbound_id)
+                if pending.__class__ is int:
+                    pending = self._thaw(pending)[0]
                 if pending is not None:
                     self._evaluate(pending)
         packed = pack(campaign_no, row)
         if key is not None and key in self.numbers:
-            watch = self.numbers[key]
+            watch = self._watch_of(key)
+            assert watch is not None
             state = watch_row(watch, packed)
             if state is None:  # its first fact: nothing to ask
                 state = new_row()
@@ -305,6 +389,17 @@ class Attributor:
         if key is None:
             return
         watch = self.numbers[key]
+        if watch.__class__ is int:  # a frozen reply's row: thawed only if it matters
+            state = self.frozen.state(watch)
+            before = (row_sent(state), row_eligible(state))
+            row_merge_event(state, level, failed, at, attempt, registration)
+            if (row_sent(state), row_eligible(state)) == before and \
+                    self.frozen.set_state(watch, state):
+                return
+            watch = self._thaw(watch)[1]
+            watch_set_row(watch, packed, state)
+            self._reconsider(key)
+            return
         state = watch_row(watch, packed)
         if state.__class__ is tuple:
             state = list(state)  # thawed: it changes
@@ -327,7 +422,7 @@ class Attributor:
         known: dict[int, bool] = {}  # campaign -> has a workspace (is a campaign)
         for key, campaign_no, row in rows:
             watch = numbers.get(key)
-            if watch is None or watch[W_LOOKUP] != serial:
+            if watch.__class__ is not list or watch[W_LOOKUP] != serial:
                 continue  # the number's window ended meanwhile (or a newer lookup runs)
             packed = (campaign_no << 32) | row  # pack
             if watch_row(watch, packed) is not None:
@@ -349,7 +444,7 @@ class Attributor:
             self._effects.append(Ask(ask_serial, campaign_no, tuple(asked)))
         for key in keys:
             watch = numbers.get(key)
-            if watch is not None and watch[W_LOOKUP] == serial:
+            if watch.__class__ is list and watch[W_LOOKUP] == serial:
                 watch[W_LOOKUP] = 0
                 if not watch[W_UNANSWERED]:  # nothing to ask: decide now
                     self._reconsider(key)
@@ -376,6 +471,8 @@ class Attributor:
             if key is None:
                 continue
             watch = numbers[key]
+            if watch.__class__ is int:
+                continue  # frozen: every row of it is answered
             rows = watch[W_ROWS]
             one = rows.__class__ is int  # the watch's one row (watch_row, inline)
             state = watch[W_STATE] if one else rows[packed]
@@ -398,20 +495,21 @@ class Attributor:
             if watch[W_UNANSWERED] or watch[W_LOOKUP]:
                 continue
             if one and watch[W_EVENTS].__class__ is str and \
-                    credit_one(watch[W_EVENTS], campaign_no, row, state):
+                    credit_one(watch, campaign_no, row, state):
                 continue
             complete.append(key)
         for key in sorted(complete):
             self._reconsider(key)
 
-    def _credit_one(self, inbound_id: str, campaign_no: int, row: int,
+    def _credit_one(self, watch: list[Any], campaign_no: int, row: int,
                     state: tuple[Any, ...]) -> bool:
         """`_reconsider` of a number with one live event and one row, all answered, when
         that event is a plain reply not yet credited and the row is its candidate (rule
         2 over one row, as `_latest`): its first credit. False (nothing done) otherwise,
         and `_reconsider` decides."""
+        inbound_id = watch[W_EVENTS]
         pending = self.live.get(inbound_id)
-        if pending is None or pending[TARGET] is not None or pending[COUNTED]:
+        if pending.__class__ is not list or pending[TARGET] is not None or pending[COUNTED]:
             return False
         event = pending[EVENT]
         if event.quoted_id is not None or event.kind != REPLY or event.via != MESSAGE:
@@ -433,9 +531,9 @@ class Attributor:
             tuple.__new__(Touch, (event[3], event[1], event[2], event[7], event[8],
                                   event[9])))))  # touch_of
         pending[TARGET], pending[HOW], pending[COUNTED] = (campaign_no, row), WINDOW, True
-        self._dirty[inbound_id] = pending
         outcome = (pending[SOURCE], "credited")
         self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+        self._rest(inbound_id, pending, watch)
         return True
 
     def expire(self, now: float) -> int:
@@ -447,24 +545,42 @@ class Attributor:
         # scan stops at the first that arrived CLOCK_SLACK after the limit, not at the
         # end of every checkpoint's 100,000 live replies. Only a clock set back by more
         # than that keeps an event open longer (until those before it end).
+        frozen = self.frozen
         for pending in self.live.values():
-            received = pending[RECEIVED]
+            received = frozen.received_at(pending) if pending.__class__ is int \
+                else pending[RECEIVED]
             if received < limit:
                 ended.append(pending)
             elif received >= limit + CLOCK_SLACK:
                 break
         dropped = 0
         for pending in ended:
+            if pending.__class__ is int:
+                if frozen.credited(pending):  # `_finish` of a credited frozen reply
+                    self._drop_frozen(pending)
+                    continue
+                pending = self._thaw(pending)[0]
             dropped += pending[TARGET] is None
             self._finish(pending)
         return dropped
+
+    def _drop_frozen(self, slot: int) -> None:
+        """A frozen reply's window ended with its credit (as `_finish`: it names no
+        message, waits for no lookup, and is its number's one live event)."""
+        frozen = self.frozen
+        del self.live[frozen.ids[slot]]  # type: ignore[arg-type]
+        self.numbers.pop(frozen.key_of(slot), None)
+        row = frozen.row_of(slot)
+        if row is not None:
+            self.watched.pop(row, None)
+        frozen.drop(slot)
 
     # --- deciding -----------------------------------------------------------------------
 
     def _watch(self, pending: list[Any]) -> list[Any]:
         key = pending[KEY]
         assert key is not None
-        watch = self.numbers.get(key)
+        watch = self._watch_of(key)
         if watch is None:
             if not self._lookup_serial:
                 self._lookup_serial = self._next()
@@ -476,7 +592,7 @@ class Attributor:
         return watch
 
     def _reconsider(self, key: int) -> None:
-        watch = self.numbers.get(key)
+        watch = self._watch_of(key)
         if watch is None or not complete(watch):
             return
         live = self.live
@@ -495,9 +611,12 @@ class Attributor:
                 self._effects.append(tuple.__new__(Credit, (
                     target[0], target[1], inbound_id, touch_of(event))))
                 pending[TARGET], pending[HOW], pending[COUNTED] = target, WINDOW, True
-                self._dirty[inbound_id] = pending
                 outcome = (pending[SOURCE], "credited")
                 self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+                if watch[W_EVENTS] is inbound_id and watch[W_ROWS].__class__ is int:
+                    self._rest(inbound_id, pending, watch)  # its number's one event
+                else:
+                    self._dirty[inbound_id] = pending
             else:
                 self._evaluate(pending)
 
@@ -509,7 +628,7 @@ class Attributor:
             self._finish(pending)  # an id never moves: final
             return
         key = pending[KEY]
-        watch = self.numbers.get(key) if key is not None else None
+        watch = self._watch_of(key) if key is not None else None
         if event.workspace_id is not None and event.kind != REPLY:
             self._set_workspaces(pending, (event.workspace_id,))
         if watch is None or event.via == FAILURE:
@@ -577,7 +696,7 @@ class Attributor:
             workspace = self.workspace_of(pending[TARGET][0])
             return (workspace,) if workspace is not None else ()
         key = pending[KEY]
-        watch = self.numbers.get(key) if key is not None else None
+        watch = self._watch_of(key) if key is not None else None
         if watch is None or event.via == FAILURE:
             return ()
         found = {self.workspace_of(unpack(packed)[0]) for packed, _ in watch_rows(watch)}
@@ -606,7 +725,8 @@ class Attributor:
                 del self.quotes[event.quoted_id]
         key = pending[KEY]
         watch = self.numbers.get(key) if key is not None else None
-        if watch is not None and watch_discard(watch, event.inbound_id):
+        # (a frozen watch's one event is frozen too: never this one)
+        if watch.__class__ is list and watch_discard(watch, event.inbound_id):
             del self.numbers[key]
             for packed, _ in watch_rows(watch):
                 self.watched.pop(packed, None)
