@@ -13,8 +13,8 @@ import aiohttp
 
 from store.campaigns import CREATE_CHUNK
 from tests.conftest import eventually, webjs_ack
-from tests.reliability_helpers import call, kill, start
 from tests.proc import write_config
+from tests.reliability_helpers import call, kill, start
 
 RECIPIENTS = [str(6281600000000 + i) for i in range(8 * CREATE_CHUNK)]
 UUID = "8d7b0d36-9a55-4e53-a53d-1c2a3f4e5d60"
