@@ -103,14 +103,18 @@ def run() -> list[Row]:
     rows = []
     for label, interval, bar in (("default checkpoints (2 s)", 2.0, True),
                                  ("checkpoints off: every event replayed", 3600.0, None)):
+        load_start = os.getloadavg()[0]
         r = one(interval)
+        r.update(load_start=load_start, load_end=os.getloadavg()[0])
         holds = r["exact"] and r["listening_s"] <= 1.0 and r["exact_s"] <= 2.0
         if not r["exact"]:
             raise BenchError(f"recovery gave wrong counters: {r}")
         rows.append(Row(
             f"recovery after kill -9, {MESSAGES:,} messages / {3 * MESSAGES:,} events, {label}",
-            f"listening {r['listening_s']:.1f} s, exact counters {r['exact_s']:.1f} s"
-            f" (journal {r['journal_rows']} rows)",
+            f"listening {r['listening_s']:.2f} s, exact counters {r['exact_s']:.2f} s"
+            f" (journal {r['journal_rows']} rows, {r.get('replayed_events', -1):,} events"
+            f" replayed from seq {r.get('replayed_from', '?')}; load"
+            f" {r['load_start']:.1f} -> {r['load_end']:.1f})",
             "listening <= 1 s, exact <= 2 s" if bar else "(informational)",
             holds if bar else None, r))
     return rows
