@@ -103,6 +103,9 @@ class Runtime:
         self._started = 0.0
         self.started_at = time.time()
         self.replayed_events = 0
+        # Events committed by this run's journal and dispatched (on the loop): the
+        # checkpointer takes an image as soon as enough came since its newest one.
+        self.dispatched_events = 0
         self.imaged_campaigns = 0  # campaigns this start loaded from recovery images
         # Further parts (sender, broadcaster, ...): objects with `async start()` and
         # `async stop()`, given what they need when made, started after the core in
@@ -221,6 +224,8 @@ class Runtime:
             gate=self.state_gate,
             journal_seq=lambda: self.journal.next_seq - 1,
             index_size=lambda: len(index),  # read across threads: an int, a hint only
+            journal_events=lambda: self.dispatched_events,
+            image_backlog_events=self.config["store.image_backlog_events"],
         )
         self.checkpointer.start()
         for ext in self.extensions:
@@ -415,6 +420,7 @@ class Runtime:
         """After a journal commit (on the loop): hand the events to the ingest actor (or
         keep them until the replay has gone before them, while `recover` runs)."""
         if groups:
+            self.dispatched_events += sum([len(events) for _, events in groups])
             if self._held is not None:
                 self._held.append((tuple(groups), seq))
             else:

@@ -420,6 +420,12 @@ KEYS: dict[str, Key] = {
                                   "image: a checkpoint rewrites only the chunks whose rows "
                                   "changed since the previous image.",
                                   minimum=1, maximum=1 << 24),
+    # --- recovery10 (issue 20): images that keep close behind a flood ---
+    "store.image_backlog_events": Key(int, 20000, "Events dispatched since the newest "
+                                      "recovery image that make the next one be taken at "
+                                      "once (a restart after kill -9 replays about this "
+                                      "many, whatever the checkpoint interval).",
+                                      minimum=1, maximum=100_000_000),
     "log.level": Key(str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
     "log.format": Key(str, "auto", "auto: readable on a terminal, JSON lines otherwise.",
                       choices=("auto", "json", "console")),

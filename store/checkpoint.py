@@ -184,6 +184,17 @@ STOP_ROWS_SECONDS = 15.0
 # Not while the id index grows (registrations, a campaign sending): its image is
 # written whole whenever it grew, and the checkpoints image it as before.
 IMAGES_PER_INTERVAL = 4
+# --- recovery10: images that keep close behind a flood. Besides the cadence above, an
+# image is taken as soon as the events dispatched since the newest image's collection
+# reach IMAGE_BACKLOG_EVENTS (so under a flood images follow each other with no pause:
+# a restart replays about two image cycles' worth of events wherever the kill falls,
+# where a fixed cadence left up to 326,000), checked every IMAGE_POLL seconds; also
+# between two row transactions of a checkpoint, which held the lock (no image alone)
+# for ROW_SECONDS at every periodic run and for minutes when it wrote every row.
+# A single-status webhook load (a few thousand events a second) never reaches it.
+# `store.image_backlog_events` (default IMAGE_BACKLOG_EVENTS).
+IMAGE_BACKLOG_EVENTS = 20_000
+IMAGE_POLL = 0.05
 
 
 class Checkpointer:
@@ -198,6 +209,8 @@ class Checkpointer:
         gate: SharedExclusive | None = None,
         journal_seq: Callable[[], int] | None = None,
         index_size: Callable[[], int] | None = None,
+        journal_events: Callable[[], int] | None = None,
+        image_backlog_events: int = IMAGE_BACKLOG_EVENTS,
     ) -> None:
         self.store = store
         # Held exclusively from collecting to writing: the sender stores outcomes in the
@@ -220,6 +233,14 @@ class Checkpointer:
         self._index_size = index_size or (lambda: 0)
         self._imaged_index = -1
         self._deferred_runs = 0
+        # Events dispatched to the actors so far (a count that only grows), when the
+        # pending collection was asked for, and when the newest stored image's was: every
+        # event dispatched before an ask is in that collection's images (FIFO inboxes).
+        self._journal_events = journal_events
+        self.image_backlog_events = image_backlog_events
+        self._asked_events = 0
+        self._collected_events = 0
+        self._imaged_events = 0
         # A collection the last run stopped waiting for: the actors still hand over
         # their changed rows (and forget them), so the next run must write that answer.
         self._collecting: asyncio.Future[CheckpointData] | None = None
@@ -229,6 +250,11 @@ class Checkpointer:
         self.last_at: float | None = None
         self._trimmed_at = 0.0
         self._rows_since_trim = 0  # carried rows written and let go since the last trim
+
+    @property
+    def _image_every(self) -> float:
+        """Seconds between two images while the journal moves (IMAGES_PER_INTERVAL)."""
+        return max(self.interval / IMAGES_PER_INTERVAL, 0.1)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._periodic(), name="checkpointer")
@@ -245,14 +271,38 @@ class Checkpointer:
     async def _periodic(self) -> None:
         while True:
             due = time.perf_counter() + self.interval
-            every = max(self.interval / IMAGES_PER_INTERVAL, 0.1)
-            while self._journal_seq is not None and due - time.perf_counter() > every * 1.5:
-                await asyncio.sleep(every)
-                if self._journal_seq() > self._imaged_seq and \
-                        self._index_size() == self._imaged_index:
+            every = self._image_every
+            while self._journal_seq is not None:
+                # the next look: when the cadence is due, or sooner for the backlog
+                now = time.perf_counter()
+                wait = self._imaged_at + every - now
+                if self._journal_events is not None:
+                    wait = min(wait, IMAGE_POLL)
+                wait = max(wait, IMAGE_POLL)
+                if due - (now + wait) < every:  # the checkpoint images soon anyway
+                    break
+                await asyncio.sleep(wait)
+                if self._image_wanted():
                     await self._guarded(self._image_only())
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             await self._guarded(self.run(complete=False))
+
+    def image_backlog(self) -> int:
+        """Events dispatched since the newest stored image's collection was asked for:
+        about what a start after a kill now would replay."""
+        if self._journal_events is None:
+            return 0
+        return self._journal_events() - self._imaged_events
+
+    def _image_wanted(self) -> bool:
+        """An image alone is due: the journal moved since the newest image, the id index
+        did not grow (its image is written whole), and either the cadence says so or the
+        backlog reached `image_backlog_events`."""
+        if self._journal_seq is None or self._journal_seq() <= self._imaged_seq or \
+                self._index_size() != self._imaged_index:
+            return False
+        return time.perf_counter() - self._imaged_at >= self._image_every or \
+            self.image_backlog() >= self.image_backlog_events
 
     @staticmethod
     async def _guarded(work: Coroutine[Any, Any, Any]) -> None:
@@ -270,8 +320,9 @@ class Checkpointer:
         checkpoint, which writes them before it compacts (nothing else changes: the
         journal is compacted only up to rows written)."""
         async with self._lock, self.gate.exclusive():
-            await self._collect(merge_from=self._chunks_done)
+            data = await self._collect()
             await self._write_images(self._carry)
+            await self._absorb(data, self._chunks_done)
 
     async def final(self) -> int:
         """The checkpoint at a stop: everything, unless its rows take longer than
@@ -291,7 +342,7 @@ class Checkpointer:
         carry holds."""
         async with self._lock, self.gate.exclusive():
             started = time.perf_counter()
-            data = await self._collect(merge_from=self._chunks_done)
+            data = await self._collect()
             # Markers around the write (debug level): the kill tests read them to count
             # the kills that landed between the actors' hand-over and the commit.
             log.debug("checkpoint.writing", seq=data.seq)
@@ -301,6 +352,7 @@ class Checkpointer:
             # transaction is durable the journal keeps every event these rows and
             # figures come from.
             await self._write_images(self._carry)
+            await self._absorb(data, self._chunks_done)
             covered = len(self._carry)  # data collected later is written by a later run
             deadline = (started + rows_within if rows_within is not None else
                         None if complete else time.perf_counter() + ROW_SECONDS)
@@ -346,25 +398,44 @@ class Checkpointer:
 
     async def _collect(self, merge_from: int | None = None) -> CheckpointData:
         """The actors' hand-over (an answer a run stopped waiting for comes first),
-        added to the carry; with `merge_from` its rows are merged into the carry's blocks
-        whose chunks all come at or after that number (`_merge_rows`)."""
+        added to the carry as it came; `_absorb` merges its rows once its images are
+        written (here already, with `merge_from`)."""
         pending = self._collecting
         if pending is None or (pending.done() and (
                 pending.cancelled() or pending.exception() is not None)):
             reply = Reply.new()
+            if self._journal_events is not None:
+                self._asked_events = self._journal_events()
             self.collect(reply)
             self._collecting = pending = reply.future
+        asked = time.perf_counter()
         data: CheckpointData = await asyncio.wait_for(asyncio.shield(pending),
                                                       self.collect_timeout)
+        log.debug("checkpoint.collected", seq=data.seq,
+                  journal_seq=self._journal_seq() if self._journal_seq else None,
+                  waited=round(time.perf_counter() - asked, 3))
         self._collecting = None
+        self._collected_events = self._asked_events
         self._carry.append(data)  # first: a merge cancelled or failed loses nothing
-        if merge_from is not None and data.rows and len(self._carry) > 1:
+        if merge_from is not None:
+            await self._absorb(data, merge_from)
+        return data
+
+    async def _absorb(self, data: CheckpointData, merge_from: int) -> None:
+        """The rows of `data` (the carry's newest) merged into the carry's blocks whose
+        chunks all come at or after `merge_from` (`_merge_rows`), and the carry cut in
+        pieces (`_cut`). recovery10: after the images are written, not before: the
+        merge (0.2-0.7 s under a flood) delayed every image by that much, so a restart
+        replayed that much more. The images' pending lists may name the new rows twice
+        meanwhile (harmless: store/image.py `pending_rows`)."""
+        merging = time.perf_counter()
+        if data.rows and len(self._carry) > 1 and data is self._carry[-1]:
             try:
                 await self._merge_rows(data, merge_from)
             except Exception:  # the carry stays as collected: correct, only larger
                 log.exception("checkpoint.merge_failed")
-        self._cut(merge_from or 0)
-        return data
+        self._cut(merge_from)
+        log.debug("checkpoint.merged", seconds=round(time.perf_counter() - merging, 3))
 
     def _cut(self, merge_from: int) -> None:
         """memory8: the carried blocks none of whose chunks is made, cut into PIECE_ROWS
@@ -435,7 +506,11 @@ class Checkpointer:
             for statements in inbound_transactions(carried.inbound_ops):
                 await self.store.transaction(statements, derived=True)
             carried.inbound_ops.clear()  # written: a failure later must not repeat them
-        await self.store.transaction(image_statements(pending), derived=True)
+        began = time.perf_counter()
+        statements = image_statements(pending)
+        built = time.perf_counter()
+        await self.store.transaction(statements, derived=True)
+        del statements
         for carried in pending:
             carried.orphan_ops.clear()
             carried.suppression_ops.clear()
@@ -445,7 +520,9 @@ class Checkpointer:
         self._imaged_at = time.perf_counter()
         self._imaged_seq = max(self._imaged_seq, pending[-1].seq)
         self._imaged_index = self._index_size()
-        log.debug("checkpoint.imaged", seq=pending[-1].seq)
+        self._imaged_events = self._collected_events
+        log.debug("checkpoint.imaged", seq=pending[-1].seq, built=round(built - began, 3),
+                  committed=round(self._imaged_at - built, 3))
 
     async def _write_rows(self, covered: int, deadline: float | None,
                           refresh: bool, binding: bool = False) -> bool:
@@ -469,11 +546,15 @@ class Checkpointer:
                 continue
             if deadline is not None and time.perf_counter() > deadline:
                 return False
-            if refresh and deadline is None and \
-                    time.perf_counter() - self._imaged_at > self.interval:
+            # new images between two chunks: at the cadence (or for the backlog) as
+            # images alone are taken; while the index grows, every interval when all
+            # rows are written (its image is written whole)
+            if refresh and (self._image_wanted() or (deadline is None and
+                            time.perf_counter() - self._imaged_at > self.interval)):
                 # chunk `number` is made but not written: merge only into later blocks
-                await self._collect(merge_from=number + 1)
+                fresh = await self._collect()
                 await self._write_images(self._carry)
+                await self._absorb(fresh, number + 1)
             await self.store.transaction(statements, derived=True)
             self._chunks_done = number + 1
             if at >= 0:  # the block's last chunk: let its rows go now (WrittenBlock)
