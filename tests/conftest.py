@@ -294,3 +294,17 @@ async def eventually(check: Any, timeout: float = 5.0, interval: float = 0.02) -
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s; last: {result!r}")
         await asyncio.sleep(interval)
+
+
+def migrated_database(path: Path) -> Path:
+    """An empty database file with every migration (the daemon's Store opened and closed:
+    the close moves the WAL into the file, so the file alone can be copied)."""
+    from store.db import Store
+
+    async def make() -> None:
+        store = Store(path)
+        await store.open()
+        await store.close()
+
+    asyncio.run(make())
+    return path

@@ -65,6 +65,7 @@ from domain.phones import number_key
 from store.aggregates import count_all, recount_marked
 from store.db import Store
 from store.engagement import inbound_transactions
+from tests.conftest import migrated_database
 
 T0 = 1_800_000_000.0
 DAY = 86400.0
@@ -92,14 +93,7 @@ AGGREGATES = {
 def template(tmp_path_factory: Any) -> Path:
     """A database with every migration, the campaigns and their rows (pending, sent a
     day ago), copied for each example."""
-    path = tmp_path_factory.mktemp("incremental") / "template.sqlite3"
-
-    async def make() -> None:
-        store = Store(path)
-        await store.open()
-        await store.close()
-
-    asyncio.run(make())
+    path = migrated_database(tmp_path_factory.mktemp("incremental") / "template.sqlite3")
     # closed (not only committed) before the file is copied: the last connection's close
     # moves the WAL into the file, and each example copies the file alone
     conn = sqlite3.connect(path)

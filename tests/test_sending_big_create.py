@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
 from store.campaigns import CREATE_CHUNK
 from tests.conftest import eventually, webjs_ack
-from tests.proc import write_config
+from tests.proc import DaemonProcess, write_config
 from tests.reliability_helpers import call, kill, start
 
 RECIPIENTS = [str(6281600000000 + i) for i in range(8 * CREATE_CHUNK)]
@@ -44,8 +47,19 @@ def create(s: aiohttp.ClientSession, url: str) -> asyncio.Task[tuple[int, object
         "recipients": RECIPIENTS}))
 
 
-async def test_webhooks_are_answered_while_a_big_campaign_is_created(tmp_path: Path
-                                                                      ) -> None:
+@dataclass
+class HalfCreated:
+    """A daemon process creating the big campaign, seen with some chunks written."""
+
+    config: Path
+    db: Path
+    session: aiohttp.ClientSession
+    proc: DaemonProcess
+    creating: asyncio.Task[tuple[int, object]]
+
+
+@asynccontextmanager
+async def half_created(tmp_path: Path) -> AsyncIterator[HalfCreated]:
     config = write_config(tmp_path)
     db = tmp_path / "campaignd.sqlite3"
     proc = await start(config)
@@ -53,46 +67,49 @@ async def test_webhooks_are_answered_while_a_big_campaign_is_created(tmp_path: P
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
             creating = create(s, proc.url)
             await partly_written(db)
-            # Not listed, not found, while it is being created: nothing half-made shows.
-            status, listing = await call(s, "GET", proc.url + "/api/campaigns")
-            assert status == 200 and UUID not in [c["uuid"] for c in listing["campaigns"]]
-            assert (await call(s, "GET", f"{proc.url}/api/campaigns/{UUID}"))[0] == 404
-            status, _ = await call(s, "POST", proc.url + "/webhooks/webjs",
-                                   json=webjs_ack("unregistered-1", 2))
-            assert status == 200
-            # The ACK's commit took its turn between two chunks: it did not wait for the
-            # 40,000 rows (before, they were one transaction, and the ACK came after).
-            written = await asyncio.get_running_loop().run_in_executor(
-                None, rows_written, db)
-            assert written < len(RECIPIENTS), "the webhook waited for the whole creation"
-            status, body = await creating
-            assert status == 201, body
-            stats = body["campaign"]["statistics"]
-            assert stats["total_message_count"] == len(RECIPIENTS)
+            half = HalfCreated(config, db, s, proc, creating)
+            try:
+                yield half
+            finally:
+                creating.cancel()
+                proc = half.proc
     finally:
         await kill(proc)
+
+
+async def test_webhooks_are_answered_while_a_big_campaign_is_created(tmp_path: Path
+                                                                      ) -> None:
+    async with half_created(tmp_path) as half:
+        s, url = half.session, half.proc.url
+        # Not listed, not found, while it is being created: nothing half-made shows.
+        status, listing = await call(s, "GET", url + "/api/campaigns")
+        assert status == 200 and UUID not in [c["uuid"] for c in listing["campaigns"]]
+        assert (await call(s, "GET", f"{url}/api/campaigns/{UUID}"))[0] == 404
+        status, _ = await call(s, "POST", url + "/webhooks/webjs",
+                               json=webjs_ack("unregistered-1", 2))
+        assert status == 200
+        # The ACK's commit took its turn between two chunks: it did not wait for the
+        # 40,000 rows (before, they were one transaction, and the ACK came after).
+        written = await asyncio.get_running_loop().run_in_executor(None, rows_written,
+                                                                   half.db)
+        assert written < len(RECIPIENTS), "the webhook waited for the whole creation"
+        status, body = await half.creating
+        assert status == 201, body
+        assert body["campaign"]["statistics"]["total_message_count"] == len(RECIPIENTS)
 
 
 async def test_a_creation_killed_half_way_is_gone_after_the_restart(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
-    db = tmp_path / "campaignd.sqlite3"
-    proc = await start(config)
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
-            creating = create(s, proc.url)
-            await partly_written(db)
-            await kill(proc)
-            creating.cancel()
-            proc = await start(config)
-            assert rows_written(db) == 0
-            status, listing = await call(s, "GET", proc.url + "/api/campaigns")
-            assert status == 200 and listing["campaigns"] == []
-            # The operator's retry (same uuid) is not refused as existing: created whole.
-            status, body = await create(s, proc.url)
-            assert status == 201, body
-            assert body["campaign"]["statistics"]["total_message_count"] == len(RECIPIENTS)
-            status, body = await call(s, "GET", f"{proc.url}/api/campaigns/{UUID}")
-            assert status == 200
-            assert rows_written(db) == len(RECIPIENTS)
-    finally:
-        await kill(proc)
+    async with half_created(tmp_path) as half:
+        s = half.session
+        await kill(half.proc)
+        half.proc = await start(half.config)
+        url = half.proc.url
+        assert rows_written(half.db) == 0
+        status, listing = await call(s, "GET", url + "/api/campaigns")
+        assert status == 200 and listing["campaigns"] == []
+        # The operator's retry (same uuid) is not refused as existing: created whole.
+        status, body = await create(s, url)
+        assert status == 201, body
+        assert body["campaign"]["statistics"]["total_message_count"] == len(RECIPIENTS)
+        assert (await call(s, "GET", f"{url}/api/campaigns/{UUID}"))[0] == 200
+        assert rows_written(half.db) == len(RECIPIENTS)

@@ -32,6 +32,7 @@ from domain.tiers import TIERS, ContactFacts, TierPolicy, tier_of
 from store.aggregates import recount_marked
 from store.db import Store
 from store.insights import InsightStore
+from tests.conftest import migrated_database
 
 T0 = 1_800_000_000.0
 NUMBERS = [f"628110000000{i}" for i in range(1, 6)]
@@ -44,15 +45,7 @@ STATES = {"queued": (0, None), "pending": (1, None), "delivered": (3, None),
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: Any) -> Path:
     """An empty database with every migration, copied for each example."""
-    path = tmp_path_factory.mktemp("tiers") / "template.sqlite3"
-
-    async def make() -> None:
-        store = Store(path)
-        await store.open()
-        await store.close()
-
-    asyncio.run(make())
-    return path
+    return migrated_database(tmp_path_factory.mktemp("tiers") / "template.sqlite3")
 
 
 put = st.tuples(st.just("put"), st.sampled_from(sorted(CAMPAIGNS)), st.integers(0, 4),
