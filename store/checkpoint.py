@@ -396,10 +396,10 @@ class Checkpointer:
         self.last_seq = seq
         self.written(seq)
 
-    async def _collect(self, merge_from: int | None = None) -> CheckpointData:
+    async def _collect(self) -> CheckpointData:
         """The actors' hand-over (an answer a run stopped waiting for comes first),
         added to the carry as it came; `_absorb` merges its rows once its images are
-        written (here already, with `merge_from`)."""
+        written."""
         pending = self._collecting
         if pending is None or (pending.done() and (
                 pending.cancelled() or pending.exception() is not None)):
@@ -417,8 +417,6 @@ class Checkpointer:
         self._collecting = None
         self._collected_events = self._asked_events
         self._carry.append(data)  # first: a merge cancelled or failed loses nothing
-        if merge_from is not None:
-            await self._absorb(data, merge_from)
         return data
 
     async def _absorb(self, data: CheckpointData, merge_from: int) -> None:

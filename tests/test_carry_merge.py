@@ -39,6 +39,13 @@ def collector(rows: int, campaign_no: int) -> tuple[Ledger, Callable[[Any], None
     return ledger, collect
 
 
+async def collected(checkpointer: Any, merge_from: int) -> None:
+    """A collection added to the carry and merged, as a checkpoint run does after its
+    images: into the blocks whose chunks all come at or after `merge_from`."""
+    data = await checkpointer._collect()
+    await checkpointer._absorb(data, merge_from)
+
+
 def as_taken(dirty: DirtyRows) -> tuple[object, ...]:
     return (
         list(dirty.rows), list(dirty.levels), list(dirty.faileds), list(dirty.classes),
@@ -106,10 +113,10 @@ async def test_the_checkpointer_carries_a_row_once_and_never_merges_into_written
                                 interval=60.0)
     for row in range(0, 3 * CHUNK_ROWS, 2):  # the first pass: every other row
         ledger.apply(row, LEVELS[0], False, T0 + 1, None)
-    await checkpointer._collect(merge_from=checkpointer._chunks_done)
+    await collected(checkpointer, checkpointer._chunks_done)
     for row in range(3 * CHUNK_ROWS):  # the second: all of them, the first ones again
         ledger.apply(row, LEVELS[1], False, T0 + 2, None)
-    await checkpointer._collect(merge_from=checkpointer._chunks_done)
+    await collected(checkpointer, checkpointer._chunks_done)
     blocks = [block for data in checkpointer._carry for block in data.rows]
     assert len(blocks) == 1 and list(blocks[0].rows) == list(range(3 * CHUNK_ROWS))
     assert set(blocks[0].levels) == {LEVELS[1]}
@@ -117,14 +124,14 @@ async def test_the_checkpointer_carries_a_row_once_and_never_merges_into_written
 
     checkpointer._chunks_done = 1  # a chunk of that block is written: no merging into it
     ledger.apply(5, LEVELS[2], False, T0 + 3, None)
-    await checkpointer._collect(merge_from=checkpointer._chunks_done)
+    await collected(checkpointer, checkpointer._chunks_done)
     blocks = [block for data in checkpointer._carry for block in data.rows]
     assert [list(block.rows) for block in blocks[1:]] == [[5]]
     checkpointer._chunks_done = 0
     ledger.apply(6, LEVELS[2], False, T0 + 4, None)
     # memory8: the block that holds row 6 (and is written last of those that do) takes
     # its new state in place
-    await checkpointer._collect(merge_from=checkpointer._chunks_done)
+    await collected(checkpointer, checkpointer._chunks_done)
     blocks = [block for data in checkpointer._carry for block in data.rows]
     assert [list(block.rows) for block in blocks[1:]] == [[5]]
     assert len(blocks[0]) == 3 * CHUNK_ROWS and blocks[0].levels[6] == LEVELS[2]
@@ -135,7 +142,7 @@ async def test_the_checkpointer_carries_a_row_once_and_never_merges_into_written
     made = bytes(blocks[0].levels[:CHUNK_ROWS])
     for row in range(3 * CHUNK_ROWS):
         ledger.apply(row, LEVELS[2], False, T0 + 5, None)
-    await checkpointer._collect(merge_from=checkpointer._chunks_done)
+    await collected(checkpointer, checkpointer._chunks_done)
     blocks = [block for data in checkpointer._carry for block in data.rows]
     assert len(blocks[0]) == 3 * CHUNK_ROWS
     assert bytes(blocks[0].levels[:CHUNK_ROWS]) == made  # the made chunk: untouched
@@ -228,10 +235,10 @@ async def test_a_written_block_is_let_go_before_the_carry_is_compacted(tmp_path)
     try:
         for row in range(rows):
             ledger.apply(row, LEVELS[0], False, T0 + 1, None)
-        await checkpointer._collect(merge_from=0)
+        await collected(checkpointer, 0)
         for row in range(100):
             ledger.apply(row, LEVELS[2], False, T0 + 2, None)
-        await checkpointer._collect(merge_from=2)  # both chunks of the first block made
+        await collected(checkpointer, 2)  # both chunks of the first block made
         assert checkpointer.carried_rows() == rows + 100
         real, calls = store.transaction, []
 
@@ -316,7 +323,7 @@ def test_the_carry_in_pieces_writes_every_row_in_its_newest_state(
                 for row, level, failed, offset in arg:  # type: ignore[union-attr]
                     ledger.apply(row, level, failed, T0 + offset, "refused" if failed else None)
             elif step == "collect":
-                await cp._collect(merge_from=cp._chunks_done)
+                await collected(cp, cp._chunks_done)
             elif cp._carry:
                 disk.fail_in = arg  # type: ignore[assignment]
                 try:
