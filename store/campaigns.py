@@ -92,7 +92,7 @@ INSERT_SENDING_ROWS = (f"INSERT INTO messages ({_NEW_ROW_COLUMNS}, send_state, v
 # Rows per transaction when a campaign is created with its recipients: 100,000 rows in one
 # transaction held every webhook's commit behind it for 2 s (docs/sending.md).
 CREATE_CHUNK = 5000
-# Campaigns whose creation has not finished (table `campaigns_creating`, migration 0020).
+# Campaigns whose creation has not finished (table `campaigns_creating`, migration 0021).
 NOT_CREATING = "no NOT IN (SELECT no FROM campaigns_creating)"
 
 

@@ -182,6 +182,23 @@ async def _recovery_images(conn: aiosqlite.Connection) -> None:
     await add_columns("campaigns", (("row_writes", "INTEGER NOT NULL DEFAULT 0"),))(conn)
 
 
+# This node's stop / start facts queued for the other nodes of a cluster (migrations
+# 0018 and 0020; store/stops_outbox.py): the whole list, and each fact as it is listed
+# (`when`: a further condition). Facts from another node (`cluster/...`) never.
+QUEUE_STOP_LIST = (
+    "INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason, source)"
+    " SELECT fact_id, workspace_id, number, at, kind, reason, source FROM suppressions"
+    " WHERE fact_id NOT LIKE 'cluster/%' ORDER BY at")
+
+
+def stops_triggers(when: str) -> list[str]:
+    return [f"CREATE TRIGGER IF NOT EXISTS stops_outbox_{event.lower()} AFTER {event}"
+            f" ON suppressions WHEN NEW.fact_id NOT LIKE 'cluster/%'{when} BEGIN"
+            " INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason,"
+            " source) VALUES (NEW.fact_id, NEW.workspace_id, NEW.number, NEW.at, NEW.kind,"
+            " NEW.reason, NEW.source); END" for event in ("INSERT", "UPDATE")]
+
+
 MIGRATIONS: list[Migration] = [
     # 0.1 added these lazily when the sender started; now every database has them at open.
     Migration("0001_sending_columns", _sending_columns),
@@ -282,19 +299,7 @@ MIGRATIONS: list[Migration] = [
         " seq INTEGER PRIMARY KEY AUTOINCREMENT, fact_id TEXT NOT NULL,"
         " workspace_id INTEGER NOT NULL, number TEXT NOT NULL, at REAL NOT NULL,"
         " kind INTEGER NOT NULL, reason TEXT, source TEXT NOT NULL)",
-        "CREATE TRIGGER IF NOT EXISTS stops_outbox_insert AFTER INSERT ON suppressions"
-        " WHEN NEW.fact_id NOT LIKE 'cluster/%' BEGIN"
-        " INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason, source)"
-        " VALUES (NEW.fact_id, NEW.workspace_id, NEW.number, NEW.at, NEW.kind, NEW.reason,"
-        " NEW.source); END",
-        "CREATE TRIGGER IF NOT EXISTS stops_outbox_update AFTER UPDATE ON suppressions"
-        " WHEN NEW.fact_id NOT LIKE 'cluster/%' BEGIN"
-        " INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason, source)"
-        " VALUES (NEW.fact_id, NEW.workspace_id, NEW.number, NEW.at, NEW.kind, NEW.reason,"
-        " NEW.source); END",
-        "INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason, source)"
-        " SELECT fact_id, workspace_id, number, at, kind, reason, source FROM suppressions"
-        " WHERE fact_id NOT LIKE 'cluster/%' ORDER BY at")),
+        *stops_triggers(""), QUEUE_STOP_LIST)),
     # --- relayed requests the app behind refuses as malformed, set aside so the ones
     # after them go on (webhooks.forward_set_aside_after; store/relay.py).
     Migration("0019_relay_set_aside", run_sql(
@@ -307,18 +312,7 @@ MIGRATIONS: list[Migration] = [
     Migration("0020_stops_outbox_when_sharing", run_sql(
         "DROP TRIGGER IF EXISTS stops_outbox_insert",
         "DROP TRIGGER IF EXISTS stops_outbox_update",
-        "CREATE TRIGGER stops_outbox_insert AFTER INSERT ON suppressions"
-        " WHEN NEW.fact_id NOT LIKE 'cluster/%'"
-        " AND EXISTS (SELECT 1 FROM meta WHERE key = 'cluster_stops_sharing') BEGIN"
-        " INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason, source)"
-        " VALUES (NEW.fact_id, NEW.workspace_id, NEW.number, NEW.at, NEW.kind, NEW.reason,"
-        " NEW.source); END",
-        "CREATE TRIGGER stops_outbox_update AFTER UPDATE ON suppressions"
-        " WHEN NEW.fact_id NOT LIKE 'cluster/%'"
-        " AND EXISTS (SELECT 1 FROM meta WHERE key = 'cluster_stops_sharing') BEGIN"
-        " INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason, source)"
-        " VALUES (NEW.fact_id, NEW.workspace_id, NEW.number, NEW.at, NEW.kind, NEW.reason,"
-        " NEW.source); END",
+        *stops_triggers(" AND EXISTS (SELECT 1 FROM meta WHERE key = 'cluster_stops_sharing')"),
         "DELETE FROM stops_outbox")),
     # --- sending campaigns created a chunk of rows per transaction; one a crash
     # interrupted is dropped at start (store/campaigns.py `create_sending`).

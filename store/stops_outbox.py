@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from store.db import Store
+from store.migrations import QUEUE_STOP_LIST
 
 READ_CURSOR = "cluster_stops_read"  # meta key: the last stream entry read
 SHARING = "cluster_stops_sharing"  # meta key, present while this node shares its stops
+# (the triggers of migration 0020 name it too)
 
 
 class SharedFact(NamedTuple):
@@ -58,9 +60,7 @@ class StopsOutbox:
             return False
         await self.store.transaction([
             ("DELETE FROM stops_outbox", (), False),
-            ("INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason,"
-             " source) SELECT fact_id, workspace_id, number, at, kind, reason, source"
-             " FROM suppressions WHERE fact_id NOT LIKE 'cluster/%' ORDER BY at", (), False),
+            (QUEUE_STOP_LIST, (), False),
             ("INSERT INTO meta (key, value) VALUES (?, '1')", (SHARING,), False)])
         return True
 
