@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import compress
-from operator import itemgetter, ne
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import aiosqlite
@@ -63,6 +61,7 @@ from domain.insights import (
 from domain.phones import e164_digits, number_key
 from domain.tier_counts import FactKey, engaged_day, key_of
 from store import tier_counts
+from store.column_updates import Change, ColumnUpdates
 from store.spans import spans
 
 log = structlog.get_logger(__name__)
@@ -149,44 +148,14 @@ def _set_figures(conn: sqlite3.Connection, updates: Sequence[FigureUpdate]) -> N
     """Write the figures that changed, grouped by which columns changed: a reply credited
     to an unmarked row writes its 4 reply figures, not all 6 and the mark (a write of
     the wide message row costs by the columns it sets; the mark's partial index too)."""
-    groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = defaultdict(list)
-    for u in updates:
-        columns = tuple(compress(_FIGURE_INDEXES, map(ne, u.stored, u.new)))
-        if u.marked:
-            columns += (MARK_INDEX,)
-        groups[columns].append((u.new, u.campaign_no, u.row))
-    for columns, items in groups.items():
-        sql, values = _figures_statement(columns)
-        conn.executemany(sql, [(*values(new), no, row) for new, no, row in items])
+    FIGURES.write(conn, (
+        (FIGURES.changed(u.stored, u.new) + ((MARK_INDEX,) if u.marked else ()), u.new,
+         (u.campaign_no, u.row)) for u in updates))
 
 
-_FIGURE_INDEXES = tuple(range(len(FIGURE_COLUMNS)))
 MARK_INDEX = len(FIGURE_COLUMNS)  # in a column set: clear the mark too
-Getter = Callable[[Sequence[Any]], tuple[Any, ...]]
-_FIGURE_STATEMENTS: dict[tuple[int, ...], tuple[str, Getter]] = {}
-
-
-def _figures_statement(columns: tuple[int, ...]
-                       ) -> tuple[str, Getter]:
-    """The UPDATE of these figure columns (and the mark), and what it binds of them."""
-    found = _FIGURE_STATEMENTS.get(columns)
-    if found is None:
-        sets = ["ag_dirty = 0" if i == MARK_INDEX else f"{FIGURE_COLUMNS[i]} = ?"
-                for i in columns]
-        found = _FIGURE_STATEMENTS[columns] = (
-            f"UPDATE messages SET {', '.join(sets)} WHERE campaign_no = ? AND row = ?",
-            _getter([i for i in columns if i != MARK_INDEX]))
-    return found
-
-
-def _getter(indexes: Sequence[int]) -> Getter:
-    """These items of a sequence, always as a tuple (itemgetter's speed)."""
-    if not indexes:
-        return lambda _: ()
-    if len(indexes) == 1:
-        index = indexes[0]
-        return lambda seq: (seq[index],)
-    return itemgetter(*indexes)
+FIGURES = ColumnUpdates("messages", FIGURE_COLUMNS, "campaign_no = ? AND row = ?",
+                        {MARK_INDEX: "ag_dirty = 0"})
 
 
 def _work(fetched: list[Any], workspace: int, batch: Rows, deltas: Deltas,
@@ -276,7 +245,7 @@ def _put_contacts(conn: sqlite3.Connection, contacts: Mapping[tuple[int, str], C
     changed (a reply: its replied count, latest reply and engagement time), grouped by
     those columns; a new one is inserted whole."""
     moves: tier_counts.Moves = Counter()
-    groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = defaultdict(list)
+    changes: list[Change] = []
     inserts: list[tuple[Any, ...]] = []
     for key, c in contacts.items():
         now = _contact_row(c)
@@ -285,10 +254,10 @@ def _put_contacts(conn: sqlite3.Connection, contacts: Mapping[tuple[int, str], C
             inserts.append((key[0], *now))
             tier_counts.moved(moves, key[0], None, _facts_of_row(now))
             continue
-        columns = tuple(compress(_CONTACT_INDEXES, map(ne, before, now)))
+        columns = CONTACTS.changed(before, now)
         if not columns:
             continue
-        groups[columns].append((now, key[0], c.number))
+        changes.append((columns, now, (key[0], c.number)))
         if before[_DELIVERED] != now[_DELIVERED] or (
                 before[_UNREACHABLE] != now[_UNREACHABLE]) or (
                 before[_ENGAGED] != now[_ENGAGED] and engaged_day(before[_ENGAGED] or None)
@@ -296,27 +265,13 @@ def _put_contacts(conn: sqlite3.Connection, contacts: Mapping[tuple[int, str], C
             tier_counts.moved(moves, key[0], _facts_of_row(before), _facts_of_row(now))
     if inserts:
         conn.executemany(PUT_CONTACT, inserts)
-    for columns, items in groups.items():
-        sql, values = _contact_statement(columns)
-        conn.executemany(sql, [(*values(now), ws, number) for now, ws, number in items])
+    CONTACTS.write(conn, changes)
     tier_counts.move(conn, moves)
 
 
-_CONTACT_INDEXES = tuple(range(len(CONTACT_COLUMNS)))
 _DELIVERED, _ENGAGED, _UNREACHABLE = (CONTACT_COLUMNS.index(c) for c in
                                       ("delivered", "engaged_at", "unreachable"))
-_CONTACT_STATEMENTS: dict[tuple[int, ...], tuple[str, Getter]] = {}
-
-
-def _contact_statement(columns: tuple[int, ...]
-                       ) -> tuple[str, Getter]:
-    """The UPDATE of these columns of a stored contact, and what it binds of its row."""
-    found = _CONTACT_STATEMENTS.get(columns)
-    if found is None:
-        found = _CONTACT_STATEMENTS[columns] = (
-            "UPDATE contacts SET " + ", ".join(f"{CONTACT_COLUMNS[i]} = ?" for i in columns)
-            + " WHERE workspace_id = ? AND number = ?", _getter(columns))
-    return found
+CONTACTS = ColumnUpdates("contacts", CONTACT_COLUMNS, "workspace_id = ? AND number = ?")
 
 
 def _facts_of_row(r: Sequence[Any]) -> FactKey:
