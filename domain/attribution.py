@@ -205,13 +205,16 @@ class Attributor:
         if watch[W_EVENTS] != inbound_id:
             return True  # several live events from the number: the lists
         slot = self.frozen.freeze(pending, watch)
-        if slot is None:
-            return True
+        if slot is not None:
+            self._point_at(slot, inbound_id, key, watch)
+        return True
+
+    def _point_at(self, slot: int, inbound_id: str, key: int, watch: list[Any]) -> None:
+        """The reply and its number (and the number's row) now name its frozen slot."""
         self.live[inbound_id] = self.numbers[key] = slot
         row = watch[W_ROWS]
         if row is not None:
             self.watched[row] = key  # the numbers' key: one int for both
-        return True
 
     def _rest(self, inbound_id: str, pending: list[Any], watch: list[Any]) -> None:
         """A reply just credited for the first time, its number's one live event, with
@@ -222,11 +225,7 @@ class Attributor:
             self._dirty[inbound_id] = pending
             return
         self._dirty[inbound_id] = record(pending)
-        key = pending[KEY]
-        self.live[inbound_id] = self.numbers[key] = slot
-        row = watch[W_ROWS]
-        if row is not None:
-            self.watched[row] = key  # the numbers' key: one int for both
+        self._point_at(slot, inbound_id, pending[KEY], watch)
 
     def _thaw(self, slot: int) -> tuple[list[Any], list[Any]]:
         """A frozen reply and its number's watch back in the lists, to be changed."""
