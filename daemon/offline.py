@@ -43,6 +43,19 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def refuse_unfinished(conn: sqlite3.Connection, no: int, uuid: str) -> None:
+    """A campaign whose creation a stop interrupted has only part of its rows; the daemon
+    drops it at its next start (table campaigns_creating, migration 0021), so showing it
+    would show a campaign that is about to vanish."""
+    has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                             " AND name = 'campaigns_creating'").fetchone()
+    if has_table and conn.execute("SELECT 1 FROM campaigns_creating WHERE no = ?",
+                                  (no,)).fetchone():
+        raise CommandError(f"campaign {uuid!r} was still being created when the daemon "
+                           "stopped: the daemon drops it at its next start, and the same "
+                           "request sent again creates it whole")
+
+
 def _api(url: str, path: str, token: str | None) -> urllib.request.Request:
     headers = {"Accept": "application/json"}
     if token:
@@ -73,6 +86,7 @@ def stats_from_file(db: Path, uuid: str) -> dict[str, Any]:
                            " FROM campaigns WHERE uuid = ?", (uuid,)).fetchone()
         if row is None:
             raise CommandError(f"no campaign {uuid!r} in {db}")
+        refuse_unfinished(conn, row[0], uuid)
         counts = [0] * (FAILED_CLASS + 1)
         for cls, n in conn.execute("SELECT cls, COUNT(*) FROM messages WHERE campaign_no = ?"
                                    " GROUP BY cls", (row[0],)):
@@ -169,6 +183,7 @@ def export_from_file(db: Path, uuid: str, out: IO[str]) -> int:
         row = conn.execute("SELECT no FROM campaigns WHERE uuid = ?", (uuid,)).fetchone()
         if row is None:
             raise CommandError(f"no campaign {uuid!r} in {db}")
+        refuse_unfinished(conn, row[0], uuid)
         out.write(csv_text([], header=True))
         count, after = 0, -1
         columns = {c[1] for c in conn.execute("PRAGMA table_info(messages)")}

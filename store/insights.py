@@ -45,6 +45,7 @@ from store.aggregates import (
     contact_of,
     recount_marked,
 )
+from store.campaigns import NOT_CREATING
 from store.db import Store, StoreUnavailable
 from store.spans import spans
 from store.tier_counts import DAY_SQL
@@ -168,7 +169,8 @@ class InsightStore:
         `limit`, the newest), with their statistics as last checkpointed."""
         rows = await self.store.fetchall(
             "SELECT no, uuid, name, status, created_at, statistics FROM campaigns"
-            " WHERE workspace_id = ? AND created_at >= ? ORDER BY created_at DESC, no DESC"
+            f" WHERE workspace_id = ? AND created_at >= ? AND {NOT_CREATING}"
+            " ORDER BY created_at DESC, no DESC"
             " LIMIT ?", (workspace, since, limit))
         return [{"no": r[0], "uuid": r[1], "name": r[2], "status": r[3],
                  "created_at": r[4],
@@ -178,7 +180,8 @@ class InsightStore:
                                 ) -> dict[str, dict[str, Any]]:
         rows = await self.store.fetchall(
             "SELECT no, uuid, name, status, created_at, statistics FROM campaigns"
-            f" WHERE workspace_id = ? AND uuid IN ({','.join('?' * len(uuids))})",
+            f" WHERE workspace_id = ? AND {NOT_CREATING}"
+            f" AND uuid IN ({','.join('?' * len(uuids))})",
             (workspace, *uuids))
         return {r[1]: {"no": r[0], "uuid": r[1], "name": r[2], "status": r[3],
                        "created_at": r[4],

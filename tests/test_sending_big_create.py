@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import pytest
 
+from daemon.cli import main
 from store.campaigns import CREATE_CHUNK
 from tests.conftest import eventually, webjs_ack
 from tests.proc import DaemonProcess, write_config
@@ -85,6 +87,11 @@ async def test_webhooks_are_answered_while_a_big_campaign_is_created(tmp_path: P
         status, listing = await call(s, "GET", url + "/api/campaigns")
         assert status == 200 and UUID not in [c["uuid"] for c in listing["campaigns"]]
         assert (await call(s, "GET", f"{url}/api/campaigns/{UUID}"))[0] == 404
+        status, trends = await call(s, "GET", url + "/api/workspaces/1/insights/trends")
+        assert status == 200 and trends["campaigns"] == []
+        status, _ = await call(s, "GET", url + "/api/workspaces/1/insights/compare"
+                               f"?campaigns={UUID},{UUID[:-1]}1")
+        assert status == 404
         status, _ = await call(s, "POST", url + "/webhooks/webjs",
                                json=webjs_ack("unregistered-1", 2))
         assert status == 200
@@ -98,10 +105,17 @@ async def test_webhooks_are_answered_while_a_big_campaign_is_created(tmp_path: P
         assert body["campaign"]["statistics"]["total_message_count"] == len(RECIPIENTS)
 
 
-async def test_a_creation_killed_half_way_is_gone_after_the_restart(tmp_path: Path) -> None:
+async def test_a_creation_killed_half_way_is_gone_after_the_restart(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     async with half_created(tmp_path) as half:
         s = half.session
         await kill(half.proc)
+        # The offline commands, run before the restart drops it, say what happened
+        # rather than showing a campaign with part of its recipients.
+        for command in (["stats", UUID], ["export", UUID, "-o", str(tmp_path / "x.csv")]):
+            capsys.readouterr()
+            assert main(["--config", str(half.config), *command]) == 1
+            assert "still being created when the daemon stopped" in capsys.readouterr().err
         half.proc = await start(half.config)
         url = half.proc.url
         assert rows_written(half.db) == 0
