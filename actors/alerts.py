@@ -11,12 +11,14 @@ is sending. The clock is `AlertService.clock`, which tests replace.
 What is firing is stored (store/alerts.py) after it is announced and taken back at
 start: a restart does not announce again an alert that is still over, and each restored
 campaign is judged once more on its current statistics (`Judge`), so one that went under
-while the daemon was down clears after its hold time.
+while the daemon was down clears after its hold time. A hold time that had begun before
+the stop is stored too (`AlertService.hold`), so it goes on rather than starting again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -60,6 +62,8 @@ class AlertActor(pykka.ThreadingActor):
         super().__init__()
         self.engine = engine
         self.service = service
+        # campaign no -> its firing alerts' hold starts, as last handed to the loop
+        self._holds: dict[int, dict[str, float | None]] = {}
 
     def on_receive(self, message: Any) -> Any:
         try:
@@ -78,6 +82,13 @@ class AlertActor(pykka.ThreadingActor):
                    stats: dict[str, Any] | None) -> None:
         if notices:
             self.service.from_actor(self.service.announce, info, notices, stats)
+        holds = self.engine.holds(info.no)
+        if holds != self._holds.get(info.no, {}):
+            if holds:
+                self._holds[info.no] = holds
+            else:
+                self._holds.pop(info.no, None)
+            self.service.from_actor(self.service.hold, info.no, holds)
         if wake is not None:
             self.service.from_actor(self.service.arm, info, wake)
 
@@ -106,6 +117,8 @@ class AlertService:
         self._latest = latest  # a campaign's statistics as last published, if any
         # (campaign no, rule name) -> the alert to store (None: to delete), in order
         self._unwritten: dict[tuple[int, str], StoredAlert | None] = {}
+        # (campaign no, rule name) -> the alert as stored, while it fires
+        self._stored: dict[tuple[int, str], StoredAlert] = {}
         self._writing = False
         for rule in self.rules:
             metrics.alerts_firing.labels(rule.name).set(0)
@@ -123,6 +136,7 @@ class AlertService:
                 continue
             self.active[alert.campaign_no] = {**self.active.get(alert.campaign_no, {}),
                                               alert.rule: alert.alert}
+            self._stored[(alert.campaign_no, alert.rule)] = alert
             stats = self._latest(alert.campaign_no) or stats
             if stats:
                 judge[info.no] = Judge(info, stats)
@@ -207,13 +221,27 @@ class AlertService:
                    direction=notice.rule.direction, volume=int(notice.volume),
                    message=alert["message"])
             self.bus.publish(CampaignAlert(info, alert))
-            self._unwritten[(info.no, notice.rule.name)] = StoredAlert(
-                info.no, notice.rule.name, notice.rule.fingerprint(), notice.at, alert
-            ) if notice.state == "firing" else None
+            key = (info.no, notice.rule.name)
+            if notice.state == "firing":
+                self._stored[key] = StoredAlert(info.no, notice.rule.name,
+                                                notice.rule.fingerprint(), notice.at, alert)
+            else:
+                self._stored.pop(key, None)
+            self._unwritten[key] = self._stored.get(key)
             if self.config["sender.webhook_url"]:
                 self._spawn(self._webhook(info, alert, stats))
             if notice.state == "firing" and notice.rule.pause:
                 self._spawn(self._pause(info, alert))
+        self._write_soon()
+
+    def hold(self, campaign_no: int, holds: dict[str, float | None]) -> None:
+        """Store since when each firing alert of a campaign has stayed under (after its
+        announcement, which the actor handed over first)."""
+        for rule, under_since in holds.items():
+            stored = self._stored.get((campaign_no, rule))
+            if stored is not None and stored.under_since != under_since:
+                stored = dataclasses.replace(stored, under_since=under_since)
+                self._stored[(campaign_no, rule)] = self._unwritten[(campaign_no, rule)] = stored
         self._write_soon()
 
     def _show_firing(self, rule_name: str) -> None:

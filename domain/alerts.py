@@ -18,7 +18,8 @@ announced once; while it stays over it is announced again at most once per windo
 
 What is firing outlives a restart (`StoredAlert`, kept by store/alerts.py): the engine
 is given it back with `restore`, so a campaign still over its threshold is not announced
-again, and its next repeat still waits out the window from when it was announced.
+again, its next repeat still waits out the window from when it was announced, and a hold
+time that had begun goes on from when it began.
 """
 
 from __future__ import annotations
@@ -75,13 +76,15 @@ class AlertRule:
 @dataclass(frozen=True, slots=True)
 class StoredAlert:
     """An alert that was firing when last written: its campaign, its rule's name and
-    fingerprint, when it was last announced and the alert as shown."""
+    fingerprint, when it was last announced, the alert as shown, and since when it has
+    stayed under its threshold (its hold time running), if it has."""
 
     campaign_no: int
     rule: str
     fingerprint: str
     fired_at: float
     alert: dict[str, Any]
+    under_since: float | None = None
 
 
 def _number(value: Any) -> bool:
@@ -336,8 +339,14 @@ class AlertEngine:
                      and r.fingerprint() == stored.fingerprint), None)
         if rule is not None:
             self.tracks[(stored.campaign_no, rule.index)] = _Track(
-                firing=True, fired_at=stored.fired_at)
+                firing=True, fired_at=stored.fired_at, under_since=stored.under_since)
         return rule
+
+    def holds(self, campaign: int) -> dict[str, float | None]:
+        """Each firing alert of a campaign (rule name) and since when it has stayed under
+        (None: over), to be stored so a restart does not start a hold time again."""
+        return {rule.name: t.under_since for rule in self.rules
+                if (t := self.tracks.get((campaign, rule.index))) is not None and t.firing}
 
     def firing(self, campaign: int) -> list[AlertRule]:
         return [rule for rule in self.rules

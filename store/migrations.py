@@ -318,6 +318,10 @@ MIGRATIONS: list[Migration] = [
     # interrupted is dropped at start (store/campaigns.py `create_sending`).
     Migration("0021_campaigns_creating", run_sql(
         "CREATE TABLE IF NOT EXISTS campaigns_creating (no INTEGER PRIMARY KEY)")),
+    # --- a firing alert's hold time (since when it has stayed under) is kept with it, so
+    # a restart does not start the hold again (store/alerts.py).
+    Migration("0022_alert_hold", run_sql(
+        "ALTER TABLE alert_states ADD COLUMN under_since REAL")),
 ]
 
 

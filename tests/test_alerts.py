@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from actors.alerts import Recheck
 from daemon.config import load_config
 from domain.alerts import AlertEngine, parse_rules
 from tests.conftest import Daemon, close_server, eventually, webjs_ack
@@ -398,3 +399,51 @@ async def test_a_firing_alert_outlives_a_restart_without_being_announced_again(
 
 async def _empty(rows: Any) -> bool:
     return not await rows
+
+
+async def test_a_hold_time_begun_before_a_restart_goes_on_after_it(
+        daemon_factory: Any) -> None:
+    """A firing alert that had stayed under for 10 of its 15 minutes when the daemon
+    stopped clears 5 minutes after the restart, not 15 (before, the hold began again)."""
+    rule = {"name": "failures", "metric": "failure_rate", "threshold": 45, "window": 0,
+            "min_volume": 10, "hold": 900}
+    d = await daemon_factory(alerts=[rule])
+    clock = Clock(time.time())  # the restarted daemon judges its restored alerts at start
+    d.runtime.alerts.clock = clock  # on the real clock: both must agree
+    await half_failed(d, "promo", "ID")
+    assert notices(d, "failures", "firing") == 1
+    for i in range(10):  # back under at clock.now: the hold begins
+        await d.post_json("/webhooks/webjs", webjs_ack(f"ID{i:05d}", 2))
+    await settle(d, "promo", total_failed_count=0)
+    began = clock.now
+
+    async def hold_stored() -> bool:
+        rows = await d.runtime.store.fetchall("SELECT under_since FROM alert_states")
+        return rows == [(began,)]
+    await eventually(hold_stored)
+
+    clock.now += 600
+    d = await restart(d, daemon_factory, alerts=[rule])
+    d.runtime.alerts.clock = clock  # the restored alert is judged on this clock
+    info = next(i for i in (await d.runtime.campaigns.all_infos()).values()
+                if i.uuid == "promo")
+
+    async def recheck() -> None:
+        """The hold's timer firing, as the loop does it (the test's clock is not the
+        loop's)."""
+        ref = d.runtime.alerts.ref
+        ref.tell(Recheck(info))
+        await asyncio.get_running_loop().run_in_executor(None, ref.ask, "barrier")
+        for _ in range(5):
+            await asyncio.sleep(0)  # what the actor handed to the loop
+
+    await recheck()
+    assert notices(d, "failures", "cleared") == 0  # 10 of 15 minutes: still firing
+    clock.now += 299
+    await recheck()
+    assert notices(d, "failures", "cleared") == 0
+    clock.now += 1
+    await recheck()
+    assert notices(d, "failures", "cleared") == 1
+    _, body = await d.request("GET", "/api/campaigns/promo")
+    assert body["campaign"]["alerts"] == []
