@@ -304,10 +304,10 @@ class IngestActor(pykka.ThreadingActor):
         attributed: list[InboundEvent] = []
         for event in events:
             if event.via == MANUAL:  # the suppression-list API: no message to credit
-                if event.number and event.workspace_id is not None:
-                    self.suppressions.put(event.inbound_id, event.number,
-                                          (event.workspace_id,), event.at, event.kind,
-                                          event.reason, source)
+                if event.number:  # no workspace: another node's fact withdrawn there
+                    workspaces = () if event.workspace_id is None else (event.workspace_id,)
+                    self.suppressions.put(event.inbound_id, event.number, workspaces,
+                                          event.at, event.kind, event.reason, source)
                 continue
             attributed.append(event)
         self.attributor.inbound_batch(source, attributed, time.time())

@@ -16,6 +16,9 @@ stop / start fact a node lists is handed to the others through a Redis stream
   decided with the local ones by the same rule (the latest fact wins). A fact read twice
   (a crash between journaling it and moving the cursor) is the same fact: counted once.
   Facts from another node are not shared again, so nothing loops.
+- withdrawn: a fact no longer listed in a workspace on its node (its reply was credited
+  to another workspace's message after all) is queued as `WITHDRAWN` (migration 0023),
+  and the others journal it as the same operator fact listed nowhere, which removes it.
 
 A stream keeps what a node missed while it was down or still to be started, unlike
 pub/sub; the stream is capped (`MAX_STREAM` entries, about 100 bytes each), so a node
@@ -37,6 +40,7 @@ from actors.redis_link import redis_client, why
 from domain.inbound import MANUAL, START, STOP, InboundEvent
 from store.db import StoreUnavailable
 from store.journal import Journal
+from store.migrations import WITHDRAWN
 from store.stops_outbox import SharedFact, StopsOutbox
 
 log = structlog.get_logger(__name__)
@@ -71,13 +75,15 @@ def decode(node: str, data: Any) -> tuple[str, InboundEvent] | None:
     if not (isinstance(origin, str) and isinstance(fact.fact_id, str)
             and isinstance(fact.workspace_id, int) and isinstance(fact.number, str)
             and fact.number.isdigit() and isinstance(fact.at, int | float)
-            and fact.kind in (STOP, START) and isinstance(fact.source, str)
+            and fact.kind in (STOP, START, WITHDRAWN) and isinstance(fact.source, str)
             and (fact.reason is None or isinstance(fact.reason, str))):
         log.warning("cluster.stop_unreadable", data=repr(data)[:200])
         return None
+    withdrawn = fact.kind == WITHDRAWN  # listed nowhere: no workspace (actors/ingest.py)
     return f"{fact.source}@{origin}", InboundEvent(
-        f"{PREFIX}{origin}/{fact.workspace_id}/{fact.fact_id}", fact.kind, MANUAL,
-        float(fact.at), fact.number, fact.workspace_id, reason=fact.reason)
+        f"{PREFIX}{origin}/{fact.workspace_id}/{fact.fact_id}",
+        STOP if withdrawn else fact.kind, MANUAL, float(fact.at), fact.number,
+        None if withdrawn else fact.workspace_id, reason=fact.reason)
 
 
 class SharedStops:

@@ -191,6 +191,22 @@ QUEUE_STOP_LIST = (
     " WHERE fact_id NOT LIKE 'cluster/%' ORDER BY at")
 
 
+# A fact's outbox kind when it is no longer listed in that workspace (stop and start
+# are domain/inbound.py's STOP and START).
+WITHDRAWN = -1
+WHILE_SHARING = " AND EXISTS (SELECT 1 FROM meta WHERE key = 'cluster_stops_sharing')"
+
+
+def withdrawn_trigger() -> str:
+    """A listed fact removed from a workspace (its reply was credited to another
+    workspace's message after all) is queued as withdrawn, for the other nodes to drop."""
+    return ("CREATE TRIGGER IF NOT EXISTS stops_outbox_delete AFTER DELETE ON suppressions"
+            f" WHEN OLD.fact_id NOT LIKE 'cluster/%'{WHILE_SHARING} BEGIN"
+            " INSERT INTO stops_outbox (fact_id, workspace_id, number, at, kind, reason,"
+            f" source) VALUES (OLD.fact_id, OLD.workspace_id, OLD.number, OLD.at, {WITHDRAWN},"
+            " NULL, OLD.source); END")
+
+
 def stops_triggers(when: str) -> list[str]:
     return [f"CREATE TRIGGER IF NOT EXISTS stops_outbox_{event.lower()} AFTER {event}"
             f" ON suppressions WHEN NEW.fact_id NOT LIKE 'cluster/%'{when} BEGIN"
@@ -312,7 +328,7 @@ MIGRATIONS: list[Migration] = [
     Migration("0020_stops_outbox_when_sharing", run_sql(
         "DROP TRIGGER IF EXISTS stops_outbox_insert",
         "DROP TRIGGER IF EXISTS stops_outbox_update",
-        *stops_triggers(" AND EXISTS (SELECT 1 FROM meta WHERE key = 'cluster_stops_sharing')"),
+        *stops_triggers(WHILE_SHARING),
         "DELETE FROM stops_outbox")),
     # --- sending campaigns created a chunk of rows per transaction; one a crash
     # interrupted is dropped at start (store/campaigns.py `create_sending`).
@@ -322,6 +338,9 @@ MIGRATIONS: list[Migration] = [
     # a restart does not start the hold again (store/alerts.py).
     Migration("0022_alert_hold", run_sql(
         "ALTER TABLE alert_states ADD COLUMN under_since REAL")),
+    # --- a stop no longer listed in a workspace is withdrawn on the other nodes too
+    # (actors/shared_stops.py); before, it stayed listed there.
+    Migration("0023_stops_outbox_withdrawn", run_sql(withdrawn_trigger())),
 ]
 
 

@@ -300,9 +300,9 @@ async def test_a_single_node_is_as_before(daemon_factory: Any) -> None:
 
 
 
-async def listed(daemon: Daemon) -> dict[str, str]:
-    """Workspace 1's suppression list on a node: number -> source."""
-    status, body = await daemon.request("GET", "/api/workspaces/1/suppressions")
+async def listed(daemon: Daemon, workspace: int = 1) -> dict[str, str]:
+    """A workspace's suppression list on a node: number -> source."""
+    status, body = await daemon.request("GET", f"/api/workspaces/{workspace}/suppressions")
     assert status == 200, body
     return {e["number"]: e["source"] for e in body["suppressions"]}
 
@@ -351,6 +351,37 @@ async def test_an_opt_out_on_any_node_keeps_every_node_from_messaging_the_number
     assert await listed(n1) == {**on_n1, "628110000002": "api"}  # nothing came back
 
 
-async def _listed_is(daemon: Daemon, want: dict[str, str]) -> bool:
-    found = await listed(daemon)
+async def _listed_is(daemon: Daemon, want: dict[str, str], workspace: int = 1) -> bool:
+    found = await listed(daemon, workspace)
     return found == want
+
+
+async def test_a_stop_credited_to_another_workspace_after_all_moves_on_every_node(
+        nodes: Any) -> None:
+    """A STOP that quotes a message not registered yet is credited to the number's latest
+    campaign message (workspace 1) and shared so; when the quoted message is registered
+    in workspace 2's campaign, the stop moves there, on its node and on the others (before,
+    the others kept it listed in workspace 1 as well)."""
+    cluster = await nodes(["n1", "n2"])
+    n1, n2 = cluster["n1"], cluster["n2"]
+    await tracked_campaign(n2, "n2", "promo", 3)  # workspace 1: 628100000 .. 628100002
+    status, body = await n2.post_json("/n/n2/api/campaigns", {
+        "workspace_id": 2, "name": "other", "uuid": "other"})
+    assert status == 201, body
+    quoted = "true_628100001@c.us_3EB0LATER000000001"
+    status, _ = await n2.post_json("/n/n2/webhooks/webjs", {
+        "event": "message_received", "data": {"message": {
+            "id": "false_628100001@c.us_3EB0STOP0002", "from": "628100001@c.us",
+            "body": "STOP", "timestamp": int(time.time()), "from_me": False,
+            "chat_type": "private", "type": "chat", "quoted_message_id": quoted}}})
+    assert status == 200
+    await eventually(lambda: _listed_is(n1, {"628100001": "webjs@n2"}), timeout=15)
+
+    await n2.register("n2-other", [{"recipient": "628100001", "message_id": quoted}])
+    await eventually(lambda: _listed_is(n2, {}), timeout=15)
+    assert await listed(n2, 2) == {"628100001": "webjs"}
+    await eventually(lambda: _listed_is(n1, {}), timeout=15)  # withdrawn there too
+    await eventually(lambda: _listed_is(n1, {"628100001": "webjs@n2"}, 2), timeout=15)
+    for d in (n1, n2):
+        assert not d.runtime.suppressions.is_suppressed(1, "628100001")
+        assert d.runtime.suppressions.is_suppressed(2, "628100001")
