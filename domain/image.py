@@ -33,7 +33,12 @@ from domain.index import MessageIndex
 from domain.ledger import LAZY_SLOTS, NONE, TS_SLOTS, LatencyHistogram, Ledger
 
 # Bump when anything below changes meaning: an image of another layout is ignored.
-LAYOUT = 2  # 1: one blob per ledger (migration 0012); 2: chunks (0013)
+# Ledger: 1 one blob per ledger (migration 0012); 2 chunks (0013).
+# Index: 2 a table of (hash, value) slots; 3 hashes by entry, a table of entry numbers
+# and runs (memory11). Layout 2 index images are still read (converted).
+LEDGER_LAYOUT = 2
+INDEX_LAYOUT = 3
+LAYOUT = max(LEDGER_LAYOUT, INDEX_LAYOUT)  # the newest layout of any image
 LEDGER_MAGIC = b"CDLG"
 INDEX_MAGIC = b"CDIX"
 # magic, layout, crc32 of everything after the prefix, length of the JSON head
@@ -44,7 +49,8 @@ class ImageRejected(ValueError):
     """The bytes are not an image this code can load (layout, byte order, damage)."""
 
 
-def _pack(magic: bytes, head: dict[str, Any], blobs: list[bytes] | list[memoryview]) -> bytes:
+def _pack(magic: bytes, head: dict[str, Any], blobs: list[bytes] | list[memoryview],
+          layout: int = LEDGER_LAYOUT) -> bytes:
     """memory9: one copy of the blobs (into the result), the checksum taken part by part;
     blobs may be byte views of live arrays (`_bytes_of`), so the index's 24 MB at a
     million ids is not first copied out of its arrays, then joined, then prefixed (three
@@ -55,7 +61,7 @@ def _pack(magic: bytes, head: dict[str, Any], blobs: list[bytes] | list[memoryvi
     crc = zlib.crc32(encoded)
     for blob in blobs:
         crc = zlib.crc32(blob, crc)
-    return b"".join([PREFIX.pack(magic, LAYOUT, crc, len(encoded)), encoded, *blobs])
+    return b"".join([PREFIX.pack(magic, layout, crc, len(encoded)), encoded, *blobs])
 
 
 def _bytes_of(column: array[int] | bytearray, lo: int = 0, hi: int | None = None
@@ -68,13 +74,21 @@ def _bytes_of(column: array[int] | bytearray, lo: int = 0, hi: int | None = None
 
 
 def _unpack(magic: bytes, data: bytes) -> tuple[dict[str, Any], list[memoryview]]:
+    """(head, blobs) of a ledger's image or chunk."""
+    head, blobs, _ = _read(magic, data, (LEDGER_LAYOUT,))
+    return head, blobs
+
+
+def _read(magic: bytes, data: bytes, layouts: tuple[int, ...]
+          ) -> tuple[dict[str, Any], list[memoryview], int]:
+    """(head, blobs, layout) of an image of one of `layouts`."""
     if len(data) < PREFIX.size:
         raise ImageRejected("too short")
     got, layout, crc, head_len = PREFIX.unpack_from(data)
     if got != magic:
         raise ImageRejected("not an image of this kind")
-    if layout != LAYOUT:
-        raise ImageRejected(f"layout {layout}, this code reads {LAYOUT}")
+    if layout not in layouts:
+        raise ImageRejected(f"layout {layout}, this code reads {layouts}")
     body = memoryview(data)[PREFIX.size:]
     if zlib.crc32(body) != crc:
         raise ImageRejected("damaged (checksum)")
@@ -91,7 +105,7 @@ def _unpack(magic: bytes, data: bytes) -> tuple[dict[str, Any], list[memoryview]
         at += size
     if at != len(body):
         raise ImageRejected("damaged (length)")
-    return head, blobs
+    return head, blobs, layout
 
 
 # --- the ledger -----------------------------------------------------------------------
@@ -241,24 +255,38 @@ def _load_histogram(histogram: LatencyHistogram, buckets: list[list[int]], count
 # --- the id index ---------------------------------------------------------------------
 
 
+# Layout 3 (memory11): the entries' hashes, the table of entry numbers and the runs
+# (domain/index.py), four blobs; the head has the overflow. Layout 2 (before): the
+# table's hash and value arrays and its entry count; loaded by adding its entries
+# again in value order (`MessageIndex.from_arrays`), once, at the first start after
+# the upgrade (the next checkpoint that sees the index grow writes layout 3).
+
+
 def index_to_bytes(index: MessageIndex) -> bytes:
-    keys, values, size, overflow = index.arrays()
-    blobs = [_bytes_of(keys), _bytes_of(values)]
+    table, hashes, run_at, run_value, overflow = index.arrays()
+    blobs = [_bytes_of(column) for column in (table, hashes, run_at, run_value)]
     try:
-        return _pack(INDEX_MAGIC, {"size": size, "overflow": overflow}, blobs)
+        return _pack(INDEX_MAGIC, {"overflow": overflow}, blobs, INDEX_LAYOUT)
     finally:
         for blob in blobs:
             blob.release()
 
 
 def index_from_bytes(data: bytes) -> MessageIndex:
-    head, blobs = _unpack(INDEX_MAGIC, data)
-    if len(blobs) != 2:
-        raise ImageRejected("damaged (arrays)")
-    keys, values = array("q"), array("Q")
-    keys.frombytes(blobs[0])
-    values.frombytes(blobs[1])
+    head, blobs, layout = _read(INDEX_MAGIC, data, (2, INDEX_LAYOUT))
     try:
-        return MessageIndex.from_arrays(keys, values, head["size"], head["overflow"])
+        if layout == 2:
+            if len(blobs) != 2 or "size" not in head:
+                raise ImageRejected("damaged (arrays)")
+            keys, values = array("q"), array("Q")
+            keys.frombytes(blobs[0])
+            values.frombytes(blobs[1])
+            return MessageIndex.from_arrays(keys, values, head["size"], head["overflow"])
+        if len(blobs) != 4:
+            raise ImageRejected("damaged (arrays)")
+        columns = [array(code) for code in "IqIQ"]
+        for column, blob in zip(columns, blobs, strict=True):
+            column.frombytes(blob)
+        return MessageIndex.from_parts(*columns, head["overflow"])
     except ValueError as exc:
         raise ImageRejected(str(exc)) from exc
