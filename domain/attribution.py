@@ -558,7 +558,7 @@ class Attributor:
             if slot is None:
                 dirty[inbound_id] = pending
                 continue
-            dirty[inbound_id] = event + (source, campaign_no, row, WINDOW, pending[RECEIVED])
+            dirty[inbound_id] = (*event, source, campaign_no, row, WINDOW, pending[RECEIVED])
             live[inbound_id] = numbers[key] = slot
             watched[packed] = key
         outcomes = self._outcomes
