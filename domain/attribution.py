@@ -424,14 +424,18 @@ class Attributor:
             if watch.__class__ is not list or watch[W_LOOKUP] != serial:
                 continue  # the number's window ended meanwhile (or a newer lookup runs)
             packed = (campaign_no << 32) | row  # pack
-            if watch_row(watch, packed) is not None:
+            held = watch[W_ROWS]
+            if held is not None and watch_row(watch, packed) is not None:
                 continue
             exists = known.get(campaign_no)
             if exists is None:
                 exists = known[campaign_no] = workspace_of(campaign_no) is not None
             if not exists:
                 continue
-            watch_set_row(watch, packed, fresh)
+            if held is None:  # its first row (most numbers: their only one)
+                watch[W_ROWS], watch[W_STATE] = packed, fresh
+            else:
+                watch_set_row(watch, packed, fresh)
             watch[W_UNANSWERED] += 1
             watched[packed] = key
             asked = asks.get(campaign_no)
@@ -457,13 +461,13 @@ class Attributor:
 
         A number whose one live event waits for its one row (every plain reply from a
         number sent one message: most of them) is decided in this pass, as
-        `_reconsider` would (`_credit_one`); any other number whose last unanswered row
+        `_reconsider` would (`_credit_ones`); any other number whose last unanswered row
         this answers is reconsidered after the pass, in key order."""
         complete: list[int] = []  # numbers whose last unanswered row this answers
         numbers, watched, base = self.numbers, self.watched, campaign_no << 32
         # a row nothing was merged into since the question (kept as a tuple)
         untouched = (None, 0, False, serial, False, None, 1, 1)
-        credit_one = self._credit_one
+        ones: list[tuple[int, list[Any], int, tuple[Any, ...]]] = []  # for `_credit_ones`
         for row, sent, level, failed, floor, attempt, sent_attempt in facts:
             packed = base | row  # pack
             key = watched.get(packed)
@@ -493,47 +497,75 @@ class Attributor:
             watch[W_UNANSWERED] -= 1
             if watch[W_UNANSWERED] or watch[W_LOOKUP]:
                 continue
-            if one and watch[W_EVENTS].__class__ is str and \
-                    credit_one(watch, campaign_no, row, state):
+            if one and watch[W_EVENTS].__class__ is str:
+                ones.append((key, watch, row, state))
                 continue
             complete.append(key)
+        if ones:
+            complete += self._credit_ones(campaign_no, ones)
         for key in sorted(complete):
             self._reconsider(key)
 
-    def _credit_one(self, watch: list[Any], campaign_no: int, row: int,
-                    state: tuple[Any, ...]) -> bool:
-        """`_reconsider` of a number with one live event and one row, all answered, when
-        that event is a plain reply not yet credited and the row is its candidate (rule
-        2 over one row, as `_latest`): its first credit. False (nothing done) otherwise,
-        and `_reconsider` decides."""
-        inbound_id = watch[W_EVENTS]
-        pending = self.live.get(inbound_id)
-        if pending.__class__ is not list or pending[TARGET] is not None or pending[COUNTED]:
-            return False
-        event = pending[EVENT]
-        if event.quoted_id is not None or event.kind != REPLY or event.via != MESSAGE:
-            return False
-        sent, floor = state[EARLIEST], state[FLOOR]  # row_eligible, as in `_latest`
-        if sent is None or (state[FAILED] and state[LEVEL] < DELIVERED):
-            return False
-        if floor is not None and sent < floor - MAX_BACKDATE_TICKS:
-            sent = floor  # bounded_time
-        if not 0 <= int(event.at * 10 + 0.5) - sent <= self.window:
-            return False
+    def _credit_ones(self, campaign_no: int,
+                     ones: list[tuple[int, list[Any], int, tuple[Any, ...]]]) -> list[int]:
+        """`_reconsider` of numbers with one live event and one row (of this campaign),
+        all answered, whose event is a plain reply not yet credited and the row its
+        candidate (rule 2 over one row, as `_latest`): their first credit, and each
+        reply into the columns at once (`_rest`). Every plain reply from a number sent
+        one message comes here, a batch's answer at a time: written out, one pass, the
+        campaign's workspace read once. Returns the numbers it did not decide (in the
+        order given), which `_reconsider` decides."""
+        live, effects, dirty, window = self.live, self._effects, self._dirty, self.window
+        numbers, watched, freeze = self.numbers, self.watched, self.frozen.freeze_credit
         workspace = self.workspace_of(campaign_no)
-        if workspace is None or (event.workspace_id is not None
-                                 and workspace != event.workspace_id):
-            return False
-        # `_decide` of its first credit, as in `_reconsider`
-        self._effects.append(tuple.__new__(Credit, (
-            campaign_no, row, inbound_id,
-            tuple.__new__(Touch, (event[3], event[1], event[2], event[7], event[8],
-                                  event[9])))))  # touch_of
-        pending[TARGET], pending[HOW], pending[COUNTED] = (campaign_no, row), WINDOW, True
-        outcome = (pending[SOURCE], "credited")
-        self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
-        self._rest(inbound_id, pending, watch)
-        return True
+        base = campaign_no << 32
+        credited: dict[str, int] = {}
+        undecided = []
+        for key, watch, row, state in ones:
+            inbound_id = watch[W_EVENTS]
+            pending = live.get(inbound_id)
+            if pending.__class__ is not list or pending[TARGET] is not None \
+                    or pending[COUNTED]:
+                undecided.append(key)
+                continue
+            event = pending[EVENT]
+            # (inbound_id, kind, via, at, number, workspace_id, quoted_id, ...)
+            if event[6] is not None or event[1] != REPLY or event[2] != MESSAGE:
+                undecided.append(key)
+                continue
+            sent, floor = state[EARLIEST], state[FLOOR]  # row_eligible, as in `_latest`
+            if sent is None or (state[FAILED] and state[LEVEL] < DELIVERED):
+                undecided.append(key)
+                continue
+            if floor is not None and sent < floor - MAX_BACKDATE_TICKS:
+                sent = floor  # bounded_time
+            if not 0 <= int(event[3] * 10 + 0.5) - sent <= window or workspace is None \
+                    or (event[5] is not None and workspace != event[5]):
+                undecided.append(key)
+                continue
+            # `_decide` of its first credit, as in `_reconsider`
+            effects.append(tuple.__new__(Credit, (
+                campaign_no, row, inbound_id,
+                tuple.__new__(Touch, (event[3], event[1], event[2], event[7], event[8],
+                                      event[9])))))  # touch_of
+            pending[TARGET], pending[HOW], pending[COUNTED] = (campaign_no, row), WINDOW, True
+            source = pending[SOURCE]
+            credited[source] = credited.get(source, 0) + 1
+            # `_rest`, with `record` and `_point_at` written out
+            key = pending[KEY]  # the numbers' own key object: one int for both
+            packed = base | row
+            slot = freeze(event, source, key, pending[RECEIVED], packed, state)
+            if slot is None:
+                dirty[inbound_id] = pending
+                continue
+            dirty[inbound_id] = (*event, source, campaign_no, row, WINDOW, pending[RECEIVED])
+            live[inbound_id] = numbers[key] = slot
+            watched[packed] = key
+        outcomes = self._outcomes
+        for source, count in credited.items():
+            outcome = (source, "credited")
+            outcomes[outcome] = outcomes.get(outcome, 0) + count
+        return undecided
 
     def expire(self, now: float) -> int:
         """End the window of events received more than `reply_window` ago: their credit

@@ -57,6 +57,7 @@ from domain.inbound import MESSAGE, REPLY, InboundEvent
 NOTHING = -(1 << 63)  # an int column's None
 HOWS = (None, WINDOW, EXPLICIT)
 HOW_CODES = {how: code for code, how in enumerate(HOWS)}
+WINDOW_CODE = HOW_CODES[WINDOW]
 NO_ROW = (None, 0, False, 0, True, None, 1, 1)  # a watch without a row (not kept)
 NO_EXTRAS = (None, None, None, None)
 
@@ -117,11 +118,8 @@ class FrozenReplies:
         elif row.__class__ is not int or state is None or not state[ANSWERED] or how < 0:
             return None  # several rows (the dict form), or waiting
         source = self._source_codes.get(pending[SOURCE])
-        if source is None:
-            if len(self.sources) >= 255:
-                return None
-            source = self._source_codes[pending[SOURCE]] = len(self.sources)
-            self.sources.append(pending[SOURCE])
+        if source is None and (source := self._new_source(pending[SOURCE])) is None:
+            return None
         target, workspace = pending[TARGET], event[5]
         if workspace == NOTHING:
             return None  # (the one int the record reads as None)
@@ -137,6 +135,44 @@ class FrozenReplies:
                 state[SENT_ATTEMPT])
         except struct.error:
             return None
+        return self._place(record, event)
+
+    def freeze_credit(self, event: InboundEvent, source: str, key: int, received: float,
+                      packed: int, state: tuple[Any, ...]) -> int | None:
+        """`freeze` of a plain reply just credited by rule 2 to its number's one row
+        (`packed`, answered, `state`): what `Attributor._credit_ones` has not checked
+        already (the event is a plain message naming no id, counted, with no
+        workspaces; its watch waits for nothing), for every first credit of a batch."""
+        number, at, workspace = event[4], event[3], event[5]
+        if (at.__class__ is not float or received.__class__ is not float or number is None
+                or not number.isdigit() or not number.isascii() or number[0] == "0"
+                or len(number) > 18 or workspace == NOTHING):
+            return None  # as in `freeze`
+        code = self._source_codes.get(source)
+        if code is None and (code := self._new_source(source)) is None:
+            return None
+        earliest, floor = state[EARLIEST], state[FLOOR]
+        try:
+            record = RECORD.pack(
+                received, at, int(number), NOTHING if workspace is None else workspace, key,
+                packed, packed, code, WINDOW_CODE,
+                NOTHING if earliest is None else earliest, state[LEVEL], state[FAILED],
+                state[ASKED], NOTHING if floor is None else floor, state[ATTEMPT],
+                state[SENT_ATTEMPT])
+        except struct.error:
+            return None
+        return self._place(record, event)
+
+    def _new_source(self, source: str) -> int | None:
+        """A code for a source not seen yet (None: no code left, 255 are in use)."""
+        if len(self.sources) >= 255:
+            return None
+        code = self._source_codes[source] = len(self.sources)
+        self.sources.append(source)
+        return code
+
+    def _place(self, record: bytes, event: InboundEvent) -> int:
+        """A slot (a free one, else a new one) holding `record` and the event's id."""
         if self._free:
             slot = self._free.pop()
             self.records[slot * RECORD.size:(slot + 1) * RECORD.size] = record

@@ -555,7 +555,7 @@ def test_an_earlier_attempts_id_quoted_names_the_row():
     assert world.credits() == {"r1": "M10", "r2": "M10", "r3": "M10"}
 
 
-# --- numbers sent one message (most replies: domain/attribution.py `_credit_one`) -------
+# --- numbers sent one message (most replies: domain/attribution.py `_credit_ones`) -------
 
 SINGLE = ["M10", "M21", "M32"]  # one message to each number, each in its own campaign
 single_times = st.integers(1_000, 1_060).map(float)
@@ -592,18 +592,18 @@ def test_attribution_of_numbers_sent_one_message_is_a_function_of_the_set(ops, d
     waits for one row, and the answer that brings it decides it in the same pass)."""
     ops = unique_ids(ops)
     shuffled, schedule = shuffled_with_schedule(ops, data, duplicates=6)
-    credit_one = Attributor._credit_one
+    credit_ones = Attributor._credit_ones
 
-    def counted(self: Attributor, *args: Any) -> bool:
-        done = credit_one(self, *args)
-        first_credits[0] += done
-        return done
+    def counted(self: Attributor, campaign_no: int, ones: list[Any]) -> list[int]:
+        undecided = credit_ones(self, campaign_no, ones)
+        first_credits[0] += len(ones) - len(undecided)
+        return undecided
 
-    Attributor._credit_one = counted  # type: ignore[method-assign]
+    Attributor._credit_ones = counted  # type: ignore[method-assign]
     try:
         world = play(shuffled, schedule)
     finally:
-        Attributor._credit_one = credit_one  # type: ignore[method-assign]
+        Attributor._credit_ones = credit_ones  # type: ignore[method-assign]
     assert world.observable() == rebuild(ops)
     assert world.stored_credits() == world.credits()
 
