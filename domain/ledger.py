@@ -611,15 +611,26 @@ class Ledger:
         if not self.dirty_count:
             return None
         dirty = self.dirty
-        rows = array("I", compress(range(len(dirty)), dirty))
-        self.clear_dirty()
+        # Only the span from the first changed row to the last (a flood changes a window
+        # of rows between two collections; an image under a flood is taken every 20,000
+        # events): scanning and renewing all of a million-row ledger's marks cost ~20 ms
+        # of the actor's time per collection, more than the rows taken.
+        lo, hi = dirty.find(1), dirty.rfind(1) + 1
+        if lo < 0:  # counted but none marked: nothing to take
+            lo = hi = 0
+        rows = array("I", compress(range(lo, hi), dirty[lo:hi]))
         level, failed, ts = self.level, self.failed, self.ts
         kept = self.failures.kept
         # rows that keep a failure are few: picked from those, not by a Python step per
         # dirty row (a start after a flood hands a million rows to its first checkpoint)
         failing = [r for r in kept if r < len(dirty) and dirty[r]] if kept else []
         failing.sort()
-        runs = [m.span() for m in DIRTY_RUNS.finditer(dirty)]
+        runs = [m.span() for m in DIRTY_RUNS.finditer(dirty, lo, hi)]
+        if len(dirty) == len(self.level):  # the marks taken are cleared in place
+            dirty[lo:hi] = bytes(hi - lo)
+            self.dirty_count = 0
+        else:
+            self.clear_dirty()
         if len(runs) * 8 <= len(rows):
             # Changed rows mostly in runs (a flood raises messages in order, a start marks
             # an image's pending rows): copied a run at a time, where a step per row costs

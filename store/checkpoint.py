@@ -38,7 +38,7 @@ from core.malloc import release_free_memory
 from core.metrics import Metrics
 from domain.carry import either, overwrite, pieces, sliced, without, worth_merging
 from domain.carry import merge as merge_blocks
-from domain.ledger import DirtyRows
+from domain.ledger import NONE, DirtyRows
 from domain.records import CheckpointData
 from store.aggregates import MARK
 from store.db import Statement, Store, StoreUnavailable
@@ -120,6 +120,10 @@ def clear_failures_sql(rows: int) -> str:
 
 def update_rows(conn: sqlite3.Connection, block: DirtyRows, lo: int, hi: int) -> None:
     """Write rows[lo:hi] of a block (on the writer thread, inside a transaction)."""
+    hi = min(hi, len(block))
+    if _all_clean(block, lo, hi):
+        _update_clean(conn, block, lo, hi)
+        return
     params = list(block.params(lo, hi))
     with_failure = [p for p in params if p[15] is not None]  # failure_at: one is kept
     without = [p for p in params if p[15] is None] if with_failure else params
@@ -150,6 +154,40 @@ def update_rows(conn: sqlite3.Connection, block: DirtyRows, lo: int, hi: int) ->
             conn.execute(clear_failures_sql(len(chunk)), [block.campaign_no,
                                                            *(p[-1] for p in chunk)])
 
+
+
+def _all_clean(block: DirtyRows, lo: int, hi: int) -> bool:
+    """Every row of rows[lo:hi] is clean (see CLEAN_COLUMNS): none failed or keeps a
+    failure, its class is its level, no failure time. A flood's chunks nearly always."""
+    count = hi - lo
+    failed_at = block.ticks[5]
+    return (not block.failures and block.faileds.count(0, lo, hi) == count
+            and block.classes[lo:hi] == block.levels[lo:hi]
+            and (not failed_at or failed_at[lo:hi].count(NONE) == count))
+
+
+def _update_clean(conn: sqlite3.Connection, block: DirtyRows, lo: int, hi: int) -> None:
+    """`update_rows` of clean rows only: the statement's parameters laid out a column at
+    a time by slice assignment (C-level), where `DirtyRows.params` made an 18-field
+    tuple per row and the clean filter a second one (~1 µs of the writer's GIL time
+    per row, which the webhooks' loop waited for)."""
+    count = hi - lo
+    width = len(CLEAN_COLUMNS) + 1  # the columns, then the row
+    flat: list[Any] = [None] * (width * count)
+    flat[0::width] = block.levels[lo:hi]
+    base = block.base
+    for k in range(len(CLEAN_COLUMNS) - 1):  # pending .. played (ticks[0:5])
+        column = block.ticks[k]
+        if column:  # an unmade column is every row NONE: stays None
+            flat[k + 1::width] = [None if t == NONE else (t + base) / 10
+                                  for t in column[lo:hi]]
+    flat[width - 1::width] = block.rows[lo:hi]
+    no = block.campaign_no
+    for start, end in spans(count, UPDATE_MANY):
+        conn.execute(update_clean_sql(end - start), [*flat[start * width:end * width], no])
+        if block.retried:
+            conn.execute(clear_failures_sql(end - start),
+                         [no, *block.rows[lo + start:lo + end]])
 
 TRIM_EVERY = 30.0  # seconds
 # memory100 (issue 20): also trim once the rows written since the last trim reach this

@@ -187,3 +187,23 @@ def test_a_plain_batch_of_replies_takes_the_quick_path() -> None:
     assert quick is not None and len(quick) == 100 and quick == careful(doc)
     assert sum(e.kind != 0 for e in quick) == 1  # the STOP
     assert {e.quoted_id for e in quick[:4]} == {"wamid.C0", None, "wamid.C3"}
+
+
+def test_fields_repeated_in_a_batch_are_checked_for_each_status() -> None:
+    """The quick path checks a timestamp or recipient equal to the status before once;
+    a different value after it (a number for a string, a padded recipient) is still
+    checked, and the batch left to the careful walk."""
+    def batch(*tails: dict[str, Any]) -> dict[str, Any]:
+        good = [{"id": f"wamid.{i}", "status": "read", "timestamp": "1750000000",
+                 "recipient_id": "16505551234"} for i in range(3)]
+        return {"entry": [{"changes": [{"value": {"statuses": [*good, *tails]}}]}]}
+    same = batch({"id": "wamid.x", "status": "sent", "timestamp": "1750000000",
+                  "recipient_id": "16505551234"})
+    quick = _plain_statuses(same, NOW)
+    assert quick is not None and quick == careful(same)
+    assert [e.at for e in quick] == [1_750_000_000.0] * 4
+    for tail in ({"id": "w", "status": "sent", "timestamp": 1750000000},
+                 {"id": "w", "status": "sent", "timestamp": "1750000000",
+                  "recipient_id": " 16505551234"},
+                 {"id": "w", "status": "sent", "recipient_id": "1650\n5551234"}):
+        assert _plain_statuses(batch(tail), NOW) is None
