@@ -48,6 +48,17 @@ class Wired:
         self.facts[row] = (row, sent, int(Level.DELIVERED) if sent else 0, failed, sent,
                            1, 1)
 
+    @classmethod
+    def with_packed_reply(cls) -> tuple[Wired, float]:
+        """Row 5 sent to one number, whose plain reply (R1) is credited and packed; the
+        reply's time."""
+        wired = cls()
+        wired.send(5, "6281100000001")
+        at = SENT / 10 + 60
+        wired.attributor.inbound_batch("cloud", [reply(1, at)], at)
+        wired.run()
+        return wired, at
+
     def run(self) -> None:
         effects = self.attributor.take_effects()
         while effects:
@@ -82,11 +93,7 @@ def test_a_credited_plain_reply_rests_packed_and_a_status_that_changes_nothing_k
 
 
 def test_a_packed_reply_moves_when_its_row_fails_and_when_a_later_message_registers():
-    wired = Wired()
-    wired.send(5, "6281100000001")
-    at = SENT / 10 + 60
-    wired.attributor.inbound_batch("cloud", [reply(1, at)], at)
-    wired.run()
+    wired, at = Wired.with_packed_reply()
     attributor = wired.attributor
     key = number_key("6281100000001")
     # a later message to the same number, registered after the reply: the credit moves
@@ -102,11 +109,7 @@ def test_a_packed_reply_moves_when_its_row_fails_and_when_a_later_message_regist
 
 
 def test_a_second_reply_from_a_packed_number_thaws_it_and_both_are_credited():
-    wired = Wired()
-    wired.send(5, "6281100000001")
-    at = SENT / 10 + 60
-    wired.attributor.inbound_batch("cloud", [reply(1, at)], at)
-    wired.run()
+    wired, at = Wired.with_packed_reply()
     wired.attributor.inbound_batch("cloud", [reply(2, at + 1), reply(1, at)], at + 1)
     wired.run()
     assert wired.credits == {"cloud:wamid.R1": (1, 5), "cloud:wamid.R2": (1, 5)}
