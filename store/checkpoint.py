@@ -26,7 +26,7 @@ import sqlite3
 import time
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from functools import cache, partial
 from itertools import chain, repeat
 from typing import Any
@@ -139,13 +139,8 @@ def update_rows(conn: sqlite3.Connection, block: DirtyRows, lo: int, hi: int) ->
     for start, end in spans(len(with_failure), UPDATE_MANY):
         chunk = with_failure[start:end]
         conn.execute(update_many_sql(len(chunk)), list(chain.from_iterable(chunk)))
-    for start, end in spans(len(clean), UPDATE_MANY):
-        chunk = clean[start:end]
-        conn.execute(update_clean_sql(len(chunk)),
-                     [*chain.from_iterable(chunk), block.campaign_no])
-        if block.retried:
-            conn.execute(clear_failures_sql(len(chunk)), [block.campaign_no,
-                                                           *(p[-1] for p in chunk)])
+    if clean:
+        _write_clean(conn, block, list(chain.from_iterable(clean)), [p[-1] for p in clean])
     for start, end in spans(len(plain), UPDATE_MANY):
         chunk = plain[start:end]
         conn.execute(update_many_sql(len(chunk), PLAIN_COLUMNS),
@@ -153,7 +148,6 @@ def update_rows(conn: sqlite3.Connection, block: DirtyRows, lo: int, hi: int) ->
         if block.retried:
             conn.execute(clear_failures_sql(len(chunk)), [block.campaign_no,
                                                            *(p[-1] for p in chunk)])
-
 
 
 def _all_clean(block: DirtyRows, lo: int, hi: int) -> bool:
@@ -181,13 +175,23 @@ def _update_clean(conn: sqlite3.Connection, block: DirtyRows, lo: int, hi: int) 
         if column:  # an unmade column is every row NONE: stays None
             flat[k + 1::width] = [None if t == NONE else (t + base) / 10
                                   for t in column[lo:hi]]
-    flat[width - 1::width] = block.rows[lo:hi]
+    rows = block.rows[lo:hi]
+    flat[width - 1::width] = rows
+    _write_clean(conn, block, flat, rows)
+
+
+def _write_clean(conn: sqlite3.Connection, block: DirtyRows, flat: Sequence[Any],
+                 rows: Sequence[int]) -> None:
+    """The clean statement for these rows of the block's campaign (`flat`: CLEAN_COLUMNS
+    and the row, row after row), and where the block has retried rows their failure
+    fields emptied: the one write of clean rows for both of `update_rows`' paths."""
+    width = len(CLEAN_COLUMNS) + 1
     no = block.campaign_no
-    for start, end in spans(count, UPDATE_MANY):
+    for start, end in spans(len(rows), UPDATE_MANY):
         conn.execute(update_clean_sql(end - start), [*flat[start * width:end * width], no])
         if block.retried:
-            conn.execute(clear_failures_sql(end - start),
-                         [no, *block.rows[lo + start:lo + end]])
+            conn.execute(clear_failures_sql(end - start), [no, *rows[start:end]])
+
 
 TRIM_EVERY = 30.0  # seconds
 # memory100 (issue 20): also trim once the rows written since the last trim reach this
