@@ -166,16 +166,14 @@ def _plain_batch(doc: Any, ctx: ParseContext) -> list[Event] | None:
             if type(statuses) is not list:
                 return None
             for status in statuses:
-                # plain_text() and the timestamp's checks inline, and a field equal to
-                # the previous status's taken without checking again (a batch repeats
-                # its timestamp and often its recipient): ~half the cost per status
+                # a timestamp or recipient equal to the previous status's is taken
+                # without checking again (a batch repeats its timestamp and often its
+                # recipient)
                 if type(status) is not dict or not keys_ok(status):
                     return None
                 message_id, name = status.get("id"), status.get("status")
                 level = levels.get(name) if type(name) is str else None
-                if level is None or type(message_id) is not str or \
-                        not 0 < len(message_id) <= 512 or not message_id.isprintable() or \
-                        message_id[0].isspace() or message_id[-1].isspace():
+                if level is None or not plain_text(message_id):
                     return None
                 stamp = status.get("timestamp")
                 if stamp is None:
