@@ -168,8 +168,13 @@ class Target:
         return median(self.rates)
 
 
-def alternate(targets: Sequence[Target], rounds: int, seconds: float) -> None:
+def alternate(targets: Sequence[Target], rounds: int, seconds: float,
+              mirrored: bool = False) -> None:
     """Round 1 of every target, then round 2 of every target, ... (drift hits all).
+
+    `mirrored` runs every other round in the reverse order (A B C, C B A, ...), so a
+    load that rises or falls through a round does not always favour the same target
+    of two neighbours (what `paired_ratio` compares).
 
     The analytics' recount of the registered rows is waited out first (registration is
     not what is measured); after the rounds, how long the recount of what they changed
@@ -178,11 +183,20 @@ def alternate(targets: Sequence[Target], rounds: int, seconds: float) -> None:
     for target in targets:
         if target.daemon is not None:
             target.daemon.analytics_settled()
-    for _ in range(rounds):
-        for target in targets:
+    for index in range(rounds):
+        for target in (reversed(targets) if mirrored and index % 2 else targets):
             target.round(seconds)
     for target in targets:
         if target.daemon is not None:
             target.details["analytics_catch_up_s"] = round(
                 target.daemon.analytics_settled(), 2)
         target.finish()
+
+
+def paired_ratio(a: Target, b: Target) -> float:
+    """The median over rounds of a's rate over b's in the same round.
+
+    Two targets run next to each other in every round, so each round's ratio sees the
+    same machine; the median of those ratios is steadier on a noisy machine than the
+    ratio of the two medians, which may come from rounds minutes apart."""
+    return median([x / y for x, y in zip(a.rates, b.rates, strict=True) if y > 0])
