@@ -153,8 +153,15 @@ def fuzz(base: str, max_examples: int, shard: int = 0, shards: int = 1
         # The fuzzer mostly invents uuids (404); pin some runs to real campaigns so the
         # handlers behind the lookup see hostile queries and bodies too.
         targets = [None, *(SEEDS if has_uuid else ())]
+        # A form body (Twilio's) can only be invalidated by not being an object, which a
+        # form cannot carry: on a route without path parameters the negative mode made no
+        # request and spent 12 s (a third of the short run) in rejected examples.
+        form_only = len(operation.path_parameters) == 0 and all(
+            alternative.media_type == "application/x-www-form-urlencoded"
+            for alternative in operation.body)
+        modes = [GenerationMode.POSITIVE, *(() if form_only else (GenerationMode.NEGATIVE,))]
         for uuid in targets:
-            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            for mode in modes:
                 strategy = operation.as_strategy(
                     generation_mode=mode, path_parameters={"uuid": uuid} if uuid else None)
                 examples = max_examples if uuid is None else max(2, max_examples // 2)
