@@ -85,7 +85,7 @@ class Journal:
         self.store = store
         self.on_committed = on_committed  # on the writer thread
         # On the loop, before the requests are answered: outbox rows a batch wrote, by
-        # source (the relay counts its backlog there: store/relay.py)
+        # source (the relay counts its backlog there: actors/relay.py `committed`)
         self.on_relayed = on_relayed
         self.next_seq = 1  # advanced on the writer thread, read anywhere
         self.last_commit = -BUSY_FOR  # time.monotonic() of the last batch answered
