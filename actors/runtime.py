@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
@@ -90,14 +91,18 @@ class Runtime:
         # actors' threads): the push layer sets it; unwatched, a campaign actor skips the
         # per-row states of its changes (most of its work per batch of statuses).
         self.rows_watched: Callable[[str], bool] = lambda uuid: True
-        self.journal = Journal(self.store, self._dispatch)
+        self.journal = Journal(self.store, self._dispatch,
+                               on_relayed=lambda relayed: self.relay.committed(relayed))
         self.state_gate = SharedExclusive()  # checkpoints vs the sender's row writes
         self.ingest: pykka.ActorRef[Any] | None = None
         self.checkpointer: Checkpointer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.ready = False  # everything runs: every route answers
         self.accepting = False  # the journal runs: webhooks are committed (start_core)
+        # Batches committed while `recover` runs (the writer thread appends, under the
+        # lock): they go to the ingest actor after the replay, in commit order.
         self._held: list[tuple[tuple[tuple[str, tuple[Any, ...]], ...], int]] | None = []
+        self._held_lock = threading.Lock()
         self._replay_upto = 0
         self._images: dict[int, CampaignImage] = {}  # usable recovery images, until loaded
         self._started = 0.0
@@ -211,9 +216,10 @@ class Runtime:
             self.ingest.tell(ApplyEvents(registered_orphans, trusted.seq))
         self.replayed_events = await self._replay(trusted.seq, self._replay_upto,
                                                   trusted, index)
-        held, self._held = self._held, None
-        for groups, seq in held or ():  # committed while we recovered: after the replay
-            self.ingest.tell(ApplyEvents(groups, seq))
+        with self._held_lock:  # the writer's next commits wait, then tell the actor
+            held, self._held = self._held, None
+            for groups, seq in held or ():  # committed while we recovered: after the replay
+                self.ingest.tell(ApplyEvents(groups, seq))
         ingest = self.ingest
         self.checkpointer = Checkpointer(
             self.store,
@@ -417,17 +423,17 @@ class Runtime:
 
     def _dispatch(self, groups: list[tuple[str, tuple[StatusEvent, ...]]], seq: int,
                   stats: BatchStats) -> None:
-        """After a journal commit (on the loop): hand the events to the ingest actor (or
-        keep them until the replay has gone before them, while `recover` runs)."""
+        """After a journal commit, on the writer thread in commit order (store/journal.py):
+        hand the events to the ingest actor (or keep them until the replay has gone before
+        them, while `recover` runs). The loop answers the requests only after this."""
         if groups:
             self.dispatched_events += sum([len(events) for _, events in groups])
-            if self._held is not None:
-                self._held.append((tuple(groups), seq))
-            else:
-                assert self.ingest is not None
-                self.ingest.tell(ApplyEvents(tuple(groups), seq))
-        if stats.relayed:
-            self.relay.committed(stats.relayed)
+            with self._held_lock:
+                if self._held is not None:
+                    self._held.append((tuple(groups), seq))
+                else:
+                    assert self.ingest is not None
+                    self.ingest.tell(ApplyEvents(tuple(groups), seq))
         self.metrics.journal_commit.observe(stats.seconds)
         self.metrics.journal_batch.observe(stats.requests)
 

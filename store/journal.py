@@ -4,11 +4,14 @@ Handlers call `Journal.append` and await it. The requests appended in one turn o
 loop form a `_Turn` that shares ONE future and goes to the writer as one item at the
 end of that turn (per request only a tuple is made: no future, no queue put, no done
 callback each). The writer thread (store/writer.py) takes every turn waiting whenever
-it is free and writes them as ONE journal row (a single autocommit INSERT: atomic),
-then hands the whole batch back to the loop with one `call_soon_threadsafe`: there the
-events go to the ingest actor, in commit order, and only then are the turns' futures
-resolved (one `set_result` per turn answers all its requests). Many concurrent
-requests thus share one commit, and no event reaches a counter before it is durable.
+it is free and writes them as ONE journal row (a single autocommit INSERT: atomic).
+Still on the writer thread, in commit order, `on_committed` hands the events on (the
+runtime tells the ingest actor: one tell per commit, made by the writer, which has
+nothing else to do then, rather than by the loop, which has the answers to write);
+then the batch goes back to the loop with one `call_soon_threadsafe`, where the turns'
+futures are resolved (one `set_result` per turn answers all its requests). Many
+concurrent requests thus share one commit, no event reaches a counter before it is
+durable, and none is answered before its events were handed on.
 A row holds `[[source, [event, ...]], ...]`, one entry per request.
 
 A request to relay (store/relay.py) brings its outbox entry along: a batch with any
@@ -37,6 +40,7 @@ from store.relay import OutboxEntry
 
 log = structlog.get_logger(__name__)
 
+# Called on the writer thread after each commit, in commit order (see above).
 Committed = Callable[[list[tuple[str, tuple[Event, ...]]], int, "BatchStats"], None]
 
 
@@ -76,9 +80,13 @@ class _Turn:
 
 
 class Journal:
-    def __init__(self, store: Store, on_committed: Committed) -> None:
+    def __init__(self, store: Store, on_committed: Committed,
+                 on_relayed: Callable[[dict[str, int]], None] | None = None) -> None:
         self.store = store
-        self.on_committed = on_committed
+        self.on_committed = on_committed  # on the writer thread
+        # On the loop, before the requests are answered: outbox rows a batch wrote, by
+        # source (the relay counts its backlog there: actors/relay.py `committed`)
+        self.on_relayed = on_relayed
         self.next_seq = 1  # advanced on the writer thread, read anywhere
         self.last_commit = -BUSY_FOR  # time.monotonic() of the last batch answered
         self.batch_mean = 0.0  # requests per commit, a moving average over ~10 commits
@@ -141,23 +149,23 @@ class Journal:
 
     def _commit(self, conn: sqlite3.Connection, turns: list[_Turn]) -> None:
         started = time.perf_counter()
-        batch = [r for turn in turns for r in turn.requests]
-        with_events = [r for r in batch if r[1]]
+        batch = turns[0].requests if len(turns) == 1 else [
+            r for turn in turns for r in turn.requests]
+        groups = [(source, events) for source, events, _ in batch if events]
         outbox = [r[2] for r in batch if r[2] is not None]
         seq = self.next_seq
         error: StoreUnavailable | None = None
         relayed: dict[str, int] = {}
         try:
             blob = orjson.dumps([[source, [e.to_row() for e in events]]
-                                 for source, events, _ in with_events])
-            journal_row = (seq, ",".join(sorted({r[0] for r in with_events})),
-                           time.time(), blob)
+                                 for source, events in groups])
+            journal_row = (seq, ",".join(sorted({g[0] for g in groups})), time.time(), blob)
             if not outbox:
                 conn.execute(JOURNAL_INSERT, journal_row)
             else:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    if with_events:  # a batch of ignored events only has no journal row
+                    if groups:  # a batch of ignored events only has no journal row
                         conn.execute(JOURNAL_INSERT, journal_row)
                     conn.executemany(OUTBOX_INSERT, [e.row() for e in outbox])
                     conn.execute("COMMIT")
@@ -174,20 +182,24 @@ class Journal:
         except Exception as exc:
             log.exception("journal.commit_failed")
             error = StoreUnavailable(str(exc))
-        stats = BatchStats(len(batch), sum(len(r[1]) for r in batch),
+        stats = BatchStats(len(batch), sum([len(g[1]) for g in groups]),
                            time.perf_counter() - started, relayed)
+        if error is None:
+            try:
+                self.on_committed(groups, seq, stats)
+            except Exception:  # durable already; the events are replayed at the next start
+                log.exception("journal.dispatch_failed", seq=seq)
         assert self.store.thread is not None and self.store.thread.loop is not None
         try:
-            self.store.thread.loop.call_soon_threadsafe(self._committed, turns, with_events,
-                                                        seq, stats, error)
+            self.store.thread.loop.call_soon_threadsafe(self._committed, turns, seq, stats,
+                                                        error)
         except RuntimeError:  # the loop is closed: nobody waits any more
             pass
 
     # --- back on the loop ---------------------------------------------------------------
 
-    def _committed(self, turns: list[_Turn],
-                   with_events: list[tuple[str, tuple[Event, ...], OutboxEntry | None]],
-                   seq: int, stats: BatchStats, error: StoreUnavailable | None) -> None:
+    def _committed(self, turns: list[_Turn], seq: int, stats: BatchStats,
+                   error: StoreUnavailable | None) -> None:
         self.last_commit = time.monotonic()
         self.batch_mean += (stats.requests - self.batch_mean) * 0.1
         pending = self._pending
@@ -196,11 +208,11 @@ class Journal:
                 pending.discard(turn.future)
                 turn.future.set_exception(error)
             return
-        try:
-            self.on_committed([(source, events) for source, events, _ in with_events], seq,
-                              stats)
-        except Exception:  # durable already; the events are replayed at the next start
-            log.exception("journal.dispatch_failed", seq=seq)
+        if stats.relayed and self.on_relayed is not None:
+            try:
+                self.on_relayed(stats.relayed)
+            except Exception:
+                log.exception("journal.relayed_failed", seq=seq)
         for turn in turns:
             pending.discard(turn.future)
             turn.future.set_result(seq)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,39 @@ async def test_the_journal_counts_as_flooded_only_while_requests_share_their_com
         for i in range(30):  # steady traffic again brings the average down
             await journal.append("webjs", [status(f"two{i}")])
         assert journal.busy() and not journal.flooded()
+    finally:
+        await journal.close()
+        await store.close()
+
+
+async def test_committed_events_are_handed_on_without_waiting_for_the_loop(
+        tmp_path: Path) -> None:
+    """The events of a commit go to the actors from the writer thread, in commit order,
+    before any request is answered: a loop busy writing answers (here: blocked) does not
+    hold them back, and an answered request's events were handed on all the same."""
+    store = Store(tmp_path / "campaignd.sqlite3")
+    await store.open()
+    handed: list[tuple[int, list[str]]] = []
+    arrived = threading.Event()
+
+    def committed(groups: list[Any], seq: int, stats: BatchStats) -> None:
+        handed.append((seq, [e.message_id for _, events in groups for e in events]))
+        arrived.set()
+
+    journal = Journal(store, committed)
+    await journal.start()
+    try:
+        first = asyncio.ensure_future(journal.append("webjs", [status("m1")]))
+        await asyncio.sleep(0)  # appended; handed to the writer at the end of this turn
+        await asyncio.sleep(0)
+        # the loop is blocked from here on: the hand-over must not need it
+        assert arrived.wait(10), "the commit's events waited for the loop"
+        assert handed == [(handed[0][0], ["m1"])]
+        assert not first.done()  # answered only on the loop, after the hand-over
+        seq = await first
+        assert seq == handed[0][0]
+        second = await journal.append("webjs", [status("m2")])
+        assert [s for s, _ in handed] == [seq, second] and second > seq  # commit order
     finally:
         await journal.close()
         await store.close()
