@@ -153,15 +153,24 @@ def event_of(row: Sequence[Any]) -> InboundEvent:
                         title, body, reason)
 
 
-NUMBER_ROWS = "SELECT nh, campaign_no, row FROM messages WHERE nh IN ({})"
+@cache
+def number_rows_sql(count: int) -> str:
+    """The number lookup for `count` keys: the keys as a VALUES list joined to the number
+    index (messages_number), one seek a key in the order given. Why not `nh IN (...)`:
+    SQLite first sorted those keys into a temporary b-tree, ~1,400 more instructions a
+    key (8,300 against 6,900 on a warm cache, a reply from a number not seen yet pays
+    one: docs/BENCHMARKS.md, wave 12); the rows found are the same."""
+    values = ",".join(["(?)"] * count)
+    return (f"SELECT m.nh, m.campaign_no, m.row FROM (VALUES {values}) AS v"
+            " CROSS JOIN messages AS m ON m.nh = v.column1")
 
 
 def number_rows_queries(keys: Sequence[int]) -> Iterator[tuple[str, tuple[int, ...]]]:
-    """The number lookup's statements for these number keys, a chunk at a time (the
-    ingest actor's own read and the loop's both run these)."""
+    """The number lookup's statements for these number keys, a chunk at a time
+    (the ingest actor's own read and the loop's both run these)."""
     for lo, hi in spans(len(keys), CHUNK):
         chunk = tuple(keys[lo:hi])
-        yield NUMBER_ROWS.format(",".join("?" * len(chunk))), chunk
+        yield number_rows_sql(len(chunk)), chunk
 
 
 class NumberRowsReader:

@@ -207,3 +207,22 @@ def test_fields_repeated_in_a_batch_are_checked_for_each_status() -> None:
                   "recipient_id": " 16505551234"},
                  {"id": "w", "status": "sent", "recipient_id": "1650\n5551234"}):
         assert _plain_statuses(batch(tail), NOW) is None
+
+
+def test_a_timestamp_repeated_across_replies_is_checked_when_it_changes() -> None:
+    """The quick path checks a reply's timestamp equal to the reply before once; each
+    reply still gets its own time, and a different value after it (a number for a
+    string, a padded one) is checked and the batch left to the careful walk."""
+    def batch(*tails: dict[str, Any]) -> dict[str, Any]:
+        good = [{"from": f"6281234567{i}", "id": f"wamid.IN{i}", "type": "text",
+                 "timestamp": "1750000000" if i < 2 else "1750000009",
+                 "text": {"body": "berapa?"}} for i in range(4)]
+        return {"entry": [{"changes": [{"value": {"messages": [*good, *tails]}}]}]}
+    same = batch()
+    quick = _plain_batch(same, ParseContext(NOW))
+    assert quick is not None and quick == careful(same)
+    assert [e.at for e in quick] == [1_750_000_000.0] * 2 + [1_750_000_009.0] * 2
+    for stamp in (1750000009, " 1750000009", "175000000912", "-1"):
+        tail = {"from": "628123456789", "id": "wamid.x", "type": "text",
+                "timestamp": stamp}
+        assert _plain_batch(batch(tail), ParseContext(NOW)) is None

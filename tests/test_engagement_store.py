@@ -24,6 +24,7 @@ from store.engagement import (
     EngagementStore,
     NumberRowsReader,
     inbound_transactions,
+    number_rows_queries,
 )
 
 ROWS = 1300  # more than two chunks of events and of marks
@@ -169,6 +170,23 @@ async def test_the_ingest_actors_reader_finds_the_rows_the_loops_lookup_finds(
     finally:
         reader.close()
         await store.close()
+
+
+async def test_the_number_lookup_seeks_the_number_index_once_per_key(tmp_path: Path) -> None:
+    """Every reply from a number not seen yet costs one lookup key: the statement goes
+    straight to the number index (messages_number) for each key, without first sorting
+    the keys into a temporary b-tree as `nh IN (...)` did (a sixth of the lookup's
+    instructions: docs/BENCHMARKS.md, wave 12)."""
+    store = await database(tmp_path)
+    await store.close()
+    keys = tuple(number_key(f"62811{row:08d}") for row in range(4))  # one statement
+    (sql, params), = number_rows_queries(keys)
+    with sqlite3.connect(tmp_path / "e.sqlite3") as conn:
+        plan = " ".join(str(step[-1]) for step in conn.execute(
+            f"EXPLAIN QUERY PLAN {sql}", params))
+        opcodes = {step[1] for step in conn.execute(f"EXPLAIN {sql}", params)}
+    assert "USING COVERING INDEX messages_number" in plan, plan
+    assert "OpenEphemeral" not in opcodes and "SorterOpen" not in opcodes, opcodes
 
 
 def test_a_reader_that_cannot_read_its_store_raises(tmp_path: Path) -> None:
