@@ -102,6 +102,12 @@ def integer(value: Any, field: str) -> int:
     return value
 
 
+def plain_seconds(value: Any) -> bool:
+    """A digit string `epoch_seconds` takes as it is (below 1e11: at most 11 digits): the
+    quick paths (cloud) take a timestamp only when this holds, else the careful walk."""
+    return type(value) is str and digits(value, 11)
+
+
 def epoch_seconds(value: Any, field: str, default: float) -> float:
     """A provider timestamp (seconds, as number or digit string); `default` when absent."""
     if value is None:

@@ -40,6 +40,7 @@ from web.sources import (
     epoch_seconds,
     load_json,
     obj,
+    plain_seconds,
     plain_text,
     text,
 )
@@ -181,8 +182,7 @@ def _plain_batch(doc: Any, ctx: ParseContext) -> list[Event] | None:
                 if stamp is None:
                     at = now
                 elif stamp != last_stamp:
-                    if type(stamp) is str and 0 < len(stamp) <= 11 and stamp.isascii() \
-                            and stamp.isdigit():
+                    if plain_seconds(stamp):
                         at = last_at = float(int(stamp))
                         last_stamp = stamp
                     else:
@@ -251,8 +251,7 @@ def _plain_messages(value: dict[str, Any], ctx: ParseContext, events: list[Event
         if stamp is None:
             at = now
         elif stamp != last_stamp:
-            if type(stamp) is str and 0 < len(stamp) <= 11 and stamp.isascii() \
-                    and stamp.isdigit():
+            if plain_seconds(stamp):
                 at = last_at = float(int(stamp))
                 last_stamp = stamp
             else:
