@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import sys
 import time
 import traceback
@@ -13,6 +14,8 @@ from bench.common import Row, machine
 
 ROWS = ["webhook", "cloud_batch", "inbound_batch", "latency", "fanout", "big_campaign",
         "recovery", "seed", "analytics"]
+# Rows loaded by wrk (bench/common.py `wrk`): checked before any daemon is set up.
+WRK_ROWS = {"webhook", "cloud_batch", "inbound_batch", "seed"}
 
 
 def main(argv: list[str]) -> int:
@@ -20,6 +23,10 @@ def main(argv: list[str]) -> int:
     unknown = [n for n in names if n not in ROWS]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(ROWS)}")
+        return 2
+    if WRK_ROWS.intersection(names) and shutil.which("wrk") is None:
+        print("wrk is not installed: run `make bench` (or scripts/test-deps.sh bench), which"
+              f" installs it; rows that need it: {', '.join(sorted(WRK_ROWS & set(names)))}")
         return 2
     rows: list[Row] = []
     started = time.time()
