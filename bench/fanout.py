@@ -1,7 +1,7 @@
 """Row 4: 2,000 WebSocket subscribers of one campaign under 2,000 ACKs/s.
 
-Subscribers are plain aiohttp WebSocket clients in a separate process (bench.subscribers)
-that keep only the last statistics frame each received and when. A load process posts
+Subscribers are raw WebSocket readers in a separate process (bench.subscribers, on
+uvloop) that keep only their last statistics frames and when each arrived. A load process posts
 2,000 ACKs/s for a while; after its last 2xx we wait until every subscriber holds the
 exact final counters and report how long after the last 2xx the slowest one received
 them (the frame's arrival, bench/subscribers.py; `told_s` in the details is the older
