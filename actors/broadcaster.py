@@ -14,7 +14,11 @@ of milliseconds, during which no webhook is answered). The loop measures what it
 fan-outs took (`Pace`) and a campaign's window lasts at least PACE_FACTOR times that,
 so live pushes take at most about 1 / PACE_FACTOR of the loop however many watch; with
 few subscribers the window is `pusher.coalesce_ms` as configured. The final state still
-goes out when the (longer) window ends (docs/BENCHMARKS.md, fan-out).
+goes out when the (longer) window ends, or sooner once the campaign has gone quiet: a
+paced window that holds a change ends when no change came for `coalesce_ms` and it has
+lasted QUIET_FLOOR times what a fan-out costs (`window_due`), so the state after the last
+ACK of a flood waits about one fan-out, not a whole paced window (docs/BENCHMARKS.md,
+fan-out).
 
 The state sent on subscribe travels through this actor too (`Snapshot`), so it is
 ordered with the live pushes: a client never receives an older state after a newer one.
@@ -193,6 +197,22 @@ _WINDOW_NUMBERS = itertools.count(1)
 # A window lasts at least this many times what the loop's recent fan-outs took.
 PACE_FACTOR = 3.0
 PACE_CAP = 2.0  # seconds: a stalled loop must not hold the page's numbers back for long
+# A paced window may end early, once quiet, after this many times a fan-out's cost. Not
+# less than 2: while the loop writes a fan-out it answers no webhook, so the campaign
+# looks quiet then; a window has seen the loop free for one fan-out's time before its
+# quiet can mean the flood is over (else the next push would follow at once, and live
+# pushes could take the whole loop).
+QUIET_FLOOR = 2.0
+
+
+def window_due(age: float, quiet: float, holds: bool, interval: float, pace: float,
+               length: float) -> bool:
+    """Whether a campaign's window ends now: it has lasted `length` (its paced length),
+    or it holds a change (`holds`), has lasted QUIET_FLOOR fan-outs (`pace` seconds
+    each) and no change came for `interval` (`quiet` seconds since the last one)."""
+    if age >= length:
+        return True
+    return holds and quiet >= interval and age >= QUIET_FLOOR * pace
 
 
 class Pace:
@@ -217,14 +237,17 @@ class _Window:
     rows: dict[int, tuple[Any, ...]] = field(default_factory=dict)  # row -> latest state
     resync: bool = False
     opened: float = field(default_factory=time.monotonic)
+    changed: float = 0.0  # when the last change came in (monotonic), 0: none yet
     number: int = field(default_factory=lambda: next(_WINDOW_NUMBERS))
 
 
 class BroadcasterActor(pykka.ThreadingActor):
     def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Deliver, metrics: Metrics,
                  coalesce_ms: int, max_rows: int, pace: Pace | None = None,
-                 pace_cap: float = PACE_CAP) -> None:
+                 pace_cap: float = PACE_CAP,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
+        self.clock = clock  # monotonic seconds; a test gives its own
         self.loop = loop
         self.deliver = deliver
         self.metrics = metrics
@@ -269,7 +292,7 @@ class BroadcasterActor(pykka.ThreadingActor):
             self._add_rows(pending, message.rows)
             self._send([pending])
             if self.interval > 0:
-                self.windows[info.no] = _Window(info)
+                self.windows[info.no] = self._open(info)
                 self._arm(info.no)
             return
         if window.stats is not None:
@@ -277,10 +300,15 @@ class BroadcasterActor(pykka.ThreadingActor):
         window.info = info
         window.stats = message.statistics
         self._add_rows(window, message.rows)
-        if time.monotonic() - window.opened >= self.window_seconds():
+        window.changed = now = self.clock()
+        if now - window.opened >= self.window_seconds():
             # The window is over but its timer has not come yet (a busy loop): end it
             # now, so a change after a quiet interval is never held back by the timer.
             self._window_ended(info.no)
+
+    def _open(self, info: CampaignInfo) -> _Window:
+        """A window opened now, after a push."""
+        return _Window(info, opened=self.clock())
 
     def window_seconds(self) -> float:
         """The configured interval, or longer while fan-outs cost the loop more (Pace)."""
@@ -303,11 +331,27 @@ class BroadcasterActor(pykka.ThreadingActor):
         window = self.windows.get(campaign_no)
         if window is None or (number is not None and number != window.number):
             return
-        if window.stats is None and not window.rows and not window.resync:
+        holds = window.stats is not None or bool(window.rows) or window.resync
+        if number is not None:  # the loop's timer: a paced window ends early only if quiet
+            now = self.clock()
+            length = self.window_seconds()
+            age, quiet = now - window.opened, now - window.changed
+            if not window_due(age, quiet, holds, self.interval, self.pace.seconds, length):
+                # look again when it could be due: quiet for an interval after the last
+                # change and past the floor (nothing held yet: an interval from now),
+                # never later than the window's end
+                at = now + self.interval
+                if holds:
+                    at = max(window.changed + self.interval,
+                             window.opened + QUIET_FLOOR * self.pace.seconds)
+                # (a millisecond at least: a timer a hair early must not spin)
+                self._arm(campaign_no, max(0.001, min(window.opened + length, at) - now))
+                return
+        if not holds:
             del self.windows[campaign_no]  # a quiet interval: the next change goes at once
             return
         self._send([window])
-        self.windows[campaign_no] = _Window(window.info)
+        self.windows[campaign_no] = self._open(window.info)
         self._arm(campaign_no)
 
     def _status_changed(self, message: CampaignStatusChanged) -> None:
@@ -316,7 +360,7 @@ class BroadcasterActor(pykka.ThreadingActor):
         pushes = []
         if window is not None and (window.stats is not None or window.rows or window.resync):
             pushes = self._pushes([window])  # what waited goes first: order is kept
-            self.windows[info.no] = _Window(info)
+            self.windows[info.no] = self._open(info)
         # The sender read its statistics on its own path: counters we pushed already may
         # be newer, and a status change must not take the numbers back. Ours win for the
         # ledger's own figures (any change still queued behind this message is newer
@@ -358,10 +402,11 @@ class BroadcasterActor(pykka.ThreadingActor):
         if window is None or self.interval <= 0:
             self._send([_Window(info, stats, resync=message.resync)])
             if self.interval > 0:
-                self.windows[info.no] = _Window(info)
+                self.windows[info.no] = self._open(info)
                 self._arm(info.no)
             return
         window.info, window.stats = info, stats  # goes out when the window ends
+        window.changed = self.clock()
         if message.resync:
             window.rows.clear()
             window.resync = True
@@ -397,10 +442,16 @@ class BroadcasterActor(pykka.ThreadingActor):
         except RuntimeError:  # the loop is closed: the daemon is stopping
             pass
 
-    def _arm(self, campaign_no: int) -> None:
-        """End this campaign's window after one interval, by a timer on the loop."""
+    def _arm(self, campaign_no: int, delay: float | None = None) -> None:
+        """Look at this campaign's window after `delay` (its first look: when it could end
+        quiet, or its length when it is not paced), by a timer on the loop."""
         ref = self.actor_ref
         number = self.windows[campaign_no].number
+        if delay is None:
+            length = self.window_seconds()
+            delay = length
+            if length > self.interval:  # paced: it may end quiet after the floor
+                delay = min(length, max(self.interval, QUIET_FLOOR * self.pace.seconds))
 
         def fire() -> None:
             try:
@@ -409,7 +460,7 @@ class BroadcasterActor(pykka.ThreadingActor):
                 pass
 
         try:
-            self.loop.call_soon_threadsafe(self.loop.call_later, self.window_seconds(), fire)
+            self.loop.call_soon_threadsafe(self.loop.call_later, max(0.0, delay), fire)
         except RuntimeError:
             pass
 

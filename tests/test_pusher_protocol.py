@@ -16,6 +16,7 @@ import pytest
 
 from actors.broadcaster import (
     PACE_FACTOR,
+    QUIET_FLOOR,
     ROWS_EVENT,
     STATS_EVENT,
     STATUS_EVENT,
@@ -592,3 +593,92 @@ async def test_a_change_inside_a_paced_window_waits_for_the_window_to_end() -> N
             {"total_delivered_count": 2}]  # the final state goes out when it ends
     finally:
         ref.stop()
+
+
+
+class _TimerLoop:
+    """Stands in for the event loop of a broadcaster driven by hand on a clock the test
+    moves: hand-overs run at once, timers fire when the test moves the clock past them."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timers: list[tuple[float, Any]] = []  # (due, callback)
+        self.actor: BroadcasterActor | None = None
+
+    def call_soon_threadsafe(self, callback: Any, *args: Any) -> None:
+        callback(*args)
+
+    def call_later(self, delay: float, callback: Any) -> None:
+        self.timers.append((self.now + delay, callback))
+
+    def move_to(self, now: float) -> None:
+        """Fire every timer due by `now`, each at its own time, and hand the actor the
+        `Flush` it tells."""
+        assert self.actor is not None
+        while True:
+            due = [t for t in self.timers if t[0] <= now + 1e-9]
+            if not due:
+                break
+            timer = min(due, key=lambda t: t[0])
+            self.timers.remove(timer)
+            self.now = max(self.now, timer[0])
+            timer[1]()
+            self.actor.on_receive(self.actor.actor_inbox.get_nowait().message)
+        self.now = now
+
+
+def _paced_broadcaster(pushed: list[Push]) -> tuple[BroadcasterActor, _TimerLoop]:
+    """An unstarted broadcaster whose fan-outs cost 2 s (so its windows last 6 s and may
+    end quiet after 4 s), coalesce_ms = 1,000. Slow, in round numbers: no float fuzz."""
+    pace = Pace()
+    pace.seconds = 2.0
+    loop = _TimerLoop()
+    actor = BroadcasterActor(loop, pushed.extend, Metrics(),  # type: ignore[arg-type]
+                             coalesce_ms=1000, max_rows=250, pace=pace, pace_cap=600.0,
+                             clock=lambda: loop.now)
+    loop.actor = actor
+    return actor, loop
+
+
+def test_a_paced_window_ends_once_the_flood_is_quiet_not_at_its_full_length() -> None:
+    """The last ACKs of a flood: the state goes out an interval after the last change
+    (and past the floor), not when the 6 s window ends. This is what keeps the
+    2,000-subscriber fan-out's final counters within a second on a slow machine."""
+    pushed: list[Push] = []
+    actor, loop = _paced_broadcaster(pushed)
+    info = CampaignInfo(1, "c-1", 7, "Promo")
+    assert actor.window_seconds() == pytest.approx(PACE_FACTOR * 2.0)
+    actor.on_receive(CampaignChanged(info, {"total_delivered_count": 1}, ()))
+    assert len(pushed) == 1  # the first change: at once
+    assert loop.timers[0][0] == pytest.approx(QUIET_FLOOR * 2.0)  # first look at 4 s
+    for step in range(1, 8):  # the flood: a change every 0.5 s, the last at 3.5 s
+        loop.move_to(0.5 * step)
+        actor.on_receive(CampaignChanged(info, {"total_delivered_count": 1 + step}, ()))
+    loop.move_to(4.4)
+    assert len(pushed) == 1  # at 4 s it had been quiet for 0.5 s only
+    loop.move_to(4.6)
+    assert [p.payload["statistics"] for p in pushed[1:]] == [{"total_delivered_count": 8}]
+    loop.move_to(50.0)
+    assert len(pushed) == 2  # nothing more to say: the next window closes empty
+
+
+def test_a_paced_window_under_a_steady_flood_lasts_its_length() -> None:
+    """While changes keep coming the pacing holds: one push per 6 s window, however
+    often it is looked at. The push's own fan-out holds the loop for 2 s: one change
+    committed before it trickles in at 0.125 s, then none until the loop is free again.
+    That quiet does not end the window (the floor)."""
+    pushed: list[Push] = []
+    actor, loop = _paced_broadcaster(pushed)
+    info = CampaignInfo(1, "c-1", 7, "Promo")
+    actor.on_receive(CampaignChanged(info, {"total_delivered_count": 0}, ()))
+    loop.move_to(0.125)
+    count = 1
+    actor.on_receive(CampaignChanged(info, {"total_delivered_count": count}, ()))
+    for step in range(1, 24):  # a change every 0.5 s from 2.5 s on
+        loop.move_to(0.5 * step)
+        if loop.now > 2.0:
+            count += 1
+            actor.on_receive(CampaignChanged(info, {"total_delivered_count": count}, ()))
+    assert [p.payload["statistics"]["total_delivered_count"] for p in pushed] == [0, 8]
+    loop.move_to(20.0)  # the flood is over: its last state, and no more
+    assert [p.payload["statistics"]["total_delivered_count"] for p in pushed] == [0, 8, 20]
