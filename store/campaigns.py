@@ -120,9 +120,10 @@ class RowParams(Sequence[tuple[Any, ...]]):
 
     regmem13 (issue 20): a list of 10,000 26-field tuples (2.9 MB of small objects)
     alive beside the request's messages needed pymalloc arenas that the few objects
-    made among them and kept (counters, statistics) then pinned for good: registration
-    left ~13 MiB of arenas holding ~1.5 MB. Made lazily only one row exists at a time.
-    The messages are not changed while the writer thread reads them."""
+    made among them and kept then pinned for good: registration left ~13 MiB of arenas
+    holding ~1.5 MB (docs/BENCHMARKS.md "Wave 13: regmem13"). Made as executemany
+    asks, one row exists at a time. The messages are not changed while the writer
+    thread reads them."""
 
     __slots__ = ("campaign_no", "fresh", "registered")
 
