@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 import time
 import uuid as uuidlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from typing import Any
@@ -104,34 +104,58 @@ def _drop_statements(which: str) -> list[tuple[str, tuple[()], bool]]:
 
 
 def _rows(campaign_no: int, first: int, fresh: Sequence[NewMessage], now: float
-          ) -> tuple[list[tuple[Any, ...]], list[RegisteredMessage]]:
+          ) -> tuple[RowParams, list[RegisteredMessage]]:
     """The INSERT_ROWS parameters of new messages numbered from `first`, and the same
     messages as the campaign actor registers them."""
-    registered: list[RegisteredMessage] = []
-    params = []
-    for offset, m in enumerate(fresh):
-        row = first + offset
-        sent_at = now if m.level >= 1 else None
-        nh = number_key_of(m.recipient)  # how replies from the number find the row
-        params.append(
-            (
-                campaign_no, row, m.message_id, m.raw_id,
+    registered = [
+        RegisteredMessage(first + offset, m.message_id, m.level, m.failed, m.reason, now,
+                          failure=m.failure,
+                          number_key=number_key_of(m.recipient))  # how replies find the row
+        for offset, m in enumerate(fresh)]
+    return RowParams(campaign_no, fresh, registered), registered
+
+
+class RowParams(Sequence[tuple[Any, ...]]):
+    """INSERT_ROWS parameters made one row at a time, as executemany takes them.
+
+    regmem13 (issue 20): a list of 10,000 26-field tuples (2.9 MB of small objects)
+    alive beside the request's messages needed pymalloc arenas that the few objects
+    made among them and kept then pinned for good: registration left ~13 MiB of arenas
+    holding ~1.5 MB (docs/BENCHMARKS.md "Wave 13: regmem13"). Made as executemany
+    asks, one row exists at a time. The messages are not changed while the writer
+    thread reads them."""
+
+    __slots__ = ("campaign_no", "fresh", "registered")
+
+    def __init__(self, campaign_no: int, fresh: Sequence[NewMessage],
+                 registered: Sequence[RegisteredMessage]) -> None:
+        self.campaign_no, self.fresh, self.registered = campaign_no, fresh, registered
+
+    def __len__(self) -> int:
+        return len(self.fresh)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self._row(j) for j in range(*i.indices(len(self.fresh)))]
+        return self._row(range(len(self.fresh))[i])
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return map(self._row, range(len(self.fresh)))
+
+    def _row(self, i: int) -> tuple[Any, ...]:
+        m, r = self.fresh[i], self.registered[i]
+        now = r.registered_at
+        return (self.campaign_no, r.row, m.message_id, m.raw_id,
                 id_hash(m.message_id) if m.message_id else None,
                 m.recipient, m.contact_id, m.level, int(m.failed),
-                message_class(m.level, m.failed), m.reason, now, sent_at,
+                message_class(m.level, m.failed), m.reason, now,
+                now if m.level >= 1 else None,
                 now if m.level >= 2 else None, now if m.level >= 3 else None,
                 now if m.level >= 4 else None, now if m.level >= 5 else None,
                 now if m.failed else None,
-                *failure_columns(m.failure, now if m.failed else None), nh,
+                *failure_columns(m.failure, now if m.failed else None), r.number_key,
                 # analytics (SPEC 8): a row registered already sent is to be counted
-                int(m.level >= 1 or m.failed),
-            )
-        )
-        registered.append(
-            RegisteredMessage(row, m.message_id, m.level, m.failed, m.reason, now,
-                              failure=m.failure, number_key=nh)
-        )
-    return params, registered
+                int(m.level >= 1 or m.failed))
 
 
 class CampaignStore:

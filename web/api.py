@@ -207,6 +207,8 @@ async def get_campaign(request: web.Request) -> web.Response:
 
 
 def parse_registrations(doc: dict[str, Any]) -> list[NewMessage]:
+    """The validated messages of a registration body; `doc["messages"]` is emptied
+    (None for each item) as they are made."""
     from domain.status import bare_message_id
 
     messages = doc.get("messages")
@@ -219,6 +221,10 @@ def parse_registrations(doc: dict[str, Any]) -> list[NewMessage]:
                        f"at most {MAX_MESSAGES_PER_REQUEST} messages per request", "messages")
     out = []
     for i, item in enumerate(messages):
+        # The item's dict is let go of as its message is made (regmem13, issue 20): the
+        # request's objects then need fewer of pymalloc's arenas, which the few objects
+        # made among them and kept pin for good (docs/BENCHMARKS.md "Wave 13: regmem13")
+        messages[i] = None
         at = f"messages[{i}]"
         if not isinstance(item, dict):
             raise ApiError(422, "invalid_field", f"{at} must be an object", at)
