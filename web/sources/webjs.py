@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from domain.events import StatusEvent
 from domain.failures import Failure, clean_code, from_text, short
 from domain.phones import is_group
@@ -48,10 +46,7 @@ BUTTON_TYPES = ("buttons_response", "template_button_reply", "list_response", "i
 
 
 def parse(body: bytes, ctx: ParseContext) -> list[Event]:
-    try:  # orjson refuses an empty body too: load_json then names the refusal
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        doc = load_json(body)
+    doc = load_json(body)
     if doc.__class__ is dict:  # one event per request, as the seed's service posts them
         event = _plain_status(doc, ctx)
         if event is not None:
@@ -74,10 +69,6 @@ def parse(body: bytes, ctx: ParseContext) -> list[Event]:
 
 PLAIN_EVENTS = frozenset(STATUS_EVENTS)
 NAMED_LEVELS = {"message_delivered": Level.DELIVERED, "message_read": Level.READ}
-# ack_level -> level, per numbering, of the ACKs that are no failure (the quick path's)
-PLAIN_ACKS = {numbering: {ack: level for ack, (level, failed) in table.items() if not failed}
-              for numbering, table in ACK_NUMBERINGS.items()}
-_new_event = tuple.__new__  # a StatusEvent from its seven fields, without the keywords
 
 
 def _plain_status(item: dict[str, Any], ctx: ParseContext) -> StatusEvent | None:
@@ -90,28 +81,26 @@ def _plain_status(item: dict[str, Any], ctx: ParseContext) -> StatusEvent | None
     if name.__class__ is not str or name not in PLAIN_EVENTS:
         return None
     data = item.get("data")
-    if data.__class__ is not dict or "fromMe" in data:
+    if data.__class__ is not dict or "fromMe" in data or data.get("recipient") is not None \
+            or data.get("error") is not None:
         return None
-    get = data.get
-    if get("recipient") is not None or get("error") is not None:
-        return None
-    message_id = get("message_id")
+    message_id = data.get("message_id")
     if not plain_text(message_id):
         return None
-    ws = get("workspace_id")
+    ws = data.get("workspace_id")
     if ws is not None and ws.__class__ is not int and ws.__class__ is not str:
         return None
-    ack = get("ack_level")
+    ack = data.get("ack_level")
     if ack.__class__ is int:
-        level = PLAIN_ACKS[ctx.ack_numbering].get(ack)
-        if level is None:
+        hit = ACK_NUMBERINGS[ctx.ack_numbering].get(ack)
+        if hit is None or hit[1]:
             return None
+        level = hit[0]
     elif ack is None and name in NAMED_LEVELS:
         level = NAMED_LEVELS[name]
     else:
         return None
-    return _new_event(StatusEvent, (bare_message_id(message_id), level, False, ctx.now,
-                                    None, None, None))
+    return StatusEvent(bare_message_id(message_id), level, False, ctx.now, None, None)
 
 
 def _one(item: Any, prefix: str, ctx: ParseContext) -> Event | None:
