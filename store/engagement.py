@@ -116,10 +116,12 @@ def inbound_transactions(inbound_ops: Iterable[tuple[str, Any]]
             final[arg] = None
     for log in logs:
         for start in range(0, len(log), INBOUND_TRANSACTION):
-            records = [record for record in log.store_records(
-                start, min(len(log), start + INBOUND_TRANSACTION)) if record[0] not in final]
+            records = log.store_records(start, min(len(log), start + INBOUND_TRANSACTION))
+            if final:
+                records = [record for record in records if record[0] not in final]
             if records:
                 yield _transaction([record[0] for record in records], records)
+            del records  # before the next ones are made
     ids = list(final)
     for start in range(0, len(ids), INBOUND_TRANSACTION):
         chunk = ids[start:start + INBOUND_TRANSACTION]
