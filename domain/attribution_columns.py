@@ -200,8 +200,12 @@ class FrozenReplies:
         extras = event[7:]
         if extras != NO_EXTRAS:
             self.extras[slot] = extras
-        if log:
-            self._log.add(record, event[0], extras)
+        if log:  # FrozenLog.add, inline: once per reply credited
+            log_of = self._log
+            if extras != NO_EXTRAS:
+                log_of.extras[len(log_of.ids)] = extras
+            log_of.records += record
+            log_of.ids.append(event[0])
         return slot
 
     def thaw(self, slot: int) -> tuple[list[Any], list[Any]]:

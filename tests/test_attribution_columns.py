@@ -199,8 +199,8 @@ def test_packing_after_every_step_changes_nothing(ops, data):
     shuffled, schedule = shuffled_with_schedule(ops, data, duplicates=6)
     freeze = FrozenReplies.freeze
 
-    def counted(self: FrozenReplies, *args: Any) -> int | None:
-        slot = freeze(self, *args)
+    def counted(self: FrozenReplies, *args: Any, **kwargs: Any) -> int | None:
+        slot = freeze(self, *args, **kwargs)
         packed[0] += slot is not None
         return slot
 
