@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.attribution_columns import FrozenReplies
+from domain.attribution_columns import LOG, FrozenReplies, expand_ops
 from domain.attribution_facts import (
     ANSWERED,
     ASKED,
@@ -104,7 +104,8 @@ from domain.phones import number_key
 
 # The effects and facts are defined in domain/attribution_facts.py; the actors and
 # tests take them from here with the Attributor that makes them.
-__all__ = ["Ask", "Attributor", "Credit", "Lookup", "Suppress", "pack", "touch_of", "unpack"]
+__all__ = ["LOG", "Ask", "Attributor", "Credit", "Lookup", "Suppress", "expand_ops", "pack",
+           "touch_of", "unpack"]
 
 CLOCK_SLACK = 3600.0  # seconds: how far back the clock may be set without delaying `expire`
 
@@ -162,12 +163,15 @@ class Attributor:
     def take_ops(self) -> list[tuple[str, Any]]:
         """Changes for the inbound table since the last call, one per event changed:
         ("put", record) of its latest state (waiting, or credited), or ("drop",
-        inbound_id) for an event whose window ended with no credit."""
-        ops: list[tuple[str, Any]] = []
+        inbound_id) for an event whose window ended with no credit; first (LOG, the
+        FrozenLog) of the replies frozen when first credited, packed, when there are
+        any: an op after it for the same event is newer (`expand_ops`)."""
+        log = self.frozen.take_log()
+        ops: list[tuple[str, Any]] = [] if log is None else [(LOG, log)]
         live = self.live
         changed = []
         for inbound_id, pending in self._dirty.items():
-            if pending.__class__ is tuple:  # its record, made when it was frozen
+            if pending.__class__ is tuple:  # its record, made at once (explicit)
                 ops.append(("put", pending))
                 continue
             changed.append(inbound_id)
@@ -219,12 +223,12 @@ class Attributor:
     def _rest(self, inbound_id: str, pending: list[Any], watch: list[Any]) -> None:
         """A reply just credited for the first time, its number's one live event, with
         every fact of that number in: into the columns now, while it is at hand (its
-        store record is made now and kept for the next take_ops)."""
-        slot = self.frozen.freeze(pending, watch)
+        store record is the column's own, logged for the next take_ops: FrozenLog)."""
+        slot = self.frozen.freeze(pending, watch, log=True)
         if slot is None:
             self._dirty[inbound_id] = pending
             return
-        self._dirty[inbound_id] = record(pending)
+        self._dirty.pop(inbound_id, None)  # the log has it (a later change is newer)
         self._point_at(slot, inbound_id, pending[KEY], watch)
 
     def _thaw(self, slot: int) -> tuple[list[Any], list[Any]]:
@@ -298,9 +302,10 @@ class Attributor:
             quoted_id = event.quoted_id
             hit = resolve(quoted_id) if quoted_id else None
             if hit is not None:  # `_decide(pending, hit, EXPLICIT)` of a fresh reply
-                # final at once: its number's key is never needed
-                pending = dirty[inbound_id] = [source, event, None, received_at,
-                                               (hit[0], hit[1]), EXPLICIT, (), True]
+                # final at once: its number's key is never needed, and its store record
+                # (`record`) is made now, not its Pending (fewer objects wait for the
+                # checkpoint: FrozenLog)
+                dirty[inbound_id] = (*event, source, hit[0], hit[1], EXPLICIT, received_at)
                 effects.append(Credit(hit[0], hit[1], inbound_id, touch_of(event)))
                 credited += 1
                 continue
@@ -558,7 +563,7 @@ class Attributor:
             if slot is None:
                 dirty[inbound_id] = pending
                 continue
-            dirty[inbound_id] = (*event, source, campaign_no, row, WINDOW, pending[RECEIVED])
+            dirty.pop(inbound_id, None)  # its store record is in the log (FrozenLog)
             live[inbound_id] = numbers[key] = slot
             watched[packed] = key
         outcomes = self._outcomes

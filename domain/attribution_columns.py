@@ -26,6 +26,7 @@ no message id, whose number is E.164 digits and whose times are floats and tenth
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from domain.attribution_facts import (
@@ -60,6 +61,7 @@ HOW_CODES = {how: code for code, how in enumerate(HOWS)}
 WINDOW_CODE = HOW_CODES[WINDOW]
 NO_ROW = (None, 0, False, 0, True, None, 1, 1)  # a watch without a row (not kept)
 NO_EXTRAS = (None, None, None, None)
+LOG = "log"  # the op of a FrozenLog among the attributor's store operations
 
 
 def _value(code: int) -> int | None:
@@ -95,14 +97,26 @@ class FrozenReplies:
         # the rare extras of a frozen event: slot -> (button payload, title, text, reason)
         self.extras: dict[int, tuple[Any, ...]] = {}
         self._free: list[int] = []
+        self._log = FrozenLog()
+
+    def take_log(self) -> FrozenLog | None:
+        """The store records of the replies frozen with `log` since the last call (None:
+        none), handed to the checkpoint; a new log starts."""
+        log = self._log
+        if not log.ids:
+            return None
+        log.sources = tuple(self.sources)
+        self._log = FrozenLog()
+        return log
 
     def __len__(self) -> int:
         return len(self.ids) - len(self._free)
 
-    def freeze(self, pending: list[Any], watch: list[Any]) -> int | None:
+    def freeze(self, pending: list[Any], watch: list[Any], log: bool = False) -> int | None:
         """A slot holding this decided reply and its number's watch, or None (nothing
         kept) when either is not of the common form. The caller checked that the watch
-        waits for nothing and holds this reply only. Once per reply: written out."""
+        waits for nothing and holds this reply only. Once per reply: written out.
+        `log`: its store record is owed to the next checkpoint (`take_log`)."""
         event: InboundEvent = pending[EVENT]
         number = event[4]
         if (event[1] != REPLY or event[2] != MESSAGE or event[6] is not None
@@ -135,14 +149,15 @@ class FrozenReplies:
                 state[SENT_ATTEMPT])
         except struct.error:
             return None
-        return self._place(record, event)
+        return self._place(record, event, log)
 
     def freeze_credit(self, event: InboundEvent, source: str, key: int, received: float,
                       packed: int, state: tuple[Any, ...]) -> int | None:
         """`freeze` of a plain reply just credited by rule 2 to its number's one row
         (`packed`, answered, `state`): what `Attributor._credit_ones` has not checked
         already (the event is a plain message naming no id, counted, with no
-        workspaces; its watch waits for nothing), for every first credit of a batch."""
+        workspaces; its watch waits for nothing), for every first credit of a batch. Its
+        store record is owed to the next checkpoint (`take_log`)."""
         number, at, workspace = event[4], event[3], event[5]
         if (at.__class__ is not float or received.__class__ is not float or number is None
                 or not number.isdigit() or not number.isascii() or number[0] == "0"
@@ -161,7 +176,7 @@ class FrozenReplies:
                 state[SENT_ATTEMPT])
         except struct.error:
             return None
-        return self._place(record, event)
+        return self._place(record, event, True)
 
     def _new_source(self, source: str) -> int | None:
         """A code for a source not seen yet (None: no code left, 255 are in use)."""
@@ -171,8 +186,9 @@ class FrozenReplies:
         self.sources.append(source)
         return code
 
-    def _place(self, record: bytes, event: InboundEvent) -> int:
-        """A slot (a free one, else a new one) holding `record` and the event's id."""
+    def _place(self, record: bytes, event: InboundEvent, log: bool) -> int:
+        """A slot (a free one, else a new one) holding `record` and the event's id (and
+        the record in the log too, with `log`)."""
         if self._free:
             slot = self._free.pop()
             self.records[slot * RECORD.size:(slot + 1) * RECORD.size] = record
@@ -184,6 +200,12 @@ class FrozenReplies:
         extras = event[7:]
         if extras != NO_EXTRAS:
             self.extras[slot] = extras
+        if log:  # FrozenLog.add, inline: once per reply credited
+            log_of = self._log
+            if extras != NO_EXTRAS:
+                log_of.extras[len(log_of.ids)] = extras
+            log_of.records += record
+            log_of.ids.append(event[0])
         return slot
 
     def thaw(self, slot: int) -> tuple[list[Any], list[Any]]:
@@ -245,6 +267,64 @@ class FrozenReplies:
         self.ids[slot] = None
         self.extras.pop(slot, None)
         self._free.append(slot)
+
+
+class FrozenLog:
+    """The store records of replies frozen when first credited, owed to the next
+    checkpoint, packed as they were frozen: RECORD bytes, the id, the extras.
+
+    memory12 / replies13 (issue 20): each was a 16-field tuple holding its event's
+    strings and floats (~650 bytes with them) from the reply's credit to the checkpoint,
+    tens of thousands of them after a burst of replies, among which the objects that
+    outlive the burst (the replies' ids, the dicts' ints) were made: the arenas they
+    pinned stayed after the checkpoint (docs/BENCHMARKS.md, waves 12 and 13). Here a
+    reply costs its 92-byte record in one bytearray and an 8-byte reference to its id
+    (which `live` holds anyway), and the checkpoint makes the tuples a transaction's
+    worth at a time (`store_records`). Made on the ingest actor's thread, then only
+    read, by the checkpoint."""
+
+    __slots__ = ("extras", "ids", "records", "sources")
+
+    def __init__(self) -> None:
+        self.records = bytearray()
+        self.ids: list[str] = []
+        self.extras: dict[int, tuple[Any, ...]] = {}  # entry -> its extras (rare)
+        self.sources: tuple[str, ...] = ()  # the codes' sources (set by `take_log`)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, record: bytes, inbound_id: str, extras: tuple[Any, ...]) -> None:
+        if extras != NO_EXTRAS:
+            self.extras[len(self.ids)] = extras
+        self.records += record
+        self.ids.append(inbound_id)
+
+    def store_records(self, lo: int, hi: int) -> list[tuple[Any, ...]]:
+        """Entries lo..hi-1 as the inbound table's records (domain/attribution_facts.py
+        `record` of the reply `FrozenReplies.thaw` would give back: the same values)."""
+        size, ids, extras, sources = RECORD.size, self.ids, self.extras, self.sources
+        out = []
+        view = memoryview(self.records)[lo * size:hi * size]
+        for entry, (received, at, number, workspace, _key, target, _row, source, how,
+                    *_state) in enumerate(RECORD.iter_unpack(view), lo):
+            c, r = (None, None) if target == NOTHING else (target >> 32, target & 0xFFFFFFFF)
+            out.append((ids[entry], REPLY, MESSAGE, at, str(number), _value(workspace), None,
+                        *extras.get(entry, NO_EXTRAS), sources[source], c, r, HOWS[how],
+                        received))
+        view.release()
+        return out
+
+
+def expand_ops(ops: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    """Store operations with each (LOG, FrozenLog) as the ("put", record) of each of its
+    entries, in order (a later op of an event is newer)."""
+    for op, arg in ops:
+        if op == LOG:
+            for record in arg.store_records(0, len(arg)):
+                yield "put", record
+        else:
+            yield op, arg
 
 
 def _state(fields: Any) -> tuple[Any, ...]:

@@ -545,6 +545,7 @@ class Checkpointer:
         for carried in pending:
             for statements in inbound_transactions(carried.inbound_ops):
                 await self.store.transaction(statements, derived=True)
+                statements.clear()  # its records go before the next ones are made
             carried.inbound_ops.clear()  # written: a failure later must not repeat them
         began = time.perf_counter()
         statements = image_statements(pending)

@@ -18,6 +18,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from domain.attribution_columns import LOG
 from domain.engagement import RowEngagement, Touch, summarize
 from domain.inbound import InboundEvent
 from store.aggregates import MARK, next_written
@@ -97,31 +98,53 @@ def inbound_transactions(inbound_ops: Iterable[tuple[str, Any]]
     their journal entries replay as duplicates; the others are decided again, to the
     same credit. Built with as few objects as it can: a burst of replies makes tens of
     thousands of operations; the records are flattened into parameters on the writer's
-    thread (`_put_records`), not on the event loop."""
+    thread (`_put_records`), not on the event loop.
+
+    The replies frozen when first credited come packed (domain/attribution_columns.py
+    FrozenLog, the LOG op first): their records are made a transaction's worth at a
+    time, here, not all at once (issue 20: the tens of thousands of records of a burst
+    of replies sized the arenas that stayed after it, docs/BENCHMARKS.md wave 13); an
+    event's plain op after the log is newer and replaces its logged record."""
     final: dict[str, Any] = {}  # inbound id -> its latest record, or None: drop it
+    logs = []
     for op, arg in inbound_ops:
         if op == "put":
             final[arg[0]] = arg
+        elif op == LOG:
+            logs.append(arg)
         else:
             final[arg] = None
+    for log in logs:
+        for start in range(0, len(log), INBOUND_TRANSACTION):
+            records = log.store_records(start, min(len(log), start + INBOUND_TRANSACTION))
+            if final:
+                records = [record for record in records if record[0] not in final]
+            if records:
+                yield _transaction([record[0] for record in records], records)
+            del records  # before the next ones are made
     ids = list(final)
-    size = INBOUND_CHUNK
     for start in range(0, len(ids), INBOUND_TRANSACTION):
         chunk = ids[start:start + INBOUND_TRANSACTION]
-        out: list[Statement] = []
-        # few statement sizes (store/spans.py); first: the rows the stored credits leave
-        for lo, hi in spans(len(chunk), size):
-            part = chunk[lo:hi]
-            out.append((mark_stored_targets_sql(len(part)), part, False))
-        gone = [inbound_id for inbound_id in chunk if final[inbound_id] is None]
-        for lo, hi in spans(len(gone), size):
-            part = gone[lo:hi]
-            out.append((drop_inbound_sql(len(part)), part, False))
-        records = [final[inbound_id] for inbound_id in chunk
-                   if final[inbound_id] is not None]
-        if records:
-            out.append((partial(_put_records, records=records), (), False))
-        yield out
+        yield _transaction(chunk, [final[inbound_id] for inbound_id in chunk
+                                   if final[inbound_id] is not None],
+                           [inbound_id for inbound_id in chunk if final[inbound_id] is None])
+
+
+def _transaction(ids: list[str], records: list[tuple[Any, ...]], gone: Sequence[str] = ()
+                 ) -> list[Statement]:
+    """One transaction of `inbound_transactions`: the events `ids`, of which `records`
+    are put and `gone` dropped."""
+    out: list[Statement] = []
+    # few statement sizes (store/spans.py); first: the rows the stored credits leave
+    for lo, hi in spans(len(ids), INBOUND_CHUNK):
+        part = ids[lo:hi]
+        out.append((mark_stored_targets_sql(len(part)), part, False))
+    for lo, hi in spans(len(gone), INBOUND_CHUNK):
+        part = list(gone[lo:hi])
+        out.append((drop_inbound_sql(len(part)), part, False))
+    if records:
+        out.append((partial(_put_records, records=records), (), False))
+    return out
 
 
 def _put_records(conn: sqlite3.Connection, records: list[tuple[Any, ...]]) -> None:

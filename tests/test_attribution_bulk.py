@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.attribution import Ask, Attributor, Credit, Lookup
+from domain.attribution import Ask, Attributor, Credit, Lookup, expand_ops
 from domain.attribution_columns import RECORD
 from domain.inbound import MESSAGE, REPLY, InboundEvent
 from domain.phones import number_key
@@ -65,7 +65,7 @@ def decide(cases: list[dict[str, Any]], one_by_one: bool) -> dict[str, Any]:
                          [answer(row, ask.serial, cases[row]) for row in ask.rows])
     credits = sorted((e.inbound_id, e.campaign_no, e.row, e.touch)
                      for e in attributor.take_effects() if isinstance(e, Credit))
-    ops = sorted(attributor.take_ops(), key=repr)
+    ops = sorted(expand_ops(attributor.take_ops()), key=repr)
     frozen = attributor.frozen
     packed = {}
     for inbound_id, held in attributor.live.items():

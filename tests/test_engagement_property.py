@@ -26,7 +26,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.attribution import Ask, Attributor, Credit, Lookup, Suppress, touch_of
+from domain.attribution import Ask, Attributor, Credit, Lookup, Suppress, expand_ops, touch_of
 from domain.engagement import EngagementBook, id_key
 from domain.inbound import FAILURE, MESSAGE, PREFERENCE, REPLY, START, STOP, InboundEvent
 from domain.ledger import NONE, Ledger, to_tenths
@@ -213,7 +213,7 @@ class World:
 
     def checkpoint(self) -> None:
         """What a checkpoint writes to the inbound table (store/engagement.py)."""
-        for op, arg in self.attributor.take_ops():
+        for op, arg in expand_ops(self.attributor.take_ops()):
             if op == "put":
                 self.stored[arg[0]] = (arg[12], arg[13])
             else:
