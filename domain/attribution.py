@@ -88,6 +88,7 @@ from domain.attribution_facts import (
     row_merge,
     row_merge_event,
     row_sent,
+    stored,
     touch_of,
     unpack,
     watch_add,
@@ -305,7 +306,7 @@ class Attributor:
                 # final at once: its number's key is never needed, and its store record
                 # (`record`) is made now, not its Pending (fewer objects wait for the
                 # checkpoint: FrozenLog)
-                dirty[inbound_id] = (*event, source, hit[0], hit[1], EXPLICIT, received_at)
+                dirty[inbound_id] = stored(event, source, hit[0], hit[1], EXPLICIT, received_at)
                 effects.append(Credit(hit[0], hit[1], inbound_id, touch_of(event)))
                 credited += 1
                 continue

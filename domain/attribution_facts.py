@@ -252,11 +252,17 @@ def new_pending(source: str, event: InboundEvent, key: int | None, received_at: 
 
 
 def record(pending: list[Any]) -> tuple[Any, ...]:
-    """The inbound table's row, in RECORD_COLUMNS order (store/engagement.py): the
-    event's fields as they are, then source, campaign_no, row, how, received_at."""
+    """The inbound table's row of a reply (`stored`, from its Pending)."""
     target = pending[TARGET]
     c, r = target if target else (None, None)
-    return pending[EVENT] + (pending[SOURCE], c, r, pending[HOW], pending[RECEIVED])
+    return stored(pending[EVENT], pending[SOURCE], c, r, pending[HOW], pending[RECEIVED])
+
+
+def stored(event: tuple[Any, ...], source: str, campaign_no: int | None, row: int | None,
+           how: str | None, received_at: float) -> tuple[Any, ...]:
+    """The inbound table's row, in RECORD_COLUMNS order (store/engagement.py): the
+    event's fields as they are, then source, campaign_no, row, how, received_at."""
+    return (*event, source, campaign_no, row, how, received_at)
 
 
 def touch_of(event: InboundEvent) -> Touch:
