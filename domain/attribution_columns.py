@@ -52,6 +52,7 @@ from domain.attribution_facts import (
     WORKSPACES,
     new_pending,
     new_watch,
+    stored,
 )
 from domain.inbound import MESSAGE, REPLY, InboundEvent
 
@@ -62,6 +63,18 @@ WINDOW_CODE = HOW_CODES[WINDOW]
 NO_ROW = (None, 0, False, 0, True, None, 1, 1)  # a watch without a row (not kept)
 NO_EXTRAS = (None, None, None, None)
 LOG = "log"  # the op of a FrozenLog among the attributor's store operations
+
+
+def _event(inbound_id: str, at: float, number: int, workspace: int,
+           extras: tuple[Any, ...]) -> InboundEvent:
+    """A frozen reply's event from its packed fields (the form `freeze` takes)."""
+    return InboundEvent(inbound_id, REPLY, MESSAGE, at, str(number), _value(workspace), None,
+                        *extras)
+
+
+def _target(code: int) -> tuple[int, int] | None:
+    """A packed (campaign_no, row) credit, or None."""
+    return None if code == NOTHING else (code >> 32, code & 0xFFFFFFFF)
 
 
 def _value(code: int) -> int | None:
@@ -200,7 +213,7 @@ class FrozenReplies:
         extras = event[7:]
         if extras != NO_EXTRAS:
             self.extras[slot] = extras
-        if log:  # FrozenLog.add, inline: once per reply credited
+        if log:  # into the FrozenLog: once per reply credited
             log_of = self._log
             if extras != NO_EXTRAS:
                 log_of.extras[len(log_of.ids)] = extras
@@ -215,13 +228,9 @@ class FrozenReplies:
         assert inbound_id is not None
         (received, at, number, workspace, key, target, row, source, how, *state
          ) = RECORD.unpack_from(self.records, slot * RECORD.size)
-        extras = self.extras.pop(slot, NO_EXTRAS)
-        event = InboundEvent(inbound_id, REPLY, MESSAGE, at, str(number), _value(workspace),
-                             None, *extras)
-        pending = new_pending(
-            self.sources[source], event, key, received,
-            None if target == NOTHING else (target >> 32, target & 0xFFFFFFFF),
-            HOWS[how], (), counted=True)
+        event = _event(inbound_id, at, number, workspace, self.extras.pop(slot, NO_EXTRAS))
+        pending = new_pending(self.sources[source], event, key, received, _target(target),
+                              HOWS[how], (), counted=True)
         watch = new_watch(0, inbound_id)
         if row != NOTHING:
             watch[W_ROWS], watch[W_STATE] = row, _state(state)
@@ -294,12 +303,6 @@ class FrozenLog:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def add(self, record: bytes, inbound_id: str, extras: tuple[Any, ...]) -> None:
-        if extras != NO_EXTRAS:
-            self.extras[len(self.ids)] = extras
-        self.records += record
-        self.ids.append(inbound_id)
-
     def store_records(self, lo: int, hi: int) -> list[tuple[Any, ...]]:
         """Entries lo..hi-1 as the inbound table's records (domain/attribution_facts.py
         `record` of the reply `FrozenReplies.thaw` would give back: the same values)."""
@@ -308,10 +311,10 @@ class FrozenLog:
         view = memoryview(self.records)[lo * size:hi * size]
         for entry, (received, at, number, workspace, _key, target, _row, source, how,
                     *_state) in enumerate(RECORD.iter_unpack(view), lo):
-            c, r = (None, None) if target == NOTHING else (target >> 32, target & 0xFFFFFFFF)
-            out.append((ids[entry], REPLY, MESSAGE, at, str(number), _value(workspace), None,
-                        *extras.get(entry, NO_EXTRAS), sources[source], c, r, HOWS[how],
-                        received))
+            c, r = _target(target) or (None, None)
+            out.append(stored(_event(ids[entry], at, number, workspace,
+                                     extras.get(entry, NO_EXTRAS)),
+                              sources[source], c, r, HOWS[how], received))
         view.release()
         return out
 
