@@ -220,9 +220,10 @@ async def test_a_written_block_is_let_go_before_the_carry_is_compacted(tmp_path)
     import sqlite3
 
     from core.metrics import Metrics
-    from store.checkpoint import CHUNK_ROWS, STATE_COLUMNS, Checkpointer, WrittenBlock
+    from store.checkpoint import CHUNK_ROWS, Checkpointer, WrittenBlock
     from store.db import Store, StoreUnavailable
     from store.image import pending_rows
+    from store.row_writes import STATE_COLUMNS
     from tests.test_checkpoint_failures import database
 
     rows = CHUNK_ROWS + 500

@@ -1,5 +1,5 @@
 """A checkpoint chunk whose rows are all clean (never failed: nearly every chunk of a
-flood) is written from the block's columns directly (store/checkpoint.py
+flood) is written from the block's columns directly (store/row_writes.py
 `_update_clean`); the rows stored are exactly those the row-by-row parameters write,
 with unmade columns (NULL), a retried campaign and a chunk that is not all clean."""
 
@@ -11,8 +11,8 @@ from array import array
 import pytest
 
 from domain.ledger import NONE, DirtyRows
-from store import checkpoint
-from store.checkpoint import STATE_COLUMNS, update_rows
+from store import checkpoint, row_writes
+from store.row_writes import STATE_COLUMNS, update_rows
 
 COLUMNS = ("campaign_no", "row", *STATE_COLUMNS, "ag_dirty")
 
@@ -52,10 +52,10 @@ def test_clean_chunks_store_what_the_row_parameters_store(
         monkeypatch: pytest.MonkeyPatch, count: int, retried: bool,
         failed_row: int | None) -> None:
     rows = block(count, retried, failed_row)
-    assert checkpoint._all_clean(rows, 0, count) is (failed_row is None)
+    assert row_writes._all_clean(rows, 0, count) is (failed_row is None)
     quick = table()
     update_rows(quick, rows, 0, checkpoint.CHUNK_ROWS)
-    monkeypatch.setattr(checkpoint, "_all_clean", lambda *_: False)
+    monkeypatch.setattr(row_writes, "_all_clean", lambda *_: False)
     general = table()
     update_rows(general, rows, 0, checkpoint.CHUNK_ROWS)
     assert stored(quick) == stored(general)

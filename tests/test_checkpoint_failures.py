@@ -14,8 +14,8 @@ from pathlib import Path
 from domain.failures import Failure
 from domain.ledger import Ledger
 from domain.status import Level
-from store.checkpoint import STATE_COLUMNS, update_rows
 from store.db import Store
+from store.row_writes import STATE_COLUMNS, update_rows
 
 FAILURE = ("failure_source", "failure_code", "failure_title", "failure_details",
            "failure_category", "failure_at")
