@@ -1,4 +1,4 @@
-"""The checkpoint's row write (store/checkpoint.py `update_rows`) on a real SQLite file
+"""The checkpoint's row write (store/row_writes.py `update_rows`) on a real SQLite file
 with a real Ledger: every row stores exactly the state the ledger hands over, whichever
 statement wrote it (clean rows, rows keeping a failure); a row that keeps no failure
 leaves the failure columns alone unless its campaign has a retried row, and a retry
