@@ -50,7 +50,11 @@ SERIAL_GROUPS = {
 LONG_MODULES = ("test_reliability_crash", "test_ws_abuse", "test_hostile_schemathesis",
                 "test_limits", "test_cloud_plain", "test_reliability_storage",
                 "test_one_daemon", "test_insights_crash", "test_durability",
-                "test_engagement_durability")
+                "test_engagement_durability", "test_ledger_bulk", "test_ledger_property",
+                "test_recovery_image_cadence", "test_recovery_images",
+                "test_recovery_backlog", "test_inbound_media", "test_carry_merge",
+                "test_attribution_columns", "test_sending_big_create",
+                "test_sending_crash", "test_index_upgrade")
 DURATIONS = "campaignd/durations"  # .pytest_cache key: seconds per test id, last run
 
 
