@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -39,6 +38,7 @@ from actors.messages import (
 )
 from actors.outbound import post_signed
 from actors.scheduler import Scheduler
+from actors.send_rules import duration_text, judge_outcome, render
 from actors.sender import (
     Job,
     SenderActor,
@@ -54,7 +54,7 @@ from core.config import Config
 from core.metrics import Metrics
 from domain import skips
 from domain.attempts import MAX_ATTEMPT
-from domain.failures import FAIL, PAUSE, Failure, decide, from_text, known, slows_account
+from domain.failures import Failure, slows_account
 from domain.inbound import opt_out_of_refusal
 from domain.pacing import Aimd
 from domain.phones import e164_digits
@@ -86,56 +86,12 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "retry-unknown": (("processing", "paused", "completed", "failed"), "processing"),
 }
 NOTIFY_STATUSES = ("completed", "paused", "failed")
-VAR_RE = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
 
 
 class TransitionError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-def judge_outcome(outcome: Outcome, attempt: int, gateway: str, config: Config) -> Outcome:
-    """What a refused send means, decided by the failure table (SPEC 7.1), not by the
-    gateway: retry with backoff (throttled, temporary), retry after
-    `sender.marketing_cap_retry_after` (Limited by Meta, when
-    `sender.retry_limited_by_meta` is on: kind "later"), pause the campaign (account
-    problems: kind "halt"), or fail the message (kind "permanent"). A refusal whose code
-    the table does not know keeps the gateway's own triage (e.g. the seed service's
-    "session not connected" halt), within `sender.max_attempts`."""
-    if outcome.kind in ("accepted", "unknown"):
-        return outcome
-    failure = outcome.failure or from_text(outcome.reason, gateway)
-    if not failure.source:
-        failure = failure._replace(source=gateway)
-    if not known(failure.code):
-        if outcome.kind == "transient" and attempt >= config["sender.max_attempts"]:
-            return Outcome("permanent", reason=f"gave up after {attempt} attempts: "
-                           f"{outcome.reason}", failure=failure)
-        return replace(outcome, failure=failure)
-    decision = decide(failure.code, attempt=attempt,
-                      max_attempts=config["sender.max_attempts"],
-                      retry_later=config["sender.retry_limited_by_meta"],
-                      later_after=config["sender.marketing_cap_retry_after"])
-    reason = outcome.reason or failure.text()
-    if decision.action == PAUSE:
-        return Outcome("halt", reason=reason, failure=failure)
-    if decision.action == FAIL:
-        if outcome.kind == "transient" or decision.category in ("throttled", "temporary"):
-            reason = f"gave up after {attempt} attempts: {reason}"
-        return Outcome("permanent", reason=reason, failure=failure)
-    if decision.delay is not None:
-        return Outcome("later", reason=reason, retry_after=decision.delay, failure=failure)
-    return Outcome("transient", reason=reason, retry_after=outcome.retry_after,
-                   failure=failure)
-
-
-def render(text: str, variables: str | None) -> str:
-    """`{{name}}` placeholders from the recipient's variables (unknown ones stay)."""
-    if not variables or "{{" not in text:
-        return text
-    values = orjson.loads(variables)
-    return VAR_RE.sub(lambda m: str(values.get(m[1], m[0])), text)
 
 
 class Run:
@@ -333,7 +289,7 @@ class SendingService:
         lateness = self.ctx.clock.time() - send_at
         if late:
             reason = (f"scheduled for {iso_time(send_at)}; the daemon was not running then, "
-                      f"so it started {_duration(lateness)} late")
+                      f"so it started {duration_text(lateness)} late")
             log.warning("sender.schedule_missed", campaign_uuid=uuid,
                         send_at=iso_time(send_at), late_seconds=round(lateness, 1))
             await self.ctx.campaigns.set_start_note(campaign["no"], reason)
@@ -738,18 +694,3 @@ def _stop_all(runs: list[Run]) -> None:
             run.ref.stop(block=True, timeout=5)
         except (pykka.ActorDeadError, pykka.Timeout):
             pass
-
-
-def _duration(seconds: float) -> str:
-    """A lateness as people say it: "40 s", "12 min", "3 h 5 min", "2 d 4 h"."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
