@@ -151,25 +151,26 @@ class SendingRows:
     async def record_transient(self, no: int, row: int, reason: str, at: float) -> None:
         """A timeout or 5xx: retried automatically. After a crash it counts as unknown
         (a timed-out call may have reached WhatsApp)."""
-        await self.store.transaction([(
-            "UPDATE messages SET send_state = 'retrying', outcome = 'retried', note = ?,"
-            " outcome_at = ?"
-            " WHERE campaign_no = ? AND row = ?", (reason, at, no, row), False)])
+        await self._record_outcome(no, row, "retrying", "retried", reason, at)
 
     async def record_requeued(self, no: int, row: int, reason: str | None = None,
                               at: float | None = None) -> None:
         """The gateway refused before taking the message (e.g. bad credentials, 429)."""
-        await self.store.transaction([(
-            "UPDATE messages SET send_state = 'queued', outcome = 'not_sent', note = ?,"
-            " outcome_at = ?"
-            " WHERE campaign_no = ? AND row = ?", (reason, at, no, row), False)])
+        await self._record_outcome(no, row, "queued", "not_sent", reason, at)
 
     async def record_unknown(self, no: int, row: int, reason: str | None = None,
                              at: float | None = None) -> None:
         """The gateway took the message but gave no id: it may be out (not re-sent)."""
+        await self._record_outcome(no, row, "unknown", "unknown", reason, at)
+
+    async def _record_outcome(self, no: int, row: int, send_state: str, outcome: str,
+                              note: str | None, at: float | None) -> None:
+        """An outcome that leaves the row's delivery state alone: its send state, the
+        outcome, its note and time."""
         await self.store.transaction([(
-            "UPDATE messages SET send_state = 'unknown', outcome = 'unknown', note = ?,"
-            " outcome_at = ? WHERE campaign_no = ? AND row = ?", (reason, at, no, row), False)])
+            "UPDATE messages SET send_state = ?, outcome = ?, note = ?, outcome_at = ?"
+            " WHERE campaign_no = ? AND row = ?", (send_state, outcome, note, at, no, row),
+            False)])
 
     async def mark_unknown(self) -> list[tuple[int, int]]:
         """At start-up: attempts without an outcome. Returns (campaign_no, count) pairs."""
