@@ -79,10 +79,8 @@ class InboundEvent(NamedTuple):
 Event = StatusEvent | InboundEvent
 
 
-# The ASCII characters that are not letters or digits: what normalise_keyword drops;
-# and the table that upper-cases the rest (both applied by one bytes.translate).
+# The ASCII characters that are not letters or digits: what normalise_keyword drops.
 _ASCII_NOT_ALNUM = bytes(c for c in range(128) if not chr(c).isalnum())
-_ASCII_UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def normalise_keyword(text: str | None) -> str:
@@ -91,7 +89,7 @@ def normalise_keyword(text: str | None) -> str:
     if not text:
         return ""
     if text.isascii():  # most replies: NFKC leaves ASCII as it is, so C-speed bytes do
-        return text.encode().translate(_ASCII_UPPER, _ASCII_NOT_ALNUM).decode()
+        return text.encode().translate(None, _ASCII_NOT_ALNUM).decode().upper()
     folded = unicodedata.normalize("NFKC", text).casefold()
     return "".join(ch for ch in folded if ch.isalnum()).upper()
 
@@ -103,22 +101,9 @@ class Keywords:
                  start: Iterable[str] = DEFAULT_START_KEYWORDS) -> None:
         self.stop = frozenset(filter(None, map(normalise_keyword, stop)))
         self.start = frozenset(filter(None, map(normalise_keyword, start)))
-        # The ASCII keys as bytes, each to its kind (a stop wins a key in both lists): an
-        # ASCII text's key is ASCII, so only these can match it.
-        self._ascii = {key.encode(): kind for kind, keys in ((START, self.start),
-                                                             (STOP, self.stop))
-                       for key in keys if key.isascii()}
 
     def kind_of_text(self, text: str | None) -> int:
-        """STOP / START when the WHOLE message is a keyword ("Please stop" is a reply).
-        An ASCII text (most replies, checked on every one) is normalised and looked up as
-        bytes: one translate and one dict lookup, no str made (docs/BENCHMARKS.md, wave
-        14)."""
-        if not text:
-            return REPLY
-        if text.isascii():
-            return self._ascii.get(text.encode().translate(_ASCII_UPPER, _ASCII_NOT_ALNUM),
-                                   REPLY)
+        """STOP / START when the WHOLE message is a keyword ("Please stop" is a reply)."""
         key = normalise_keyword(text)
         if key in self.stop:
             return STOP

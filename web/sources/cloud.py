@@ -22,7 +22,6 @@ from domain.account import ACCOUNT_FIELDS, TEMPLATE_QUALITY, event_from_change, 
 from domain.events import StatusEvent
 from domain.failures import Failure, clean_code, short
 from domain.inbound import (
-    MESSAGE,
     PREFERENCE,
     REPLY,
     START,
@@ -45,7 +44,7 @@ from web.sources import (
     plain_text,
     text,
 )
-from web.sources.inbound import optional_text, quoted, reply, sender_number
+from web.sources.inbound import optional_text, quoted, reply, sender_number, text_reply
 
 MAX_STATUSES = 5000
 ACCOUNT_CHANGES = frozenset((*ACCOUNT_FIELDS, TEMPLATE_QUALITY))
@@ -231,7 +230,6 @@ def _plain_messages(value: dict[str, Any], ctx: ParseContext, events: list[Event
         return False
     append = events.append
     now, keep, kind_of_text = ctx.now, ctx.keep_reply_text, ctx.keywords.kind_of_text
-    new_reply = tuple.__new__  # InboundEvent's fields without its keyword defaults
     last_stamp: Any = None  # a checked timestamp (a str) and its time
     last_at = now
     for message in messages:
@@ -280,9 +278,8 @@ def _plain_messages(value: dict[str, Any], ctx: ParseContext, events: list[Event
                 if body is not None and (type(body) is not str or len(body) > MAX_BODY):
                     return False
             if kind_of_text(body) == REPLY:  # `reply` of a text that is no keyword
-                append(new_reply(InboundEvent, (
-                    "cloud:" + message_id, REPLY, MESSAGE, at, number, None, quote, None, None,
-                    clip(body) if keep else None, None)))
+                append(text_reply("cloud:" + message_id, at, number, quote,
+                                  clip(body) if keep else None))
             else:
                 append(reply(ctx, "cloud:" + message_id, at, number, quoted_id=quote,
                              body=body))

@@ -78,3 +78,11 @@ def reply(ctx: ParseContext, inbound_id: str, at: float, number: str | None, *,
         inbound_id, kind, MESSAGE, at, number, workspace_id, quoted_id, payload, title,
         clip(body) if ctx.keep_reply_text else None, reason))
 
+
+def text_reply(inbound_id: str, at: float, number: str | None, quoted_id: str | None,
+               kept_text: str | None) -> InboundEvent:
+    """`reply` of a text its keyword check found no keyword (`kept_text` clipped, or
+    None when reply texts are not kept): the Cloud quick parse's usual message, made
+    without `reply`'s button and reason steps (web/sources/cloud.py)."""
+    return tuple.__new__(InboundEvent, (
+        inbound_id, REPLY, MESSAGE, at, number, None, quoted_id, None, None, kept_text, None))
