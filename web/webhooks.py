@@ -140,8 +140,7 @@ def make_handler(source: str, node_route: bool = False) -> Callable[[web.Request
             if not settings.enabled:
                 raise ApiError(404, "source_disabled", f"the {source} webhook is disabled")
             check = guard.webhooks[source]
-            open_ = check.open_
-            if open_ and guard.is_remote(request):
+            if check.open_ and guard.is_remote(request):
                 rt.metrics.events.labels(source, "rejected").inc()
                 setting = SOURCE_SECRET[source]
                 advice = (f"this request came through a proxy or from another host, and the "
@@ -150,9 +149,8 @@ def make_handler(source: str, node_route: bool = False) -> Callable[[web.Request
                 raise ApiError(401, "secret_required", advice)
             streamed = None
             try:
-                # (content_length parses the header at each read: read once)
-                if streams and ((length := request.content_length) is None or
-                                length > STREAM_ABOVE):
+                if streams and (request.content_length is None or
+                                request.content_length > STREAM_ABOVE):
                     # a message_received with inline media: read past it (web/bigbody.py);
                     # what is relayed (forward_to) is this body, its media blanked
                     streamed = check.streamed(request)
@@ -165,7 +163,7 @@ def make_handler(source: str, node_route: bool = False) -> Callable[[web.Request
                 rt.metrics.events.labels(source, "rejected").inc()
                 raise
             refusal = streamed.refusal() if streamed is not None else (
-                None if open_ else check.verify(request, body))
+                None if check.open_ else check.verify(request, body))
             if refusal is not None:
                 rt.metrics.events.labels(source, "rejected").inc()
                 raise ApiError(401, refusal.code, refusal.message)
