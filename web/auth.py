@@ -288,22 +288,6 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 log = structlog.get_logger(__name__)
 
 
-def _peer(request: web.BaseRequest) -> Any:
-    """The socket's peer address, read once per connection: aiohttp (3.11 on) keeps it on
-    the connection's protocol, where uvloop's `get_extra_info("peername")` makes a
-    getpeername call each time. The socket's own, never a value a request carries
-    (`request.remote` can be replaced by `clone(remote=...)`). A connection's peer does
-    not change, so every request on a keep-alive connection gets the same one. None
-    once the connection is closing, as before."""
-    protocol = request.protocol
-    if protocol is None or protocol.transport is None:
-        return None
-    try:
-        return protocol.peername
-    except AttributeError:  # an older aiohttp: ask the transport
-        return protocol.transport.get_extra_info("peername")
-
-
 class Guard:
     """The credentials every route checks, made from the configuration and replaced
     whole on SIGHUP (so a reload changes tokens, secrets and channel rules together)."""
@@ -331,7 +315,7 @@ class Guard:
         for name in PROXY_HEADERS:  # (a loop, not any(): no generator per request)
             if name in headers:
                 return True
-        peer = _peer(request)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
         if not peer:
             return True  # unknown peer (a closing transport): never trusted
         host = peer[0] if isinstance(peer, tuple) else peer
