@@ -43,8 +43,13 @@ test: test-deps
 	$(BIN)/lint-imports --no-cache
 	$(PYTEST) -q -m "not slow" -n $(WORKERS) --dist loadgroup
 
+# The property tests draw half their examples in `make test` (tests/examples.py);
+# `make soak` runs them with all of them too.
+PROPERTY_TESTS = $(shell grep -l 'max_examples=examples' tests/test_*.py)
+
 soak: test-deps
 	$(PYTEST) -q -m slow
+	TEST_EXAMPLES=full $(PYTEST) -q -m "not slow" -n $(WORKERS) --dist loadgroup $(PROPERTY_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

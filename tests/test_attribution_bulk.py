@@ -15,6 +15,7 @@ from domain.attribution import Ask, Attributor, Credit, Lookup, expand_ops
 from domain.attribution_columns import RECORD
 from domain.inbound import MESSAGE, REPLY, InboundEvent
 from domain.phones import number_key
+from tests.examples import examples
 
 NOW = 1_700_000_000.0
 CAMPAIGN = 4
@@ -77,7 +78,7 @@ def decide(cases: list[dict[str, Any]], one_by_one: bool) -> dict[str, Any]:
             "packed": packed, "live": sorted(attributor.live)}
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(cases=st.lists(facts, min_size=1, max_size=8))
 def test_an_answers_credits_in_one_pass_equal_one_by_one(cases: list[dict[str, Any]]) -> None:
     bulk = decide(cases, one_by_one=False)

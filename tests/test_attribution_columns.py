@@ -15,6 +15,7 @@ from domain.attribution_columns import FrozenReplies
 from domain.inbound import MESSAGE, REPLY, STOP, InboundEvent
 from domain.phones import number_key
 from domain.status import Level
+from tests.examples import examples
 from tests.test_engagement_property import (
     plain_reply,
     play,
@@ -148,7 +149,7 @@ maybe_int = st.one_of(st.none(), st.integers(-(1 << 63) + 1, (1 << 63) - 1))
 text = st.one_of(st.none(), st.text(max_size=5))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(number=numbers, workspace=maybe_int, extras=st.tuples(text, text, text, text),
        kind=st.sampled_from([REPLY, REPLY, STOP]), quoted=st.sampled_from([None, "M1"]),
        target=st.one_of(st.none(), st.tuples(st.integers(1, 1 << 24),
@@ -188,7 +189,7 @@ single_operations = st.lists(st.one_of(single_registration, single_registration,
 packed: list[int] = [0]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(ops=single_operations, data=st.data())
 def test_packing_after_every_step_changes_nothing(ops, data):
     """SPEC 6.2's property with a checkpoint after every step (every decided plain reply

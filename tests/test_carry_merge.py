@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from domain.carry import merge
 from domain.ledger import DirtyRows, Ledger
+from tests.examples import examples
 from tests.test_dirty_rows import LEVELS, T0, expected
 
 ROWS = 300
@@ -54,7 +55,7 @@ def as_taken(dirty: DirtyRows) -> tuple[object, ...]:
     )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(collections=st.lists(events, min_size=1, max_size=5))
 def test_merged_collections_hold_what_one_collection_at_the_end_holds(
         collections: list[list[tuple[int, int, bool, int]]]) -> None:
@@ -153,7 +154,7 @@ async def test_the_checkpointer_carries_a_row_once_and_never_merges_into_written
     assert set(blocks[1].levels) == {LEVELS[2]}
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(first=events, collections=st.lists(events, min_size=1, max_size=4),
        made=st.integers(0, ROWS), step=st.sampled_from((1, 3, 7)))
 def test_rows_written_in_place_leave_what_one_collection_at_the_end_holds(
@@ -298,7 +299,7 @@ steps = st.lists(st.one_of(
     st.tuples(st.just("write"), st.integers(0, 6))), max_size=14)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(steps=steps)
 def test_the_carry_in_pieces_writes_every_row_in_its_newest_state(
         steps: list[tuple[str, object]]) -> None:

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.inbound import Keywords
+from tests.examples import examples
 from web.sources import BadPayload, ParseContext
 from web.sources.cloud import _plain_batch, _plain_statuses, walk
 
@@ -44,7 +45,7 @@ def careful(doc: Any, ctx: ParseContext | None = None) -> Any:
         return ("refused", str(exc))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(docs)
 def test_the_quick_path_agrees_with_the_careful_walk(doc: dict[str, Any]) -> None:
     quick = _plain_statuses(doc, NOW)
@@ -143,7 +144,7 @@ contexts_of_parse = st.builds(
     st.booleans(), st.sampled_from([(), ("STOP", "BERHENTI"), ("harganya",)]))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(reply_docs(plain_messages), contexts_of_parse)
 def test_the_quick_path_for_plain_replies_agrees_with_the_careful_walk(
         doc: dict[str, Any], ctx: ParseContext) -> None:
@@ -153,7 +154,7 @@ def test_the_quick_path_for_plain_replies_agrees_with_the_careful_walk(
     assert quick is not None and quick == careful(doc, ctx)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(reply_docs(st.one_of(plain_messages, awkward_messages), awkward=True),
        contexts_of_parse)
 def test_the_quick_path_leaves_awkward_replies_to_the_careful_walk(

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from domain.ledger import TS_SLOTS, Ledger
 from domain.status import Level
+from tests.examples import examples
 
 T0 = 1_700_000_000.0
 LEVELS = (int(Level.SENT), int(Level.DELIVERED), int(Level.READ))
@@ -42,7 +43,7 @@ events = st.lists(st.tuples(st.integers(0, 299), st.sampled_from(LEVELS), st.boo
 runs = st.lists(st.tuples(st.integers(0, 299), st.integers(1, 80)), max_size=6)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(events=events, pending_runs=runs)
 def test_taken_rows_hold_what_the_ledger_holds(events: list[tuple[int, int, bool, int]],
                                                pending_runs: list[tuple[int, int]]) -> None:

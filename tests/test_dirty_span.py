@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from domain.ledger import Ledger
 from domain.status import Level
+from tests.examples import examples
 
 T0 = 1_700_000_000.0
 ROWS = 400
@@ -21,7 +22,7 @@ rounds = st.lists(st.lists(st.tuples(st.integers(0, ROWS - 1), st.sampled_from(L
                   min_size=1, max_size=5)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(rounds)
 def test_each_collection_takes_the_rows_changed_since_the_last(
         batches: list[list[tuple[int, int, int]]]) -> None:

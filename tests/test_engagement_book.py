@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from domain.engagement import NOTHING, EngagementBook, Touch, summarize
 from domain.inbound import MESSAGE, PREFERENCE, REPLY, START, STOP
 from domain.ledger import LatencyHistogram
+from tests.examples import examples
 
 touches = st.builds(
     Touch, st.sampled_from([100.0, 100.0, 130.0, 170.0]),
@@ -21,7 +22,7 @@ credits = st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 5),
                              st.one_of(st.none(), touches)), max_size=40)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(credits, st.randoms(use_true_random=False))
 def test_the_book_equals_the_rules_over_each_rows_events(ops, rnd):
     book = EngagementBook()

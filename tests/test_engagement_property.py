@@ -33,6 +33,7 @@ from domain.ledger import NONE, Ledger, to_tenths
 from domain.phones import number_key
 from domain.status import Level
 from domain.suppression import SuppressionBook
+from tests.examples import examples
 
 WINDOW = 50.0
 CAMPAIGNS = {1: 10, 2: 10, 3: 20}  # campaign -> workspace
@@ -390,7 +391,7 @@ def shuffled_with_schedule(ops: list[Any], data: Any, duplicates: int
     return shuffled, data.draw(st.lists(st.integers(0, 50), min_size=steps, max_size=steps))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(ops=operations, data=st.data())
 def test_attribution_is_a_function_of_the_set_of_events(ops, data):
     ops = unique_ids(ops)
@@ -602,7 +603,7 @@ def first_credits_counted() -> Iterator[list[int]]:
         Attributor._credit_ones = credit_ones  # type: ignore[method-assign]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(ops=single_operations, data=st.data())
 def test_attribution_of_numbers_sent_one_message_is_a_function_of_the_set(ops, data):
     """The same property where every number was sent one message (each plain reply

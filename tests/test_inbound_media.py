@@ -23,6 +23,7 @@ import aiohttp
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tests.examples import examples
 from tests.proc import write_config
 from tests.reliability_helpers import call, start, terminate
 from web.bigbody import LongStringFilter
@@ -53,7 +54,7 @@ def emptied(value: Any, limit: int, ascii_only: bool) -> Any:
     return value
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(doc=json_values, cuts=st.lists(st.integers(1, 64), max_size=40),
        ascii_only=st.booleans())
 # 129 bytes as UTF-8, 201 with \u escapes: kept (the oracle once measured the escaped form)

@@ -30,6 +30,7 @@ from domain.inbound import (
 )
 from domain.phones import e164_digits, is_group, is_lid, number_key
 from tests.conftest import fixture_json
+from tests.examples import examples
 from web.sources import BadPayload, ParseContext, cloud, evolution, twilio, waha, webjs
 
 INBOUND = Path(__file__).resolve().parent / "fixtures" / "inbound"
@@ -247,7 +248,7 @@ def test_keyword_stop_is_a_whole_message_match():
     assert normalise_keyword("S.T.O.P") == "STOP"
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.one_of(st.text(max_size=12), st.text(st.characters(max_codepoint=127), max_size=12)))
 def test_keywords_are_normalised_the_same_on_the_ascii_shortcut(text: str) -> None:
     """ASCII text takes a C-speed path; it must give what NFKC + casefold give."""

@@ -66,6 +66,7 @@ from store.aggregates import count_all, recount_marked
 from store.db import Store
 from store.engagement import inbound_transactions
 from tests.conftest import migrated_database
+from tests.examples import examples
 
 T0 = 1_800_000_000.0
 DAY = 86400.0
@@ -260,7 +261,7 @@ def moved_by_counting(old: Figures, new: Figures) -> Deltas:
     return deltas
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(old=figures_, new=figures_, reply=st.booleans())
 def test_the_difference_equals_taking_out_and_putting_in(old: Figures, new: Figures,
                                                           reply: bool) -> None:
@@ -299,7 +300,7 @@ def apply_every_change(contact: Contact, changes: Iterable[RowChange]) -> int:
     return recount
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(contact=contacts, changes=changes, reply_only=st.booleans())
 def test_a_contacts_moves_equal_moving_every_figure(contact: Contact,
                                                     changes: list[RowChange],

@@ -23,6 +23,7 @@ from domain.failures import Failure
 from domain.ledger import Ledger
 from domain.ledger_bulk import apply_events
 from domain.status import Level
+from tests.examples import examples
 
 ROWS = 8
 FAILURES = [
@@ -97,7 +98,7 @@ def one_by_one(ledger: Ledger, items: list[tuple[int, StatusEvent]],
     return changed, applied, duplicate
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(starts=start_strategy, retried=st.lists(st.integers(0, ROWS - 1), max_size=2),
        events=st.lists(event_strategy, max_size=60), data=st.data())
 def test_a_bulk_gives_the_ledger_of_one_by_one(starts, retried, events, data):

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from domain.failures import Failure, lookup
 from domain.ledger import Ledger
 from domain.status import FAILED_CLASS, Level, message_class, statistics_from_counts
+from tests.examples import examples
 
 MESSAGES = 6
 # Failures as the sources report them: the same code from two sources, two codes at the
@@ -78,7 +79,7 @@ def stored(ledger: Ledger, row: int) -> tuple[object, ...]:
             f.code, f.title, f.details, ledger.failure_at(row))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(events=events_strategy, data=st.data())
 def test_any_order_and_duplication_gives_the_same_state(events, data):
     shuffled = data.draw(st.permutations(events))
@@ -87,7 +88,7 @@ def test_any_order_and_duplication_gives_the_same_state(events, data):
     assert observable(build(events)) == observable(build(duplicated))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(events=events_strategy)
 def test_state_follows_the_rules(events):
     ledger = build(events)
@@ -183,7 +184,7 @@ def test_failed_below_delivered_is_not_sent():
     assert stats["delivery_rate"] == 0.0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(events=events_strategy)
 def test_incremental_chart_and_latencies_equal_a_rebuild(events):
     """What apply() keeps up to date equals what a restart rebuilds from the stored rows."""
@@ -196,7 +197,7 @@ def test_incremental_chart_and_latencies_equal_a_rebuild(events):
     assert observable(rebuilt) == observable(ledger)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(events=events_strategy, data=st.data())
 def test_replay_after_a_restart_changes_nothing(events, data):
     """Rows as stored + any of the same events again (a journal replay) = the same state."""
@@ -205,7 +206,7 @@ def test_replay_after_a_restart_changes_nothing(events, data):
     assert observable(rebuilt) == observable(ledger)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(events=events_strategy)
 def test_bulk_load_equals_row_by_row_load(events):
     """Restarts load a campaign column-wise; it must equal loading it row by row."""
@@ -223,7 +224,7 @@ def test_bulk_load_equals_row_by_row_load(events):
     assert bulk.read_latency.buckets == by_row.read_latency.buckets
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(events=events_strategy, data=st.data())
 def test_a_restart_in_the_middle_gives_the_same_state(events, data):
     """A checkpoint stores the rows and the latest attempts after some of the events; a

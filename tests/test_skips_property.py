@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from domain.ledger import Ledger
 from domain.skips import Skip, SkipBook, with_skips
 from domain.status import Level, statistics_from_counts
+from tests.examples import examples
 
 MESSAGES = 5
 SKIPS = [Skip(1_010.0, "suppressed", "replied 'STOP'", "webjs"),
@@ -60,7 +61,7 @@ def expected(events: list[tuple[object, ...]]) -> tuple[int, tuple[Skip | None, 
     return counted, tuple(skips)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(events_strategy, st.randoms(use_true_random=False))
 def test_skips_are_a_function_of_the_set_of_events(events: list[tuple[object, ...]],
                                                    rnd: object) -> None:

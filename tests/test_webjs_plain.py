@@ -10,6 +10,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.examples import examples
 from web.sources import BadPayload, ParseContext
 from web.sources.webjs import _one, _plain_status, parse
 
@@ -45,7 +46,7 @@ def careful(doc: Any, numbering: str) -> Any:
         return ("refused", str(exc))
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(600), deadline=None)
 @given(docs, st.sampled_from(["webjs", "baileys"]))
 def test_the_quick_path_agrees_with_the_careful_walk(doc: dict[str, Any],
                                                      numbering: str) -> None:
