@@ -94,9 +94,9 @@ class DirtyRows:
         return column if column or not self.rows else array("i", [NONE]) * len(self.rows)
 
     def params(self, lo: int = 0, hi: int | None = None) -> Iterator[tuple[Any, ...]]:
-        """One UPDATE's parameters per row (of rows[lo:hi]): store/checkpoint.py's
-        UPDATE_ROW. Made a column at a time (C-level zip), then the few rows that keep a
-        failure get their failure's fields."""
+        """One UPDATE's parameters per row (of rows[lo:hi]): store/row_writes.py's
+        STATE_COLUMNS, then campaign_no and row. Made a column at a time (C-level zip),
+        then the few rows that keep a failure get their failure's fields."""
         rows = self.rows
         hi = len(rows) if hi is None else min(hi, len(rows))
         base, no, failures = self.base, self.campaign_no, self.failures

@@ -17,20 +17,12 @@ from domain.ledger import NONE, DirtyRows
 from store.aggregates import MARK
 from store.spans import spans
 
-# MARK: the analytics recount the row a moment later (store/aggregates.py).
-UPDATE_ROW = (
-    f"UPDATE messages SET {MARK}, level = ?, failed = ?, cls = ?, reason = ?, ts_pending = ?,"
-    " ts_sent = ?, ts_delivered = ?, ts_read = ?, ts_played = ?, ts_failed = ?,"
-    " failure_source = ?, failure_code = ?, failure_title = ?, failure_details = ?,"
-    " failure_category = ?, failure_at = ?"
-    " WHERE campaign_no = ? AND row = ?"
-)
-
-
-# The same UPDATE for many rows in ONE statement (a CTE of VALUES joined on the key):
-# executemany steps SQLite once per row, and each step gives the GIL away and has to win
-# it back from the busy loop, which made a checkpoint's rows cost ~100 us each under
-# load; one statement gives it away once for UPDATE_MANY rows.
+# A changed row's state columns, in `DirtyRows.params` order (domain/ledger.py), then
+# campaign_no and row. Written for many rows in ONE statement (a CTE of VALUES joined on
+# the key) and marked for the analytics' recount (MARK, store/aggregates.py): a
+# statement per row (executemany) steps SQLite once per row, and each step gives the
+# GIL away and has to win it back from the busy loop, which made a checkpoint's rows
+# cost ~100 us each under load; one statement gives it away once for UPDATE_MANY rows.
 STATE_COLUMNS = ("level", "failed", "cls", "reason", "ts_pending", "ts_sent", "ts_delivered",
                  "ts_read", "ts_played", "ts_failed", "failure_source", "failure_code",
                  "failure_title", "failure_details", "failure_category", "failure_at")
@@ -39,19 +31,19 @@ UPDATE_MANY = 500
 
 # Columns of a row with no failure kept (the failure's are NULL): most rows. Writing the
 # failure columns too costs a delete and insert in messages_failure_category per row,
-# so those rows leave them out and CLEAR_FAILURES empties them where a stored row still
-# has one (rare: a retried row whose earlier attempt failed). Only a later attempt
-# clears a kept failure (domain/ledger.py `_start_attempt`), so CLEAR_FAILURES runs only
-# for campaigns with retried rows (`DirtyRows.retried`): it re-read every row of the
-# chunk, ~1.3 us of CPU per row of ~10 (more in wall time).
+# so those rows leave them out and `clear_failures_sql` empties them where a stored row
+# still has one (rare: a retried row whose earlier attempt failed). Only a later attempt
+# clears a kept failure (domain/ledger.py `_start_attempt`), so it runs only for
+# campaigns with retried rows (`DirtyRows.retried`): it re-read every row of the chunk,
+# ~1.3 us of CPU per row of ~10 (more in wall time).
 PLAIN_COLUMNS = STATE_COLUMNS[:10]
 FAILURE_COLUMNS = STATE_COLUMNS[10:]
 
 
 @cache
 def update_many_sql(rows: int, columns: tuple[str, ...] = STATE_COLUMNS) -> str:
-    """UPDATE_ROW for `rows` rows at once (parameters: the columns', then campaign_no and
-    row, row after row), marking each for the analytics' recount as UPDATE_ROW does."""
+    """The UPDATE of `columns` for `rows` rows at once (parameters: the columns', then
+    campaign_no and row, row after row), marking each for the analytics' recount."""
     keyed = (*columns, "campaign_no", "row")
     one = "(" + ",".join("?" * len(keyed)) + ")"
     return (f"WITH v({','.join(keyed)}) AS (VALUES {','.join([one] * rows)})"
@@ -68,8 +60,8 @@ CLEAN_COLUMNS = ("level", "ts_pending", "ts_sent", "ts_delivered", "ts_read", "t
 
 @cache
 def update_clean_sql(rows: int) -> str:
-    """UPDATE_ROW for `rows` clean rows of one campaign (parameters: CLEAN_COLUMNS and
-    row, row after row, then campaign_no), marked for the recount as UPDATE_ROW does."""
+    """`update_many_sql` for `rows` clean rows of one campaign (parameters: CLEAN_COLUMNS
+    and row, row after row, then campaign_no), marked for the recount as it does."""
     keyed = (*CLEAN_COLUMNS, "row")
     one = "(" + ",".join("?" * len(keyed)) + ")"
     return (f"WITH v({','.join(keyed)}) AS (VALUES {','.join([one] * rows)})"

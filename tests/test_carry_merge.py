@@ -274,7 +274,7 @@ async def test_a_written_block_is_let_go_before_the_carry_is_compacted(tmp_path)
 
 class RowsOnDisk:
     """A store whose transactions apply the checkpoint's row chunks to a dict (row ->
-    what UPDATE_ROW would store), failing the transactions it is told to."""
+    what store/row_writes.py `update_rows` would store), failing the transactions it is told to."""
 
     def __init__(self) -> None:
         self.rows: dict[int, tuple[object, ...]] = {}
