@@ -120,14 +120,20 @@ class SharedChromium:
 async def open_page(chromium: SharedChromium, **context_options: Any) -> AsyncIterator[Any]:
     """A page in a new browser context of the shared Chromium, with the checks the page
     tests make on every page: `page.errors` (uncaught exceptions) and `page.requested`
-    (every URL and WebSocket it opened: no CDN, nothing from outside)."""
+    (every URL and WebSocket it opened: no CDN, nothing from outside).
+
+    The context asks for reduced motion, as a user may (the page's CSS then stops its
+    animations; no script waits for one): the endless ones (the live dot, the sending
+    stripes) had the software compositor draw frames all the time (its process: 11.2 s
+    of CPU in test_page_language.py, 5.7 s without them)."""
     from playwright.async_api import async_playwright
 
     endpoint = chromium.ensure_running()
     async with async_playwright() as pw:
         browser = await pw.chromium.connect_over_cdp(endpoint)
         try:
-            context = await browser.new_context(viewport=VIEWPORT, **context_options)
+            context = await browser.new_context(
+                viewport=VIEWPORT, **{"reduced_motion": "reduce", **context_options})
             try:
                 page = await context.new_page()
                 errors: list[str] = []
@@ -142,3 +148,12 @@ async def open_page(chromium: SharedChromium, **context_options: Any) -> AsyncIt
                 await context.close()
         finally:
             await browser.close()  # over CDP: disconnects, the browser keeps running
+
+
+async def screenshot(page: Any, folder: Path, name: str) -> None:
+    """The whole page, from its top, as folder/name.png. (PNG, not the JPEG that encodes
+    twice as fast: tall pages cost ~0.5 s of the browser's CPU each, but a PNG is what
+    every viewer, and the reviews' image tools, can open.)"""
+    folder.mkdir(parents=True, exist_ok=True)
+    await page.evaluate("() => window.scrollTo(0, 0)")
+    await page.screenshot(path=str(folder / f"{name}.png"), full_page=True)

@@ -20,7 +20,7 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from core.config import Config
-from tests.chromium import SharedChromium, open_page
+from tests.chromium import SharedChromium, open_page, screenshot
 from tests.conftest import close_server, eventually, fixture_bytes, fixture_json, make_config
 from tests.proc import DaemonProcess, write_config
 from web.app import make_app
@@ -91,9 +91,7 @@ async def page(chromium: SharedChromium) -> AsyncIterator[Any]:
 
 
 async def shot(page: Any, name: str) -> None:
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    await page.evaluate("() => window.scrollTo(0, 0)")
-    await page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+    await screenshot(page, OUTPUT, name)
 
 
 async def dom(page: Any, script: str) -> Any:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.chromium import screenshot
 from tests.test_inbound_sources import inbound_bytes
 from tests.test_page_browser import (  # noqa: F401 - page and server are fixtures
     JSON,
@@ -30,9 +31,7 @@ BUTTON_TARGET = "wamid.HBgLMTQxMjU1NTA4MjkVAgASGBQzQUNCNjk5RDUwNUZGMUZEM0VBRAA="
 
 
 async def shot(pg: Any, name: str) -> None:
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    await pg.evaluate("() => window.scrollTo(0, 0)")
-    await pg.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+    await screenshot(pg, OUTPUT, name)
 
 
 def reply(name: str, at: float) -> bytes:
