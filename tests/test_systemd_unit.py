@@ -143,8 +143,15 @@ class Container:
         out = self.run("systemctl", "show", "-p", ",".join(props), unit).stdout
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
-    def journal(self, unit: str) -> str:
-        return self.run("journalctl", "-u", unit, "-o", "cat", "--no-pager").stdout
+    def journal(self, unit: str, expect: str = "", timeout: float = 10.0) -> str:
+        """The unit's journal; with `expect`, read again until that line is in it (journald
+        takes PID 1's own lines, such as "Deactivated successfully.", a moment later)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.run("journalctl", "-u", unit, "-o", "cat", "--no-pager").stdout
+            if expect in text or time.monotonic() > deadline:
+                return text
+            time.sleep(0.2)
 
     def console_text(self) -> str:
         return (self.folder / "console.log").read_text(errors="replace")[-3000:]
@@ -234,6 +241,6 @@ def test_the_hardened_unit_under_a_real_systemd(container: Container) -> None:
     assert stopped.returncode == 0
     shown = container.show("campaignd", "ActiveState", "Result", "ExecMainStatus")
     assert shown == {"ActiveState": "inactive", "Result": "success", "ExecMainStatus": "0"}
-    log = container.journal("campaignd")
+    log = container.journal("campaignd", expect="campaignd.service: Deactivated successfully.")
     assert "runtime.final_checkpoint" in log and "serve.stopped" in log
     assert "campaignd.service: Deactivated successfully." in log
