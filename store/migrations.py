@@ -345,23 +345,26 @@ MIGRATIONS: list[Migration] = [
 
 
 async def migrate(conn: aiosqlite.Connection) -> list[str]:
-    """Apply the migrations this database has not had yet; return their names."""
+    """Apply the migrations this database has not had yet; return their names.
+
+    Each one commits on its own, so an upgrade that stops keeps the ones done. A database
+    that has had none (new, or from release 0.1) gets them all in one transaction: it
+    comes out whole or as it was, and a new one is made with one commit instead of one
+    per migration (~0.1 s less at a first start, and at each of the tests' hundreds)."""
     await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
                        " name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
     async with conn.execute("SELECT name FROM schema_migrations") as cur:
         done = {row[0] for row in await cur.fetchall()}
-    applied = []
-    for migration in MIGRATIONS:
-        if migration.name in done:
-            continue
+    pending = [m for m in MIGRATIONS if m.name not in done]
+    for batch in ([pending] if not done else [[m] for m in pending]):
         await conn.execute("BEGIN IMMEDIATE")
         try:
-            await migration.apply(conn)
-            await conn.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
-                               (migration.name, time.time()))
+            for migration in batch:
+                await migration.apply(conn)
+                await conn.execute("INSERT INTO schema_migrations (name, applied_at)"
+                                   " VALUES (?, ?)", (migration.name, time.time()))
             await conn.execute("COMMIT")
         except BaseException:
             await conn.execute("ROLLBACK")
             raise
-        applied.append(migration.name)
-    return applied
+    return [m.name for m in pending]

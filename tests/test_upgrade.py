@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import shutil
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -723,3 +724,74 @@ async def test_stops_are_queued_for_a_cluster_on_a_database_of_release_0_1(
     await eventually(earlier_stop_queued)
     await stop("628110000010")
     assert await queued() == [(1, "628110000009", "api"), (1, "628110000010", "api")]
+
+
+def recorded_migrations(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+    finally:
+        conn.close()
+
+
+def tables(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("case", ["new", "release 0.1"])
+async def test_a_migration_failing_on_a_database_without_any_leaves_it_as_it_was(
+        tmp_path: Path, case: str, monkeypatch: Any) -> None:
+    """A new database, or one of release 0.1, gets every migration in one transaction:
+    when the last one fails, none is recorded and no table of theirs is there (`inbound`,
+    0006's); the next open (the failure gone) applies them all."""
+    from store import migrations
+    from store.db import Store
+
+    path = (tmp_path / "new.sqlite3" if case == "new"
+            else copy_release("0.1", "clean", tmp_path)[0])
+
+    async def fail(conn: Any) -> None:
+        raise RuntimeError("the last migration fails")
+
+    everything = migrations.MIGRATIONS
+    monkeypatch.setattr(migrations, "MIGRATIONS",
+                        [*everything, migrations.Migration("9999_fails", fail)])
+    with pytest.raises(RuntimeError, match="the last migration fails"):
+        await Store(path).open()
+    assert recorded_migrations(path) == []
+    assert "inbound" not in tables(path)  # 0006's table: rolled back with the rest
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", everything)
+    store = Store(path)
+    await store.open()
+    await store.close()
+    assert recorded_migrations(path) == sorted(m.name for m in everything)
+    assert "inbound" in tables(path)
+
+
+async def test_a_migration_failing_on_an_upgraded_database_keeps_the_ones_before_it(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A database that has had migrations gets the new ones one transaction each: those
+    before a failing one stay applied and recorded."""
+    from store import migrations
+    from store.db import Store
+
+    path = tmp_path / "old.sqlite3"
+    everything = migrations.MIGRATIONS
+    monkeypatch.setattr(migrations, "MIGRATIONS", everything[:-2])  # an older release
+    store = Store(path)
+    await store.open()
+    await store.close()
+
+    async def fail(conn: Any) -> None:
+        raise RuntimeError("the new release's second migration fails")
+
+    monkeypatch.setattr(migrations, "MIGRATIONS",
+                        [*everything[:-1], migrations.Migration("9999_fails", fail)])
+    with pytest.raises(RuntimeError, match="second migration fails"):
+        await Store(path).open()
+    assert recorded_migrations(path) == sorted(m.name for m in everything[:-1])
