@@ -239,22 +239,25 @@ class IngestActor(pykka.ThreadingActor):
         """On the journal's writer thread (WriterRoute): route a committed batch of
         statuses here if the actor is idle, as its `ApplyEvents` would be. Not when an
         event is inbound or live replies wait for facts: the attributor's lookups read
-        SQLite, which must not hold up the writer (then False: the caller tells)."""
-        attributor = self.attributor
-        if attributor.watched or (self._answers is not None and self._answers.answers):
-            return False
-        for _, events in groups:
-            for event in events:
-                if event.__class__ is not StatusEvent:
-                    return False
+        SQLite, which must not hold up the writer (then False: the caller tells). Answers
+        in the AnswerBox wait for the actor's next message, as they may (AnswerBox)."""
         inbox = self.actor_inbox
         if not inbox.claim():
             return False
         try:
             with self._turn:
-                if self.writer_route is None or self.writer_route.actor is not self:
-                    return False  # stopping
-                self._receive(ApplyEvents(groups, seq))
+                if self.writer_route is None or self.writer_route.actor is not self \
+                        or self.attributor.watched:
+                    return False  # stopping, or replies may be credited to these rows
+                for _, events in groups:
+                    for event in events:
+                        if event.__class__ is not StatusEvent:
+                            return False
+                try:
+                    self._route(groups)
+                except Exception:  # as on_receive: logged, the writer goes on
+                    log.exception("ingest.message_failed", message="ApplyEvents")
+                self.seq = max(self.seq, seq)
                 return True
         finally:
             inbox.done()
