@@ -15,7 +15,6 @@ the campaign actors like events. Stops and starts update the suppression list.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections import defaultdict, deque
@@ -125,53 +124,6 @@ class CheckpointCollector:
             self._reply.set(self.data)
 
 
-class _Inbox(queue.Queue):  # type: ignore[type-arg]
-    """The ingest actor's inbox, which also counts the messages taken and not yet
-    handled (`busy`, under the queue's own mutex, in the same step as the take): with
-    nothing waiting and nothing in hand, nothing is ahead of a batch the writer thread
-    would route itself (`IngestActor.route_now`)."""
-
-    def _init(self, maxsize: int) -> None:
-        super()._init(maxsize)
-        self.busy = 0
-
-    def _get(self) -> Any:
-        self.busy += 1
-        return super()._get()
-
-    def claim(self) -> bool:
-        """Nothing waiting, nothing in hand: hold the actor's turn (then `done`)."""
-        with self.mutex:
-            if self.busy or self.queue:
-                return False
-            self.busy += 1
-            return True
-
-    def done(self) -> None:
-        with self.mutex:
-            self.busy -= 1
-
-
-class WriterRoute:
-    """Where the journal's writer thread hands a committed batch (actors/runtime.py
-    `_dispatch`): routed by the ingest actor's own code on the writer thread when the
-    actor is idle (True), else the caller tells it `ApplyEvents` (False).
-
-    Why: in a flood every commit woke the ingest actor's thread only to look the ids up
-    and tell the campaign actor, one more futex wake and GIL handoff per commit while the
-    loop answers the batch (docs/BENCHMARKS.md, wave 15). The order is the inbox's: the
-    writer routes only when no message waits and none is in hand, holding the actor's
-    turn lock, so everything told before the batch was handled before it and everything
-    told after waits for it, as with a tell."""
-
-    def __init__(self) -> None:
-        self.actor: IngestActor | None = None  # set once started, cleared when stopping
-
-    def __call__(self, groups: tuple[tuple[str, tuple[Any, ...]], ...], seq: int) -> bool:
-        actor = self.actor
-        return actor is not None and actor.route_now(groups, seq)
-
-
 class IngestActor(pykka.ThreadingActor):
     def __init__(
         self,
@@ -186,12 +138,8 @@ class IngestActor(pykka.ThreadingActor):
         suppressions: SuppressionList | None = None,
         lookup: NumberLookup | None = None,
         lookup_now: NumberRowsNow | None = None,
-        writer_route: WriterRoute | None = None,
     ) -> None:
         super().__init__()
-        self.writer_route = writer_route
-        # held while a message is handled, here or by the writer thread (`route_now`)
-        self._turn = threading.Lock()
         self.index = index
         # `is None`, not `or`: an Attributor with no live events is falsy (it has a
         # length), and the runtime's (with the configured reply window) was replaced
@@ -214,18 +162,7 @@ class IngestActor(pykka.ThreadingActor):
 
     # --- plumbing ---------------------------------------------------------------------
 
-    @staticmethod
-    def _create_actor_inbox() -> _Inbox:  # pykka's hook for the inbox's type
-        return _Inbox()
-
     def on_receive(self, message: Any) -> Any:
-        try:
-            with self._turn:
-                return self._receive(message)
-        finally:
-            self.actor_inbox.done()
-
-    def _receive(self, message: Any) -> Any:
         try:
             return self._handle(message)
         except Exception as exc:  # an exception in a tell would kill the router
@@ -235,44 +172,11 @@ class IngestActor(pykka.ThreadingActor):
                 reply.fail(exc)
             return None
 
-    def route_now(self, groups: tuple[tuple[str, tuple[Any, ...]], ...], seq: int) -> bool:
-        """On the journal's writer thread (WriterRoute): route a committed batch of
-        statuses here if the actor is idle, as its `ApplyEvents` would be. Not when an
-        event is inbound or live replies wait for facts: the attributor's lookups read
-        SQLite, which must not hold up the writer (then False: the caller tells). Answers
-        in the AnswerBox wait for the actor's next message, as they may (AnswerBox)."""
-        inbox = self.actor_inbox
-        if not inbox.claim():
-            return False
-        try:
-            with self._turn:
-                if self.writer_route is None or self.writer_route.actor is not self \
-                        or self.attributor.watched:
-                    return False  # stopping, or replies may be credited to these rows
-                for _, events in groups:
-                    for event in events:
-                        if event.__class__ is not StatusEvent:
-                            return False
-                try:
-                    self._route(groups)
-                except Exception:  # as on_receive: logged, the writer goes on
-                    log.exception("ingest.message_failed", message="ApplyEvents")
-                self.seq = max(self.seq, seq)
-                return True
-        finally:
-            inbox.done()
-
     def on_start(self) -> None:
         self._answers = AnswerBox(self.actor_ref)
         self._carry_out()  # events restored from the store look their numbers up again
-        if self.writer_route is not None:
-            self.writer_route.actor = self
 
     def on_stop(self) -> None:
-        with self._turn:  # the writer's batch in hand, if any, is routed first
-            if self.writer_route is not None and self.writer_route.actor is self:
-                self.writer_route.actor = None
-        self.actor_inbox.done()  # the stop message's
         refs = list(self.active.values())
         self.active.clear()
         for ref in refs:

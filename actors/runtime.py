@@ -22,7 +22,7 @@ from actors.account import AccountService
 from actors.alerts import AlertService
 from actors.bus import EventBus, StatsBoard
 from actors.campaign import CampaignActor
-from actors.ingest import IngestActor, WriterRoute
+from actors.ingest import IngestActor
 from actors.limited_retry import LimitedRetry
 from actors.messages import (
     ApplyEvents,
@@ -103,9 +103,6 @@ class Runtime:
         # lock): they go to the ingest actor after the replay, in commit order.
         self._held: list[tuple[tuple[tuple[str, tuple[Any, ...]], ...], int]] | None = []
         self._held_lock = threading.Lock()
-        # The writer routes a committed batch itself while the ingest actor is idle
-        # (actors/ingest.py WriterRoute): one thread hop less per commit.
-        self._writer_route = WriterRoute()
         self._replay_upto = 0
         self._images: dict[int, CampaignImage] = {}  # usable recovery images, until loaded
         self._started = 0.0
@@ -206,7 +203,6 @@ class Runtime:
             self.config["ingest.passivate_after"], trusted.seq,
             attributor=attributor, suppressions=self.suppressions, lookup=self._lookup,
             lookup_now=NumberRowsReader(self.store.path, self.store.busy_timeout_ms),
-            writer_route=self._writer_route,
         )
         # Every imaged campaign gets its actor now, whether or not the journal after the
         # images has events for it: the image may hold events after `checkpoint_seq`
@@ -429,16 +425,15 @@ class Runtime:
                   stats: BatchStats) -> None:
         """After a journal commit, on the writer thread in commit order (store/journal.py):
         hand the events to the ingest actor (or keep them until the replay has gone before
-        them, while `recover` runs); routed right here if it is idle (WriterRoute). The
-        loop answers the requests only after this."""
+        them, while `recover` runs). The loop answers the requests only after this."""
         if groups:
             self.dispatched_events += sum([len(events) for _, events in groups])
             with self._held_lock:
                 if self._held is not None:
                     self._held.append((tuple(groups), seq))
-                elif not self._writer_route(batch := tuple(groups), seq):
+                else:
                     assert self.ingest is not None
-                    self.ingest.tell(ApplyEvents(batch, seq))
+                    self.ingest.tell(ApplyEvents(tuple(groups), seq))
         self.metrics.journal_commit.observe(stats.seconds)
         self.metrics.journal_batch.observe(stats.requests)
 
