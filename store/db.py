@@ -26,6 +26,7 @@ from typing import Any
 import aiosqlite
 import structlog
 
+import store.binding  # noqa: F401 - binds None without the adapter search
 from store.migrations import migrate
 from store.schema import PRAGMAS, SCHEMA, SCHEMA_VERSION
 from store.unbind import large_bound, unbind
