@@ -6,9 +6,9 @@ through its adapter protocol: the registry (empty for None), then `__adapt__` an
 costs ~4,400 instructions a None (callgrind; 0.7 µs on this machine), and the daemon's
 rows bind many: 4-6 per status row a checkpoint writes, 5 per plain reply. An adapter
 registered for None's type is found at once and hands back None, which binds as NULL,
-exactly as before: 200,000 rows of five Nones, 7.0 -> 3.6 µs a row (bench: docs/
-BENCHMARKS.md, wave 15 lead). bytes are left alone: `bytes` as their adapter costs more
-than the search it saves.
+exactly as before: 200,000 rows of five Nones, 7.0 -> 3.6 µs a row (`python -m
+bench.none_binding`; docs/BENCHMARKS.md, "Wave 15 (lead)"). bytes are left alone: `bytes`
+as their adapter costs more than the search it saves.
 
 The registry is the process's: importing this module (store/db.py does) sets it for
 every connection, the writer's, the reader's and the lookups'.
