@@ -1,7 +1,8 @@
 """Whether a request is remote (web/auth.py `Guard.is_remote`) on keep-alive connections:
-the socket's peer is read once per connection, the proxy headers on every request. So a
-second request on one connection is judged like the first, a proxy header on it still
-makes it remote, and a connection from another address gets its own decision.
+the proxy headers are read on every request and the peer's decision is remembered per
+address. So a second request on one connection is judged like the first, a proxy header
+on it still makes it remote, and a connection from another address gets its own
+decision (a guard for any later cache of the decision per connection).
 
 A real daemon on loopback; the "proxy" is a client bound to 127.0.0.2, listed in
 server.trusted_proxies (the whole of 127.0.0.0/8 is this machine on Linux).
