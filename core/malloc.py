@@ -69,7 +69,7 @@ def _mallopt(param: int, value: int) -> bool:
 # memory16 (issue 20): glibc gives each thread that mallocs while another holds an
 # arena's lock an arena of its own, up to 8 per core (16 here). The daemon's threads
 # (the loop, the writer, the reader, the actors, the executor) each ended with their own
-# heap: +13 MB over the memory row, 6-7 of it free memory in pieces no trim returns.
+# heap: +13 MB over the memory row, 6-7 of it free still after a malloc_trim.
 # Python's own objects come from pymalloc, and most threads run under the GIL, so few
 # mallocs ever meet: two arenas let the freed pieces of one thread serve the next.
 ARENAS = 2
