@@ -1,8 +1,8 @@
 """The process's memory handed back to the operating system (glibc's malloc).
 
-Two settings, one place: `fix_mmap_threshold` (once, at `campaignd serve`'s start) and
-`release_free_memory` (the checkpointer, every TRIM_EVERY seconds or TRIM_ROWS written rows,
-on the default executor so the loop does not wait for the walk).
+Three settings, one place: `fix_mmap_threshold` and `limit_arenas` (once, at `campaignd
+serve`'s start) and `release_free_memory` (the checkpointer, every TRIM_EVERY seconds or
+TRIM_ROWS written rows, on the default executor so the loop does not wait for the walk).
 
 The mmap threshold: glibc serves a large allocation with its own mmap and unmaps it on
 free, but after the first such free it raises that threshold (up to 32 MB) and serves
