@@ -20,7 +20,7 @@ from aiohttp import web
 
 from actors.runtime import Runtime
 from core.config import KEYS, Config, ConfigError
-from core.malloc import fix_mmap_threshold
+from core.malloc import fix_mmap_threshold, limit_arenas
 from daemon.config import load_config
 from daemon.lock import DatabaseInUse, DatabaseLock
 from daemon.logging import configure_logging
@@ -96,6 +96,7 @@ async def serve(config: Config, on_listening: Callable[[str], None] | None = Non
     notifier = notifier or Notifier()
     gc.set_threshold(*GC_THRESHOLDS)
     fix_mmap_threshold()  # large buffers (recovery images) go back to the OS when freed
+    limit_arenas()  # before any thread starts: the threads share two glibc heaps
     try:
         sockets = bind(config)
     except OSError as exc:
