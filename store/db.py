@@ -37,8 +37,11 @@ log = structlog.get_logger(__name__)
 # memory16 (issue 20): the writer's page cache, KiB (SQLite's default is 2,000). Its
 # work is appends (journal, new rows) and row updates in row order: the pages it needs
 # again are the trees' upper levels, a few dozen; the rest is read back from the
-# operating system's cache. 1.5 MB less at the memory row's end.
+# operating system's cache. 1.5 MB less at the memory row's end. The ingest actor's
+# number lookups (store/engagement.py `NumberRowsReader`) use the same size: each reads
+# one index range per number, so what it reads again is the index's upper levels too.
 WRITER_CACHE_KIB = 512
+LOOKUP_CACHE_KIB = WRITER_CACHE_KIB
 
 # (sql, params, many); or (step, (), False): `step(conn)` runs on the writer thread
 # between the statements before and after it, in the same transaction

@@ -22,7 +22,7 @@ from domain.attribution_columns import LOG
 from domain.engagement import RowEngagement, Touch, summarize
 from domain.inbound import InboundEvent
 from store.aggregates import MARK, next_written
-from store.db import Statement, Store
+from store.db import LOOKUP_CACHE_KIB, Statement, Store
 from store.spans import spans
 
 INBOUND_COLUMNS = ("id, source, workspace_id, number, at, quoted_id, kind, via,"
@@ -221,6 +221,7 @@ class NumberRowsReader:
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+            conn.execute(f"PRAGMA cache_size=-{LOOKUP_CACHE_KIB}")  # 2 MB by default
             self._conn = conn
         out: list[tuple[int, int, int]] = []
         for sql, params in number_rows_queries(keys):

@@ -1,6 +1,7 @@
 """The daemon's memory settings are taken (memory16, issue 20): glibc's heaps shared by
-the threads (core/malloc.py `limit_arenas`) and the writer connection's smaller page
-cache (store/db.py `WRITER_CACHE_KIB`), each read back the way an operator would."""
+the threads (core/malloc.py `limit_arenas`) and the smaller page caches of the writer
+connection and of the ingest actor's number lookups (store/db.py `WRITER_CACHE_KIB`,
+`LOOKUP_CACHE_KIB`), each read back the way an operator would."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import sys
 from pathlib import Path
 
 from core.malloc import ARENAS
-from store.db import WRITER_CACHE_KIB, Store
+from store.db import LOOKUP_CACHE_KIB, WRITER_CACHE_KIB, Store
+from store.engagement import NumberRowsReader
 from tests.proc import REPO
 
 # Six threads alive at once, each allocating outside pymalloc (2,000-byte buffers), then
@@ -64,5 +66,18 @@ async def test_the_writer_connection_has_the_smaller_page_cache(tmp_path: Path) 
         assert await cursor.fetchall() == [(-WRITER_CACHE_KIB,)]  # SQLite's default was -2000
         # the reader keeps SQLite's default: its page cache stays small by itself
         assert list(await store.reader.execute_fetchall("PRAGMA cache_size")) == [(-2000,)]
+    finally:
+        await store.close()
+
+
+async def test_the_number_lookups_have_the_smaller_page_cache(tmp_path: Path) -> None:
+    store = Store(tmp_path / "campaignd.sqlite3")
+    await store.open()
+    try:
+        lookup = NumberRowsReader(store.path)
+        assert lookup([12345]) == []  # its connection opens on the first question
+        assert lookup._conn is not None
+        assert lookup._conn.execute("PRAGMA cache_size").fetchall() == [(-LOOKUP_CACHE_KIB,)]
+        lookup.close()
     finally:
         await store.close()
