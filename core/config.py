@@ -131,6 +131,11 @@ KEYS: dict[str, Key] = {
                        minimum=0, maximum=65535),
     "server.max_body_bytes": Key(int, 4 * 1024 * 1024, "Largest accepted request body.",
                                  minimum=1024, maximum=64 * 1024 * 1024),
+    "server.webhook_front": Key(bool, True, "Answer the usual webhook request (POST "
+                                "/webhooks/<source> with a Content-Length) on campaignd's "
+                                "own lean HTTP path instead of aiohttp's request cycle; "
+                                "every other request is aiohttp's (docs/architecture.md). "
+                                "false: aiohttp serves all."),
     "server.public_url": Key(str, "", "URL the daemon is reached at (for links and Twilio)."),
     "server.require_auth": Key(bool, False, "Require every secret at start whatever the "
                                "listen address (the systemd unit sets it): webhook secrets, "

@@ -27,7 +27,8 @@ from daemon.logging import configure_logging
 from daemon.systemd import Notifier
 from web.app import make_app
 from web.auth import Guard
-from web.keys import GUARD, RECOVERY, RUNTIME
+from web.front import Front, FrontSite
+from web.keys import GUARD, RECOVERY, RUNTIME, WEBHOOK_ROUTES
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +38,8 @@ log = structlog.get_logger(__name__)
 # a fifth of the CPU of a batch of replies (docs/BENCHMARKS.md). Every 50,000: the
 # garbage cycles wait a little longer, the collector runs a seventieth as often.
 GC_THRESHOLDS = (50_000, 20, 20)
+# How long a stop waits for requests being answered (aiohttp's default is 60 s).
+SHUTDOWN_SECONDS = 3
 
 
 def page_url(config: Config, port: int) -> str:
@@ -123,7 +126,8 @@ async def serve(config: Config, on_listening: Callable[[str], None] | None = Non
 async def _run(config: Config, sockets: list[socket.socket], notifier: Notifier,
                on_listening: Callable[[str], None] | None) -> int:
     app = make_app(config, listen_early=True)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=3, access_log=None)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS,
+                           access_log=None)
 
     async def give_up(event: str, message: str, error: Exception) -> int:
         log.error(event, error=str(error), db=str(config.db_path))
@@ -138,8 +142,11 @@ async def _run(config: Config, sockets: list[socket.socket], notifier: Notifier,
     except Exception as exc:
         return await give_up("serve.start_failed", "could not start", exc)
     try:
-        for sock in sockets:
-            await web.SockSite(runner, sock).start()
+        front = Front(runner, app[WEBHOOK_ROUTES], config["server.max_body_bytes"],
+                      SHUTDOWN_SECONDS) if config["server.webhook_front"] else None
+        for sock in sockets:  # the webhook front (web/front.py) hands the rest to aiohttp
+            await (FrontSite(runner, sock, front) if front else web.SockSite(runner, sock)
+                   ).start()
     except OSError as exc:
         return await give_up("serve.listen_failed", "cannot listen", exc)
     url = page_url(config, sockets[0].getsockname()[1])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -25,7 +25,7 @@ from web.auth import Guard
 from web.bigbody import read_streamed
 from web.common import check_node
 from web.errors import ApiError, error_answer, error_response
-from web.keys import GUARD, RUNTIME
+from web.keys import GUARD, RUNTIME, WEBHOOK_ROUTES
 from web.sources import BadPayload, ParseContext, cloud, evolution, twilio, waha, webjs
 
 Parser = Callable[[bytes, ParseContext], list[Event]]
@@ -43,6 +43,7 @@ STREAMED_SOURCES = ("webjs",)
 STREAM_ABOVE = 256 * 1024
 # Marks a handler that answers its own refusals as JSON: web/app.py wraps every other route.
 ANSWERS_ERRORS = "answers_errors"
+TAKER = "taker"  # the handler's `make_taker` function, for the front (web/front.py)
 
 
 def _content_type_ok(source: str, request: web.Request) -> bool:
@@ -121,15 +122,36 @@ def source_settings(cache: list[SourceSettings], source: str, config: Config
     return cache[0]
 
 
+# What a webhook's taking gives: (events counted, names ignored) once the events are
+# durable, or the refusal to answer. The answer is made by whoever serves the request:
+# aiohttp (`make_handler`) or the front (web/front.py), which writes the usual one as bytes.
+Taken = tuple[int, list[str]] | web.StreamResponse
+Taker = Callable[[web.Request], Awaitable[Taken]]
+
+
 def make_handler(source: str, node_route: bool = False) -> Callable[[web.Request], object]:
-    """The route of one source; `node_route` for /n/{node}/webhooks/... (web/cluster.py),
-    whose node is checked."""
+    """The aiohttp route of one source; `node_route` for /n/{node}/webhooks/...
+    (web/cluster.py), whose node is checked."""
+    take = make_taker(source, node_route)
+
+    async def receive(request: web.Request) -> web.StreamResponse:
+        taken = await take(request)
+        return ok_response(*taken) if taken.__class__ is tuple else taken  # type: ignore
+
+    receive.__name__ = f"webhook_{source}"
+    setattr(receive, ANSWERS_ERRORS, True)
+    setattr(receive, TAKER, take)
+    return receive
+
+
+def make_taker(source: str, node_route: bool = False) -> Taker:
+    """Takes one request of a source: checks, parses, journals; answers only refusals."""
     parser = PARSERS[source]
     cache: list[SourceSettings] = []
     streams = source in STREAMED_SOURCES
     bound: list[tuple[web.Application, Runtime, Guard]] = []  # this route's app's, once
 
-    async def receive(request: web.Request) -> web.StreamResponse:
+    async def take(request: web.Request) -> Taken:
         try:
             app = request.app
             if not bound or bound[0][0] is not app:
@@ -209,13 +231,11 @@ def make_handler(source: str, node_route: bool = False) -> Callable[[web.Request
                 rt.metrics.webhook_ignored.labels(
                     source, name if name in KNOWN_EVENTS else "other").inc()
             rt.metrics.webhook_seconds[source].observe(time.perf_counter() - started)
-            return ok_response(len(events) + len(ctx.extras), ctx.ignored)
+            return len(events) + len(ctx.extras), ctx.ignored
         except Exception as exc:  # no middleware around this route (web/app.py)
             return error_answer(request, exc)
 
-    receive.__name__ = f"webhook_{source}"
-    setattr(receive, ANSWERS_ERRORS, True)
-    return receive
+    return take
 
 
 async def cloud_verify(request: web.Request) -> web.Response:
@@ -234,6 +254,10 @@ async def cloud_verify(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    routes = app[WEBHOOK_ROUTES] = {}
     for source in PARSERS:
-        app.router.add_post(f"/webhooks/{source}", make_handler(source))
+        path = f"/webhooks/{source}"
+        handler = make_handler(source)
+        routes[path.encode()] = getattr(handler, TAKER)
+        app.router.add_post(path, handler)
     app.router.add_get("/webhooks/cloud", cloud_verify)
