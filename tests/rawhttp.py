@@ -167,6 +167,20 @@ class Conn:
         return False
 
 
+    def no_answer(self, wait: float = 0.5) -> bool:
+        """True when no byte comes within `wait` (the connection may stay open or close:
+        either way nothing was answered)."""
+        if self.buf:
+            return False
+        self.sock.settimeout(wait)
+        try:
+            return not self.sock.recv(1, socket.MSG_PEEK)
+        except (TimeoutError, ConnectionResetError):
+            return True
+        finally:
+            self.sock.settimeout(TIMEOUT)
+
+
 def exchange(url: str, data: bytes) -> Response:
     """Send `data` on a fresh connection and read one answer."""
     with Conn(url) as conn:

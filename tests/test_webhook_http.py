@@ -128,6 +128,26 @@ def test_twenty_pipelined_webhooks_are_answered_in_order(url: str) -> None:
     settled(url, "pipeline", delivered=19, read=10)
 
 
+def test_pipelined_webhooks_cut_at_odd_places_are_answered_in_order(url: str) -> None:
+    """The same bytes as one write, sent in 37-byte pieces: heads and bodies cut anywhere,
+    a piece holding the end of one request and the start of the next."""
+    ids = campaign(url, "pipecut", 12)
+    data = b"".join(webhook(ack(m, 9 if i == 5 else 3 if i < 4 else 2))
+                    for i, m in enumerate(ids))
+    with Conn(url) as conn:
+        for start in range(0, len(data), 37):
+            conn.send(data[start:start + 37])
+            time.sleep(0.002)
+        answers = [conn.read_response() for _ in ids]
+        assert conn.still_open()
+    for i, response in enumerate(answers):
+        if i == 5:
+            assert_error(response, 422, "invalid_payload")
+        else:
+            assert_ok(response)
+    settled(url, "pipecut", delivered=11, read=4)
+
+
 def test_pipelined_webhooks_around_other_routes_keep_their_order(url: str) -> None:
     ids = campaign(url, "pipemixed", 6)
     requests = [webhook(ack(ids[0], 2)), webhook(ack(ids[1], 2)), request("GET", "/healthz"),
@@ -380,16 +400,45 @@ def test_a_request_line_with_an_extra_space_is_accepted_today(url: str,
 # 9. body limits, a body that never comes
 
 
-def test_a_body_over_the_limit_is_413_and_the_connection_goes_on(url: str) -> None:
-    bad, sentinel = campaign(url, "toolarge", 2)
-    big = b" " * MAX_BODY + ack(bad, 3)  # valid JSON: only the limit refuses it
+def padded(body: bytes, size: int) -> bytes:
+    """`body` led by spaces to `size` bytes: still valid JSON, so only a limit refuses it."""
+    return b" " * (size - len(body)) + body
+
+
+def test_a_body_at_the_limit_is_taken_one_over_is_413_and_the_connection_goes_on(
+        url: str) -> None:
+    at_limit, over, sentinel = campaign(url, "toolarge", 3)
     with Conn(url) as conn:
-        conn.send(webhook(big))
+        conn.send(webhook(padded(ack(over, 3), MAX_BODY + 1)))
         assert_error(conn.read_response(), 413, "body_too_large")
-        conn.send(webhook(ack(sentinel, 2)))  # the rest of the big body was skipped
+        conn.send(webhook(padded(ack(at_limit, 2), MAX_BODY)))  # the big one was skipped
+        assert_ok(conn.read_response())
+        conn.send(webhook(ack(sentinel, 2)))
         assert_ok(conn.read_response())
         assert conn.still_open()
-    settled(url, "toolarge", delivered=1, read=0)
+    settled(url, "toolarge", delivered=2, read=0)
+
+
+def test_a_declared_length_over_the_limit_is_413_before_the_body_is_all_sent(
+        url: str) -> None:
+    """The answer comes once the limit is passed, without the rest of the declared body;
+    bytes sent after it are still that body, never a request of their own."""
+    bad, sentinel = campaign(url, "declared", 2)
+    with Conn(url) as conn:
+        conn.send(request("POST", "/webhooks/webjs", padded(ack(bad, 3), MAX_BODY + 500),
+                          {**JSON, "Content-Length": str(100 * MAX_BODY)}))
+        assert_error(conn.read_response(), 413, "body_too_large")
+        conn.send(request("GET", "/healthz"))  # inside the declared body
+        assert conn.no_answer()  # (aiohttp drains it, then closes after its linger)
+    count_nothing_but_sentinel(url, "declared", sentinel)
+
+
+def test_a_request_inside_a_body_is_body(url: str) -> None:
+    smuggled = request("GET", "/healthz")
+    with Conn(url) as conn:
+        conn.send(webhook(smuggled))
+        assert_error(conn.read_response(), 400, "invalid_payload")  # not JSON
+        assert conn.still_open()  # and no second answer
 
 
 def test_an_empty_body_is_a_json_400_on_an_open_connection(url: str) -> None:
