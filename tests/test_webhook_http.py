@@ -281,6 +281,22 @@ def test_expect_100_continue_gets_100_then_the_answer(url: str) -> None:
     settled(url, "expect", delivered=1, read=1)
 
 
+def test_expect_with_a_declared_length_over_the_limit_ends_in_413(url: str) -> None:
+    """aiohttp sends 100 Continue without looking at the length, then refuses the body;
+    a server may as well refuse at once. The client's final answer is the 413."""
+    bad, sentinel = campaign(url, "expectbig", 2)
+    body = padded(ack(bad, 3), MAX_BODY + 1)
+    with Conn(url) as conn:
+        conn.send(request("POST", "/webhooks/webjs", headers={
+            **JSON, "Expect": "100-continue", "Content-Length": str(len(body))}))
+        response = conn.read_response()
+        if response.status == 100:
+            conn.send(body)
+            response = conn.read_response()
+        assert_error(response, 413, "body_too_large")
+    count_nothing_but_sentinel(url, "expectbig", sentinel)
+
+
 # 8. malformed heads: aiohttp answers 400 and closes the connection
 
 
