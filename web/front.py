@@ -45,6 +45,8 @@ log = structlog.get_logger(__name__)
 Taker = Callable[[Any], Awaitable[Taken]]  # web/webhooks.py `make_taker`
 
 MAX_HEAD = 16 * 1024  # a longer head is aiohttp's to refuse (its own field limits)
+MAX_HEADERS = 128  # aiohttp's limits, past which it refuses a request (400)
+MAX_FIELD = 8190
 PAUSE_ABOVE = 1024 * 1024  # a pipelining client's backlog: stop reading past this
 KEEPALIVE_SECONDS = 75  # an idle connection is closed after this, as aiohttp does
 SWEEP_SECONDS = 15
@@ -113,11 +115,13 @@ def parse_head(head: bytes, routes: dict[bytes, Taker], max_body: int) -> Head |
             or parts[1] not in routes:
         return None
     block = head[first + 2:]
-    if HEADER_LINES.fullmatch(block) is None:
+    if block.count(b"\r\n") >= MAX_HEADERS or HEADER_LINES.fullmatch(block) is None:
         return None  # obs-fold, a space before a colon, a control or non-ASCII byte, ...
     headers: CIMultiDict[str] = CIMultiDict()
     for line in block.decode("ascii").split("\r\n"):
         name, _, value = line.partition(":")
+        if len(line) > MAX_FIELD:
+            return None  # aiohttp's limit: it refuses the request
         headers.add(name, value.strip(" \t"))
     for name in NOT_OURS:
         if name in headers:
