@@ -1,9 +1,11 @@
 """Row 1: single-status webjs webhooks, 32 concurrent senders, durable, vs a bare handler;
 and `store.synchronous` FULL against NORMAL (SPEC 10.2), and the signed variant.
 
-Four servers are loaded by the same wrk (1 thread, 32 connections) in alternating
+Five servers are loaded by the same wrk (1 thread, 32 connections) in alternating
 rounds: the bare handler (bench/bare_server.py: uvloop + orjson, as the daemon), a
-daemon on NORMAL, one on FULL, and one on the default with webhook signatures on. Every
+daemon on NORMAL, one on FULL, one on the default with webhook signatures on, and one
+on the default without the webhook front (web/front.py; `server.webhook_front = false`:
+aiohttp's request cycle for every request), which shows what the front brings. Every
 request raises one message one level (bench/ladder.py: delivered, read, played over
 200,000 messages), each round includes the checkpoint of what it took, and the
 counters are checked against what was sent (bench/rounds.py). Every other round runs
@@ -39,13 +41,15 @@ def run() -> list[Row]:
     with bare_server() as bare_url, \
             daemon(**{"store.synchronous": "NORMAL"}) as normal, \
             daemon(**{"store.synchronous": "FULL"}) as full, \
-            daemon(**{"webhooks.webjs.secret": SECRET}) as signed:
+            daemon(**{"webhooks.webjs.secret": SECRET}) as signed, \
+            daemon(**{"server.webhook_front": False}) as aiohttp_only:
         targets = [Target("bare", bare_url, PATH, ladder, folder)]
-        for name, d in (("normal", normal), ("full", full), ("signed", signed)):
+        for name, d in (("normal", normal), ("full", full), ("signed", signed),
+                        ("aiohttp", aiohttp_only)):
             uuid = create_campaign(d.url, MESSAGES)
             targets.append(Target(name, d.url, PATH, ladder, folder, d, [uuid]))
-        targets[-1].secret = SECRET
-        targets[-1].signed_lua = lambda start: WebjsLadder.signed_lua(
+        targets[-2].secret = SECRET
+        targets[-2].signed_lua = lambda start: WebjsLadder.signed_lua(
             folder / "signed.txt", offsets[start])
         try:
             alternate(targets, ROUNDS, SECONDS, mirrored=True)
@@ -57,6 +61,8 @@ def run() -> list[Row]:
     full_ratio = paired_ratio(by_name["full"], by_name["normal"])
     signed = by_name["signed"]
     signed_ratio = paired_ratio(signed, bare)
+    aiohttp_only = by_name["aiohttp"]
+    aiohttp_ratio = paired_ratio(aiohttp_only, bare)
 
     def details(t: Target) -> dict[str, object]:
         return {"rates": t.rates, "checkpoint_s": t.flushes, **t.details,
@@ -79,4 +85,8 @@ def run() -> list[Row]:
             f"{signed.median:,.0f} req/s (median): {signed_ratio:.0%} of bare by round",
             ">= 80% of bare", signed_ratio >= 0.80,
             {**details(signed), "ratio": signed_ratio}),
+        Row(f"  ... without the webhook front ({default}, server.webhook_front = false)",
+            f"{aiohttp_only.median:,.0f} req/s (median): {aiohttp_ratio:.0%} of bare by round;"
+            f" the front {ours.median / aiohttp_only.median:.2f}x", "(aiohttp serves all)",
+            None, {**details(aiohttp_only), "ratio": aiohttp_ratio}),
     ]
