@@ -14,10 +14,14 @@ import pykka
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from core.config import Config
 from daemon.config import load_config
 from web.app import make_app
+from web.front import Front, FrontSite
+from web.keys import WEBHOOK_ROUTES
+from web.webhooks import STREAM_ABOVE
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 if not FIXTURES.exists():  # CI clones the repo with shared/ beside it
@@ -195,10 +199,34 @@ class Daemon:
         return body["campaign"]["statistics"]
 
 
+class FrontTestServer(TestServer):
+    """aiohttp's TestServer listening through the webhook front (web/front.py) as
+    `campaignd serve` does (daemon/serve.py), so the suite's webhooks take the front's
+    path and everything else aiohttp's, handed over as in production."""
+
+    async def start_server(self, loop: asyncio.AbstractEventLoop | None = None,
+                           **kwargs: Any) -> None:
+        if self.runner:
+            return
+        self._loop = loop
+        self.runner = await self._make_runner(**kwargs)
+        await self.runner.setup()
+        sock = self.socket_factory(self.host, self.port or 0, __import__("socket").AF_INET)
+        self.host, self.port = sock.getsockname()[:2]
+        app = self.app
+        assert app is not None
+        front = Front(self.runner, app[WEBHOOK_ROUTES], min(app._client_max_size, STREAM_ABOVE),
+                      self.runner._shutdown_timeout)
+        await FrontSite(self.runner, sock, front).start()
+        self.scheme = "http"
+        self._root = URL(f"http://{self.host}:{self.port}")
+
+
 async def start_daemon(config: Config) -> tuple[TestServer, ClientSession]:
     # The same bound on waiting for in-flight requests at shutdown as `campaignd serve`
-    # (daemon/cli.py), not aiohttp's 60 s: a test's teardown must not hang on one.
-    server = TestServer(make_app(config), host="127.0.0.1", port=0, shutdown_timeout=3)
+    # (daemon/serve.py), not aiohttp's 60 s: a test's teardown must not hang on one.
+    kind = FrontTestServer if config["server.webhook_front"] else TestServer
+    server = kind(make_app(config), host="127.0.0.1", port=0, shutdown_timeout=3)
     await server.start_server()
     return server, ClientSession()
 

@@ -24,8 +24,8 @@ from yarl import URL
 
 from actors.relay import NOT_RELAYED
 from web.errors import ApiError
-from web.keys import RUNTIME
-from web.webhooks import make_handler
+from web.keys import RUNTIME, WEBHOOK_ROUTES
+from web.webhooks import TAKER, make_handler
 
 PREFIX = "/laravel"
 SEED_WEBHOOK = "/api/whatsapp/webhooks/webjs"
@@ -82,6 +82,8 @@ async def passthrough(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     # The webhook first: routes match in the order they were added.
-    app.router.add_post(PREFIX + SEED_WEBHOOK, make_handler("webjs"))
+    handler = make_handler("webjs")
+    app.router.add_post(PREFIX + SEED_WEBHOOK, handler)
+    app[WEBHOOK_ROUTES][(PREFIX + SEED_WEBHOOK).encode()] = getattr(handler, TAKER)  # web/front.py
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         app.router.add_route(method, PREFIX + "/{tail:.*}", passthrough)
