@@ -38,7 +38,7 @@ from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from web.webhooks import OK_BODIES, Taken, ok_response
+from web.webhooks import OK_BODIES, STREAM_ABOVE, Taken, ok_response
 
 log = structlog.get_logger(__name__)
 
@@ -156,7 +156,9 @@ class Front:
         self.app = runner.app
         self.aiohttp = runner.server
         self.routes = routes
-        self.max_body = max_body
+        # A larger body is read streamed by the route (web/bigbody.py, from a request's
+        # `content`, which FrontRequest has not): aiohttp's.
+        self.max_body = min(max_body, STREAM_ABOVE)
         self.shutdown_timeout = shutdown_timeout
         self.connections: set[FrontProtocol] = set()
         self._second = 0
