@@ -5,19 +5,12 @@ answers a request itself instead of aiohttp. Each test pins what aiohttp does to
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import socket
-import struct
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import aiohttp
 import pytest
 
 from tests.proc import DaemonProcess, write_config
-from tests.rawhttp import Conn, exchange, request
+from tests.rawhttp import Conn, exchange
 from tests.test_webhook_http import ack, assert_ok, campaign, settled, webhook
 
 STREAM_ABOVE = 256 * 1024  # web/webhooks.py: webjs bodies above this are streamed

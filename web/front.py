@@ -35,6 +35,7 @@ import structlog
 from aiohttp import web
 from aiohttp.helpers import HeadersMixin
 from aiohttp.http import SERVER_SOFTWARE
+from aiohttp.http_parser import SINGLETON_HEADERS
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -126,6 +127,9 @@ def parse_head(head: bytes, routes: dict[bytes, Taker], max_body: int) -> Head |
     for name in NOT_OURS:
         if name in headers:
             return None
+    if len(headers) > len(set(map(str.lower, headers))) and any(
+            len(headers.getall(name, ())) > 1 for name in SINGLETON_HEADERS):
+        return None  # a repeated Content-Type, User-Agent, ...: aiohttp refuses it (400)
     lengths = headers.getall("Content-Length", ())
     hosts = headers.getall("Host", ())
     if len(lengths) != 1 or len(hosts) != 1 or not hosts[0]:
@@ -136,7 +140,10 @@ def parse_head(head: bytes, routes: dict[bytes, Taker], max_body: int) -> Head |
         return None
     close = False
     connection = headers.get("Connection")
-    if connection is not None:
+    if connection is not None or "Proxy-Connection" in headers:
+        # llhttp reads every Connection line, and Proxy-Connection as one: a close in any
+        connection = ",".join(headers.getall("Connection", [])
+                              + headers.getall("Proxy-Connection", []))
         tokens = {token.strip(" \t") for token in connection.lower().split(",")}
         if tokens == {"close"}:
             close = True
