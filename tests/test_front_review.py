@@ -5,12 +5,17 @@ answers a request itself instead of aiohttp. Each test pins what aiohttp does to
 
 from __future__ import annotations
 
+import base64
+import os
+import struct
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.proc import DaemonProcess, write_config
-from tests.rawhttp import Conn, exchange
+from tests.rawhttp import Conn, exchange, request
 from tests.test_webhook_http import ack, assert_ok, campaign, settled, webhook
 
 STREAM_ABOVE = 256 * 1024  # web/webhooks.py: webjs bodies above this are streamed
@@ -88,3 +93,81 @@ def test_any_close_among_the_connection_headers_closes(url: str, name: str) -> N
         assert_ok(conn.read_response())
         assert conn.closed_by_server()
     settled(url, uuid, delivered=1, read=1)
+
+
+def test_a_pipelined_mix_cut_in_two_at_every_byte_is_answered_in_order(url: str) -> None:
+    """A webhook, a request that is aiohttp's, a webhook: in two writes, cut at every
+    byte. Wherever the cut falls (in a head, a body, the prefix the front checks, the
+    hand-over), the three answers come in order and the connection stays open."""
+    first = webhook(ack("cut-a", 2))
+    data = first + request("GET", "/healthz") + webhook(ack("cut-b", 3))
+    for cut in range(1, len(data)):
+        with Conn(url) as conn:
+            conn.send(data[:cut])
+            time.sleep(0.001)  # its own read, most of the time
+            conn.send(data[cut:])
+            answers = [conn.read_response() for _ in range(3)]
+            assert [a.status for a in answers] == [200, 200, 200], (cut, answers)
+            assert answers[1].json() == {"status": "alive"}, cut
+            if cut == len(first):  # the front answered, aiohttp has the connection
+                assert conn.still_open()
+
+
+def test_a_webhook_whose_client_left_before_the_answer_is_counted(url: str) -> None:
+    """The client sends and closes at once (a gateway's timeout): the answer has nowhere
+    to go, but what was committed stays committed, and is counted."""
+    ids = campaign(url, "gone", 3)
+    for message_id in ids[:2]:
+        conn = Conn(url)
+        conn.send(webhook(ack(message_id, 3)))
+        conn.close()
+    assert_ok(exchange(url, webhook(ack(ids[2], 2))))
+    settled(url, "gone", delivered=3, read=2)
+
+
+def _websocket(conn: Conn, path: str) -> None:
+    """The client side of a WebSocket handshake on a raw connection."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    conn.send(request("GET", path, headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                            "Sec-WebSocket-Key": key,
+                                            "Sec-WebSocket-Version": "13"}))
+    assert conn.read_response(head_only=True).status == 101
+
+
+def _frame(conn: Conn) -> tuple[int, bytes]:
+    """One unmasked frame from the server: (opcode, payload)."""
+    first, second = conn._exactly(2)
+    length = second & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", conn._exactly(2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", conn._exactly(8))[0]
+    return first & 0x0F, conn._exactly(length)
+
+
+def test_sigterm_closes_every_connection_and_tells_a_websocket_4200(tmp_path: Path) -> None:
+    """At a stop: an idle connection the front holds, one it handed to aiohttp, one in
+    the middle of a request head, and a live-push WebSocket opened through the front
+    (told 4200: reconnect) are all closed, and the daemon exits 0."""
+    daemon = DaemonProcess(write_config(tmp_path))
+    try:
+        ids = campaign(daemon.url, "stop", 1)
+        front, handed, partial, ws = (Conn(daemon.url) for _ in range(4))
+        front.send(webhook(ack(ids[0], 2)))
+        assert_ok(front.read_response())
+        handed.send(request("GET", "/healthz"))
+        assert handed.read_response().status == 200
+        partial.send(webhook(ack(ids[0], 3))[:40])
+        _websocket(ws, "/app/campaignd-key?protocol=7")
+        opcode, hello = _frame(ws)
+        assert opcode == 1 and b"pusher:connection_established" in hello
+        assert daemon.terminate() == 0
+        for conn in (front, handed, partial):
+            assert conn.closed_by_server()
+            conn.close()
+        opcode, payload = _frame(ws)
+        assert opcode == 8 and struct.unpack("!H", payload[:2])[0] == 4200
+        ws.close()
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.kill()
