@@ -5,18 +5,22 @@ answers a request itself instead of aiohttp. Each test pins what aiohttp does to
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
+import socket
 import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from tests.proc import DaemonProcess, write_config
 from tests.rawhttp import Conn, exchange, request
 from tests.test_webhook_http import ack, assert_ok, campaign, settled, webhook
+from web.front import Front, FrontSite
 
 STREAM_ABOVE = 256 * 1024  # web/webhooks.py: webjs bodies above this are streamed
 
@@ -171,3 +175,43 @@ def test_sigterm_closes_every_connection_and_tells_a_websocket_4200(tmp_path: Pa
     finally:
         if daemon.proc.poll() is None:
             daemon.kill()
+
+
+async def test_an_idle_connection_is_kept_as_long_as_aiohttp_would_keep_it() -> None:
+    """The front closes idle keep-alive connections "as aiohttp does": after the idle
+    time of the handler aiohttp would give the connection (the daemon's AppRunner sets
+    none: aiohttp's default, an hour, longer than a load balancer's idle timeout, so the
+    balancer never sends a request on a connection we are closing). Idle one second less
+    than that: kept; one second more: closed. The clock is moved by aging the connection."""
+    app = web.Application()
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+
+    async def take(request: object) -> tuple[int, list[str]]:
+        return 1, []
+
+    front = Front(runner, {b"/webhooks/webjs": take}, 4096, 1)
+    idle = runner.server().keepalive_timeout  # what aiohttp keeps an idle connection
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    site = FrontSite(runner, sock, front)
+    await site.start()
+    try:
+        reader, writer = await asyncio.open_connection(sock=socket.create_connection(
+            sock.getsockname()))
+        for age in (None, idle - 1):  # answered, then aged just under aiohttp's idle time
+            if age is not None:
+                (conn,) = front.connections
+                conn.last = time.time() - age
+                front._sweep()
+            writer.write(webhook(b"{}"))  # answered: the connection was kept
+            assert (await reader.readuntil(b"\r\n")).startswith(b"HTTP/1.1 200")
+            await reader.readuntil(b'"events":1}')
+        conn.last = time.time() - idle - 1
+        front._sweep()
+        assert await reader.read() == b""  # closed, with nothing more said
+        writer.close()
+    finally:
+        await runner.cleanup()
+        sock.close()
