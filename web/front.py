@@ -49,8 +49,7 @@ MAX_HEAD = 16 * 1024  # a longer head is aiohttp's to refuse (its own field limi
 MAX_HEADERS = 128  # aiohttp's limits, past which it refuses a request (400)
 MAX_FIELD = 8190
 PAUSE_ABOVE = 1024 * 1024  # a pipelining client's backlog: stop reading past this
-KEEPALIVE_SECONDS = 75  # an idle connection is closed after this, as aiohttp does
-SWEEP_SECONDS = 15
+SWEEP_SECONDS = 15  # idle connections are looked for this often (`Front._sweep`)
 # The header lines: a token, a colon, a value of printable ASCII (RFC 9110 5.1 and 5.5),
 # each line ended by CRLF (the last one's ends the head, cut off before this is matched).
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -162,6 +161,10 @@ class Front:
         self.runner = runner
         self.app = runner.app
         self.aiohttp = runner.server
+        # An idle connection is closed after the time aiohttp would keep it (the runner's
+        # keepalive_timeout; without one, aiohttp's default: an hour, longer than the idle
+        # timeout of the load balancers in front, which must close first).
+        self.keepalive = self.aiohttp().keepalive_timeout
         self.routes = routes
         # A larger body is read streamed by the route (web/bigbody.py, from a request's
         # `content`, which FrontRequest has not): aiohttp's.
@@ -187,7 +190,7 @@ class Front:
 
     def _sweep(self) -> None:
         """Close connections idle longer than aiohttp would keep them."""
-        cutoff = time.time() - KEEPALIVE_SECONDS
+        cutoff = time.time() - self.keepalive
         for conn in list(self.connections):
             if not conn.busy and conn.last < cutoff:
                 conn.close()
