@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -177,29 +178,38 @@ def test_sigterm_closes_every_connection_and_tells_a_websocket_4200(tmp_path: Pa
             daemon.kill()
 
 
+@contextlib.asynccontextmanager
+async def in_process_front(take: Callable[[object], Awaitable[object]]
+                           ) -> AsyncIterator[tuple[Front, web.AppRunner, tuple[str, int]]]:
+    """A front on loopback over an empty application, its one webhook route `take`
+    (for what needs the front's insides: its clock, its transports)."""
+    runner = web.AppRunner(web.Application(), handle_signals=False, access_log=None)
+    await runner.setup()
+    front = Front(runner, {b"/webhooks/webjs": take}, 4096, 1)  # type: ignore[dict-item]
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    await FrontSite(runner, sock, front).start()
+    try:
+        yield front, runner, sock.getsockname()
+    finally:
+        await runner.cleanup()
+        sock.close()
+
+
 async def test_an_idle_connection_is_kept_as_long_as_aiohttp_would_keep_it() -> None:
     """The front closes idle keep-alive connections "as aiohttp does": after the idle
     time of the handler aiohttp would give the connection (the daemon's AppRunner sets
     none: aiohttp's default, an hour, longer than a load balancer's idle timeout, so the
     balancer never sends a request on a connection we are closing). Idle one second less
     than that: kept; one second more: closed. The clock is moved by aging the connection."""
-    app = web.Application()
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
 
     async def take(request: object) -> tuple[int, list[str]]:
         return 1, []
 
-    front = Front(runner, {b"/webhooks/webjs": take}, 4096, 1)
-    idle = runner.server().keepalive_timeout  # what aiohttp keeps an idle connection
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.setblocking(False)
-    site = FrontSite(runner, sock, front)
-    await site.start()
-    try:
-        reader, writer = await asyncio.open_connection(sock=socket.create_connection(
-            sock.getsockname()))
+    async with in_process_front(take) as (front, runner, address):
+        idle = runner.server().keepalive_timeout  # what aiohttp keeps an idle connection
+        reader, writer = await asyncio.open_connection(*address)
         for age in (None, idle - 1):  # answered, then aged just under aiohttp's idle time
             if age is not None:
                 (conn,) = front.connections
@@ -212,6 +222,45 @@ async def test_an_idle_connection_is_kept_as_long_as_aiohttp_would_keep_it() -> 
         front._sweep()
         assert await reader.read() == b""  # closed, with nothing more said
         writer.close()
-    finally:
-        await runner.cleanup()
-        sock.close()
+
+
+ANSWER = 4096  # the body of each answer below
+PIPELINED = 3000  # 12 MB of answers to 300 kB of requests
+
+
+async def test_a_client_that_does_not_read_its_answers_is_not_answered_ahead() -> None:
+    """A client pipelines 3,000 small requests whose answers are 4 kB each and reads
+    nothing for a while. aiohttp stops at its transport's high-water mark (each answer
+    awaits `drain`; past 32 parsed requests it stops reading): what the daemon holds for
+    a client that does not read stays bounded. The front must not take more requests
+    while its answers pile up unsent: no request is taken with a megabyte of answers
+    already waiting for the client. Then the client reads: all answered, in order."""
+    backlog: list[int] = []
+    all_taken = asyncio.Event()
+
+    async def take(request: object) -> web.Response:
+        backlog.append(request.transport.get_write_buffer_size())  # type: ignore[attr-defined]
+        if len(backlog) == PIPELINED:
+            all_taken.set()
+        return web.Response(body=b"%06d" % len(backlog) + b"x" * (ANSWER - 6))
+
+    async with in_process_front(take) as (_, _, address):
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting
+        client.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(client, address)
+        await loop.sock_sendall(client, webhook(b"{}") * PIPELINED)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_taken.wait(), 1.0)  # the front takes what it will
+        received = bytearray()
+        last = b"%06d" % PIPELINED + b"x" * (ANSWER - 6)  # the last answer's body
+        while received[-ANSWER:] != last:
+            chunk = await loop.sock_recv(client, 1 << 20)
+            assert chunk, "closed before every answer came"
+            received += chunk
+        client.close()
+    assert len(backlog) == PIPELINED
+    assert max(backlog) < 1024 * 1024, f"{max(backlog)} bytes of answers were waiting"
+    assert received.count(b"HTTP/1.1 200 OK\r\n") == PIPELINED
+    assert received.count(b"x" * (ANSWER - 6)) == PIPELINED
