@@ -215,7 +215,8 @@ class Front:
 class FrontProtocol(asyncio.Protocol):
     """One connection while the front has it (`Front`'s docstring)."""
 
-    __slots__ = ("buffer", "busy", "closing", "front", "last", "paused", "transport")
+    __slots__ = ("blocked", "buffer", "busy", "closing", "front", "last", "paused",
+                 "transport")
 
     def __init__(self, front: Front) -> None:
         self.front = front
@@ -223,7 +224,8 @@ class FrontProtocol(asyncio.Protocol):
         self.buffer = b""
         self.busy = False
         self.closing = False
-        self.paused = False
+        self.paused = False  # reading paused: a backlog of requests waits
+        self.blocked = False  # writing paused: answers wait for the client to read them
         self.last = time.time()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -237,11 +239,21 @@ class FrontProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer = self.buffer + data if self.buffer else data
-        if not self.busy:
+        if not self.busy and not self.blocked:
             self._next()
         elif len(self.buffer) > PAUSE_ABOVE and not self.paused and self.transport:
             self.paused = True
             self.transport.pause_reading()
+
+    def pause_writing(self) -> None:
+        """The client does not read its answers: take no more requests until it does
+        (as aiohttp awaits `drain` after each answer), so they do not pile up here."""
+        self.blocked = True
+
+    def resume_writing(self) -> None:
+        self.blocked = False
+        if not self.busy:
+            self._go_on()
 
     def close(self) -> None:
         if self.transport is not None:
@@ -295,13 +307,19 @@ class FrontProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return  # the client went away; what was committed stays committed
-        transport.write(answer)
+        transport.write(answer)  # may pause writing (`pause_writing`)
         if close or self.closing:
             transport.close()
             return
+        self._go_on()
+
+    def _go_on(self) -> None:
+        """After an answer, or once the client read the answers: the next request."""
+        if self.blocked or self.transport is None:
+            return
         if self.paused:
             self.paused = False
-            transport.resume_reading()
+            self.transport.resume_reading()
         if self.buffer:
             self._next()
 
