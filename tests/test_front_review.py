@@ -193,7 +193,8 @@ async def in_process_front(take: Callable[[object], Awaitable[object]]
     try:
         yield front, runner, sock.getsockname()
     finally:
-        await runner.cleanup()
+        if runner.server is not None:  # not stopped by the test
+            await runner.cleanup()
         sock.close()
 
 
@@ -264,3 +265,34 @@ async def test_a_client_that_does_not_read_its_answers_is_not_answered_ahead() -
     assert max(backlog) < 1024 * 1024, f"{max(backlog)} bytes of answers were waiting"
     assert received.count(b"HTTP/1.1 200 OK\r\n") == PIPELINED
     assert received.count(b"x" * (ANSWER - 6)) == PIPELINED
+
+
+async def test_a_stop_answers_the_webhook_in_flight_and_closes_the_idle_ones() -> None:
+    """A stop (runner.cleanup, as at SIGTERM) while a webhook waits for its commit: that
+    one is answered 200, then closed; an idle connection is closed at once; a request
+    pipelined behind the one in flight is not started."""
+    committed = asyncio.Event()
+    started = asyncio.Event()
+
+    async def take(request: object) -> tuple[int, list[str]]:
+        started.set()
+        await committed.wait()
+        return 1, []
+
+    async with in_process_front(take) as (front, runner, address):
+        idle_reader, idle_writer = await asyncio.open_connection(*address)
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(webhook(b"{}"))
+        await started.wait()
+        writer.write(webhook(b"{}"))  # behind the one in flight
+        await asyncio.sleep(0)
+        stopping = asyncio.create_task(runner.cleanup())
+        assert await idle_reader.read() == b""  # closed, while the other still waits
+        assert not stopping.done()
+        committed.set()
+        assert (await reader.readuntil(b"\r\n")).startswith(b"HTTP/1.1 200")
+        rest = await reader.read()  # then the close
+        assert rest.endswith(b'{"ok":true,"events":1}') and b"HTTP/1.1" not in rest
+        await stopping
+        idle_writer.close()
+        writer.close()
