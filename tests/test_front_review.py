@@ -296,3 +296,26 @@ async def test_a_stop_answers_the_webhook_in_flight_and_closes_the_idle_ones() -
         await stopping
         idle_writer.close()
         writer.close()
+
+
+async def test_nothing_pipelined_after_a_close_is_taken_once_the_client_reads() -> None:
+    """A webhook with Connection: close and another pipelined behind it; the first
+    answer is large and the client reads it late (the front's writing was paused). The
+    connection ends with that answer: the second request is neither taken nor answered
+    (aiohttp reads nothing after a close)."""
+    taken: list[int] = []
+
+    async def take(request: object) -> web.Response:
+        taken.append(1)
+        return web.Response(body=b"x" * (8 << 20))  # past every socket buffer
+
+    async with in_process_front(take) as (_, _, address):
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(request("POST", "/webhooks/webjs", b"{}", {"Connection": "close"})
+                     + webhook(b"{}"))
+        while not taken:
+            await asyncio.sleep(0.01)
+        received = await reader.read()  # everything, to the close
+        writer.close()
+    assert received.count(b"HTTP/1.1 200") == 1 and received.endswith(b"x" * 100)
+    assert len(taken) == 1

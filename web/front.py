@@ -314,12 +314,14 @@ class FrontProtocol(asyncio.Protocol):
         self._go_on()
 
     def _go_on(self) -> None:
-        """After an answer, or once the client read the answers: the next request."""
-        if self.blocked or self.transport is None:
+        """After an answer, or once the client read the answers: the next request (none
+        once the connection is closing: after a close, at a stop)."""
+        transport = self.transport
+        if self.blocked or transport is None or transport.is_closing() or self.closing:
             return
         if self.paused:
             self.paused = False
-            self.transport.resume_reading()
+            transport.resume_reading()
         if self.buffer:
             self._next()
 
