@@ -11,12 +11,14 @@ come in and go out differs.
 What the front takes itself, strictly (`parse_head`): `POST /webhooks/<source>` exactly (no
 query), HTTP/1.1, a Host header, header lines `Name: value` of printable ASCII, ONE
 Content-Length up to the route's streaming size and `server.max_body_bytes`, no
-Transfer-Encoding, Expect or Upgrade, Connection absent, `keep-alive` or `close`.
+Transfer-Encoding, Expect or Upgrade, no header aiohttp refuses repeated (Content-Type,
+User-Agent, ...), Connection (and Proxy-Connection) absent, `keep-alive` or `close`.
 Anything else (another route, a malformed head, chunked bodies, HTTP/1.0, WebSockets) is
 handed to aiohttp at the first byte of that request, with what was read after it, and
 the connection stays aiohttp's from there. So every refusal of a malformed request is
 aiohttp's own, and a client sees one HTTP server. Requests on one connection are answered
-one at a time, in order (a pipelining client waits in our buffer).
+one at a time, in order (a pipelining client waits in our buffer), and none is taken
+while the client leaves its answers unread (`pause_writing`), as aiohttp does.
 
 `server.webhook_front = false` turns it off: aiohttp serves every request.
 """
