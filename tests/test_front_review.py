@@ -319,3 +319,24 @@ async def test_nothing_pipelined_after_a_close_is_taken_once_the_client_reads() 
         writer.close()
     assert received.count(b"HTTP/1.1 200") == 1 and received.endswith(b"x" * 100)
     assert len(taken) == 1
+
+
+async def test_megabytes_of_pipelined_requests_are_all_answered_in_order() -> None:
+    """3 MB of pipelined requests in one go, read back as they come: the front pauses
+    reading past its backlog and resumes, and every request is answered once, in
+    order, with its own body."""
+    count = 1500
+
+    async def take(request: object) -> web.Response:
+        body = await request.read()  # type: ignore[attr-defined]
+        return web.Response(body=body.strip())
+
+    async with in_process_front(take) as (_, _, address):
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b"".join(webhook(b" " * 2000 + b"%d" % i) for i in range(count)))
+        for i in range(count):
+            assert (await reader.readuntil(b"\r\n")) == b"HTTP/1.1 200 OK\r\n"
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            assert await reader.readexactly(length) == b"%d" % i
+        writer.close()
