@@ -18,18 +18,22 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from domain.signatures import form_params, twilio_signature
 from tests.proc import DaemonProcess, write_config
 from tests.rawhttp import Conn, exchange, request
-from tests.test_webhook_http import ack, assert_ok, campaign, settled, webhook
+from tests.test_webhook_http import FIXTURES, ack, assert_ok, campaign, settled, webhook
 from web.front import Front, FrontSite
 
 STREAM_ABOVE = 256 * 1024  # web/webhooks.py: webjs bodies above this are streamed
+TWILIO_TOKEN = "review17-twilio"
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One daemon with the default body limit (4 MiB, above the streaming size)."""
-    daemon = DaemonProcess(write_config(tmp_path_factory.mktemp("front_review")))
+    """One daemon with the default body limit (4 MiB, above the streaming size) and a
+    Twilio auth token (its signature covers the URL, made from the Host header)."""
+    daemon = DaemonProcess(write_config(tmp_path_factory.mktemp("front_review"),
+                                        **{"webhooks.twilio.auth_token": TWILIO_TOKEN}))
     try:
         yield daemon.url
     finally:
@@ -50,6 +54,29 @@ def test_a_webjs_body_over_the_streaming_size_is_taken(url: str) -> None:
         conn.send(webhook(ack(ids[1], 2)))  # the connection goes on
         assert_ok(conn.read_response())
     settled(url, "bigwebjs", delivered=2, read=1)
+
+
+@pytest.mark.parametrize(("host", "signed_url"), [
+    ("127.0.0.1", "http://127.0.0.1/webhooks/twilio"),
+    ("Hooks.Example.COM:80", "http://hooks.example.com/webhooks/twilio"),
+    ("[::1]:8080", "http://[::1]:8080/webhooks/twilio"),
+])
+def test_a_twilio_signature_over_the_url_made_from_the_host(url: str, host: str,
+                                                            signed_url: str) -> None:
+    """Twilio signs the URL it calls; without webhooks.twilio.public_url the daemon
+    rebuilds it as aiohttp's request.url does (Host header, lower-cased, default port
+    dropped): signed over that URL it is taken, over another it is 401."""
+    body = (FIXTURES / "twilio_status_read.form").read_bytes().strip()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    with Conn(url) as conn:
+        for signed, status in ((signed_url + "x", 401), (signed_url, 200)):
+            signature = twilio_signature(TWILIO_TOKEN, signed, form_params(body))
+            conn.send(request("POST", "/webhooks/twilio", body, {
+                **form, "X-Twilio-Signature": signature}).replace(
+                    b"Host: 127.0.0.1\r\n", f"Host: {host}\r\n".encode()))
+            response = conn.read_response()
+            assert response.status == status, response.body
+        assert conn.still_open()
 
 
 def _head(lines: list[bytes], body: bytes) -> bytes:
