@@ -120,16 +120,18 @@ def parse_head(head: bytes, routes: dict[bytes, Taker], max_body: int) -> Head |
     if block.count(b"\r\n") >= MAX_HEADERS or HEADER_LINES.fullmatch(block) is None:
         return None  # obs-fold, a space before a colon, a control or non-ASCII byte, ...
     headers: CIMultiDict[str] = CIMultiDict()
+    names: set[str] = set()  # lower-cased: a repeated one is a case for aiohttp
     for line in block.decode("ascii").split("\r\n"):
         name, _, value = line.partition(":")
         if len(line) > MAX_FIELD:
             return None  # aiohttp's limit: it refuses the request
+        names.add(name.lower())
         headers.add(name, value.strip(" \t"))
     for name in NOT_OURS:
         if name in headers:
             return None
-    if len(headers) > len(set(map(str.lower, headers))) and any(
-            len(headers.getall(name, ())) > 1 for name in SINGLETON_HEADERS):
+    repeated = len(names) < len(headers)
+    if repeated and any(len(headers.getall(name, ())) > 1 for name in SINGLETON_HEADERS):
         return None  # a repeated Content-Type, User-Agent, ...: aiohttp refuses it (400)
     lengths = headers.getall("Content-Length", ())
     hosts = headers.getall("Host", ())
@@ -141,10 +143,11 @@ def parse_head(head: bytes, routes: dict[bytes, Taker], max_body: int) -> Head |
         return None
     close = False
     connection = headers.get("Connection")
-    if connection is not None or "Proxy-Connection" in headers:
+    if "proxy-connection" in names or (repeated and connection is not None):
         # llhttp reads every Connection line, and Proxy-Connection as one: a close in any
         connection = ",".join(headers.getall("Connection", [])
                               + headers.getall("Proxy-Connection", []))
+    if connection is not None:
         tokens = {token.strip(" \t") for token in connection.lower().split(",")}
         if tokens == {"close"}:
             close = True
