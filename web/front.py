@@ -11,12 +11,14 @@ come in and go out differs.
 What the front takes itself, strictly (`parse_head`): `POST /webhooks/<source>` exactly (no
 query), HTTP/1.1, a Host header, header lines `Name: value` of printable ASCII, ONE
 Content-Length up to the route's streaming size and `server.max_body_bytes`, no
-Transfer-Encoding, Expect or Upgrade, Connection absent, `keep-alive` or `close`.
+Transfer-Encoding, Expect or Upgrade, no header aiohttp refuses repeated (Content-Type,
+User-Agent, ...), Connection (and Proxy-Connection) absent, `keep-alive` or `close`.
 Anything else (another route, a malformed head, chunked bodies, HTTP/1.0, WebSockets) is
 handed to aiohttp at the first byte of that request, with what was read after it, and
 the connection stays aiohttp's from there. So every refusal of a malformed request is
 aiohttp's own, and a client sees one HTTP server. Requests on one connection are answered
-one at a time, in order (a pipelining client waits in our buffer).
+one at a time, in order (a pipelining client waits in our buffer), and none is taken
+while the client leaves its answers unread (`pause_writing`), as aiohttp does.
 
 `server.webhook_front = false` turns it off: aiohttp serves every request.
 """
@@ -35,10 +37,11 @@ import structlog
 from aiohttp import web
 from aiohttp.helpers import HeadersMixin
 from aiohttp.http import SERVER_SOFTWARE
+from aiohttp.http_parser import SINGLETON_HEADERS
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from web.webhooks import OK_BODIES, Taken, ok_response
+from web.webhooks import OK_BODIES, STREAM_ABOVE, Taken, ok_response
 
 log = structlog.get_logger(__name__)
 
@@ -48,8 +51,7 @@ MAX_HEAD = 16 * 1024  # a longer head is aiohttp's to refuse (its own field limi
 MAX_HEADERS = 128  # aiohttp's limits, past which it refuses a request (400)
 MAX_FIELD = 8190
 PAUSE_ABOVE = 1024 * 1024  # a pipelining client's backlog: stop reading past this
-KEEPALIVE_SECONDS = 75  # an idle connection is closed after this, as aiohttp does
-SWEEP_SECONDS = 15
+SWEEP_SECONDS = 15  # idle connections are looked for this often (`Front._sweep`)
 # The header lines: a token, a colon, a value of printable ASCII (RFC 9110 5.1 and 5.5),
 # each line ended by CRLF (the last one's ends the head, cut off before this is matched).
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -118,14 +120,19 @@ def parse_head(head: bytes, routes: dict[bytes, Taker], max_body: int) -> Head |
     if block.count(b"\r\n") >= MAX_HEADERS or HEADER_LINES.fullmatch(block) is None:
         return None  # obs-fold, a space before a colon, a control or non-ASCII byte, ...
     headers: CIMultiDict[str] = CIMultiDict()
+    names: set[str] = set()  # lower-cased: a repeated one is a case for aiohttp
     for line in block.decode("ascii").split("\r\n"):
         name, _, value = line.partition(":")
         if len(line) > MAX_FIELD:
             return None  # aiohttp's limit: it refuses the request
+        names.add(name.lower())
         headers.add(name, value.strip(" \t"))
     for name in NOT_OURS:
         if name in headers:
             return None
+    repeated = len(names) < len(headers)
+    if repeated and any(len(headers.getall(name, ())) > 1 for name in SINGLETON_HEADERS):
+        return None  # a repeated Content-Type, User-Agent, ...: aiohttp refuses it (400)
     lengths = headers.getall("Content-Length", ())
     hosts = headers.getall("Host", ())
     if len(lengths) != 1 or len(hosts) != 1 or not hosts[0]:
@@ -136,6 +143,10 @@ def parse_head(head: bytes, routes: dict[bytes, Taker], max_body: int) -> Head |
         return None
     close = False
     connection = headers.get("Connection")
+    if "proxy-connection" in names or (repeated and connection is not None):
+        # llhttp reads every Connection line, and Proxy-Connection as one: a close in any
+        connection = ",".join(headers.getall("Connection", [])
+                              + headers.getall("Proxy-Connection", []))
     if connection is not None:
         tokens = {token.strip(" \t") for token in connection.lower().split(",")}
         if tokens == {"close"}:
@@ -155,8 +166,14 @@ class Front:
         self.runner = runner
         self.app = runner.app
         self.aiohttp = runner.server
+        # An idle connection is closed after the time aiohttp would keep it (the runner's
+        # keepalive_timeout; without one, aiohttp's default: an hour, longer than the idle
+        # timeout of the load balancers in front, which must close first).
+        self.keepalive = self.aiohttp().keepalive_timeout
         self.routes = routes
-        self.max_body = max_body
+        # A larger body is read streamed by the route (web/bigbody.py, from a request's
+        # `content`, which FrontRequest has not): aiohttp's.
+        self.max_body = min(max_body, STREAM_ABOVE)
         self.shutdown_timeout = shutdown_timeout
         self.connections: set[FrontProtocol] = set()
         self._second = 0
@@ -178,7 +195,7 @@ class Front:
 
     def _sweep(self) -> None:
         """Close connections idle longer than aiohttp would keep them."""
-        cutoff = time.time() - KEEPALIVE_SECONDS
+        cutoff = time.time() - self.keepalive
         for conn in list(self.connections):
             if not conn.busy and conn.last < cutoff:
                 conn.close()
@@ -203,7 +220,8 @@ class Front:
 class FrontProtocol(asyncio.Protocol):
     """One connection while the front has it (`Front`'s docstring)."""
 
-    __slots__ = ("buffer", "busy", "closing", "front", "last", "paused", "transport")
+    __slots__ = ("blocked", "buffer", "busy", "closing", "front", "last", "paused",
+                 "transport")
 
     def __init__(self, front: Front) -> None:
         self.front = front
@@ -211,7 +229,8 @@ class FrontProtocol(asyncio.Protocol):
         self.buffer = b""
         self.busy = False
         self.closing = False
-        self.paused = False
+        self.paused = False  # reading paused: a backlog of requests waits
+        self.blocked = False  # writing paused: answers wait for the client to read them
         self.last = time.time()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -225,11 +244,21 @@ class FrontProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer = self.buffer + data if self.buffer else data
-        if not self.busy:
+        if not self.busy and not self.blocked:
             self._next()
         elif len(self.buffer) > PAUSE_ABOVE and not self.paused and self.transport:
             self.paused = True
             self.transport.pause_reading()
+
+    def pause_writing(self) -> None:
+        """The client does not read its answers: take no more requests until it does
+        (as aiohttp awaits `drain` after each answer), so they do not pile up here."""
+        self.blocked = True
+
+    def resume_writing(self) -> None:
+        self.blocked = False
+        if not self.busy:
+            self._go_on()
 
     def close(self) -> None:
         if self.transport is not None:
@@ -283,9 +312,17 @@ class FrontProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return  # the client went away; what was committed stays committed
-        transport.write(answer)
+        transport.write(answer)  # may pause writing (`pause_writing`)
         if close or self.closing:
             transport.close()
+            return
+        self._go_on()
+
+    def _go_on(self) -> None:
+        """After an answer, or once the client read the answers: the next request (none
+        once the connection is closing: after a close, at a stop)."""
+        transport = self.transport
+        if self.blocked or transport is None or transport.is_closing() or self.closing:
             return
         if self.paused:
             self.paused = False
