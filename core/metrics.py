@@ -6,7 +6,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 from core.config import SOURCES
@@ -57,6 +57,23 @@ class LoopHistograms:
                 total += count
                 buckets.append((floatToGoString(bound), total))
             family.add_metric([value], buckets, child.sum)
+        yield family
+
+
+class LoopCounts:
+    """Counters with one label, counted from the event loop only (a list index and an
+    addition, no lock), exported as prometheus_client's own Counter would be."""
+
+    def __init__(self, name: str, documentation: str, label: str, values: Iterable[str],
+                 registry: CollectorRegistry) -> None:
+        self.name, self.documentation, self.label = name, documentation, label
+        self.counts = dict.fromkeys(values, 0)
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, count in self.counts.items():
+            family.add_metric([value], count)
         yield family
 
 
@@ -140,6 +157,11 @@ class Metrics:
             "campaignd_webhook_ignored",
             "Webhook events accepted (2xx) but not used: not delivery statuses (sessions, QR "
             "codes, typing, ...), by source and event name.", ["source", "event"], registry=r)
+        self.front = LoopCounts(
+            "campaignd_http_front",
+            "Requests the webhook front answered itself (answered), and connections it "
+            "handed to aiohttp (handed_over) for a request of another kind (web/front.py).",
+            "outcome", ("answered", "handed_over"), r)
         self.relay_backlog = Gauge(
             "campaignd_relay_backlog", "Accepted requests waiting to be relayed.", ["source"],
             registry=r)

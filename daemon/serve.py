@@ -29,7 +29,6 @@ from web.app import make_app
 from web.auth import Guard
 from web.front import Front, FrontSite
 from web.keys import GUARD, RECOVERY, RUNTIME, WEBHOOK_ROUTES
-from web.webhooks import STREAM_ABOVE
 
 log = structlog.get_logger(__name__)
 
@@ -143,9 +142,9 @@ async def _run(config: Config, sockets: list[socket.socket], notifier: Notifier,
     except Exception as exc:
         return await give_up("serve.start_failed", "could not start", exc)
     try:
-        front = Front(runner, app[WEBHOOK_ROUTES],
-                      min(config["server.max_body_bytes"], STREAM_ABOVE),  # larger: aiohttp
-                      SHUTDOWN_SECONDS) if config["server.webhook_front"] else None
+        front = Front(runner, app[WEBHOOK_ROUTES], config["server.max_body_bytes"],
+                      SHUTDOWN_SECONDS, app[RUNTIME].metrics.front.counts
+                      ) if config["server.webhook_front"] else None
         for sock in sockets:  # the webhook front (web/front.py) hands the rest to aiohttp
             await (FrontSite(runner, sock, front) if front else web.SockSite(runner, sock)
                    ).start()

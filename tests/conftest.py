@@ -20,8 +20,7 @@ from core.config import Config
 from daemon.config import load_config
 from web.app import make_app
 from web.front import Front, FrontSite
-from web.keys import WEBHOOK_ROUTES
-from web.webhooks import STREAM_ABOVE
+from web.keys import RUNTIME, WEBHOOK_ROUTES
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 if not FIXTURES.exists():  # CI clones the repo with shared/ beside it
@@ -215,8 +214,8 @@ class FrontTestServer(TestServer):
         self.host, self.port = sock.getsockname()[:2]
         app = self.app
         assert app is not None
-        front = Front(self.runner, app[WEBHOOK_ROUTES], min(app._client_max_size, STREAM_ABOVE),
-                      self.runner._shutdown_timeout)
+        front = Front(self.runner, app[WEBHOOK_ROUTES], app._client_max_size,
+                      self.runner._shutdown_timeout, app[RUNTIME].metrics.front.counts)
         await FrontSite(self.runner, sock, front).start()
         self.scheme = "http"
         self._root = URL(f"http://{self.host}:{self.port}")

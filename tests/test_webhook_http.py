@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -591,3 +593,32 @@ def test_sigterm_with_an_idle_keepalive_connection(tmp_path: Path) -> None:
     finally:
         if daemon.proc.poll() is None:
             daemon.kill()
+
+
+# 16. the front's own count (web/front.py): which requests it answered, which it handed on
+
+
+def front_counts(url: str) -> dict[str, float]:
+    """campaignd_http_front_total by outcome, read from GET /metrics (its own connection
+    is handed to aiohttp before it is answered, so it is counted in what it reads)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    found = re.findall(r'^campaignd_http_front_total\{outcome="(\w+)"\} (\S+)$', text, re.M)
+    return {outcome: float(value) for outcome, value in found}
+
+
+def test_the_front_answers_webhooks_itself_and_hands_other_requests_on(url: str) -> None:
+    ids = campaign(url, "front-counts", 2)
+    before = front_counts(url)
+    with Conn(url) as conn:
+        conn.send(webhook(ack(ids[0], 2)))
+        assert_ok(conn.read_response())
+        conn.send(request("POST", "/laravel/api/whatsapp/webhooks/webjs", ack(ids[1], 3),
+                          JSON))  # the path the seed's service posts to
+        assert_ok(conn.read_response())
+        conn.send(request("GET", "/healthz"))
+        assert conn.read_response().status == 200
+    after = front_counts(url)
+    assert after["answered"] - before["answered"] == 2
+    assert after["handed_over"] - before["handed_over"] == 2  # the GET, and this read
+    settled(url, "front-counts", delivered=2, read=1)

@@ -50,6 +50,7 @@ Taker = Callable[[Any], Awaitable[Taken]]  # web/webhooks.py `make_taker`
 MAX_HEAD = 16 * 1024  # a longer head is aiohttp's to refuse (its own field limits)
 MAX_HEADERS = 128  # aiohttp's limits, past which it refuses a request (400)
 MAX_FIELD = 8190
+HEADS_KEPT = 256  # parsed heads remembered (`Front.heads`)
 PAUSE_ABOVE = 1024 * 1024  # a pipelining client's backlog: stop reading past this
 SWEEP_SECONDS = 15  # idle connections are looked for this often (`Front._sweep`)
 # The header lines: a token, a colon, a value of printable ASCII (RFC 9110 5.1 and 5.5),
@@ -97,11 +98,12 @@ class FrontRequest(HeadersMixin):
 class Head:
     """A request head the front takes (`parse_head`)."""
 
-    __slots__ = ("close", "headers", "host", "length", "path")
+    __slots__ = ("close", "headers", "host", "length", "path", "take")
 
-    def __init__(self, path: str, headers: CIMultiDictProxy[str], length: int, close: bool,
-                 host: str) -> None:
+    def __init__(self, path: str, take: Taker, headers: CIMultiDictProxy[str], length: int,
+                 close: bool, host: str) -> None:
         self.path = path
+        self.take = take
         self.headers = headers
         self.length = length
         self.close = close
@@ -153,7 +155,8 @@ def parse_head(head: bytes, routes: dict[bytes, Taker], max_body: int) -> Head |
             close = True
         elif tokens != {"keep-alive"}:
             return None
-    return Head(parts[1].decode(), CIMultiDictProxy(headers), int(length), close, hosts[0])
+    return Head(parts[1].decode(), routes[parts[1]], CIMultiDictProxy(headers), int(length),
+                close, hosts[0])
 
 
 class Front:
@@ -161,7 +164,8 @@ class Front:
     Date header (remade once a second)."""
 
     def __init__(self, runner: web.AppRunner, routes: dict[bytes, Taker],
-                 max_body: int, shutdown_timeout: float) -> None:
+                 max_body: int, shutdown_timeout: float,
+                 counts: dict[str, int] | None = None) -> None:
         assert runner.server is not None, "set the runner up first"
         self.runner = runner
         self.app = runner.app
@@ -176,9 +180,20 @@ class Front:
         self.max_body = min(max_body, STREAM_ABOVE)
         self.shutdown_timeout = shutdown_timeout
         self.connections: set[FrontProtocol] = set()
+        # Heads seen, parsed: a gateway sends the same head but for the body's length
+        # (and a signature, when it signs), so most requests' heads were seen before.
+        # A Head is read-only (its headers a proxy), shared by the requests that sent it.
+        self.heads: dict[bytes, Head] = {}
+        # answered / handed_over, exported as campaignd_http_front (core/metrics.py)
+        self.counts = counts if counts is not None else {"answered": 0, "handed_over": 0}
         self._second = 0
         self._stamp = b""
         self._sweeper: asyncio.TimerHandle | None = None
+
+    def remember(self, raw: bytes, head: Head) -> None:
+        if len(self.heads) >= HEADS_KEPT:
+            self.heads.clear()  # signed requests' heads are all new: start over
+        self.heads[raw] = head
 
     def stamp(self) -> tuple[int, bytes]:
         """The second and the Date and Server header lines for an answer."""
@@ -239,6 +254,7 @@ class FrontProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.front.connections.discard(self)
+        self.front.counts["handed_over"] += 1
         self.transport = None
         self.buffer = b""
 
@@ -272,15 +288,18 @@ class FrontProtocol(asyncio.Protocol):
             return
         end = buf.find(b"\r\n\r\n", 0, MAX_HEAD)
         if end < 0:
-            if len(buf) >= MAX_HEAD or b"\n\n" in buf or not b"POST /webhooks/".startswith(
-                    buf[:15]):
-                self._hand_over()  # bare LFs, a long head, or not a webhook at all
+            if len(buf) >= MAX_HEAD or b"\n\n" in buf or not b"POST /".startswith(buf[:6]):
+                self._hand_over()  # bare LFs, a long head, or not a POST at all
             return
         front = self.front
-        head = parse_head(buf[:end], front.routes, front.max_body)
+        raw = buf[:end]
+        head = front.heads.get(raw)
         if head is None:
-            self._hand_over()
-            return
+            head = parse_head(raw, front.routes, front.max_body)
+            if head is None:
+                self._hand_over()
+                return
+            front.remember(raw, head)
         start = end + 4
         if len(buf) < start + head.length:
             return  # the body is still coming
@@ -289,8 +308,8 @@ class FrontProtocol(asyncio.Protocol):
         self.busy = True
         request = FrontRequest(front.app, head.path, head.headers, body, self.transport,
                                head.host)
-        take = front.routes[head.path.encode()]
-        asyncio.get_running_loop().create_task(self._answer(take, request, head.close))
+        front.counts["answered"] += 1
+        asyncio.get_running_loop().create_task(self._answer(head.take, request, head.close))
 
     async def _answer(self, take: Taker, request: FrontRequest, close: bool) -> None:
         try:
@@ -352,6 +371,7 @@ class FrontProtocol(asyncio.Protocol):
         transport, data = self.transport, self.buffer
         assert transport is not None
         self.front.connections.discard(self)
+        self.front.counts["handed_over"] += 1
         self.transport = None
         self.buffer = b""
         protocol = self.front.aiohttp()
