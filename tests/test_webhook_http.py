@@ -608,17 +608,26 @@ def front_counts(url: str) -> dict[str, float]:
 
 
 def test_the_front_answers_webhooks_itself_and_hands_other_requests_on(url: str) -> None:
-    ids = campaign(url, "front-counts", 2)
+    ids = campaign(url, "front-counts", 3)
     before = front_counts(url)
-    with Conn(url) as conn:
-        conn.send(webhook(ack(ids[0], 2)))
-        assert_ok(conn.read_response())
-        conn.send(request("POST", "/laravel/api/whatsapp/webhooks/webjs", ack(ids[1], 3),
-                          JSON))  # the path the seed's service posts to
-        assert_ok(conn.read_response())
-        conn.send(request("GET", "/healthz"))
-        assert conn.read_response().status == 200
-    after = front_counts(url)
-    assert after["answered"] - before["answered"] == 2
-    assert after["handed_over"] - before["handed_over"] == 2  # the GET, and this read
-    settled(url, "front-counts", delivered=2, read=1)
+    with Conn(url) as webhooks_only, Conn(url) as mixed:
+        webhooks_only.send(webhook(ack(ids[0], 2)))
+        assert_ok(webhooks_only.read_response())
+        webhooks_only.send(request("POST", "/laravel/api/whatsapp/webhooks/webjs",
+                                   ack(ids[1], 3), JSON))  # where the seed's service posts
+        assert_ok(webhooks_only.read_response())
+        middle = front_counts(url)  # this read's own connection is handed on: 1
+        assert middle["answered"] - before["answered"] == 2
+        assert middle["handed_over"] - before["handed_over"] == 1
+        with Conn(url) as closed_after_one:  # a webhook and a close: nothing handed on
+            closed_after_one.send(webhook(ack(ids[1], 3)))
+            assert_ok(closed_after_one.read_response())
+        mixed.send(webhook(ack(ids[2], 2)))
+        assert_ok(mixed.read_response())
+        mixed.send(request("GET", "/healthz"))
+        assert mixed.read_response().status == 200
+        after = front_counts(url)
+        assert after["answered"] - middle["answered"] == 2
+        assert after["handed_over"] - middle["handed_over"] == 2  # the GET's, this read's
+        assert webhooks_only.still_open()
+    settled(url, "front-counts", delivered=3, read=1)

@@ -52,6 +52,7 @@ MAX_HEADERS = 128  # aiohttp's limits, past which it refuses a request (400)
 MAX_FIELD = 8190
 HEADS_KEPT = 256  # parsed heads remembered (`Front.heads`)
 PAUSE_ABOVE = 1024 * 1024  # a pipelining client's backlog: stop reading past this
+COMPACT_ABOVE = 64 * 1024  # taken bytes dropped from the buffer's front past this
 SWEEP_SECONDS = 15  # idle connections are looked for this often (`Front._sweep`)
 # The header lines: a token, a colon, a value of printable ASCII (RFC 9110 5.1 and 5.5),
 # each line ended by CRLF (the last one's ends the head, cut off before this is matched).
@@ -235,13 +236,14 @@ class Front:
 class FrontProtocol(asyncio.Protocol):
     """One connection while the front has it (`Front`'s docstring)."""
 
-    __slots__ = ("blocked", "buffer", "busy", "closing", "front", "last", "paused",
+    __slots__ = ("blocked", "buffer", "busy", "closing", "front", "last", "offset", "paused",
                  "transport")
 
     def __init__(self, front: Front) -> None:
         self.front = front
         self.transport: asyncio.Transport | None = None
-        self.buffer = b""
+        self.buffer = bytearray()  # read, not yet taken from `offset` on
+        self.offset = 0
         self.busy = False
         self.closing = False
         self.paused = False  # reading paused: a backlog of requests waits
@@ -254,15 +256,19 @@ class FrontProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.front.connections.discard(self)
-        self.front.counts["handed_over"] += 1
         self.transport = None
-        self.buffer = b""
+        self.buffer = bytearray()
+        self.offset = 0
 
     def data_received(self, data: bytes) -> None:
-        self.buffer = self.buffer + data if self.buffer else data
+        buffer = self.buffer
+        if self.offset > COMPACT_ABOVE:  # what was taken is dropped now and then
+            del buffer[:self.offset]
+            self.offset = 0
+        buffer += data
         if not self.busy and not self.blocked:
-            self._next()
-        elif len(self.buffer) > PAUSE_ABOVE and not self.paused and self.transport:
+            self._take_next()
+        elif len(buffer) - self.offset > PAUSE_ABOVE and not self.paused and self.transport:
             self.paused = True
             self.transport.pause_reading()
 
@@ -283,16 +289,21 @@ class FrontProtocol(asyncio.Protocol):
     def _next(self) -> None:
         """Start answering the request at the buffer's head, if it is whole; hand the
         connection to aiohttp if it is not the front's kind."""
-        buf = self.buffer
-        if not buf or self.transport is None:
+        buf, at = self.buffer, self.offset
+        if at >= len(buf):
+            buf.clear()  # all taken: start the buffer over
+            self.offset = 0
             return
-        end = buf.find(b"\r\n\r\n", 0, MAX_HEAD)
+        if self.transport is None:
+            return
+        end = buf.find(b"\r\n\r\n", at, at + MAX_HEAD)
         if end < 0:
-            if len(buf) >= MAX_HEAD or b"\n\n" in buf or not b"POST /".startswith(buf[:6]):
+            if len(buf) - at >= MAX_HEAD or buf.find(b"\n\n", at) >= 0 \
+                    or not b"POST /".startswith(buf[at:at + 6]):
                 self._hand_over()  # bare LFs, a long head, or not a POST at all
             return
         front = self.front
-        raw = buf[:end]
+        raw = bytes(buf[at:end])
         head = front.heads.get(raw)
         if head is None:
             head = parse_head(raw, front.routes, front.max_body)
@@ -302,9 +313,9 @@ class FrontProtocol(asyncio.Protocol):
             front.remember(raw, head)
         start = end + 4
         if len(buf) < start + head.length:
-            return  # the body is still coming
-        body = buf[start:start + head.length]
-        self.buffer = buf[start + head.length:]
+            return  # the body is still coming (its head is remembered: not parsed again)
+        body = bytes(buf[start:start + head.length])
+        self.offset = start + head.length
         self.busy = True
         request = FrontRequest(front.app, head.path, head.headers, body, self.transport,
                                head.host)
@@ -346,8 +357,15 @@ class FrontProtocol(asyncio.Protocol):
         if self.paused:
             self.paused = False
             transport.resume_reading()
-        if self.buffer:
+        if self.offset < len(self.buffer):
+            self._take_next()
+
+    def _take_next(self) -> None:
+        try:
             self._next()
+        except Exception as exc:  # a bug of ours: logged, the connection closed
+            log.exception("http.front_failed", exc_info=exc)
+            self.close()
 
     def _encode(self, response: web.StreamResponse, close: bool) -> bytes:
         body = response.body if isinstance(response, web.Response) else None
@@ -368,12 +386,13 @@ class FrontProtocol(asyncio.Protocol):
 
     def _hand_over(self) -> None:
         """From here the connection is aiohttp's, starting with the bytes we hold."""
-        transport, data = self.transport, self.buffer
+        transport, data = self.transport, bytes(self.buffer[self.offset:])
         assert transport is not None
         self.front.connections.discard(self)
         self.front.counts["handed_over"] += 1
         self.transport = None
-        self.buffer = b""
+        self.buffer = bytearray()
+        self.offset = 0
         protocol = self.front.aiohttp()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
