@@ -3,16 +3,17 @@ without aiohttp's request cycle; every other request is aiohttp's.
 
 Why: under single-status webhooks aiohttp's per-request machinery (its parser, Request and
 Response objects, a handler task, the payload writer) was most of the loop's CPU, more
-than the route itself (docs/BENCHMARKS.md, "Wave 17 (lead)"). The route's handler is the
-same one aiohttp calls (web/webhooks.py `make_handler`): the signature checks, the parse,
-the journal's group commit and the 2xx only once durable are unchanged. Only how the bytes
-come in and go out differs.
+than the route itself (docs/BENCHMARKS.md, "Wave 17 (lead)"). The route's taker is the
+same one aiohttp's handler calls (web/webhooks.py `make_taker`): the signature checks, the
+parse, the journal's group commit and the 2xx only once durable are unchanged. Only how
+the bytes come in and go out differs.
 
-What the front takes itself, strictly (`parse_head`): `POST /webhooks/<source>` exactly (no
-query), HTTP/1.1, a Host header, header lines `Name: value` of printable ASCII, ONE
-Content-Length up to the route's streaming size and `server.max_body_bytes`, no
-Transfer-Encoding, Expect or Upgrade, no header aiohttp refuses repeated (Content-Type,
-User-Agent, ...), Connection (and Proxy-Connection) absent, `keep-alive` or `close`.
+What the front takes itself, strictly (`parse_head`): `POST /webhooks/<source>` or the
+seed's `/laravel/api/whatsapp/webhooks/webjs` exactly (no query), HTTP/1.1, a Host header,
+header lines `Name: value` of printable ASCII, ONE Content-Length up to the route's
+streaming size and `server.max_body_bytes`, no Transfer-Encoding, Expect or Upgrade, no
+header aiohttp refuses repeated (Content-Type, User-Agent, ...), Connection (and Proxy-
+Connection) absent, `keep-alive` or `close`.
 Anything else (another route, a malformed head, chunked bodies, HTTP/1.0, WebSockets) is
 handed to aiohttp at the first byte of that request, with what was read after it, and
 the connection stays aiohttp's from there. So every refusal of a malformed request is
