@@ -61,8 +61,9 @@ class LoopHistograms:
 
 
 class LoopCounts:
-    """Counters with one label, counted from the event loop only (a list index and an
-    addition, no lock), exported as prometheus_client's own Counter would be."""
+    """Counters with one label, counted from the event loop only (a dict entry and an
+    addition, no lock: the front counts every request), exported as prometheus_client's
+    own Counter would be."""
 
     def __init__(self, name: str, documentation: str, label: str, values: Iterable[str],
                  registry: CollectorRegistry) -> None:
