@@ -28,7 +28,7 @@ from daemon.systemd import Notifier
 from web.app import make_app
 from web.auth import Guard
 from web.front import Front, FrontSite
-from web.keys import GUARD, RECOVERY, RUNTIME, WEBHOOK_ROUTES
+from web.keys import GUARD, RECOVERY, RUNTIME
 
 log = structlog.get_logger(__name__)
 
@@ -142,9 +142,8 @@ async def _run(config: Config, sockets: list[socket.socket], notifier: Notifier,
     except Exception as exc:
         return await give_up("serve.start_failed", "could not start", exc)
     try:
-        front = Front(runner, app[WEBHOOK_ROUTES], config["server.max_body_bytes"],
-                      SHUTDOWN_SECONDS, app[RUNTIME].metrics.front.counts
-                      ) if config["server.webhook_front"] else None
+        front = Front.of_app(runner, SHUTDOWN_SECONDS) if config["server.webhook_front"] \
+            else None
         for sock in sockets:  # the webhook front (web/front.py) hands the rest to aiohttp
             await (FrontSite(runner, sock, front) if front else web.SockSite(runner, sock)
                    ).start()

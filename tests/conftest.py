@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,6 @@ from core.config import Config
 from daemon.config import load_config
 from web.app import make_app
 from web.front import Front, FrontSite
-from web.keys import RUNTIME, WEBHOOK_ROUTES
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 if not FIXTURES.exists():  # CI clones the repo with shared/ beside it
@@ -210,12 +210,9 @@ class FrontTestServer(TestServer):
         self._loop = loop
         self.runner = await self._make_runner(**kwargs)
         await self.runner.setup()
-        sock = self.socket_factory(self.host, self.port or 0, __import__("socket").AF_INET)
+        sock = self.socket_factory(self.host, self.port or 0, socket.AF_INET)
         self.host, self.port = sock.getsockname()[:2]
-        app = self.app
-        assert app is not None
-        front = Front(self.runner, app[WEBHOOK_ROUTES], app._client_max_size,
-                      self.runner._shutdown_timeout, app[RUNTIME].metrics.front.counts)
+        front = Front.of_app(self.runner, self.runner._shutdown_timeout)
         await FrontSite(self.runner, sock, front).start()
         self.scheme = "http"
         self._root = URL(f"http://{self.host}:{self.port}")

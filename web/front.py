@@ -32,7 +32,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from aiohttp import web
@@ -42,6 +42,7 @@ from aiohttp.http_parser import SINGLETON_HEADERS
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from web.keys import RUNTIME, WEBHOOK_ROUTES
 from web.webhooks import OK_BODIES, STREAM_ABOVE, Taken, ok_response
 
 log = structlog.get_logger(__name__)
@@ -97,19 +98,16 @@ class FrontRequest(HeadersMixin):
         return self._body
 
 
-class Head:
-    """A request head the front takes (`parse_head`)."""
+class Head(NamedTuple):
+    """A request head the front takes (`parse_head`); read-only, so the requests that
+    sent the same head share one (`Front.heads`)."""
 
-    __slots__ = ("close", "headers", "host", "length", "path", "take")
-
-    def __init__(self, path: str, take: Taker, headers: CIMultiDictProxy[str], length: int,
-                 close: bool, host: str) -> None:
-        self.path = path
-        self.take = take
-        self.headers = headers
-        self.length = length
-        self.close = close
-        self.host = host
+    path: str
+    take: Taker
+    headers: CIMultiDictProxy[str]
+    length: int
+    close: bool
+    host: str
 
 
 def parse_head(head: bytes, routes: dict[bytes, Taker], max_body: int) -> Head | None:
@@ -191,6 +189,14 @@ class Front:
         self._second = 0
         self._stamp = b""
         self._sweeper: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of_app(cls, runner: web.AppRunner, shutdown_timeout: float) -> Front:
+        """The front of the daemon's application (web/app.py `make_app`): its webhook
+        routes, its body limit and the runtime's counts."""
+        rt = runner.app[RUNTIME]
+        return cls(runner, runner.app[WEBHOOK_ROUTES], rt.config["server.max_body_bytes"],
+                   shutdown_timeout, rt.metrics.front.counts)
 
     def remember(self, raw: bytes, head: Head) -> None:
         if len(self.heads) >= HEADS_KEPT:
